@@ -1,0 +1,1 @@
+"""Deployment builders and schedule helpers (the Hibernator)."""

@@ -1,0 +1,1 @@
+"""Prefect flows and tasks of SwarmSync: the container job (and, later, retention)."""

@@ -1,0 +1,22 @@
+"""SwarmSync: container-job orchestration on Prefect 3.
+
+    import swarmsync
+    job = swarmsync.submit("busybox", ["echo", "hello"])
+    print(job.wait(60).result().output)
+"""
+
+from swarmsync.jobs import Job, JobNotFound, JobResult, get_job, list_jobs, submit
+from swarmsync.spec import InputFile, JobSpec, JobSpecError
+
+__all__ = [
+    "InputFile",
+    "Job",
+    "JobNotFound",
+    "JobResult",
+    "JobSpec",
+    "JobSpecError",
+    "get_job",
+    "list_jobs",
+    "submit",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,136 @@
+"""The archive: each job's output as .txt files, its output folder as .tar.gz, and a
+manifest.json with SHA-256 and size of every file, kept in a Prefect filesystem block.
+
+Layout in the store: `<job id>/{stdout.txt, stderr.txt, output.txt, files.tar.gz, manifest.json}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect.blocks.core import Block
+from prefect.filesystems import LocalFileSystem, WritableFileSystem
+
+from swarmsync.db import ArchiveRecord, session_scope
+from swarmsync.output import sha256_file
+from swarmsync.settings import get_settings
+
+TEXT_FILES = ("stdout.txt", "stderr.txt", "output.txt")
+FILES_ARCHIVE = "files.tar.gz"
+MANIFEST = "manifest.json"
+ARCHIVE_FILES = (*TEXT_FILES, FILES_ARCHIVE, MANIFEST)
+
+
+class ArchiveNotFound(LookupError):
+    """No archive for that job (yet): it may still be running, or the id is wrong."""
+
+
+def get_archive_store() -> WritableFileSystem:
+    """The configured filesystem block, or a local folder under SWARMSYNC_HOME."""
+    settings = get_settings()
+    if settings.archive_block:
+        store = Block.load(settings.archive_block)
+        if not isinstance(store, WritableFileSystem):
+            raise TypeError(f"block {settings.archive_block!r} is not a writable filesystem block")
+        return store
+    settings.archive_dir.mkdir(parents=True, exist_ok=True)
+    return LocalFileSystem(basepath=str(settings.archive_dir))
+
+
+def check_job_id(job_id: str) -> str:
+    """Job ids are UUIDs; anything else (e.g. '../etc') is refused before touching storage."""
+    try:
+        return str(uuid.UUID(str(job_id)))
+    except ValueError:
+        raise ArchiveNotFound(f"{job_id!r} is not a job id (a UUID)") from None
+
+
+def archive_location(store: WritableFileSystem, job_id: str) -> str:
+    base = getattr(store, "basepath", None) or ""
+    return f"{str(base).rstrip('/')}/{job_id}" if base else job_id
+
+
+async def write_archive(
+    job_id: str, spool: Path, manifest: dict[str, Any], store: WritableFileSystem | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Copy spool files to the store, then write the manifest; returns (location, manifest)."""
+    store = store or get_archive_store()
+    files: dict[str, dict[str, Any]] = {}
+    for name in (*TEXT_FILES, FILES_ARCHIVE):
+        path = spool / name
+        if not path.exists():
+            continue
+        digest, size = sha256_file(path)
+        await store.awrite_path(f"{job_id}/{name}", path.read_bytes())
+        files[name] = {"sha256": digest, "size": size}
+    manifest = {**manifest, "job_id": job_id, "files": files}
+    body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+    await store.awrite_path(f"{job_id}/{MANIFEST}", body)
+    manifest["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+    return archive_location(store, job_id), manifest
+
+
+def index_archive(manifest: dict[str, Any], location: str) -> None:
+    """Insert (or replace, for a retried run) the job's row in the archive index."""
+    files = manifest.get("files", {})
+    spec = manifest.get("spec", {})
+    command = spec.get("command")
+    row = ArchiveRecord(
+        job_id=manifest["job_id"],
+        image=spec.get("image", ""),
+        image_digest=manifest.get("image_digest"),
+        command=json.dumps(command) if command is not None else None,
+        state=manifest["state"],
+        exit_code=manifest.get("exit_code"),
+        reason=manifest.get("reason"),
+        message=manifest.get("message"),
+        worker=manifest.get("worker"),
+        archive_path=location,
+        manifest_sha256=manifest["manifest_sha256"],
+        output_bytes=files.get("output.txt", {}).get("size", 0),
+        tags=spec.get("tags", []),
+        started_at=_ts(manifest.get("started_at")),
+        finished_at=_ts(manifest.get("finished_at")) or datetime.now(UTC),
+    )
+    with session_scope() as session:
+        session.merge(row)
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def read_archive_file(job_id: str, name: str, store: WritableFileSystem | None = None) -> bytes:
+    """Bytes of one archived file; `name` must be one of ARCHIVE_FILES."""
+    job_id = check_job_id(job_id)
+    if name not in ARCHIVE_FILES:
+        raise ArchiveNotFound(f"{name!r} is not an archive file; expected one of {ARCHIVE_FILES}")
+    store = store or get_archive_store()
+    try:
+        return store.read_path(f"{job_id}/{name}")
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise ArchiveNotFound(f"no {name} archived for job {job_id}") from exc
+
+
+def read_manifest(job_id: str, store: WritableFileSystem | None = None) -> dict[str, Any]:
+    body = read_archive_file(job_id, MANIFEST, store)
+    manifest = json.loads(body)
+    manifest["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+    return manifest
+
+
+def verify_archive(job_id: str, store: WritableFileSystem | None = None) -> list[str]:
+    """Re-hash every archived file; returns the names whose bytes no longer match."""
+    store = store or get_archive_store()
+    manifest = read_manifest(job_id, store)
+    bad = []
+    for name, meta in manifest.get("files", {}).items():
+        data = read_archive_file(job_id, name, store)
+        if hashlib.sha256(data).hexdigest() != meta["sha256"] or len(data) != meta["size"]:
+            bad.append(name)
+    return bad

@@ -1,0 +1,1 @@
+"""The `swarmsync` command line (Typer + Rich, as Prefect's own CLI)."""

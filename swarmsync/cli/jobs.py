@@ -1,0 +1,209 @@
+"""Job commands: submit, jobs, status, logs, result, files, cancel."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from swarmsync import jobs
+from swarmsync.archive import ArchiveNotFound, read_archive_file
+from swarmsync.spec import JobSpecError
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _job(job_id: str) -> jobs.Job:
+    try:
+        return jobs.get_job(job_id)
+    except jobs.JobNotFound as exc:
+        raise _fail(str(exc)) from None
+
+
+def _parse_env(pairs: list[str], what: str) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise _fail(f"{what} {pair!r} must be NAME=VALUE")
+        env[name] = value
+    return env
+
+
+def follow(job: jobs.Job) -> int:
+    """Print the job's container output as it streams; return its exit code."""
+    with console.status(f"job {job.id}: {job.status()}") as status:
+        for _ts, name, message in job.follow_logs():
+            if name.startswith("prefect.flow_runs.std") or name == "prefect.flow_runs.marker":
+                stream = sys.stderr if name.endswith("stderr") else sys.stdout
+                print(message, file=stream, flush=True)
+            status.update(f"job {job.id}: {job.status()}")
+    try:
+        result = job.result()
+    except ArchiveNotFound:
+        err.print(f"job {job.id} ended {job.status()} without an archive")
+        return 1
+    if result.state != "COMPLETED":
+        err.print(f"[red]job {result.state.lower()}[/red]: {result.message}")
+    if result.exit_code is None:
+        return 1
+    return result.exit_code if result.state != "COMPLETED" or result.exit_code else 0
+
+
+def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job commands
+    @app.command(context_settings={"allow_interspersed_args": False})
+    def submit(
+        image: str = typer.Argument(..., help="Image, e.g. busybox:1.36 or app@sha256:..."),
+        command: list[str] = typer.Argument(None, help="Command and args (exec form)"),
+        shell: str = typer.Option(None, "--shell", "-c", help="A shell string run with /bin/sh -c"),
+        env: list[str] = typer.Option([], "--env", "-e", help="NAME=VALUE (repeatable)"),
+        secret: list[str] = typer.Option([], "--secret", "-s", help="NAME=VALUE, masked, never archived"),
+        memory: str = typer.Option(None, help="Memory limit, e.g. 256m"),
+        cpu: float = typer.Option(None, help="CPU cores, e.g. 0.5"),
+        pids_limit: int = typer.Option(None, help="Process limit"),
+        timeout: float = typer.Option(None, help="Seconds before the job is stopped"),
+        workdir: str = typer.Option(None, help="Working directory in the container"),
+        output_dir: str = typer.Option(None, help="Folder in the container to archive"),
+        input_file: list[str] = typer.Option([], "--input", help="LOCAL:/container/path[:SHA256]"),
+        tag: list[str] = typer.Option([], "--tag", "-t", help="Tag (repeatable)"),
+        retries: int = typer.Option(0, help="Retries when the job fails"),
+        allow_exit: list[int] = typer.Option([], "--allow-exit", help="Exit codes that count as success"),
+        pull: str = typer.Option(None, help="Pull policy: always, if-not-present, never"),
+        spec_file: Path = typer.Option(None, "--spec", help="A JobSpec as JSON (other options override)"),
+        wait: bool = typer.Option(False, "--wait", "-w", help="Stream output; exit with the job's code"),
+    ) -> None:
+        """Submit a container job; prints its id (with --wait: streams output, exits with its code)."""
+        from swarmsync.spec import InputFile
+
+        options = json.loads(spec_file.read_text()) if spec_file else {}
+        if command and shell:
+            raise _fail("give a command or --shell, not both")
+        cmd = shell or (list(command) if command else options.pop("command", None))
+        options.update({k: v for k, v in {
+            "memory": memory, "cpu": cpu, "pids_limit": pids_limit, "timeout": timeout,
+            "working_dir": workdir, "output_dir": output_dir, "retries": retries or None,
+            "pull_policy": pull, "allowed_exit_codes": allow_exit or None,
+        }.items() if v is not None})
+        if env:
+            options["env"] = {**options.get("env", {}), **_parse_env(env, "--env")}
+        if tag:
+            options["tags"] = list(tag)
+        inputs = []
+        for item in input_file:
+            local, _, rest = item.partition(":")
+            target, _, digest = rest.partition(":")
+            try:
+                inputs.append(InputFile.from_bytes(target, Path(local).read_bytes(), digest or None))
+            except OSError as exc:
+                raise _fail(f"--input {item}: {exc}") from None
+            except (ValidationError, JobSpecError) as exc:
+                raise _fail(f"--input {item}: {exc}") from None
+        if inputs:
+            options["inputs"] = inputs
+        try:
+            job = jobs.submit(image, cmd, secret_env=_parse_env(secret, "--secret") or None, **options)
+        except (ValidationError, JobSpecError) as exc:
+            raise _fail(f"invalid job: {exc}") from None
+        except jobs.JobNotFound as exc:
+            raise _fail(str(exc)) from None
+        if not wait:
+            typer.echo(job.id)
+            return
+        err.print(f"job {job.id}")
+        raise typer.Exit(follow(job))
+
+    @app.command("jobs")
+    def list_jobs(
+        limit: int = typer.Option(20, help="How many"),
+        state: str = typer.Option(None, help="Only jobs in this state, e.g. failed"),
+    ) -> None:
+        """List jobs, newest first."""
+        table = Table("id", "state", "image", "command", "created")
+        for run in jobs.list_jobs(limit=limit, state=state):
+            job = run.parameters.get("job", {})
+            command = job.get("command")
+            table.add_row(
+                str(run.id), run.state.name if run.state else "?", job.get("image", "?"),
+                command if isinstance(command, str) else " ".join(command or []),
+                run.created.strftime("%Y-%m-%d %H:%M:%S") if run.created else "",
+            )
+        console.print(table)
+
+    @app.command()
+    def status(job_id: str) -> None:
+        """Show a job's state (and its result once finished)."""
+        job = _job(job_id)
+        run = job.flow_run()
+        console.print(f"{job.id}: [bold]{run.state.name}[/bold] {run.state.message or ''}")
+        if job.is_finished():
+            try:
+                result = job.result()
+                console.print(f"exit code {result.exit_code}; archive {result.archive_location}")
+            except ArchiveNotFound:
+                pass
+
+    @app.command()
+    def logs(job_id: str, follow_: bool = typer.Option(False, "--follow", "-f")) -> None:
+        """Print the job's run log (with --follow: until it ends)."""
+        job = _job(job_id)
+        entries = job.follow_logs() if follow_ else job.logs()
+        for ts, name, message in entries:
+            typer.echo(f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: {message}")
+
+    @app.command()
+    def result(
+        job_id: str,
+        output: Path = typer.Option(None, "-o", "--output", help="Write the .txt here"),
+        stream: str = typer.Option("output", help="output (both), stdout or stderr"),
+    ) -> None:
+        """The job's archived output as .txt (to stdout, or -o FILE)."""
+        if stream not in ("output", "stdout", "stderr"):
+            raise _fail("--stream must be output, stdout or stderr")
+        job = _job(job_id)
+        try:
+            data = read_archive_file(job.id, f"{stream}.txt")
+        except ArchiveNotFound as exc:
+            raise _fail(f"{exc} (job is {job.status()})") from None
+        if output:
+            output.write_bytes(data)
+            err.print(f"wrote {len(data)} bytes to {output}")
+        else:
+            sys.stdout.buffer.write(data)
+
+    @app.command()
+    def files(
+        job_id: str,
+        output: Path = typer.Option(..., "-o", "--output", help="Folder to extract into"),
+    ) -> None:
+        """Extract the job's archived output folder into a local folder."""
+        job = _job(job_id)
+        try:
+            data = read_archive_file(job.id, "files.tar.gz")
+        except ArchiveNotFound as exc:
+            raise _fail(f"{exc}: did the job set --output-dir?") from None
+        output.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            tar.extractall(output, filter="data")
+        err.print(f"extracted into {output}")
+
+    @app.command()
+    def cancel(job_id: str) -> None:
+        """Cancel a job: its container is stopped, partial output archived."""
+        job = _job(job_id)
+        if job.is_finished():
+            raise _fail(f"job {job.id} already ended {job.status()}", 1)
+        job.cancel()
+        err.print(f"cancelling {job.id}")

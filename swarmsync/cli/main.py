@@ -1,0 +1,151 @@
+"""`swarmsync` entry point: stack commands here, job commands in `jobs.py`."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from swarmsync.cli import jobs as job_commands
+from swarmsync.connection import api_url
+from swarmsync.settings import get_settings
+
+app = typer.Typer(
+    name="swarmsync", no_args_is_help=True, add_completion=False,
+    help="Run container jobs on Docker hosts through Prefect: now, later, or on a schedule.",
+)
+worker_app = typer.Typer(no_args_is_help=True, help="Run a SwarmSync worker.")
+app.add_typer(worker_app, name="worker")
+job_commands.register(app)
+console = Console()
+
+
+@app.command()
+def up(worker: bool = typer.Option(True, help="Also start a worker on the job pool.")) -> None:
+    """Start the embedded stack (Prefect server, database, pool, deployment, worker) until Ctrl-C."""
+    from swarmsync.stack import Stack, StackError
+
+    stack = Stack()
+    try:
+        with console.status("starting SwarmSync..."):
+            stack.up(worker=worker)
+        _print_ready()
+        while not (problem := stack.failed()):
+            time.sleep(1)
+        console.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1)
+    except StackError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stack.stop()
+
+
+def _print_ready() -> None:
+    url = api_url()
+    console.print(f"[green]SwarmSync is up.[/green] Prefect UI: {url.removesuffix('/api')}")
+    console.print(f"  archive: {get_settings().archive_dir}   logs: {get_settings().home_dir / 'logs'}")
+    console.print("  try: swarmsync submit --wait busybox echo hello   (Ctrl-C stops the stack)")
+
+
+@app.command()
+def demo(
+    keep_running: bool = typer.Option(True, help="Keep the stack up after the demo job."),
+) -> None:
+    """Start the stack, run a sample container job, print its output and where things are."""
+    from swarmsync import jobs
+    from swarmsync.docker_runner import docker_client
+    from swarmsync.doctor import check_docker
+    from swarmsync.images import ImageUnavailable, demo_image
+    from swarmsync.stack import Stack, StackError
+
+    docker_check = check_docker()
+    if not docker_check.ok:
+        console.print(f"[red]No Docker engine answers:[/red] {docker_check.detail}\n"
+                      "Install and start one, e.g.: apt-get install -y docker.io && dockerd &")
+        raise typer.Exit(2)
+    try:
+        image = demo_image(docker_client())
+    except ImageUnavailable as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    stack = Stack()
+    try:
+        with console.status("starting SwarmSync..."):
+            stack.up()
+        job = jobs.submit(image, "echo 'hello from SwarmSync'; uname -a; date", tags=["demo"])
+        console.print(f"submitted demo job {job.id} ({image})")
+        code = job_commands.follow(job)
+        result = job.result()
+        console.print(f"[bold]job {result.state.lower()}[/bold]: {result.message}")
+        console.print(f"  archived at: {result.archive_location}")
+        console.print(f"  .txt output: swarmsync result {job.id}")
+        console.print(f"  in Prefect:  {api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
+        if keep_running:
+            _print_ready()
+            while not stack.failed():
+                time.sleep(1)
+        raise typer.Exit(code)
+    except StackError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stack.stop()
+
+
+@app.command()
+def doctor() -> None:
+    """Check each part (Prefect API, Docker, database, Redis, workers); non-zero if one is down."""
+    from swarmsync.doctor import run_checks
+
+    table = Table("part", "status", "detail")
+    failed = False
+    for check in run_checks():
+        failed |= check.required and not check.ok
+        table.add_row(check.part, "[green]ok[/green]" if check.ok else "[red]down[/red]", check.detail)
+    console.print(table)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def env() -> None:
+    """Print the PREFECT_API_URL line so Prefect's CLI talks to SwarmSync's server."""
+    typer.echo(f"export PREFECT_API_URL={api_url()}")
+
+
+@worker_app.command("start")
+def worker_start(
+    pool: str = typer.Option(None, "--pool", "-p", help="Work pool (default: SWARMSYNC_WORK_POOL)"),
+    name: str = typer.Option(None, help="Worker name (default: generated)"),
+    limit: int = typer.Option(50, help="Most jobs run at once"),
+    query_seconds: float = typer.Option(0.5, help="Seconds between polls for new runs"),
+) -> None:
+    """Start a SwarmSync worker (same as `prefect worker start --type swarmsync`)."""
+    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
+    from swarmsync.connection import prefect_api
+    from swarmsync.worker import SwarmSyncWorker
+
+    async def run() -> None:
+        worker = SwarmSyncWorker(
+            work_pool_name=pool or get_settings().work_pool, name=name, limit=limit,
+            create_pool_if_not_found=True,
+        )
+        await worker.start(printer=console.print)
+
+    with prefect_api(), temporary_settings({PREFECT_WORKER_QUERY_SECONDS: query_seconds}):
+        try:
+            anyio.run(run)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,46 @@
+"""Finding the Prefect server: SwarmSync's CLI and Python API need no Prefect set-up.
+
+Order: SWARMSYNC_API_URL, then Prefect's own PREFECT_API_URL (env or profile), then
+the embedded stack's http://SWARMSYNC_HOST:SWARMSYNC_PORT/api.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
+
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from swarmsync.settings import get_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def api_url() -> str:
+    settings = get_settings()
+    if settings.api_url:
+        return settings.api_url
+    return PREFECT_API_URL.value() or settings.prefect_api_url
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """Point Prefect's client at SwarmSync's server for the duration of the block."""
+    url = api_url()
+    if PREFECT_API_URL.value() == url:
+        yield url
+        return
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield url
+
+
+def uses_prefect_api(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with prefect_api():
+            return fn(*args, **kwargs)
+
+    return wrapper

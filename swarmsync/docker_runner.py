@@ -1,0 +1,271 @@
+"""Running one JobSpec as a Docker container: image resolution, safe creation with
+limits, input payloads, live output, timeout/OOM, harvest and removal.
+
+Everything here is blocking Docker SDK code; the job flow calls it from threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import shutil
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.models.containers import Container
+
+from swarmsync.output import OutputCapture
+from swarmsync.policy import HostPolicy
+from swarmsync.settings import get_settings
+from swarmsync.spec import JobSpec, JobSpecError, parse_image
+
+LABEL_JOB = "io.swarmsync.job"
+LABEL_FLOW_RUN = "io.swarmsync.flow-run-id"
+LABEL_WORKER = "io.swarmsync.worker"
+STOP_GRACE_SECONDS = 5
+
+
+class JobRefused(RuntimeError):
+    """The job cannot run as asked (bad payload checksum, image missing, policy); nothing ran."""
+
+
+def docker_client() -> docker.DockerClient:
+    url = get_settings().docker_host
+    return docker.DockerClient(base_url=url) if url else docker.from_env()
+
+
+@dataclass
+class ResolvedImage:
+    ref: str  # what to create the container from (an image id when pinned by digest)
+    image_id: str
+    digest: str | None  # the repo digest when known, else the image id
+
+
+def resolve_image(client: docker.DockerClient, spec: JobSpec, default_policy: str) -> ResolvedImage:
+    """Find or pull the image per pull policy; a pinned digest must match what runs."""
+    name, tag, digest = parse_image(spec.image)
+    policy = spec.pull_policy or default_policy
+    image = None
+    if policy != "always":
+        image = _local_image(client, spec.image, digest)
+    if image is None:
+        if policy == "never":
+            raise JobRefused(f"image {spec.image!r} is not on this Docker host and pull_policy is 'never'")
+        try:
+            if digest:
+                image = client.images.pull(f"{name}@{digest}")
+            else:
+                image = client.images.pull(name, tag=tag or "latest")
+        except docker.errors.APIError as exc:
+            local = _local_image(client, spec.image, digest) if policy == "always" else None
+            if local is None:
+                raise JobRefused(f"image {spec.image!r} could not be pulled: {exc.explanation or exc}") from exc
+            image = local
+    repo_digests = [d.split("@", 1)[1] for d in image.attrs.get("RepoDigests", []) if "@" in d]
+    if digest and digest not in repo_digests and image.id != digest:
+        raise JobRefused(f"image {spec.image!r} resolved to {image.id}, which does not match the pinned digest")
+    return ResolvedImage(
+        ref=image.id if digest else spec.image,
+        image_id=image.id,
+        digest=(digest or (repo_digests[0] if repo_digests else image.id)),
+    )
+
+
+def _local_image(client: docker.DockerClient, ref: str, digest: str | None):
+    candidates = [ref] + ([digest] if digest else [])
+    for candidate in candidates:
+        try:
+            return client.images.get(candidate)
+        except docker.errors.ImageNotFound:
+            continue
+        except docker.errors.APIError:
+            continue
+    return None
+
+
+def input_archive(spec: JobSpec) -> bytes | None:
+    """A tar of the spec's input files, each verified against its SHA-256 first."""
+    if not spec.inputs:
+        return None
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        made: set[str] = set()
+        for item in spec.inputs:
+            if item.content_b64 is not None:
+                data = base64.b64decode(item.content_b64)
+            else:
+                try:
+                    data = Path(item.source or "").read_bytes()
+                except OSError as exc:
+                    raise JobRefused(f"input file {item.path}: cannot read {item.source}: {exc}") from exc
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != item.sha256:
+                raise JobRefused(
+                    f"input file {item.path}: SHA-256 mismatch (expected {item.sha256}, got {actual}); "
+                    "the job was not started"
+                )
+            rel = PurePosixPath(item.path).relative_to("/")
+            for parent in reversed(rel.parents[:-1]):
+                if str(parent) not in made:
+                    info = tarfile.TarInfo(str(parent))
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+                    made.add(str(parent))
+            info = tarfile.TarInfo(str(rel))
+            info.size, info.mode, info.mtime = len(data), item.mode, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@dataclass
+class ContainerOutcome:
+    exit_code: int | None
+    reason: str | None  # "timeout", "oom", "cancelled", "missing" or None
+    message: str
+    started_at: float
+    finished_at: float
+    output_files: Path | None = None
+    output_note: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def create_container(
+    client: docker.DockerClient,
+    spec: JobSpec,
+    image: ResolvedImage,
+    policy: HostPolicy,
+    flow_run_id: str,
+    secret_values: dict[str, str],
+    worker: str | None = None,
+) -> Container:
+    """Create (not start) the job's container with limits and safe defaults."""
+    policy.check(spec)
+    if spec.command is None and spec.entrypoint is None:
+        config = image_config(client, image.image_id)
+        if not config.get("Cmd") and not config.get("Entrypoint"):
+            raise JobSpecError(f"image {spec.image!r} has no default command: give a command")
+    memory = spec.memory_bytes or policy.default_memory_bytes
+    cpu = spec.cpu or policy.default_cpu
+    labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: flow_run_id}
+    if worker:
+        labels[LABEL_WORKER] = worker
+    return client.containers.create(
+        image.ref,
+        command=spec.docker_command(),
+        entrypoint=spec.entrypoint,
+        environment={**spec.env, **secret_values},
+        working_dir=spec.working_dir,
+        user=spec.user or "",
+        labels=labels,
+        name=f"swarmsync-{flow_run_id}",
+        detach=True,
+        stdin_open=False,
+        tty=False,
+        privileged=spec.privileged and policy.allow_privileged,
+        security_opt=["no-new-privileges"],
+        cap_drop=list(policy.cap_drop),
+        mem_limit=memory,
+        memswap_limit=memory,  # no swap beyond the memory limit
+        nano_cpus=int(cpu * 1e9) if cpu else None,
+        pids_limit=spec.pids_limit or policy.default_pids_limit,
+        network=spec.network or policy.default_network,
+        init=True,
+    )
+
+
+def image_config(client: docker.DockerClient, image_id: str) -> dict:
+    return client.images.get(image_id).attrs.get("Config") or {}
+
+
+class ContainerRun:
+    """One container's life after creation: inputs, attach, start, stream, wait, harvest."""
+
+    def __init__(self, client: docker.DockerClient, container: Container, capture: OutputCapture):
+        self.client = client
+        self.container = container
+        self.capture = capture
+        self._reader: threading.Thread | None = None
+        self.cancel_requested = threading.Event()
+
+    def start(self, inputs: bytes | None) -> None:
+        if inputs:
+            self.container.put_archive("/", inputs)
+        sock = self.client.api.attach(
+            self.container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+        )
+        self._reader = threading.Thread(target=self._pump, args=(sock,), daemon=True)
+        self._reader.start()
+        self.container.start()
+
+    def _pump(self, frames) -> None:
+        try:
+            for out, err in frames:
+                if out:
+                    self.capture.feed("stdout", out)
+                if err:
+                    self.capture.feed("stderr", err)
+        except Exception:  # noqa: BLE001 - connection closes when the container is removed
+            pass
+
+    def wait(self, timeout: float | None) -> tuple[int | None, str | None]:
+        """Block until exit; on timeout stop (SIGTERM, then SIGKILL after a grace)."""
+        started = time.monotonic()
+        reason = None
+        try:
+            status = self.container.wait(timeout=timeout) if timeout else self.container.wait()
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            reason = "timeout"
+            self.stop()
+            status = self.container.wait()
+        if self.cancel_requested.is_set():
+            reason = "cancelled"
+        if self._reader:
+            self._reader.join(timeout=10)
+        self.capture.close()
+        self.container.reload()
+        state = self.container.attrs.get("State", {})
+        if reason is None and state.get("OOMKilled"):
+            reason = "oom"
+        if reason is None and timeout and time.monotonic() - started > timeout + STOP_GRACE_SECONDS:
+            reason = "timeout"
+        return status.get("StatusCode"), reason
+
+    def stop(self) -> None:
+        try:
+            self.container.stop(timeout=STOP_GRACE_SECONDS)
+        except docker.errors.NotFound:
+            pass
+
+    def harvest(self, output_dir: str, dest: Path) -> str | None:
+        """Copy `output_dir` out of the container as a .tar.gz; returns a note if absent."""
+        try:
+            stream, _ = self.container.get_archive(output_dir)
+        except docker.errors.NotFound:
+            return f"output_dir {output_dir} did not exist in the container"
+        raw = dest.with_suffix(".tar.partial")
+        with open(raw, "wb") as f:
+            for chunk in stream:
+                f.write(chunk)
+        with open(raw, "rb") as src, gzip.open(dest, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        raw.unlink()
+        return None
+
+    def remove(self) -> None:
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def find_job_containers(client: docker.DockerClient, flow_run_id: str | None = None) -> list[Container]:
+    label = f"{LABEL_FLOW_RUN}={flow_run_id}" if flow_run_id else LABEL_JOB
+    return client.containers.list(all=True, filters={"label": label})

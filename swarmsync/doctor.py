@@ -1,0 +1,106 @@
+"""Health checks of each part: Prefect API, Docker engine, database, Redis, workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+from sqlalchemy import text
+
+from swarmsync.connection import api_url, prefect_api
+from swarmsync.settings import get_settings
+
+
+@dataclass
+class Check:
+    part: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def check_prefect() -> Check:
+    from swarmsync.stack import api_healthy
+
+    url = api_url()
+    if api_healthy(url):
+        return Check("Prefect API", True, url)
+    return Check("Prefect API", False, f"no answer at {url}: start it with 'swarmsync up'")
+
+
+def check_docker() -> Check:
+    from swarmsync.docker_runner import docker_client
+
+    try:
+        client = docker_client()
+        info = client.info()
+        return Check(
+            "Docker engine", True,
+            f"{info.get('ServerVersion')} · {info.get('NCPU')} cpus · "
+            f"{info.get('MemTotal', 0) / 2**30:.1f} GiB · {info.get('ContainersRunning')} running",
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure means "down"
+        return Check("Docker engine", False, f"{exc}. Start dockerd (see README: Requirements)")
+
+
+def check_database() -> Check:
+    from swarmsync.db import get_engine
+
+    url = get_settings().sql_url
+    try:
+        with get_engine().connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return Check("Database", True, f"{_redact(url)} (schema {version})")
+    except Exception as exc:  # noqa: BLE001
+        return Check("Database", False, f"{_redact(url)}: {type(exc).__name__}: {exc}"[:300])
+
+
+def check_redis() -> Check:
+    url = get_settings().redis_url
+    if not url:
+        return Check("Redis", True, "not configured (single-machine mode)", required=False)
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+        return Check("Redis", True, _redact(url))
+    except Exception as exc:  # noqa: BLE001
+        return Check("Redis", False, f"{_redact(url)}: {exc}")
+
+
+def check_workers() -> Check:
+    pool = get_settings().work_pool
+
+    async def read():
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            return await client.read_workers_for_work_pool(pool)
+
+    try:
+        with prefect_api():
+            workers = anyio.run(read)
+    except Exception as exc:  # noqa: BLE001
+        return Check("Workers", False, f"pool {pool!r}: {exc}"[:300])
+    online = [w for w in workers if w.status and w.status.value == "ONLINE"]
+    if not online:
+        return Check("Workers", False, f"no live worker on pool {pool!r}: run 'swarmsync worker start'")
+    now = datetime.now(UTC)
+    ages = ", ".join(
+        f"{w.name} ({(now - w.last_heartbeat_time).total_seconds():.0f} s ago)" for w in online
+    )
+    return Check("Workers", True, f"pool {pool!r}: {ages}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a SQLAlchemy URL (e.g. redis://)
+        return url.split("@")[-1]
+
+
+def run_checks() -> list[Check]:
+    return [check_prefect(), check_docker(), check_database(), check_redis(), check_workers()]

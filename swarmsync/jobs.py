@@ -1,0 +1,231 @@
+"""The public Python API for jobs: submit, find, wait, fetch results, cancel.
+
+A job's id is its Prefect flow-run id, so every job is also visible in the Prefect UI
+and API. The CLI (and later the dashboard and HTTP API) call these same functions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, LogFilter
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.sorting import FlowRunSort, LogSort
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelling, Scheduled
+
+from swarmsync import archive
+from swarmsync.connection import api_url, uses_prefect_api
+from swarmsync.settings import get_settings
+from swarmsync.spec import JobSpec
+
+TERMINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+JOB_FLOW_NAME = "container-job"
+
+
+class JobNotFound(LookupError):
+    """No job with that id."""
+
+
+@dataclass
+class JobResult:
+    """What a finished job left behind."""
+
+    job_id: str
+    state: str
+    exit_code: int | None
+    reason: str | None
+    message: str | None
+    manifest: dict[str, Any]
+    archive_location: str
+
+    @property
+    def output(self) -> str:
+        """Interleaved stdout and stderr as text (bytes that are not UTF-8 replaced)."""
+        return self.output_bytes().decode("utf-8", errors="replace")
+
+    def output_bytes(self, name: str = "output.txt") -> bytes:
+        return archive.read_archive_file(self.job_id, name)
+
+    @property
+    def stdout(self) -> str:
+        return self.output_bytes("stdout.txt").decode("utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.output_bytes("stderr.txt").decode("utf-8", errors="replace")
+
+
+class Job:
+    """A handle on one submitted job."""
+
+    def __init__(self, job_id: str | UUID, flow_run: FlowRun | None = None):
+        self.id = str(job_id)
+        self._flow_run = flow_run
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    @uses_prefect_api
+    def flow_run(self) -> FlowRun:
+        with get_client(sync_client=True) as client:
+            try:
+                self._flow_run = client.read_flow_run(UUID(self.id))
+            except ObjectNotFound:
+                raise JobNotFound(f"no job with id {self.id}") from None
+        return self._flow_run
+
+    def status(self) -> str:
+        """The Prefect state name: Scheduled, Pending, Running, Completed, Failed, ..."""
+        state = self.flow_run().state
+        return state.name if state else "Unknown"
+
+    def is_finished(self) -> bool:
+        state = self.flow_run().state
+        return bool(state and state.type in TERMINAL)
+
+    def wait(self, timeout: float | None = None, poll: float = 0.2) -> Job:
+        """Block until the job ends; TimeoutError if it takes longer than `timeout` s."""
+        deadline = time.monotonic() + timeout if timeout else None
+        while not self.is_finished():
+            if deadline and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} still {self.status()} after {timeout} s")
+            time.sleep(poll)
+        return self
+
+    def result(self) -> JobResult:
+        """The archived result; ArchiveNotFound while the job has not finished."""
+        manifest = archive.read_manifest(self.id)
+        return JobResult(
+            job_id=self.id,
+            state=manifest["state"],
+            exit_code=manifest.get("exit_code"),
+            reason=manifest.get("reason"),
+            message=manifest.get("message"),
+            manifest=manifest,
+            archive_location=archive.archive_location(archive.get_archive_store(), self.id),
+        )
+
+    @uses_prefect_api
+    def cancel(self) -> None:
+        """Ask the job to stop: its container is stopped and partial output archived."""
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(UUID(self.id), Cancelling(message="cancelled by user"), force=True)
+
+    @uses_prefect_api
+    def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        """(timestamp, logger name, message) of the run's log lines, oldest first."""
+        flt = LogFilter(flow_run_id={"any_": [UUID(self.id)]})
+        if after:
+            flt.timestamp = {"after_": after}
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=200)
+        return [(log.timestamp, log.name, log.message) for log in logs]
+
+    def follow_logs(self, poll: float = 0.5) -> Iterator[tuple[datetime, str, str]]:
+        """Yield log lines as they arrive until the job ends (then the remainder)."""
+        seen: set[tuple] = set()
+        last: datetime | None = None
+        while True:
+            finished = self.is_finished()
+            while True:
+                batch = [entry for entry in self.logs(after=last) if entry not in seen]
+                for entry in batch:
+                    seen.add(entry)
+                    last = entry[0]
+                    yield entry
+                if len(batch) < 150:
+                    break
+            if finished:
+                return
+            time.sleep(poll)
+
+
+@cache
+def _deployment_id(name: str, api: str) -> UUID:
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_deployment_by_name(name).id
+        except ObjectNotFound:
+            raise JobNotFound(
+                f"deployment {name!r} not found on {api}: start the stack with 'swarmsync up'"
+            ) from None
+
+
+def build_spec(image: str, command: list[str] | str | None = None, **options: Any) -> JobSpec:
+    """A validated JobSpec from keyword options (JobSpecError/ValidationError if invalid)."""
+    return JobSpec(image=image, command=command, **options)
+
+
+@uses_prefect_api
+def submit(
+    image: str | JobSpec,
+    command: list[str] | str | None = None,
+    *,
+    secret_env: dict[str, str] | None = None,
+    at: datetime | None = None,
+    idempotency_key: str | None = None,
+    **options: Any,
+) -> Job:
+    """Submit a container job; returns at once with a `Job` handle.
+
+    `command` is a list (exec form) or a string run by the image's shell. Other options
+    are JobSpec fields (env, memory, cpu, timeout, tags, ...). `secret_env` values are
+    stored as Prefect Secret blocks, never as run parameters.
+    """
+    spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+    if secret_env:
+        spec = spec.model_copy(update={"secrets": {**spec.secrets, **_store_secrets(secret_env)}})
+    settings = get_settings()
+    deployment_id = _deployment_id(settings.deployment, api_url())
+    state: State | None = Scheduled(scheduled_time=at) if at else None
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(
+            deployment_id,
+            parameters={"job": spec.model_dump(mode="json", exclude_defaults=True)},
+            tags=spec.tags,
+            state=state,
+            idempotency_key=idempotency_key,
+        )
+    return Job(flow_run.id, flow_run)
+
+
+def _store_secrets(values: dict[str, str]) -> dict[str, str]:
+    refs = {}
+    for env_name, value in values.items():
+        block_name = f"swarmsync-secret-{uuid.uuid4().hex[:16]}"
+        Secret(value=value).save(block_name)
+        refs[env_name] = block_name
+    return refs
+
+
+def get_job(job_id: str | UUID) -> Job:
+    """The job with this id (its Prefect flow-run id); JobNotFound if none."""
+    try:
+        job = Job(str(UUID(str(job_id))))
+    except ValueError:
+        raise JobNotFound(f"{job_id!r} is not a job id (a UUID)") from None
+    job.flow_run()
+    return job
+
+
+@uses_prefect_api
+def list_jobs(limit: int = 50, state: str | None = None) -> list[FlowRun]:
+    """The newest job runs first."""
+    flt = FlowRunFilter(state={"name": {"any_": [state.capitalize()]}}) if state else None
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME])),
+            flow_run_filter=flt,
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=limit,
+        )

@@ -1,0 +1,122 @@
+"""Capturing a container's output: spooled whole to disk (bytes exact), split into
+lines for the live log with a byte cap, secret values masked."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+LineSink = Callable[[str, str], None]  # (stream name, decoded line)
+MASK = b"***"
+_MAX_LINE = 16 * 1024  # a line longer than this is logged in pieces
+
+
+def mask_bytes(data: bytes, secrets: list[bytes]) -> bytes:
+    for value in secrets:
+        if value:
+            data = data.replace(value, MASK)
+    return data
+
+
+class OutputCapture:
+    """Receives demultiplexed chunks in arrival order and keeps three spool files:
+    stdout.txt, stderr.txt and output.txt (both interleaved). Lines go to `sink`
+    until `log_cap_bytes` have been logged; then one marker says the rest is archived.
+    """
+
+    def __init__(
+        self, folder: Path, sink: LineSink, log_cap_bytes: int, secrets: list[str] | None = None
+    ) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self._files = {
+            name: open(folder / f"{name}.txt", "wb")  # noqa: SIM115 - closed in close()
+            for name in ("stdout", "stderr", "output")
+        }
+        self._sink = sink
+        self._cap = log_cap_bytes
+        self._logged = 0
+        self._truncated = False
+        self._pending = {"stdout": b"", "stderr": b""}
+        self._secrets = sorted({s.encode() for s in (secrets or []) if s}, key=len, reverse=True)
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        with self._lock:
+            self._files[stream].write(chunk)
+            self._files["output"].write(chunk)
+            buf = self._pending[stream] + chunk
+            *lines, rest = buf.split(b"\n")
+            while len(rest) > _MAX_LINE:
+                lines.append(rest[:_MAX_LINE])
+                rest = rest[_MAX_LINE:]
+            self._pending[stream] = rest
+            for line in lines:
+                self._emit(stream, line)
+
+    def _emit(self, stream: str, line: bytes) -> None:
+        if self._truncated:
+            return
+        if self._logged + len(line) > self._cap:
+            self._truncated = True
+            self._sink(
+                "marker",
+                f"[swarmsync] output truncated in the log after {self._logged} bytes; "
+                "the archive keeps it whole",
+            )
+            return
+        self._logged += len(line) + 1
+        text = mask_bytes(line, self._secrets).decode("utf-8", errors="replace").rstrip("\r")
+        self._sink(stream, text)
+
+    @property
+    def truncated(self) -> bool:
+        return self._truncated
+
+    def close(self) -> None:
+        """Flush partial last lines and close the spool; mask secrets in the spool files."""
+        with self._lock:
+            if self.closed:
+                return
+            for stream, rest in self._pending.items():
+                if rest:
+                    self._emit(stream, rest)
+            for f in self._files.values():
+                f.close()
+            self.closed = True
+        if self._secrets:
+            for name in ("stdout", "stderr", "output"):
+                mask_file(self.folder / f"{name}.txt", self._secrets)
+
+
+def mask_file(path: Path, secrets: list[bytes], chunk_size: int = 1 << 20) -> None:
+    """Replace every secret value in a (possibly large) file, streaming."""
+    keep = max(len(s) for s in secrets) - 1
+    tmp = path.with_suffix(path.suffix + ".masking")
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        carry = b""
+        while True:
+            block = src.read(chunk_size)
+            data = mask_bytes(carry + block, secrets)
+            if not block:
+                dst.write(data)
+                break
+            # hold back a tail that might be the start of a secret split across blocks
+            cut = max(len(data) - keep, 0)
+            dst.write(data[:cut])
+            carry = data[cut:]
+    os.replace(tmp, path)
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size

@@ -1,0 +1,50 @@
+"""Host policy: what a Docker host (a work pool) allows jobs to ask for.
+
+An admin sets it on the pool; a job that asks for more is refused before anything
+runs, with a message naming the limit.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from swarmsync.spec import JobSpec, JobSpecError, parse_memory
+
+
+class HostPolicy(BaseModel):
+    """Ceilings and defaults applied to every job on a host."""
+
+    allow_privileged: bool = Field(default=False, description="May jobs run privileged?")
+    allow_host_network: bool = Field(default=False, description="May jobs use network 'host'?")
+    max_cpu: float | None = Field(default=None, description="Most CPU cores one job may ask for")
+    max_memory: str | None = Field(default=None, description="Most memory one job may ask for")
+    max_pids: int | None = Field(default=None, description="Most processes one job may ask for")
+    max_timeout: float | None = Field(default=None, description="Longest timeout, seconds")
+    default_cpu: float | None = Field(default=None, description="CPU cores when a job names none")
+    default_memory: str | None = Field(default="1g", description="Memory when a job names none")
+    default_pids_limit: int = Field(default=1024, description="Process limit when a job names none")
+    default_network: str | None = Field(default=None, description="Network when a job names none")
+    cap_drop: list[str] = Field(
+        default_factory=lambda: ["NET_RAW", "MKNOD", "AUDIT_WRITE"],
+        description="Linux capabilities dropped from every container",
+    )
+
+    @property
+    def default_memory_bytes(self) -> int | None:
+        return parse_memory(self.default_memory)
+
+    def check(self, spec: JobSpec) -> None:
+        """Raise JobSpecError naming the first limit the job exceeds."""
+        if spec.privileged and not self.allow_privileged:
+            raise JobSpecError("privileged containers are not allowed on this pool (allow_privileged)")
+        if spec.network == "host" and not self.allow_host_network:
+            raise JobSpecError("host networking is not allowed on this pool (allow_host_network)")
+        if self.max_cpu and spec.cpu and spec.cpu > self.max_cpu:
+            raise JobSpecError(f"cpu {spec.cpu} exceeds the pool's max_cpu {self.max_cpu}")
+        ceiling = parse_memory(self.max_memory)
+        if ceiling and spec.memory_bytes and spec.memory_bytes > ceiling:
+            raise JobSpecError(f"memory {spec.memory} exceeds the pool's max_memory {self.max_memory}")
+        if self.max_pids and spec.pids_limit and spec.pids_limit > self.max_pids:
+            raise JobSpecError(f"pids_limit {spec.pids_limit} exceeds the pool's max_pids {self.max_pids}")
+        if self.max_timeout and spec.timeout and spec.timeout > self.max_timeout:
+            raise JobSpecError(f"timeout {spec.timeout}s exceeds the pool's max_timeout {self.max_timeout}s")

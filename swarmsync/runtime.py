@@ -1,0 +1,14 @@
+"""What the worker hands to a job flow running in its process: the pool's host policy.
+
+The worker sets these context variables before it runs a flow; flows started by
+any other worker get the defaults.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from swarmsync.policy import HostPolicy
+
+current_policy: ContextVar[HostPolicy | None] = ContextVar("swarmsync_policy", default=None)
+current_pull_policy: ContextVar[str | None] = ContextVar("swarmsync_pull_policy", default=None)

@@ -1,0 +1,220 @@
+"""The JobSpec: what to run, with what limits. Invalid specs are refused here, before
+anything is submitted or started, with a message that says what is wrong."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shlex
+from pathlib import PurePosixPath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Docker's reference grammar, simplified: [registry[:port]/]path[:tag][@sha256:hex]
+_NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?/)"
+_IMAGE_RE = re.compile(
+    rf"^(?P<name>{_DOMAIN}?{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHA256_RE = re.compile(r"^[a-f0-9]{64}$")
+
+PullPolicy = Literal["always", "if-not-present", "never"]
+
+
+class JobSpecError(ValueError):
+    """A job spec that cannot run; the message says what to fix."""
+
+
+def parse_memory(value: str | int | None) -> int | None:
+    """'512m', '1g', '1.5GiB', 1048576 -> bytes. Refuses unknown units and negatives."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value <= 0:
+            raise JobSpecError(f"memory must be positive, got {value}")
+        return value
+    m = _MEMORY_RE.match(str(value))
+    if not m:
+        raise JobSpecError(
+            f"memory {value!r} is not understood: use a number with an optional unit "
+            "b, k, m, g or t (e.g. '256m', '2g')"
+        )
+    number, unit = m.groups()
+    unit = (unit or "").lower().rstrip("b").rstrip("i")
+    size = int(float(number) * _MEMORY_UNITS[unit])
+    if size < 6 * 1024 * 1024:
+        raise JobSpecError(f"memory {value!r} is below Docker's minimum of 6m")
+    return size
+
+
+def parse_image(ref: str) -> tuple[str, str | None, str | None]:
+    """Split an image reference into (name, tag, digest); refuse malformed ones."""
+    m = _IMAGE_RE.match(ref or "")
+    if not m:
+        raise JobSpecError(
+            f"image {ref!r} is not a valid image reference: expected NAME[:TAG][@sha256:DIGEST] "
+            "with a lowercase name, e.g. 'busybox:1.36' or 'ghcr.io/org/app@sha256:<64 hex>'"
+        )
+    return m.group("name"), m.group("tag"), m.group("digest")
+
+
+class InputFile(BaseModel):
+    """A payload file placed in the container before it starts, verified by SHA-256.
+
+    Give the bytes inline (`content_b64`) or a `source` path readable by the worker.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="Absolute path inside the container, e.g. /input/data.csv")
+    sha256: str = Field(description="Expected SHA-256 (hex) of the file's bytes")
+    content_b64: str | None = Field(default=None, description="The file's bytes, base64")
+    source: str | None = Field(default=None, description="Path of the file on the worker host")
+    mode: int = Field(default=0o644, description="File mode inside the container")
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_clean_path(cls, v: str) -> str:
+        p = PurePosixPath(v)
+        if not p.is_absolute() or ".." in p.parts or str(p) == "/":
+            raise JobSpecError(f"input file path {v!r} must be an absolute file path without '..'")
+        return str(p)
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, v: str) -> str:
+        v = v.lower().removeprefix("sha256:")
+        if not _SHA256_RE.match(v):
+            raise JobSpecError(f"input file sha256 {v!r} is not 64 hex characters")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputFile:
+        if (self.content_b64 is None) == (self.source is None):
+            raise JobSpecError(f"input file {self.path}: give exactly one of content_b64 or source")
+        return self
+
+    @classmethod
+    def from_bytes(cls, path: str, data: bytes, sha256: str | None = None) -> InputFile:
+        """Inline input; the checksum defaults to that of `data`."""
+        return cls(
+            path=path,
+            sha256=sha256 or hashlib.sha256(data).hexdigest(),
+            content_b64=base64.b64encode(data).decode(),
+        )
+
+
+class JobSpec(BaseModel):
+    """What to run. `command` is a list (exec form) or a string run by the image's shell."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="Image reference: NAME[:TAG] or NAME@sha256:DIGEST")
+    command: list[str] | str | None = Field(
+        default=None, description="Command as a list, or a shell string run with /bin/sh -c"
+    )
+    entrypoint: list[str] | None = Field(default=None, description="Override the image entrypoint")
+    env: dict[str, str] = Field(default_factory=dict, description="Plain environment variables")
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Secret environment variables: NAME -> name of a Prefect Secret block. "
+        "Values are resolved at run time, masked in logs and never archived.",
+    )
+    working_dir: str | None = Field(default=None, description="Working directory in the container")
+    user: str | None = Field(default=None, description="User to run as (default: the image's)")
+    cpu: float | None = Field(default=None, gt=0, le=512, description="CPU cores, e.g. 0.5")
+    memory: str | None = Field(default=None, description="Memory limit, e.g. '256m', '2g'")
+    pids_limit: int | None = Field(default=None, gt=0, description="Max processes in the container")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds before the job is stopped")
+    allowed_exit_codes: list[int] = Field(default_factory=lambda: [0])
+    retries: int = Field(default=0, ge=0, le=100, description="Retries of a failed job")
+    retry_delay: float = Field(default=10, ge=0, description="Seconds between retries")
+    tags: list[str] = Field(default_factory=list)
+    output_dir: str | None = Field(
+        default=None, description="Folder in the container whose files are archived as .tar.gz"
+    )
+    inputs: list[InputFile] = Field(default_factory=list)
+    pull_policy: PullPolicy | None = Field(default=None, description="Default: the worker's")
+    privileged: bool = Field(default=False, description="Needs a pool that allows it")
+    network: str | None = Field(default=None, description="Docker network (default: bridge)")
+
+    @field_validator("image")
+    @classmethod
+    def _valid_image(cls, v: str) -> str:
+        parse_image(v.strip())
+        return v.strip()
+
+    @field_validator("command")
+    @classmethod
+    def _nonempty_command(cls, v: list[str] | str | None) -> list[str] | str | None:
+        if isinstance(v, str) and not v.strip():
+            raise JobSpecError("command is an empty string: give a command or leave it out")
+        if isinstance(v, list) and (not v or any(not isinstance(a, str) for a in v)):
+            raise JobSpecError("command must be a non-empty list of strings")
+        return v
+
+    @field_validator("memory")
+    @classmethod
+    def _valid_memory(cls, v: str | None) -> str | None:
+        parse_memory(v)
+        return v
+
+    @field_validator("env", "secrets")
+    @classmethod
+    def _valid_env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not _ENV_NAME_RE.match(name):
+                raise JobSpecError(f"environment variable name {name!r} is not valid")
+        return v
+
+    @field_validator("working_dir", "output_dir")
+    @classmethod
+    def _absolute_dir(cls, v: str | None) -> str | None:
+        if v is not None and not PurePosixPath(v).is_absolute():
+            raise JobSpecError(f"{v!r} must be an absolute path inside the container")
+        return v
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> JobSpec:
+        both = set(self.env) & set(self.secrets)
+        if both:
+            raise JobSpecError(f"{sorted(both)} given both as plain env and as secret")
+        if not self.allowed_exit_codes:
+            raise JobSpecError("allowed_exit_codes must list at least one code")
+        return self
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory)
+
+    @property
+    def digest(self) -> str | None:
+        return parse_image(self.image)[2]
+
+    def docker_command(self) -> list[str] | None:
+        """The command in exec form: a shell string becomes ['/bin/sh', '-c', string]."""
+        if isinstance(self.command, str):
+            return ["/bin/sh", "-c", self.command]
+        return self.command
+
+    def display_command(self) -> str:
+        if self.command is None:
+            return "(image default)"
+        if isinstance(self.command, str):
+            return self.command
+        return shlex.join(self.command)
+
+    def public_dict(self) -> dict:
+        """The spec as stored in manifests: secret names only, inline input bytes dropped."""
+        data = self.model_dump(mode="json")
+        data["secrets"] = sorted(self.secrets)
+        for item in data["inputs"]:
+            item.pop("content_b64", None)
+        return data

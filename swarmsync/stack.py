@@ -1,0 +1,161 @@
+"""The embedded stack behind `swarmsync up`: a Prefect server on SQLite under
+SWARMSYNC_HOME, SwarmSync's database, the job work pool and deployment, and a worker.
+
+Everything runs as child processes of `swarmsync up`, which stops them on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import httpx
+
+from swarmsync.connection import api_url, prefect_api
+from swarmsync.db import migrate
+from swarmsync.settings import SwarmSyncSettings, get_settings
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not come up; the message says which and why."""
+
+
+def prefect_env(settings: SwarmSyncSettings) -> dict[str, str]:
+    """Environment for Prefect processes of the embedded stack (server, worker)."""
+    home = settings.home_dir
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_API_URL": api_url(),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": settings.host,
+        "PREFECT_SERVER_API_PORT": str(settings.port),
+        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": os.environ.get(
+            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5"
+        ),
+        "SWARMSYNC_HOME": str(home),
+    }
+    env.setdefault(
+        "PREFECT_API_DATABASE_CONNECTION_URL",
+        f"sqlite+aiosqlite:///{home / 'prefect' / 'prefect.db'}",
+    )
+    return env
+
+
+def api_healthy(url: str | None = None, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{url or api_url()}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(check, what: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"{what} exited with code {proc.returncode} before it was ready")
+        time.sleep(0.25)
+    raise StackError(f"{what} was not ready after {timeout:.0f} s")
+
+
+@dataclass
+class Stack:
+    """The processes `swarmsync up` started, stopped together."""
+
+    settings: SwarmSyncSettings = field(default_factory=get_settings)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        path = self.settings.home_dir / "logs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - child keeps it
+        proc = subprocess.Popen(
+            args, env=prefect_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[name] = proc
+        return proc
+
+    def start_server(self) -> None:
+        if api_healthy():
+            return
+        (self.settings.home_dir / "prefect").mkdir(parents=True, exist_ok=True)
+        proc = self._spawn(
+            "prefect-server",
+            [sys.executable, "-m", "prefect", "server", "start",
+             "--host", self.settings.host, "--port", str(self.settings.port)],
+        )
+        wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 90, proc)
+
+    def prepare(self) -> None:
+        """Database migrations, block types, the work pool and the job deployment."""
+        migrate()
+        with prefect_api():
+            anyio.run(_register_pool_and_deployment, self.settings.work_pool)
+
+    def start_worker(self, limit: int = 50) -> None:
+        self._spawn(
+            "worker",
+            [sys.executable, "-m", "swarmsync.cli.main", "worker", "start",
+             "--pool", self.settings.work_pool, "--limit", str(limit)],
+        )
+
+    def up(self, worker: bool = True) -> None:
+        self.start_server()
+        self.prepare()
+        if worker:
+            self.start_worker()
+            with prefect_api():
+                wait_for(lambda: anyio.run(_worker_online, self.settings.work_pool),
+                         f"worker (log: {self.log_dir}/worker.log)", 60, self.processes["worker"])
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.processes.clear()
+
+    def failed(self) -> str | None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode} (log: {self.log_dir}/{name}.log)"
+        return None
+
+
+async def _register_pool_and_deployment(pool: str) -> None:
+    from prefect.blocks.system import Secret
+    from prefect.client.orchestration import get_client
+    from prefect.filesystems import LocalFileSystem, RemoteFileSystem
+
+    from deployments.job_deployment import ensure_job_deployment, ensure_work_pool
+
+    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem):
+        await block_cls.aregister_type_and_schema()
+    async with get_client() as client:
+        await ensure_work_pool(client, pool)
+        await ensure_job_deployment(client, pool)
+
+
+async def _worker_online(pool: str) -> bool:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        workers = await client.read_workers_for_work_pool(pool)
+    return any(w.status.value == "ONLINE" for w in workers if w.status)
