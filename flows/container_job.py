@@ -21,7 +21,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
-from prefect.context import get_run_context
+from prefect.context import FlowRunContext, get_run_context
 from prefect.logging.loggers import PrefectLogAdapter
 from prefect.states import Cancelled, Completed, Failed, State
 
@@ -59,7 +59,7 @@ class JobFailed(RuntimeError):
 
 def _stream_logger(stream: str) -> logging.LoggerAdapter:
     """Loggers under prefect.flow_runs reach the run log via Prefect's API handler."""
-    ctx = get_run_context()
+    ctx = FlowRunContext.get()
     extra = {
         "flow_run_id": str(ctx.flow_run.id),
         "flow_run_name": ctx.flow_run.name,
@@ -231,6 +231,9 @@ async def container_job(job: JobSpec) -> State:
     except (JobRefused, JobSpecError) as exc:
         logger.error("job refused: %s", exc)
         outcome = ContainerOutcome(None, "refused", f"refused: {exc}", started, time.time())
+    except Exception as exc:  # noqa: BLE001 - archive what happened, whatever it was
+        logger.exception("job error")
+        outcome = ContainerOutcome(None, "error", f"error: {type(exc).__name__}: {exc}", started, time.time())
     if outcome.reason == "cancelled":
         final = "CANCELLED"
     elif outcome.reason is None and outcome.exit_code in spec.allowed_exit_codes:

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, LogFilter
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, LogFilter, LogFilterTimestamp
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
@@ -126,7 +126,7 @@ class Job:
         """(timestamp, logger name, message) of the run's log lines, oldest first."""
         flt = LogFilter(flow_run_id={"any_": [UUID(self.id)]})
         if after:
-            flt.timestamp = {"after_": after}
+            flt.timestamp = LogFilterTimestamp(after_=after)
         with get_client(sync_client=True) as client:
             logs = client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=200)
         return [(log.timestamp, log.name, log.message) for log in logs]

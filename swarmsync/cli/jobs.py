@@ -91,6 +91,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         options = json.loads(spec_file.read_text()) if spec_file else {}
         if command and shell:
             raise _fail("give a command or --shell, not both")
+        command = [c for i, c in enumerate(command or []) if not (i == 0 and c == "--")]
         cmd = shell or (list(command) if command else options.pop("command", None))
         options.update({k: v for k, v in {
             "memory": memory, "cpu": cpu, "pids_limit": pids_limit, "timeout": timeout,

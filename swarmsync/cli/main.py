@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import anyio
@@ -23,12 +24,22 @@ job_commands.register(app)
 console = Console()
 
 
+def _sigterm_as_interrupt() -> None:
+    """`kill` of `swarmsync up` stops the stack like Ctrl-C does."""
+
+    def handler(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 @app.command()
 def up(worker: bool = typer.Option(True, help="Also start a worker on the job pool.")) -> None:
     """Start the embedded stack (Prefect server, database, pool, deployment, worker) until Ctrl-C."""
     from swarmsync.stack import Stack, StackError
 
     stack = Stack()
+    _sigterm_as_interrupt()
     try:
         with console.status("starting SwarmSync..."):
             stack.up(worker=worker)
@@ -75,6 +86,7 @@ def demo(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     stack = Stack()
+    _sigterm_as_interrupt()
     try:
         with console.status("starting SwarmSync..."):
             stack.up()
