@@ -168,6 +168,8 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: Co
     flow_run_id = str(ctx.task_run.flow_run_id)
     spool = get_settings().home_dir / "spool" / flow_run_id
     spool.mkdir(parents=True, exist_ok=True)
+    for name in archive.TEXT_FILES:  # a job refused before it ran still gets (empty) .txt files
+        (spool / name).touch()
     manifest = {
         "spec": spec.public_dict(),
         "image_digest": image.digest if image else None,

@@ -127,9 +127,15 @@ class Job:
         flt = LogFilter(flow_run_id={"any_": [UUID(self.id)]})
         if after:
             flt.timestamp = LogFilterTimestamp(after_=after)
+        entries: list[tuple[datetime, str, str]] = []
         with get_client(sync_client=True) as client:
-            logs = client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=200)
-        return [(log.timestamp, log.name, log.message) for log in logs]
+            while True:
+                page = client.read_logs(
+                    log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=200, offset=len(entries)
+                )
+                entries.extend((log.timestamp, log.name, log.message) for log in page)
+                if len(page) < 200:
+                    return entries
 
     def follow_logs(self, poll: float = 0.5) -> Iterator[tuple[datetime, str, str]]:
         """Yield log lines as they arrive until the job ends (then the remainder)."""
@@ -137,14 +143,11 @@ class Job:
         last: datetime | None = None
         while True:
             finished = self.is_finished()
-            while True:
-                batch = [entry for entry in self.logs(after=last) if entry not in seen]
-                for entry in batch:
+            for entry in self.logs(after=last):
+                if entry not in seen:
                     seen.add(entry)
                     last = entry[0]
                     yield entry
-                if len(batch) < 150:
-                    break
             if finished:
                 return
             time.sleep(poll)

@@ -132,14 +132,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         state: str = typer.Option(None, help="Only jobs in this state, e.g. failed"),
     ) -> None:
         """List jobs, newest first."""
-        table = Table("id", "state", "image", "command", "created")
+        table = Table("state", "image", "command", "created")
+        table.add_column("id", no_wrap=True, min_width=36)
         for run in jobs.list_jobs(limit=limit, state=state):
             job = run.parameters.get("job", {})
             command = job.get("command")
             table.add_row(
-                str(run.id), run.state.name if run.state else "?", job.get("image", "?"),
+                run.state.name if run.state else "?", job.get("image", "?"),
                 command if isinstance(command, str) else " ".join(command or []),
-                run.created.strftime("%Y-%m-%d %H:%M:%S") if run.created else "",
+                run.created.strftime("%Y-%m-%d %H:%M") if run.created else "", str(run.id),
             )
         console.print(table)
 

@@ -1,0 +1,114 @@
+"""The `swarmsync` and `prefect` command lines against the running stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile  # noqa: F401 - used through `swarmsync files`
+from pathlib import Path
+
+import swarmsync
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "swarmsync.cli.main", *args], capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def test_submit_wait_streams_output_and_exits_with_the_jobs_code(stack, busybox, no_leftover_containers):
+    done = cli("submit", "--wait", busybox, "--", "sh", "-c", "echo from-cli; exit 4")
+    assert done.returncode == 4, done.stderr
+    assert "from-cli" in done.stdout
+    assert "exit code 4" in done.stderr
+
+
+def test_submit_prints_the_id_and_result_downloads_the_txt(stack, busybox, tmp_path, no_leftover_containers):
+    done = cli("submit", "-e", "WHO=world", "--shell", "echo hello $WHO", busybox)
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    swarmsync.get_job(job_id).wait(60)
+    out = tmp_path / "result.txt"
+    assert cli("result", job_id, "-o", str(out)).returncode == 0
+    assert out.read_bytes() == b"hello world\n"
+    assert cli("result", job_id).stdout == "hello world\n"
+    status = cli("status", job_id)
+    assert "Completed" in status.stdout and "exit code 0" in status.stdout
+    assert job_id in cli("jobs", "--limit", "50").stdout
+    logs = cli("logs", job_id).stdout
+    assert "hello world" in logs
+
+
+def test_files_extracts_the_output_folder(stack, busybox, tmp_path, no_leftover_containers):
+    data = tmp_path / "in.txt"
+    data.write_bytes(b"abc")
+    done = cli("submit", "--wait", "--input", f"{data}:/in/data.txt", "--output-dir", "/out", busybox,
+               "--", "sh", "-c", "mkdir -p /out && cp /in/data.txt /out/")
+    assert done.returncode == 0, done.stderr
+    job_id = swarmsync.list_jobs(limit=1)[0].id
+    dest = tmp_path / "files"
+    assert cli("files", str(job_id), "-o", str(dest)).returncode == 0
+    assert (dest / "out" / "data.txt").read_bytes() == b"abc"
+
+
+def test_cancel_from_the_cli(stack, busybox, no_leftover_containers):
+    job = swarmsync.submit(busybox, "echo started; sleep 60")
+    while job.status() in ("Scheduled", "Pending"):
+        pass
+    done = cli("cancel", job.id)
+    assert done.returncode == 0, done.stderr
+    job.wait(30)
+    assert job.status() == "Cancelled"
+
+
+def test_invalid_input_gets_a_clear_message_and_nonzero_exit(stack):
+    done = cli("submit", "--memory", "lots", "busybox", "true")
+    assert done.returncode == 2
+    assert "memory" in done.stderr and "not understood" in done.stderr
+    missing = cli("status", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 2 and "no job" in missing.stderr
+    traversal = cli("result", "../../etc/passwd")
+    assert traversal.returncode == 2 and "not a job id" in traversal.stderr
+
+
+def test_prefect_deployment_run_runs_a_job_the_same_way(stack, busybox, no_leftover_containers):
+    env = {"PREFECT_API_URL": f"http://127.0.0.1:{stack['SWARMSYNC_PORT']}/api"}
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "deployment", "run", "container-job/default",
+         "--param", f'job={{"image": "{busybox}", "command": "echo via-prefect"}}', "--watch"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = swarmsync.list_jobs(limit=1)[0]
+    assert swarmsync.get_job(run.id).result().stdout == "via-prefect\n"
+
+
+def test_env_prints_the_prefect_api_url(stack):
+    assert cli("env").stdout.strip() == f"export PREFECT_API_URL=http://127.0.0.1:{stack['SWARMSYNC_PORT']}/api"
+
+
+def test_doctor_reports_each_part(stack):
+    ok = cli("doctor")
+    assert ok.returncode == 0, ok.stdout
+    for part in ("Prefect API", "Docker engine", "Database", "Redis", "Workers"):
+        assert part in ok.stdout
+    down = cli("doctor", env={"SWARMSYNC_PORT": "1"})
+    assert down.returncode == 1
+    assert "down" in down.stdout
+
+
+def test_demo_runs_a_sample_job_on_a_fresh_home(tmp_path, busybox):
+    from tests.conftest import free_port
+
+    env = {"SWARMSYNC_HOME": str(tmp_path / "home"), "SWARMSYNC_PORT": str(free_port())}
+    env_clean = {k: v for k, v in os.environ.items() if k != "SWARMSYNC_DATABASE_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "swarmsync.cli.main", "demo", "--no-keep-running"],
+        capture_output=True, text=True, timeout=240, env={**env_clean, **env},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hello from SwarmSync" in done.stdout
+    assert "archived at" in done.stdout and "Prefect:" in done.stdout
+    assert Path(tmp_path / "home" / "swarmsync.db").exists()
