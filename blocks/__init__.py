@@ -1,0 +1,1 @@
+"""Prefect Block classes of SwarmSync (see README.md)."""
