@@ -112,3 +112,11 @@ def test_demo_runs_a_sample_job_on_a_fresh_home(tmp_path, busybox):
     assert "hello from SwarmSync" in done.stdout
     assert "archived at" in done.stdout and "Prefect:" in done.stdout
     assert Path(tmp_path / "home" / "swarmsync.db").exists()
+
+
+def test_demo_says_how_to_fix_a_missing_docker_engine(tmp_path):
+    done = cli("demo", "--no-keep-running", env={
+        "SWARMSYNC_HOME": str(tmp_path), "SWARMSYNC_DOCKER_HOST": "unix:///nonexistent/docker.sock",
+    })
+    assert done.returncode == 2
+    assert "No Docker engine answers" in done.stdout and "dockerd" in done.stdout

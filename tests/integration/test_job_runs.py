@@ -198,3 +198,28 @@ def test_get_job_and_list_jobs_find_submitted_jobs(run_job, busybox):
         swarmsync.get_job("00000000-0000-0000-0000-000000000000")
     with pytest.raises(swarmsync.JobNotFound):
         swarmsync.get_job("../../etc/passwd")
+
+
+def test_failed_job_is_retried_in_a_fresh_container(run_job, busybox):
+    job = run_job(busybox, "echo attempt; exit 1", retries=1, retry_delay=0)
+    assert job.status() == "Failed"
+    attempts = [m for _, name, m in job.logs() if name.endswith("stdout") and m == "attempt"]
+    assert len(attempts) == 2
+
+
+def test_run_carries_a_summary_and_a_link_artifact(run_job, busybox):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from swarmsync.connection import prefect_api
+
+    job = run_job(busybox, "echo artifact")
+    with prefect_api(), get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[job.id]))
+        )
+    kinds = {a.type: a for a in artifacts}
+    assert {"markdown", "link"} <= set(kinds)
+    sha = job.result().manifest["files"]["output.txt"]["sha256"]
+    assert sha in kinds["markdown"].data
+    assert job.id in kinds["link"].data

@@ -1,0 +1,244 @@
+"""One benchmark run: raw `docker run --rm`, stock Prefect (process worker) and SwarmSync,
+side by side on the same trivial job (`echo`), on this machine. Prints a table and ratios.
+
+    python bench/run.py [--singles 10] [--burst 100] [--skip-stock]
+
+Each system gets its own Prefect server on SQLite (the embedded default) under a temp
+folder; nothing of the user's ~/.swarmsync is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import docker
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def bench_raw_docker(image: str, n: int) -> dict:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(["docker", "run", "--rm", image, "echo", "hi"], check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return {"p50": pct(times, 50), "p95": pct(times, 95), "per_min": 60 / statistics.mean(times)}
+
+
+class RssSampler(threading.Thread):
+    """Peak summed RSS (MB) of the given process trees while running."""
+
+    def __init__(self, pids_fn):
+        super().__init__(daemon=True)
+        self.pids_fn, self.peak, self.stop_flag, self.baseline = pids_fn, 0.0, False, None
+
+    @staticmethod
+    def tree_rss(root_pids: list[int]) -> tuple[float, int]:
+        out = subprocess.run(["ps", "-eo", "pid,ppid,rss,comm"], capture_output=True, text=True).stdout
+        rows = [line.split(None, 3) for line in out.splitlines()[1:]]
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for pid, ppid, kb, _ in rows:
+            children.setdefault(int(ppid), []).append(int(pid))
+            rss[int(pid)] = int(kb)
+        seen, stack = set(), list(root_pids)
+        while stack:
+            pid = stack.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            stack.extend(children.get(pid, []))
+        return sum(rss.get(p, 0) for p in seen) / 1024, len(seen)
+
+    def run(self):
+        while not self.stop_flag:
+            mb, _ = self.tree_rss(self.pids_fn())
+            self.peak = max(self.peak, mb)
+            time.sleep(0.2)
+
+
+def start_server(home: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    import httpx
+
+    for _ in range(240):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("prefect server did not start")
+
+
+def measure_runs(create_run, read_state, singles: int, burst: int, rss_pids) -> dict:
+    """Latency of serial single runs, then throughput and RSS for a burst submitted at once."""
+    lat = []
+    for _ in range(singles):
+        t = time.perf_counter()
+        run_id = create_run()
+        while read_state(run_id) not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            time.sleep(0.05)
+        lat.append(time.perf_counter() - t)
+    idle_mb, _ = RssSampler.tree_rss(rss_pids())
+    sampler = RssSampler(rss_pids)
+    sampler.start()
+    t0 = time.perf_counter()
+    ids, lock = [], threading.Lock()
+
+    def submit_one():
+        rid = create_run()
+        with lock:
+            ids.append(rid)
+
+    threads = [threading.Thread(target=submit_one) for _ in range(burst)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    pending = set(ids)
+    failed = 0
+    while pending:
+        for rid in list(pending):
+            state = read_state(rid)
+            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                pending.discard(rid)
+                failed += state != "COMPLETED"
+        time.sleep(0.5)
+    elapsed = time.perf_counter() - t0
+    sampler.stop_flag = True
+    sampler.join()
+    return {"p50": pct(lat, 50), "p95": pct(lat, 95), "per_min": burst / elapsed * 60,
+            "idle_mb": idle_mb, "peak_mb": sampler.peak, "failed": failed}
+
+
+def sync_client(port: int):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    ctx = temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{port}/api"})
+    ctx.__enter__()
+    return get_client(sync_client=True)
+
+
+def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int) -> dict:
+    os.environ.update({"SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(port)})
+    os.environ.pop("PREFECT_API_URL", None)
+    up = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "up"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, start_new_session=True)
+    for line in iter(up.stdout.readline, b""):
+        if b"SwarmSync is up" in line:
+            break
+    else:
+        raise RuntimeError("swarmsync up failed")
+    threading.Thread(target=lambda: [None for _ in iter(up.stdout.readline, b"")], daemon=True).start()
+    import swarmsync
+    from swarmsync.settings import get_settings
+
+    get_settings.cache_clear()
+    client = sync_client(port)
+
+    def create_run():
+        return swarmsync.submit(image, ["echo", "hi"]).id
+
+    def read_state(rid):
+        return client.read_flow_run(rid).state.type.value
+
+    worker_pid = int(subprocess.run(["pgrep", "-f", f"worker start --pool {get_settings().work_pool}"],
+                                    capture_output=True, text=True).stdout.split()[0])
+    try:
+        return measure_runs(create_run, read_state, singles, burst, lambda: [worker_pid])
+    finally:
+        os.killpg(up.pid, 15)
+        up.wait(30)
+
+
+def bench_stock(image: str, singles: int, burst: int, home: Path, port: int) -> dict:
+    server = start_server(home, port)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    worker = None
+    try:
+        client = sync_client(port)
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.workers.process import ProcessWorker
+
+        client.create_work_pool(WorkPoolCreate(name="stock", type="process",
+                                               base_job_template=ProcessWorker.get_default_base_job_template()))
+        flow_id = client.create_flow_from_name("stock-container-job")
+        dep_id = client.create_deployment(
+            flow_id=flow_id, name="stock", work_pool_name="stock",
+            entrypoint="bench/stock_flow.py:stock_container_job", path=str(ROOT),
+            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
+        )
+        worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "stock",
+                                   "--type", "process"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        time.sleep(5)
+
+        def create_run():
+            return client.create_flow_run_from_deployment(
+                dep_id, parameters={"image": image, "command": ["echo", "hi"]}).id
+
+        def read_state(rid):
+            return client.read_flow_run(rid).state.type.value
+
+        return measure_runs(create_run, read_state, singles, burst, lambda: [worker.pid])
+    finally:
+        for proc in (worker, server):
+            if proc and proc.poll() is None:
+                os.killpg(proc.pid, 15)
+                proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--singles", type=int, default=10)
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--skip-stock", action="store_true")
+    args = parser.parse_args()
+    from swarmsync.images import ensure_busybox_image
+
+    image = ensure_busybox_image(docker.from_env())
+    tmp = Path(tempfile.mkdtemp(prefix="swarmsync-bench-"))
+    results = {"raw docker run": bench_raw_docker(image, max(args.singles, 10))}
+    results["SwarmSync"] = bench_swarmsync(image, args.singles, args.burst, tmp / "swarmsync", 4411)
+    if not args.skip_stock:
+        results["stock Prefect"] = bench_stock(image, args.singles, args.burst, tmp / "stock", 4412)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{'system':<16}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'idle MB':>9}{'peak MB':>9}{'failed':>7}")
+    for name, r in results.items():
+        print(f"{name:<16}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}"
+              f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>7}")
+    raw, ss = results["raw docker run"], results["SwarmSync"]
+    print(f"\nSwarmSync vs raw docker: p50 {ss['p50'] / raw['p50']:.1f}x, throughput "
+          f"{ss['per_min'] / raw['per_min']:.2f}x")
+    if "stock Prefect" in results:
+        st = results["stock Prefect"]
+        print(f"SwarmSync vs stock Prefect: p50 {st['p50'] / ss['p50']:.1f}x faster, throughput "
+              f"{ss['per_min'] / st['per_min']:.1f}x, peak RSS {st['peak_mb'] / max(ss['peak_mb'], 1):.1f}x less")
+    if ss["peak_mb"]:
+        print(f"SwarmSync worker RSS growth under burst: {(ss['peak_mb'] - ss['idle_mb']):.0f} MB "
+              f"for up to {args.burst} jobs")
+
+
+if __name__ == "__main__":
+    main()
