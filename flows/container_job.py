@@ -22,6 +22,7 @@ from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext, get_run_context
+from prefect.logging.handlers import APILogHandler
 from prefect.logging.loggers import PrefectLogAdapter
 from prefect.states import Cancelled, Completed, Failed, State
 
@@ -33,6 +34,7 @@ from swarmsync.docker_runner import (
     ResolvedImage,
     create_container,
     docker_client,
+    find_job_containers,
     input_archive,
     resolve_image,
 )
@@ -122,27 +124,40 @@ async def run_container(
     )
     client = docker_client()
     worker = os.environ.get("PREFECT__WORKER_NAME") or socket.gethostname()
-    container = await anyio.to_thread.run_sync(
-        create_container, client, spec, image, policy, flow_run_id, secret_values, worker
-    )
-    run = ContainerRun(client, container, capture)
-    started = time.time()
+    existing = await anyio.to_thread.run_sync(find_job_containers, client, flow_run_id)
+    run: ContainerRun | None = None
     try:
-        await anyio.to_thread.run_sync(run.start, inputs)
+        if existing:  # this run's worker died mid-job: take its container over, never start another
+            get_run_logger().warning(
+                "resuming: following container %s left by a previous worker", existing[0].short_id
+            )
+            run = ContainerRun(client, existing[0], capture)
+            await anyio.to_thread.run_sync(run.adopt)
+            remaining = max(spec.timeout - run.elapsed(), 0.001) if spec.timeout else None
+            started = time.time() - run.elapsed()
+        else:
+            container = await anyio.to_thread.run_sync(
+                create_container, client, spec, image, policy, flow_run_id, secret_values, worker,
+                runtime.current_pool.get(),
+            )
+            run = ContainerRun(client, container, capture)
+            await anyio.to_thread.run_sync(run.start, inputs)
+            remaining, started = spec.timeout, time.time()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_cancellation, flow_run_id, run, settings.cancel_poll_seconds)
-            exit_code, reason = await anyio.to_thread.run_sync(run.wait, spec.timeout)
+            exit_code, reason = await anyio.to_thread.run_sync(run.wait, remaining)
             tg.cancel_scope.cancel()
-        finished = time.time()
         outcome = ContainerOutcome(
-            exit_code, reason, describe(spec, exit_code, reason), started, finished
+            exit_code, reason, describe(spec, exit_code, reason), started, time.time()
         )
         if spec.output_dir:
             dest = spool / archive.FILES_ARCHIVE
             outcome.output_note = await anyio.to_thread.run_sync(run.harvest, spec.output_dir, dest)
     finally:
         capture.close()
-        await anyio.to_thread.run_sync(run.remove)
+        if run is not None:
+            await anyio.to_thread.run_sync(run.remove)
+        await APILogHandler.aflush()  # the container's lines reach Prefect before the state does
     if reason != "cancelled" and (reason or exit_code not in spec.allowed_exit_codes):
         raise JobFailed(outcome)
     return outcome

@@ -30,6 +30,7 @@ from swarmsync.spec import JobSpec, JobSpecError, parse_image
 LABEL_JOB = "io.swarmsync.job"
 LABEL_FLOW_RUN = "io.swarmsync.flow-run-id"
 LABEL_WORKER = "io.swarmsync.worker"
+LABEL_POOL = "io.swarmsync.pool"
 STOP_GRACE_SECONDS = 5
 
 
@@ -145,6 +146,7 @@ def create_container(
     flow_run_id: str,
     secret_values: dict[str, str],
     worker: str | None = None,
+    pool: str | None = None,
 ) -> Container:
     """Create (not start) the job's container with limits and safe defaults."""
     policy.check(spec)
@@ -157,6 +159,12 @@ def create_container(
     labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: flow_run_id}
     if worker:
         labels[LABEL_WORKER] = worker
+    if pool:
+        labels[LABEL_POOL] = pool
+    device_requests = None
+    if spec.gpus:
+        count = -1 if spec.gpus == "all" else int(spec.gpus)
+        device_requests = [docker.types.DeviceRequest(count=count, capabilities=[["gpu"]])]
     return client.containers.create(
         image.ref,
         command=spec.docker_command(),
@@ -178,6 +186,7 @@ def create_container(
         pids_limit=spec.pids_limit or policy.default_pids_limit,
         network=spec.network or policy.default_network,
         init=True,
+        device_requests=device_requests,
     )
 
 
@@ -204,6 +213,31 @@ class ContainerRun:
         self._reader = threading.Thread(target=self._pump, args=(sock,), daemon=True)
         self._reader.start()
         self.container.start()
+
+    def adopt(self) -> None:
+        """Take over a container started by a worker that died: replay and follow its output."""
+        self.container.reload()
+        if self.container.status == "running":
+            sock = self.client.api.attach(
+                self.container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
+            self._reader = threading.Thread(target=self._pump, args=(sock,), daemon=True)
+            self._reader.start()
+            return
+        # exited already: the log driver has both streams (not their interleaving)
+        self.capture.feed("stdout", self.container.logs(stdout=True, stderr=False))
+        self.capture.feed("stderr", self.container.logs(stdout=False, stderr=True))
+
+    def elapsed(self) -> float:
+        """Seconds since the container started (for timeouts across a worker restart)."""
+        started = self.container.attrs.get("State", {}).get("StartedAt", "")
+        try:
+            from datetime import datetime
+
+            begun = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+            return max(0.0, time.time() - begun.timestamp())
+        except ValueError:
+            return 0.0
 
     def _pump(self, frames) -> None:
         try:

@@ -16,6 +16,7 @@ class HostPolicy(BaseModel):
 
     allow_privileged: bool = Field(default=False, description="May jobs run privileged?")
     allow_host_network: bool = Field(default=False, description="May jobs use network 'host'?")
+    allow_gpu: bool = Field(default=False, description="May jobs request GPUs (Docker device requests)?")
     max_cpu: float | None = Field(default=None, description="Most CPU cores one job may ask for")
     max_memory: str | None = Field(default=None, description="Most memory one job may ask for")
     max_pids: int | None = Field(default=None, description="Most processes one job may ask for")
@@ -39,6 +40,8 @@ class HostPolicy(BaseModel):
             raise JobSpecError("privileged containers are not allowed on this pool (allow_privileged)")
         if spec.network == "host" and not self.allow_host_network:
             raise JobSpecError("host networking is not allowed on this pool (allow_host_network)")
+        if spec.gpus and not self.allow_gpu:
+            raise JobSpecError("GPU requests are not allowed on this pool (allow_gpu)")
         if self.max_cpu and spec.cpu and spec.cpu > self.max_cpu:
             raise JobSpecError(f"cpu {spec.cpu} exceeds the pool's max_cpu {self.max_cpu}")
         ceiling = parse_memory(self.max_memory)

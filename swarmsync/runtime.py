@@ -12,3 +12,4 @@ from swarmsync.policy import HostPolicy
 
 current_policy: ContextVar[HostPolicy | None] = ContextVar("swarmsync_policy", default=None)
 current_pull_policy: ContextVar[str | None] = ContextVar("swarmsync_pull_policy", default=None)
+current_pool: ContextVar[str | None] = ContextVar("swarmsync_pool", default=None)

@@ -143,6 +143,9 @@ class JobSpec(BaseModel):
     inputs: list[InputFile] = Field(default_factory=list)
     pull_policy: PullPolicy | None = Field(default=None, description="Default: the worker's")
     privileged: bool = Field(default=False, description="Needs a pool that allows it")
+    gpus: int | Literal["all"] | None = Field(
+        default=None, description="GPUs to pass through (a count or 'all'); needs a pool that allows GPUs"
+    )
     network: str | None = Field(default=None, description="Docker network (default: bridge)")
 
     @field_validator("image")

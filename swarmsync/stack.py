@@ -133,9 +133,15 @@ class Stack:
         self.processes.clear()
 
     def failed(self) -> str | None:
-        for name, proc in self.processes.items():
-            if proc.poll() is not None:
-                return f"{name} exited with code {proc.returncode} (log: {self.log_dir}/{name}.log)"
+        """Supervise: a dead worker is restarted (its jobs are recovered); a dead server is fatal."""
+        for name, proc in list(self.processes.items()):
+            if proc.poll() is None:
+                continue
+            if name == "worker":
+                print(f"worker exited with code {proc.returncode}; restarting it", flush=True)
+                self.start_worker()
+                continue
+            return f"{name} exited with code {proc.returncode} (log: {self.log_dir}/{name}.log)"
         return None
 
 

@@ -4,18 +4,25 @@ event loop, many at once. The only new process per job is the user's container.
 Registered through the `prefect.collections` entry point, so both
 `prefect worker start --type swarmsync --pool NAME` and `swarmsync worker start` work.
 The pool's base job template carries host policy (see `swarmsync.policy.HostPolicy`).
+
+Crash safety: containers outlive the worker. Each run's infrastructure id is
+`HOST:PID:FLOW_RUN_ID`; a worker on the same host that finds runs of its pool still
+Running/Pending under a dead PID re-enqueues them (see `recovery.py`), and the job flow
+then adopts the container left behind instead of starting another.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import anyio
 import anyio.abc
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, WorkerMetadata
 from prefect.flow_engine import run_flow_async
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
@@ -44,6 +51,10 @@ class SwarmSyncWorkerResult(BaseWorkerResult):
     """The final state of a job flow run executed in the worker's process."""
 
 
+def infrastructure_id(flow_run_id: UUID | str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{flow_run_id}"
+
+
 class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, SwarmSyncWorkerResult]):
     type = "swarmsync"
     job_configuration = SwarmSyncJobConfiguration
@@ -57,9 +68,21 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._flows: dict[str, Flow] = {}
+        self._flows: dict[UUID, Flow] = {}
+        self._running: set[UUID] = set()
+        self._started_at = datetime.now(UTC)
+        self._recovered_once = False
+
+    async def setup(self) -> None:
+        from swarmsync.db import migrate
+
+        await anyio.to_thread.run_sync(migrate)
+        await super().setup()
 
     async def _load_flow(self, flow_run: FlowRun) -> Flow:
+        """The deployment's flow, loaded once per deployment from its entrypoint."""
+        if flow_run.deployment_id in self._flows:
+            return self._flows[flow_run.deployment_id]
         deployment = await self.client.read_deployment(flow_run.deployment_id)
         if not deployment.entrypoint:
             raise ValueError(f"deployment {deployment.name!r} has no entrypoint")
@@ -67,11 +90,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         file_part = entrypoint.rsplit(":", 1)[0]
         if file_part.endswith(".py") and not os.path.isabs(file_part) and deployment.path:
             entrypoint = str(Path(deployment.path) / entrypoint)
-        if entrypoint not in self._flows:
-            self._flows[entrypoint] = await anyio.to_thread.run_sync(
-                load_flow_from_entrypoint, entrypoint
-            )
-        return self._flows[entrypoint]
+        flow = await anyio.to_thread.run_sync(load_flow_from_entrypoint, entrypoint)
+        self._flows[flow_run.deployment_id] = flow
+        return flow
 
     async def run(
         self,
@@ -79,13 +100,47 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         configuration: SwarmSyncJobConfiguration,
         task_status: anyio.abc.TaskStatus[str] | None = None,
     ) -> SwarmSyncWorkerResult:
+        identifier = infrastructure_id(flow_run.id)
         flow = await self._load_flow(flow_run)
-        identifier = f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}"
         if task_status:
             task_status.started(identifier)
         runtime.current_policy.set(configuration.host_policy())
         runtime.current_pull_policy.set(configuration.pull_policy)
-        state = await run_flow_async(
-            flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
-        )
+        runtime.current_pool.set(self._work_pool_name)
+        self._running.add(flow_run.id)
+        try:
+            state = await run_flow_async(
+                flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+            )
+        finally:
+            self._running.discard(flow_run.id)
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
+
+    async def kill_infrastructure(
+        self, infrastructure_pid: str, configuration: SwarmSyncJobConfiguration, grace_seconds: int = 30
+    ) -> None:
+        """Stop a run's container (used for runs cancelled before the flow started)."""
+        from swarmsync.docker_runner import docker_client, find_job_containers
+
+        flow_run_id = infrastructure_pid.rsplit(":", 1)[-1]
+        for container in find_job_containers(docker_client(), flow_run_id):
+            container.stop(timeout=min(grace_seconds, 10))
+
+    async def sync_with_backend(self) -> None:
+        await super().sync_with_backend()
+        from swarmsync.recovery import record_telemetry, recover_orphaned_runs
+
+        await anyio.to_thread.run_sync(
+            record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at
+        )
+        await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger)
+        self._recovered_once = True
+
+    async def _worker_metadata(self) -> WorkerMetadata | None:
+        metadata = await super()._worker_metadata()
+        from swarmsync.recovery import docker_host_facts
+
+        facts = await anyio.to_thread.run_sync(docker_host_facts)
+        if metadata is None:
+            return WorkerMetadata(integrations=[], swarmsync=facts)
+        return WorkerMetadata(**metadata.model_dump(), swarmsync=facts)

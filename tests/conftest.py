@@ -88,6 +88,7 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
         "SWARMSYNC_PORT": str(free_port()),
         "SWARMSYNC_DATABASE_URL": db_url,
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
+        "SWARMSYNC_LOG_CAP_BYTES": "100000",
     }
     _configure(env)
     log = open(home / "up.log", "wb")  # noqa: SIM115

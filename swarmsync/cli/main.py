@@ -137,6 +137,7 @@ def worker_start(
     pool: str = typer.Option(None, "--pool", "-p", help="Work pool (default: SWARMSYNC_WORK_POOL)"),
     name: str = typer.Option(None, help="Worker name (default: generated)"),
     limit: int = typer.Option(50, help="Most jobs run at once"),
+    queue: list[str] = typer.Option([], "--queue", "-q", help="Only these work queues (repeatable)"),
     query_seconds: float = typer.Option(0.5, help="Seconds between polls for new runs"),
 ) -> None:
     """Start a SwarmSync worker (same as `prefect worker start --type swarmsync`)."""
@@ -148,7 +149,7 @@ def worker_start(
     async def run() -> None:
         worker = SwarmSyncWorker(
             work_pool_name=pool or get_settings().work_pool, name=name, limit=limit,
-            create_pool_if_not_found=True,
+            work_queues=list(queue) or None, create_pool_if_not_found=True,
         )
         await worker.start(printer=console.print)
 
@@ -159,5 +160,19 @@ def worker_start(
             pass
 
 
+def main() -> None:
+    """Console entry point: connection problems become one clear line, not a traceback."""
+    import httpx
+
+    try:
+        app()
+    except httpx.ConnectError:
+        Console(stderr=True).print(
+            f"[red]error:[/red] cannot reach the Prefect API at {api_url()}: "
+            "is the stack up? ('swarmsync up', or set SWARMSYNC_API_URL)"
+        )
+        raise SystemExit(3) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

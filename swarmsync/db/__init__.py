@@ -5,7 +5,7 @@ sessions in `session.py`. SQLite under SWARMSYNC_HOME by default; PostgreSQL via
 SWARMSYNC_DATABASE_URL (postgresql+psycopg://...).
 """
 
-from swarmsync.db.models import ArchiveRecord, Base
+from swarmsync.db.models import ArchiveRecord, Base, WorkerTelemetry
 from swarmsync.db.session import get_engine, migrate, session_scope
 
-__all__ = ["ArchiveRecord", "Base", "get_engine", "migrate", "session_scope"]
+__all__ = ["ArchiveRecord", "Base", "WorkerTelemetry", "get_engine", "migrate", "session_scope"]

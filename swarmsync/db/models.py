@@ -32,3 +32,21 @@ class ArchiveRecord(Base):
     tags: Mapped[list] = mapped_column(JSON, default=list)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class WorkerTelemetry(Base):
+    """The latest heartbeat of a SwarmSync worker and its Docker host."""
+
+    __tablename__ = "worker_telemetry"
+
+    worker_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(200), index=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    docker_version: Mapped[str | None] = mapped_column(String(64))
+    cpus: Mapped[int | None] = mapped_column(Integer)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    running_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    containers_running: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -101,8 +101,11 @@ def test_twenty_megabytes_of_output_archived_whole_and_truncated_in_log(run_job,
     assert len(data) == len(expected) and data == expected
     meta = job.result().manifest["files"]["stdout.txt"]
     assert meta == {"sha256": hashlib.sha256(expected).hexdigest(), "size": len(expected)}
-    markers = [m for _, name, m in job.logs() if name.endswith("marker")]
-    assert markers and "truncated" in markers[0]
+    deadline = time.monotonic() + 60
+    while not (markers := [m for _, name, m in job.logs() if name.endswith("marker")]):
+        assert time.monotonic() < deadline, "no truncation marker in the Prefect log"
+        time.sleep(1)
+    assert "truncated" in markers[0]
 
 
 def test_input_payload_verified_and_output_folder_harvested(run_job, busybox, tmp_path):

@@ -20,7 +20,7 @@ def empty_database(request, tmp_path):
 def test_migrations_apply_and_revert_on_an_empty_database(empty_database):
     migrate(empty_database)
     engine = create_engine(empty_database)
-    assert "archive_index" in inspect(engine).get_table_names()
+    assert {"archive_index", "worker_telemetry"} <= set(inspect(engine).get_table_names())
     migrate(empty_database)  # idempotent
     downgrade(empty_database, "base")
     assert "archive_index" not in inspect(engine).get_table_names()

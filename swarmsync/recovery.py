@@ -1,0 +1,144 @@
+"""What a worker does at every heartbeat besides Prefect's own sync: report its Docker
+host's telemetry, and recover runs whose worker on this host died.
+
+A run is orphaned when it is Running or Pending on this pool, its infrastructure id
+names this host, and the PID in it is no longer a live process. Then:
+
+- its container still exists -> the run is re-enqueued (Scheduled "Resuming"); the
+  worker that wins the Pending transition (Prefect allows one) runs the flow again, and
+  the flow adopts the container instead of starting a new one;
+- it never started (Pending) -> re-enqueued as it was;
+- its container is gone -> Crashed, then AwaitingRetry while the job has retries left.
+
+Containers whose run already ended (e.g. removal interrupted by the crash) are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.states import AwaitingRetry, Crashed, Scheduled
+
+from swarmsync.db import WorkerTelemetry, session_scope
+from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_JOB, docker_client, find_job_containers
+
+logger = logging.getLogger("swarmsync.recovery")
+
+
+def docker_host_facts() -> dict:
+    """Docker version, cpus, memory and running containers of this worker's engine."""
+    try:
+        info = docker_client().info()
+    except Exception as exc:  # noqa: BLE001 - report the engine as down, keep heartbeating
+        return {"hostname": socket.gethostname(), "docker_error": str(exc)[:200]}
+    return {
+        "hostname": socket.gethostname(),
+        "docker_version": info.get("ServerVersion"),
+        "cpus": info.get("NCPU"),
+        "memory_bytes": info.get("MemTotal"),
+        "containers_running": info.get("ContainersRunning"),
+    }
+
+
+def record_telemetry(worker_name: str, pool: str, running_jobs: int, started_at: datetime) -> None:
+    facts = docker_host_facts()
+    row = WorkerTelemetry(
+        worker_name=worker_name, pool=pool, hostname=facts["hostname"], pid=os.getpid(),
+        docker_version=facts.get("docker_version"), cpus=facts.get("cpus"),
+        memory_bytes=facts.get("memory_bytes"), containers_running=facts.get("containers_running"),
+        running_jobs=running_jobs, started_at=started_at, heartbeat_at=datetime.now(UTC),
+    )
+    try:
+        with session_scope() as session:
+            session.merge(row)
+    except Exception:  # noqa: BLE001 - telemetry must never stop a worker
+        logger.exception("could not record worker telemetry")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_orphaned(run: FlowRun, hostname: str | None = None) -> bool:
+    """Its infrastructure id names this host and a PID that is no longer alive."""
+    parts = (run.infrastructure_pid or "").split(":")
+    if len(parts) != 3 or parts[0] != (hostname or socket.gethostname()):
+        return False
+    try:
+        return not _pid_alive(int(parts[1]))
+    except ValueError:
+        return False
+
+
+async def recover_orphaned_runs(
+    client: PrefectClient, pool: str, run_logger: Callable[[FlowRun], logging.LoggerAdapter]
+) -> int:
+    """Re-enqueue, crash or retry this host's orphaned runs; returns how many were handled."""
+    runs = await client.read_flow_runs(
+        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])
+            )
+        ),
+        limit=200,
+    )
+    handled = 0
+    engine = docker_client()
+    for run in runs:
+        if not is_orphaned(run):
+            continue
+        handled += 1
+        log = run_logger(run)
+        has_container = bool(find_job_containers(engine, str(run.id)))
+        if has_container or run.state.type == StateType.PENDING:
+            log.warning("worker of this run died; re-enqueued to resume it")
+            await client.set_flow_run_state(
+                run.id, Scheduled(name="Resuming", message="worker died; resuming"), force=True
+            )
+            continue
+        retries = int((run.parameters.get("job") or {}).get("retries") or 0)
+        await client.set_flow_run_state(
+            run.id, Crashed(message="container lost while its worker was down"), force=True
+        )
+        if run.run_count <= retries:
+            log.warning("container lost while its worker was down; retry %d of %d", run.run_count, retries)
+            await client.set_flow_run_state(
+                run.id, AwaitingRetry(message=f"retry {run.run_count} of {retries} after a crash"), force=True
+            )
+        else:
+            log.error("container lost while its worker was down; no retries left")
+    await _remove_finished_containers(client, engine)
+    return handled
+
+
+async def _remove_finished_containers(client: PrefectClient, engine) -> None:
+    for container in engine.containers.list(all=True, filters={"label": LABEL_JOB}):
+        run_id = container.labels.get(LABEL_FLOW_RUN)
+        try:
+            run = await client.read_flow_run(run_id)
+        except Exception:  # noqa: BLE001 - a run deleted from Prefect: its container is litter
+            run = None
+        if run is None or (run.state and run.state.is_final()):
+            container.remove(force=True)
