@@ -7,10 +7,11 @@ storage) so it points at this checkout's `flows/` on the machine's workers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectNotFound
 from prefect.utilities.callables import parameter_schema
 
@@ -19,21 +20,34 @@ JOB_ENTRYPOINT = "flows/container_job.py:container_job"
 JOB_FLOW_NAME = "container-job"
 
 
-async def ensure_work_pool(client: PrefectClient, name: str, worker_type: str = "swarmsync") -> None:
-    """Create the work pool with the worker type's default base job template if missing."""
+def pool_template(worker_type: str = "swarmsync", policy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The worker type's base job template with `policy` as the variables' defaults."""
     from prefect.workers.base import BaseWorker
 
-    try:
-        await client.read_work_pool(name)
-        return
-    except ObjectNotFound:
-        pass
     worker_cls = BaseWorker.get_worker_class_from_type(worker_type)
     template = worker_cls.get_default_base_job_template() if worker_cls else {}
-    await client.create_work_pool(
-        WorkPoolCreate(name=name, type=worker_type, base_job_template=template),
-        overwrite=False,
-    )
+    properties = template.get("variables", {}).get("properties", {})
+    for key, value in (policy or {}).items():
+        if key not in properties:
+            raise ValueError(f"{key!r} is not a setting of {worker_type} pools; known: {sorted(properties)}")
+        properties[key]["default"] = value
+    return template
+
+
+async def ensure_work_pool(
+    client: PrefectClient, name: str, worker_type: str = "swarmsync", policy: dict[str, Any] | None = None
+) -> None:
+    """Create the work pool if missing; with `policy`, set its host policy defaults."""
+    template = pool_template(worker_type, policy)
+    try:
+        await client.read_work_pool(name)
+    except ObjectNotFound:
+        await client.create_work_pool(
+            WorkPoolCreate(name=name, type=worker_type, base_job_template=template), overwrite=False
+        )
+        return
+    if policy:
+        await client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
 
 
 async def ensure_job_deployment(

@@ -5,7 +5,7 @@
     print(job.wait(60).result().output)
 """
 
-from swarmsync.jobs import Job, JobNotFound, JobResult, get_job, list_jobs, submit
+from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 __all__ = [
@@ -18,5 +18,7 @@ __all__ = [
     "get_job",
     "list_jobs",
     "submit",
+    "submit_many",
+    "Submission",
 ]
 __version__ = "0.1.0"

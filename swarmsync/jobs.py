@@ -18,7 +18,7 @@ from uuid import UUID
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, LogFilter, LogFilterTimestamp
-from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelling, Scheduled
@@ -160,13 +160,40 @@ def _deployment_id(name: str, api: str) -> UUID:
             return client.read_deployment_by_name(name).id
         except ObjectNotFound:
             raise JobNotFound(
-                f"deployment {name!r} not found on {api}: start the stack with 'swarmsync up'"
+                f"deployment {name!r} not found on {api}: start the stack with 'swarmsync up' "
+                "(or create the pool with 'swarmsync pool create')"
             ) from None
+
+
+def deployment_for_pool(pool: str | None) -> str:
+    """The job deployment of a work pool: the default pool's, or `container-job/<pool>`."""
+    settings = get_settings()
+    if pool is None or pool == settings.work_pool:
+        return settings.deployment
+    return f"{JOB_FLOW_NAME}/{pool}"
 
 
 def build_spec(image: str, command: list[str] | str | None = None, **options: Any) -> JobSpec:
     """A validated JobSpec from keyword options (JobSpecError/ValidationError if invalid)."""
     return JobSpec(image=image, command=command, **options)
+
+
+def _prepare(
+    image: str | JobSpec, command: list[str] | str | None, secret_env: dict[str, str] | None,
+    options: dict[str, Any],
+) -> JobSpec:
+    spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+    if secret_env:
+        spec = spec.model_copy(update={"secrets": {**spec.secrets, **_store_secrets(secret_env)}})
+    return spec
+
+
+def _run_request(spec: JobSpec, at: datetime | None) -> dict[str, Any]:
+    return {
+        "parameters": {"job": spec.model_dump(mode="json", exclude_defaults=True)},
+        "tags": spec.tags,
+        "state": Scheduled(scheduled_time=at) if at else None,
+    }
 
 
 @uses_prefect_api
@@ -176,6 +203,8 @@ def submit(
     *,
     secret_env: dict[str, str] | None = None,
     at: datetime | None = None,
+    pool: str | None = None,
+    queue: str | None = None,
     idempotency_key: str | None = None,
     **options: Any,
 ) -> Job:
@@ -183,23 +212,77 @@ def submit(
 
     `command` is a list (exec form) or a string run by the image's shell. Other options
     are JobSpec fields (env, memory, cpu, timeout, tags, ...). `secret_env` values are
-    stored as Prefect Secret blocks, never as run parameters.
+    stored as Prefect Secret blocks, never as run parameters. `pool`/`queue` route the
+    job to a work pool (its `container-job/<pool>` deployment) and queue.
     """
-    spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
-    if secret_env:
-        spec = spec.model_copy(update={"secrets": {**spec.secrets, **_store_secrets(secret_env)}})
-    settings = get_settings()
-    deployment_id = _deployment_id(settings.deployment, api_url())
-    state: State | None = Scheduled(scheduled_time=at) if at else None
+    spec = _prepare(image, command, secret_env, options)
+    deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(
-            deployment_id,
-            parameters={"job": spec.model_dump(mode="json", exclude_defaults=True)},
-            tags=spec.tags,
-            state=state,
-            idempotency_key=idempotency_key,
+            deployment_id, work_queue_name=queue, idempotency_key=idempotency_key,
+            **_run_request(spec, at),
         )
     return Job(flow_run.id, flow_run)
+
+
+@dataclass
+class Submission:
+    """One entry of `submit_many`: the job, or why it could not be created."""
+
+    index: int
+    job: Job | None
+    error: str | None = None
+
+
+@uses_prefect_api
+def submit_many(
+    specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
+    concurrency: int = 8, attempts: int = 6,
+) -> list[Submission]:
+    """Submit many jobs at once; none is lost or duplicated.
+
+    Each spec gets an idempotency key, so a create that is retried after a transient
+    server error (timeouts, 429/5xx, refused connections; retried with exponential
+    backoff) returns the run created the first time instead of a second one.
+    """
+    import anyio
+
+    deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
+    results: list[Submission | None] = [None] * len(specs)
+
+    async def create(index: int, spec: JobSpec, client, limiter) -> None:
+        key = f"swarmsync-{uuid.uuid4()}"
+        async with limiter:
+            for attempt in range(attempts):
+                try:
+                    run = await client.create_flow_run_from_deployment(
+                        deployment_id, work_queue_name=queue, idempotency_key=key,
+                        **_run_request(spec, None),
+                    )
+                    results[index] = Submission(index, Job(run.id, run))
+                    return
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    if not _transient(exc) or attempt == attempts - 1:
+                        results[index] = Submission(index, None, f"{type(exc).__name__}: {exc}"[:500])
+                        return
+                    await anyio.sleep(min(0.25 * 2**attempt, 8))
+
+    async def main() -> None:
+        limiter = anyio.CapacityLimiter(concurrency)
+        async with get_client() as client, anyio.create_task_group() as tg:
+            for index, spec in enumerate(specs):
+                tg.start_soon(create, index, spec, client, limiter)
+
+    anyio.run(main)
+    return [r for r in results if r is not None]
+
+
+def _transient(exc: Exception) -> bool:
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in (408, 409, 425, 429) or exc.response.status_code >= 500
+    return isinstance(exc, (httpx.TransportError, TimeoutError))
 
 
 def _store_secrets(values: dict[str, str]) -> dict[str, str]:

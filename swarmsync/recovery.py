@@ -21,6 +21,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import docker.errors
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -141,4 +142,7 @@ async def _remove_finished_containers(client: PrefectClient, engine) -> None:
         except Exception:  # noqa: BLE001 - a run deleted from Prefect: its container is litter
             run = None
         if run is None or (run.state and run.state.is_final()):
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass  # removed meanwhile by its flow or another worker

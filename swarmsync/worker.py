@@ -71,7 +71,6 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         self._flows: dict[UUID, Flow] = {}
         self._running: set[UUID] = set()
         self._started_at = datetime.now(UTC)
-        self._recovered_once = False
 
     async def setup(self) -> None:
         from swarmsync.db import migrate
@@ -133,8 +132,10 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         await anyio.to_thread.run_sync(
             record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at
         )
-        await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger)
-        self._recovered_once = True
+        try:
+            await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger)
+        except Exception:  # noqa: BLE001 - recovery is retried at the next heartbeat; never stop the worker
+            self._logger.exception("recovery of orphaned runs failed; retrying at the next heartbeat")
 
     async def _worker_metadata(self) -> WorkerMetadata | None:
         metadata = await super()._worker_metadata()

@@ -1,5 +1,5 @@
-"""Shared fixtures: a real SwarmSync stack (Prefect server, worker) on a free port with
-SwarmSync's database on real PostgreSQL, and the offline busybox image.
+"""Shared fixtures: a real SwarmSync stack (Prefect server, worker) on a free port, with
+Prefect's and SwarmSync's databases on real PostgreSQL, and the offline busybox image.
 
 Environment: SWARMSYNC_TEST_PG (default postgresql+psycopg://swarmsync:swarmsync@127.0.0.1:5432/postgres)
 names a PostgreSQL server where each test session creates its own database.
@@ -83,10 +83,12 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
     """`swarmsync up` in a child process; yields the SWARMSYNC_* env that points at it."""
     home = tmp_path_factory.mktemp("swarmsync-home")
     db_url = create_pg_database()
+    prefect_db_url = create_pg_database()
     env = {
         "SWARMSYNC_HOME": str(home),
         "SWARMSYNC_PORT": str(free_port()),
         "SWARMSYNC_DATABASE_URL": db_url,
+        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url.replace("+psycopg", "+asyncpg"),
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
         "SWARMSYNC_LOG_CAP_BYTES": "100000",
     }
@@ -113,6 +115,7 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
         if src.exists():
             (ARTIFACTS / f"stack-{Path(name).name}").write_bytes(src.read_bytes())
     drop_pg_database(db_url)
+    drop_pg_database(prefect_db_url)
 
 
 @pytest.fixture

@@ -63,6 +63,30 @@ def follow(job: jobs.Job) -> int:
     return result.exit_code if result.state != "COMPLETED" or result.exit_code else 0
 
 
+def _submit_specs(specs: list, pool: str | None, queue: str | None) -> int:
+    """Submit at once; print each job id (or its error); exit 1 if any failed."""
+    failed = 0
+    for entry in jobs.submit_many(specs, pool=pool, queue=queue):
+        if entry.job:
+            typer.echo(entry.job.id)
+        else:
+            failed += 1
+            err.print(f"[red]job {entry.index} not submitted:[/red] {entry.error}")
+    return 1 if failed else 0
+
+
+def _submit_list(items: list, pool: str | None, queue: str | None) -> int:
+    from swarmsync.spec import JobSpec
+
+    specs = []
+    for index, item in enumerate(items):
+        try:
+            specs.append(JobSpec(**item))
+        except (ValidationError, JobSpecError, TypeError) as exc:
+            raise _fail(f"spec {index}: {exc}") from None
+    return _submit_specs(specs, pool, queue)
+
+
 def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job commands
     @app.command(context_settings={"allow_interspersed_args": False})
     def submit(
@@ -82,13 +106,21 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         retries: int = typer.Option(0, help="Retries when the job fails"),
         allow_exit: list[int] = typer.Option([], "--allow-exit", help="Exit codes that count as success"),
         pull: str = typer.Option(None, help="Pull policy: always, if-not-present, never"),
-        spec_file: Path = typer.Option(None, "--spec", help="A JobSpec as JSON (other options override)"),
+        spec_file: Path = typer.Option(
+            None, "--spec", help="A JobSpec as JSON, or a JSON list of them (other options override)"
+        ),
+        pool: str = typer.Option(None, help="Work pool (default: SWARMSYNC_WORK_POOL)"),
+        queue: str = typer.Option(None, help="Work queue within the pool"),
+        count: int = typer.Option(1, min=1, help="Submit this many copies at once"),
         wait: bool = typer.Option(False, "--wait", "-w", help="Stream output; exit with the job's code"),
     ) -> None:
         """Submit a container job; prints its id (with --wait: streams output, exits with its code)."""
         from swarmsync.spec import InputFile
 
-        options = json.loads(spec_file.read_text()) if spec_file else {}
+        loaded = json.loads(spec_file.read_text()) if spec_file else {}
+        if isinstance(loaded, list):
+            raise typer.Exit(_submit_list(loaded, pool, queue))
+        options = loaded
         if command and shell:
             raise _fail("give a command or --shell, not both")
         command = [c for i, c in enumerate(command or []) if not (i == 0 and c == "--")]
@@ -114,8 +146,17 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
                 raise _fail(f"--input {item}: {exc}") from None
         if inputs:
             options["inputs"] = inputs
+        if count > 1:
+            try:
+                spec = jobs.build_spec(image, cmd, **options)
+            except (ValidationError, JobSpecError) as exc:
+                raise _fail(f"invalid job: {exc}") from None
+            raise typer.Exit(_submit_specs([spec] * count, pool, queue))
         try:
-            job = jobs.submit(image, cmd, secret_env=_parse_env(secret, "--secret") or None, **options)
+            job = jobs.submit(
+                image, cmd, secret_env=_parse_env(secret, "--secret") or None, pool=pool, queue=queue,
+                **options,
+            )
         except (ValidationError, JobSpecError) as exc:
             raise _fail(f"invalid job: {exc}") from None
         except jobs.JobNotFound as exc:

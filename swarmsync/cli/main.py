@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmsync.cli import jobs as job_commands
+from swarmsync.cli.pools import pool_app
 from swarmsync.connection import api_url
 from swarmsync.settings import get_settings
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 worker_app = typer.Typer(no_args_is_help=True, help="Run a SwarmSync worker.")
 app.add_typer(worker_app, name="worker")
+app.add_typer(pool_app, name="pool")
 job_commands.register(app)
 console = Console()
 

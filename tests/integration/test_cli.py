@@ -103,7 +103,8 @@ def test_demo_runs_a_sample_job_on_a_fresh_home(tmp_path, busybox):
     from tests.conftest import free_port
 
     env = {"SWARMSYNC_HOME": str(tmp_path / "home"), "SWARMSYNC_PORT": str(free_port())}
-    env_clean = {k: v for k, v in os.environ.items() if k != "SWARMSYNC_DATABASE_URL"}
+    inherited = ("SWARMSYNC_DATABASE_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
+    env_clean = {k: v for k, v in os.environ.items() if k not in inherited}
     done = subprocess.run(
         [sys.executable, "-m", "swarmsync.cli.main", "demo", "--no-keep-running"],
         capture_output=True, text=True, timeout=240, env={**env_clean, **env},

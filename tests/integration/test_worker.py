@@ -1,0 +1,253 @@
+"""The `swarmsync` worker type: many jobs in one process, recovery after kill -9,
+several workers on one pool, pool policy, queues, telemetry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+
+import anyio
+import pytest
+from prefect.client.orchestration import get_client
+
+import swarmsync
+from swarmsync.archive import verify_archive
+from swarmsync.connection import prefect_api
+from swarmsync.docker_runner import LABEL_FLOW_RUN
+from swarmsync.pools import create_pool
+from swarmsync.spec import JobSpec
+
+
+def _online_workers(pool: str) -> list[str]:
+    async def read():
+        async with get_client() as client:
+            return await client.read_workers_for_work_pool(pool)
+
+    with prefect_api():
+        return [w.name for w in anyio.run(read) if w.status and w.status.value == "ONLINE"]
+
+
+@pytest.fixture
+def pool(stack) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    create_pool(name)
+    return name
+
+
+@pytest.fixture
+def workers(stack, tmp_path):
+    """Start `swarmsync worker start` processes; all are killed after the test."""
+    procs: list[subprocess.Popen] = []
+
+    def start(pool: str, *extra: str, command: list[str] | None = None, env: dict | None = None) -> subprocess.Popen:
+        name = f"w-{uuid.uuid4().hex[:6]}"
+        args = command or [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--pool", pool,
+                           "--name", name, *extra]
+        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        proc.worker_name = name
+        procs.append(proc)
+        deadline = time.monotonic() + 60
+        while not any(w == name or command for w in _online_workers(pool)):
+            assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()
+            assert time.monotonic() < deadline, "worker did not come online"
+            time.sleep(0.3)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _creates(docker_client, since: float) -> dict[str, int]:
+    """How many job containers Docker created per flow run since `since`."""
+    counts: dict[str, int] = {}
+    events = docker_client.events(
+        since=int(since), until=int(time.time()) + 1, decode=True,
+        filters={"type": "container", "event": "create", "label": LABEL_FLOW_RUN},
+    )
+    for event in events:
+        run_id = event["Actor"]["Attributes"][LABEL_FLOW_RUN]
+        counts[run_id] = counts.get(run_id, 0) + 1
+    return counts
+
+
+def _running_container(docker_client, job_id: str, printed: str, seconds: float = 60):
+    """Wait until the job's container runs and has printed `printed`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = docker_client.containers.list(filters={"label": f"{LABEL_FLOW_RUN}={job_id}"})
+        if found and printed in found[0].logs().decode(errors="replace"):
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never ran a container that printed {printed!r}")
+
+
+def _wait_for_log(job, text: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not any(text in m for _, name, m in job.logs() if name.endswith("stdout")):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in the log"
+        time.sleep(0.2)
+
+
+def test_prefect_worker_start_type_swarmsync_runs_jobs(pool, workers, busybox, no_leftover_containers):
+    env = {"PREFECT_API_URL": f"http://127.0.0.1:{os.environ['SWARMSYNC_PORT']}/api",
+           "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    workers(pool, command=[sys.executable, "-m", "prefect", "worker", "start", "--type", "swarmsync",
+                           "--pool", pool], env=env)
+    job = swarmsync.submit(busybox, "echo via-entry-point", pool=pool).wait(60)
+    assert job.status() == "Completed"
+    assert job.result().stdout == "via-entry-point\n"
+
+
+def test_twenty_concurrent_jobs_in_one_worker_all_complete(pool, workers, busybox, no_leftover_containers):
+    worker = workers(pool, "--limit", "25")
+    specs = [JobSpec(image=busybox, command=f"sleep 10; echo job-{i}") for i in range(20)]
+    submitted = swarmsync.submit_many(specs, pool=pool)
+    assert all(s.job for s in submitted) and len(submitted) == 20
+    results = [s.job.wait(120).result() for s in submitted]
+    assert [r.stdout for r in results] == [f"job-{i}\n" for i in range(20)]
+    assert {r.manifest["worker"] for r in results} == {worker.worker_name}
+    spans = [(datetime.fromisoformat(r.manifest["started_at"]), datetime.fromisoformat(r.manifest["finished_at"]))
+             for r in results]
+    most_at_once = max(sum(1 for s, f in spans if s <= point < f) for point, _ in spans)
+    assert most_at_once >= 5, f"only {most_at_once} jobs ran at the same time"
+
+
+def test_kill_9_mid_job_then_restart_finishes_the_run_once(pool, workers, busybox, docker_client,
+                                                          no_leftover_containers):
+    since = time.time()
+    first = workers(pool)
+    job = swarmsync.submit(busybox, "echo start-$(cat /proc/sys/kernel/random/uuid); sleep 15; echo end", pool=pool)
+    container = _running_container(docker_client, job.id, printed="start-")
+    seen = container.logs().decode().strip()
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    container.reload()
+    assert container.status == "running", "the container must outlive its worker"
+    workers(pool)
+    job.wait(90)
+    assert job.status() == "Completed"
+    assert job.result().stdout == f"{seen}\nend\n"
+    assert verify_archive(job.id) == []
+    assert _creates(docker_client, since).get(job.id) == 1
+
+
+def test_container_gone_while_worker_down_crashes_then_retries(pool, workers, busybox, docker_client,
+                                                                no_leftover_containers):
+    first = workers(pool)
+    retried = swarmsync.submit(busybox, "echo attempt; sleep 5", pool=pool, retries=1)
+    given_up = swarmsync.submit(busybox, "echo attempt; sleep 30", pool=pool)
+    for job in (retried, given_up):
+        _running_container(docker_client, job.id, printed="attempt")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    for job in (retried, given_up):
+        for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_FLOW_RUN}={job.id}"}):
+            container.remove(force=True)
+    workers(pool)
+    given_up.wait(60)
+    assert given_up.status() == "Crashed"
+    retried.wait(90)
+    assert retried.status() == "Completed"
+    with prefect_api(), get_client(sync_client=True) as client:
+        history = [s.type.value for s in client.read_flow_run_states(uuid.UUID(retried.id))]
+    assert "CRASHED" in history
+
+
+def test_three_workers_on_one_pool_run_each_of_100_jobs_once(pool, workers, busybox, docker_client,
+                                                              no_leftover_containers):
+    since = time.time()
+    for _ in range(3):
+        workers(pool)
+    specs = [JobSpec(image=busybox, command=["echo", f"n{i}"]) for i in range(100)]
+    submitted = swarmsync.submit_many(specs, pool=pool)
+    assert len({s.job.id for s in submitted if s.job}) == 100
+    results = [s.job.wait(300).result() for s in submitted]
+    assert [r.stdout for r in results] == [f"n{i}\n" for i in range(100)]
+    creates = _creates(docker_client, since)
+    assert all(creates.get(s.job.id) == 1 for s in submitted), "a job ran more than once"
+    assert len({r.manifest["worker"] for r in results}) >= 2
+
+
+def test_job_over_the_pools_memory_ceiling_is_refused_naming_the_limit(stack, workers, busybox):
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    create_pool(name, max_memory="64m")
+    workers(name)
+    job = swarmsync.submit(busybox, "echo hi", pool=name, memory="128m").wait(60)
+    assert job.status() == "Failed"
+    assert "max_memory" in job.result().message and "64m" in job.result().message
+
+
+def test_privileged_runs_only_where_the_pool_allows_it(stack, workers, busybox, no_leftover_containers):
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    create_pool(name, allow_privileged=True)
+    workers(name)
+    job = swarmsync.submit(busybox, "grep CapEff /proc/self/status", pool=name, privileged=True).wait(60)
+    assert job.status() == "Completed"
+    assert "000001ffffffffff" in job.result().stdout or "0000003fffffffff" in job.result().stdout
+
+
+def test_gpu_request_refused_on_a_pool_without_gpus(pool, workers, busybox):
+    workers(pool)
+    job = swarmsync.submit(busybox, "true", pool=pool, gpus=1).wait(60)
+    assert job.status() == "Failed"
+    assert "allow_gpu" in job.result().message
+
+
+def test_queues_route_jobs_to_the_workers_that_serve_them(pool, workers, busybox, no_leftover_containers):
+    with prefect_api(), get_client(sync_client=True) as client:
+        client.create_work_queue(name="special", work_pool_name=pool, priority=1)
+    workers(pool, "--queue", "default")
+    special = workers(pool, "--queue", "special")
+    job = swarmsync.submit(busybox, "echo routed", pool=pool, queue="special").wait(60)
+    assert job.result().manifest["worker"] == special.worker_name
+
+
+def test_cancel_with_prefects_cli_stops_the_container(stack, busybox, no_leftover_containers):
+    job = swarmsync.submit(busybox, "echo partial; sleep 60")
+    _wait_for_log(job, "partial")
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{os.environ['SWARMSYNC_PORT']}/api"}
+    done = subprocess.run([sys.executable, "-m", "prefect", "flow-run", "cancel", job.id],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    job.wait(30)
+    assert job.status() == "Cancelled"
+    assert job.result().stdout == "partial\n"
+
+
+def test_workers_report_host_telemetry(pool, workers):
+    from sqlalchemy import select
+
+    from swarmsync.db import WorkerTelemetry, session_scope
+
+    worker = workers(pool)
+    deadline = time.monotonic() + 30
+    row = None
+    while row is None and time.monotonic() < deadline:
+        with session_scope() as session:
+            query = select(WorkerTelemetry).where(WorkerTelemetry.worker_name == worker.worker_name)
+            row = session.scalars(query).one_or_none()
+        time.sleep(0.3)
+    assert row is not None, "no telemetry row"
+    assert row.pool == pool and row.docker_version and row.cpus >= 1 and row.memory_bytes > 0
+    assert row.running_jobs == 0
+
+
+def test_submit_many_never_duplicates_and_keys_are_idempotent(stack, busybox):
+    key = f"k-{uuid.uuid4()}"
+    first = swarmsync.submit(busybox, "echo once", idempotency_key=key)
+    again = swarmsync.submit(busybox, "echo once", idempotency_key=key)
+    assert first.id == again.id
+    first.wait(60)
