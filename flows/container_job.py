@@ -22,7 +22,6 @@ from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext, get_run_context
-from prefect.logging.handlers import APILogHandler
 from prefect.logging.loggers import PrefectLogAdapter
 from prefect.states import Cancelled, Completed, Failed, State
 
@@ -96,15 +95,20 @@ async def prepare_job(spec: JobSpec) -> tuple[ResolvedImage, bytes | None]:
 
 
 async def _watch_cancellation(flow_run_id: str, run: ContainerRun, every: float) -> None:
-    """Stop the container when the run is cancelled from the UI, CLI or API."""
-    async with get_client() as client:
-        while True:
-            await anyio.sleep(every)
-            state = (await client.read_flow_run(flow_run_id)).state
-            if state and (state.is_cancelling() or state.is_cancelled()):
-                run.cancel_requested.set()
-                await anyio.to_thread.run_sync(run.stop)
-                return
+    """Stop the container when the run is cancelled from the UI, CLI or API: told by the
+    SwarmSync worker's shared watcher, or (under any other worker) by polling."""
+    cancelled = runtime.current_cancel_event.get()
+    if cancelled is not None:
+        await cancelled.wait()
+    else:
+        async with get_client() as client:
+            while True:
+                await anyio.sleep(every)
+                state = (await client.read_flow_run(flow_run_id)).state
+                if state and (state.is_cancelling() or state.is_cancelled()):
+                    break
+    run.cancel_requested.set()
+    await anyio.to_thread.run_sync(run.stop)
 
 
 @task(name="run-container", persist_result=False)
@@ -157,7 +161,6 @@ async def run_container(
         capture.close()
         if run is not None:
             await anyio.to_thread.run_sync(run.remove)
-        await APILogHandler.aflush()  # the container's lines reach Prefect before the state does
     if reason != "cancelled" and (reason or exit_code not in spec.allowed_exit_codes):
         raise JobFailed(outcome)
     return outcome

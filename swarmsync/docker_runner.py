@@ -7,6 +7,7 @@ Everything here is blocking Docker SDK code; the job flow calls it from threads.
 from __future__ import annotations
 
 import base64
+import contextvars
 import gzip
 import hashlib
 import io
@@ -194,6 +195,12 @@ def image_config(client: docker.DockerClient, image_id: str) -> dict:
     return client.images.get(image_id).attrs.get("Config") or {}
 
 
+def _thread(target, *args) -> threading.Thread:
+    """A reader thread that keeps the caller's context (Prefect settings and run context),
+    so log lines it emits reach the right API and run."""
+    return threading.Thread(target=contextvars.copy_context().run, args=(target, *args), daemon=True)
+
+
 class ContainerRun:
     """One container's life after creation: inputs, attach, start, stream, wait, harvest."""
 
@@ -201,7 +208,7 @@ class ContainerRun:
         self.client = client
         self.container = container
         self.capture = capture
-        self._reader: threading.Thread | None = None
+        self._readers: list[threading.Thread] = []
         self.cancel_requested = threading.Event()
 
     def start(self, inputs: bytes | None) -> None:
@@ -210,23 +217,28 @@ class ContainerRun:
         sock = self.client.api.attach(
             self.container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
         )
-        self._reader = threading.Thread(target=self._pump, args=(sock,), daemon=True)
-        self._reader.start()
+        self._readers = [_thread(self._pump, sock)]
+        self._readers[0].start()
         self.container.start()
 
     def adopt(self) -> None:
-        """Take over a container started by a worker that died: replay and follow its output."""
+        """Take over a container started by a worker that died: replay its output so far
+        from the log driver and follow the rest (one follower per stream, so the
+        interleaving between stdout and stderr is approximate after a recovery)."""
         self.container.reload()
-        if self.container.status == "running":
-            sock = self.client.api.attach(
-                self.container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+        self._readers = [_thread(self._follow, stream) for stream in ("stdout", "stderr")]
+        for reader in self._readers:
+            reader.start()
+
+    def _follow(self, stream: str) -> None:
+        try:
+            chunks = self.container.logs(
+                stream=True, follow=True, stdout=stream == "stdout", stderr=stream == "stderr"
             )
-            self._reader = threading.Thread(target=self._pump, args=(sock,), daemon=True)
-            self._reader.start()
-            return
-        # exited already: the log driver has both streams (not their interleaving)
-        self.capture.feed("stdout", self.container.logs(stdout=True, stderr=False))
-        self.capture.feed("stderr", self.container.logs(stdout=False, stderr=True))
+            for chunk in chunks:
+                self.capture.feed(stream, chunk)
+        except Exception:  # noqa: BLE001 - the stream ends when the container is removed
+            pass
 
     def elapsed(self) -> float:
         """Seconds since the container started (for timeouts across a worker restart)."""
@@ -261,8 +273,8 @@ class ContainerRun:
             status = self.container.wait()
         if self.cancel_requested.is_set():
             reason = "cancelled"
-        if self._reader:
-            self._reader.join(timeout=10)
+        for reader in self._readers:
+            reader.join(timeout=10)
         self.capture.close()
         self.container.reload()
         state = self.container.attrs.get("State", {})

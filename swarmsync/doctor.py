@@ -87,10 +87,28 @@ def check_workers() -> Check:
     if not online:
         return Check("Workers", False, f"no live worker on pool {pool!r}: run 'swarmsync worker start'")
     now = datetime.now(UTC)
-    ages = ", ".join(
-        f"{w.name} ({(now - w.last_heartbeat_time).total_seconds():.0f} s ago)" for w in online
-    )
-    return Check("Workers", True, f"pool {pool!r}: {ages}")
+    telemetry = _telemetry({w.name for w in online})
+    parts = []
+    for w in online:
+        line = f"{w.name} (heartbeat {(now - w.last_heartbeat_time).total_seconds():.0f} s ago"
+        if row := telemetry.get(w.name):
+            line += (f"; {row.hostname} pid {row.pid}, docker {row.docker_version}, {row.cpus} cpus, "
+                     f"{(row.memory_bytes or 0) / 2**30:.1f} GiB, {row.running_jobs} jobs running")
+        parts.append(line + ")")
+    return Check("Workers", True, f"pool {pool!r}: " + "; ".join(parts))
+
+
+def _telemetry(names: set[str]) -> dict:
+    from sqlalchemy import select
+
+    from swarmsync.db import WorkerTelemetry, session_scope
+
+    try:
+        with session_scope() as session:
+            rows = session.scalars(select(WorkerTelemetry).where(WorkerTelemetry.worker_name.in_(names)))
+            return {row.worker_name: row for row in rows}
+    except Exception:  # noqa: BLE001 - telemetry is extra detail; the check stands without it
+        return {}
 
 
 def _redact(url: str) -> str:

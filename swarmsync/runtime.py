@@ -1,4 +1,5 @@
-"""What the worker hands to a job flow running in its process: the pool's host policy.
+"""What the worker hands to a job flow running in its process: the pool's host policy,
+pull policy and name, and an event set when the run is cancelled.
 
 The worker sets these context variables before it runs a flow; flows started by
 any other worker get the defaults.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+import anyio
+
 from swarmsync.policy import HostPolicy
 
 current_policy: ContextVar[HostPolicy | None] = ContextVar("swarmsync_policy", default=None)
 current_pull_policy: ContextVar[str | None] = ContextVar("swarmsync_pull_policy", default=None)
 current_pool: ContextVar[str | None] = ContextVar("swarmsync_pool", default=None)
+current_cancel_event: ContextVar[anyio.Event | None] = ContextVar("swarmsync_cancel", default=None)

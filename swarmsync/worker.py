@@ -22,9 +22,11 @@ from uuid import UUID
 
 import anyio
 import anyio.abc
+from prefect._internal.observers import FlowRunCancellingObserver
 from prefect.client.schemas.objects import FlowRun, WorkerMetadata
 from prefect.flow_engine import run_flow_async
 from prefect.flows import Flow, load_flow_from_entrypoint
+from prefect.settings import get_current_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 from pydantic import Field
 
@@ -70,6 +72,8 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         super().__init__(*args, **kwargs)
         self._flows: dict[UUID, Flow] = {}
         self._running: set[UUID] = set()
+        self._cancel_events: dict[UUID, anyio.Event] = {}
+        self._job_cancellation: FlowRunCancellingObserver | None = None
         self._started_at = datetime.now(UTC)
 
     async def setup(self) -> None:
@@ -77,6 +81,17 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
 
         await anyio.to_thread.run_sync(migrate)
         await super().setup()
+        # one watcher for all running jobs (websocket events, polling fallback) instead of one poll per job
+        self._job_cancellation = await self._exit_stack.enter_async_context(
+            FlowRunCancellingObserver(
+                on_cancelling=self._on_job_cancelling,
+                polling_interval=get_current_settings().worker.cancellation_poll_seconds,
+            )
+        )
+
+    def _on_job_cancelling(self, flow_run_id: UUID) -> None:
+        if event := self._cancel_events.get(flow_run_id):
+            event.set()
 
     async def _load_flow(self, flow_run: FlowRun) -> Flow:
         """The deployment's flow, loaded once per deployment from its entrypoint."""
@@ -106,6 +121,10 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         runtime.current_policy.set(configuration.host_policy())
         runtime.current_pull_policy.set(configuration.pull_policy)
         runtime.current_pool.set(self._work_pool_name)
+        cancelled = self._cancel_events[flow_run.id] = anyio.Event()
+        runtime.current_cancel_event.set(cancelled)
+        if self._job_cancellation:
+            self._job_cancellation.add_in_flight_flow_run_id(flow_run.id)
         self._running.add(flow_run.id)
         try:
             state = await run_flow_async(
@@ -113,6 +132,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             )
         finally:
             self._running.discard(flow_run.id)
+            self._cancel_events.pop(flow_run.id, None)
+            if self._job_cancellation:
+                self._job_cancellation.remove_in_flight_flow_run_id(flow_run.id)
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
 
     async def kill_infrastructure(

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -70,17 +71,30 @@ def workers(stack, tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _creates(docker_client, since: float) -> dict[str, int]:
-    """How many job containers Docker created per flow run since `since`."""
-    counts: dict[str, int] = {}
-    events = docker_client.events(
-        since=int(since), until=int(time.time()) + 1, decode=True,
-        filters={"type": "container", "event": "create", "label": LABEL_FLOW_RUN},
-    )
-    for event in events:
-        run_id = event["Actor"]["Attributes"][LABEL_FLOW_RUN]
-        counts[run_id] = counts.get(run_id, 0) + 1
-    return counts
+class ContainerCreates:
+    """Counts job-container creations per flow run, from Docker's live event stream
+    (the daemon keeps only its last 1000 events, so they are read as they happen)."""
+
+    def __init__(self, docker_client):
+        self.counts: dict[str, int] = {}
+        self._events = docker_client.events(
+            decode=True, filters={"type": "container", "event": "create", "label": LABEL_FLOW_RUN}
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._events:
+                run_id = event["Actor"]["Attributes"][LABEL_FLOW_RUN]
+                self.counts[run_id] = self.counts.get(run_id, 0) + 1
+        except Exception:  # noqa: BLE001 - the stream is closed by stop()
+            pass
+
+    def stop(self) -> dict[str, int]:
+        time.sleep(1)  # let the last events arrive
+        self._events.close()
+        return self.counts
 
 
 def _running_container(docker_client, job_id: str, printed: str, seconds: float = 60):
@@ -127,7 +141,7 @@ def test_twenty_concurrent_jobs_in_one_worker_all_complete(pool, workers, busybo
 
 def test_kill_9_mid_job_then_restart_finishes_the_run_once(pool, workers, busybox, docker_client,
                                                           no_leftover_containers):
-    since = time.time()
+    creates = ContainerCreates(docker_client)
     first = workers(pool)
     job = swarmsync.submit(busybox, "echo start-$(cat /proc/sys/kernel/random/uuid); sleep 15; echo end", pool=pool)
     container = _running_container(docker_client, job.id, printed="start-")
@@ -141,7 +155,7 @@ def test_kill_9_mid_job_then_restart_finishes_the_run_once(pool, workers, busybo
     assert job.status() == "Completed"
     assert job.result().stdout == f"{seen}\nend\n"
     assert verify_archive(job.id) == []
-    assert _creates(docker_client, since).get(job.id) == 1
+    assert creates.stop().get(job.id) == 1
 
 
 def test_container_gone_while_worker_down_crashes_then_retries(pool, workers, busybox, docker_client,
@@ -168,7 +182,7 @@ def test_container_gone_while_worker_down_crashes_then_retries(pool, workers, bu
 
 def test_three_workers_on_one_pool_run_each_of_100_jobs_once(pool, workers, busybox, docker_client,
                                                               no_leftover_containers):
-    since = time.time()
+    creates = ContainerCreates(docker_client)
     for _ in range(3):
         workers(pool)
     specs = [JobSpec(image=busybox, command=["echo", f"n{i}"]) for i in range(100)]
@@ -176,8 +190,9 @@ def test_three_workers_on_one_pool_run_each_of_100_jobs_once(pool, workers, busy
     assert len({s.job.id for s in submitted if s.job}) == 100
     results = [s.job.wait(300).result() for s in submitted]
     assert [r.stdout for r in results] == [f"n{i}\n" for i in range(100)]
-    creates = _creates(docker_client, since)
-    assert all(creates.get(s.job.id) == 1 for s in submitted), "a job ran more than once"
+    counts = creates.stop()
+    wrong = {s.job.id: counts.get(s.job.id) for s in submitted if counts.get(s.job.id) != 1}
+    assert not wrong, f"jobs not run exactly once: {wrong}"
     assert len({r.manifest["worker"] for r in results}) >= 2
 
 
