@@ -89,6 +89,49 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             )
         )
 
+    async def start(self, *args: Any, **kwargs: Any) -> None:
+        """Prefect's polling loops, plus a wake-up on new runs so pickup is not a poll away."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._wake_on_new_runs)
+            try:
+                await super().start(*args, **kwargs)
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _wake_on_new_runs(self) -> None:
+        """Subscribe to 'flow run Scheduled' events of this pool; each burst of them triggers
+        one immediate poll. Polling stays the fallback if the event stream is unavailable."""
+        from prefect.events.clients import get_events_subscriber
+        from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+
+        while not getattr(self, "is_setup", False) or self._work_pool is None:
+            await anyio.sleep(0.2)
+        wake_send, wake_recv = anyio.create_memory_object_stream[None](1)
+        event_filter = EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
+            related=EventRelatedFilter(id=[f"prefect.work-pool.{self._work_pool.id}"]),
+        )
+
+        async def listen() -> None:
+            async with get_events_subscriber(filter=event_filter) as subscriber:
+                async for _event in subscriber:
+                    try:
+                        wake_send.send_nowait(None)
+                    except anyio.WouldBlock:
+                        pass  # a poll is already due: bursts coalesce into one
+
+        async def poll_on_wake() -> None:
+            async for _ in wake_recv:
+                if self.is_setup:
+                    await self.get_and_submit_flow_runs()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(poll_on_wake)
+                await listen()
+        except Exception as exc:  # noqa: BLE001 - polling still picks runs up
+            self._logger.warning("event wake-up unavailable (%s); relying on polling", exc)
+
     def _on_job_cancelling(self, flow_run_id: UUID) -> None:
         if event := self._cancel_events.get(flow_run_id):
             event.set()
