@@ -73,6 +73,21 @@ class RssSampler(threading.Thread):
             time.sleep(0.2)
 
 
+def fresh_pg_database(admin_url: str) -> str:
+    """An empty database on the PostgreSQL server at `admin_url`; returns its URL."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(admin_url)
+    name = f"swarmsync_bench_{uuid.uuid4().hex[:8]}"
+    conninfo = f"host={u.host} port={u.port or 5432} user={u.username} password={u.password} dbname={u.database}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return u.set(database=name).render_as_string(hide_password=False)
+
+
 def start_server(home: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -184,7 +199,11 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
 
     def create_many(n):
         spec = swarmsync.JobSpec(image=image, command=["echo", "hi"])
-        return [str(s.job.id) for s in swarmsync.submit_many([spec] * n) if s.job]
+        entries = swarmsync.submit_many([spec] * n)
+        for entry in entries:
+            if entry.error:
+                print(f"submission {entry.index} failed: {entry.error}", file=sys.stderr)
+        return [str(e.job.id) for e in entries if e.job]
 
     worker_pid = int(subprocess.run(["pgrep", "-f", f"worker start --pool {get_settings().work_pool}"],
                                     capture_output=True, text=True).stdout.split()[0])
@@ -240,6 +259,10 @@ def main() -> None:
     parser.add_argument("--stock-burst", type=int, default=20,
                         help="burst size for stock Prefect (it manages ~13 jobs/min here; 100 takes ~8 min)")
     parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument(
+        "--postgres", default=os.environ.get("SWARMSYNC_TEST_PG"),
+        help="PostgreSQL admin URL (postgresql+psycopg://...): also run SwarmSync with Prefect on PostgreSQL",
+    )
     args = parser.parse_args()
     from swarmsync.images import ensure_busybox_image
 
@@ -247,14 +270,25 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="swarmsync-bench-"))
     results = {"raw docker run": bench_raw_docker(image, max(args.singles, 10))}
     results["SwarmSync"] = bench_swarmsync(image, args.singles, args.burst, tmp / "swarmsync", 4411)
+    if args.postgres:
+        pg_url = fresh_pg_database(args.postgres)
+        os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = pg_url.replace("+psycopg", "+asyncpg")
+        results["SwarmSync (PG)"] = bench_swarmsync(image, args.singles, args.burst, tmp / "swarmsync-pg", 4413)
+        os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL")
     if not args.skip_stock:
         results["stock Prefect"] = bench_stock(image, args.singles, args.stock_burst, tmp / "stock", 4412)
-    shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{'system':<16}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'idle MB':>9}{'peak MB':>9}{'lost/failed':>12}")
+    if os.environ.get("SWARMSYNC_BENCH_KEEP"):
+        print(f"logs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{'system':<18}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'idle MB':>9}{'peak MB':>9}{'lost/failed':>12}")
     for name, r in results.items():
-        print(f"{name:<16}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}"
+        print(f"{name:<18}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}"
               f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>12}")
     raw, ss = results["raw docker run"], results["SwarmSync"]
+    if "SwarmSync (PG)" in results:
+        pg = results["SwarmSync (PG)"]
+        print(f"SwarmSync with Prefect on PostgreSQL vs SQLite: throughput {pg['per_min'] / ss['per_min']:.1f}x")
     print(f"\nSwarmSync vs raw docker: p50 {ss['p50'] / raw['p50']:.1f}x, throughput "
           f"{ss['per_min'] / raw['per_min']:.2f}x")
     if "stock Prefect" in results:

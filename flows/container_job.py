@@ -14,6 +14,7 @@ import shutil
 import socket
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import anyio
@@ -203,12 +204,14 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: Co
         "worker": os.environ.get("PREFECT__WORKER_NAME") or socket.gethostname(),
     }
     location, manifest = await archive.write_archive(flow_run_id, spool, manifest)
-    await anyio.to_thread.run_sync(archive.index_archive, manifest, location)
     shutil.rmtree(spool, ignore_errors=True)
-    await acreate_markdown_artifact(markdown=_summary_markdown(manifest, location),
-                                    description="SwarmSync job result")
-    await acreate_link_artifact(link=f"file://{location}" if location.startswith("/") else location,
-                                link_text="archived result", description="SwarmSync archive")
+    link = f"file://{location}" if location.startswith("/") else location
+    async with anyio.create_task_group() as tg:  # three independent writes, at once
+        tg.start_soon(anyio.to_thread.run_sync, archive.index_archive, manifest, location)
+        tg.start_soon(partial(acreate_markdown_artifact, markdown=_summary_markdown(manifest, location),
+                              description="SwarmSync job result"))
+        tg.start_soon(partial(acreate_link_artifact, link=link, link_text="archived result",
+                              description="SwarmSync archive"))
     return manifest
 
 

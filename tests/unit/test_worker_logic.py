@@ -1,0 +1,43 @@
+"""Pure logic of the worker: which runs are orphaned, which errors are worth retrying."""
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+import httpx
+from prefect.client.schemas.objects import FlowRun
+
+from swarmsync.jobs import _transient
+from swarmsync.recovery import is_orphaned
+
+
+def _run(infra: str | None) -> FlowRun:
+    return FlowRun(id=uuid.uuid4(), flow_id=uuid.uuid4(), infrastructure_pid=infra)
+
+
+def test_a_run_under_a_dead_pid_on_this_host_is_orphaned():
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    assert is_orphaned(_run(f"{host}:{dead.pid}:x"))
+    assert not is_orphaned(_run(f"{host}:{os.getpid()}:x"))  # alive
+    assert not is_orphaned(_run(f"other-host:{dead.pid}:x"))  # not ours to judge
+    assert not is_orphaned(_run(None))
+    assert not is_orphaned(_run("garbage"))
+
+
+def _status_error(code: int) -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "http://x/api/deployments/1/create_flow_run")
+    return httpx.HTTPStatusError("x", request=request, response=httpx.Response(code, request=request))
+
+
+def test_transient_errors_are_retried_and_others_are_not():
+    for code in (429, 500, 502, 503, 504):
+        assert _transient(_status_error(code))
+    for code in (400, 401, 403, 404, 422):
+        assert not _transient(_status_error(code))
+    assert _transient(httpx.ConnectError("refused"))
+    assert _transient(httpx.ReadTimeout("slow"))
+    assert not _transient(ValueError("bad spec"))
