@@ -14,7 +14,6 @@ import shutil
 import socket
 import time
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import anyio
@@ -206,12 +205,11 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: Co
     location, manifest = await archive.write_archive(flow_run_id, spool, manifest)
     shutil.rmtree(spool, ignore_errors=True)
     link = f"file://{location}" if location.startswith("/") else location
-    async with anyio.create_task_group() as tg:  # three independent writes, at once
+    async with anyio.create_task_group() as tg:  # the index row is written while the artifacts are
         tg.start_soon(anyio.to_thread.run_sync, archive.index_archive, manifest, location)
-        tg.start_soon(partial(acreate_markdown_artifact, markdown=_summary_markdown(manifest, location),
-                              description="SwarmSync job result"))
-        tg.start_soon(partial(acreate_link_artifact, link=link, link_text="archived result",
-                              description="SwarmSync archive"))
+        await acreate_markdown_artifact(markdown=_summary_markdown(manifest, location),
+                                        description="SwarmSync job result")
+        await acreate_link_artifact(link=link, link_text="archived result", description="SwarmSync archive")
     return manifest
 
 
