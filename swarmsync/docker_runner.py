@@ -16,6 +16,7 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 import docker
@@ -244,8 +245,6 @@ class ContainerRun:
         """Seconds since the container started (for timeouts across a worker restart)."""
         started = self.container.attrs.get("State", {}).get("StartedAt", "")
         try:
-            from datetime import datetime
-
             begun = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
             return max(0.0, time.time() - begun.timestamp())
         except ValueError:
@@ -263,7 +262,6 @@ class ContainerRun:
 
     def wait(self, timeout: float | None) -> tuple[int | None, str | None]:
         """Block until exit; on timeout stop (SIGTERM, then SIGKILL after a grace)."""
-        started = time.monotonic()
         reason = None
         try:
             status = self.container.wait(timeout=timeout) if timeout else self.container.wait()
@@ -280,8 +278,6 @@ class ContainerRun:
         state = self.container.attrs.get("State", {})
         if reason is None and state.get("OOMKilled"):
             reason = "oom"
-        if reason is None and timeout and time.monotonic() - started > timeout + STOP_GRACE_SECONDS:
-            reason = "timeout"
         return status.get("StatusCode"), reason
 
     def stop(self) -> None:

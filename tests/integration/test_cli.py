@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tarfile  # noqa: F401 - used through `swarmsync files`
 from pathlib import Path
 
 import swarmsync
