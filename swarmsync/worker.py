@@ -180,6 +180,14 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
                 self._job_cancellation.remove_in_flight_flow_run_id(flow_run.id)
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
 
+    async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
+        """Worker labels on the run are informative only: a busy server (e.g. a 503 from
+        SQLite under a burst) must not turn into a crashed, never-run job."""
+        try:
+            await super()._give_worker_labels_to_flow_run(flow_run_id)
+        except Exception as exc:  # noqa: BLE001
+            self._logger.warning("could not label flow run %s with this worker: %s", flow_run_id, exc)
+
     async def kill_infrastructure(
         self, infrastructure_pid: str, configuration: SwarmSyncJobConfiguration, grace_seconds: int = 30
     ) -> None:
