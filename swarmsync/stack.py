@@ -101,9 +101,12 @@ class Stack:
 
     def prepare(self) -> None:
         """Database migrations, block types, the work pool and the job deployment."""
+        from swarmsync.pools import create_pool
+
         migrate()
         with prefect_api():
-            anyio.run(_register_pool_and_deployment, self.settings.work_pool)
+            anyio.run(_register_block_types)
+        create_pool(self.settings.work_pool)
 
     def start_worker(self, limit: int = 50) -> None:
         self._spawn(
@@ -145,18 +148,12 @@ class Stack:
         return None
 
 
-async def _register_pool_and_deployment(pool: str) -> None:
+async def _register_block_types() -> None:
     from prefect.blocks.system import Secret
-    from prefect.client.orchestration import get_client
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
-
-    from deployments.job_deployment import ensure_job_deployment, ensure_work_pool
 
     for block_cls in (Secret, LocalFileSystem, RemoteFileSystem):
         await block_cls.aregister_type_and_schema()
-    async with get_client() as client:
-        await ensure_work_pool(client, pool)
-        await ensure_job_deployment(client, pool)
 
 
 async def _worker_online(pool: str) -> bool:
