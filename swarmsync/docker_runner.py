@@ -33,6 +33,7 @@ LABEL_JOB = "io.swarmsync.job"
 LABEL_FLOW_RUN = "io.swarmsync.flow-run-id"
 LABEL_WORKER = "io.swarmsync.worker"
 LABEL_POOL = "io.swarmsync.pool"
+LABEL_INSTANCE = "io.swarmsync.instance"  # the Prefect API URL: one SwarmSync installation
 STOP_GRACE_SECONDS = 5
 
 
@@ -158,7 +159,9 @@ def create_container(
             raise JobSpecError(f"image {spec.image!r} has no default command: give a command")
     memory = spec.memory_bytes or policy.default_memory_bytes
     cpu = spec.cpu or policy.default_cpu
-    labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: flow_run_id}
+    from swarmsync.connection import api_url
+
+    labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: flow_run_id, LABEL_INSTANCE: api_url()}
     if worker:
         labels[LABEL_WORKER] = worker
     if pool:

@@ -119,9 +119,12 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def no_leftover_containers(docker_client) -> Iterator[None]:
-    """Fails the test if a SwarmSync container outlives its job."""
-    label = {"label": "io.swarmsync.job"}
+def no_leftover_containers(docker_client, stack) -> Iterator[None]:
+    """Fails the test if one of this stack's containers outlives its job (containers of
+    other stacks sharing the Docker engine, e.g. a parallel test run, are not ours)."""
+    from swarmsync.connection import api_url
+
+    label = {"label": ["io.swarmsync.job", f"io.swarmsync.instance={api_url()}"]}
     before = {c.id for c in docker_client.containers.list(all=True, filters=label)}
     yield
     left = [c for c in docker_client.containers.list(all=True, filters=label) if c.id not in before]
