@@ -1,7 +1,8 @@
 """The `container-job` flow: one JobSpec run as a Docker container, streamed, archived.
 
-Tasks: `prepare-job` (secrets, image, payload checksums), `run-container` (retried per
-the job's `retries`), `archive-result`. The flow's final state is Completed when the
+Before the tasks, the flow resolves secrets, the image and the input checksums (a job
+refused there never runs). Tasks: `run-container` (retried per the job's `retries`) and
+`archive-result`. The flow's final state is Completed when the
 exit code is allowed, Failed (with exit code and reason) otherwise, Cancelled when
 cancelled; in every case the output is archived and the container removed.
 """
@@ -14,6 +15,7 @@ import shutil
 import socket
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import anyio
@@ -36,6 +38,7 @@ from swarmsync.docker_runner import (
     find_job_containers,
     input_archive,
     resolve_image,
+    thread_with_context,
 )
 from swarmsync.output import OutputCapture
 from swarmsync.policy import HostPolicy
@@ -79,7 +82,6 @@ async def _resolve_secrets(spec: JobSpec) -> dict[str, str]:
     return values
 
 
-@task(name="prepare-job", persist_result=False)
 async def prepare_job(spec: JobSpec) -> tuple[ResolvedImage, bytes | None]:
     """Resolve the image per pull policy and verify every input file's SHA-256."""
     logger = get_run_logger()
@@ -128,6 +130,7 @@ async def run_container(
     )
     client = docker_client()
     worker = os.environ.get("PREFECT__WORKER_NAME") or socket.gethostname()
+    await _finish_removals()  # a retry must not find (and adopt) the previous attempt's container
     existing = await anyio.to_thread.run_sync(find_job_containers, client, flow_run_id)
     run: ContainerRun | None = None
     try:
@@ -160,10 +163,22 @@ async def run_container(
     finally:
         capture.close()
         if run is not None:
-            await anyio.to_thread.run_sync(run.remove)
+            _remove_soon(run)
     if reason != "cancelled" and (reason or exit_code not in spec.allowed_exit_codes):
         raise JobFailed(outcome)
     return outcome
+
+
+def _remove_soon(run: ContainerRun) -> None:
+    """Remove the container in the background while the result is archived; the flow waits
+    for it before it ends (see `_removals`). Outside a job flow, remove at once."""
+    pending = runtime.pending_removals.get()
+    if pending is None:
+        run.remove()
+        return
+    thread = thread_with_context(run.remove)
+    thread.start()
+    pending.append(thread)
 
 
 def describe(spec: JobSpec, exit_code: int | None, reason: str | None) -> str:
@@ -205,11 +220,12 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: Co
     location, manifest = await archive.write_archive(flow_run_id, spool, manifest)
     shutil.rmtree(spool, ignore_errors=True)
     link = f"file://{location}" if location.startswith("/") else location
-    async with anyio.create_task_group() as tg:  # the index row is written while the artifacts are
+    async with anyio.create_task_group() as tg:  # index row and both artifacts at once
         tg.start_soon(anyio.to_thread.run_sync, archive.index_archive, manifest, location)
-        await acreate_markdown_artifact(markdown=_summary_markdown(manifest, location),
-                                        description="SwarmSync job result")
-        await acreate_link_artifact(link=link, link_text="archived result", description="SwarmSync archive")
+        tg.start_soon(partial(acreate_markdown_artifact, markdown=_summary_markdown(manifest, location),
+                              description="SwarmSync job result"))
+        tg.start_soon(partial(acreate_link_artifact, link=link, link_text="archived result",
+                              description="SwarmSync archive"))
     return manifest
 
 
@@ -236,9 +252,24 @@ async def container_job(job: JobSpec) -> State:
     logger = get_run_logger()
     spec = job
     policy = runtime.current_policy.get() or HostPolicy()
-    image: ResolvedImage | None = None
     started = time.time()
     logger.info("job: %s %s", spec.image, spec.display_command())
+    removals = runtime.pending_removals.set([])
+    try:
+        return await _run_job(spec, policy, logger, started)
+    finally:
+        await _finish_removals()
+        runtime.pending_removals.reset(removals)
+
+
+async def _finish_removals() -> None:
+    pending = runtime.pending_removals.get() or []
+    while pending:
+        await anyio.to_thread.run_sync(pending.pop().join)
+
+
+async def _run_job(spec: JobSpec, policy: HostPolicy, logger: Any, started: float) -> State:
+    image: ResolvedImage | None = None
     try:
         secret_values = await _resolve_secrets(spec)
         image, inputs = await prepare_job(spec)

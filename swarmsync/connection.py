@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
-from prefect.settings import PREFECT_API_URL, temporary_settings
+import prefect.context
+from prefect.settings import PREFECT_API_URL, Settings
 
 from swarmsync.settings import get_settings
 
@@ -28,13 +29,28 @@ def api_url() -> str:
 
 @contextmanager
 def prefect_api() -> Iterator[str]:
-    """Point Prefect's client at SwarmSync's server for the duration of the block."""
+    """Point Prefect's client at SwarmSync's server for the duration of the block.
+
+    Building a Prefect `Settings` object re-reads the environment (~0.2 s), so the derived
+    settings are built once per (current settings, URL) and reused for later calls.
+    """
     url = api_url()
     if PREFECT_API_URL.value() == url:
         yield url
         return
-    with temporary_settings(updates={PREFECT_API_URL: url}):
+    context = prefect.context.get_settings_context()
+    key = (id(context.settings), url)
+    settings = _derived_settings.get(key)
+    if settings is None or settings[0] is not context.settings:
+        settings = _derived_settings[key] = (
+            context.settings, context.settings.copy_with_update(updates={PREFECT_API_URL: url})
+        )
+    with prefect.context.SettingsContext(profile=context.profile, settings=settings[1]):
         yield url
+
+
+# (id of the base settings, url) -> (base settings, base settings with that API URL)
+_derived_settings: dict[tuple[int, str], tuple[Settings, Settings]] = {}
 
 
 def uses_prefect_api(fn: Callable[P, R]) -> Callable[P, R]:

@@ -199,7 +199,7 @@ def image_config(client: docker.DockerClient, image_id: str) -> dict:
     return client.images.get(image_id).attrs.get("Config") or {}
 
 
-def _thread(target, *args) -> threading.Thread:
+def thread_with_context(target, *args) -> threading.Thread:
     """A reader thread that keeps the caller's context (Prefect settings and run context),
     so log lines it emits reach the right API and run."""
     return threading.Thread(target=contextvars.copy_context().run, args=(target, *args), daemon=True)
@@ -218,10 +218,12 @@ class ContainerRun:
     def start(self, inputs: bytes | None) -> None:
         if inputs:
             self.container.put_archive("/", inputs)
+        # attached before start, so the live stream has every byte; logs=True would also
+        # replay the log so far, and output written during the attach handshake came twice
         sock = self.client.api.attach(
-            self.container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            self.container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
         )
-        self._readers = [_thread(self._pump, sock)]
+        self._readers = [thread_with_context(self._pump, sock)]
         self._readers[0].start()
         self.container.start()
 
@@ -230,7 +232,7 @@ class ContainerRun:
         from the log driver and follow the rest (one follower per stream, so the
         interleaving between stdout and stderr is approximate after a recovery)."""
         self.container.reload()
-        self._readers = [_thread(self._follow, stream) for stream in ("stdout", "stderr")]
+        self._readers = [thread_with_context(self._follow, stream) for stream in ("stdout", "stderr")]
         for reader in self._readers:
             reader.start()
 

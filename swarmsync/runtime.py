@@ -16,4 +16,6 @@ from swarmsync.policy import HostPolicy
 current_policy: ContextVar[HostPolicy | None] = ContextVar("swarmsync_policy", default=None)
 current_pull_policy: ContextVar[str | None] = ContextVar("swarmsync_pull_policy", default=None)
 current_pool: ContextVar[str | None] = ContextVar("swarmsync_pool", default=None)
+# threads removing this run's containers while its result is archived; the flow joins them
+pending_removals: ContextVar[list | None] = ContextVar("swarmsync_pending_removals", default=None)
 current_cancel_event: ContextVar[anyio.Event | None] = ContextVar("swarmsync_cancel", default=None)

@@ -140,7 +140,9 @@ def worker_start(
     name: str = typer.Option(None, help="Worker name (default: generated)"),
     limit: int = typer.Option(50, help="Most jobs run at once"),
     queue: list[str] = typer.Option([], "--queue", "-q", help="Only these work queues (repeatable)"),
-    query_seconds: float = typer.Option(0.5, help="Seconds between polls for new runs"),
+    query_seconds: float = typer.Option(
+        2.0, help="Seconds between polls for new runs (a fallback: new runs and free slots wake the worker at once)"
+    ),
 ) -> None:
     """Start a SwarmSync worker (same as `prefect worker start --type swarmsync`)."""
     from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
