@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -86,14 +87,24 @@ async def prepare_job(spec: JobSpec) -> tuple[ResolvedImage, bytes | None]:
     """Resolve the image per pull policy and verify every input file's SHA-256."""
     logger = get_run_logger()
     client = docker_client()
-    image = await anyio.to_thread.run_sync(
-        resolve_image, client, spec, spec.pull_policy or runtime.current_pull_policy.get() or get_settings().pull_policy
-    )
+    pull_policy = spec.pull_policy or runtime.current_pull_policy.get() or get_settings().pull_policy
+    image = await anyio.to_thread.run_sync(resolve_image, client, spec, pull_policy, _registry_login(client))
     logger.info("image %s resolved to %s", spec.image, image.digest)
     inputs = await anyio.to_thread.run_sync(input_archive, spec)
     if spec.inputs:
         logger.info("%d input file(s) verified by SHA-256", len(spec.inputs))
     return image, inputs
+
+
+def _registry_login(client: Any) -> Callable[[], None] | None:
+    """Log in with the pool's registry credentials (called only before a pull)."""
+    credentials = runtime.current_registry_credentials.get()
+    if credentials is None:
+        return None
+    return partial(
+        client.login, username=credentials.username, password=credentials.password.get_secret_value(),
+        registry=credentials.registry_url, reauth=credentials.reauth,
+    )
 
 
 async def _watch_cancellation(flow_run_id: str, run: ContainerRun, every: float) -> None:

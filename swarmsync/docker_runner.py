@@ -15,6 +15,7 @@ import shutil
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -42,6 +43,12 @@ class JobRefused(RuntimeError):
 
 
 def docker_client() -> docker.DockerClient:
+    """The pool's Docker engine (its prefect-docker `DockerHost` block) when running under a
+    SwarmSync worker; else SWARMSYNC_DOCKER_HOST; else Docker's own environment."""
+    from swarmsync import runtime
+
+    if (host := runtime.current_docker_host.get()) is not None:
+        return host.get_client()
     url = get_settings().docker_host
     return docker.DockerClient(base_url=url) if url else docker.from_env()
 
@@ -53,8 +60,11 @@ class ResolvedImage:
     digest: str | None  # the repo digest when known, else the image id
 
 
-def resolve_image(client: docker.DockerClient, spec: JobSpec, default_policy: str) -> ResolvedImage:
-    """Find or pull the image per pull policy; a pinned digest must match what runs."""
+def resolve_image(
+    client: docker.DockerClient, spec: JobSpec, default_policy: str, login: Callable[[], None] | None = None
+) -> ResolvedImage:
+    """Find or pull the image per pull policy; a pinned digest must match what runs.
+    `login` (the pool's registry credentials) is called before a pull, never otherwise."""
     name, tag, digest = parse_image(spec.image)
     policy = spec.pull_policy or default_policy
     image = None
@@ -64,6 +74,8 @@ def resolve_image(client: docker.DockerClient, spec: JobSpec, default_policy: st
         if policy == "never":
             raise JobRefused(f"image {spec.image!r} is not on this Docker host and pull_policy is 'never'")
         try:
+            if login is not None:
+                login()
             if digest:
                 image = client.images.pull(f"{name}@{digest}")
             else:

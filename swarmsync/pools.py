@@ -11,7 +11,9 @@ from swarmsync.connection import uses_prefect_api
 from swarmsync.policy import HostPolicy
 from swarmsync.settings import get_settings
 
-POLICY_FIELDS = (*HostPolicy.model_fields, "pull_policy")
+# pool settings that name a prefect-docker block document (by name) -> its block type slug
+BLOCK_FIELDS = {"docker_host": "docker-host", "registry_credentials": "docker-registry-credentials"}
+POLICY_FIELDS = (*HostPolicy.model_fields, "pull_policy", *BLOCK_FIELDS)
 
 
 @uses_prefect_api
@@ -30,11 +32,26 @@ def create_pool(name: str, **policy: Any) -> str:
 
     async def create() -> None:
         async with get_client() as client:
+            for field, slug in BLOCK_FIELDS.items():
+                if policy.get(field):
+                    policy[field] = await _block_reference(client, slug, policy[field])
             await ensure_work_pool(client, name, policy=policy or None)
             await ensure_job_deployment(client, name, name=deployment.split("/", 1)[1])
 
     anyio.run(create)
     return deployment
+
+
+async def _block_reference(client: Any, block_type: str, name: str) -> dict[str, Any]:
+    """A job-template reference to the block document `name` (or `block-type/name`)."""
+    from prefect.exceptions import ObjectNotFound
+
+    document = name.split("/", 1)[1] if name.startswith(f"{block_type}/") else name
+    try:
+        block = await client.read_block_document_by_name(name=document, block_type_slug=block_type)
+    except ObjectNotFound:
+        raise ValueError(f"no {block_type} block named {document!r}; create it first (Prefect UI > Blocks)") from None
+    return {"$ref": {"block_document_id": str(block.id)}}
 
 
 @uses_prefect_api

@@ -8,6 +8,7 @@ any other worker get the defaults.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import Any
 
 import anyio
 
@@ -19,3 +20,6 @@ current_pool: ContextVar[str | None] = ContextVar("swarmsync_pool", default=None
 # threads removing this run's containers while its result is archived; the flow joins them
 pending_removals: ContextVar[list | None] = ContextVar("swarmsync_pending_removals", default=None)
 current_cancel_event: ContextVar[anyio.Event | None] = ContextVar("swarmsync_cancel", default=None)
+# the pool's prefect-docker blocks: `DockerHost` (which engine) and `DockerRegistryCredentials`
+current_docker_host: ContextVar[Any | None] = ContextVar("swarmsync_docker_host", default=None)
+current_registry_credentials: ContextVar[Any | None] = ContextVar("swarmsync_registry_credentials", default=None)

@@ -151,8 +151,9 @@ class Stack:
 async def _register_block_types() -> None:
     from prefect.blocks.system import Secret
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
+    from prefect_docker import DockerHost, DockerRegistryCredentials
 
-    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem):
+    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem, DockerHost, DockerRegistryCredentials):
         await block_cls.aregister_type_and_schema()
 
 

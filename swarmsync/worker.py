@@ -33,22 +33,33 @@ from prefect.flow_engine import run_flow_async
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.settings import get_current_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
-from pydantic import Field
+from prefect_docker import DockerHost, DockerRegistryCredentials
+from pydantic import BaseModel, Field
 
 from swarmsync import runtime
 from swarmsync.policy import HostPolicy
 
 
-class SwarmSyncVariables(BaseVariables, HostPolicy):
-    """Pool-level settings, editable in the Prefect UI (work pool > base job template)."""
+class PoolDocker(BaseModel):
+    """Which Docker engine a pool's jobs run on and how it pulls (prefect-docker blocks)."""
 
     pull_policy: str = Field(
         default="if-not-present", description="Image pull policy: always, if-not-present, never"
     )
+    docker_host: DockerHost | None = Field(
+        default=None,
+        description="Docker engine for this pool's jobs (a Docker Host block); empty: the worker's local engine",
+    )
+    registry_credentials: DockerRegistryCredentials | None = Field(
+        default=None, description="Registry login used before an image is pulled (a Docker Registry Credentials block)"
+    )
 
 
-class SwarmSyncJobConfiguration(BaseJobConfiguration, HostPolicy):
-    pull_policy: str = Field(default="if-not-present")
+class SwarmSyncVariables(BaseVariables, HostPolicy, PoolDocker):
+    """Pool-level settings, editable in the Prefect UI (work pool > base job template)."""
+
+
+class SwarmSyncJobConfiguration(BaseJobConfiguration, HostPolicy, PoolDocker):
 
     def host_policy(self) -> HostPolicy:
         return HostPolicy(**self.model_dump(include=set(HostPolicy.model_fields)))
@@ -230,6 +241,8 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             task_status.started(identifier)
         runtime.current_policy.set(configuration.host_policy())
         runtime.current_pull_policy.set(configuration.pull_policy)
+        runtime.current_docker_host.set(configuration.docker_host)
+        runtime.current_registry_credentials.set(configuration.registry_credentials)
         runtime.current_pool.set(self._work_pool_name)
         cancelled = self._cancel_events[flow_run.id] = anyio.Event()
         runtime.current_cancel_event.set(cancelled)
@@ -275,12 +288,15 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         from swarmsync.docker_runner import docker_client, find_job_containers
 
         flow_run_id = infrastructure_pid.rsplit(":", 1)[-1]
+        runtime.current_docker_host.set(configuration.docker_host)
         for container in find_job_containers(docker_client(), flow_run_id):
             container.stop(timeout=min(grace_seconds, 10))
 
     async def sync_with_backend(self) -> None:
         await super().sync_with_backend()
         from swarmsync.recovery import record_telemetry, recover_orphaned_runs
+
+        await self._use_pool_docker_host()
 
         await anyio.to_thread.run_sync(
             record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at
@@ -289,6 +305,19 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger)
         except Exception:  # noqa: BLE001 - recovery is retried at the next heartbeat; never stop the worker
             self._logger.exception("recovery of orphaned runs failed; retrying at the next heartbeat")
+
+    async def _use_pool_docker_host(self) -> None:
+        """Telemetry and recovery look at the pool's Docker engine (its `docker_host` block)."""
+        if self._work_pool is None:
+            return
+        try:
+            defaults = await self.job_configuration.from_template_and_values(
+                self._work_pool.base_job_template, {}, client=self.client
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. a deleted block: report, keep the local engine
+            self._logger.warning("pool's docker_host could not be resolved (%s); using the local engine", exc)
+            return
+        runtime.current_docker_host.set(defaults.docker_host)
 
     async def _worker_metadata(self) -> WorkerMetadata | None:
         metadata = await super()._worker_metadata()

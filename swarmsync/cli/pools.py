@@ -21,6 +21,11 @@ def create(
     max_pids: int = typer.Option(None, help="Most processes one job may ask for"),
     max_timeout: float = typer.Option(None, help="Longest timeout in seconds"),
     pull_policy: str = typer.Option(None, help="always, if-not-present or never"),
+    default_network: str = typer.Option(None, help="Network for jobs that name none"),
+    docker_host: str = typer.Option(None, help="Docker Host block (prefect-docker) naming the pool's engine"),
+    registry_credentials: str = typer.Option(
+        None, help="Docker Registry Credentials block used before pulls"
+    ),
 ) -> None:
     """Create a pool (or update its policy) and its `container-job/NAME` deployment."""
     from swarmsync.pools import create_pool
@@ -28,7 +33,8 @@ def create(
     policy = {k: v for k, v in {
         "allow_privileged": allow_privileged, "allow_host_network": allow_host_network,
         "allow_gpu": allow_gpu, "max_cpu": max_cpu, "max_memory": max_memory, "max_pids": max_pids,
-        "max_timeout": max_timeout, "pull_policy": pull_policy,
+        "max_timeout": max_timeout, "pull_policy": pull_policy, "default_network": default_network,
+        "docker_host": docker_host, "registry_credentials": registry_credentials,
     }.items() if v is not None}
     try:
         deployment = create_pool(name, **policy)

@@ -83,6 +83,13 @@ def test_output_lines_reach_prefect_before_the_container_exits(stack, busybox, n
     assert job.result().stdout == "first-line\nlast-line\n"
 
 
+def test_output_written_at_once_is_captured_exactly_once(stack, busybox, no_leftover_containers):
+    # output printed the instant the container starts once came twice (attach replayed it)
+    specs = [swarmsync.JobSpec(image=busybox, command=["echo", f"once-{i}"]) for i in range(12)]
+    jobs = [entry.job for entry in swarmsync.submit_many(specs)]
+    assert [job.wait(120).result().stdout for job in jobs] == [f"once-{i}\n" for i in range(12)]
+
+
 def test_archive_keeps_non_utf8_bytes_exactly(run_job, busybox):
     job = run_job(busybox, "printf 'caf\\351 \\377\\376\\000end\\n'")
     expected = b"caf\xe9 \xff\xfe\x00end\n"

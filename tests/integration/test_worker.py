@@ -220,6 +220,49 @@ def test_privileged_passes_policy_only_where_the_pool_allows_it(stack, workers, 
         assert "0000003fffffffff" in job.result().stdout or "000001ffffffffff" in job.result().stdout
 
 
+def _save_block(block, name: str) -> str:
+    with prefect_api():
+        block.save(name, overwrite=True)
+    return name
+
+
+def test_pools_docker_host_block_chooses_the_engine_jobs_run_on(stack, workers, busybox, no_leftover_containers):
+    from prefect_docker import DockerHost
+
+    good, bad = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    create_pool(good, docker_host=_save_block(DockerHost(base_url="unix:///var/run/docker.sock"), f"{good}-host"))
+    create_pool(bad, docker_host=_save_block(DockerHost(base_url="unix:///nonexistent/docker.sock"), f"{bad}-host"))
+    assert swarmsync.pools.pool_policy(good)["docker_host"]["$ref"]["block_document_id"]
+    workers(good)
+    workers(bad)
+    assert swarmsync.submit(busybox, "echo on-the-pools-engine", pool=good).wait(60).result().stdout == (
+        "on-the-pools-engine\n"
+    )
+    failed = swarmsync.submit(busybox, "echo never", pool=bad).wait(60)
+    assert failed.status() == "Failed"
+    assert "nonexistent/docker.sock" in failed.result().message or "No such file" in failed.result().message
+
+
+def test_pool_with_an_unknown_block_is_refused_by_name(stack):
+    with pytest.raises(ValueError, match="no docker-host block named 'missing-host'"):
+        create_pool(f"t-{uuid.uuid4().hex[:8]}", docker_host="missing-host")
+
+
+def test_registry_credentials_are_used_before_a_pull_and_only_then(stack, workers, busybox, no_leftover_containers):
+    from prefect_docker import DockerRegistryCredentials
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    credentials = DockerRegistryCredentials(username="u", password="s3cret-pw", registry_url="127.0.0.1:2")
+    create_pool(name, registry_credentials=_save_block(credentials, f"{name}-registry"))
+    workers(name)
+    # the image is local: no pull, so no login (there is no registry here to log in to)
+    assert swarmsync.submit(busybox, "echo local", pool=name).wait(60).status() == "Completed"
+    # an image that must be pulled: the login to the pool's registry comes first, and fails
+    pulled = swarmsync.submit("127.0.0.1:1/absent:latest", "true", pool=name).wait(60)
+    assert pulled.status() == "Failed"
+    assert "127.0.0.1:2" in pulled.result().message and "s3cret-pw" not in pulled.result().message
+
+
 def test_gpu_request_refused_on_a_pool_without_gpus(pool, workers, busybox):
     workers(pool)
     job = swarmsync.submit(busybox, "true", pool=pool, gpus=1).wait(60)
