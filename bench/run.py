@@ -205,7 +205,7 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
                 print(f"submission {entry.index} failed: {entry.error}", file=sys.stderr)
         return [str(e.job.id) for e in entries if e.job]
 
-    worker_pid = int(subprocess.run(["pgrep", "-f", f"worker start --pool {get_settings().work_pool}"],
+    worker_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "worker start"],  # this stack's worker
                                     capture_output=True, text=True).stdout.split()[0])
     try:
         return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker_pid],
