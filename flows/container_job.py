@@ -228,11 +228,13 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: Co
         "duration_seconds": round(outcome.finished_at - outcome.started_at, 3),
         "worker": os.environ.get("PREFECT__WORKER_NAME") or socket.gethostname(),
     }
-    location, manifest = await archive.write_archive(flow_run_id, spool, manifest)
+    block = runtime.current_archive_block.get()
+    store = await anyio.to_thread.run_sync(archive.get_archive_store, block)
+    location, manifest = await archive.write_archive(flow_run_id, spool, manifest, store)
     shutil.rmtree(spool, ignore_errors=True)
     link = f"file://{location}" if location.startswith("/") else location
     async with anyio.create_task_group() as tg:  # index row and both artifacts at once
-        tg.start_soon(anyio.to_thread.run_sync, archive.index_archive, manifest, location)
+        tg.start_soon(anyio.to_thread.run_sync, archive.index_archive, manifest, location, block)
         tg.start_soon(partial(acreate_markdown_artifact, markdown=_summary_markdown(manifest, location),
                               description="SwarmSync job result"))
         tg.start_soon(partial(acreate_link_artifact, link=link, link_text="archived result",

@@ -15,7 +15,9 @@ from typing import Any
 
 from prefect.blocks.core import Block
 from prefect.filesystems import LocalFileSystem, WritableFileSystem
+from sqlalchemy import select
 
+from swarmsync.connection import prefect_api
 from swarmsync.db import ArchiveRecord, session_scope
 from swarmsync.output import sha256_file
 from swarmsync.settings import get_settings
@@ -30,13 +32,16 @@ class ArchiveNotFound(LookupError):
     """No archive for that job (yet): it may still be running, or the id is wrong."""
 
 
-def get_archive_store() -> WritableFileSystem:
-    """The configured filesystem block, or a local folder under SWARMSYNC_HOME."""
+def get_archive_store(block: str | None = None) -> WritableFileSystem:
+    """The filesystem block `block` (a pool's `archive_block`), else SWARMSYNC_ARCHIVE_BLOCK,
+    else a local folder under SWARMSYNC_HOME."""
     settings = get_settings()
-    if settings.archive_block:
-        store = Block.load(settings.archive_block)
+    block = block or settings.archive_block
+    if block:
+        with prefect_api():
+            store = Block.load(block, _sync=True)  # sync even in a worker thread of an event loop
         if not isinstance(store, WritableFileSystem):
-            raise TypeError(f"block {settings.archive_block!r} is not a writable filesystem block")
+            raise TypeError(f"block {block!r} is not a writable filesystem block")
         return store
     settings.archive_dir.mkdir(parents=True, exist_ok=True)
     return LocalFileSystem(basepath=str(settings.archive_dir))
@@ -75,7 +80,15 @@ async def write_archive(
     return archive_location(store, job_id), manifest
 
 
-def index_archive(manifest: dict[str, Any], location: str) -> None:
+def store_for_job(job_id: str) -> WritableFileSystem:
+    """Where a job's archive lives: the block its index row names (a pool may have its own
+    store), else the installation's store."""
+    with session_scope() as session:
+        block = session.scalar(select(ArchiveRecord.archive_block).where(ArchiveRecord.job_id == job_id))
+    return get_archive_store(block)
+
+
+def index_archive(manifest: dict[str, Any], location: str, block: str | None = None) -> None:
     """Insert (or replace, for a retried run) the job's row in the archive index."""
     files = manifest.get("files", {})
     spec = manifest.get("spec", {})
@@ -91,6 +104,7 @@ def index_archive(manifest: dict[str, Any], location: str) -> None:
         message=manifest.get("message"),
         worker=manifest.get("worker"),
         archive_path=location,
+        archive_block=block,
         manifest_sha256=manifest["manifest_sha256"],
         output_bytes=files.get("output.txt", {}).get("size", 0),
         tags=spec.get("tags", []),
@@ -110,7 +124,7 @@ def read_archive_file(job_id: str, name: str, store: WritableFileSystem | None =
     job_id = check_job_id(job_id)
     if name not in ARCHIVE_FILES:
         raise ArchiveNotFound(f"{name!r} is not an archive file; expected one of {ARCHIVE_FILES}")
-    store = store or get_archive_store()
+    store = store or store_for_job(job_id)
     try:
         return store.read_path(f"{job_id}/{name}")
     except (FileNotFoundError, ValueError, OSError) as exc:
@@ -126,7 +140,7 @@ def read_manifest(job_id: str, store: WritableFileSystem | None = None) -> dict[
 
 def verify_archive(job_id: str, store: WritableFileSystem | None = None) -> list[str]:
     """Re-hash every archived file; returns the names whose bytes no longer match."""
-    store = store or get_archive_store()
+    store = store or store_for_job(check_job_id(job_id))
     manifest = read_manifest(job_id, store)
     bad = []
     for name, meta in manifest.get("files", {}).items():

@@ -112,7 +112,7 @@ class Job:
             reason=manifest.get("reason"),
             message=manifest.get("message"),
             manifest=manifest,
-            archive_location=archive.archive_location(archive.get_archive_store(), self.id),
+            archive_location=archive.archive_location(archive.store_for_job(self.id), self.id),
         )
 
     @uses_prefect_api

@@ -13,7 +13,7 @@ from swarmsync.settings import get_settings
 
 # pool settings that name a prefect-docker block document (by name) -> its block type slug
 BLOCK_FIELDS = {"docker_host": "docker-host", "registry_credentials": "docker-registry-credentials"}
-POLICY_FIELDS = (*HostPolicy.model_fields, "pull_policy", *BLOCK_FIELDS)
+POLICY_FIELDS = (*HostPolicy.model_fields, "pull_policy", "archive_block", *BLOCK_FIELDS)
 
 
 @uses_prefect_api
@@ -28,6 +28,8 @@ def create_pool(name: str, **policy: Any) -> str:
     if unknown:
         raise ValueError(f"unknown pool settings {sorted(unknown)}; known: {sorted(POLICY_FIELDS)}")
     HostPolicy(**{k: v for k, v in policy.items() if k in HostPolicy.model_fields})  # validates
+    if policy.get("archive_block"):
+        _check_archive_block(policy["archive_block"])
     deployment = deployment_for_pool(name)
 
     async def create() -> None:
@@ -40,6 +42,15 @@ def create_pool(name: str, **policy: Any) -> str:
 
     anyio.run(create)
     return deployment
+
+
+def _check_archive_block(slug: str) -> None:
+    from swarmsync.archive import get_archive_store
+
+    try:
+        get_archive_store(slug)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"archive_block {slug!r}: {exc}") from None
 
 
 async def _block_reference(client: Any, block_type: str, name: str) -> dict[str, Any]:

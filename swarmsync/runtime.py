@@ -23,3 +23,5 @@ current_cancel_event: ContextVar[anyio.Event | None] = ContextVar("swarmsync_can
 # the pool's prefect-docker blocks: `DockerHost` (which engine) and `DockerRegistryCredentials`
 current_docker_host: ContextVar[Any | None] = ContextVar("swarmsync_docker_host", default=None)
 current_registry_credentials: ContextVar[Any | None] = ContextVar("swarmsync_registry_credentials", default=None)
+# the pool's archive store: a Prefect filesystem block slug (None: the installation's store)
+current_archive_block: ContextVar[str | None] = ContextVar("swarmsync_archive_block", default=None)

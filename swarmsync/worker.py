@@ -40,8 +40,8 @@ from swarmsync import runtime
 from swarmsync.policy import HostPolicy
 
 
-class PoolDocker(BaseModel):
-    """Which Docker engine a pool's jobs run on and how it pulls (prefect-docker blocks)."""
+class PoolPlaces(BaseModel):
+    """Where a pool's jobs run (Docker engine), pull from (registry) and archive to."""
 
     pull_policy: str = Field(
         default="if-not-present", description="Image pull policy: always, if-not-present, never"
@@ -53,13 +53,18 @@ class PoolDocker(BaseModel):
     registry_credentials: DockerRegistryCredentials | None = Field(
         default=None, description="Registry login used before an image is pulled (a Docker Registry Credentials block)"
     )
+    archive_block: str | None = Field(
+        default=None,
+        description="Prefect filesystem block (slug, e.g. remote-file-system/team-archive) for this pool's "
+        "archives; empty: the installation's store (SWARMSYNC_ARCHIVE_BLOCK or a local folder)",
+    )
 
 
-class SwarmSyncVariables(BaseVariables, HostPolicy, PoolDocker):
+class SwarmSyncVariables(BaseVariables, HostPolicy, PoolPlaces):
     """Pool-level settings, editable in the Prefect UI (work pool > base job template)."""
 
 
-class SwarmSyncJobConfiguration(BaseJobConfiguration, HostPolicy, PoolDocker):
+class SwarmSyncJobConfiguration(BaseJobConfiguration, HostPolicy, PoolPlaces):
 
     def host_policy(self) -> HostPolicy:
         return HostPolicy(**self.model_dump(include=set(HostPolicy.model_fields)))
@@ -243,6 +248,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         runtime.current_pull_policy.set(configuration.pull_policy)
         runtime.current_docker_host.set(configuration.docker_host)
         runtime.current_registry_credentials.set(configuration.registry_credentials)
+        runtime.current_archive_block.set(configuration.archive_block)
         runtime.current_pool.set(self._work_pool_name)
         cancelled = self._cancel_events[flow_run.id] = anyio.Event()
         runtime.current_cancel_event.set(cancelled)

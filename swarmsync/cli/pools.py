@@ -26,6 +26,7 @@ def create(
     registry_credentials: str = typer.Option(
         None, help="Docker Registry Credentials block used before pulls"
     ),
+    archive_block: str = typer.Option(None, help="Filesystem block slug for this pool's archives"),
 ) -> None:
     """Create a pool (or update its policy) and its `container-job/NAME` deployment."""
     from swarmsync.pools import create_pool
@@ -35,6 +36,7 @@ def create(
         "allow_gpu": allow_gpu, "max_cpu": max_cpu, "max_memory": max_memory, "max_pids": max_pids,
         "max_timeout": max_timeout, "pull_policy": pull_policy, "default_network": default_network,
         "docker_host": docker_host, "registry_credentials": registry_credentials,
+        "archive_block": archive_block,
     }.items() if v is not None}
     try:
         deployment = create_pool(name, **policy)

@@ -27,6 +27,7 @@ class ArchiveRecord(Base):
     message: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
     archive_path: Mapped[str] = mapped_column(String(1024))
+    archive_block: Mapped[str | None] = mapped_column(String(255))  # the store, when not the default
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     output_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     tags: Mapped[list] = mapped_column(JSON, default=list)

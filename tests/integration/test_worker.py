@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import anyio
 import pytest
@@ -246,6 +247,23 @@ def test_pools_docker_host_block_chooses_the_engine_jobs_run_on(stack, workers, 
 def test_pool_with_an_unknown_block_is_refused_by_name(stack):
     with pytest.raises(ValueError, match="no docker-host block named 'missing-host'"):
         create_pool(f"t-{uuid.uuid4().hex[:8]}", docker_host="missing-host")
+
+
+def test_pools_archive_block_receives_its_jobs_archives(stack, workers, busybox, tmp_path, no_leftover_containers):
+    from prefect.filesystems import LocalFileSystem
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    store_dir = tmp_path / "pool-archive"
+    _save_block(LocalFileSystem(basepath=str(store_dir)), f"{name}-archive")
+    create_pool(name, archive_block=f"local-file-system/{name}-archive")
+    workers(name)
+    job = swarmsync.submit(busybox, "echo kept-apart", pool=name).wait(60)
+    assert job.result().stdout == "kept-apart\n"
+    assert (store_dir / str(job.id) / "output.txt").read_bytes() == b"kept-apart\n"
+    assert verify_archive(str(job.id)) == []
+    assert not (Path(stack["SWARMSYNC_HOME"]) / "archive" / str(job.id)).exists()
+    with pytest.raises(ValueError, match="archive_block 'local-file-system/absent'"):
+        create_pool(name, archive_block="local-file-system/absent")
 
 
 def test_registry_credentials_are_used_before_a_pull_and_only_then(stack, workers, busybox, no_leftover_containers):
