@@ -264,7 +264,8 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             self._cancel_events.pop(flow_run.id, None)
             if self._job_cancellation:
                 self._job_cancellation.remove_in_flight_flow_run_id(flow_run.id)
-            self._poll_soon()  # a slot is free: runs waiting for one need not wait for the next poll
+            if self._limiter and self._limiter.borrowed_tokens >= self._limiter.total_tokens:
+                self._poll_soon()  # the worker was full: runs waiting for this slot need not wait for a poll
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
 
     async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
