@@ -105,8 +105,33 @@ def start_server(home: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("prefect server did not start")
 
 
-def measure_runs(create_run, read_state, read_states, singles: int, burst: int, rss_pids, create_many=None) -> dict:
-    """Latency of serial single runs, then throughput and RSS for a burst submitted at once."""
+def cpu_seconds(root_pids: list[int]) -> float:
+    """User+system CPU seconds used so far by these processes and their children (live and reaped)."""
+    total = 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines()[1:]:
+        pid, ppid = map(int, line.split())
+        children.setdefault(ppid, []).append(pid)
+    stack, seen = list(root_pids), set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        stack.extend(children.get(pid, []))
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / hz
+    return total
+
+
+def measure_runs(create_run, read_state, read_states, singles: int, burst: int, rss_pids, create_many=None,
+                 server_pids=lambda: []) -> dict:
+    """Latency of serial single runs, then throughput, RSS and CPU per job for a burst submitted at once."""
     lat = []
     for _ in range(singles):
         t = time.perf_counter()
@@ -115,6 +140,7 @@ def measure_runs(create_run, read_state, read_states, singles: int, burst: int, 
             time.sleep(0.05)
         lat.append(time.perf_counter() - t)
     idle_mb, _ = RssSampler.tree_rss(rss_pids())
+    cpu_before = cpu_seconds(rss_pids()), cpu_seconds(server_pids())
     sampler = RssSampler(rss_pids)
     sampler.start()
     t0 = time.perf_counter()
@@ -150,8 +176,11 @@ def measure_runs(create_run, read_state, read_states, singles: int, burst: int, 
     elapsed = time.perf_counter() - t0
     sampler.stop_flag = True
     sampler.join()
+    worker_cpu = (cpu_seconds(rss_pids()) - cpu_before[0]) / burst
+    server_cpu = (cpu_seconds(server_pids()) - cpu_before[1]) / burst
     return {"p50": pct(lat, 50), "p95": pct(lat, 95), "per_min": burst / elapsed * 60,
-            "idle_mb": idle_mb, "peak_mb": sampler.peak, "failed": failed}
+            "idle_mb": idle_mb, "peak_mb": sampler.peak, "failed": failed,
+            "worker_cpu": worker_cpu, "server_cpu": server_cpu}
 
 
 def states_reader(client):
@@ -207,9 +236,11 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
 
     worker_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "worker start"],  # this stack's worker
                                     capture_output=True, text=True).stdout.split()[0])
+    server_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "server start"],
+                                    capture_output=True, text=True).stdout.split()[0])
     try:
         return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker_pid],
-                            create_many)
+                            create_many, server_pids=lambda: [server_pid])
     finally:
         os.killpg(up.pid, 15)
         up.wait(30)
@@ -244,7 +275,8 @@ def bench_stock(image: str, singles: int, burst: int, home: Path, port: int) -> 
         def read_state(rid):
             return client.read_flow_run(rid).state.type.value
 
-        return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker.pid])
+        return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker.pid],
+                            server_pids=lambda: [server.pid])
     finally:
         for proc in (worker, server):
             if proc and proc.poll() is None:
@@ -281,10 +313,12 @@ def main() -> None:
         print(f"logs kept in {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{'system':<18}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'idle MB':>9}{'peak MB':>9}{'lost/failed':>12}")
+    print(f"\n{'system':<18}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'idle MB':>9}{'peak MB':>9}{'lost/failed':>12}"
+          f"{'worker CPU/job':>16}{'server CPU/job':>16}")
     for name, r in results.items():
         print(f"{name:<18}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}"
-              f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>12}")
+              f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>12}"
+              f"{r.get('worker_cpu', 0):>15.2f}s{r.get('server_cpu', 0):>15.2f}s")
     raw, ss = results["raw docker run"], results["SwarmSync"]
     if "SwarmSync (PG)" in results:
         pg = results["SwarmSync (PG)"]
