@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from swarmsync.settings import get_settings
 
@@ -28,12 +28,19 @@ def api_url() -> str:
 
 @contextmanager
 def prefect_api() -> Iterator[str]:
-    """Point Prefect's client at SwarmSync's server for the duration of the block."""
+    """Point Prefect's client at SwarmSync's server (with its basic-auth string, when
+    SWARMSYNC_PREFECT_AUTH_STRING is set) for the duration of the block."""
     url = api_url()
-    if PREFECT_API_URL.value() == url:
+    updates = {}
+    if PREFECT_API_URL.value() != url:
+        updates[PREFECT_API_URL] = url
+    auth = get_settings().prefect_auth_string
+    if auth is not None and PREFECT_API_AUTH_STRING.value() != auth.get_secret_value():
+        updates[PREFECT_API_AUTH_STRING] = auth.get_secret_value()
+    if not updates:
         yield url
         return
-    with temporary_settings(updates={PREFECT_API_URL: url}):
+    with temporary_settings(updates=updates):
         yield url
 
 
