@@ -115,21 +115,26 @@ class BodyLimit:
             await too_big(scope, receive, send)
             return
         seen = 0
+        exceeded = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    exceeded = True
+                    return {"type": "http.disconnect"}  # the app stops reading; we answer 413 below
             return message
 
+        async def guarded_send(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except BodyTooLarge:
+            await self.app(scope, limited, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
             await too_big(scope, receive, send)
-
-
-class BodyTooLarge(Exception):
-    pass

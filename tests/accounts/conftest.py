@@ -30,6 +30,18 @@ def clear_caches() -> None:
     ratelimit._redis.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch):
+    """argon2id with small cost parameters in-process, so hundreds of logins stay quick on a
+    loaded 2-core machine. The hashing library is the real one; the API subprocess of the
+    stack (CLI tests) and tests/unit/test_passwords.py use the production parameters."""
+    from argon2 import PasswordHasher
+
+    from swarmsync.auth import passwords
+
+    monkeypatch.setattr(passwords, "_hasher", lambda: PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @pytest.fixture(scope="session")
 def redis_client():
     import redis
