@@ -41,7 +41,7 @@ def create_app() -> FastAPI:
         app.include_router(router)
     _error_handlers(app)
     app.add_middleware(RefuseSecretsInUrls)
-    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(RequestLimits, max_bytes=get_settings().max_body_bytes)
     return app
 
 
@@ -76,7 +76,12 @@ def _error_handlers(app: FastAPI) -> None:
     for exc_type in (users.AccountError, JobSpecError, ValidationError):
         app.add_exception_handler(exc_type, bad_request)
     app.add_exception_handler(routes_jobs.JobFinished, conflict)
+    def prefect_refused(_request: Request, exc: httpx.HTTPStatusError) -> JSONResponse:
+        status = exc.response.status_code
+        return _json(400 if status < 500 else 502, f"the Prefect API answered {status}: {exc.response.text[:300]}")
+
     app.add_exception_handler(httpx.TransportError, prefect_down)
+    app.add_exception_handler(httpx.HTTPStatusError, prefect_refused)
 
 
 class RefuseSecretsInUrls:
@@ -98,8 +103,9 @@ class RefuseSecretsInUrls:
         await self.app(scope, receive, send)
 
 
-class BodyLimit:
-    """413 for bodies over SWARMSYNC_MAX_BODY_BYTES, declared or streamed."""
+class RequestLimits:
+    """413 for bodies over SWARMSYNC_MAX_BODY_BYTES (declared or streamed); 400 for NUL
+    characters anywhere in the URL or body (PostgreSQL cannot store them in text)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -110,31 +116,43 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         too_big = _json(413, f"request body larger than {self.max_bytes} bytes (SWARMSYNC_MAX_BODY_BYTES)")
+        has_nul = _json(400, "NUL characters (\\u0000) are not accepted")
+        url = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in url or b"\x00" in url or "\x00" in scope.get("path", ""):
+            await has_nul(scope, receive, send)
+            return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await too_big(scope, receive, send)
             return
         seen = 0
-        exceeded = False
+        tail = b""
+        refusal: JSONResponse | None = None
 
         async def limited() -> Message:
-            nonlocal seen, exceeded
+            nonlocal seen, tail, refusal
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                body = message.get("body", b"")
+                seen += len(body)
+                window = tail + body
                 if seen > self.max_bytes:
-                    exceeded = True
-                    return {"type": "http.disconnect"}  # the app stops reading; we answer 413 below
+                    refusal = too_big
+                elif b"\\u0000" in window or b"\x00" in window:
+                    refusal = has_nul
+                if refusal is not None:
+                    return {"type": "http.disconnect"}  # the app stops reading; the refusal is sent below
+                tail = window[-6:]
             return message
 
         async def guarded_send(message: Message) -> None:
-            if not exceeded:
+            if refusal is None:
                 await send(message)
 
         try:
             await self.app(scope, limited, guarded_send)
         except Exception:
-            if not exceeded:
+            if refusal is None:
                 raise
-        if exceeded:
-            await too_big(scope, receive, send)
+        if refusal is not None:
+            await refusal(scope, receive, send)

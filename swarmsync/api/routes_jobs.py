@@ -30,7 +30,7 @@ def job_out(run) -> JobOut:
 
 @router.get("", response_model=list[JobOut])
 def list_jobs(
-    limit: int = Query(50, ge=1, le=500),
+    limit: int = Query(50, ge=1, le=200, description="At most 200 (Prefect's page size)"),
     state: str | None = Query(None, max_length=32, description="e.g. failed, running"),
     principal: Principal = Depends(reader),
 ) -> list[JobOut]:
