@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from swarmsync.api.deps import address, require
 from swarmsync.api.schemas import TokenCreate, TokenCreated, TokenOut
@@ -30,5 +30,7 @@ def create_token(body: TokenCreate, request: Request, principal: Principal = Dep
 
 
 @router.delete("/{token_id}", response_model=TokenOut, responses={404: {}})
-def revoke_token(token_id: int, request: Request, principal: Principal = Depends(own)) -> TokenOut:
+def revoke_token(
+    request: Request, token_id: int = Path(ge=1, le=2**31 - 1), principal: Principal = Depends(own),
+) -> TokenOut:
     return TokenOut(**vars(tokens.revoke_token(principal, token_id, address(request))))
