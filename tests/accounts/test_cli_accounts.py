@@ -1,6 +1,9 @@
 """The command line against the stack's own API process (`swarmsync up` starts it):
 login and the stored token, user and token commands, and the role matrix of the job
-commands when SWARMSYNC_URL points at the API."""
+commands when SWARMSYNC_URL points at the API.
+
+Most commands run in-process (Typer's CliRunner: no 3-second import per call); a few run
+as real `swarmsync` processes to check exit codes and messages end to end."""
 
 from __future__ import annotations
 
@@ -9,25 +12,52 @@ import stat
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
+from typer.testing import CliRunner
 
 import swarmsync
 from swarmsync.auth import tokens, users
 from swarmsync.auth.roles import Principal
+from swarmsync.cli.main import app
 from swarmsync.connection import prefect_api
 from tests.accounts.conftest import PASSWORD
 
 
-def cli(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+def process(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "swarmsync.cli.main", *args], capture_output=True, text=True, input=stdin,
         timeout=180, env={**os.environ, **(env or {})},
     )
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, env: dict | None = None, stdin: str | None = None) -> Ran:
+    """`swarmsync ARGS` in-process; refusals map to exit code 4 and an 'error:' line as in `main()`."""
+    from swarmsync.client import APIError
+    from swarmsync.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, list(args), input=stdin, env={"SWARMSYNC_URL": None, **(env or {})})
+    finally:
+        get_settings.cache_clear()
+    if isinstance(result.exception, APIError):
+        return Ran(4, result.stdout, result.stderr + f"error: {result.exception}")
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture
@@ -71,7 +101,7 @@ def test_job_commands_through_the_api_follow_the_roles(stack, remote, busybox, n
     as_viewer = {**remote, "SWARMSYNC_TOKEN": viewer_token}
     as_operator = {**remote, "SWARMSYNC_TOKEN": operator_token}
 
-    ran = cli("submit", "--wait", busybox, "--", "sh", "-c", "echo via-api", env=as_operator)
+    ran = process("submit", "--wait", busybox, "--", "sh", "-c", "echo via-api", env=as_operator)
     assert ran.returncode == 0, ran.stderr
     assert "via-api" in ran.stdout
     job_id = ran.stderr.split()[1]
@@ -80,7 +110,7 @@ def test_job_commands_through_the_api_follow_the_roles(stack, remote, busybox, n
     assert job_id in cli("jobs", "--limit", "50", env=as_viewer).stdout
     assert "via-api" in cli("logs", job_id, env=as_viewer).stdout
 
-    refused = cli("submit", busybox, "echo", "no", env=as_viewer)
+    refused = process("submit", busybox, "echo", "no", env=as_viewer)
     assert refused.returncode == 4 and "403" in refused.stderr and "may not jobs:submit" in refused.stderr
     later = swarmsync.submit(busybox, "true", at=datetime.now(UTC) + timedelta(hours=1))  # waits, Scheduled
     try:
