@@ -54,7 +54,7 @@ def up(
     try:
         with console.status("starting SwarmSync..."):
             stack.up(worker=worker, api=api)
-        _print_ready()
+        _print_ready(api)
         while not (problem := stack.failed()):
             time.sleep(1)
         console.print(f"[red]{problem}[/red]")
@@ -68,11 +68,12 @@ def up(
         stack.stop()
 
 
-def _print_ready() -> None:
+def _print_ready(api: bool = True) -> None:
     url = api_url()
     settings = get_settings()
     console.print(f"[green]SwarmSync is up.[/green] Prefect UI: {url.removesuffix('/api')}")
-    console.print(f"  SwarmSync API: http://{settings.api_bind_host}:{settings.api_port} (OpenAPI at /docs)")
+    if api:
+        console.print(f"  SwarmSync API: http://{settings.api_bind_host}:{settings.api_port} (OpenAPI at /docs)")
     console.print(f"  archive: {get_settings().archive_dir}   logs: {get_settings().home_dir / 'logs'}")
     console.print("  try: swarmsync submit --wait busybox echo hello   (Ctrl-C stops the stack)")
 
