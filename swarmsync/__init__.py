@@ -5,10 +5,13 @@
     print(job.wait(60).result().output)
 """
 
+from swarmsync.client import APIError, Client
 from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 __all__ = [
+    "APIError",
+    "Client",
     "InputFile",
     "Job",
     "JobNotFound",

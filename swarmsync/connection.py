@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 import prefect.context
-from prefect.settings import PREFECT_API_URL, Settings
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, Settings
 
 from swarmsync.settings import get_settings
 
@@ -29,28 +29,33 @@ def api_url() -> str:
 
 @contextmanager
 def prefect_api() -> Iterator[str]:
-    """Point Prefect's client at SwarmSync's server for the duration of the block.
+    """Point Prefect's client at SwarmSync's server (with its basic-auth string, when
+    SWARMSYNC_PREFECT_AUTH_STRING is set) for the duration of the block.
 
     Building a Prefect `Settings` object re-reads the environment (~0.2 s), so the derived
-    settings are built once per (current settings, URL) and reused for later calls.
+    settings are built once per (current settings, URL, auth) and reused for later calls.
     """
     url = api_url()
-    if PREFECT_API_URL.value() == url:
+    updates = {}
+    if PREFECT_API_URL.value() != url:
+        updates[PREFECT_API_URL] = url
+    auth = get_settings().prefect_auth_string
+    if auth is not None and PREFECT_API_AUTH_STRING.value() != auth.get_secret_value():
+        updates[PREFECT_API_AUTH_STRING] = auth.get_secret_value()
+    if not updates:
         yield url
         return
     context = prefect.context.get_settings_context()
-    key = (id(context.settings), url)
+    key = (id(context.settings), url, auth.get_secret_value() if auth is not None else None)
     settings = _derived_settings.get(key)
     if settings is None or settings[0] is not context.settings:
-        settings = _derived_settings[key] = (
-            context.settings, context.settings.copy_with_update(updates={PREFECT_API_URL: url})
-        )
+        settings = _derived_settings[key] = (context.settings, context.settings.copy_with_update(updates=updates))
     with prefect.context.SettingsContext(profile=context.profile, settings=settings[1]):
         yield url
 
 
-# (id of the base settings, url) -> (base settings, base settings with that API URL)
-_derived_settings: dict[tuple[int, str], tuple[Settings, Settings]] = {}
+# (id of the base settings, url, auth string) -> (base settings, base settings updated with them)
+_derived_settings: dict[tuple[int, str, str | None], tuple[Settings, Settings]] = {}
 
 
 def uses_prefect_api(fn: Callable[P, R]) -> Callable[P, R]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +58,54 @@ class SwarmSyncSettings(BaseSettings):
     cancel_poll_seconds: float = Field(
         default=1.0, description="How often a running job checks whether it was cancelled."
     )
+
+    # --- accounts and the SwarmSync API -------------------------------------------------
+    api_host: str | None = Field(default=None, description="Address the SwarmSync API binds to (default: HOST).")
+    api_port: int = Field(default=4280, description="Port of the SwarmSync API (`swarmsync api`, `swarmsync up`).")
+    url: str | None = Field(
+        default=None,
+        description="URL of a SwarmSync API (e.g. http://host:4280). When set (or after `swarmsync login`), "
+        "the CLI's job commands and `swarmsync.Client()` go through it.",
+    )
+    token: SecretStr | None = Field(default=None, description="Token for SWARMSYNC_URL (else the stored login).")
+    config_dir: Path = Field(
+        default=Path("~/.config/swarmsync"),
+        description="Where `swarmsync login` keeps its token (credentials.json, mode 0600).",
+    )
+    prefect_auth_string: SecretStr | None = Field(
+        default=None,
+        description="user:password of Prefect's basic auth. Set, the Prefect server requires it "
+        "(PREFECT_SERVER_API_AUTH_STRING) and SwarmSync's clients and workers send it "
+        "(PREFECT_API_AUTH_STRING). Unset, SwarmSync runs in embedded single-user mode, which "
+        "only `swarmsync up` on a loopback HOST allows.",
+    )
+    redis_prefix: str = Field(default="swarmsync:", description="Prefix of every Redis key SwarmSync writes.")
+    session_ttl_seconds: int = Field(default=8 * 3600, description="Lifetime of a login session token.")
+    login_max_failures: int = Field(
+        default=5, description="Failed logins of one user within the window before it is locked out."
+    )
+    login_max_failures_per_address: int = Field(
+        default=20, description="Failed logins from one address within the window before it is locked out."
+    )
+    login_window_seconds: int = Field(
+        default=900, description="Window (and lockout time) of the login rate limit, in seconds."
+    )
+    max_body_bytes: int = Field(default=8 * 2**20, description="Largest request body the API accepts.")
+    admin_user: str | None = Field(
+        default=None, description="First admin's name, created at start when there is no user yet."
+    )
+    admin_password: SecretStr | None = Field(
+        default=None, description="First admin's password (with ADMIN_USER); there is never a default."
+    )
+
+    @property
+    def api_bind_host(self) -> str:
+        return self.api_host or self.host
+
+    @property
+    def single_user(self) -> bool:
+        """Embedded single-user mode: no Prefect auth string, so the Prefect API is open to the host."""
+        return self.prefect_auth_string is None
 
     @property
     def home_dir(self) -> Path:

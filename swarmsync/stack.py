@@ -41,11 +41,25 @@ def prefect_env(settings: SwarmSyncSettings) -> dict[str, str]:
         ),
         "SWARMSYNC_HOME": str(home),
     }
+    if settings.prefect_auth_string is not None:  # team mode: Prefect's basic auth on server and clients
+        auth = settings.prefect_auth_string.get_secret_value()
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth
+        env["PREFECT_API_AUTH_STRING"] = auth
     env.setdefault(
         "PREFECT_API_DATABASE_CONNECTION_URL",
         f"sqlite+aiosqlite:///{home / 'prefect' / 'prefect.db'}",
     )
     return env
+
+
+def check_mode(settings: SwarmSyncSettings) -> None:
+    """Embedded single-user mode (no Prefect auth string) only on a loopback address."""
+    if settings.single_user and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        raise StackError(
+            f"SWARMSYNC_HOST={settings.host} exposes the Prefect API beyond this machine: set "
+            "SWARMSYNC_PREFECT_AUTH_STRING=user:password to protect it with Prefect's basic auth "
+            "(users then reach SwarmSync through its API with their own accounts)"
+        )
 
 
 def api_healthy(url: str | None = None, timeout: float = 2.0) -> bool:
@@ -89,6 +103,7 @@ class Stack:
         return proc
 
     def start_server(self) -> None:
+        check_mode(self.settings)
         if api_healthy():
             return
         (self.settings.home_dir / "prefect").mkdir(parents=True, exist_ok=True)
@@ -115,9 +130,18 @@ class Stack:
              "--pool", self.settings.work_pool, "--limit", str(limit)],
         )
 
-    def up(self, worker: bool = True) -> None:
+    def start_api(self) -> None:
+        """The SwarmSync API (accounts, tokens, jobs over HTTP) on SWARMSYNC_API_PORT."""
+        url = f"http://{self.settings.api_bind_host}:{self.settings.api_port}/health"
+        proc = self._spawn("api", [sys.executable, "-m", "swarmsync.cli.main", "api"])
+        wait_for(lambda: api_healthy(url.removesuffix("/health")), f"SwarmSync API (log: {self.log_dir}/api.log)",
+                 60, proc)
+
+    def up(self, worker: bool = True, api: bool = True) -> None:
         self.start_server()
         self.prepare()
+        if api:
+            self.start_api()
         if worker:
             self.start_worker()
             with prefect_api():

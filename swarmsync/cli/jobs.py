@@ -1,4 +1,4 @@
-"""Job commands: submit, jobs, status, logs, result, files, cancel."""
+"""Job commands: submit, jobs, status, logs, result, files, cancel (locally, or through the API)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmsync import jobs
-from swarmsync.archive import ArchiveNotFound, read_archive_file
+from swarmsync.archive import ArchiveNotFound
+from swarmsync.cli.target import job_backend
 from swarmsync.spec import JobSpecError
 
 console = Console()
@@ -28,7 +29,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _job(job_id: str) -> jobs.Job:
     try:
-        return jobs.get_job(job_id)
+        return job_backend().get_job(job_id)
     except jobs.JobNotFound as exc:
         raise _fail(str(exc)) from None
 
@@ -66,7 +67,7 @@ def follow(job: jobs.Job) -> int:
 def _submit_specs(specs: list, pool: str | None, queue: str | None) -> int:
     """Submit at once; print each job id (or its error); exit 1 if any failed."""
     failed = 0
-    for entry in jobs.submit_many(specs, pool=pool, queue=queue):
+    for entry in job_backend().submit_many(specs, pool=pool, queue=queue):
         if entry.job:
             typer.echo(entry.job.id)
         else:
@@ -153,7 +154,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
                 raise _fail(f"invalid job: {exc}") from None
             raise typer.Exit(_submit_specs([spec] * count, pool, queue))
         try:
-            job = jobs.submit(
+            job = job_backend().submit(
                 image, cmd, secret_env=_parse_env(secret, "--secret") or None, pool=pool, queue=queue,
                 **options,
             )
@@ -175,7 +176,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         """List jobs, newest first."""
         table = Table("state", "image", "command", "created")
         table.add_column("id", no_wrap=True, min_width=36)
-        for run in jobs.list_jobs(limit=limit, state=state):
+        for run in job_backend().list_jobs(limit=limit, state=state):
             job = run.parameters.get("job", {})
             command = job.get("command")
             table.add_row(
@@ -217,7 +218,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
             raise _fail("--stream must be output, stdout or stderr")
         job = _job(job_id)
         try:
-            data = read_archive_file(job.id, f"{stream}.txt")
+            data = job_backend().read_archive_file(job.id, f"{stream}.txt")
         except ArchiveNotFound as exc:
             raise _fail(f"{exc} (job is {job.status()})") from None
         if output:
@@ -234,7 +235,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         """Extract the job's archived output folder into a local folder."""
         job = _job(job_id)
         try:
-            data = read_archive_file(job.id, "files.tar.gz")
+            data = job_backend().read_archive_file(job.id, "files.tar.gz")
         except ArchiveNotFound as exc:
             raise _fail(f"{exc}: did the job set --output-dir?") from None
         output.mkdir(parents=True, exist_ok=True)

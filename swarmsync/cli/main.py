@@ -10,8 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from swarmsync.cli import accounts as account_commands
 from swarmsync.cli import jobs as job_commands
 from swarmsync.cli.pools import pool_app
+from swarmsync.cli.tokens import token_app
+from swarmsync.cli.users import user_app
 from swarmsync.connection import api_url
 from swarmsync.settings import get_settings
 
@@ -22,7 +25,10 @@ app = typer.Typer(
 worker_app = typer.Typer(no_args_is_help=True, help="Run a SwarmSync worker.")
 app.add_typer(worker_app, name="worker")
 app.add_typer(pool_app, name="pool")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 job_commands.register(app)
+account_commands.register(app)
 console = Console()
 
 
@@ -36,16 +42,19 @@ def _sigterm_as_interrupt() -> None:
 
 
 @app.command()
-def up(worker: bool = typer.Option(True, help="Also start a worker on the job pool.")) -> None:
-    """Start the embedded stack (Prefect server, database, pool, deployment, worker) until Ctrl-C."""
+def up(
+    worker: bool = typer.Option(True, help="Also start a worker on the job pool."),
+    api: bool = typer.Option(True, help="Also start the SwarmSync API on SWARMSYNC_API_PORT."),
+) -> None:
+    """Start the embedded stack (Prefect server, database, pool, deployment, API, worker) until Ctrl-C."""
     from swarmsync.stack import Stack, StackError
 
     stack = Stack()
     _sigterm_as_interrupt()
     try:
         with console.status("starting SwarmSync..."):
-            stack.up(worker=worker)
-        _print_ready()
+            stack.up(worker=worker, api=api)
+        _print_ready(api)
         while not (problem := stack.failed()):
             time.sleep(1)
         console.print(f"[red]{problem}[/red]")
@@ -59,9 +68,12 @@ def up(worker: bool = typer.Option(True, help="Also start a worker on the job po
         stack.stop()
 
 
-def _print_ready() -> None:
+def _print_ready(api: bool = True) -> None:
     url = api_url()
+    settings = get_settings()
     console.print(f"[green]SwarmSync is up.[/green] Prefect UI: {url.removesuffix('/api')}")
+    if api:
+        console.print(f"  SwarmSync API: http://{settings.api_bind_host}:{settings.api_port} (OpenAPI at /docs)")
     console.print(f"  archive: {get_settings().archive_dir}   logs: {get_settings().home_dir / 'logs'}")
     console.print("  try: swarmsync submit --wait busybox echo hello   (Ctrl-C stops the stack)")
 
@@ -168,8 +180,15 @@ def main() -> None:
     """Console entry point: connection problems become one clear line, not a traceback."""
     import httpx
 
+    from swarmsync.auth.roles import AuthError
+    from swarmsync.auth.users import AccountError, UserNotFound
+    from swarmsync.client import APIError
+
     try:
         app()
+    except (APIError, AuthError, AccountError, UserNotFound, LookupError) as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise SystemExit(4 if isinstance(exc, (APIError, AuthError)) else 2) from None
     except httpx.ConnectError:
         Console(stderr=True).print(
             f"[red]error:[/red] cannot reach the Prefect API at {api_url()}: "

@@ -1,11 +1,23 @@
-"""SwarmSync's own database: the archive index (and later users, tokens, audit).
+"""SwarmSync's own database: archive index, worker telemetry, users, tokens, sessions, audit.
 
-SQLAlchemy 2 models in `models.py`, Alembic migrations in `migrations/`, engine and
+SQLAlchemy models in `models.py`, Alembic migrations in `migrations/`, engine and
 sessions in `session.py`. SQLite under SWARMSYNC_HOME by default; PostgreSQL via
 SWARMSYNC_DATABASE_URL (postgresql+psycopg://...).
 """
 
-from swarmsync.db.models import ArchiveRecord, Base, WorkerTelemetry
+from swarmsync.db.models import (
+    ApiToken,
+    ArchiveRecord,
+    AuditEvent,
+    Base,
+    LoginFailure,
+    SessionRecord,
+    User,
+    WorkerTelemetry,
+)
 from swarmsync.db.session import get_engine, migrate, session_scope
 
-__all__ = ["ArchiveRecord", "Base", "WorkerTelemetry", "get_engine", "migrate", "session_scope"]
+__all__ = [
+    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginFailure", "SessionRecord", "User",
+    "WorkerTelemetry", "get_engine", "migrate", "session_scope",
+]

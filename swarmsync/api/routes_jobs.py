@@ -1,0 +1,109 @@
+"""/jobs: submit, list, get, logs, cancel, result and file downloads.
+
+Each endpoint is a thin wrapper over `swarmsync.jobs` / `swarmsync.archive`: the API
+adds who may do it and the audit line, nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from swarmsync import archive, jobs
+from swarmsync.api.deps import address, check, require
+from swarmsync.api.schemas import JobOut, JobSubmission, LogLine
+from swarmsync.auth import audit
+from swarmsync.auth.roles import Permission, Principal
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses={401: {}, 403: {}})
+reader = require(Permission.JOBS_READ)
+
+
+def job_out(run) -> JobOut:
+    return JobOut(
+        id=str(run.id), state=run.state.name if run.state else None,
+        message=run.state.message if run.state else None, flow_run=run.model_dump(mode="json"),
+    )
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(
+    limit: int = Query(50, ge=1, le=200, description="At most 200 (Prefect's page size)"),
+    state: str | None = Query(None, max_length=32, description="e.g. failed, running"),
+    principal: Principal = Depends(reader),
+) -> list[JobOut]:
+    """Jobs, newest first."""
+    return [job_out(run) for run in jobs.list_jobs(limit=limit, state=state)]
+
+
+@router.post("", response_model=JobOut, status_code=201, responses={400: {}, 404: {}, 422: {}})
+def submit(
+    body: JobSubmission, request: Request, principal: Principal = Depends(require(Permission.JOBS_SUBMIT)),
+) -> JobOut:
+    """Submit a container job; returns at once. Files from the worker host (`inputs[].source`) are admin-only."""
+    if any(item.source for item in body.spec.inputs):
+        check(request, principal, Permission.POOLS_MANAGE)
+    job = jobs.submit(body.spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue)
+    audit.record(principal.username, "job.submit", job.id, address=address(request),
+                 image=body.spec.image, pool=body.pool)
+    return job_out(job.flow_run())
+
+
+@router.get("/{job_id}", response_model=JobOut, responses={404: {}})
+def get_job(job_id: str, principal: Principal = Depends(reader)) -> JobOut:
+    return job_out(jobs.get_job(job_id).flow_run())
+
+
+@router.get("/{job_id}/logs", response_model=list[LogLine], responses={404: {}})
+def logs(job_id: str, after: datetime | None = None, principal: Principal = Depends(reader)) -> list[LogLine]:
+    """The run log, oldest first; `after` returns only newer lines (for following)."""
+    return [LogLine(timestamp=ts, name=name, message=msg) for ts, name, msg in jobs.get_job(job_id).logs(after)]
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, status_code=202, responses={404: {}, 409: {}})
+def cancel(
+    job_id: str, request: Request, principal: Principal = Depends(require(Permission.JOBS_CANCEL)),
+) -> JobOut:
+    """Stop the job's container; the partial output is archived."""
+    job = jobs.get_job(job_id)
+    if job.is_finished():
+        raise JobFinished(f"job {job.id} already ended {job.status()}")
+    job.cancel()
+    audit.record(principal.username, "job.cancel", job.id, address=address(request))
+    return job_out(job.flow_run())
+
+
+@router.get("/{job_id}/result", responses={404: {}})
+def result(job_id: str, principal: Principal = Depends(reader)) -> dict:
+    """The archive manifest: state, exit code, reason, timings, SHA-256 of every file."""
+    return archive.read_manifest(archive.check_job_id(job_id))
+
+
+@router.get(
+    "/{job_id}/result.txt", response_class=Response, responses={200: {"content": {"text/plain": {}}}, 404: {}},
+)
+def result_txt(
+    job_id: str, stream: Literal["output", "stdout", "stderr"] = "output", principal: Principal = Depends(reader),
+) -> Response:
+    """The archived output as .txt: both streams interleaved, or stdout/stderr alone."""
+    job_id = archive.check_job_id(job_id)
+    data = archive.read_archive_file(job_id, f"{stream}.txt")
+    return Response(data, media_type="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{job_id}-{stream}.txt"'})
+
+
+@router.get(
+    "/{job_id}/files", response_class=Response, responses={200: {"content": {"application/gzip": {}}}, 404: {}},
+)
+def files(job_id: str, principal: Principal = Depends(reader)) -> Response:
+    """The job's output folder as files.tar.gz (when the job set `output_dir`)."""
+    job_id = archive.check_job_id(job_id)
+    data = archive.read_archive_file(job_id, archive.FILES_ARCHIVE)
+    return Response(data, media_type="application/gzip",
+                    headers={"Content-Disposition": f'attachment; filename="{job_id}-files.tar.gz"'})
+
+
+class JobFinished(Exception):
+    """Cancel of a job that already ended: 409."""

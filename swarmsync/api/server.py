@@ -1,0 +1,40 @@
+"""Running the API: `swarmsync api` (and `swarmsync up`) call `serve()`."""
+
+from __future__ import annotations
+
+import logging
+
+from swarmsync.settings import get_settings
+
+
+class _NoSecrets(logging.Filter):
+    """Belt and braces: drop any log record that carries a SwarmSync token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "sss_" not in text and "ssk_" not in text
+
+
+def prepare() -> None:
+    """Migrations and the first admin from SWARMSYNC_ADMIN_USER/PASSWORD (only when no user exists)."""
+    from swarmsync.auth.users import ensure_first_admin
+    from swarmsync.db import migrate
+
+    migrate()
+    if admin := ensure_first_admin():
+        print(f"created the first admin {admin.username!r}", flush=True)
+
+
+def serve(host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    from swarmsync.api.app import create_app
+    from swarmsync.connection import prefect_api
+
+    settings = get_settings()
+    prepare()
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_NoSecrets())
+    with prefect_api():
+        uvicorn.run(create_app(), host=host or settings.api_bind_host, port=port or settings.api_port,
+                    log_level="info", server_header=False)

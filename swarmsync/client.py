@@ -1,0 +1,223 @@
+"""`swarmsync.Client`: the Python API over HTTP, through a SwarmSync API server.
+
+    client = swarmsync.Client("http://swarmsync.example:4280", token)   # or Client.login(url, user, pw)
+    job = client.submit("busybox", ["echo", "hi"], memory="64m")
+    print(job.wait(60).result().output)
+
+Jobs returned here are `RemoteJob`s with the same methods as local `Job`s (status,
+wait, logs, follow_logs, result, cancel); they ask the API, never Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prefect.client.schemas.objects import FlowRun
+
+from swarmsync.archive import ArchiveNotFound
+from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, build_spec
+from swarmsync.settings import get_settings
+from swarmsync.spec import JobSpec
+
+CREDENTIALS_FILE = "credentials.json"
+
+
+class APIError(RuntimeError):
+    """The API refused a request; `status` is the HTTP status, the message its reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Client:
+    """A session with a SwarmSync API: a URL and a bearer token (never put in a URL)."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60, transport=None):
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"  # never the token
+
+    @classmethod
+    def from_settings(cls) -> Client:
+        """SWARMSYNC_URL/SWARMSYNC_TOKEN, else the login stored by `swarmsync login`."""
+        settings = get_settings()
+        stored = load_credentials()
+        url = settings.url or stored.get("url")
+        if not url:
+            raise APIError(0, "no SwarmSync URL: run 'swarmsync login URL' or set SWARMSYNC_URL")
+        token = settings.token.get_secret_value() if settings.token else None
+        if token is None and stored.get("url", "").rstrip("/") == url.rstrip("/"):
+            token = stored.get("token")
+        return cls(url, token)
+
+    @classmethod
+    def login(cls, url: str, username: str, password: str) -> Client:
+        client = cls(url)
+        body = client.request("POST", "/auth/login", json={"username": username, "password": password}).json()
+        client.http.headers["Authorization"] = f"Bearer {body['token']}"
+        client.session = body
+        return client
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text[:500]
+            if response.status_code == 404 and path.startswith("/jobs/"):
+                downloads = ("/result", "/result.txt", "/files")
+                raise (ArchiveNotFound if path.endswith(downloads) else JobNotFound)(str(detail))
+            raise APIError(response.status_code, f"{response.status_code}: {detail}")
+        return response
+
+    # --- accounts -------------------------------------------------------------------
+    def me(self) -> dict[str, Any]:
+        return self.request("GET", "/me").json()
+
+    def logout(self) -> None:
+        self.request("POST", "/auth/logout")
+
+    def users(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/users").json()
+
+    def add_user(self, username: str, password: str, role: str = "viewer") -> dict[str, Any]:
+        return self.request("POST", "/users", json={"username": username, "password": password, "role": role}).json()
+
+    def update_user(self, username: str, **changes: Any) -> dict[str, Any]:
+        return self.request("PATCH", f"/users/{username}", json=changes).json()
+
+    def tokens(self, everyone: bool = False) -> list[dict[str, Any]]:
+        return self.request("GET", "/tokens", params={"all": everyone}).json()
+
+    def create_token(self, name: str, owner: str | None = None, scopes: list[str] | None = None,
+                     expires_in_days: float | None = None) -> dict[str, Any]:
+        body = {"name": name, "owner": owner, "scopes": scopes or [], "expires_in_days": expires_in_days}
+        return self.request("POST", "/tokens", json=body).json()
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return self.request("DELETE", f"/tokens/{token_id}").json()
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.request("GET", "/audit", params={"limit": limit}).json()
+
+    # --- jobs: the same names as swarmsync.jobs ----------------------------------------
+    def submit(self, image: str | JobSpec, command: list[str] | str | None = None, *,
+               secret_env: dict[str, str] | None = None, pool: str | None = None, queue: str | None = None,
+               **options: Any) -> RemoteJob:
+        spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+        body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
+                "pool": pool, "queue": queue}
+        return RemoteJob(self, self.request("POST", "/jobs", json=body).json())
+
+    def submit_many(self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
+                    **_ignored: Any) -> list[Submission]:
+        results = []
+        for index, spec in enumerate(specs):
+            try:
+                results.append(Submission(index, self.submit(spec, pool=pool, queue=queue)))
+            except APIError as exc:
+                results.append(Submission(index, None, str(exc)))
+        return results
+
+    def list_jobs(self, limit: int = 50, state: str | None = None) -> list[FlowRun]:
+        params = {"limit": limit, **({"state": state} if state else {})}
+        return [FlowRun.model_validate(j["flow_run"]) for j in self.request("GET", "/jobs", params=params).json()]
+
+    def get_job(self, job_id: str) -> RemoteJob:
+        return RemoteJob(self, self.request("GET", f"/jobs/{job_id}").json())
+
+    build_spec = staticmethod(build_spec)
+    JobNotFound = JobNotFound
+
+    def read_archive_file(self, job_id: str, name: str) -> bytes:
+        if name.endswith(".txt"):
+            path = f"/jobs/{job_id}/result.txt"
+            return self.request("GET", path, params={"stream": name.removesuffix(".txt")}).content
+        if name == "files.tar.gz":
+            return self.request("GET", f"/jobs/{job_id}/files").content
+        raise ValueError(f"{name!r} cannot be downloaded")
+
+
+class RemoteJob(Job):
+    """A `Job` whose every question goes to the SwarmSync API."""
+
+    def __init__(self, client: Client, body: dict[str, Any]):
+        super().__init__(body["id"], FlowRun.model_validate(body["flow_run"]))
+        self.client = client
+
+    def flow_run(self) -> FlowRun:
+        self._flow_run = FlowRun.model_validate(self.client.request("GET", f"/jobs/{self.id}").json()["flow_run"])
+        return self._flow_run
+
+    def cancel(self) -> None:
+        self.client.request("POST", f"/jobs/{self.id}/cancel")
+
+    def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        params = {"after": after.isoformat()} if after else {}
+        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
+        return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
+
+    def result(self) -> JobResult:
+        manifest = self.client.request("GET", f"/jobs/{self.id}/result").json()
+        return RemoteJobResult(
+            job_id=self.id, state=manifest["state"], exit_code=manifest.get("exit_code"),
+            reason=manifest.get("reason"), message=manifest.get("message"), manifest=manifest,
+            archive_location=f"{self.client.url}/jobs/{self.id}/result", client=self.client,
+        )
+
+
+class RemoteJobResult(JobResult):
+    def __init__(self, client: Client, **fields: Any):
+        super().__init__(**fields)
+        self.client = client
+
+    def output_bytes(self, name: str = "output.txt") -> bytes:
+        return self.client.read_archive_file(self.job_id, name)
+
+
+# --- the stored login (swarmsync login) ------------------------------------------------
+def credentials_path() -> Path:
+    return get_settings().config_dir.expanduser() / CREDENTIALS_FILE
+
+
+def save_credentials(url: str, token: str, username: str) -> Path:
+    """Write {url, token, username} readable by the user only (0600, folder 0700)."""
+    path = credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        json.dump({"url": url.rstrip("/"), "token": token, "username": username}, fh)
+    return path
+
+
+def load_credentials() -> dict[str, str]:
+    path = credentials_path()
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def forget_credentials() -> bool:
+    try:
+        credentials_path().unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def remote_configured() -> bool:
+    """True when the CLI should go through a SwarmSync API (SWARMSYNC_URL or a stored login)."""
+    return bool(get_settings().url or load_credentials().get("url"))

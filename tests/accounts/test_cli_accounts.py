@@ -1,0 +1,161 @@
+"""The command line against the stack's own API process (`swarmsync up` starts it):
+login and the stored token, user and token commands, and the role matrix of the job
+commands when SWARMSYNC_URL points at the API.
+
+Most commands run in-process (Typer's CliRunner: no 3-second import per call); a few run
+as real `swarmsync` processes to check exit codes and messages end to end."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from typer.testing import CliRunner
+
+import swarmsync
+from swarmsync.auth import tokens, users
+from swarmsync.auth.roles import Principal
+from swarmsync.cli.main import app
+from swarmsync.connection import prefect_api
+from tests.accounts.conftest import PASSWORD
+
+
+def process(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "swarmsync.cli.main", *args], capture_output=True, text=True, input=stdin,
+        timeout=180, env={**os.environ, **(env or {})},
+    )
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, env: dict | None = None, stdin: str | None = None) -> Ran:
+    """`swarmsync ARGS` in-process; refusals map to exit code 4 and an 'error:' line as in `main()`."""
+    from swarmsync.client import APIError
+    from swarmsync.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, list(args), input=stdin, env={"SWARMSYNC_URL": None, **(env or {})})
+    finally:
+        get_settings.cache_clear()
+    if isinstance(result.exception, APIError):
+        return Ran(4, result.stdout, result.stderr + f"error: {result.exception}")
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def remote(stack, tmp_path) -> dict[str, str]:
+    """Env for a CLI user on another machine: the API URL, a config dir of their own, no Redis."""
+    return {"SWARMSYNC_URL": f"http://127.0.0.1:{stack['SWARMSYNC_API_PORT']}",
+            "SWARMSYNC_CONFIG_DIR": str(tmp_path / "config")}
+
+
+def _user(role: str) -> tuple[str, str]:
+    """A user and an API token for them, made on the server host."""
+    name = f"cli-{role}-{uuid.uuid4().hex[:6]}"
+    users.add_user(Principal.local(), name, PASSWORD, role)
+    return name, tokens.create_token(Principal.local(), "cli", name).token
+
+
+def test_first_admin_on_the_server_host_then_login_keeps_a_private_token(stack, remote, tmp_path):
+    name = f"first-admin-{uuid.uuid4().hex[:6]}"
+    added = cli("user", "add", name, "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n",
+                env={"SWARMSYNC_CONFIG_DIR": remote["SWARMSYNC_CONFIG_DIR"]})
+    assert added.returncode == 0, added.stderr
+    login = cli("login", remote["SWARMSYNC_URL"], "-u", name, "--password-stdin", stdin=PASSWORD + "\n",
+                env={"SWARMSYNC_CONFIG_DIR": remote["SWARMSYNC_CONFIG_DIR"]})
+    assert login.returncode == 0, login.stderr
+    stored = Path(remote["SWARMSYNC_CONFIG_DIR"]) / "credentials.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert '"token": "sss_' in stored.read_text() and PASSWORD not in stored.read_text()
+    only_config = {"SWARMSYNC_CONFIG_DIR": remote["SWARMSYNC_CONFIG_DIR"]}  # no SWARMSYNC_URL: the stored login
+    whoami = cli("whoami", env=only_config)
+    assert whoami.returncode == 0 and f"{name} (admin" in whoami.stdout
+    assert cli("logout", env=only_config).returncode == 0
+    assert not stored.exists()
+    wrong = cli("login", remote["SWARMSYNC_URL"], "-u", name, "--password-stdin", stdin="wrong password\n",
+                env=only_config)
+    assert wrong.returncode == 1 and "wrong username or password" in wrong.stderr
+
+
+def test_job_commands_through_the_api_follow_the_roles(stack, remote, busybox, no_leftover_containers):
+    viewer, viewer_token = _user("viewer")
+    operator, operator_token = _user("operator")
+    as_viewer = {**remote, "SWARMSYNC_TOKEN": viewer_token}
+    as_operator = {**remote, "SWARMSYNC_TOKEN": operator_token}
+
+    ran = process("submit", "--wait", busybox, "--", "sh", "-c", "echo via-api", env=as_operator)
+    assert ran.returncode == 0, ran.stderr
+    assert "via-api" in ran.stdout
+    job_id = ran.stderr.split()[1]
+    assert cli("result", job_id, env=as_viewer).stdout == "via-api\n"
+    assert "Completed" in cli("status", job_id, env=as_viewer).stdout
+    assert job_id in cli("jobs", "--limit", "50", env=as_viewer).stdout
+    assert "via-api" in cli("logs", job_id, env=as_viewer).stdout
+
+    refused = process("submit", busybox, "echo", "no", env=as_viewer)
+    assert refused.returncode == 4 and "403" in refused.stderr and "may not jobs:submit" in refused.stderr
+    later = swarmsync.submit(busybox, "true", at=datetime.now(UTC) + timedelta(hours=1))  # waits, Scheduled
+    try:
+        cancel = cli("cancel", later.id, env=as_viewer)
+        assert cancel.returncode == 4 and "may not jobs:cancel" in cancel.stderr
+        assert later.status() == "Scheduled"
+    finally:
+        with prefect_api(), get_client(sync_client=True) as client:
+            client.delete_flow_run(UUID(later.id))
+    anonymous = cli("jobs", env=remote)
+    assert anonymous.returncode == 4 and "401" in anonymous.stderr
+    traversal = cli("result", "../../etc/passwd", env=as_viewer)
+    assert traversal.returncode == 2 and "root:" not in traversal.stdout
+
+
+def test_user_and_token_commands_follow_the_roles(stack, remote):
+    admin, admin_token = _user("admin")
+    operator, operator_token = _user("operator")
+    as_admin = {**remote, "SWARMSYNC_TOKEN": admin_token}
+    as_operator = {**remote, "SWARMSYNC_TOKEN": operator_token}
+
+    denied = cli("user", "add", "intruder", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n",
+                 env=as_operator)
+    assert denied.returncode == 4 and "may not users:manage" in denied.stderr
+    assert cli("user", "list", env=as_operator).returncode == 4
+    assert cli("user", "set-role", operator, "admin", env=as_operator).returncode == 4
+
+    listed = cli("user", "list", env=as_admin)
+    assert listed.returncode == 0 and operator in listed.stdout
+    assert cli("user", "set-role", operator, "viewer", env=as_admin).returncode == 0
+    made = cli("token", "create", "nightly", "--scope", "jobs:read", env=as_operator)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("ssk_") and secret not in made.stderr
+    token_id = made.stderr.split()[1]
+    assert "nightly" in cli("token", "list", env=as_operator).stdout
+    assert cli("whoami", env={**remote, "SWARMSYNC_TOKEN": secret}).returncode == 0
+    assert cli("token", "revoke", token_id, env=as_operator).returncode == 0
+    revoked = cli("whoami", env={**remote, "SWARMSYNC_TOKEN": secret})
+    assert revoked.returncode == 4 and "token revoked" in revoked.stderr
+    assert cli("user", "disable", operator, env=as_admin).returncode == 0
+    gone = cli("whoami", env=as_operator)
+    assert gone.returncode == 4 and "401" in gone.stderr
+
+    api_log = (Path(stack["SWARMSYNC_HOME"]) / "logs" / "api.log").read_text()
+    assert "POST /tokens" in api_log  # the log is there and has the requests...
+    for token in (admin_token, operator_token, secret):
+        assert token not in api_log  # ...but never a token

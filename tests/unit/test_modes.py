@@ -1,0 +1,36 @@
+"""Embedded single-user mode vs team mode: when Prefect's basic auth is required and who gets it."""
+
+import pytest
+
+from swarmsync.settings import SwarmSyncSettings
+from swarmsync.stack import StackError, check_mode, prefect_env
+
+
+def test_single_user_mode_is_refused_beyond_loopback():
+    check_mode(SwarmSyncSettings(host="127.0.0.1"))
+    with pytest.raises(StackError, match="SWARMSYNC_PREFECT_AUTH_STRING"):
+        check_mode(SwarmSyncSettings(host="0.0.0.0"))
+    check_mode(SwarmSyncSettings(host="0.0.0.0", prefect_auth_string="admin:long-secret"))
+
+
+def test_team_mode_gives_the_auth_string_to_prefects_server_and_clients():
+    team = prefect_env(SwarmSyncSettings(prefect_auth_string="admin:long-secret"))
+    assert team["PREFECT_SERVER_API_AUTH_STRING"] == team["PREFECT_API_AUTH_STRING"] == "admin:long-secret"
+    single = prefect_env(SwarmSyncSettings())
+    assert "PREFECT_SERVER_API_AUTH_STRING" not in single or single.get("PREFECT_SERVER_API_AUTH_STRING") is None
+
+
+def test_the_python_api_sends_the_auth_string_to_prefect(monkeypatch):
+    from prefect.settings import PREFECT_API_AUTH_STRING
+
+    from swarmsync.connection import prefect_api
+    from swarmsync.settings import get_settings
+
+    monkeypatch.setenv("SWARMSYNC_PREFECT_AUTH_STRING", "admin:long-secret")
+    get_settings.cache_clear()
+    try:
+        with prefect_api():
+            assert PREFECT_API_AUTH_STRING.value() == "admin:long-secret"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
