@@ -99,7 +99,7 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
         [sys.executable, "-m", "swarmsync.cli.main", "up"], env={**os.environ, **env},
         stdout=log, stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240  # generous: a loaded machine starts Prefect, the API and the dashboard slowly
     while b"SwarmSync is up" not in (home / "up.log").read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"swarmsync up failed:\n{(home / 'up.log').read_text()}")
