@@ -90,6 +90,7 @@ class JobSubmission(Strict):
     )
     pool: Annotated[str, Field(max_length=200)] | None = None
     queue: Annotated[str, Field(max_length=200)] | None = None
+    at: datetime | None = Field(default=None, description="Run at this time (ISO 8601 with zone); default now")
 
 
 class JobOut(BaseModel):
@@ -103,6 +104,36 @@ class LogLine(BaseModel):
     timestamp: datetime
     name: str
     message: str
+
+
+class StateOut(BaseModel):
+    timestamp: datetime
+    type: str
+    name: str
+    message: str | None = None
+
+
+class QueueOut(BaseModel):
+    name: str
+    priority: int
+    concurrency_limit: int | None = None
+    paused: bool
+
+
+class PoolWorkerOut(BaseModel):
+    name: str
+    status: str | None = None
+    last_heartbeat: datetime | None = None
+
+
+class PoolOut(BaseModel):
+    name: str
+    type: str
+    paused: bool
+    concurrency_limit: int | None = None
+    policy: dict[str, Any]
+    queues: list[QueueOut]
+    workers: list[PoolWorkerOut]
 
 
 class AuditOut(BaseModel):
