@@ -1,4 +1,4 @@
-"""THE list of dashboard pages (the seam: a new page is one file in pages/ and one line here).
+"""THE list of dashboard pages (the seam: a new page is one file in views/ and one line here).
 
 `permission` is what the user's role must grant (per the API's `/me`) for the page to
 appear at all; None: every logged-in user. Schedules (the Hibernator) join here as
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "views"  # not pages/: see README
 
 
 @dataclass(frozen=True)

@@ -109,4 +109,4 @@ if job_id := st.session_state.get("submitted_job"):
     st.success(f"Submitted job {job_id}")
     if st.button("Open the job", key="open_submitted"):
         st.session_state["open_job"] = job_id
-        st.switch_page("pages/jobs.py")
+        st.switch_page("views/jobs.py")

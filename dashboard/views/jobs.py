@@ -33,13 +33,18 @@ st.dataframe(pd.DataFrame(shown), hide_index=True,
                            "duration_s"])
 
 labels = {r["id"]: f"{r['id'][:8]} · {r['state']} · {r['image']} · {r['command'][:40]}" for r in shown}
-wanted = st.session_state.pop("open_job", None) or st.query_params.get("job")
+# A job to open: just submitted or re-run (open_job), else the link (?job=ID), else the user's pick.
+wanted = st.session_state.pop("open_job", None) or (
+    None if st.session_state.get("job_pick") else st.query_params.get("job"))
+if wanted:
+    st.session_state["job_pick"] = wanted
+current = st.session_state.get("job_pick")
 ids = list(labels)
-if wanted and wanted not in labels:
-    ids.insert(0, wanted)
-    labels[wanted] = wanted
-job_id = st.selectbox("Open a job", ids, index=ids.index(wanted) if wanted in ids else None,
-                      format_func=lambda i: labels.get(i, i), key="job_pick", placeholder="choose a job")
+if current and current not in labels:
+    ids.insert(0, current)
+    labels[current] = current
+job_id = st.selectbox("Open a job", ids, index=None, format_func=lambda i: labels.get(i, i), key="job_pick",
+                      placeholder="choose a job")
 if not job_id:
     st.stop()
 if st.query_params.get("job") != job_id:
