@@ -191,7 +191,7 @@ def dashboard_command(settings: SwarmSyncSettings) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.address", settings.dashboard_bind_host, "--server.port", str(settings.dashboard_port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none"]
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
 
 
 def _answers(url: str) -> bool:

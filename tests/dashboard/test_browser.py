@@ -53,17 +53,17 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
     admin = make_user("admin")
 
     page.goto(base)
-    page.get_by_label("User name").fill(admin.username)
-    page.get_by_label("Password").fill(admin.password)
+    page.get_by_role("textbox", name="User name", exact=True).fill(admin.username)
+    page.get_by_role("textbox", name="Password", exact=True).fill(admin.password)
     shot(page, "01-login")
     page.get_by_role("button", name="Log in").click()
     page.get_by_text(f"{admin.username} · admin").wait_for()
     assert admin.password not in page.url and "sss_" not in page.url
 
     go(page, "Submit", "Submit a job")
-    page.get_by_label("Image").fill(busybox)
-    page.get_by_label("Command").fill("echo hello from chromium; seq 1 3")
-    page.get_by_label("Tags (comma separated)").fill("browser")
+    page.get_by_role("textbox", name="Image", exact=True).fill(busybox)
+    page.get_by_role("textbox", name="Command", exact=True).fill("echo hello from chromium; seq 1 3")
+    page.get_by_role("textbox", name="Tags (comma separated)", exact=True).fill("browser")
     shot(page, "03-submit")
     page.get_by_role("button", name="Submit job").click()
     page.get_by_text("Submitted job").wait_for()
