@@ -28,9 +28,8 @@ image = f2.text_input("Image contains", key="filter_image")
 tag = f3.text_input("Tag contains", key="filter_tag")
 window = SINCE[f4.selectbox("Created", list(SINCE), key="filter_since")]
 shown = data.filter_rows(rows, states, image, tag, datetime.now(UTC) - window if window else None)
-st.dataframe(pd.DataFrame(shown), hide_index=True,
-             column_order=["id", "state", "image", "command", "tags", "queue", "created", "started", "ended",
-                           "duration_s"])
+COLUMNS = ["id", "state", "image", "command", "tags", "queue", "created", "started", "ended", "duration_s"]
+st.dataframe(pd.DataFrame(shown, columns=COLUMNS), hide_index=True)
 
 labels = {r["id"]: f"{r['id'][:8]} · {r['state']} · {r['image']} · {r['command'][:40]}" for r in shown}
 # A job to open: just submitted or re-run (open_job), else the link (?job=ID), else the user's pick.

@@ -42,7 +42,7 @@ def new_app() -> AppTest:
 def log_in(at: AppTest, account: Account, password: str | None = None) -> AppTest:
     at.text_input(key="login_username").input(account.username)
     at.text_input(key="login_password").input(password or account.password)
-    at.button[0].click().run()
+    at.button(key="FormSubmitter:login-Log in").click().run()
     return at
 
 

@@ -73,7 +73,7 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
     page.get_by_role("heading", name=f"Job {job_id}").wait_for()
     download_button = page.get_by_role("button", name="Download output.txt")
     download_button.wait_for(timeout=180_000)  # the page refreshes itself until the job ends
-    assert page.get_by_text("Completed").first.is_visible()
+    page.locator('[data-testid="stMetricValue"]', has_text="COMPLETED").wait_for()  # the final state
     shot(page, "05-job")
     with page.expect_download() as download_info:
         download_button.click()

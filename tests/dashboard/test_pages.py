@@ -12,6 +12,7 @@ from swarmsync.settings import get_settings
 from tests.dashboard.conftest import log_in, new_app, texts, wait_until
 
 LOGIN_ONLY_KEYS = {"login_username", "login_password"}
+SUBMIT = "FormSubmitter:submit-Submit job"
 
 
 def archived(job_id: str, name: str) -> bytes:
@@ -114,7 +115,7 @@ def test_invalid_inputs_show_an_error_beside_each_field(app_as, api_client):
     before = len(api_client.list_jobs(limit=200))
     fill(at, image="Not An Image!!", memory="12 parsecs", cpu="-1", timeout="soon", env="NOVALUE",
          output_dir="relative/dir", pids_limit="1.5")
-    at.button[0].click().run()
+    at.button(key=SUBMIT).click().run()
     assert not at.exception
     errors = at.session_state["submit_errors"]
     assert set(errors) >= {"image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit"}
@@ -133,7 +134,7 @@ def test_an_operator_submits_from_the_form_the_job_completes_and_downloads_match
     at.switch_page("views/submit.py").run()
     fill(at, image=busybox, command="echo hello from the form; echo oops >&2; mkdir -p /out; echo f > /out/a.txt",
          env="GREETING=hi", memory="64m", timeout="60", tags="dashboard, form", output_dir="/out")
-    at.button[0].click().run()
+    at.button(key=SUBMIT).click().run()
     assert not at.exception
     assert at.session_state["submit_errors"] == {}
     job_id = at.session_state["submitted_job"]
@@ -170,7 +171,7 @@ def test_a_secret_is_masked_on_the_job_page(app_as, api_client, busybox, no_left
     at, _ = app_as("operator")
     at.switch_page("views/submit.py").run()
     fill(at, image=busybox, command="echo token=$TOKEN", secret_name="TOKEN", secret_value="hunter2-value")
-    at.button[0].click().run()
+    at.button(key=SUBMIT).click().run()
     job_id = at.session_state["submitted_job"]
     api_client.get_job(job_id).wait(120)
     open_job(at, job_id)
@@ -232,11 +233,11 @@ def test_admins_see_users_tokens_and_the_audit_log_and_add_a_user(app_as, make_u
     assert not at.exception
     assert someone.username in list(at.dataframe[0].value["username"])
     audit = at.dataframe[2].value
-    assert ("auth.login", admin.username) in set(zip(audit["action"], audit["actor"], strict=True))
+    assert ("login", admin.username) in set(zip(audit["action"], audit["actor"], strict=True))
     at.text_input(key="admin_new_name").input(f"{someone.username}-2")
     at.text_input(key="admin_new_password").input("another long password")
     at.selectbox(key="admin_new_role").select("operator")
-    at.button[1].click().run()
+    at.button(key="FormSubmitter:add_user-Add user").click().run()
     assert not at.exception
     names = {u["username"]: u["role"] for u in at.session_state["client"].users()}
     assert names[f"{someone.username}-2"] == "operator"
@@ -252,7 +253,7 @@ def test_settings_are_edited_by_admins_and_read_only_for_others(app_as, dashboar
     assert data.api_url() in str(admin.dataframe[0].value["value"].tolist())
     admin.number_input(key="opt_refresh_seconds").set_value(7)
     admin.text_input(key="opt_prefect_ui_url").input("http://prefect.example:4200")
-    admin.button[-1].click().run()
+    admin.button(key="FormSubmitter:options-Save").click().run()
     assert not admin.exception
     saved = json.loads(dashboard_options.read_text())
     assert saved["refresh_seconds"] == 7 and saved["prefect_ui_url"] == "http://prefect.example:4200"
