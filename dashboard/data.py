@@ -274,7 +274,8 @@ def jobs_per_hour(runs: list[FlowRun]) -> list[dict[str, Any]]:
     counts: Counter[tuple[datetime, str]] = Counter()
     for run in runs:
         if run.state and run.state.type.value in FINAL_STATES and run.end_time:
-            hour = run.end_time.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            end = run.end_time.astimezone(UTC)
+            hour = datetime(end.year, end.month, end.day, end.hour, tzinfo=UTC)
             counts[(hour, run.state.type.value.title())] += 1
     return [{"hour": hour, "state": state, "jobs": n} for (hour, state), n in sorted(counts.items())]
 

@@ -258,3 +258,20 @@ def test_settings_are_edited_by_admins_and_read_only_for_others(app_as, dashboar
     saved = json.loads(dashboard_options.read_text())
     assert saved["refresh_seconds"] == 7 and saved["prefect_ui_url"] == "http://prefect.example:4200"
     assert data.run_url("abc") == "http://prefect.example:4200/runs/flow-run/abc"
+
+
+def test_a_job_submitted_for_a_later_time_waits_scheduled_until_then(app_as, api_client, busybox):
+    from datetime import UTC, datetime, time, timedelta
+
+    day = (datetime.now(UTC) + timedelta(days=30)).date()  # long after this test session's stack is gone
+    at, _ = app_as("operator")
+    at.switch_page("views/submit.py").run()
+    fill(at, image=busybox, command="echo later")
+    at.radio(key="submit_when").set_value("At a time (UTC)")
+    at.date_input(key="submit_day").set_value(day)
+    at.time_input(key="submit_time").set_value(time(3, 30))
+    at.button(key=SUBMIT).click().run()
+    assert at.session_state["submit_errors"] == {}
+    run = api_client.get_job(at.session_state["submitted_job"]).flow_run()
+    assert run.state.name == "Scheduled"
+    assert run.expected_start_time == datetime.combine(day, time(3, 30), tzinfo=UTC)
