@@ -35,14 +35,17 @@ def browser_page(stack):
 
 
 def shot(page, name: str) -> None:
-    page.wait_for_timeout(500)  # let Streamlit finish painting (not an assertion)
+    """A full-page screenshot once the script run has finished (Streamlit renders progressively)."""
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")
+    page.wait_for_timeout(500)  # let the last elements paint (not an assertion)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def go(page, title: str, heading: str) -> None:
-    """Through the sidebar (a new page load would be a new, logged-out session)."""
+def go(page, title: str, heading: str, shows: str) -> None:
+    """Through the sidebar (a new page load would be a new, logged-out session), until `shows` is shown."""
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=heading).first.wait_for()
+    page.get_by_text(shows).first.wait_for()
 
 
 def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_page, make_user, busybox,
@@ -60,7 +63,7 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
     page.get_by_text(f"{admin.username} · admin").wait_for()
     assert admin.password not in page.url and "sss_" not in page.url
 
-    go(page, "Submit", "Submit a job")
+    go(page, "Submit", "Submit a job", "Submit job")
     page.get_by_role("textbox", name="Image", exact=True).fill(busybox)
     page.get_by_role("textbox", name="Command", exact=True).fill("echo hello from chromium; seq 1 3")
     page.get_by_role("textbox", name="Tags (comma separated)", exact=True).fill("browser")
@@ -82,11 +85,11 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
     assert downloaded == archived
     assert b"hello from chromium\n1\n2\n3\n" == downloaded
 
-    for number, (path, heading) in enumerate(
-        [("Overview", "Overview"), ("Jobs", "Jobs"), ("Workers", "Workers"), ("Admin", "Admin"),
-         ("Settings", "Settings")], start=6,
+    for number, (path, heading, shows) in enumerate(
+        [("Overview", "Overview", "Success rate"), ("Jobs", "Jobs", "Open a job"), ("Workers", "Workers", "Queues"),
+         ("Admin", "Admin", "Audit log"), ("Settings", "Settings", "Dashboard options")], start=6,
     ):
-        go(page, path, heading)
+        go(page, path, heading, shows)
         shot(page, f"{number:02d}-{path.lower()}")
     assert sorted(p.name for p in SHOTS.glob("*.png")) == [
         "01-login.png", "03-submit.png", "05-job.png", "06-overview.png", "07-jobs.png", "08-workers.png",
