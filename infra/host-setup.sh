@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts, idempotently, what SwarmSync's tests need on a Debian host:
 # a Docker engine (docker.io), busybox-static (for the offline test image),
-# PostgreSQL and Redis. Safe to run again: every step is skipped when done.
+# PostgreSQL, Redis and Debian's chromium (headless, for the dashboard's browser test). Safe to run again: every step is skipped when done.
 set -euo pipefail
 
 need_apt=()
@@ -9,6 +9,7 @@ command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)  # the dashboard's browser test (Playwright drives it)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "host-setup: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -43,4 +44,4 @@ if ! redis-cli ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 >/dev/null
   for _ in $(seq 1 20); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.25; done
 fi
-echo "host-setup: docker, postgresql, redis ready"
+echo "host-setup: docker, postgresql, redis, chromium ready"

@@ -111,13 +111,25 @@ class Client:
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         return self.request("GET", "/audit", params={"limit": limit}).json()
 
+    # --- health ---------------------------------------------------------------------
+    def health_checks(self) -> list[dict[str, Any]]:
+        """`swarmsync doctor` on the server: [{part, ok, detail, required}]."""
+        return self.request("GET", "/health/checks").json()
+
+    def workers(self) -> dict[str, Any]:
+        return self.request("GET", "/workers").json()
+
+    def pools(self) -> list[dict[str, Any]]:
+        """Work pools with policy, queues and workers."""
+        return self.request("GET", "/pools").json()
+
     # --- jobs: the same names as swarmsync.jobs ----------------------------------------
     def submit(self, image: str | JobSpec, command: list[str] | str | None = None, *,
                secret_env: dict[str, str] | None = None, pool: str | None = None, queue: str | None = None,
-               **options: Any) -> RemoteJob:
+               at: datetime | None = None, **options: Any) -> RemoteJob:
         spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
         body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
-                "pool": pool, "queue": queue}
+                "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {})}
         return RemoteJob(self, self.request("POST", "/jobs", json=body).json())
 
     def submit_many(self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
@@ -162,6 +174,10 @@ class RemoteJob(Job):
 
     def cancel(self) -> None:
         self.client.request("POST", f"/jobs/{self.id}/cancel")
+
+    def states(self) -> list[tuple[datetime, str, str, str | None]]:
+        rows = self.client.request("GET", f"/jobs/{self.id}/states").json()
+        return [(datetime.fromisoformat(x["timestamp"]), x["type"], x["name"], x.get("message")) for x in rows]
 
     def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
         params = {"after": after.isoformat()} if after else {}

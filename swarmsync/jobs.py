@@ -116,6 +116,17 @@ class Job:
         )
 
     @uses_prefect_api
+    def states(self) -> list[tuple[datetime, str, str, str | None]]:
+        """The run's state history, oldest first: (timestamp, type, name, message)."""
+        with get_client(sync_client=True) as client:
+            try:
+                states = client.read_flow_run_states(UUID(self.id))
+            except ObjectNotFound:
+                raise JobNotFound(f"no job with id {self.id}") from None
+        states.sort(key=lambda st: st.timestamp)
+        return [(st.timestamp, st.type.value, st.name or st.type.value.title(), st.message) for st in states]
+
+    @uses_prefect_api
     def cancel(self) -> None:
         """Ask the job to stop: its container is stopped and partial output archived."""
         with get_client(sync_client=True) as client:

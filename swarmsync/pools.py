@@ -74,3 +74,33 @@ def pool_policy(name: str | None = None) -> dict[str, Any]:
         pool = client.read_work_pool(name or get_settings().work_pool)
     properties = pool.base_job_template.get("variables", {}).get("properties", {})
     return {k: properties[k].get("default") for k in POLICY_FIELDS if k in properties}
+
+
+@uses_prefect_api
+def list_pools() -> list[dict[str, Any]]:
+    """Every work pool with its policy, queues (priority, concurrency) and workers (last heartbeat)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        pools = client.read_work_pools()
+        described = []
+        for pool in sorted(pools, key=lambda p: p.name):
+            queues = client.read_work_queues(work_pool_name=pool.name)
+            workers = client.read_workers_for_work_pool(pool.name)
+            properties = pool.base_job_template.get("variables", {}).get("properties", {})
+            described.append({
+                "name": pool.name, "type": pool.type, "paused": pool.is_paused,
+                "concurrency_limit": pool.concurrency_limit,
+                "policy": {k: properties[k].get("default") for k in POLICY_FIELDS if k in properties},
+                "queues": [
+                    {"name": q.name, "priority": q.priority, "concurrency_limit": q.concurrency_limit,
+                     "paused": q.is_paused}
+                    for q in sorted(queues, key=lambda q: (q.priority, q.name))
+                ],
+                "workers": [
+                    {"name": w.name, "status": w.status.value if w.status else None,
+                     "last_heartbeat": w.last_heartbeat_time.isoformat() if w.last_heartbeat_time else None}
+                    for w in workers
+                ],
+            })
+    return described

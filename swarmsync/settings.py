@@ -98,9 +98,22 @@ class SwarmSyncSettings(BaseSettings):
         default=None, description="First admin's password (with ADMIN_USER); there is never a default."
     )
 
+    # --- the Streamlit dashboard -------------------------------------------------------------
+    dashboard_host: str | None = Field(default=None, description="Address the dashboard binds to (default: HOST).")
+    dashboard_port: int = Field(default=4290, description="Port of the Streamlit dashboard (`swarmsync dashboard`).")
+    dashboard_api_url: str | None = Field(
+        default=None,
+        description="SwarmSync API the dashboard talks to; default SWARMSYNC_URL, else the local API "
+        "(http://API_HOST:API_PORT).",
+    )
+
     @property
     def api_bind_host(self) -> str:
         return self.api_host or self.host
+
+    @property
+    def dashboard_bind_host(self) -> str:
+        return self.dashboard_host or self.host
 
     @property
     def single_user(self) -> bool:

@@ -137,11 +137,19 @@ class Stack:
         wait_for(lambda: api_healthy(url.removesuffix("/health")), f"SwarmSync API (log: {self.log_dir}/api.log)",
                  60, proc)
 
-    def up(self, worker: bool = True, api: bool = True) -> None:
+    def start_dashboard(self) -> None:
+        """The Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (it talks to the SwarmSync API)."""
+        url = f"http://{self.settings.dashboard_bind_host}:{self.settings.dashboard_port}/_stcore/health"
+        proc = self._spawn("dashboard", dashboard_command(self.settings))
+        wait_for(lambda: _answers(url), f"dashboard (log: {self.log_dir}/dashboard.log)", 90, proc)
+
+    def up(self, worker: bool = True, api: bool = True, dashboard: bool = True) -> None:
         self.start_server()
         self.prepare()
         if api:
             self.start_api()
+        if api and dashboard:
+            self.start_dashboard()
         if worker:
             self.start_worker()
             with prefect_api():
@@ -170,6 +178,27 @@ class Stack:
                 continue
             return f"{name} exited with code {proc.returncode} (log: {self.log_dir}/{name}.log)"
         return None
+
+
+def dashboard_command(settings: SwarmSyncSettings) -> list[str]:
+    """`streamlit run dashboard/app.py` bound to the dashboard's address, headless, no telemetry."""
+    from importlib.util import find_spec
+
+    found = find_spec("dashboard")
+    if found is None or not found.submodule_search_locations:
+        raise StackError("the dashboard package is not installed (pip install -e . in the SwarmSync checkout)")
+    app = Path(next(iter(found.submodule_search_locations))) / "app.py"
+    return [sys.executable, "-m", "streamlit", "run", str(app),
+            "--server.address", settings.dashboard_bind_host, "--server.port", str(settings.dashboard_port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def _register_block_types() -> None:

@@ -88,6 +88,7 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
         "SWARMSYNC_HOME": str(home),
         "SWARMSYNC_PORT": str(free_port()),
         "SWARMSYNC_API_PORT": str(free_port()),
+        "SWARMSYNC_DASHBOARD_PORT": str(free_port()),
         "SWARMSYNC_DATABASE_URL": db_url,
         "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url.replace("+psycopg", "+asyncpg"),
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
@@ -111,7 +112,7 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
     except subprocess.TimeoutExpired:
         proc.kill()
     ARTIFACTS.mkdir(exist_ok=True)
-    for name in ("up.log", "logs/worker.log", "logs/prefect-server.log", "logs/api.log"):
+    for name in ("up.log", "logs/worker.log", "logs/prefect-server.log", "logs/api.log", "logs/dashboard.log"):
         src = home / name
         if src.exists():
             (ARTIFACTS / f"stack-{Path(name).name}").write_bytes(src.read_bytes())

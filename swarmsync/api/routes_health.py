@@ -1,4 +1,4 @@
-"""/health (public liveness), /health/checks and /workers (viewers and up), /audit (admin)."""
+"""/health (public liveness), /health/checks, /workers and /pools (viewers and up), /audit (admin)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, Query
 
-from swarmsync import doctor
+from swarmsync import doctor, pools
 from swarmsync.api.deps import require
-from swarmsync.api.schemas import AuditOut, Check
+from swarmsync.api.schemas import AuditOut, Check, PoolOut
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
 
@@ -31,6 +31,12 @@ def checks(principal: Principal = Depends(require(Permission.HEALTH_READ))) -> l
 def workers(principal: Principal = Depends(require(Permission.HEALTH_READ))) -> Check:
     """The live workers of the default pool with their hosts' telemetry."""
     return Check(**asdict(doctor.check_workers()))
+
+
+@router.get("/pools", response_model=list[PoolOut], responses={401: {}, 403: {}})
+def pool_list(principal: Principal = Depends(require(Permission.HEALTH_READ))) -> list[PoolOut]:
+    """Work pools with their policy, queues (priority, concurrency) and workers (last heartbeat)."""
+    return [PoolOut.model_validate(p) for p in pools.list_pools()]
 
 
 @router.get("/audit", response_model=list[AuditOut], tags=["audit"], responses={401: {}, 403: {}})

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from swarmsync import archive, jobs
 from swarmsync.api.deps import address, check, require
-from swarmsync.api.schemas import JobOut, JobSubmission, LogLine
+from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, StateOut
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
 
@@ -45,7 +45,7 @@ def submit(
     """Submit a container job; returns at once. Files from the worker host (`inputs[].source`) are admin-only."""
     if any(item.source for item in body.spec.inputs):
         check(request, principal, Permission.POOLS_MANAGE)
-    job = jobs.submit(body.spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue)
+    job = jobs.submit(body.spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at)
     audit.record(principal.username, "job.submit", job.id, address=address(request),
                  image=body.spec.image, pool=body.pool)
     return job_out(job.flow_run())
@@ -60,6 +60,13 @@ def get_job(job_id: str, principal: Principal = Depends(reader)) -> JobOut:
 def logs(job_id: str, after: datetime | None = None, principal: Principal = Depends(reader)) -> list[LogLine]:
     """The run log, oldest first; `after` returns only newer lines (for following)."""
     return [LogLine(timestamp=ts, name=name, message=msg) for ts, name, msg in jobs.get_job(job_id).logs(after)]
+
+
+@router.get("/{job_id}/states", response_model=list[StateOut], responses={404: {}})
+def states(job_id: str, principal: Principal = Depends(reader)) -> list[StateOut]:
+    """The job's state history, oldest first."""
+    return [StateOut(timestamp=ts, type=kind, name=name, message=msg) for ts, kind, name, msg in
+            jobs.get_job(job_id).states()]
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, status_code=202, responses={404: {}, 409: {}})

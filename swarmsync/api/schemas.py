@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from swarmsync.spec import JobSpec
 
@@ -90,6 +90,18 @@ class JobSubmission(Strict):
     )
     pool: Annotated[str, Field(max_length=200)] | None = None
     queue: Annotated[str, Field(max_length=200)] | None = None
+    at: datetime | None = Field(default=None, description="Run at this time (ISO 8601 with zone); default now")
+
+    @field_validator("at")
+    @classmethod
+    def _sensible_time(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return v
+        v = v if v.tzinfo else v.replace(tzinfo=UTC)
+        now = datetime.now(UTC)
+        if not now - timedelta(days=1) <= v <= now + timedelta(days=3650):
+            raise ValueError("'at' must be within a day in the past and ten years ahead")
+        return v
 
 
 class JobOut(BaseModel):
@@ -103,6 +115,36 @@ class LogLine(BaseModel):
     timestamp: datetime
     name: str
     message: str
+
+
+class StateOut(BaseModel):
+    timestamp: datetime
+    type: str
+    name: str
+    message: str | None = None
+
+
+class QueueOut(BaseModel):
+    name: str
+    priority: int
+    concurrency_limit: int | None = None
+    paused: bool
+
+
+class PoolWorkerOut(BaseModel):
+    name: str
+    status: str | None = None
+    last_heartbeat: datetime | None = None
+
+
+class PoolOut(BaseModel):
+    name: str
+    type: str
+    paused: bool
+    concurrency_limit: int | None = None
+    policy: dict[str, Any]
+    queues: list[QueueOut]
+    workers: list[PoolWorkerOut]
 
 
 class AuditOut(BaseModel):

@@ -28,6 +28,7 @@ class Permission(StrEnum):
     USERS_MANAGE = "users:manage"
     POOLS_MANAGE = "pools:manage"  # pool policy
     AUDIT_READ = "audit:read"
+    SETTINGS_MANAGE = "settings:manage"  # the dashboard's options file
 
 
 _VIEWER = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN}

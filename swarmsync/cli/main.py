@@ -45,16 +45,17 @@ def _sigterm_as_interrupt() -> None:
 def up(
     worker: bool = typer.Option(True, help="Also start a worker on the job pool."),
     api: bool = typer.Option(True, help="Also start the SwarmSync API on SWARMSYNC_API_PORT."),
+    dashboard: bool = typer.Option(True, help="Also start the dashboard on SWARMSYNC_DASHBOARD_PORT (needs the API)."),
 ) -> None:
-    """Start the embedded stack (Prefect server, database, pool, deployment, API, worker) until Ctrl-C."""
+    """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""
     from swarmsync.stack import Stack, StackError
 
     stack = Stack()
     _sigterm_as_interrupt()
     try:
         with console.status("starting SwarmSync..."):
-            stack.up(worker=worker, api=api)
-        _print_ready(api)
+            stack.up(worker=worker, api=api, dashboard=dashboard)
+        _print_ready(stack.processes)
         while not (problem := stack.failed()):
             time.sleep(1)
         console.print(f"[red]{problem}[/red]")
@@ -68,12 +69,15 @@ def up(
         stack.stop()
 
 
-def _print_ready(api: bool = True) -> None:
+def _print_ready(processes: dict | None = None) -> None:
+    processes = processes or {}
     url = api_url()
     settings = get_settings()
     console.print(f"[green]SwarmSync is up.[/green] Prefect UI: {url.removesuffix('/api')}")
-    if api:
+    if "api" in processes:
         console.print(f"  SwarmSync API: http://{settings.api_bind_host}:{settings.api_port} (OpenAPI at /docs)")
+    if "dashboard" in processes:
+        console.print(f"  dashboard: http://{settings.dashboard_bind_host}:{settings.dashboard_port}")
     console.print(f"  archive: {get_settings().archive_dir}   logs: {get_settings().home_dir / 'logs'}")
     console.print("  try: swarmsync submit --wait busybox echo hello   (Ctrl-C stops the stack)")
 
@@ -113,7 +117,7 @@ def demo(
         console.print(f"  .txt output: swarmsync result {job.id}")
         console.print(f"  in Prefect:  {api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
         if keep_running:
-            _print_ready()
+            _print_ready(stack.processes)
             while not stack.failed():
                 time.sleep(1)
         raise typer.Exit(code)
@@ -138,6 +142,30 @@ def doctor() -> None:
         table.add_row(check.part, "[green]ok[/green]" if check.ok else "[red]down[/red]", check.detail)
     console.print(table)
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def dashboard() -> None:
+    """Start the Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (talks to the SwarmSync API) until Ctrl-C."""
+    import os
+    import subprocess
+
+    from swarmsync.stack import StackError, dashboard_command
+
+    settings = get_settings()
+    try:
+        command = dashboard_command(settings)
+    except StackError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"dashboard: http://{settings.dashboard_bind_host}:{settings.dashboard_port}")
+    _sigterm_as_interrupt()
+    proc = subprocess.Popen(command, env=os.environ.copy())
+    try:
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=15)
 
 
 @app.command()

@@ -1,0 +1,66 @@
+"""Admin (admins only): users and roles, API tokens, the audit log."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, session
+from swarmsync.client import APIError
+
+client = session.require("users:manage")
+st.title("Admin")
+users_tab, tokens_tab, audit_tab = st.tabs(["Users", "Tokens", "Audit log"])
+
+with users_tab:
+    users = data.users(client)
+    st.dataframe(pd.DataFrame(users), hide_index=True)
+    left, right = st.columns(2)
+    with left, st.form("add_user", clear_on_submit=True):
+        st.markdown("**Add a user**")
+        name = st.text_input("User name", key="admin_new_name")
+        password = st.text_input("Password", type="password", key="admin_new_password")
+        role = st.selectbox("Role", ["viewer", "operator", "admin"], key="admin_new_role")
+        if st.form_submit_button("Add user"):
+            try:
+                client.add_user(name, password, role)
+                st.success(f"Added {name} ({role})")
+            except APIError as exc:
+                st.error(str(exc))
+    with right, st.form("change_user"):
+        st.markdown("**Change a user**")
+        target = st.selectbox("User", [u["username"] for u in users], key="admin_target")
+        new_role = st.selectbox("Role", ["(unchanged)", "viewer", "operator", "admin"], key="admin_role")
+        status = st.selectbox("Status", ["(unchanged)", "enabled", "disabled"], key="admin_status")
+        if st.form_submit_button("Apply"):
+            changes: dict = {}
+            if new_role != "(unchanged)":
+                changes["role"] = new_role
+            if status != "(unchanged)":
+                changes["disabled"] = status == "disabled"
+            try:
+                if changes:
+                    client.update_user(target, **changes)
+                    st.success(f"Updated {target}: {changes}")
+            except APIError as exc:
+                st.error(str(exc))
+
+with tokens_tab:
+    tokens = data.tokens(client)
+    st.dataframe(pd.DataFrame(tokens), hide_index=True)
+    live = [t for t in tokens if not t["revoked"]]
+    if live:
+        with st.form("revoke"):
+            token_id = st.selectbox("Token", [t["id"] for t in live], key="admin_token",
+                                    format_func=lambda i: next(f"{t['id']} · {t['name']} · {t['owner']}"
+                                                               for t in live if t["id"] == i))
+            if st.form_submit_button("Revoke"):
+                client.revoke_token(token_id)
+                st.success(f"Revoked token {token_id}")
+
+with audit_tab:
+    events = data.audit(client)
+    frame = pd.DataFrame(events)
+    if not frame.empty:
+        frame["detail"] = frame["detail"].astype(str)
+    st.dataframe(frame, hide_index=True)

@@ -1,0 +1,120 @@
+"""Jobs: a filterable table, and the page of one job (spec, states, live log, result, downloads)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, session
+from dashboard.options import load_options
+from swarmsync.client import APIError
+from swarmsync.jobs import JobNotFound
+
+client = session.require("jobs:read")
+options = load_options()
+st.title("Jobs")
+
+SINCE = {"any time": None, "last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1),
+         "last 7 days": timedelta(days=7)}
+RUNNING = {"Scheduled", "Late", "Pending", "Running", "Cancelling", "Retrying", "AwaitingRetry", "Resuming"}
+
+rows = [data.job_row(run) for run in data.list_jobs(client, limit=options.jobs_limit)]
+f1, f2, f3, f4 = st.columns(4)
+states = f1.multiselect("State", sorted({r["state"] for r in rows}), key="filter_state")
+image = f2.text_input("Image contains", key="filter_image")
+tag = f3.text_input("Tag contains", key="filter_tag")
+window = SINCE[f4.selectbox("Created", list(SINCE), key="filter_since")]
+shown = data.filter_rows(rows, states, image, tag, datetime.now(UTC) - window if window else None)
+COLUMNS = ["id", "state", "image", "command", "tags", "queue", "created", "started", "ended", "duration_s"]
+st.dataframe(pd.DataFrame(shown, columns=COLUMNS), hide_index=True)
+
+labels = {r["id"]: f"{r['id'][:8]} · {r['state']} · {r['image']} · {r['command'][:40]}" for r in shown}
+# A job to open: just submitted or re-run (open_job), else the link (?job=ID), else the user's pick.
+wanted = st.session_state.pop("open_job", None) or (
+    None if st.session_state.get("job_pick") else st.query_params.get("job"))
+if wanted:
+    st.session_state["job_pick"] = wanted
+current = st.session_state.get("job_pick")
+ids = list(labels)
+if current and current not in labels:
+    ids.insert(0, current)
+    labels[current] = current
+job_id = st.selectbox("Open a job", ids, index=None, format_func=lambda i: labels.get(i, i), key="job_pick",
+                      placeholder="choose a job")
+if not job_id:
+    st.stop()
+if st.query_params.get("job") != job_id:
+    st.query_params["job"] = job_id  # a shareable link to the job (never a token)
+
+try:
+    job = data.get_job(client, job_id)
+except (JobNotFound, APIError) as exc:
+    st.error(f"No such job: {exc}")
+    st.stop()
+
+run = job.flow_run()
+state = run.state.name if run.state else "Unknown"
+st.header(f"Job {job.id}")
+head1, head2, head3 = st.columns([2, 2, 1])
+head1.markdown(f"**State:** {state}  \n{(run.state.message if run.state else '') or ''}")
+head3.link_button("Open in Prefect UI", data.run_url(job.id), icon=":material/open_in_new:")
+
+actions = head2.container()
+if state in RUNNING and session.may("jobs:cancel"):
+    if actions.button("Cancel job", key="cancel", type="primary", icon=":material/cancel:"):
+        try:
+            data.cancel(job)
+            st.toast("Cancel requested: the container is being stopped.")
+        except APIError as exc:
+            st.error(str(exc))
+if state not in RUNNING and session.may("jobs:submit"):
+    if actions.button("Re-run", key="rerun", icon=":material/replay:"):
+        new = data.rerun(client, run)
+        st.session_state["open_job"] = new.id
+        st.toast(f"Submitted again as job {new.id}")
+        st.rerun()
+
+st.subheader("Spec")
+st.code(json.dumps(data.masked_spec(run), indent=2), language="json")
+
+st.subheader("State history")
+st.dataframe(pd.DataFrame(data.state_history(job)), hide_index=True)
+
+
+@st.fragment(run_every=options.refresh_seconds if state in RUNNING else None)
+def live_log() -> None:
+    current = job.status()
+    st.subheader(f"Log ({current})")
+    st.code(data.log_tail(job, options.log_tail_lines) or "(no output yet)", language="text")
+    if current not in RUNNING and state in RUNNING:
+        st.rerun()  # finished while we watched: show the result and downloads
+
+
+live_log()
+
+result = data.manifest(job)
+st.subheader("Result")
+if result is None:
+    st.caption("Not archived yet: the result appears when the job ends.")
+    st.stop()
+r1, r2, r3 = st.columns(3)
+r1.metric("Exit code", "-" if result.get("exit_code") is None else result["exit_code"])
+r2.metric("Reason", result.get("reason") or "-")
+r3.metric("Final state", result.get("state", "-"))
+st.markdown("**Manifest (SHA-256 of every archived file)**")
+st.dataframe(pd.DataFrame(data.checksums(result)), hide_index=True)
+with st.expander("Whole manifest"):
+    st.json(result)
+
+files = result.get("files") or {}
+d1, d2, d3, d4 = st.columns(4)
+for column, name in ((d1, "output.txt"), (d2, "stdout.txt"), (d3, "stderr.txt")):
+    if name in files:
+        column.download_button(f"Download {name}", data.download(client, job.id, name),
+                               file_name=f"{job.id}-{name}", mime="text/plain", key=f"download_{name}")
+if "files.tar.gz" in files:
+    d4.download_button("Download files.tar.gz", data.download(client, job.id, "files.tar.gz"),
+                       file_name=f"{job.id}-files.tar.gz", mime="application/gzip", key="download_files")

@@ -1,0 +1,34 @@
+"""Log in with a SwarmSync account; the session token stays in the server-side session state."""
+
+from __future__ import annotations
+
+import httpx
+import streamlit as st
+
+from dashboard import data, session
+from swarmsync.client import APIError
+
+st.title("SwarmSync")
+st.caption(f"Log in to the SwarmSync API at {data.api_url()}")
+
+with st.form("login"):
+    username = st.text_input("User name", key="login_username")
+    password = st.text_input("Password", type="password", key="login_password")
+    submitted = st.form_submit_button("Log in", type="primary")
+
+if submitted:
+    if not username or not password:
+        st.error("Enter your user name and password.")
+    else:
+        try:
+            client, who = data.login(username, password)
+        except APIError as exc:
+            if exc.status == 429:
+                st.error(f"Too many failed logins; try again later. ({exc})")
+            else:
+                st.error("Wrong user name or password, or the account is disabled.")
+        except httpx.HTTPError:
+            st.error(f"The SwarmSync API does not answer at {data.api_url()}: is `swarmsync up` running?")
+        else:
+            session.start(client, who)
+            st.rerun()

@@ -1,0 +1,97 @@
+"""End to end in a real headless Chromium (Debian's, driven by Playwright): log in to the
+dashboard `swarmsync up` started, submit a job, see it complete, download its output.
+A screenshot of each page is kept under test-artifacts/dashboard/."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from swarmsync.settings import get_settings
+from tests.conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ARTIFACTS / "dashboard"
+
+
+@pytest.fixture
+def browser_page(stack):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM):
+        pytest.fail("Debian's chromium is missing: run infra/host-setup.sh (apt-get install chromium)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot once the script run has finished (Streamlit renders progressively)."""
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")
+    page.wait_for_timeout(500)  # let the last elements paint (not an assertion)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def go(page, title: str, heading: str, shows: str) -> None:
+    """Through the sidebar (a new page load would be a new, logged-out session), until `shows` is shown."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=heading).first.wait_for()
+    page.get_by_text(shows).first.wait_for()
+
+
+def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_page, make_user, busybox,
+                                                                       no_leftover_containers):
+    page = browser_page
+    settings = get_settings()
+    base = f"http://127.0.0.1:{settings.dashboard_port}"
+    admin = make_user("admin")
+
+    page.goto(base)
+    page.get_by_role("textbox", name="User name", exact=True).fill(admin.username)
+    page.get_by_role("textbox", name="Password", exact=True).fill(admin.password)
+    shot(page, "01-login")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text(f"{admin.username} · admin").wait_for()
+    assert admin.password not in page.url and "sss_" not in page.url
+
+    go(page, "Submit", "Submit a job", "Submit job")
+    page.get_by_role("textbox", name="Image", exact=True).fill(busybox)
+    page.get_by_role("textbox", name="Command", exact=True).fill("echo hello from chromium; seq 1 3")
+    page.get_by_role("textbox", name="Tags (comma separated)", exact=True).fill("browser")
+    shot(page, "03-submit")
+    page.get_by_role("button", name="Submit job").click()
+    page.get_by_text("Submitted job").wait_for()
+    job_id = page.get_by_text("Submitted job").inner_text().split()[-1]
+    page.get_by_role("button", name="Open the job").click()
+
+    page.get_by_role("heading", name=f"Job {job_id}").wait_for()
+    download_button = page.get_by_role("button", name="Download output.txt")
+    download_button.wait_for(timeout=180_000)  # the page refreshes itself until the job ends
+    page.locator('[data-testid="stMetricValue"]', has_text="COMPLETED").wait_for()  # the final state
+    shot(page, "05-job")
+    with page.expect_download() as download_info:
+        download_button.click()
+    downloaded = download_info.value.path().read_bytes()
+    archived = (settings.archive_dir / job_id / "output.txt").read_bytes()
+    assert downloaded == archived
+    assert b"hello from chromium\n1\n2\n3\n" == downloaded
+
+    for number, (path, heading, shows) in enumerate(
+        [("Overview", "Overview", "Success rate"), ("Jobs", "Jobs", "Open a job"), ("Workers", "Workers", "Queues"),
+         ("Admin", "Admin", "Audit log"), ("Settings", "Settings", "Dashboard options")], start=6,
+    ):
+        go(page, path, heading, shows)
+        shot(page, f"{number:02d}-{path.lower()}")
+    assert sorted(p.name for p in SHOTS.glob("*.png")) == [
+        "01-login.png", "03-submit.png", "05-job.png", "06-overview.png", "07-jobs.png", "08-workers.png",
+        "09-admin.png", "10-settings.png",
+    ]
