@@ -21,7 +21,7 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFi
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelling, Scheduled
+from prefect.states import Cancelled, Cancelling, Scheduled
 
 from swarmsync import archive
 from swarmsync.connection import api_url, uses_prefect_api
@@ -128,9 +128,18 @@ class Job:
 
     @uses_prefect_api
     def cancel(self) -> None:
-        """Ask the job to stop: its container is stopped and partial output archived."""
+        """Ask the job to stop: its container is stopped and partial output archived. A job
+        that has not started (scheduled, or pending without a worker process) is cancelled
+        at once: no worker would ever look at it again to finish a 'Cancelling'."""
         with get_client(sync_client=True) as client:
-            client.set_flow_run_state(UUID(self.id), Cancelling(message="cancelled by user"), force=True)
+            run = client.read_flow_run(UUID(self.id))
+            state = run.state
+            if state is not None and state.is_final():
+                return
+            if state is None or state.is_scheduled() or (state.is_pending() and not run.infrastructure_pid):
+                client.set_flow_run_state(run.id, Cancelled(message="cancelled by user before it started"), force=True)
+            else:
+                client.set_flow_run_state(run.id, Cancelling(message="cancelled by user"), force=True)
 
     @uses_prefect_api
     def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -190,6 +191,17 @@ def test_cancel_stops_the_container_and_archives_partial_output(stack, busybox, 
     job.wait(30)
     assert job.status() == "Cancelled"
     assert job.result().stdout == "partial\n"
+
+
+def test_cancel_before_any_worker_picks_the_job_up_ends_it_at_once(stack, busybox):
+    from swarmsync.pools import create_pool
+
+    idle_pool = f"idle-{uuid.uuid4().hex[:8]}"  # no worker serves it: the job stays Scheduled
+    create_pool(idle_pool)
+    job = swarmsync.submit(busybox, "echo never", pool=idle_pool)
+    job.cancel()
+    job.cancel()  # twice, as an impatient user would
+    assert job.status() == "Cancelled"
 
 
 def test_bad_spec_is_refused_before_submission(stack):
