@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -21,12 +21,13 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFi
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelling, Scheduled
+from prefect.states import Cancelled, Cancelling, Scheduled
 
 from swarmsync import archive
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec
+from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.timing import start_time
 
 TERMINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
 JOB_FLOW_NAME = "container-job"
@@ -117,9 +118,14 @@ class Job:
 
     @uses_prefect_api
     def cancel(self) -> None:
-        """Ask the job to stop: its container is stopped and partial output archived."""
+        """Ask the job to stop: its container is stopped and partial output archived.
+        A job still waiting for its start time (Scheduled) is cancelled at once."""
         with get_client(sync_client=True) as client:
-            client.set_flow_run_state(UUID(self.id), Cancelling(message="cancelled by user"), force=True)
+            run = client.read_flow_run(UUID(self.id))
+            waiting = run.state is not None and run.state.type == StateType.SCHEDULED
+            state = Cancelled(message="cancelled before it started") if waiting else Cancelling(
+                message="cancelled by user")
+            client.set_flow_run_state(UUID(self.id), state, force=True)
 
     @uses_prefect_api
     def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
@@ -179,10 +185,21 @@ def build_spec(image: str, command: list[str] | str | None = None, **options: An
 
 
 def _prepare(
-    image: str | JobSpec, command: list[str] | str | None, secret_env: dict[str, str] | None,
-    options: dict[str, Any],
+    image: str | JobSpec | None, command: list[str] | str | None, secret_env: dict[str, str] | None,
+    options: dict[str, Any], template: str | None = None,
 ) -> JobSpec:
-    spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+    """The JobSpec of a submission: given, built from options, or a saved template with
+    overrides; `secret_env` values are stored as Secret blocks."""
+    if template:
+        from swarmsync.templates import template_spec
+
+        if image is not None:
+            raise JobSpecError("give a template or an image, not both (the template names the image)")
+        spec = template_spec(template, command, **options)
+    elif image is None:
+        raise JobSpecError("give an image (or a saved template)")
+    else:
+        spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
     if secret_env:
         spec = spec.model_copy(update={"secrets": {**spec.secrets, **_store_secrets(secret_env)}})
     return spec
@@ -198,11 +215,13 @@ def _run_request(spec: JobSpec, at: datetime | None) -> dict[str, Any]:
 
 @uses_prefect_api
 def submit(
-    image: str | JobSpec,
+    image: str | JobSpec | None = None,
     command: list[str] | str | None = None,
     *,
+    template: str | None = None,
     secret_env: dict[str, str] | None = None,
-    at: datetime | None = None,
+    at: datetime | str | None = None,
+    delay: str | float | timedelta | None = None,
     pool: str | None = None,
     queue: str | None = None,
     idempotency_key: str | None = None,
@@ -214,8 +233,14 @@ def submit(
     are JobSpec fields (env, memory, cpu, timeout, tags, ...). `secret_env` values are
     stored as Prefect Secret blocks, never as run parameters. `pool`/`queue` route the
     job to a work pool (its `container-job/<pool>` deployment) and queue.
+
+    Delayed jobs: `at` (an aware datetime or ISO string; naive = local time) or `delay`
+    ('10m', seconds, timedelta) makes a Scheduled run that starts then and can be
+    cancelled until it does; a time in the past is refused (TimingError). `template`
+    names a saved job template; `command` and options override its fields.
     """
-    spec = _prepare(image, command, secret_env, options)
+    at = start_time(at, delay)
+    spec = _prepare(image, command, secret_env, options, template)
     deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(

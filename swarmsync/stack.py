@@ -152,7 +152,9 @@ async def _register_block_types() -> None:
     from prefect.blocks.system import Secret
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 
-    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem):
+    from blocks.job_template import JobTemplate
+
+    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem, JobTemplate):
         await block_cls.aregister_type_and_schema()
 
 
