@@ -21,6 +21,7 @@ parameters={"env": {"DAY": "monday"}})])`, where `parameters` are JobSpec overri
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -218,7 +219,7 @@ def add(
     schedule = _schedule_from_options(cron, every, rrule, timezone, start, overrides)
     if schedule is None:
         raise ScheduleError("say when: give a cron expression, an interval (every) or an RRule")
-    schedule.active = active
+    schedule = dataclasses.replace(schedule, active=active)
 
     async def make() -> None:
         async with get_client() as client:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from swarmsync.cli import jobs as job_commands
 from swarmsync.cli.pools import pool_app
+from swarmsync.cli.schedules import schedule_app, template_app
 from swarmsync.connection import api_url
 from swarmsync.settings import get_settings
 
@@ -22,6 +23,8 @@ app = typer.Typer(
 worker_app = typer.Typer(no_args_is_help=True, help="Run a SwarmSync worker.")
 app.add_typer(worker_app, name="worker")
 app.add_typer(pool_app, name="pool")
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(template_app, name="template")
 job_commands.register(app)
 console = Console()
 
