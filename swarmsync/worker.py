@@ -53,6 +53,16 @@ class SwarmSyncWorkerResult(BaseWorkerResult):
     """The final state of a job flow run executed in the worker's process."""
 
 
+def _working_directory(pull_steps: list[dict[str, Any]] | None) -> str | None:
+    """The folder a `set_working_directory` pull step names (deployments made by
+    `prefect deploy` from prefect.yaml carry no `path`, only that step)."""
+    for step in pull_steps or []:
+        for name, args in step.items():
+            if name.endswith("set_working_directory") and isinstance(args, dict):
+                return args.get("directory")
+    return None
+
+
 def infrastructure_id(flow_run_id: UUID | str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{flow_run_id}"
 
@@ -145,8 +155,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             raise ValueError(f"deployment {deployment.name!r} has no entrypoint")
         entrypoint = deployment.entrypoint
         file_part = entrypoint.rsplit(":", 1)[0]
-        if file_part.endswith(".py") and not os.path.isabs(file_part) and deployment.path:
-            entrypoint = str(Path(deployment.path) / entrypoint)
+        base = deployment.path or _working_directory(deployment.pull_steps)
+        if file_part.endswith(".py") and not os.path.isabs(file_part) and base:
+            entrypoint = str(Path(base) / entrypoint)
         flow = await anyio.to_thread.run_sync(load_flow_from_entrypoint, entrypoint)
         self._flows[flow_run.deployment_id] = flow
         return flow
