@@ -135,6 +135,7 @@ def _schedule_from_options(
 
 
 def _to_recurring(deployment: DeploymentResponse) -> RecurringJob:
+    limit = deployment.global_concurrency_limit
     entries = []
     for s in deployment.schedules:
         entries.append(ScheduleEntry(
@@ -144,7 +145,7 @@ def _to_recurring(deployment: DeploymentResponse) -> RecurringJob:
         ))
     return RecurringJob(
         name=deployment.name, deployment_id=deployment.id, pool=deployment.work_pool_name,
-        overlap=overlap_policy(deployment.concurrency_limit, deployment.concurrency_options),
+        overlap=overlap_policy(limit.limit if limit else None, deployment.concurrency_options),
         paused=bool(deployment.paused), job=deployment.parameters.get("job", {}), schedules=entries,
     )
 
