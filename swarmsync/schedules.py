@@ -137,7 +137,7 @@ def _schedule_from_options(
 def _to_recurring(deployment: DeploymentResponse) -> RecurringJob:
     limit = deployment.global_concurrency_limit
     entries = []
-    for s in deployment.schedules:
+    for s in sorted(deployment.schedules, key=lambda s: s.created or datetime.min):
         entries.append(ScheduleEntry(
             id=s.id, description=describe(s.schedule), active=s.active,
             job=(s.parameters or {}).get("job"),

@@ -55,7 +55,7 @@ def _command(words: list[str] | None, shell: str | None) -> list[str] | str | No
 USER_ERRORS = (ValueError, ValidationError, JobSpecError, TimingError, LookupError)
 
 
-@schedule_app.command("create", context_settings={"allow_interspersed_args": False})
+@schedule_app.command("create")
 def create(
     name: str = typer.Argument(..., help="Schedule name: lowercase letters, digits, dashes"),
     image: str = typer.Argument(None, help="Image (not with --template)"),
@@ -79,7 +79,11 @@ def create(
     queue: str = typer.Option(None, help="Work queue within the pool"),
     paused: bool = typer.Option(False, "--paused", help="Create it paused"),
 ) -> None:
-    """Create a recurring job: (--cron | --every | --rrule) [--timezone TZ] (--template T | IMAGE [COMMAND]...)."""
+    """Create a recurring job: (--cron | --every | --rrule) [--timezone TZ] (--template T | IMAGE [COMMAND]...).
+
+    Options may come anywhere; put `--` before a command that has options of its own:
+    `swarmsync schedule create nightly --cron '30 2 * * *' busybox -- sh -c 'date'`.
+    """
     from swarmsync import schedules
 
     if template and image:
@@ -190,7 +194,7 @@ def run(name: str) -> None:
     typer.echo(job.id)
 
 
-@template_app.command("save", context_settings={"allow_interspersed_args": False})
+@template_app.command("save")
 def template_save(
     name: str = typer.Argument(..., help="Template name: lowercase letters, digits, dashes"),
     image: str = typer.Argument(..., help="Image"),
