@@ -181,6 +181,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             self._job_cancellation.add_in_flight_flow_run_id(flow_run.id)
         self._running.add(flow_run.id)
         try:
+            if not await self._wait_for_start(flow_run, cancelled):
+                await self._mark_flow_run_as_cancelled(flow_run, {"message": "cancelled before it started"})
+                return SwarmSyncWorkerResult(identifier=identifier, status_code=0)
             state = await run_flow_async(
                 flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
             )
@@ -190,6 +193,23 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             if self._job_cancellation:
                 self._job_cancellation.remove_in_flight_flow_run_id(flow_run.id)
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
+
+    async def _wait_for_start(self, flow_run: FlowRun, cancelled: anyio.Event) -> bool:
+        """Hold a prefetched delayed run until its scheduled time; False if it was cancelled
+        meanwhile (told by the cancellation watcher, or seen in its state at the end).
+
+        Prefect's server also delays an early start, but in whole seconds (rounded), so a
+        run could start up to half a second before its time; this wait is exact."""
+        details = flow_run.state.state_details if flow_run.state else None
+        scheduled = (details.scheduled_time if details else None) or flow_run.next_scheduled_start_time
+        delay = (scheduled - datetime.now(UTC)).total_seconds() if scheduled else 0
+        if delay <= 0:
+            return True
+        with anyio.move_on_after(delay):
+            await cancelled.wait()
+            return False
+        state = (await self.client.read_flow_run(flow_run.id)).state
+        return not (state and (state.is_cancelling() or state.is_cancelled()))
 
     async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
         """Worker labels on the run are informative only: a busy server (e.g. a 503 from

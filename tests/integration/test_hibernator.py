@@ -85,6 +85,15 @@ def test_delayed_job_cancelled_while_scheduled_never_runs(stack, busybox, no_lef
     later = swarmsync.submit(busybox, "echo never", delay="2h")
     later.cancel()
     assert later.status() == "Cancelled"
+    at = datetime.now(UTC) + timedelta(seconds=8)
+    soon = swarmsync.submit(busybox, "echo never", at=at)  # the worker takes it up to 10 s ahead of its time
+    wait_until(lambda: soon.status() == "Pending", "the worker to take the run before its time", poll=0.1)
+    soon.cancel()
+    wait_until(lambda: soon.status() == "Cancelled", "the waiting run to be cancelled")
+    wait_until(lambda: datetime.now(UTC) > at + timedelta(seconds=3), "its start time to pass")
+    assert soon.status() == "Cancelled" and soon.flow_run().state.message == "cancelled before it started"
+    with pytest.raises(ArchiveNotFound):
+        soon.result()
 
 
 def test_a_start_time_in_the_past_is_refused_before_anything_is_submitted(stack, busybox):
