@@ -4,7 +4,7 @@ SwarmSync vs stock Prefect (process worker), on this machine.
     python bench/lateness.py [--jobs 20] [--lead 30] [--spread 0.5] [--skip-stock] [--postgres URL]
 
 Each system gets its own Prefect server (SQLite, the embedded default; with --postgres,
-SwarmSync's server on a fresh PostgreSQL database) on free ports under a temp folder.
+again each on a fresh PostgreSQL database) on free ports under a temp folder.
 N delayed jobs (`echo hi` in the local busybox image) are submitted at once, scheduled
 `lead` seconds ahead and `spread` seconds apart. "Start" is the flow run's start time
 (its Running state, the same measure for both); for SwarmSync the container's own start
@@ -151,19 +151,43 @@ def bench_stock(image: str, jobs: int, lead: float, spread: float, home: Path, p
 
 def run_lateness(image: str, tmp: Path, jobs: int = 20, lead: float = 30, spread: float = 0.5,
                  stock: bool = True, postgres: str | None = None) -> dict:
-    """Both systems; returns {system: {p50, p95, max, min, failed[, container]}}."""
-    results = {"SwarmSync": bench_swarmsync(image, jobs, lead, spread, tmp / "late-swarmsync", free_port())}
-    if postgres:
-        from run import fresh_pg_database
+    """Both systems on Prefect with SQLite, and with `postgres` again on PostgreSQL;
+    returns {system: {p50, p95, max, min, failed[, container]}}."""
+    results, databases = {}, []
 
-        os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_pg_database(postgres).replace("+psycopg", "+asyncpg")
-        try:
-            results["SwarmSync (PG)"] = bench_swarmsync(image, jobs, lead, spread, tmp / "late-pg", free_port())
-        finally:
-            os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL")
-    if stock:
-        results["stock Prefect"] = bench_stock(image, jobs, lead, spread, tmp / "late-stock", free_port())
+    def use_database(db: str) -> None:
+        if db == "PostgreSQL":  # a fresh database per server
+            databases.append(fresh_pg_database(postgres))
+            os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = databases[-1].replace("+psycopg", "+asyncpg")
+
+    try:
+        for db in ("SQLite", "PostgreSQL") if postgres else ("SQLite",):
+            use_database(db)
+            results[f"SwarmSync, {db}"] = bench_swarmsync(image, jobs, lead, spread, tmp / f"ss-{db}", free_port())
+            if stock:
+                use_database(db)
+                results[f"stock, {db}"] = bench_stock(image, jobs, lead, spread, tmp / f"stock-{db}", free_port())
+    finally:
+        os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+        for url in databases:
+            drop_database(postgres, url)
     return results
+
+
+def fresh_pg_database(admin_url: str) -> str:
+    from run import fresh_pg_database as create
+
+    return create(admin_url)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u, name = make_url(admin_url), make_url(url).database
+    conninfo = f"host={u.host} port={u.port or 5432} user={u.username} password={u.password} dbname={u.database}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def print_lateness(results: dict, jobs: int) -> None:
@@ -180,7 +204,8 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=30, help="seconds from submission to the first start time")
     parser.add_argument("--spread", type=float, default=0.5, help="seconds between the jobs' start times")
     parser.add_argument("--skip-stock", action="store_true")
-    parser.add_argument("--postgres", default=None, help="also SwarmSync with Prefect on this PostgreSQL server")
+    parser.add_argument("--postgres", default=None,
+                        help="PostgreSQL admin URL (postgresql+psycopg://...): also both with Prefect on PostgreSQL")
     args = parser.parse_args()
     from swarmsync.images import ensure_busybox_image
 
