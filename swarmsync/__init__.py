@@ -5,6 +5,7 @@
     print(job.wait(60).result().output)
 """
 
+from swarmsync import schedules, templates
 from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
@@ -16,6 +17,8 @@ __all__ = [
     "JobSpec",
     "JobSpecError",
     "get_job",
+    "schedules",
+    "templates",
     "list_jobs",
     "submit",
     "submit_many",
