@@ -291,6 +291,7 @@ def main() -> None:
     parser.add_argument("--stock-burst", type=int, default=20,
                         help="burst size for stock Prefect (it manages ~13 jobs/min here; 100 takes ~8 min)")
     parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument("--lateness", action="store_true", help="also start lateness of 20 delayed jobs (lateness.py)")
     parser.add_argument(
         "--postgres", default=os.environ.get("SWARMSYNC_TEST_PG"),
         help="PostgreSQL admin URL (postgresql+psycopg://...): also run SwarmSync with Prefect on PostgreSQL",
@@ -309,6 +310,10 @@ def main() -> None:
         os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL")
     if not args.skip_stock:
         results["stock Prefect"] = bench_stock(image, args.singles, args.stock_burst, tmp / "stock", 4412)
+    if args.lateness:
+        from lateness import print_lateness, run_lateness
+
+        print_lateness(run_lateness(image, tmp, stock=not args.skip_stock, postgres=args.postgres), 20)
     if os.environ.get("SWARMSYNC_BENCH_KEEP"):
         print(f"logs kept in {tmp}")
     else:

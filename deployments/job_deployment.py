@@ -51,9 +51,13 @@ async def ensure_work_pool(
 
 
 async def ensure_job_deployment(
-    client: PrefectClient, work_pool: str, name: str = "default", concurrency_limit: int | None = None
+    client: PrefectClient, work_pool: str, name: str = "default", concurrency_limit: int | None = None,
+    **options: Any,
 ) -> UUID:
-    """Create or update the job deployment on `work_pool`; returns its id."""
+    """Create or update the job deployment on `work_pool`; returns its id.
+
+    `options` go to `client.create_deployment` (e.g. parameters, schedules,
+    concurrency_options, tags, description: what a schedule's deployment adds)."""
     from flows.container_job import container_job
 
     flow_id = await client.create_flow_from_name(JOB_FLOW_NAME)
@@ -68,7 +72,7 @@ async def ensure_job_deployment(
         # so the server need not re-check the schema on every run it creates (~50 ms CPU each)
         enforce_parameter_schema=False,
         pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}],
-        description="Run one SwarmSync container job (parameter: job, a JobSpec).",
-        tags=["swarmsync"],
         concurrency_limit=concurrency_limit,
+        **{"description": "Run one SwarmSync container job (parameter: job, a JobSpec).", "tags": ["swarmsync"],
+           **options},
     )

@@ -5,6 +5,7 @@
     print(job.wait(60).result().output)
 """
 
+from swarmsync import schedules, templates
 from swarmsync.client import APIError, Client
 from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
@@ -19,6 +20,8 @@ __all__ = [
     "JobSpec",
     "JobSpecError",
     "get_job",
+    "schedules",
+    "templates",
     "list_jobs",
     "submit",
     "submit_many",

@@ -148,3 +148,25 @@ def verify_archive(job_id: str, store: WritableFileSystem | None = None) -> list
         if hashlib.sha256(data).hexdigest() != meta["sha256"] or len(data) != meta["size"]:
             bad.append(name)
     return bad
+
+
+def delete_archive(job_id: str, store: WritableFileSystem | None = None) -> bool:
+    """Remove a job's archive folder from the store; False if there was none."""
+    import shutil
+
+    job_id = check_job_id(job_id)
+    store = store or get_archive_store()
+    if isinstance(store, LocalFileSystem):
+        folder = Path(store.basepath or ".").expanduser() / job_id
+        if not folder.exists():
+            return False
+        shutil.rmtree(folder)
+        return True
+    filesystem = getattr(store, "filesystem", None)  # RemoteFileSystem and other fsspec-backed blocks
+    if filesystem is None:
+        raise TypeError(f"cannot delete from a {type(store).__name__} archive store")
+    path = f"{str(store.basepath).rstrip('/')}/{job_id}"
+    if not filesystem.exists(path):
+        return False
+    filesystem.rm(path, recursive=True)
+    return True

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -26,7 +26,8 @@ from prefect.states import Cancelled, Cancelling, Scheduled
 from swarmsync import archive
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec
+from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.timing import start_time
 
 TERMINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
 JOB_FLOW_NAME = "container-job"
@@ -199,10 +200,21 @@ def build_spec(image: str, command: list[str] | str | None = None, **options: An
 
 
 def _prepare(
-    image: str | JobSpec, command: list[str] | str | None, secret_env: dict[str, str] | None,
-    options: dict[str, Any],
+    image: str | JobSpec | None, command: list[str] | str | None, secret_env: dict[str, str] | None,
+    options: dict[str, Any], template: str | None = None,
 ) -> JobSpec:
-    spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+    """The JobSpec of a submission: given, built from options, or a saved template with
+    overrides; `secret_env` values are stored as Secret blocks."""
+    if template:
+        from swarmsync.templates import template_spec
+
+        if image is not None:
+            raise JobSpecError("give a template or an image, not both (the template names the image)")
+        spec = template_spec(template, command, **options)
+    elif image is None:
+        raise JobSpecError("give an image (or a saved template)")
+    else:
+        spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
     if secret_env:
         spec = spec.model_copy(update={"secrets": {**spec.secrets, **_store_secrets(secret_env)}})
     return spec
@@ -218,11 +230,13 @@ def _run_request(spec: JobSpec, at: datetime | None) -> dict[str, Any]:
 
 @uses_prefect_api
 def submit(
-    image: str | JobSpec,
+    image: str | JobSpec | None = None,
     command: list[str] | str | None = None,
     *,
+    template: str | None = None,
     secret_env: dict[str, str] | None = None,
-    at: datetime | None = None,
+    at: datetime | str | None = None,
+    delay: str | float | timedelta | None = None,
     pool: str | None = None,
     queue: str | None = None,
     idempotency_key: str | None = None,
@@ -234,8 +248,14 @@ def submit(
     are JobSpec fields (env, memory, cpu, timeout, tags, ...). `secret_env` values are
     stored as Prefect Secret blocks, never as run parameters. `pool`/`queue` route the
     job to a work pool (its `container-job/<pool>` deployment) and queue.
+
+    Delayed jobs: `at` (an aware datetime or ISO string; naive = local time) or `delay`
+    ('10m', seconds, timedelta) makes a Scheduled run that starts then and can be
+    cancelled until it does; a time in the past is refused (TimingError). `template`
+    names a saved job template; `command` and options override its fields.
     """
-    spec = _prepare(image, command, secret_env, options)
+    at = start_time(at, delay)
+    spec = _prepare(image, command, secret_env, options, template)
     deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(

@@ -206,7 +206,9 @@ async def _register_block_types() -> None:
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
     from prefect_docker import DockerHost, DockerRegistryCredentials
 
-    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem, DockerHost, DockerRegistryCredentials):
+    from blocks.job_template import JobTemplate
+
+    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem, DockerHost, DockerRegistryCredentials, JobTemplate):
         await block_cls.aregister_type_and_schema()
 
 

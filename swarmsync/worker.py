@@ -121,6 +121,16 @@ def _no_suspension_watch(*_args: Any, **_kwargs: Any) -> Iterator[None]:
     yield
 
 
+def _working_directory(pull_steps: list[dict[str, Any]] | None) -> str | None:
+    """The folder a `set_working_directory` pull step names (deployments made by
+    `prefect deploy` from prefect.yaml carry no `path`, only that step)."""
+    for step in pull_steps or []:
+        for name, args in step.items():
+            if name.endswith("set_working_directory") and isinstance(args, dict):
+                return args.get("directory")
+    return None
+
+
 def infrastructure_id(flow_run_id: UUID | str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{flow_run_id}"
 
@@ -228,8 +238,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             raise ValueError(f"deployment {deployment.name!r} has no entrypoint")
         entrypoint = deployment.entrypoint
         file_part = entrypoint.rsplit(":", 1)[0]
-        if file_part.endswith(".py") and not os.path.isabs(file_part) and deployment.path:
-            entrypoint = str(Path(deployment.path) / entrypoint)
+        base = deployment.path or _working_directory(deployment.pull_steps)
+        if file_part.endswith(".py") and not os.path.isabs(file_part) and base:
+            entrypoint = str(Path(base) / entrypoint)
         flow = await anyio.to_thread.run_sync(load_flow_from_entrypoint, entrypoint)
         self._flows[flow_run.deployment_id] = flow
         return flow
@@ -256,6 +267,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             self._job_cancellation.add_in_flight_flow_run_id(flow_run.id)
         self._running.add(flow_run.id)
         try:
+            if not await self._wait_for_start(flow_run, cancelled):
+                await self._mark_flow_run_as_cancelled(flow_run, {"message": "cancelled before it started"})
+                return SwarmSyncWorkerResult(identifier=identifier, status_code=0)
             state = await run_flow_async(
                 flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
             )
@@ -267,6 +281,23 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             if self._limiter and self._limiter.borrowed_tokens >= self._limiter.total_tokens:
                 self._poll_soon()  # the worker was full: runs waiting for this slot need not wait for a poll
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
+
+    async def _wait_for_start(self, flow_run: FlowRun, cancelled: anyio.Event) -> bool:
+        """Hold a prefetched delayed run until its scheduled time; False if it was cancelled
+        meanwhile (told by the cancellation watcher, or seen in its state at the end).
+
+        Prefect's server also delays an early start, but in whole seconds (rounded), so a
+        run could start up to half a second before its time; this wait is exact."""
+        details = flow_run.state.state_details if flow_run.state else None
+        scheduled = (details.scheduled_time if details else None) or flow_run.next_scheduled_start_time
+        delay = (scheduled - datetime.now(UTC)).total_seconds() if scheduled else 0
+        if delay <= 0:
+            return True
+        with anyio.move_on_after(delay):
+            await cancelled.wait()
+            return False
+        state = (await self.client.read_flow_run(flow_run.id)).state
+        return not (state and (state.is_cancelling() or state.is_cancelled()))
 
     async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
         """Worker labels on the run are informative only: they are written in the background

@@ -17,6 +17,8 @@ from swarmsync import jobs
 from swarmsync.archive import ArchiveNotFound
 from swarmsync.cli.target import job_backend
 from swarmsync.spec import JobSpecError
+from swarmsync.templates import TemplateNotFound
+from swarmsync.timing import TimingError
 
 console = Console()
 err = Console(stderr=True)
@@ -91,7 +93,7 @@ def _submit_list(items: list, pool: str | None, queue: str | None) -> int:
 def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job commands
     @app.command(context_settings={"allow_interspersed_args": False})
     def submit(
-        image: str = typer.Argument(..., help="Image, e.g. busybox:1.36 or app@sha256:..."),
+        image: str = typer.Argument(None, help="Image, e.g. busybox:1.36 (with --template: the command)"),
         command: list[str] = typer.Argument(None, help="Command and args (exec form)"),
         shell: str = typer.Option(None, "--shell", "-c", help="A shell string run with /bin/sh -c"),
         env: list[str] = typer.Option([], "--env", "-e", help="NAME=VALUE (repeatable)"),
@@ -114,6 +116,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         queue: str = typer.Option(None, help="Work queue within the pool"),
         count: int = typer.Option(1, min=1, help="Submit this many copies at once"),
         wait: bool = typer.Option(False, "--wait", "-w", help="Stream output; exit with the job's code"),
+        template: str = typer.Option(None, "--template", "-T", help="A saved job template (options override it)"),
+        at: str = typer.Option(None, "--at", help="Start at this ISO time, e.g. 2026-12-01T09:00+01:00"),
+        delay: str = typer.Option(None, "--in", help="Start after this delay, e.g. 10m, 1h30m"),
     ) -> None:
         """Submit a container job; prints its id (with --wait: streams output, exits with its code)."""
         from swarmsync.spec import InputFile
@@ -125,6 +130,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         if command and shell:
             raise _fail("give a command or --shell, not both")
         command = [c for i, c in enumerate(command or []) if not (i == 0 and c == "--")]
+        if template and image:  # with a template, the positional words are the command
+            command, image = [c for c in [image, *command] if c != "--"], None
+        if not template and not image:
+            raise _fail("give an IMAGE (or --template NAME)")
+        if count > 1 and (at or delay):
+            raise _fail("--count cannot be combined with --at/--in: submit delayed jobs one by one")
         cmd = shell or (list(command) if command else options.pop("command", None))
         options.update({k: v for k, v in {
             "memory": memory, "cpu": cpu, "pids_limit": pids_limit, "timeout": timeout,
@@ -149,19 +160,25 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
             options["inputs"] = inputs
         if count > 1:
             try:
-                spec = jobs.build_spec(image, cmd, **options)
-            except (ValidationError, JobSpecError) as exc:
+                spec = jobs._prepare(image, cmd, None, options, template)
+            except (ValidationError, JobSpecError, LookupError) as exc:
                 raise _fail(f"invalid job: {exc}") from None
             raise typer.Exit(_submit_specs([spec] * count, pool, queue))
         try:
             job = job_backend().submit(
                 image, cmd, secret_env=_parse_env(secret, "--secret") or None, pool=pool, queue=queue,
-                **options,
+                template=template, at=at, delay=delay, **options,
             )
+        except TimingError as exc:
+            raise _fail(str(exc)) from None
         except (ValidationError, JobSpecError) as exc:
             raise _fail(f"invalid job: {exc}") from None
-        except jobs.JobNotFound as exc:
+        except (jobs.JobNotFound, TemplateNotFound) as exc:
             raise _fail(str(exc)) from None
+        if at or delay:
+            scheduled = job.flow_run().expected_start_time
+            err.print(f"scheduled for {scheduled.astimezone():%Y-%m-%d %H:%M:%S %Z}; cancel with: "
+                      f"swarmsync cancel {job.id}")
         if not wait:
             typer.echo(job.id)
             return

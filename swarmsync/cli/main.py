@@ -13,6 +13,7 @@ from rich.table import Table
 from swarmsync.cli import accounts as account_commands
 from swarmsync.cli import jobs as job_commands
 from swarmsync.cli.pools import pool_app
+from swarmsync.cli.schedules import schedule_app, template_app
 from swarmsync.cli.tokens import token_app
 from swarmsync.cli.users import user_app
 from swarmsync.connection import api_url
@@ -27,6 +28,8 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(pool_app, name="pool")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(template_app, name="template")
 job_commands.register(app)
 account_commands.register(app)
 console = Console()
