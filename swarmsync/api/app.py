@@ -12,12 +12,14 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from swarmsync import __version__, archive, jobs
-from swarmsync.api import routes_auth, routes_health, routes_jobs, routes_tokens, routes_users
+from deployments.schedules import ScheduleError
+from swarmsync import __version__, archive, jobs, schedules, templates
+from swarmsync.api import routes_auth, routes_health, routes_jobs, routes_schedules, routes_tokens, routes_users
 from swarmsync.auth import ratelimit, tokens, users
 from swarmsync.auth.roles import AuthError
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpecError
+from swarmsync.timing import TimingError
 
 # The seam: every router of the API. Schedules and templates join here.
 ROUTERS = [
@@ -26,6 +28,7 @@ ROUTERS = [
     routes_health.router,
     routes_users.router,
     routes_tokens.router,
+    routes_schedules.router,
 ]
 
 SECRET_QUERY_NAMES = {"token", "access_token", "api_key", "apikey", "password", "auth"}
@@ -71,9 +74,10 @@ def _error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(AuthError, auth_error)
     app.add_exception_handler(ratelimit.LockedOut, locked_out)
-    for exc_type in (jobs.JobNotFound, archive.ArchiveNotFound, users.UserNotFound, tokens.TokenNotFound):
+    for exc_type in (jobs.JobNotFound, archive.ArchiveNotFound, users.UserNotFound, tokens.TokenNotFound,
+                     schedules.ScheduleNotFound, templates.TemplateNotFound):
         app.add_exception_handler(exc_type, not_found)
-    for exc_type in (users.AccountError, JobSpecError, ValidationError):
+    for exc_type in (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError):
         app.add_exception_handler(exc_type, bad_request)
     app.add_exception_handler(routes_jobs.JobFinished, conflict)
     def prefect_refused(_request: Request, exc: httpx.HTTPStatusError) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -29,6 +30,23 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
 
     def some_user(api, token):
         return f"/users/{MATRIX_USER}", {"role": "viewer"}
+
+    def a_schedule(suffix: str = ""):
+        def make(api, token):
+            name = f"m-{uuid.uuid4().hex[:8]}"
+            swarmsync.schedules.create(name, busybox, "echo matrix", every="1h", paused=True, pull_policy="never")
+            tomorrow = {"at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}  # never starts in the test
+            return f"/schedules/{name}{suffix}", tomorrow if suffix == "/run" else None
+        return make
+
+    def new_schedule(api, token):
+        return "/schedules", {"name": f"m-{uuid.uuid4().hex[:8]}", "every": "1h", "paused": True,
+                              "spec": {"image": busybox, "command": "echo matrix", "pull_policy": "never"}}
+
+    def a_template(api, token):
+        name = f"m-{uuid.uuid4().hex[:8]}"
+        swarmsync.templates.save_template(name, busybox, "echo matrix")
+        return f"/templates/{name}", None
 
     return [
         ("POST", "/auth/login", {"username": "nobody-x", "password": "whatever1"}, None),
@@ -55,6 +73,17 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
         ("GET", "/tokens", None, ALL),
         ("POST", "/tokens", {"name": "matrix"}, ALL),
         ("DELETE", "/tokens/{token_id}", own_token, ALL),
+        ("GET", "/schedules", None, ALL),
+        ("POST", "/schedules", new_schedule, WRITERS),
+        ("GET", "/schedules/{name}", a_schedule(), ALL),
+        ("POST", "/schedules/{name}/pause", a_schedule("/pause"), WRITERS),
+        ("POST", "/schedules/{name}/resume", a_schedule("/resume"), WRITERS),
+        ("POST", "/schedules/{name}/run", a_schedule("/run"), WRITERS),
+        ("DELETE", "/schedules/{name}", a_schedule(), WRITERS),
+        ("GET", "/templates", None, ALL),
+        ("POST", "/templates", lambda api, t: ("/templates", {"name": f"m-{uuid.uuid4().hex[:8]}",
+                                                              "spec": {"image": busybox, "command": "true"}}), WRITERS),
+        ("DELETE", "/templates/{name}", a_template, WRITERS),
         ("POST", "/me/password", {"current_password": PASSWORD, "new_password": PASSWORD}, ALL),  # last
     ]
 
@@ -70,6 +99,8 @@ def _template(path: str) -> str:
         parts[2] = "{username}"
     if len(parts) == 3 and parts[1] == "tokens":
         parts[2] = "{token_id}"
+    if len(parts) > 2 and parts[1] in ("schedules", "templates"):
+        parts[2] = "{name}"
     return "/".join(parts)
 
 
