@@ -316,3 +316,20 @@ def tokens(client: Client) -> list[dict[str, Any]]:
 
 def audit(client: Client, limit: int = 200) -> list[dict[str, Any]]:
     return client.audit(limit=limit)
+
+
+# --- schedules ---------------------------------------------------------------------------
+def schedules(client: Client) -> list[dict[str, Any]]:
+    """One row per named schedule: when it runs, overlap policy, next runs, paused or not."""
+    rows = []
+    for item in client.schedules():
+        rows.append({
+            "name": item["name"],
+            "when": "; ".join(s["description"] for s in item["schedules"]),
+            "overlap": item["overlap"],
+            "paused": item["paused"],
+            "next runs": ", ".join(str(t)[:16] for t in item["next_runs"]) or "-",
+            "image": item["job"].get("image", ""),
+            "pool": item["pool"] or "",
+        })
+    return rows

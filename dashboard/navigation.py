@@ -1,8 +1,7 @@
 """THE list of dashboard pages (the seam: a new page is one file in views/ and one line here).
 
 `permission` is what the user's role must grant (per the API's `/me`) for the page to
-appear at all; None: every logged-in user. Schedules (the Hibernator) join here as
-`PageSpec("schedules.py", "Schedules", ":material/schedule:", "schedules:read")`.
+appear at all; None: every logged-in user.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ PAGES: list[PageSpec] = [
     PageSpec("overview.py", "Overview", ":material/monitoring:", "health:read"),
     PageSpec("jobs.py", "Jobs", ":material/list:", "jobs:read"),
     PageSpec("submit.py", "Submit", ":material/add_circle:", "jobs:submit"),
+    PageSpec("schedules.py", "Schedules", ":material/schedule:", "schedules:read"),
     PageSpec("workers.py", "Workers", ":material/dns:", "health:read"),
     PageSpec("admin.py", "Admin", ":material/admin_panel_settings:", "users:manage"),
     PageSpec("settings.py", "Settings", ":material/settings:"),

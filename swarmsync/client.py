@@ -123,6 +123,31 @@ class Client:
         """Work pools with policy, queues and workers."""
         return self.request("GET", "/pools").json()
 
+    # --- schedules and templates (the Hibernator) ----------------------------------------
+    def schedules(self) -> list[dict[str, Any]]:
+        """Named schedules with their job, overlap policy and next run times."""
+        return self.request("GET", "/schedules").json()
+
+    def create_schedule(self, name: str, spec: JobSpec | None = None, **when: Any) -> dict[str, Any]:
+        """`when`: cron / every / rrule, timezone, overlap, pool, queue, paused, template, secret_env."""
+        body = {"name": name, **when}
+        if spec is not None:
+            body["spec"] = spec.model_dump(mode="json", exclude_defaults=True)
+        return self.request("POST", "/schedules", json=body).json()
+
+    def change_schedule(self, name: str, action: str) -> None:
+        """`action`: pause, resume or delete."""
+        if action == "delete":
+            self.request("DELETE", f"/schedules/{name}")
+        else:
+            self.request("POST", f"/schedules/{name}/{action}")
+
+    def run_schedule(self, name: str) -> RemoteJob:
+        return RemoteJob(self, self.request("POST", f"/schedules/{name}/run").json())
+
+    def templates(self) -> dict[str, dict[str, Any]]:
+        return self.request("GET", "/templates").json()
+
     # --- jobs: the same names as swarmsync.jobs ----------------------------------------
     def submit(self, image: str | JobSpec, command: list[str] | str | None = None, *,
                secret_env: dict[str, str] | None = None, pool: str | None = None, queue: str | None = None,

@@ -66,8 +66,8 @@ def test_login_keeps_the_token_server_side_and_logout_ends_the_session(app_as):
 
 # --- role gating ---------------------------------------------------------------------------
 @pytest.mark.parametrize("role, expected", [
-    ("viewer", ["Overview", "Jobs", "Workers", "Settings"]),
-    ("operator", ["Overview", "Jobs", "Submit", "Workers", "Settings"]),
+    ("viewer", ["Overview", "Jobs", "Schedules", "Workers", "Settings"]),
+    ("operator", ["Overview", "Jobs", "Submit", "Schedules", "Workers", "Settings"]),
     ("admin", [p.title for p in PAGES]),
 ])
 def test_each_role_sees_its_pages(app_as, role, expected):
@@ -224,6 +224,29 @@ def test_the_workers_page_shows_pools_queues_and_a_read_only_policy_below_admin(
     admin, _ = app_as("admin")
     admin.switch_page("views/workers.py").run()
     assert "(read-only)" not in texts(admin)
+
+
+def test_schedules_list_next_runs_and_operators_pause_them_viewers_only_read(app_as, busybox):
+    import uuid
+
+    import swarmsync
+
+    name = f"dash-{uuid.uuid4().hex[:8]}"
+    swarmsync.schedules.create(name, busybox, "echo from-a-schedule", every="1h", pull_policy="never")
+    viewer, _ = app_as("viewer")
+    viewer.switch_page("views/schedules.py").run()
+    assert not viewer.exception
+    table = [df.value for df in viewer.dataframe if "next runs" in df.value.columns][0]
+    row = table[table["name"] == name].iloc[0]
+    assert row["next runs"] != "-" and not row["paused"]
+    assert not [b for b in viewer.button if b.key == "schedule_pause"]  # read-only for viewers
+    operator, _ = app_as("operator")
+    operator.switch_page("views/schedules.py").run()
+    operator.selectbox(key="schedule_name").select(name).run()
+    next(b for b in operator.button if b.key == "schedule_pause").click().run()
+    assert not operator.exception
+    assert swarmsync.schedules.get(name).paused
+    swarmsync.schedules.delete(name)
 
 
 def test_admins_see_users_tokens_and_the_audit_log_and_add_a_user(app_as, make_user):
