@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import Field
 
 from swarmsync import schedules, templates
@@ -25,7 +25,9 @@ router = APIRouter(tags=["schedules"], responses={401: {}, 403: {}})
 reader = require(Permission.SCHEDULES_READ)
 writer = require(Permission.SCHEDULES_WRITE)
 
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"  # as swarmsync.templates.check_name: also safe in any URL
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+PathName = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 SecretEnv = dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=65536)]]
 
 
@@ -67,7 +69,7 @@ def list_schedules(principal: Principal = Depends(reader)) -> list[dict[str, Any
 
 
 @router.get("/schedules/{name}", response_model=dict[str, Any], responses={404: {}})
-def get_schedule(name: str, principal: Principal = Depends(reader)) -> dict[str, Any]:
+def get_schedule(name: PathName, principal: Principal = Depends(reader)) -> dict[str, Any]:
     return _schedule_out(schedules.get(name))
 
 
@@ -87,7 +89,7 @@ def create_schedule(body: ScheduleCreate, request: Request, principal: Principal
 
 
 def _change(action: str, apply) -> Any:
-    def endpoint(name: str, request: Request, principal: Principal = Depends(writer)) -> dict[str, str]:
+    def endpoint(name: PathName, request: Request, principal: Principal = Depends(writer)) -> dict[str, str]:
         apply(name)
         audit.record(principal.username, f"schedule.{action}", name, address=address(request))
         return {"name": name, "done": action}
@@ -103,7 +105,7 @@ router.delete("/schedules/{name}", responses={404: {}})(_change("delete", schedu
 
 
 @router.post("/schedules/{name}/run", response_model=JobOut, status_code=201, responses={400: {}, 404: {}})
-def run_schedule(name: str, request: Request, body: RunAt | None = None,
+def run_schedule(name: PathName, request: Request, body: RunAt | None = None,
                  principal: Principal = Depends(writer)) -> JobOut:
     """Run the schedule's job now (or at `at`), outside its schedule."""
     job = schedules.run(name, at=body.at if body else None)
@@ -131,7 +133,7 @@ def save_template(body: TemplateCreate, request: Request, principal: Principal =
 
 
 @router.delete("/templates/{name}", responses={404: {}})
-def delete_template(name: str, request: Request, principal: Principal = Depends(writer)) -> dict[str, str]:
+def delete_template(name: PathName, request: Request, principal: Principal = Depends(writer)) -> dict[str, str]:
     templates.delete_template(name)
     audit.record(principal.username, "template.delete", name, address=address(request))
     return {"name": name, "done": "delete"}
