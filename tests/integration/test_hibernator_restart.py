@@ -58,6 +58,8 @@ def own_stack(busybox) -> Iterator[OwnStack]:
     db_url, prefect_db_url = create_pg_database(), create_pg_database()
     env = {
         "SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(free_port()), "SWARMSYNC_DATABASE_URL": db_url,
+        # `up` also starts the API and the dashboard: on ports of their own, not the session stack's
+        "SWARMSYNC_API_PORT": str(free_port()), "SWARMSYNC_DASHBOARD_PORT": str(free_port()),
         "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url.replace("+psycopg", "+asyncpg"),
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
     }
