@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +151,20 @@ class Client:
     # --- jobs: the same names as swarmsync.jobs ----------------------------------------
     def submit(self, image: str | JobSpec, command: list[str] | str | None = None, *,
                secret_env: dict[str, str] | None = None, pool: str | None = None, queue: str | None = None,
-               at: datetime | None = None, **options: Any) -> RemoteJob:
-        spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+               at: datetime | str | None = None, delay: str | float | timedelta | None = None,
+               template: str | None = None, **options: Any) -> RemoteJob:
+        """As `swarmsync.submit`: `at`/`delay` for a delayed job, `template` for a saved one."""
+        from swarmsync.timing import start_time
+
+        at = start_time(at, delay)
+        if template:
+            saved = self.templates().get(template)
+            if saved is None:
+                raise APIError(404, f"no job template named {template!r}")
+            fields = {**saved, **({"command": command} if command is not None else {}), **options}
+            spec = JobSpec(**fields)
+        else:
+            spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
         body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
                 "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {})}
         return RemoteJob(self, self.request("POST", "/jobs", json=body).json())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,10 +44,11 @@ def test_submit_prints_the_id_and_result_downloads_the_txt(stack, busybox, tmp_p
 def test_files_extracts_the_output_folder(stack, busybox, tmp_path, no_leftover_containers):
     data = tmp_path / "in.txt"
     data.write_bytes(b"abc")
-    done = cli("submit", "--wait", "--input", f"{data}:/in/data.txt", "--output-dir", "/out", busybox,
+    done = cli("submit", "--input", f"{data}:/in/data.txt", "--output-dir", "/out", busybox,
                "--", "sh", "-c", "mkdir -p /out && cp /in/data.txt /out/")
     assert done.returncode == 0, done.stderr
-    job_id = swarmsync.list_jobs(limit=1)[0].id
+    job_id = done.stdout.strip()  # not list_jobs()[0]: other tests' delayed runs may sort first
+    assert swarmsync.get_job(job_id).wait(60).status() == "Completed"
     dest = tmp_path / "files"
     assert cli("files", str(job_id), "-o", str(dest)).returncode == 0
     assert (dest / "out" / "data.txt").read_bytes() == b"abc"
@@ -80,8 +82,8 @@ def test_prefect_deployment_run_runs_a_job_the_same_way(stack, busybox, no_lefto
         capture_output=True, text=True, timeout=120, env={**os.environ, **env},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    run = swarmsync.list_jobs(limit=1)[0]
-    assert swarmsync.get_job(run.id).result().stdout == "via-prefect\n"
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
+    assert swarmsync.get_job(run_id).result().stdout == "via-prefect\n"
 
 
 def test_env_prints_the_prefect_api_url(stack):

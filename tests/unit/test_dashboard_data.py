@@ -49,8 +49,8 @@ def test_filters_combine_state_image_tag_and_time():
 
 def test_each_role_sees_only_its_pages():
     titles = {role: [p.title for p in visible_pages([str(x) for x in ROLE_PERMISSIONS[role]])] for role in Role}
-    assert titles[Role.VIEWER] == ["Overview", "Jobs", "Workers", "Settings"]
-    assert titles[Role.OPERATOR] == ["Overview", "Jobs", "Submit", "Workers", "Settings"]
-    assert titles[Role.ADMIN] == ["Overview", "Jobs", "Submit", "Workers", "Admin", "Settings"]
+    assert titles[Role.VIEWER] == ["Overview", "Jobs", "Schedules", "Workers", "Settings"]
+    assert titles[Role.OPERATOR] == ["Overview", "Jobs", "Submit", "Schedules", "Workers", "Settings"]
+    assert titles[Role.ADMIN] == ["Overview", "Jobs", "Submit", "Schedules", "Workers", "Admin", "Settings"]
     assert data.may({"permissions": ["jobs:read"]}, "jobs:submit") is False
     assert data.may(None, "jobs:read") is False
