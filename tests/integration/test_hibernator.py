@@ -286,11 +286,15 @@ def test_retention_removes_only_this_installations_leftover_containers_older_tha
         old_live_ours = container(api_url(), "sleep 300")  # running, but its run is gone: a leftover
         made += [old_ours, old_other, old_live_ours]
         old_live_ours.start()
-        time.sleep(1.5)
-        cutoff = datetime.now(UTC)
-        time.sleep(1.5)
+        time.sleep(3)
         new_ours = container(api_url())
         made.append(new_ours)
+        # the cut-off halfway between the engine's own creation times (no clock of ours involved)
+        from swarmsync.retention import _created
+
+        old_latest = max(_created(docker_client.containers.get(c.id)) for c in (old_ours, old_live_ours))
+        cutoff = old_latest + (_created(docker_client.containers.get(new_ours.id)) - old_latest) / 2
+        assert _created(docker_client.containers.get(new_ours.id)) > cutoff > old_latest
         removed = {r.name for r in leftover_containers(cutoff)}
         assert removed == {old_ours.name, old_live_ours.name}
         left = {c.id for c in docker_client.containers.list(all=True)}
