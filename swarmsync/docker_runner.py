@@ -325,6 +325,17 @@ class ContainerRun:
             pass
 
 
+def list_containers(client: docker.DockerClient, label: str | list[str]) -> list[Container]:
+    """Containers with these labels. docker-py inspects each listed container, so one removed
+    meanwhile (e.g. by its finishing job) raises NotFound: then the list is taken again."""
+    for _ in range(5):
+        try:
+            return client.containers.list(all=True, filters={"label": label})
+        except docker.errors.NotFound:
+            continue
+    return client.containers.list(all=True, filters={"label": label})
+
+
 def find_job_containers(client: docker.DockerClient, flow_run_id: str | None = None) -> list[Container]:
     label = f"{LABEL_FLOW_RUN}={flow_run_id}" if flow_run_id else LABEL_JOB
     return client.containers.list(all=True, filters={"label": label})

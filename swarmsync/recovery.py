@@ -35,7 +35,14 @@ from prefect.states import AwaitingRetry, Crashed, Scheduled
 
 from swarmsync.connection import api_url
 from swarmsync.db import WorkerTelemetry, session_scope
-from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_INSTANCE, LABEL_JOB, docker_client, find_job_containers
+from swarmsync.docker_runner import (
+    LABEL_FLOW_RUN,
+    LABEL_INSTANCE,
+    LABEL_JOB,
+    docker_client,
+    find_job_containers,
+    list_containers,
+)
 
 logger = logging.getLogger("swarmsync.recovery")
 
@@ -139,7 +146,7 @@ async def _remove_finished_containers(client: PrefectClient, engine) -> None:
     """Remove this installation's containers whose runs are final (or deleted from Prefect);
     other installations sharing the Docker host keep theirs."""
     mine = {"label": [LABEL_JOB, f"{LABEL_INSTANCE}={api_url()}"]}
-    for container in engine.containers.list(all=True, filters=mine):
+    for container in list_containers(engine, mine["label"]):
         run_id = container.labels.get(LABEL_FLOW_RUN)
         try:
             run = await client.read_flow_run(run_id)

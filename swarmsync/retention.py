@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import docker.errors
 from prefect.filesystems import LocalFileSystem
 from sqlalchemy import select
 
 from swarmsync import archive
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.db import ArchiveRecord, session_scope
-from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_INSTANCE, LABEL_JOB, docker_client
+from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_INSTANCE, LABEL_JOB, docker_client, list_containers
 
 
 @dataclass
@@ -102,7 +103,7 @@ def leftover_containers(cutoff: datetime, dry_run: bool = False) -> list[Removal
     label = [LABEL_JOB, f"{LABEL_INSTANCE}={api_url()}"]
     removed = []
     with get_client(sync_client=True) as prefect:
-        for container in client.containers.list(all=True, filters={"label": label}):
+        for container in list_containers(client, label):
             created = _created(container)
             if created >= cutoff:
                 continue
@@ -115,7 +116,10 @@ def leftover_containers(cutoff: datetime, dry_run: bool = False) -> list[Removal
                 except (ObjectNotFound, ValueError):
                     pass  # its run is gone: a leftover
             if not dry_run:
-                container.remove(force=True)
+                try:
+                    container.remove(force=True)
+                except docker.errors.NotFound:
+                    continue  # removed meanwhile (by its own job)
             removed.append(Removal("container", container.name, created))
     return removed
 
