@@ -267,6 +267,13 @@ async def container_job(job: JobSpec) -> State:
     policy = runtime.current_policy.get() or HostPolicy()
     started = time.time()
     logger.info("job: %s %s", spec.image, spec.display_command())
+    flow_run_id = str(FlowRunContext.get().flow_run.id)
+    if done := await anyio.to_thread.run_sync(archive.indexed_outcome, flow_run_id):
+        # its result is archived already: a second execution of the same run (which Prefect's
+        # orchestration should never allow) must not run the container again
+        logger.warning("job %s already ran to %s; not running it again", flow_run_id, done[0])
+        state_type = {"COMPLETED": Completed, "CANCELLED": Cancelled}.get(done[0], Failed)
+        return state_type(message=done[1])
     removals = runtime.pending_removals.set([])
     try:
         return await _run_job(spec, policy, logger, started)

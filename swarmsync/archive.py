@@ -88,6 +88,15 @@ def store_for_job(job_id: str) -> WritableFileSystem:
     return get_archive_store(block)
 
 
+def indexed_outcome(job_id: str) -> tuple[str, str | None] | None:
+    """(final state, message) of a job whose result is already archived and indexed, else None."""
+    with session_scope() as session:
+        row = session.execute(
+            select(ArchiveRecord.state, ArchiveRecord.message).where(ArchiveRecord.job_id == job_id)
+        ).first()
+    return (row[0], row[1]) if row else None
+
+
 def index_archive(manifest: dict[str, Any], location: str, block: str | None = None) -> None:
     """Insert (or replace, for a retried run) the job's row in the archive index."""
     files = manifest.get("files", {})
