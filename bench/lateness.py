@@ -30,7 +30,7 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from run import pct, start_server, sync_client  # noqa: E402 - bench/run.py helpers
+from run import pct, start_server, start_stock_worker, sync_client  # noqa: E402 - bench/run.py helpers
 
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
@@ -118,28 +118,13 @@ def bench_swarmsync(image: str, jobs: int, lead: float, spread: float, home: Pat
 
 
 def bench_stock(image: str, jobs: int, lead: float, spread: float, home: Path, port: int) -> dict:
-    from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.states import Scheduled
-    from prefect.workers.process import ProcessWorker
 
     server = start_server(home, port)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     worker = None
     try:
         client = sync_client(port)
-        client.create_work_pool(WorkPoolCreate(name="stock", type="process",
-                                               base_job_template=ProcessWorker.get_default_base_job_template()))
-        flow_id = client.create_flow_from_name("stock-container-job")
-        dep_id = client.create_deployment(
-            flow_id=flow_id, name="stock", work_pool_name="stock",
-            entrypoint="bench/stock_flow.py:stock_container_job", path=str(ROOT),
-            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
-        )
-        worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "stock",
-                                   "--type", "process"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        while not any(w.status and w.status.value == "ONLINE" for w in client.read_workers_for_work_pool("stock")):
-            time.sleep(0.5)
+        dep_id, worker = start_stock_worker(client, home, port)
         times = schedule_times(jobs, lead, spread)
         ids, times = create_all(lambda at: client.create_flow_run_from_deployment(
             dep_id, parameters={"image": image, "command": ["echo", "hi"]}, state=Scheduled(scheduled_time=at)).id,

@@ -41,6 +41,20 @@ def bench_raw_docker(image: str, n: int) -> dict:
     return {"p50": pct(times, 50), "p95": pct(times, 95), "per_min": 60 / statistics.mean(times)}
 
 
+def process_tree(root_pids: list[int], pid_ppid: list[tuple[int, int]]) -> set[int]:
+    """The given processes and all their descendants, from (pid, ppid) pairs."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in pid_ppid:
+        children.setdefault(ppid, []).append(pid)
+    seen, stack = set(), list(root_pids)
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            stack.extend(children.get(pid, []))
+    return seen
+
+
 class RssSampler(threading.Thread):
     """Peak summed RSS (MB) of the given process trees while running."""
 
@@ -52,18 +66,8 @@ class RssSampler(threading.Thread):
     def tree_rss(root_pids: list[int]) -> tuple[float, int]:
         out = subprocess.run(["ps", "-eo", "pid,ppid,rss,comm"], capture_output=True, text=True).stdout
         rows = [line.split(None, 3) for line in out.splitlines()[1:]]
-        children: dict[int, list[int]] = {}
-        rss: dict[int, int] = {}
-        for pid, ppid, kb, _ in rows:
-            children.setdefault(int(ppid), []).append(int(pid))
-            rss[int(pid)] = int(kb)
-        seen, stack = set(), list(root_pids)
-        while stack:
-            pid = stack.pop()
-            if pid in seen:
-                continue
-            seen.add(pid)
-            stack.extend(children.get(pid, []))
+        rss = {int(pid): int(kb) for pid, _, kb, _ in rows}
+        seen = process_tree(root_pids, [(int(pid), int(ppid)) for pid, ppid, _, _ in rows])
         return sum(rss.get(p, 0) for p in seen) / 1024, len(seen)
 
     def run(self):
@@ -110,17 +114,8 @@ def cpu_seconds(root_pids: list[int]) -> float:
     total = 0.0
     hz = os.sysconf("SC_CLK_TCK")
     out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines()[1:]:
-        pid, ppid = map(int, line.split())
-        children.setdefault(ppid, []).append(pid)
-    stack, seen = list(root_pids), set()
-    while stack:
-        pid = stack.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        stack.extend(children.get(pid, []))
+    pairs = [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines()[1:])]
+    for pid in process_tree(root_pids, pairs):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -246,27 +241,34 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
         up.wait(30)
 
 
+def start_stock_worker(client, home: Path, port: int):
+    """A `process` pool, the stock job deployment and a stock Prefect worker; returns (deployment id, worker)."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker
+
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    client.create_work_pool(WorkPoolCreate(name="stock", type="process",
+                                           base_job_template=ProcessWorker.get_default_base_job_template()))
+    flow_id = client.create_flow_from_name("stock-container-job")
+    dep_id = client.create_deployment(
+        flow_id=flow_id, name="stock", work_pool_name="stock",
+        entrypoint="bench/stock_flow.py:stock_container_job", path=str(ROOT),
+        pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
+    )
+    worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "stock",
+                               "--type", "process"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    while not any(w.status and w.status.value == "ONLINE" for w in client.read_workers_for_work_pool("stock")):
+        time.sleep(0.5)
+    return dep_id, worker
+
+
 def bench_stock(image: str, singles: int, burst: int, home: Path, port: int) -> dict:
     server = start_server(home, port)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     worker = None
     try:
         client = sync_client(port)
-        from prefect.client.schemas.actions import WorkPoolCreate
-        from prefect.workers.process import ProcessWorker
-
-        client.create_work_pool(WorkPoolCreate(name="stock", type="process",
-                                               base_job_template=ProcessWorker.get_default_base_job_template()))
-        flow_id = client.create_flow_from_name("stock-container-job")
-        dep_id = client.create_deployment(
-            flow_id=flow_id, name="stock", work_pool_name="stock",
-            entrypoint="bench/stock_flow.py:stock_container_job", path=str(ROOT),
-            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
-        )
-        worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "stock",
-                                   "--type", "process"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        time.sleep(5)
+        dep_id, worker = start_stock_worker(client, home, port)
 
         def create_run():
             return client.create_flow_run_from_deployment(

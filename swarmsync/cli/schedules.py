@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from swarmsync.cli.jobs import _fail, _parse_env
 from swarmsync.spec import JobSpecError
 from swarmsync.timing import TimingError
 
@@ -19,27 +20,12 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
-def _pairs(pairs: list[str], what: str) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise _fail(f"{what} {pair!r} must be NAME=VALUE")
-        values[name] = value
-    return values
-
-
 def _job_options(env: list[str], memory: str | None, cpu: float | None, timeout: float | None,
                  tag: list[str], retries: int | None) -> dict[str, Any]:
     options: dict[str, Any] = {k: v for k, v in {
         "memory": memory, "cpu": cpu, "timeout": timeout, "retries": retries}.items() if v is not None}
     if env:
-        options["env"] = _pairs(env, "--env")
+        options["env"] = _parse_env(env, "--env")
     if tag:
         options["tags"] = list(tag)
     return options
@@ -92,7 +78,7 @@ def create(
         job = schedules.create(
             name, image, _command(command, shell), cron=cron, every=every, rrule=rrule, timezone=timezone,
             start=start, template=template, overlap=overlap, pool=pool, queue=queue,
-            secret_env=_pairs(secret, "--secret") or None, paused=paused,
+            secret_env=_parse_env(secret, "--secret") or None, paused=paused,
             **_job_options(env, memory, cpu, timeout, tag, retries),
         )
     except USER_ERRORS as exc:
@@ -116,7 +102,7 @@ def add(
 
     overrides: dict[str, Any] = {"command": shell} if shell else {}
     if env:
-        overrides["env"] = _pairs(env, "--env")
+        overrides["env"] = _parse_env(env, "--env")
     try:
         job = schedules.add(name, cron=cron, every=every, rrule=rrule, timezone=timezone, start=start, **overrides)
     except USER_ERRORS as exc:
@@ -212,7 +198,7 @@ def template_save(
     from swarmsync.templates import save_template
 
     try:
-        save_template(name, image, _command(command, shell), secret_env=_pairs(secret, "--secret") or None,
+        save_template(name, image, _command(command, shell), secret_env=_parse_env(secret, "--secret") or None,
                       **_job_options(env, memory, cpu, timeout, tag, retries))
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
