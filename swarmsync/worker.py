@@ -37,6 +37,7 @@ from prefect_docker import DockerHost, DockerRegistryCredentials
 from pydantic import BaseModel, Field
 
 from swarmsync import runtime
+from swarmsync.claim import claim_run
 from swarmsync.policy import HostPolicy
 
 
@@ -314,6 +315,10 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             self._runs_task_group.start_soon(label)
         else:
             await label()
+
+    async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
+        """Prefect's claim, refusing runs that already ran elsewhere (see `swarmsync.claim`)."""
+        return await claim_run(self.client, flow_run, self.get_flow_run_logger(flow_run))
 
     async def _propose_submitting_state(self, flow_run: FlowRun) -> None:
         """No 'Submitting' sub-state: the run starts in this process right away (Pending is

@@ -333,3 +333,34 @@ def test_submit_many_never_duplicates_and_keys_are_idempotent(stack, busybox):
     again = swarmsync.submit(busybox, "echo once", idempotency_key=key)
     assert first.id == again.id
     first.wait(60)
+
+
+def test_a_stale_claim_of_a_run_that_already_ended_does_not_run_it_again(pool, busybox):
+    """Prefect accepts Pending from a final state (re-runs); a worker whose listing saw the run
+    Scheduled and whose claim arrives after another worker finished it must not run it again."""
+    import logging
+
+    from prefect.states import Completed, Running
+
+    from swarmsync.claim import claim_run
+
+    job = swarmsync.submit(busybox, "echo once", pool=pool)  # no worker serves this pool
+    log = logging.getLogger("test.claim")
+
+    async def scenario() -> tuple[bool, bool, bool, list[str]]:
+        async with get_client() as client:
+            stale = await client.read_flow_run(uuid.UUID(job.id))  # listed while Scheduled
+            first = await claim_run(client, stale, log)
+            while_pending = await claim_run(client, stale, log)  # Prefect aborts this one itself
+            await client.set_flow_run_state(stale.id, Running())
+            await client.set_flow_run_state(stale.id, Completed())
+            late = await claim_run(client, stale, log)
+            states = sorted(await client.read_flow_run_states(stale.id), key=lambda s: s.timestamp)
+            return first, while_pending, late, [s.type.value for s in states]
+
+    with prefect_api():
+        first, while_pending, late, history = anyio.run(scenario)
+    assert (first, while_pending, late) == (True, False, False)
+    # the server did accept the late Pending (so the check had work to do); it was undone
+    assert history[-3:] == ["COMPLETED", "PENDING", "COMPLETED"], history
+    assert job.status() == "Completed"
