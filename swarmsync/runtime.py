@@ -25,3 +25,6 @@ current_docker_host: ContextVar[Any | None] = ContextVar("swarmsync_docker_host"
 current_registry_credentials: ContextVar[Any | None] = ContextVar("swarmsync_registry_credentials", default=None)
 # the pool's archive store: a Prefect filesystem block slug (None: the installation's store)
 current_archive_block: ContextVar[str | None] = ContextVar("swarmsync_archive_block", default=None)
+# name of the Scheduled state the worker claimed the run from ("AwaitingRetry": a retry
+# asked for, e.g. the Prefect UI's Retry; "Resuming": recovery after a worker died)
+claimed_from: ContextVar[str | None] = ContextVar("swarmsync_claimed_from", default=None)

@@ -262,6 +262,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         runtime.current_registry_credentials.set(configuration.registry_credentials)
         runtime.current_archive_block.set(configuration.archive_block)
         runtime.current_pool.set(self._work_pool_name)
+        runtime.claimed_from.set(flow_run.state.name if flow_run.state else None)
         cancelled = self._cancel_events[flow_run.id] = anyio.Event()
         runtime.current_cancel_event.set(cancelled)
         if self._job_cancellation:

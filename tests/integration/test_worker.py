@@ -364,3 +364,23 @@ def test_a_stale_claim_of_a_run_that_already_ended_does_not_run_it_again(pool, b
     # the server did accept the late Pending (so the check had work to do); it was undone
     assert history[-3:] == ["COMPLETED", "PENDING", "COMPLETED"], history
     assert job.status() == "Completed"
+
+
+def test_retry_from_the_prefect_ui_runs_a_finished_job_again(stack, busybox, docker_client, no_leftover_containers):
+    """The Prefect UI's Retry (a forced Scheduled 'AwaitingRetry') re-runs the container and
+    archives the new output; only other repeats of an archived run are refused."""
+    from prefect.states import AwaitingRetry
+
+    creates = ContainerCreates(docker_client)
+    job = swarmsync.submit(busybox, "cat /proc/sys/kernel/random/uuid").wait(60)
+    first = job.result().stdout
+    with prefect_api(), get_client(sync_client=True) as client:
+        client.set_flow_run_state(uuid.UUID(job.id), AwaitingRetry(message="Retry from the UI"), force=True)
+        deadline = time.monotonic() + 90
+        while (run := client.read_flow_run(uuid.UUID(job.id))).run_count < 2 or not run.state.is_final():
+            assert time.monotonic() < deadline, f"retry never finished: {run.state}"
+            time.sleep(0.3)
+    assert run.state.is_completed()
+    second = job.result().stdout
+    assert second != first and len(second) == len(first)
+    assert creates.stop().get(job.id) == 2
