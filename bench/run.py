@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import docker
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -231,11 +232,11 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
 
     worker_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "worker start"],  # this stack's worker
                                     capture_output=True, text=True).stdout.split()[0])
-    server_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "server start"],
-                                    capture_output=True, text=True).stdout.split()[0])
+    server_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "prefect server"],  # + services
+                                                  capture_output=True, text=True).stdout.split()]
     try:
         return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker_pid],
-                            create_many, server_pids=lambda: [server_pid])
+                            create_many, server_pids=lambda: server_pids)
     finally:
         os.killpg(up.pid, 15)
         up.wait(30)
@@ -298,6 +299,11 @@ def main() -> None:
         "--postgres", default=os.environ.get("SWARMSYNC_TEST_PG"),
         help="PostgreSQL admin URL (postgresql+psycopg://...): also run SwarmSync with Prefect on PostgreSQL",
     )
+    parser.add_argument(
+        "--prefect-redis", default=os.environ.get("SWARMSYNC_BENCH_PREFECT_REDIS", "redis://127.0.0.1:6379/9"),
+        help="with --postgres: also run Prefect as separate API + services processes on this Redis database "
+        "(it is flushed first; '' skips)",
+    )
     args = parser.parse_args()
     from swarmsync.images import ensure_busybox_image
 
@@ -309,6 +315,14 @@ def main() -> None:
         pg_url = fresh_pg_database(args.postgres)
         os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = pg_url.replace("+psycopg", "+asyncpg")
         results["SwarmSync (PG)"] = bench_swarmsync(image, args.singles, args.burst, tmp / "swarmsync-pg", 4413)
+        if args.prefect_redis:  # the same, with Prefect as separate API and services processes
+            os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_pg_database(args.postgres).replace(
+                "+psycopg", "+asyncpg")
+            redis.Redis.from_url(args.prefect_redis).flushdb()
+            os.environ["SWARMSYNC_PREFECT_REDIS_URL"] = args.prefect_redis
+            results["SwarmSync (PG+R)"] = bench_swarmsync(image, args.singles, args.burst,
+                                                         tmp / "swarmsync-pg-redis", 4414)
+            os.environ.pop("SWARMSYNC_PREFECT_REDIS_URL")
         os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL")
     if not args.skip_stock:
         results["stock Prefect"] = bench_stock(image, args.singles, args.stock_burst, tmp / "stock", 4412)

@@ -35,6 +35,17 @@ class SwarmSyncSettings(BaseSettings):
         "Default: SQLite under HOME. Example: postgresql+psycopg://user:pw@host/db",
     )
     redis_url: str | None = Field(default=None, description="Redis URL, e.g. redis://localhost:6379/0")
+    prefect_redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (own database number, e.g. redis://localhost:6379/2) for Prefect's own "
+        "messaging. Set with Prefect on PostgreSQL, `swarmsync up` runs Prefect as separate API and "
+        "background-services processes (Prefect's multi-server mode) instead of one process.",
+    )
+    prefect_api_workers: int = Field(
+        default=1, ge=1, le=16,
+        description="API processes of the Prefect server (`prefect server start --workers`); "
+        "more than one needs SWARMSYNC_PREFECT_REDIS_URL.",
+    )
     work_pool: str = Field(default="swarmsync", description="Work pool that runs job flow runs.")
     deployment: str = Field(
         default="container-job/default", description="Deployment that submissions run."

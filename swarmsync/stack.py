@@ -49,7 +49,66 @@ def prefect_env(settings: SwarmSyncSettings) -> dict[str, str]:
         "PREFECT_API_DATABASE_CONNECTION_URL",
         f"sqlite+aiosqlite:///{home / 'prefect' / 'prefect.db'}",
     )
+    if settings.prefect_redis_url:
+        env.update(prefect_redis_env(settings.prefect_redis_url))
     return env
+
+
+def prefect_redis_env(url: str) -> dict[str, str]:
+    """Prefect's messaging, event ordering, lease storage and Docket on Redis (prefect-redis),
+    as Prefect's guide to scaling a self-hosted server sets them. Everything Prefect keeps
+    there lives in the URL's database number, so give each installation its own."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise StackError(f"SWARMSYNC_PREFECT_REDIS_URL={url!r} is not a redis:// URL")
+    db = (parts.path or "/0").strip("/") or "0"
+    if not db.isdigit():
+        raise StackError(f"SWARMSYNC_PREFECT_REDIS_URL: database {db!r} is not a number")
+    env = {
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_HOST": parts.hostname,
+        "PREFECT_REDIS_MESSAGING_PORT": str(parts.port or 6379),
+        "PREFECT_REDIS_MESSAGING_DB": db,
+        "PREFECT_REDIS_MESSAGING_SSL": "true" if parts.scheme == "rediss" else "false",
+        "PREFECT_SERVER_DOCKET_URL": url,
+    }
+    if parts.username:
+        env["PREFECT_REDIS_MESSAGING_USERNAME"] = parts.username
+    if parts.password:
+        env["PREFECT_REDIS_MESSAGING_PASSWORD"] = parts.password
+    return env
+
+
+async def prepare_prefect_database() -> None:
+    """Migrate Prefect's database and register its block types (run in a process with the
+    stack's Prefect environment)."""
+    from prefect.server.database import provide_database_interface
+    from prefect.server.models.block_registration import run_block_auto_registration
+
+    db = provide_database_interface()
+    await db.create_db()
+    async with await db.session() as session:  # as Prefect's server does at start
+        await run_block_auto_registration(session=session)
+
+
+def split_server(settings: SwarmSyncSettings) -> bool:
+    """Prefect as separate API and services processes (its multi-server mode): needs Prefect on
+    PostgreSQL and SWARMSYNC_PREFECT_REDIS_URL; refused with a reason otherwise."""
+    db = prefect_env(settings)["PREFECT_API_DATABASE_CONNECTION_URL"]
+    if not settings.prefect_redis_url:
+        if settings.prefect_api_workers > 1:
+            raise StackError("SWARMSYNC_PREFECT_API_WORKERS > 1 needs SWARMSYNC_PREFECT_REDIS_URL "
+                             "(Prefect's processes share events through Redis)")
+        return False
+    if not db.startswith("postgresql"):
+        raise StackError("SWARMSYNC_PREFECT_REDIS_URL (Prefect's multi-process server) needs Prefect on "
+                         "PostgreSQL: set PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...")
+    return True
 
 
 def check_mode(settings: SwarmSyncSettings) -> None:
@@ -93,10 +152,10 @@ class Stack:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - child keeps it
         proc = subprocess.Popen(
-            args, env=prefect_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
+            args, env={**prefect_env(self.settings), **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes[name] = proc
@@ -107,12 +166,30 @@ class Stack:
         if api_healthy():
             return
         (self.settings.home_dir / "prefect").mkdir(parents=True, exist_ok=True)
-        proc = self._spawn(
-            "prefect-server",
-            [sys.executable, "-m", "prefect", "server", "start",
-             "--host", self.settings.host, "--port", str(self.settings.port)],
-        )
+        split = split_server(self.settings)
+        args = [sys.executable, "-m", "prefect", "server", "start",
+                "--host", self.settings.host, "--port", str(self.settings.port)]
+        no_migrations: dict[str, str] = {}
+        if split:  # migrate and register blocks once; API processes started together would race to
+            self._prepare_prefect_database()
+            args += ["--no-services", "--workers", str(self.settings.prefect_api_workers)]
+            no_migrations = {"PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
+                             "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"}
+        proc = self._spawn("prefect-server", args, extra_env=no_migrations)
         wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 90, proc)
+        if split:
+            self._spawn("prefect-services", [sys.executable, "-m", "prefect", "server", "services", "start"],
+                        extra_env=no_migrations)
+
+    def _prepare_prefect_database(self) -> None:
+        """What one Prefect server process does at start (migrations, block types), done once."""
+        with open(self.log_dir / "prefect-migrate.log", "ab") as log:
+            done = subprocess.run(
+                [sys.executable, "-c", "import anyio, swarmsync.stack as s; anyio.run(s.prepare_prefect_database)"],
+                env=prefect_env(self.settings), stdout=log, stderr=subprocess.STDOUT, timeout=600,
+            )
+        if done.returncode != 0:
+            raise StackError(f"Prefect database migration failed (log: {self.log_dir}/prefect-migrate.log)")
 
     def prepare(self) -> None:
         """Database migrations, block types, the work pool and the job deployment."""

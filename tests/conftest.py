@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -78,10 +79,11 @@ def _configure(env: dict[str, str]) -> None:
     _deployment_id.cache_clear()
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
-    """`swarmsync up` in a child process; yields the SWARMSYNC_* env that points at it."""
-    home = tmp_path_factory.mktemp("swarmsync-home")
+@contextmanager
+def running_stack(home: Path, extra_env: dict[str, str] | None = None, name: str = "stack") -> Iterator[dict[str, str]]:
+    """`swarmsync up` in a child process, on free ports and fresh PostgreSQL databases; yields
+    the SWARMSYNC_* env that points at it (also set in os.environ while it runs). Its logs are
+    copied to test-artifacts/ as NAME-*.log."""
     db_url = create_pg_database()
     prefect_db_url = create_pg_database()
     env = {
@@ -93,6 +95,7 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
         "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url.replace("+psycopg", "+asyncpg"),
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
         "SWARMSYNC_LOG_CAP_BYTES": "100000",
+        **(extra_env or {}),
     }
     _configure(env)
     log = open(home / "up.log", "wb")  # noqa: SIM115
@@ -100,24 +103,31 @@ def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
         [sys.executable, "-m", "swarmsync.cli.main", "up"], env={**os.environ, **env},
         stdout=log, stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 240  # generous: a loaded machine starts Prefect, the API and the dashboard slowly
-    while b"SwarmSync is up" not in (home / "up.log").read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"swarmsync up failed:\n{(home / 'up.log').read_text()}")
-        time.sleep(0.5)
-    yield env
-    proc.terminate()
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    ARTIFACTS.mkdir(exist_ok=True)
-    for name in ("up.log", "logs/worker.log", "logs/prefect-server.log", "logs/api.log", "logs/dashboard.log"):
-        src = home / name
-        if src.exists():
-            (ARTIFACTS / f"stack-{Path(name).name}").write_bytes(src.read_bytes())
-    drop_pg_database(db_url)
-    drop_pg_database(prefect_db_url)
+        deadline = time.monotonic() + 240  # generous: a loaded machine starts Prefect, the API and dashboard slowly
+        while b"SwarmSync is up" not in (home / "up.log").read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"swarmsync up failed:\n{(home / 'up.log').read_text()}")
+            time.sleep(0.5)
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        ARTIFACTS.mkdir(exist_ok=True)
+        for path in [home / "up.log", *sorted((home / "logs").glob("*.log"))]:
+            (ARTIFACTS / f"{name}-{path.name}").write_bytes(path.read_bytes())
+        drop_pg_database(db_url)
+        drop_pg_database(prefect_db_url)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, busybox) -> Iterator[dict[str, str]]:
+    """The test session's stack (`swarmsync up`, Prefect and SwarmSync on PostgreSQL)."""
+    with running_stack(tmp_path_factory.mktemp("swarmsync-home")) as env:
+        yield env
 
 
 @pytest.fixture
