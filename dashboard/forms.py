@@ -202,8 +202,8 @@ def policy_changes(current: dict[str, Any], values: dict[str, Any]) -> tuple[dic
             continue
         if name in POLICY_NUMBERS and current.get(name) is not None and value is not None:
             same = float(current[name]) == float(value)
-        elif name in POLICY_TEXTS:
-            same = policy_text(current.get(name)) == (value or "")
+        elif name in POLICY_TEXTS or name in POLICY_LISTS:  # None shown as empty: an empty field is no change
+            same = policy_text(current.get(name)) == policy_text(value or None)
         else:
             same = current.get(name) == value
         if not same:

@@ -73,11 +73,13 @@ def create_pool(name: str, **policy: Any) -> str:
 
 
 def _check_archive_block(slug: str) -> None:
+    from prefect.exceptions import ObjectNotFound
+
     from swarmsync.archive import get_archive_store
 
     try:
         get_archive_store(slug)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ObjectNotFound) as exc:
         raise ValueError(f"archive_block {slug!r}: {exc}") from None
 
 
@@ -105,6 +107,11 @@ def update_policy(name: str, **changes: Any) -> dict[str, Any]:
     from prefect.client.schemas.actions import WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            raise PoolNotFound(f"no work pool named {name!r}; see 'swarmsync pool create'") from None
     check_policy(changes)
 
     async def update() -> None:
@@ -125,7 +132,8 @@ def update_policy(name: str, **changes: Any) -> dict[str, Any]:
                     except ValueError as exc:
                         raise PolicyError({field: str(exc)}) from None
                 properties[field]["default"] = value
-            await client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+            if changes:
+                await client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
 
     anyio.run(update)
     return pool_policy(name)
@@ -139,7 +147,7 @@ def pool_policy(name: str | None = None) -> dict[str, Any]:
     with get_client(sync_client=True) as client:
         pool = client.read_work_pool(name or get_settings().work_pool)
     properties = pool.base_job_template.get("variables", {}).get("properties", {})
-    return {k: properties[k].get("default") for k in POLICY_FIELDS if k in properties}
+    return _policy_of(properties)
 
 
 @uses_prefect_api
@@ -157,8 +165,7 @@ def list_pools() -> list[dict[str, Any]]:
             described.append({
                 "name": pool.name, "type": pool.type, "paused": pool.is_paused,
                 "concurrency_limit": pool.concurrency_limit,
-                "policy": {k: _readable(client, properties[k].get("default")) for k in POLICY_FIELDS
-                           if k in properties},
+                "policy": {k: _readable(client, v) for k, v in _policy_of(properties).items()},
                 "queues": [
                     {"name": q.name, "priority": q.priority, "concurrency_limit": q.concurrency_limit,
                      "paused": q.is_paused}
@@ -171,6 +178,13 @@ def list_pools() -> list[dict[str, Any]]:
                 ],
             })
     return described
+
+
+def _policy_of(properties: dict[str, Any]) -> dict[str, Any]:
+    """The policy in a base job template's variables: each setting's default there, else the
+    built-in one the worker applies (e.g. `cap_drop`, whose default the template's schema omits)."""
+    built_in = HostPolicy().model_dump()
+    return {k: properties[k].get("default", built_in.get(k)) for k in POLICY_FIELDS if k in properties}
 
 
 def _readable(client: Any, value: Any) -> Any:

@@ -82,6 +82,8 @@ def test_the_policy_form_sends_only_what_changed():
     changes, errors = forms.policy_changes(current, values)
     assert errors == {}
     assert changes == {"allow_gpu": True, "max_memory": "8g", "docker_host": None}
+    changes, _ = forms.policy_changes({"cap_drop": None}, {"cap_drop": ""})
+    assert changes == {}  # an unknown list shown empty is no order to drop nothing
     _, errors = forms.policy_changes(current, {**values, "max_pids": "many"})
     assert errors == {"max_pids": "'many' is not a whole number"}
 
