@@ -88,7 +88,8 @@ for pool in data.pools(client):
         st.markdown("**Queues** (lower priority number is served first)")
         st.dataframe(pd.DataFrame(pool["queues"]), hide_index=True)
         st.markdown("**Policy**" + ("" if session.may("pools:manage") else " (read-only)"))
-        st.dataframe(pd.DataFrame([{"setting": k, "value": str(v)} for k, v in pool["policy"].items()]),
-                     hide_index=True)
         if session.may("pools:manage") and pool["policy"]:
             policy_form(pool["name"], pool["policy"])
+        else:
+            st.dataframe(pd.DataFrame([{"setting": k, "value": str(v)} for k, v in pool["policy"].items()]),
+                         hide_index=True)
