@@ -5,17 +5,18 @@ role checks and the audit, the core does the work.
 
 from __future__ import annotations
 
+import ast
+import re
 from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect.client.schemas.objects import FlowRun
-from pydantic import ValidationError
 
 from swarmsync.client import APIError, Client, RemoteJob
+from swarmsync.owners import submitted_by
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.spec import JobSpec
 
 FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 SECRET_MASK = "***"
@@ -80,6 +81,7 @@ def job_row(run: FlowRun) -> dict[str, Any]:
         "state": run.state.name if run.state else "Unknown",
         "image": spec.get("image", ""),
         "command": " ".join(command) if isinstance(command, list) else (command or ""),
+        "user": submitted_by(run) or "",
         "tags": ", ".join(run.tags or []),
         "queue": run.work_queue_name or "",
         "created": run.created,
@@ -90,15 +92,19 @@ def job_row(run: FlowRun) -> dict[str, Any]:
     }
 
 
-def list_jobs(client: Client, limit: int = 200, state: str | None = None) -> list[FlowRun]:
-    return client.list_jobs(limit=limit, state=state)
+def list_jobs(client: Client, limit: int = 200, state: str | None = None, user: str | None = None) -> list[FlowRun]:
+    """The newest jobs; `user`: only those this user submitted (filtered by the API, so older ones count too)."""
+    return client.list_jobs(limit=limit, state=state, user=user or None)
 
 
 def filter_rows(rows: list[dict[str, Any]], states: list[str] | None = None, image: str = "", tag: str = "",
-                since: datetime | None = None) -> list[dict[str, Any]]:
-    """Rows whose state is one of `states`, image contains `image`, tags contain `tag`, created after `since`."""
+                since: datetime | None = None, user: str = "") -> list[dict[str, Any]]:
+    """Rows whose state is one of `states`, image contains `image`, tags contain `tag`, created after
+    `since`, submitted by `user` (exactly)."""
     out = []
     for row in rows:
+        if user and row.get("user") != user:
+            continue
         if states and row["state"] not in states:
             continue
         if image and image.lower() not in row["image"].lower():
@@ -121,8 +127,8 @@ def masked_spec(run: FlowRun) -> dict[str, Any]:
     if spec.get("secrets"):
         spec["secrets"] = {name: SECRET_MASK for name in spec["secrets"]}
     for item in spec.get("inputs") or []:
-        if isinstance(item, dict) and item.get("content"):
-            item["content"] = f"<{len(item['content'])} bytes, base64>"
+        if isinstance(item, dict) and item.get("content_b64"):
+            item["content_b64"] = f"<{len(item['content_b64'])} characters of base64>"
     return spec
 
 
@@ -166,98 +172,68 @@ def run_url(job_id: str) -> str:
     return f"{prefect_ui_url()}/runs/flow-run/{job_id}"
 
 
-# --- submission --------------------------------------------------------------------------
-@dataclass
-class SubmitForm:
-    """What the submit form collects, as text, before it becomes a JobSpec."""
-
-    image: str = ""
-    command: str = ""
-    shell: bool = True
-    env: str = ""  # NAME=value per line
-    secret_env: str = ""  # NAME=value per line, stored as Prefect Secret blocks
-    cpu: str = ""
-    memory: str = ""
-    timeout: str = ""
-    pids_limit: str = ""
-    output_dir: str = ""
-    tags: str = ""  # comma separated
-    pool: str = ""
-    queue: str = ""
-    at: datetime | None = None
-
-
-def _pairs(text: str, field: str, errors: dict[str, str]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        name, sep, value = line.partition("=")
-        if not sep or not name.strip():
-            errors[field] = f"line {number}: write NAME=value"
-            return {}
-        pairs[name.strip()] = value
-    return pairs
-
-
-def _number(text: str, field: str, errors: dict[str, str], kind: type = float) -> float | int | None:
-    if not text.strip():
-        return None
-    try:
-        return kind(text.strip())
-    except ValueError:
-        errors[field] = f"{text.strip()!r} is not a {'whole ' if kind is int else ''}number"
-        return None
-
-
-def build_submission(form: SubmitForm) -> tuple[JobSpec | None, dict[str, str], dict[str, str]]:
-    """(spec, secret values, errors by form field). Errors come from JobSpec's own validation."""
-    errors: dict[str, str] = {}
-    options: dict[str, Any] = {
-        "env": _pairs(form.env, "env", errors),
-        "cpu": _number(form.cpu, "cpu", errors),
-        "timeout": _number(form.timeout, "timeout", errors),
-        "pids_limit": _number(form.pids_limit, "pids_limit", errors, int),
-        "memory": form.memory.strip() or None,
-        "output_dir": form.output_dir.strip() or None,
-        "tags": [t.strip() for t in form.tags.split(",") if t.strip()],
-    }
-    secrets = _pairs(form.secret_env, "secret_env", errors)
-    if not form.image.strip():
-        errors["image"] = "an image is required, e.g. busybox or ghcr.io/org/app:1.2"
-    command: list[str] | str | None = form.command.strip() or None
-    if command and not form.shell:
-        import shlex
-
-        try:
-            command = shlex.split(command)
-        except ValueError as exc:
-            errors["command"] = f"cannot split the command: {exc}"
-    if form.at is not None and form.at < datetime.now(UTC) - timedelta(minutes=1):
-        errors["at"] = "the start time is in the past"
-    try:
-        spec = JobSpec(image=form.image.strip() or "x", command=command,
-                       **{k: v for k, v in options.items() if v not in (None, [], {})})
-    except (ValidationError, JobSpecError) as exc:
-        errors.update(_field_errors(exc))
-        spec = None
-    return (None if errors else spec), secrets, errors
-
-
-def _field_errors(exc: ValidationError | JobSpecError) -> dict[str, str]:
-    if isinstance(exc, JobSpecError):
-        return {"image": str(exc)}
-    out: dict[str, str] = {}
-    for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "image"
-        message = err["msg"].removeprefix("Value error, ")
-        out.setdefault(field, message)
-    return out
-
-
+# --- submission (the form itself is dashboard/forms.py) ---------------------------------
 def submit(client: Client, spec: JobSpec, secrets: dict[str, str], pool: str = "", queue: str = "",
            at: datetime | None = None) -> RemoteJob:
     return client.submit(spec, secret_env=secrets or None, pool=pool or None, queue=queue or None, at=at)
+
+
+SCHEDULE_KINDS = ("cron", "every", "rrule")
+OVERLAPS = ("allow", "skip", "queue")
+# API field (or a word of the API's message) -> the submit form's field for its error
+SCHEDULE_FIELDS = {"name": "schedule_name", "cron": "schedule_value", "every": "schedule_value",
+                   "rrule": "schedule_value", "timezone": "timezone", "overlap": "overlap"}
+SCHEDULE_WORDS = {"time zone": "timezone", "timezone": "timezone", "cron": "schedule_value", "rrule": "schedule_value",
+                  "interval": "schedule_value", "duration": "schedule_value", "every": "schedule_value",
+                  "in the future": "schedule_value", "name": "schedule_name", "already": "schedule_name",
+                  "overlap": "overlap"}
+
+
+def create_schedule(client: Client, name: str, spec: JobSpec, secrets: dict[str, str], kind: str, when: str,
+                    timezone: str, overlap: str, pool: str = "", queue: str = "") -> dict[str, Any]:
+    """A recurring job through the API's /schedules (`kind`: cron, every or rrule; `when`: its text).
+    APIError when refused: see `form_errors` for putting its message beside a field."""
+    if kind not in SCHEDULE_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {SCHEDULE_KINDS}")
+    return client.create_schedule(name.strip(), spec, **{kind: when.strip()}, timezone=timezone.strip() or None,
+                                  overlap=overlap, pool=pool or None, queue=queue or None,
+                                  secret_env=secrets or {})
+
+
+def save_template(client: Client, name: str, spec: JobSpec, secrets: dict[str, str]) -> dict[str, Any]:
+    """Save the form's job as a named template through the API (secret values become Secret blocks)."""
+    return client.save_template(name.strip(), spec, secret_env=secrets or None)
+
+
+def _api_items(exc: APIError) -> list[tuple[str | None, str]]:
+    """The API's refusal as (field it names or None, message) pairs: a 422 of FastAPI lists each
+    field; SwarmSync's own messages may read 'field: what is wrong; other: ...'."""
+    text = re.sub(r"^\d{3}: ", "", str(exc))
+    if exc.status == 422 and text.startswith("["):
+        try:
+            return [(str(item["loc"][-1]), item["msg"].removeprefix("Value error, "))
+                    for item in ast.literal_eval(text)]
+        except (ValueError, SyntaxError, KeyError, IndexError, TypeError):
+            pass
+    items: list[tuple[str | None, str]] = []
+    for part in re.split(r"; (?=\w+: )", text):
+        match = re.match(r"^(\w+): (.*)$", part, re.DOTALL)
+        items.append((match.group(1), match.group(2)) if match else (None, part))
+    return items
+
+
+def form_errors(exc: APIError, fields: dict[str, str], words: dict[str, str] | None = None) -> dict[str, str]:
+    """Errors by form field from an API refusal: by the field the API names (`fields`: API field ->
+    form field), else by a word of the message (`words`), else under '_' (shown above the form)."""
+    errors: dict[str, str] = {}
+    for name, message in _api_items(exc):
+        target = fields.get(name or "")
+        if target is None:
+            lowered = f"{name or ''} {message}".lower()
+            target = next((f for word, f in (words or {}).items() if word in lowered), "_")
+            message = message if target != "_" or not name else f"{name}: {message}"
+        errors.setdefault(target, message)
+    return errors
 
 
 # --- overview ------------------------------------------------------------------------------
@@ -300,6 +276,11 @@ def lateness(runs: list[FlowRun]) -> list[float]:
 # --- workers and admin ---------------------------------------------------------------------
 def pools(client: Client) -> list[dict[str, Any]]:
     return client.pools()
+
+
+def update_pool(client: Client, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change a pool's policy through the API (admins; `pools:manage`); returns the whole policy."""
+    return client.update_pool(name, **changes)
 
 
 def workers(client: Client) -> dict[str, Any]:

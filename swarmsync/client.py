@@ -179,8 +179,8 @@ class Client:
                 results.append(Submission(index, None, str(exc)))
         return results
 
-    def list_jobs(self, limit: int = 50, state: str | None = None) -> list[FlowRun]:
-        params = {"limit": limit, **({"state": state} if state else {})}
+    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None) -> list[FlowRun]:
+        params = {"limit": limit, **({"state": state} if state else {}), **({"user": user} if user else {})}
         return [FlowRun.model_validate(j["flow_run"]) for j in self.request("GET", "/jobs", params=params).json()]
 
     def get_job(self, job_id: str) -> RemoteJob:
@@ -196,6 +196,17 @@ class Client:
         if name == "files.tar.gz":
             return self.request("GET", f"/jobs/{job_id}/files").content
         raise ValueError(f"{name!r} cannot be downloaded")
+
+    # --- job templates and pool policy (the dashboard's Submit and Workers pages) ----------
+    def save_template(self, name: str, spec: JobSpec, secret_env: dict[str, str] | None = None) -> dict[str, Any]:
+        """Save (or replace) a named job template; secret values become Prefect Secret blocks."""
+        body = {"name": name, "spec": spec.model_dump(mode="json", exclude_defaults=True),
+                "secret_env": secret_env or {}}
+        return self.request("POST", "/templates", json=body).json()
+
+    def update_pool(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change some of a pool's policy settings (admins); returns the whole policy."""
+        return self.request("PATCH", f"/pools/{name}", json=changes).json()
 
 
 class RemoteJob(Job):

@@ -25,6 +25,7 @@ from prefect.states import Cancelled, Cancelling, Scheduled
 
 from swarmsync import archive
 from swarmsync.connection import api_url, uses_prefect_api
+from swarmsync.owners import USER_LABEL, user_tag, without_user_tags
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError
 from swarmsync.timing import start_time
@@ -220,10 +221,16 @@ def _prepare(
     return spec
 
 
-def _run_request(spec: JobSpec, at: datetime | None) -> dict[str, Any]:
+def _run_request(spec: JobSpec, at: datetime | None, user: str | None = None) -> dict[str, Any]:
+    """The run to create; `user` (set by the API from its caller) is recorded as the submitter.
+    A `swarmsync.user:` tag in the spec itself is dropped: nobody names the submitter but the API."""
+    tags = without_user_tags(spec.tags)
+    if tags != spec.tags:
+        spec = spec.model_copy(update={"tags": tags})
     return {
         "parameters": {"job": spec.model_dump(mode="json", exclude_defaults=True)},
-        "tags": spec.tags,
+        "tags": [*tags, user_tag(user)] if user else tags,
+        "labels": {USER_LABEL: user} if user else None,
         "state": Scheduled(scheduled_time=at) if at else None,
     }
 
@@ -240,6 +247,7 @@ def submit(
     pool: str | None = None,
     queue: str | None = None,
     idempotency_key: str | None = None,
+    user: str | None = None,
     **options: Any,
 ) -> Job:
     """Submit a container job; returns at once with a `Job` handle.
@@ -252,7 +260,8 @@ def submit(
     Delayed jobs: `at` (an aware datetime or ISO string; naive = local time) or `delay`
     ('10m', seconds, timedelta) makes a Scheduled run that starts then and can be
     cancelled until it does; a time in the past is refused (TimingError). `template`
-    names a saved job template; `command` and options override its fields.
+    names a saved job template; `command` and options override its fields. `user` is
+    recorded as the submitter (the API passes its authenticated caller; see owners.py).
     """
     at = start_time(at, delay)
     spec = _prepare(image, command, secret_env, options, template)
@@ -260,7 +269,7 @@ def submit(
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(
             deployment_id, work_queue_name=queue, idempotency_key=idempotency_key,
-            **_run_request(spec, at),
+            **_run_request(spec, at, user),
         )
     return Job(flow_run.id, flow_run)
 
@@ -347,9 +356,14 @@ def get_job(job_id: str | UUID) -> Job:
 
 
 @uses_prefect_api
-def list_jobs(limit: int = 50, state: str | None = None) -> list[FlowRun]:
-    """The newest job runs first."""
-    flt = FlowRunFilter(state={"name": {"any_": [state.capitalize()]}}) if state else None
+def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None) -> list[FlowRun]:
+    """The newest job runs first; `user`: only those this user submitted through the API."""
+    conditions: dict[str, Any] = {}
+    if state:
+        conditions["state"] = {"name": {"any_": [state.capitalize()]}}
+    if user:
+        conditions["tags"] = {"all_": [user_tag(user)]}
+    flt = FlowRunFilter(**conditions) if conditions else None
     with get_client(sync_client=True) as client:
         return client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME])),

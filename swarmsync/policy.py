@@ -6,7 +6,7 @@ runs, with a message naming the limit.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from swarmsync.spec import JobSpec, JobSpecError, parse_memory
 
@@ -17,18 +17,24 @@ class HostPolicy(BaseModel):
     allow_privileged: bool = Field(default=False, description="May jobs run privileged?")
     allow_host_network: bool = Field(default=False, description="May jobs use network 'host'?")
     allow_gpu: bool = Field(default=False, description="May jobs request GPUs (Docker device requests)?")
-    max_cpu: float | None = Field(default=None, description="Most CPU cores one job may ask for")
+    max_cpu: float | None = Field(default=None, gt=0, description="Most CPU cores one job may ask for")
     max_memory: str | None = Field(default=None, description="Most memory one job may ask for")
-    max_pids: int | None = Field(default=None, description="Most processes one job may ask for")
-    max_timeout: float | None = Field(default=None, description="Longest timeout, seconds")
-    default_cpu: float | None = Field(default=None, description="CPU cores when a job names none")
+    max_pids: int | None = Field(default=None, gt=0, description="Most processes one job may ask for")
+    max_timeout: float | None = Field(default=None, gt=0, description="Longest timeout, seconds")
+    default_cpu: float | None = Field(default=None, gt=0, description="CPU cores when a job names none")
     default_memory: str | None = Field(default="1g", description="Memory when a job names none")
-    default_pids_limit: int = Field(default=1024, description="Process limit when a job names none")
+    default_pids_limit: int = Field(default=1024, gt=0, description="Process limit when a job names none")
     default_network: str | None = Field(default=None, description="Network when a job names none")
     cap_drop: list[str] = Field(
         default_factory=lambda: ["NET_RAW", "MKNOD", "AUDIT_WRITE"],
         description="Linux capabilities dropped from every container",
     )
+
+    @field_validator("max_memory", "default_memory")
+    @classmethod
+    def _valid_memory(cls, v: str | None) -> str | None:
+        parse_memory(v)  # JobSpecError (a ValueError) saying what is wrong
+        return v
 
     @property
     def default_memory_bytes(self) -> int | None:

@@ -3,17 +3,50 @@ policy in the base job template and a `container-job/<pool>` deployment to submi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import anyio
+from pydantic import ValidationError
 
 from swarmsync.connection import uses_prefect_api
 from swarmsync.policy import HostPolicy
 from swarmsync.settings import get_settings
+from swarmsync.spec import PullPolicy
 
 # pool settings that name a prefect-docker block document (by name) -> its block type slug
 BLOCK_FIELDS = {"docker_host": "docker-host", "registry_credentials": "docker-registry-credentials"}
 POLICY_FIELDS = (*HostPolicy.model_fields, "pull_policy", "archive_block", *BLOCK_FIELDS)
+
+
+class PoolNotFound(LookupError):
+    """No work pool with that name."""
+
+
+class PolicyError(ValueError):
+    """Pool settings that cannot be used; `errors` says what is wrong with each one."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        self.errors = errors
+
+
+def check_policy(policy: dict[str, Any]) -> None:
+    """Raise PolicyError naming every unknown or invalid setting (block names are checked on use)."""
+    errors = {k: f"not a pool setting; known: {', '.join(POLICY_FIELDS)}" for k in policy if k not in POLICY_FIELDS}
+    try:
+        HostPolicy(**{k: v for k, v in policy.items() if k in HostPolicy.model_fields})
+    except ValidationError as exc:
+        for err in exc.errors():
+            errors.setdefault(str(err["loc"][0]), err["msg"].removeprefix("Value error, "))
+    if "pull_policy" in policy and policy["pull_policy"] not in get_args(PullPolicy):
+        errors["pull_policy"] = f"{policy['pull_policy']!r} is not one of {', '.join(get_args(PullPolicy))}"
+    if policy.get("archive_block"):
+        try:
+            _check_archive_block(policy["archive_block"])
+        except ValueError as exc:
+            errors["archive_block"] = str(exc)
+    if errors:
+        raise PolicyError(errors)
 
 
 @uses_prefect_api
@@ -24,12 +57,7 @@ def create_pool(name: str, **policy: Any) -> str:
     from deployments.job_deployment import ensure_job_deployment, ensure_work_pool
     from swarmsync.jobs import deployment_for_pool
 
-    unknown = set(policy) - set(POLICY_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown pool settings {sorted(unknown)}; known: {sorted(POLICY_FIELDS)}")
-    HostPolicy(**{k: v for k, v in policy.items() if k in HostPolicy.model_fields})  # validates
-    if policy.get("archive_block"):
-        _check_archive_block(policy["archive_block"])
+    check_policy(policy)
     deployment = deployment_for_pool(name)
 
     async def create() -> None:
@@ -45,11 +73,13 @@ def create_pool(name: str, **policy: Any) -> str:
 
 
 def _check_archive_block(slug: str) -> None:
+    from prefect.exceptions import ObjectNotFound
+
     from swarmsync.archive import get_archive_store
 
     try:
         get_archive_store(slug)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ObjectNotFound) as exc:
         raise ValueError(f"archive_block {slug!r}: {exc}") from None
 
 
@@ -66,6 +96,50 @@ async def _block_reference(client: Any, block_type: str, name: str) -> dict[str,
 
 
 @uses_prefect_api
+def update_policy(name: str, **changes: Any) -> dict[str, Any]:
+    """Change some of an existing pool's settings, keeping the others; returns the whole policy.
+
+    `changes` are POLICY_FIELDS (None clears a ceiling or block); they are validated as
+    `create_pool` validates them (PolicyError), then written as the defaults of the pool's
+    base job template. Workers apply them from their next heartbeat on.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            raise PoolNotFound(f"no work pool named {name!r}; see 'swarmsync pool create'") from None
+    check_policy(changes)
+
+    async def update() -> None:
+        async with get_client() as client:
+            try:
+                pool = await client.read_work_pool(name)
+            except ObjectNotFound:
+                raise PoolNotFound(f"no work pool named {name!r}; see 'swarmsync pool create'") from None
+            template = pool.base_job_template
+            properties = template.get("variables", {}).get("properties", {})
+            missing = {k: f"pool {name!r} ({pool.type}) has no such setting" for k in changes if k not in properties}
+            if missing:
+                raise PolicyError(missing)
+            for field, value in changes.items():
+                if field in BLOCK_FIELDS and value:
+                    try:
+                        value = await _block_reference(client, BLOCK_FIELDS[field], value)
+                    except ValueError as exc:
+                        raise PolicyError({field: str(exc)}) from None
+                properties[field]["default"] = value
+            if changes:
+                await client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+
+    anyio.run(update)
+    return pool_policy(name)
+
+
+@uses_prefect_api
 def pool_policy(name: str | None = None) -> dict[str, Any]:
     """The pool's host policy (the defaults of its base job template's variables)."""
     from prefect.client.orchestration import get_client
@@ -73,7 +147,7 @@ def pool_policy(name: str | None = None) -> dict[str, Any]:
     with get_client(sync_client=True) as client:
         pool = client.read_work_pool(name or get_settings().work_pool)
     properties = pool.base_job_template.get("variables", {}).get("properties", {})
-    return {k: properties[k].get("default") for k in POLICY_FIELDS if k in properties}
+    return _policy_of(properties)
 
 
 @uses_prefect_api
@@ -91,7 +165,7 @@ def list_pools() -> list[dict[str, Any]]:
             described.append({
                 "name": pool.name, "type": pool.type, "paused": pool.is_paused,
                 "concurrency_limit": pool.concurrency_limit,
-                "policy": {k: properties[k].get("default") for k in POLICY_FIELDS if k in properties},
+                "policy": {k: _readable(client, v) for k, v in _policy_of(properties).items()},
                 "queues": [
                     {"name": q.name, "priority": q.priority, "concurrency_limit": q.concurrency_limit,
                      "paused": q.is_paused}
@@ -104,3 +178,22 @@ def list_pools() -> list[dict[str, Any]]:
                 ],
             })
     return described
+
+
+def _policy_of(properties: dict[str, Any]) -> dict[str, Any]:
+    """The policy in a base job template's variables: each setting's default there, else the
+    built-in one the worker applies (e.g. `cap_drop`, whose default the template's schema omits)."""
+    built_in = HostPolicy().model_dump()
+    return {k: properties[k].get("default", built_in.get(k)) for k in POLICY_FIELDS if k in properties}
+
+
+def _readable(client: Any, value: Any) -> Any:
+    """A block reference of the template as the block's name (what `pool create` and the dashboard take)."""
+    from prefect.exceptions import ObjectNotFound
+
+    if isinstance(value, dict) and (block_id := (value.get("$ref") or {}).get("block_document_id")):
+        try:
+            return client.read_block_document(block_id, include_secrets=False).name
+        except ObjectNotFound:
+            return f"(missing block {block_id})"
+    return value

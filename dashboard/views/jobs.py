@@ -21,17 +21,19 @@ SINCE = {"any time": None, "last hour": timedelta(hours=1), "last 24 hours": tim
          "last 7 days": timedelta(days=7)}
 RUNNING = {"Scheduled", "Late", "Pending", "Running", "Cancelling", "Retrying", "AwaitingRetry", "Resuming"}
 
-rows = [data.job_row(run) for run in data.list_jobs(client, limit=options.jobs_limit)]
-f1, f2, f3, f4 = st.columns(4)
+f1, f2, f3, f4, f5 = st.columns(5)
+user = f4.text_input("Submitted by", key="filter_user", placeholder="user name").strip()
+rows = [data.job_row(run) for run in data.list_jobs(client, limit=options.jobs_limit, user=user)]
 states = f1.multiselect("State", sorted({r["state"] for r in rows}), key="filter_state")
 image = f2.text_input("Image contains", key="filter_image")
 tag = f3.text_input("Tag contains", key="filter_tag")
-window = SINCE[f4.selectbox("Created", list(SINCE), key="filter_since")]
-shown = data.filter_rows(rows, states, image, tag, datetime.now(UTC) - window if window else None)
-COLUMNS = ["id", "state", "image", "command", "tags", "queue", "created", "started", "ended", "duration_s"]
+window = SINCE[f5.selectbox("Created", list(SINCE), key="filter_since")]
+shown = data.filter_rows(rows, states, image, tag, datetime.now(UTC) - window if window else None, user)
+COLUMNS = ["id", "state", "user", "image", "command", "tags", "queue", "created", "started", "ended", "duration_s"]
 st.dataframe(pd.DataFrame(shown, columns=COLUMNS), hide_index=True)
 
-labels = {r["id"]: f"{r['id'][:8]} · {r['state']} · {r['image']} · {r['command'][:40]}" for r in shown}
+labels = {r["id"]: f"{r['id'][:8]} · {r['state']} · {r['user'] or '-'} · {r['image']} · {r['command'][:40]}"
+          for r in shown}
 # A job to open: just submitted or re-run (open_job), else the link (?job=ID), else the user's pick.
 wanted = st.session_state.pop("open_job", None) or (
     None if st.session_state.get("job_pick") else st.query_params.get("job"))
@@ -59,7 +61,8 @@ run = job.flow_run()
 state = run.state.name if run.state else "Unknown"
 st.header(f"Job {job.id}")
 head1, head2, head3 = st.columns([2, 2, 1])
-head1.markdown(f"**State:** {state}  \n{(run.state.message if run.state else '') or ''}")
+head1.markdown(f"**State:** {state}  \n**Submitted by:** {data.job_row(run)['user'] or '- (not through the API)'}  \n"
+               f"{(run.state.message if run.state else '') or ''}")
 head3.link_button("Open in Prefect UI", data.run_url(job.id), icon=":material/open_in_new:")
 
 actions = head2.container()

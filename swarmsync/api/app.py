@@ -13,8 +13,16 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.schedules import ScheduleError
-from swarmsync import __version__, archive, jobs, schedules, templates
-from swarmsync.api import routes_auth, routes_health, routes_jobs, routes_schedules, routes_tokens, routes_users
+from swarmsync import __version__, archive, jobs, pools, schedules, templates
+from swarmsync.api import (
+    routes_auth,
+    routes_health,
+    routes_jobs,
+    routes_pools,
+    routes_schedules,
+    routes_tokens,
+    routes_users,
+)
 from swarmsync.auth import ratelimit, tokens, users
 from swarmsync.auth.roles import AuthError
 from swarmsync.settings import get_settings
@@ -29,6 +37,7 @@ ROUTERS = [
     routes_users.router,
     routes_tokens.router,
     routes_schedules.router,
+    routes_pools.router,
 ]
 
 SECRET_QUERY_NAMES = {"token", "access_token", "api_key", "apikey", "password", "auth"}
@@ -75,7 +84,7 @@ def _error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, auth_error)
     app.add_exception_handler(ratelimit.LockedOut, locked_out)
     for exc_type in (jobs.JobNotFound, archive.ArchiveNotFound, users.UserNotFound, tokens.TokenNotFound,
-                     schedules.ScheduleNotFound, templates.TemplateNotFound):
+                     schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound):
         app.add_exception_handler(exc_type, not_found)
     for exc_type in (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError):
         app.add_exception_handler(exc_type, bad_request)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from swarmsync import archive, jobs
+from swarmsync import archive, jobs, owners
 from swarmsync.api.deps import address, check, require
 from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, StateOut
 from swarmsync.auth import audit
@@ -24,7 +24,8 @@ reader = require(Permission.JOBS_READ)
 def job_out(run) -> JobOut:
     return JobOut(
         id=str(run.id), state=run.state.name if run.state else None,
-        message=run.state.message if run.state else None, flow_run=run.model_dump(mode="json"),
+        message=run.state.message if run.state else None, user=owners.submitted_by(run),
+        flow_run=run.model_dump(mode="json"),
     )
 
 
@@ -32,20 +33,23 @@ def job_out(run) -> JobOut:
 def list_jobs(
     limit: int = Query(50, ge=1, le=200, description="At most 200 (Prefect's page size)"),
     state: str | None = Query(None, max_length=32, description="e.g. failed, running"),
+    user: str | None = Query(None, max_length=64, description="Only jobs this user submitted"),
     principal: Principal = Depends(reader),
 ) -> list[JobOut]:
     """Jobs, newest first."""
-    return [job_out(run) for run in jobs.list_jobs(limit=limit, state=state)]
+    return [job_out(run) for run in jobs.list_jobs(limit=limit, state=state, user=user)]
 
 
 @router.post("", response_model=JobOut, status_code=201, responses={400: {}, 404: {}, 422: {}})
 def submit(
     body: JobSubmission, request: Request, principal: Principal = Depends(require(Permission.JOBS_SUBMIT)),
 ) -> JobOut:
-    """Submit a container job; returns at once. Files from the worker host (`inputs[].source`) are admin-only."""
+    """Submit a container job; returns at once. Files from the worker host (`inputs[].source`) are admin-only.
+    The run records the caller as its submitter (tag `swarmsync.user:NAME`); such tags in the spec are dropped."""
     if any(item.source for item in body.spec.inputs):
         check(request, principal, Permission.POOLS_MANAGE)
-    job = jobs.submit(body.spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at)
+    job = jobs.submit(body.spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at,
+                      user=principal.username)
     audit.record(principal.username, "job.submit", job.id, address=address(request),
                  image=body.spec.image, pool=body.pool)
     return job_out(job.flow_run())

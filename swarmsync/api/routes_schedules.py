@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import Field
 
-from swarmsync import schedules, templates
+from swarmsync import owners, schedules, templates
 from swarmsync.api.deps import address, check, require
 from swarmsync.api.routes_jobs import job_out
 from swarmsync.api.schemas import JobOut, Strict
@@ -75,11 +75,13 @@ def get_schedule(name: PathName, principal: Principal = Depends(reader)) -> dict
 
 @router.post("/schedules", response_model=dict[str, Any], status_code=201, responses={400: {}, 404: {}, 422: {}})
 def create_schedule(body: ScheduleCreate, request: Request, principal: Principal = Depends(writer)) -> dict[str, Any]:
-    """Create (or replace) a named schedule."""
+    """Create a named schedule; its runs record the caller as their submitter (tag `swarmsync.user:NAME`)."""
     if body.spec is not None and any(item.source for item in body.spec.inputs):
         check(request, principal, Permission.POOLS_MANAGE)  # files from the worker host: admins only
+    spec = None if body.spec is None else body.spec.model_copy(
+        update={"tags": [*owners.without_user_tags(body.spec.tags), owners.user_tag(principal.username)]})
     job = schedules.create(
-        body.name, body.spec, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
+        body.name, spec, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
         template=body.template, overlap=body.overlap, pool=body.pool, queue=body.queue,
         secret_env=body.secret_env or None, paused=body.paused,
     )
@@ -125,6 +127,8 @@ def save_template(body: TemplateCreate, request: Request, principal: Principal =
     if any(item.source for item in body.spec.inputs):
         check(request, principal, Permission.POOLS_MANAGE)
     fields = body.spec.model_dump(exclude_defaults=True)
+    if "tags" in fields:  # who submits is recorded when a job is submitted, never taken from a template
+        fields["tags"] = owners.without_user_tags(fields["tags"])
     spec = templates.save_template(
         body.name, fields.pop("image"), fields.pop("command", None), secret_env=body.secret_env or None, **fields,
     )

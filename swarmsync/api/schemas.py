@@ -108,6 +108,7 @@ class JobOut(BaseModel):
     id: str
     state: str | None
     message: str | None = None
+    user: str | None = Field(default=None, description="Who submitted it through the API (None: not via the API)")
     flow_run: dict[str, Any] = Field(description="The Prefect flow run behind the job")
 
 

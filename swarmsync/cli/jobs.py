@@ -189,16 +189,19 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
     def list_jobs(
         limit: int = typer.Option(20, help="How many"),
         state: str = typer.Option(None, help="Only jobs in this state, e.g. failed"),
+        user: str = typer.Option(None, help="Only jobs this user submitted through the API"),
     ) -> None:
         """List jobs, newest first."""
-        table = Table("state", "image", "command", "created")
+        from swarmsync.owners import submitted_by
+
+        table = Table("state", "image", "command", "user", "created")
         table.add_column("id", no_wrap=True, min_width=36)
-        for run in job_backend().list_jobs(limit=limit, state=state):
+        for run in job_backend().list_jobs(limit=limit, state=state, user=user):
             job = run.parameters.get("job", {})
             command = job.get("command")
             table.add_row(
                 run.state.name if run.state else "?", job.get("image", "?"),
-                command if isinstance(command, str) else " ".join(command or []),
+                command if isinstance(command, str) else " ".join(command or []), submitted_by(run) or "-",
                 run.created.strftime("%Y-%m-%d %H:%M") if run.created else "", str(run.id),
             )
         console.print(table)

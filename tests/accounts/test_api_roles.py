@@ -12,6 +12,7 @@ import pytest
 import swarmsync
 from swarmsync.api import create_app
 from swarmsync.auth import audit
+from swarmsync.settings import get_settings
 from tests.accounts.conftest import PASSWORD, auth
 
 ALL = {"admin", "operator", "viewer"}
@@ -65,6 +66,7 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
         ("GET", "/health/checks", None, ALL),
         ("GET", "/workers", None, ALL),
         ("GET", "/pools", None, ALL),
+        ("PATCH", f"/pools/{get_settings().work_pool}", {}, ADMIN),  # an empty change: nothing is written
         ("GET", "/audit", None, ADMIN),
         ("GET", "/users", None, ADMIN),
         ("POST", "/users", lambda api, t: ("/users", {"username": f"u-{uuid.uuid4().hex[:8]}",
@@ -99,7 +101,7 @@ def _template(path: str) -> str:
         parts[2] = "{username}"
     if len(parts) == 3 and parts[1] == "tokens":
         parts[2] = "{token_id}"
-    if len(parts) > 2 and parts[1] in ("schedules", "templates"):
+    if len(parts) > 2 and parts[1] in ("schedules", "templates", "pools"):
         parts[2] = "{name}"
     return "/".join(parts)
 

@@ -1,9 +1,11 @@
 """End to end in a real headless Chromium (Debian's, driven by Playwright): log in to the
-dashboard `swarmsync up` started, submit a job, see it complete, download its output.
+dashboard `swarmsync up` started, submit a job with an uploaded input file, see it complete,
+download its output.
 A screenshot of each page is kept under test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 
 import pytest
@@ -13,6 +15,7 @@ from tests.conftest import ARTIFACTS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ARTIFACTS / "dashboard"
+INPUT = b"from an uploaded file\n"
 
 
 @pytest.fixture
@@ -65,8 +68,11 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
 
     go(page, "Submit", "Submit a job", "Submit job")
     page.get_by_role("textbox", name="Image", exact=True).fill(busybox)
-    page.get_by_role("textbox", name="Command", exact=True).fill("echo hello from chromium; seq 1 3")
+    page.get_by_role("textbox", name="Command", exact=True).fill("echo hello from chromium; seq 1 3; cat /in/hello.txt")
     page.get_by_role("textbox", name="Tags (comma separated)", exact=True).fill("browser")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        files=[{"name": "hello.txt", "mimeType": "text/plain", "buffer": INPUT}])
+    page.get_by_text(hashlib.sha256(INPUT).hexdigest()).wait_for()  # shown once uploaded
     shot(page, "03-submit")
     page.get_by_role("button", name="Submit job").click()
     page.get_by_text("Submitted job").wait_for()
@@ -83,7 +89,7 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
     downloaded = download_info.value.path().read_bytes()
     archived = (settings.archive_dir / job_id / "output.txt").read_bytes()
     assert downloaded == archived
-    assert b"hello from chromium\n1\n2\n3\n" == downloaded
+    assert b"hello from chromium\n1\n2\n3\n" + INPUT == downloaded  # the uploaded file, read in the container
 
     for number, (path, heading, shows) in enumerate(
         [("Overview", "Overview", "Success rate"), ("Jobs", "Jobs", "Open a job"), ("Workers", "Workers", "Queues"),

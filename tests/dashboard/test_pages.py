@@ -12,7 +12,7 @@ from swarmsync.settings import get_settings
 from tests.dashboard.conftest import log_in, new_app, texts, wait_until
 
 LOGIN_ONLY_KEYS = {"login_username", "login_password"}
-SUBMIT = "FormSubmitter:submit-Submit job"
+SUBMIT = "submit_job"
 
 
 def archived(job_id: str, name: str) -> bytes:
@@ -290,7 +290,7 @@ def test_a_job_submitted_for_a_later_time_waits_scheduled_until_then(app_as, api
     at, _ = app_as("operator")
     at.switch_page("views/submit.py").run()
     fill(at, image=busybox, command="echo later")
-    at.radio(key="submit_when").set_value("At a time (UTC)")
+    at.radio(key="submit_when").set_value("At a time (UTC)").run()
     at.date_input(key="submit_day").set_value(day)
     at.time_input(key="submit_time").set_value(time(3, 30))
     at.button(key=SUBMIT).click().run()

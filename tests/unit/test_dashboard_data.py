@@ -1,17 +1,20 @@
-"""The dashboard's pure logic: the submit form -> JobSpec with errors per field, table filters,
-chart data, and which pages each role sees."""
+"""The dashboard's pure logic: the submit form -> JobSpec with errors per field (uploaded input
+files with their SHA-256), the pool policy form -> the settings that changed, API refusals ->
+errors beside fields, table filters, chart data, and which pages each role sees."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import UTC, datetime, timedelta
 
-from dashboard import data
+from dashboard import data, forms
 from dashboard.navigation import visible_pages
 from swarmsync.auth.roles import ROLE_PERMISSIONS, Role
 
 
 def test_a_valid_form_becomes_a_jobspec_with_its_secret_apart():
-    spec, secrets, errors = data.build_submission(data.SubmitForm(
+    spec, secrets, errors = forms.build_submission(forms.SubmitForm(
         image="busybox", command="echo $A", env="A=1\nB=x=y", secret_env="TOKEN=s3cret", cpu="0.5",
         memory="64m", timeout="30", pids_limit="50", tags="a, b", output_dir="/out"))
     assert errors == {}
@@ -21,12 +24,12 @@ def test_a_valid_form_becomes_a_jobspec_with_its_secret_apart():
 
 
 def test_exec_form_splits_the_command_into_words():
-    spec, _, errors = data.build_submission(data.SubmitForm(image="busybox", command="echo 'a b' c", shell=False))
+    spec, _, errors = forms.build_submission(forms.SubmitForm(image="busybox", command="echo 'a b' c", shell=False))
     assert errors == {} and spec.command == ["echo", "a b", "c"]
 
 
 def test_every_invalid_field_gets_its_own_error():
-    spec, _, errors = data.build_submission(data.SubmitForm(
+    spec, _, errors = forms.build_submission(forms.SubmitForm(
         image="", memory="lots", cpu="-2", timeout="x", pids_limit="2.5", env="JUSTANAME", output_dir="rel",
         at=datetime.now(UTC) - timedelta(hours=2)))
     assert spec is None
@@ -45,6 +48,62 @@ def test_filters_combine_state_image_tag_and_time():
     assert data.filter_rows(rows, image="BUSY") == [rows[0]]
     assert data.filter_rows(rows, tag="night") == [rows[0]]
     assert data.filter_rows(rows, since=now - timedelta(hours=1)) == [rows[0]]
+    rows[0]["user"], rows[1]["user"] = "alice", ""
+    assert data.filter_rows(rows, user="alice") == [rows[0]]
+    assert data.filter_rows(rows, user="ali") == []  # a user name is matched whole
+
+
+def test_uploaded_files_become_inputs_with_their_sha256():
+    upload = forms.Upload(key="k1", name="x.csv", data=b"a,b\n1,2\n", path="/in/x.csv",
+                          expected_sha256=hashlib.sha256(b"a,b\n1,2\n").hexdigest().upper())
+    spec, _, errors = forms.build_submission(forms.SubmitForm(image="busybox", command="cat /in/x.csv",
+                                                              inputs=[upload]))
+    assert errors == {}
+    [item] = spec.inputs
+    assert item.path == "/in/x.csv" and item.sha256 == upload.sha256
+    assert base64.b64decode(item.content_b64) == b"a,b\n1,2\n"
+
+
+def test_an_upload_whose_sha256_is_not_the_expected_one_is_refused_beside_it():
+    wrong = forms.Upload(key="k1", name="x", data=b"data", path="/in/x", expected_sha256="0" * 64)
+    relative = forms.Upload(key="k2", name="y", data=b"data", path="in/y")
+    spec, _, errors = forms.build_submission(forms.SubmitForm(image="busybox", inputs=[wrong, relative]))
+    assert spec is None
+    assert "not the expected " + "0" * 64 in errors["input_sha256_k1"]
+    assert hashlib.sha256(b"data").hexdigest() in errors["input_sha256_k1"]
+    assert "must be an absolute file path" in errors["input_path_k2"]
+
+
+def test_the_policy_form_sends_only_what_changed():
+    current = {"allow_gpu": False, "max_cpu": 4.0, "max_memory": None, "default_pids_limit": 1024,
+               "cap_drop": ["NET_RAW", "MKNOD"], "docker_host": "gpu-1", "pull_policy": "if-not-present"}
+    values = {"allow_gpu": True, "max_cpu": "4", "max_memory": "8g", "default_pids_limit": "1024",
+              "cap_drop": "NET_RAW, MKNOD", "docker_host": "", "pull_policy": "if-not-present"}
+    changes, errors = forms.policy_changes(current, values)
+    assert errors == {}
+    assert changes == {"allow_gpu": True, "max_memory": "8g", "docker_host": None}
+    changes, _ = forms.policy_changes({"cap_drop": None}, {"cap_drop": ""})
+    assert changes == {}  # an unknown list shown empty is no order to drop nothing
+    _, errors = forms.policy_changes(current, {**values, "max_pids": "many"})
+    assert errors == {"max_pids": "'many' is not a whole number"}
+
+
+def test_api_refusals_land_beside_the_field_they_name():
+    from swarmsync.client import APIError
+
+    pool = APIError(422, "422: max_memory: memory 'lots' is not understood; max_cpu: Input should be greater than 0")
+    assert data.form_errors(pool, {"max_memory": "max_memory", "max_cpu": "max_cpu"}) == {
+        "max_memory": "memory 'lots' is not understood", "max_cpu": "Input should be greater than 0"}
+    fastapi = APIError(422, "422: [{'type': 'string_pattern_mismatch', 'loc': ['body', 'name'], "
+                            "'msg': \"String should match pattern '^[a-z0-9][a-z0-9-]*$'\", 'input': 'Bad Name'}]")
+    assert data.form_errors(fastapi, data.SCHEDULE_FIELDS, data.SCHEDULE_WORDS) == {
+        "schedule_name": "String should match pattern '^[a-z0-9][a-z0-9-]*$'"}
+    zone = APIError(400, "400: time zone 'Mars/Base' is unknown: use an IANA name such as 'Europe/Berlin'")
+    assert list(data.form_errors(zone, data.SCHEDULE_FIELDS, data.SCHEDULE_WORDS)) == ["timezone"]
+    cron = APIError(400, "400: cron expression '61 * * * *' is not valid: [61] is out of range")
+    assert list(data.form_errors(cron, data.SCHEDULE_FIELDS, data.SCHEDULE_WORDS)) == ["schedule_value"]
+    assert data.form_errors(APIError(403, "403: role operator may not pools:manage"), {}) == {
+        "_": "role operator may not pools:manage"}
 
 
 def test_each_role_sees_only_its_pages():
