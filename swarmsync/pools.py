@@ -51,24 +51,35 @@ def check_policy(policy: dict[str, Any]) -> None:
 
 @uses_prefect_api
 def create_pool(name: str, **policy: Any) -> str:
-    """Create (or update the policy of) a pool and its job deployment; returns the deployment name."""
+    """Create a pool and its job deployment (on an existing pool, change only the settings given);
+    returns the deployment name."""
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
     from deployments.job_deployment import ensure_job_deployment, ensure_work_pool
     from swarmsync.jobs import deployment_for_pool
 
     check_policy(policy)
     deployment = deployment_for_pool(name)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            exists = True
+        except ObjectNotFound:
+            exists = False
 
     async def create() -> None:
         async with get_client() as client:
-            for field, slug in BLOCK_FIELDS.items():
-                if policy.get(field):
-                    policy[field] = await _block_reference(client, slug, policy[field])
-            await ensure_work_pool(client, name, policy=policy or None)
+            if not exists:
+                for field, slug in BLOCK_FIELDS.items():
+                    if policy.get(field):
+                        policy[field] = await _block_reference(client, slug, policy[field])
+                await ensure_work_pool(client, name, policy=policy or None)
             await ensure_job_deployment(client, name, name=deployment.split("/", 1)[1])
 
     anyio.run(create)
+    if exists and policy:  # an existing pool keeps the settings not given
+        update_policy(name, **policy)
     return deployment
 
 

@@ -28,7 +28,7 @@ def create(
     ),
     archive_block: str = typer.Option(None, help="Filesystem block slug for this pool's archives"),
 ) -> None:
-    """Create a pool (or update its policy) and its `container-job/NAME` deployment."""
+    """Create a pool and its `container-job/NAME` deployment; on an existing pool, change only the settings given."""
     from swarmsync.pools import create_pool
 
     policy = {k: v for k, v in {

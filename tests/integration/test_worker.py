@@ -384,3 +384,15 @@ def test_retry_from_the_prefect_ui_runs_a_finished_job_again(stack, busybox, doc
     second = job.result().stdout
     assert second != first and len(second) == len(first)
     assert creates.stop().get(job.id) == 2
+
+
+def test_pool_create_on_an_existing_pool_changes_only_the_settings_given(stack):
+    from swarmsync.pools import pool_policy
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    create_pool(name, max_memory="2g", allow_gpu=True)
+    create_pool(name, max_cpu=2)
+    policy = pool_policy(name)
+    assert (policy["max_memory"], policy["allow_gpu"], policy["max_cpu"]) == ("2g", True, 2)
+    create_pool(name)  # what `swarmsync up` does at every start: the policy stays
+    assert pool_policy(name) == policy
