@@ -182,24 +182,32 @@ class Client:
         from swarmsync.timing import start_time
 
         at = start_time(at, delay)
-        if template:
-            saved = self.templates().get(template)
-            if saved is None:
-                raise APIError(404, f"no job template named {template!r}")
-            fields = {**saved, **({"command": command} if command is not None else {}), **options}
-            spec = JobSpec(**fields)
-        else:
-            spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+        spec = self.job_spec(image, command, template, **options)
         body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
                 "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {})}
         return RemoteJob(self, self.request("POST", "/jobs", json=body).json())
 
+    def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
+                 template: str | None = None, **options: Any) -> JobSpec:
+        """The JobSpec of a submission: given, built from options, or a saved template (read
+        through the API) with `command` and options overriding it, its env and secrets
+        extended (as `swarmsync.templates.template_spec` does locally)."""
+        if not template:
+            return image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+        saved = self.templates().get(template)
+        if saved is None:
+            raise APINotFound(404, f"no job template named {template!r}")
+        for key in ("env", "secrets"):
+            if key in options:
+                options[key] = {**saved.get(key, {}), **options[key]}
+        return JobSpec(**{**saved, **({"command": command} if command is not None else {}), **options})
+
     def submit_many(self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
-                    **_ignored: Any) -> list[Submission]:
+                    secret_env: dict[str, str] | None = None, **_ignored: Any) -> list[Submission]:
         results = []
         for index, spec in enumerate(specs):
             try:
-                results.append(Submission(index, self.submit(spec, pool=pool, queue=queue)))
+                results.append(Submission(index, self.submit(spec, pool=pool, queue=queue, secret_env=secret_env)))
             except APIError as exc:
                 results.append(Submission(index, None, str(exc)))
         return results

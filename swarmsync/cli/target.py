@@ -42,23 +42,6 @@ class RemoteHibernator:
     def __init__(self, client: Client):
         self.client = client
 
-    def _spec(self, image: str | None, command: Any, template: str | None, options: dict[str, Any]):
-        """The job as a JobSpec; a template with overrides is merged here (the API takes a spec or a template)."""
-        from swarmsync.client import APINotFound
-        from swarmsync.spec import JobSpec
-
-        if not template:
-            return jobs.build_spec(image, command, **options)
-        fields = self.client.templates().get(template)
-        if fields is None:
-            raise APINotFound(404, f"no job template named {template!r}")
-        if command is not None:
-            fields["command"] = command
-        for key in ("env", "secrets"):
-            if key in options:
-                options[key] = {**fields.get(key, {}), **options[key]}
-        return JobSpec(**{**fields, **options})
-
     def create(self, name: str, image: str | None = None, command: Any = None, *, template: str | None = None,
                overlap: str = "allow", pool: str | None = None, queue: str | None = None,
                secret_env: dict[str, str] | None = None, paused: bool = False, **options: Any):
@@ -70,7 +53,7 @@ class RemoteHibernator:
         if template and command is None and not options:
             body["template"] = template
             return RecurringJob.from_dict(self.client.create_schedule(name, **body))
-        spec = self._spec(image, command, template, options)
+        spec = self.client.job_spec(image, command, template, **options)
         return RecurringJob.from_dict(self.client.create_schedule(name, spec, **body))
 
     def add(self, name: str, **when_and_overrides: Any):

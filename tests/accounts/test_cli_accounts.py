@@ -184,6 +184,11 @@ def test_schedule_and_template_commands_through_the_api_follow_the_roles(stack, 
     assert saved.returncode == 0, saved.stderr
     assert templates.load_template(template).memory == "64m"
     assert template in cli("template", "list", env=as_viewer).stdout
+    copies = cli("submit", "--count", "2", "--template", template, "-s", "PASS=hush", "-e", "MORE=1", "--",
+                 "sh", "-c", "echo from-$WHO-$PASS-$MORE", env=as_operator)  # the template is read via the API
+    assert copies.returncode == 0, copies.stderr
+    for job_id in copies.stdout.split():
+        assert swarmsync.get_job(job_id).wait(120).result().stdout == "from-operator-***-1\n"  # secret sent, masked
 
     refused("schedule", "create", name, "--cron", yearly, "--template", template)
     created = cli("schedule", "create", name, "--cron", yearly, "--paused", "--template", template, env=as_operator)
