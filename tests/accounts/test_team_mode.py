@@ -161,6 +161,15 @@ def test_a_user_runs_a_job_through_the_api_without_the_prefect_credentials(team,
     logs = swarmsync_cli("logs", job_id, env=alice)
     assert logs.returncode == 0 and "team-42" in logs.stdout, logs.stderr
 
+    # schedules and templates too go through the API (they used to go to Prefect directly: 401)
+    saved = swarmsync_cli("template", "save", "team-hello", busybox, "--", "echo", "hello", env=alice)
+    assert saved.returncode == 0, saved.stderr
+    created = swarmsync_cli("schedule", "create", "team-nightly", "--cron", "0 3 1 1 *", "--paused",
+                            "--template", "team-hello", env=alice)
+    assert created.returncode == 0 and "team-nightly" in created.stdout, created.stdout + created.stderr
+    assert "team-nightly" in swarmsync_cli("schedule", "list", env=alice).stdout
+    assert swarmsync_cli("schedule", "delete", "team-nightly", env=alice).returncode == 0
+
     # the same user's doctor asks the API (which holds the Prefect credentials)
     doctor = swarmsync_cli("doctor", env=alice)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
