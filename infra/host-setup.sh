@@ -41,7 +41,7 @@ su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='swarmsync'\
 # Redis
 if ! redis-cli ping >/dev/null 2>&1; then
   echo "host-setup: starting Redis"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 >/dev/null
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir /tmp --save "" >/dev/null
   for _ in $(seq 1 20); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.25; done
 fi
 echo "host-setup: docker, postgresql, redis, chromium ready"

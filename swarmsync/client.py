@@ -36,6 +36,14 @@ class APIError(RuntimeError):
         self.status = status
 
 
+class APIInputError(APIError, ValueError):
+    """The API refused the request's content (400/422): a bad name, schedule or job."""
+
+
+class APINotFound(APIError, LookupError):
+    """No such schedule or template on the server (404)."""
+
+
 class Client:
     """A session with a SwarmSync API: a URL and a bearer token (never put in a URL)."""
 
@@ -78,7 +86,8 @@ class Client:
             if response.status_code == 404 and path.startswith("/jobs/"):
                 downloads = ("/result", "/result.txt", "/files")
                 raise (ArchiveNotFound if path.endswith(downloads) else JobNotFound)(str(detail))
-            raise APIError(response.status_code, f"{response.status_code}: {detail}")
+            error = {400: APIInputError, 422: APIInputError, 404: APINotFound}.get(response.status_code, APIError)
+            raise error(response.status_code, f"{response.status_code}: {_reason(detail)}")
         return response
 
     # --- accounts -------------------------------------------------------------------
@@ -129,11 +138,18 @@ class Client:
         return self.request("GET", "/schedules").json()
 
     def create_schedule(self, name: str, spec: JobSpec | None = None, **when: Any) -> dict[str, Any]:
-        """`when`: cron / every / rrule, timezone, overlap, pool, queue, paused, template, secret_env."""
-        body = {"name": name, **when}
+        """`when`: cron / every / rrule, timezone, start, overlap, pool, queue, paused, template, secret_env."""
+        body = {"name": name, **_jsonable(when)}
         if spec is not None:
             body["spec"] = spec.model_dump(mode="json", exclude_defaults=True)
         return self.request("POST", "/schedules", json=body).json()
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/schedules/{name}").json()
+
+    def add_schedule(self, name: str, **when: Any) -> dict[str, Any]:
+        """Another schedule for NAME: cron / every / rrule, timezone, start, active; its own command / env."""
+        return self.request("POST", f"/schedules/{name}/add", json=_jsonable(when)).json()
 
     def change_schedule(self, name: str, action: str) -> None:
         """`action`: pause, resume or delete."""
@@ -148,6 +164,15 @@ class Client:
     def templates(self) -> dict[str, dict[str, Any]]:
         return self.request("GET", "/templates").json()
 
+    def save_template(self, name: str, spec: JobSpec, secret_env: dict[str, str] | None = None) -> dict[str, Any]:
+        """Save (or replace) a named job template; `secret_env` values go to Secret blocks on the server."""
+        body = {"name": name, "spec": spec.model_dump(mode="json", exclude_defaults=True),
+                "secret_env": secret_env or {}}
+        return self.request("POST", "/templates", json=body).json()
+
+    def delete_template(self, name: str) -> None:
+        self.request("DELETE", f"/templates/{name}")
+
     # --- jobs: the same names as swarmsync.jobs ----------------------------------------
     def submit(self, image: str | JobSpec, command: list[str] | str | None = None, *,
                secret_env: dict[str, str] | None = None, pool: str | None = None, queue: str | None = None,
@@ -157,24 +182,32 @@ class Client:
         from swarmsync.timing import start_time
 
         at = start_time(at, delay)
-        if template:
-            saved = self.templates().get(template)
-            if saved is None:
-                raise APIError(404, f"no job template named {template!r}")
-            fields = {**saved, **({"command": command} if command is not None else {}), **options}
-            spec = JobSpec(**fields)
-        else:
-            spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+        spec = self.job_spec(image, command, template, **options)
         body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
                 "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {})}
         return RemoteJob(self, self.request("POST", "/jobs", json=body).json())
 
+    def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
+                 template: str | None = None, **options: Any) -> JobSpec:
+        """The JobSpec of a submission: given, built from options, or a saved template (read
+        through the API) with `command` and options overriding it, its env and secrets
+        extended (as `swarmsync.templates.template_spec` does locally)."""
+        if not template:
+            return image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+        saved = self.templates().get(template)
+        if saved is None:
+            raise APINotFound(404, f"no job template named {template!r}")
+        for key in ("env", "secrets"):
+            if key in options:
+                options[key] = {**saved.get(key, {}), **options[key]}
+        return JobSpec(**{**saved, **({"command": command} if command is not None else {}), **options})
+
     def submit_many(self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
-                    **_ignored: Any) -> list[Submission]:
+                    secret_env: dict[str, str] | None = None, **_ignored: Any) -> list[Submission]:
         results = []
         for index, spec in enumerate(specs):
             try:
-                results.append(Submission(index, self.submit(spec, pool=pool, queue=queue)))
+                results.append(Submission(index, self.submit(spec, pool=pool, queue=queue, secret_env=secret_env)))
             except APIError as exc:
                 results.append(Submission(index, None, str(exc)))
         return results
@@ -197,16 +230,23 @@ class Client:
             return self.request("GET", f"/jobs/{job_id}/files").content
         raise ValueError(f"{name!r} cannot be downloaded")
 
-    # --- job templates and pool policy (the dashboard's Submit and Workers pages) ----------
-    def save_template(self, name: str, spec: JobSpec, secret_env: dict[str, str] | None = None) -> dict[str, Any]:
-        """Save (or replace) a named job template; secret values become Prefect Secret blocks."""
-        body = {"name": name, "spec": spec.model_dump(mode="json", exclude_defaults=True),
-                "secret_env": secret_env or {}}
-        return self.request("POST", "/templates", json=body).json()
-
+    # --- pool policy (the dashboard's Workers page) -------------------------------------
     def update_pool(self, name: str, **changes: Any) -> dict[str, Any]:
         """Change some of a pool's policy settings (admins); returns the whole policy."""
         return self.request("PATCH", f"/pools/{name}", json=changes).json()
+
+
+def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments as a JSON body: None left out, times as ISO strings."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
+
+
+def _reason(detail: Any) -> str:
+    """FastAPI's 422 detail is a list of errors: say where and what, not a Python repr."""
+    if isinstance(detail, list):
+        return "; ".join(f"{'.'.join(str(x) for x in e.get('loc', [])[1:])}: {e.get('msg')}"
+                         if isinstance(e, dict) else str(e) for e in detail)
+    return str(detail)
 
 
 class RemoteJob(Job):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
+import httpx
 from sqlalchemy import text
 
 from swarmsync.connection import api_url, prefect_api
@@ -21,12 +22,33 @@ class Check:
 
 
 def check_prefect() -> Check:
+    """The Prefect API answers, and accepts our credentials (its health probe needs none, so
+    an authenticated read is tried too: a team-mode server without the auth string is down for us)."""
     from swarmsync.stack import api_healthy
 
     url = api_url()
-    if api_healthy(url):
-        return Check("Prefect API", True, url)
-    return Check("Prefect API", False, f"no answer at {url}: start it with 'swarmsync up'")
+    if not api_healthy(url):
+        return Check("Prefect API", False, f"no answer at {url}: start it with 'swarmsync up'")
+    auth = get_settings().prefect_auth_string
+    basic = tuple(auth.get_secret_value().split(":", 1)) if auth is not None else None
+    try:
+        status = httpx.get(f"{url}/admin/version", auth=basic, timeout=5).status_code  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        return Check("Prefect API", False, f"{url}: {type(exc).__name__}: {exc}"[:300])
+    if status == 401:
+        return Check("Prefect API", False, f"{url} refused us (401): {prefect_auth_hint()}")
+    if status >= 400:
+        return Check("Prefect API", False, f"{url} answered {status}")
+    return Check("Prefect API", True, url + (" (basic auth)" if basic else ""))
+
+
+def prefect_auth_hint() -> str:
+    """What to do about a 401 from the Prefect API (never shows the auth string itself)."""
+    if get_settings().prefect_auth_string is None:
+        return ("it requires its basic-auth string (team mode): on the server host set "
+                "SWARMSYNC_PREFECT_AUTH_STRING=user:password; users go through the SwarmSync API "
+                "instead ('swarmsync login URL' or SWARMSYNC_URL)")
+    return "SWARMSYNC_PREFECT_AUTH_STRING does not match the server's auth string"
 
 
 def check_docker() -> Check:
@@ -81,6 +103,10 @@ def check_workers() -> Check:
     try:
         with prefect_api():
             workers = anyio.run(read)
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        why = prefect_auth_hint() if status == 401 else str(exc)
+        return Check("Workers", False, f"pool {pool!r}: the Prefect API answered {status}: {why}"[:300])
     except Exception as exc:  # noqa: BLE001
         return Check("Workers", False, f"pool {pool!r}: {exc}"[:300])
     online = [w for w in workers if w.status and w.status.value == "ONLINE"]
@@ -122,3 +148,14 @@ def _redact(url: str) -> str:
 
 def run_checks() -> list[Check]:
     return [check_prefect(), check_docker(), check_database(), check_redis(), check_workers()]
+
+
+def remote_checks() -> list[Check]:
+    """`swarmsync doctor` of a user pointed at a SwarmSync API: the API itself, then the
+    server's own checks (`/health/checks`, which needs only `health:read`)."""
+    from swarmsync.client import Client
+
+    client = Client.from_settings()
+    me = client.me()
+    api = Check("SwarmSync API", True, f"{client.url} as {me['username']} ({me['role']})")
+    return [api, *(Check(**row) for row in client.health_checks())]

@@ -90,11 +90,25 @@ class RecurringJob:
     def deployment(self) -> str:
         return f"{JOB_FLOW_NAME}/{self.name}"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecurringJob:
+        """From the API's JSON (`GET /schedules/{name}`), so remote and local callers see the same object."""
+        entries = [ScheduleEntry(id=UUID(str(e["id"])), description=e["description"], active=e["active"],
+                                 job=e.get("job"), next_runs=[_when(t) for t in e.get("next_runs") or []])
+                   for e in data.get("schedules") or []]
+        return cls(name=data["name"], deployment_id=UUID(str(data["deployment_id"])), pool=data.get("pool"),
+                   overlap=data["overlap"], paused=bool(data["paused"]), job=data.get("job") or {},
+                   schedules=entries)
+
     @property
     def next_runs(self) -> list[datetime]:
         if self.paused:
             return []
         return sorted(t for s in self.schedules if s.active for t in s.next_runs)[:3]
+
+
+def _when(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _merged(base: JobSpec, overrides: dict[str, Any]) -> JobSpec:

@@ -101,6 +101,14 @@ class SwarmSyncSettings(BaseSettings):
     login_window_seconds: int = Field(
         default=900, description="Window (and lockout time) of the login rate limit, in seconds."
     )
+    audit_refusal_window_seconds: int = Field(
+        default=60, description="Refused anonymous requests (401, logins while locked out) are audited as one "
+        "row per source address and window of this many seconds, plus one summary row with the count.",
+    )
+    audit_refusal_max_addresses: int = Field(
+        default=100, description="Addresses per window that get audit rows of their own; refusals from "
+        "further addresses share one summary row.",
+    )
     max_body_bytes: int = Field(default=8 * 2**20, description="Largest request body the API accepts.")
     admin_user: str | None = Field(
         default=None, description="First admin's name, created at start when there is no user yet."

@@ -6,6 +6,11 @@ guard themselves with `Depends(require(Permission.X))` from `deps.py`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,7 +28,7 @@ from swarmsync.api import (
     routes_tokens,
     routes_users,
 )
-from swarmsync.auth import ratelimit, tokens, users
+from swarmsync.auth import ratelimit, refusals, tokens, users
 from swarmsync.auth.roles import AuthError
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpecError
@@ -43,8 +48,31 @@ ROUTERS = [
 SECRET_QUERY_NAMES = {"token", "access_token", "api_key", "apikey", "password", "auth"}
 
 
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Every window, summarise the refusal counts of windows that have passed (`refusals`)."""
+    async def summarise() -> None:
+        while True:
+            await anyio.sleep(max(get_settings().audit_refusal_window_seconds, 1))
+            try:
+                await anyio.to_thread.run_sync(refusals.flush)
+            except Exception as exc:  # noqa: BLE001 - a database or Redis hiccup: the next round catches up
+                logging.getLogger("swarmsync.api").warning("audit refusal summary failed: %s", exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(summarise)
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()
+    try:
+        await anyio.to_thread.run_sync(refusals.flush_at_exit)
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger("swarmsync.api").warning("audit refusal summary at shutdown failed: %s", exc)
+
+
 def create_app() -> FastAPI:
-    app = FastAPI(
+    app = FastAPI(lifespan=lifespan,
         title="SwarmSync API", version=__version__,
         description="Container jobs on Prefect: submit, follow, fetch results; accounts, tokens and audit. "
         "Authenticate with 'Authorization: Bearer <token>' (a session from /auth/login, or an API token).",

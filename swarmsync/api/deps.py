@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from swarmsync.auth import audit
+from swarmsync.auth import audit, refusals
 from swarmsync.auth.identify import identify
 from swarmsync.auth.roles import AuthError, Permission, Principal, authorize
 
@@ -23,16 +23,19 @@ def bearer_secret(credentials: HTTPAuthorizationCredentials | None = Depends(bea
 
 
 def _denied(request: Request, actor: str, exc: AuthError) -> None:
+    """A refusal of a known caller (403): one audit row each."""
     audit.record(actor, f"{request.method} {request.url.path}"[:64], None, "denied", address(request),
                  why=str(exc), status=exc.status_code)
 
 
 def caller(request: Request, secret: str | None = Depends(bearer_secret)) -> Principal:
-    """The authenticated principal; 401 (audited) when the token is missing, wrong, expired or revoked."""
+    """The authenticated principal; 401 when the token is missing, wrong, expired or revoked,
+    audited per address and window (`refusals`: anyone can send these, so they are bounded)."""
     try:
         principal = identify(secret)
     except AuthError as exc:
-        _denied(request, "anonymous", exc)
+        refusals.record("request", "anonymous", f"{request.method} {request.url.path}"[:64], address(request),
+                        why=str(exc), status=exc.status_code)
         raise
     request.state.principal = principal
     return principal

@@ -41,11 +41,29 @@ class ScheduleCreate(Strict):
     every: Annotated[str, Field(max_length=50)] | None = Field(default=None, description="e.g. 15m, 1h, 90s")
     rrule: Annotated[str, Field(max_length=2000)] | None = None
     timezone: Annotated[str, Field(max_length=100)] | None = Field(default=None, description="e.g. Europe/Berlin")
+    start: datetime | None = Field(default=None, description="Anchor of an interval")
     overlap: Literal["allow", "skip", "queue"] = "allow"
     pool: Annotated[str, Field(max_length=200)] | None = None
     queue: Annotated[str, Field(max_length=200)] | None = None
     paused: bool = False
     secret_env: SecretEnv = Field(default_factory=dict, max_length=100)
+
+
+Text = Annotated[str, Field(max_length=65536)]
+
+
+class ScheduleAdd(Strict):
+    """Another schedule for an existing named schedule; `command` and `env` give it a job
+    parameter of its own (Prefect's per-schedule parameters)."""
+
+    cron: Annotated[str, Field(max_length=200)] | None = None
+    every: Annotated[str, Field(max_length=50)] | None = Field(default=None, description="e.g. 15m, 1h, 90s")
+    rrule: Annotated[str, Field(max_length=2000)] | None = None
+    timezone: Annotated[str, Field(max_length=100)] | None = None
+    start: datetime | None = Field(default=None, description="Anchor of an interval")
+    active: bool = True
+    command: Text | list[Text] | None = Field(default=None, description="This schedule's own command")
+    env: dict[Annotated[str, Field(max_length=200)], Text] = Field(default_factory=dict, max_length=100)
 
 
 class RunAt(Strict):
@@ -82,11 +100,26 @@ def create_schedule(body: ScheduleCreate, request: Request, principal: Principal
         update={"tags": [*owners.without_user_tags(body.spec.tags), owners.user_tag(principal.username)]})
     job = schedules.create(
         body.name, spec, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
-        template=body.template, overlap=body.overlap, pool=body.pool, queue=body.queue,
+        start=body.start, template=body.template, overlap=body.overlap, pool=body.pool, queue=body.queue,
         secret_env=body.secret_env or None, paused=body.paused,
     )
     audit.record(principal.username, "schedule.create", body.name, address=address(request),
                  cron=body.cron, every=body.every, rrule=body.rrule, overlap=body.overlap)
+    return _schedule_out(job)
+
+
+@router.post("/schedules/{name}/add", response_model=dict[str, Any], status_code=201,
+             responses={400: {}, 404: {}, 422: {}})
+def add_schedule(name: PathName, body: ScheduleAdd, request: Request,
+                 principal: Principal = Depends(writer)) -> dict[str, Any]:
+    """Add another schedule (cron, interval or RRule) to the named schedule."""
+    overrides: dict[str, Any] = {"command": body.command} if body.command is not None else {}
+    if body.env:
+        overrides["env"] = body.env
+    job = schedules.add(name, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
+                        start=body.start, active=body.active, **overrides)
+    audit.record(principal.username, "schedule.add", name, address=address(request),
+                 cron=body.cron, every=body.every, rrule=body.rrule)
     return _schedule_out(job)
 
 

@@ -1,4 +1,5 @@
-"""The audit log: one append-only row per change and per refusal (who, what, when, where)."""
+"""The audit log: one append-only row per change and per refusal (who, what, when, where);
+refusals of anonymous callers are bounded per address and window (see `refusals`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ def record(
 
 
 def events(limit: int = 100, actor: str | None = None, action: str | None = None) -> list[AuditEvent]:
-    """The newest events first."""
+    """The newest events first (refusal counts of windows that have passed are summarised first)."""
+    from swarmsync.auth import refusals
+
+    refusals.flush()
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if actor:
         query = query.where(AuditEvent.actor == actor)

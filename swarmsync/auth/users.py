@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from swarmsync.auth import audit, ratelimit
+from swarmsync.auth import audit, ratelimit, refusals
 from swarmsync.auth.passwords import dummy_hash, hash_password, verify_password
 from swarmsync.auth.roles import Permission, Principal, Role, Unauthenticated, authorize, parse_role
 from swarmsync.auth.sessions import session_store
@@ -169,7 +169,7 @@ def login(username: str, password: str, address: str | None = None) -> LoginSess
     try:
         ratelimit.check(username, address)
     except ratelimit.LockedOut:
-        audit.record(username[:100], "login", username[:300], "denied", address, why="locked out")
+        refusals.record("login", username[:100], "login", address, username[:300], why="locked out")
         raise
     with session_scope() as session:
         user = session.scalar(select(User).where(User.username == username[:64]))

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from swarmsync import jobs
 from swarmsync.archive import ArchiveNotFound
-from swarmsync.cli.target import job_backend
+from swarmsync.cli.target import LOCAL, job_backend
 from swarmsync.spec import JobSpecError
 from swarmsync.templates import TemplateNotFound
 from swarmsync.timing import TimingError
@@ -66,10 +66,10 @@ def follow(job: jobs.Job) -> int:
     return result.exit_code if result.state != "COMPLETED" or result.exit_code else 0
 
 
-def _submit_specs(specs: list, pool: str | None, queue: str | None) -> int:
+def _submit_specs(specs: list, pool: str | None, queue: str | None, **extra) -> int:
     """Submit at once; print each job id (or its error); exit 1 if any failed."""
     failed = 0
-    for entry in job_backend().submit_many(specs, pool=pool, queue=queue):
+    for entry in job_backend().submit_many(specs, pool=pool, queue=queue, **extra):
         if entry.job:
             typer.echo(entry.job.id)
         else:
@@ -159,11 +159,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         if inputs:
             options["inputs"] = inputs
         if count > 1:
+            backend, secret_env = job_backend(), _parse_env(secret, "--secret") or None
             try:
-                spec = jobs._prepare(image, cmd, None, options, template)
+                if backend is LOCAL:  # secrets stored once, every copy refers to them
+                    spec, extra = jobs._prepare(image, cmd, secret_env, options, template), {}
+                else:  # the template is read through the API; the server stores the secrets
+                    spec, extra = backend.job_spec(image, cmd, template, **options), {"secret_env": secret_env}
             except (ValidationError, JobSpecError, LookupError) as exc:
                 raise _fail(f"invalid job: {exc}") from None
-            raise typer.Exit(_submit_specs([spec] * count, pool, queue))
+            raise typer.Exit(_submit_specs([spec] * count, pool, queue, **extra))
         try:
             job = job_backend().submit(
                 image, cmd, secret_env=_parse_env(secret, "--secret") or None, pool=pool, queue=queue,

@@ -135,12 +135,14 @@ def demo(
 
 @app.command()
 def doctor() -> None:
-    """Check each part (Prefect API, Docker, database, Redis, workers); non-zero if one is down."""
-    from swarmsync.doctor import run_checks
+    """Check each part (Prefect API, Docker, database, Redis, workers); non-zero if one is down.
+    Pointed at a SwarmSync API (SWARMSYNC_URL or `swarmsync login`), the server's checks through it."""
+    from swarmsync.client import remote_configured
+    from swarmsync.doctor import remote_checks, run_checks
 
     table = Table("part", "status", "detail")
     failed = False
-    for check in run_checks():
+    for check in remote_checks() if remote_configured() else run_checks():
         failed |= check.required and not check.ok
         table.add_row(check.part, "[green]ok[/green]" if check.ok else "[red]down[/red]", check.detail)
     console.print(table)
@@ -220,6 +222,15 @@ def main() -> None:
     except (APIError, AuthError, AccountError, UserNotFound, LookupError) as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}")
         raise SystemExit(4 if isinstance(exc, (APIError, AuthError)) else 2) from None
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code != 401:
+            raise
+        from swarmsync.doctor import prefect_auth_hint
+
+        Console(stderr=True).print(
+            f"[red]error:[/red] the Prefect API at {api_url()} refused the request (401): {prefect_auth_hint()}"
+        )
+        raise SystemExit(4) from None
     except httpx.ConnectError:
         Console(stderr=True).print(
             f"[red]error:[/red] cannot reach the Prefect API at {api_url()}: "

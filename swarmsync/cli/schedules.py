@@ -1,5 +1,7 @@
 """Schedule and template commands: `swarmsync schedule ...` (recurring jobs) and
-`swarmsync template ...` (saved jobs). Both call `swarmsync.schedules` / `swarmsync.templates`."""
+`swarmsync template ...` (saved jobs). They call `swarmsync.schedules` / `swarmsync.templates`
+on the server host, or the SwarmSync API's /schedules and /templates when SWARMSYNC_URL is
+set or `swarmsync login` stored one (see `target.hibernator`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmsync.cli.jobs import _fail, _parse_env
+from swarmsync.cli.target import hibernator
 from swarmsync.spec import JobSpecError
 from swarmsync.timing import TimingError
 
@@ -70,12 +73,10 @@ def create(
     Options may come anywhere; put `--` before a command that has options of its own:
     `swarmsync schedule create nightly --cron '30 2 * * *' busybox -- sh -c 'date'`.
     """
-    from swarmsync import schedules
-
     if template and image:
         command, image = [image, *(command or [])], None
     try:
-        job = schedules.create(
+        job = hibernator().create(
             name, image, _command(command, shell), cron=cron, every=every, rrule=rrule, timezone=timezone,
             start=start, template=template, overlap=overlap, pool=pool, queue=queue,
             secret_env=_parse_env(secret, "--secret") or None, paused=paused,
@@ -98,13 +99,11 @@ def add(
     env: list[str] = typer.Option([], "--env", "-e", help="This schedule's own NAME=VALUE (repeatable)"),
 ) -> None:
     """Add another schedule to NAME, optionally with its own command and env (its own parameters)."""
-    from swarmsync import schedules
-
     overrides: dict[str, Any] = {"command": shell} if shell else {}
     if env:
         overrides["env"] = _parse_env(env, "--env")
     try:
-        job = schedules.add(name, cron=cron, every=every, rrule=rrule, timezone=timezone, start=start, **overrides)
+        job = hibernator().add(name, cron=cron, every=every, rrule=rrule, timezone=timezone, start=start, **overrides)
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
     _print_schedule(job)
@@ -123,10 +122,8 @@ def _print_schedule(job) -> None:
 @schedule_app.command("list")
 def list_(all_next: bool = typer.Option(False, "--next", help="Show the next three run times")) -> None:
     """List schedules with their next run time."""
-    from swarmsync import schedules
-
     table = Table("name", "when", "job", "overlap", "state", "next run")
-    for job in schedules.list_schedules():
+    for job in hibernator().list_schedules():
         command = job.job.get("command")
         command = command if isinstance(command, str) else " ".join(command or [])
         runs = job.next_runs if all_next else job.next_runs[:1]
@@ -139,10 +136,8 @@ def list_(all_next: bool = typer.Option(False, "--next", help="Show the next thr
 
 
 def _simple(action: str, name: str) -> None:
-    from swarmsync import schedules
-
     try:
-        getattr(schedules, action)(name)
+        getattr(hibernator(), action)(name)
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
 
@@ -171,10 +166,8 @@ def delete(name: str) -> None:
 @schedule_app.command("run")
 def run(name: str) -> None:
     """Run the schedule's job now; prints the job id."""
-    from swarmsync import schedules
-
     try:
-        job = schedules.run(name)
+        job = hibernator().run(name)
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
     typer.echo(job.id)
@@ -195,11 +188,11 @@ def template_save(
     retries: int = typer.Option(None, help="Retries of a failed job"),
 ) -> None:
     """Save (or replace) a job template, shown in the Prefect UI as a block."""
-    from swarmsync.templates import save_template
-
     try:
-        save_template(name, image, _command(command, shell), secret_env=_parse_env(secret, "--secret") or None,
-                      **_job_options(env, memory, cpu, timeout, tag, retries))
+        hibernator().save_template(
+            name, image, _command(command, shell), secret_env=_parse_env(secret, "--secret") or None,
+            **_job_options(env, memory, cpu, timeout, tag, retries),
+        )
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
     err.print(f"saved template {name}; use it with: swarmsync submit --template {name}")
@@ -208,22 +201,20 @@ def template_save(
 @template_app.command("list")
 def template_list() -> None:
     """List saved job templates."""
-    from swarmsync.templates import list_templates
-
     table = Table("name", "image", "command", "env", "secrets")
-    for name, template in sorted(list_templates().items()):
-        command = template.command if isinstance(template.command, str) else " ".join(template.command or [])
-        table.add_row(name, template.image, command, ", ".join(template.env), ", ".join(template.secrets))
+    for name, fields in sorted(hibernator().list_templates().items()):
+        command = fields.get("command")
+        command = command if isinstance(command, str) else " ".join(command or [])
+        table.add_row(name, fields.get("image", "?"), command, ", ".join(fields.get("env") or {}),
+                      ", ".join(fields.get("secrets") or {}))
     console.print(table)
 
 
 @template_app.command("delete")
 def template_delete(name: str) -> None:
     """Delete a template and the Secret blocks it made."""
-    from swarmsync.templates import delete_template
-
     try:
-        delete_template(name)
+        hibernator().delete_template(name)
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
     err.print(f"deleted template {name}")

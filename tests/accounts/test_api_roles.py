@@ -37,7 +37,8 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
             name = f"m-{uuid.uuid4().hex[:8]}"
             swarmsync.schedules.create(name, busybox, "echo matrix", every="1h", paused=True, pull_policy="never")
             tomorrow = {"at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}  # never starts in the test
-            return f"/schedules/{name}{suffix}", tomorrow if suffix == "/run" else None
+            bodies = {"/run": tomorrow, "/add": {"every": "2h", "env": {"MODE": "extra"}}}
+            return f"/schedules/{name}{suffix}", bodies.get(suffix)
         return make
 
     def new_schedule(api, token):
@@ -81,6 +82,7 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
         ("POST", "/schedules/{name}/pause", a_schedule("/pause"), WRITERS),
         ("POST", "/schedules/{name}/resume", a_schedule("/resume"), WRITERS),
         ("POST", "/schedules/{name}/run", a_schedule("/run"), WRITERS),
+        ("POST", "/schedules/{name}/add", a_schedule("/add"), WRITERS),
         ("DELETE", "/schedules/{name}", a_schedule(), WRITERS),
         ("GET", "/templates", None, ALL),
         ("POST", "/templates", lambda api, t: ("/templates", {"name": f"m-{uuid.uuid4().hex[:8]}",

@@ -1,6 +1,6 @@
 """The command line against the stack's own API process (`swarmsync up` starts it):
-login and the stored token, user and token commands, and the role matrix of the job
-commands when SWARMSYNC_URL points at the API.
+login and the stored token, user and token commands, and the role matrix of the job,
+schedule and template commands when SWARMSYNC_URL points at the API.
 
 Most commands run in-process (Typer's CliRunner: no 3-second import per call); a few run
 as real `swarmsync` processes to check exit codes and messages end to end."""
@@ -22,7 +22,7 @@ from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 import swarmsync
-from swarmsync.auth import tokens, users
+from swarmsync.auth import audit, tokens, users
 from swarmsync.auth.roles import Principal
 from swarmsync.cli.main import app
 from swarmsync.connection import prefect_api
@@ -159,3 +159,72 @@ def test_user_and_token_commands_follow_the_roles(stack, remote):
     assert "POST /tokens" in api_log  # the log is there and has the requests...
     for token in (admin_token, operator_token, secret):
         assert token not in api_log  # ...but never a token
+
+
+def test_schedule_and_template_commands_through_the_api_follow_the_roles(stack, remote, busybox,
+                                                                         no_leftover_containers):
+    from swarmsync import schedules, templates
+
+    viewer, viewer_token = _user("viewer")
+    operator, operator_token = _user("operator")
+    as_viewer = {**remote, "SWARMSYNC_TOKEN": viewer_token}
+    as_operator = {**remote, "SWARMSYNC_TOKEN": operator_token}
+    template, name = f"t-{uuid.uuid4().hex[:6]}", f"s-{uuid.uuid4().hex[:6]}"  # short: rich tables wrap
+    yearly = "0 3 1 1 *"  # never comes round during the test
+
+    def refused(*args: str) -> None:
+        ran = cli(*args, env=as_viewer)
+        assert ran.returncode == 4, f"{args}: {ran.returncode} {ran.stdout} {ran.stderr}"
+        assert "403" in ran.stderr and f"{viewer} (viewer) may not schedules:write" in ran.stderr, ran.stderr
+
+    refused("template", "save", template, busybox, "--", "echo", "no")
+    assert template not in templates.list_templates()
+    saved = cli("template", "save", template, busybox, "--memory", "64m", "-e", "WHO=operator", "--",
+                "sh", "-c", "echo from-$WHO", env=as_operator)
+    assert saved.returncode == 0, saved.stderr
+    assert templates.load_template(template).memory == "64m"
+    assert template in cli("template", "list", env=as_viewer).stdout
+    copies = cli("submit", "--count", "2", "--template", template, "-s", "PASS=hush", "-e", "MORE=1", "--",
+                 "sh", "-c", "echo from-$WHO-$PASS-$MORE", env=as_operator)  # the template is read via the API
+    assert copies.returncode == 0, copies.stderr
+    for job_id in copies.stdout.split():
+        assert swarmsync.get_job(job_id).wait(120).result().stdout == "from-operator-***-1\n"  # secret sent, masked
+
+    refused("schedule", "create", name, "--cron", yearly, "--template", template)
+    created = cli("schedule", "create", name, "--cron", yearly, "--paused", "--template", template, env=as_operator)
+    assert created.returncode == 0, created.stderr
+    assert name in created.stdout and "paused" in created.stdout
+    on_server = schedules.get(name)
+    assert on_server.paused and on_server.job["image"] == busybox and on_server.job["memory"] == "64m"
+    bad = cli("schedule", "create", f"{name}-b", "--cron", "not a cron", busybox, "true", env=as_operator)
+    assert bad.returncode == 2 and "error:" in bad.stderr and "cron" in bad.stderr.lower(), bad.stderr
+
+    refused("schedule", "add", name, "--cron", "0 4 1 1 *")
+    added = cli("schedule", "add", name, "--cron", "0 4 1 1 *", "-e", "WHO=weekly", env=as_operator)
+    assert added.returncode == 0, added.stderr
+    assert "own job parameters" in added.stdout
+    assert len(schedules.get(name).schedules) == 2
+    listed = cli("schedule", "list", env=as_viewer)
+    assert listed.returncode == 0 and name in listed.stdout
+
+    for action in ("resume", "pause", "run", "delete"):
+        refused("schedule", action, name)
+    assert schedules.get(name).paused
+    assert cli("schedule", "resume", name, env=as_operator).returncode == 0
+    assert not schedules.get(name).paused
+    ran = cli("schedule", "run", name, env=as_operator)
+    assert ran.returncode == 0, ran.stderr
+    job = swarmsync.get_job(ran.stdout.strip()).wait(120)
+    assert job.result().stdout == "from-operator\n"
+    assert cli("schedule", "pause", name, env=as_operator).returncode == 0
+    assert schedules.get(name).paused
+    assert cli("schedule", "delete", name, env=as_operator).returncode == 0
+    gone = cli("schedule", "delete", name, env=as_operator)
+    assert gone.returncode == 2 and "no schedule named" in gone.stderr, gone.stderr
+
+    refused("template", "delete", template)
+    assert cli("template", "delete", template, env=as_operator).returncode == 0
+    assert template not in templates.list_templates()
+    audited = {e.action for e in audit.events(limit=200, actor=operator)}
+    assert {"template.save", "schedule.create", "schedule.add", "schedule.resume", "schedule.run",
+            "schedule.pause", "schedule.delete", "template.delete"} <= audited

@@ -1,0 +1,242 @@
+"""Team mode end to end: a second, real stack (`swarmsync up` with
+SWARMSYNC_PREFECT_AUTH_STRING) on ports of its own. The Prefect API refuses anyone without
+the auth string; users log in to the SwarmSync API and run jobs without ever holding it;
+the string never shows up in the stack's logs or in a job's archive.
+
+The stack is started once for this module (it is the expensive part); every command runs
+as a real `swarmsync` process, as a user on another machine would run it."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.accounts.conftest import REDIS_URL
+from tests.conftest import ARTIFACTS, create_pg_database, drop_pg_database, free_port
+
+ADMIN_PASSWORD = "team admin password 1"
+USER_PASSWORD = "team operator password 2"
+
+
+@dataclass
+class Team:
+    home: Path
+    server_env: dict[str, str]  # the server host: holds the Prefect auth string
+    prefect_url: str
+    api_url: str
+    auth_string: str
+
+    def user_env(self, config_dir: Path) -> dict[str, str]:
+        """A user's machine: the SwarmSync API's URL and nothing of Prefect's credentials. Its
+        SWARMSYNC_API_URL points at the real Prefect API, so any direct use would get a 401."""
+        return {**_clean_env(), "SWARMSYNC_CONFIG_DIR": str(config_dir), "SWARMSYNC_URL": self.api_url,
+                "SWARMSYNC_HOME": str(config_dir / "home"), "SWARMSYNC_API_URL": self.prefect_url}
+
+    def leaks(self) -> list[str]:
+        """Files of the stack (logs, archive, databases on disk) that contain the auth string."""
+        needles = [self.auth_string.encode(), base64.b64encode(self.auth_string.encode()),
+                   self.auth_string.split(":", 1)[1].encode()]
+        found = []
+        for path in self.home.rglob("*"):
+            if path.is_file() and any(n in path.read_bytes() for n in needles):
+                found.append(str(path.relative_to(self.home)))
+        return found
+
+
+def _clean_env() -> dict[str, str]:
+    """This process's environment without any SwarmSync or Prefect setting (the session's
+    own stack sets some of them in os.environ)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}
+
+
+def swarmsync_cli(*args: str, env: dict[str, str], stdin: str | None = None,
+                  timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "swarmsync.cli.main", *args], capture_output=True, text=True,
+                          input=stdin, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory, busybox, redis_client) -> Iterator[Team]:
+    """`swarmsync up` in team mode: Prefect and SwarmSync on fresh PostgreSQL databases,
+    sessions in Redis, the first admin from the environment."""
+    home = tmp_path_factory.mktemp("team-home")
+    auth_string = f"swarmsync-team:{secrets.token_urlsafe(24)}"
+    db_url, prefect_db_url = create_pg_database(), create_pg_database()
+    port = free_port()
+    prefix = f"swarmsync-test-team-{uuid.uuid4().hex[:8]}:"
+    server_env = {
+        **_clean_env(),
+        "SWARMSYNC_HOME": str(home),
+        "SWARMSYNC_PORT": str(port),
+        "SWARMSYNC_API_PORT": str(free_port()),
+        "SWARMSYNC_DASHBOARD_PORT": str(free_port()),
+        "SWARMSYNC_DATABASE_URL": db_url,
+        "SWARMSYNC_REDIS_URL": REDIS_URL,
+        "SWARMSYNC_REDIS_PREFIX": prefix,
+        "SWARMSYNC_PREFECT_AUTH_STRING": auth_string,
+        "SWARMSYNC_ADMIN_USER": "team-admin",
+        "SWARMSYNC_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url.replace("+psycopg", "+asyncpg"),
+        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
+    }
+    log = open(home / "up.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "up"], env=server_env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    try:
+        while b"SwarmSync is up" not in (home / "up.log").read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"team-mode swarmsync up failed:\n{(home / 'up.log').read_text()}")
+            time.sleep(0.5)
+        yield Team(home, server_env, f"http://127.0.0.1:{port}/api",
+                   f"http://127.0.0.1:{server_env['SWARMSYNC_API_PORT']}", auth_string)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        for name in ("up.log", "logs/worker.log", "logs/prefect-server.log", "logs/api.log", "logs/dashboard.log"):
+            if (home / name).exists():
+                (ARTIFACTS / f"team-{Path(name).name}").write_bytes((home / name).read_bytes())
+        keys = list(redis_client.scan_iter(f"{prefix}*"))
+        if keys:
+            redis_client.delete(*keys)
+        drop_pg_database(db_url)
+        drop_pg_database(prefect_db_url)
+
+
+def test_the_prefect_api_refuses_requests_without_the_auth_string(team):
+    assert httpx.get(f"{team.prefect_url}/health", timeout=10).status_code == 200  # probes stay open
+    anonymous = httpx.post(f"{team.prefect_url}/flow_runs/filter", json={"limit": 1}, timeout=10)
+    assert anonymous.status_code == 401
+    wrong = httpx.post(f"{team.prefect_url}/flow_runs/filter", json={"limit": 1}, timeout=10,
+                       auth=("swarmsync-team", "not-the-password"))
+    assert wrong.status_code == 401
+    user, password = team.auth_string.split(":", 1)
+    right = httpx.post(f"{team.prefect_url}/flow_runs/filter", json={"limit": 1}, timeout=10,
+                       auth=(user, password))
+    assert right.status_code == 200, right.text
+
+
+def test_a_user_runs_a_job_through_the_api_without_the_prefect_credentials(team, busybox, tmp_path):
+    admin = team.user_env(tmp_path / "admin")
+    login = swarmsync_cli("login", team.api_url, "-u", "team-admin", "--password-stdin",
+                          env=admin, stdin=ADMIN_PASSWORD + "\n")
+    assert login.returncode == 0, login.stderr
+    added = swarmsync_cli("user", "add", "alice", "--role", "operator", "--password-stdin",
+                          env=admin, stdin=f"{USER_PASSWORD}\n{USER_PASSWORD}\n")
+    assert added.returncode == 0, added.stderr
+
+    alice = team.user_env(tmp_path / "alice")
+    assert not any(team.auth_string in value for value in alice.values())
+    login = swarmsync_cli("login", team.api_url, "-u", "alice", "--password-stdin",
+                          env=alice, stdin=USER_PASSWORD + "\n")
+    assert login.returncode == 0, login.stderr
+    ran = swarmsync_cli("submit", "--wait", "--pull", "never", busybox, "--", "sh", "-c",
+                        "echo team-$((6*7)); env", env=alice)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "team-42" in ran.stdout
+    job_id = ran.stderr.split()[1]
+    status = swarmsync_cli("status", job_id, env=alice)
+    assert status.returncode == 0 and "Completed" in status.stdout, status.stdout + status.stderr
+    out = tmp_path / "result.txt"
+    fetched = swarmsync_cli("result", job_id, "-o", str(out), env=alice)
+    assert fetched.returncode == 0, fetched.stderr
+    assert out.read_text().startswith("team-42\n")
+    assert team.auth_string not in out.read_text()  # the container's environment never gets it
+    logs = swarmsync_cli("logs", job_id, env=alice)
+    assert logs.returncode == 0 and "team-42" in logs.stdout, logs.stderr
+
+    # schedules and templates too go through the API (they used to go to Prefect directly: 401)
+    saved = swarmsync_cli("template", "save", "team-hello", busybox, "--", "echo", "hello", env=alice)
+    assert saved.returncode == 0, saved.stderr
+    created = swarmsync_cli("schedule", "create", "team-nightly", "--cron", "0 3 1 1 *", "--paused",
+                            "--template", "team-hello", env=alice)
+    assert created.returncode == 0 and "team-nightly" in created.stdout, created.stdout + created.stderr
+    assert "team-nightly" in swarmsync_cli("schedule", "list", env=alice).stdout
+    assert swarmsync_cli("schedule", "delete", "team-nightly", env=alice).returncode == 0
+
+    # the same user's doctor asks the API (which holds the Prefect credentials)
+    doctor = swarmsync_cli("doctor", env=alice)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "Workers" in doctor.stdout and "ONLINE" not in doctor.stderr
+
+    # talking to Prefect directly without the string fails with a clear message, not a traceback
+    direct = {k: v for k, v in alice.items() if k != "SWARMSYNC_URL"}
+    (tmp_path / "alice" / "credentials.json").unlink(missing_ok=True)
+    refused = swarmsync_cli("jobs", env={**direct, "SWARMSYNC_CONFIG_DIR": str(tmp_path / "nobody")})
+    assert refused.returncode != 0
+    assert "401" in refused.stderr and "SWARMSYNC_PREFECT_AUTH_STRING" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_doctor_on_the_server_host_checks_the_auth_string(team):
+    ok = swarmsync_cli("doctor", env=team.server_env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    without = {k: v for k, v in team.server_env.items() if k != "SWARMSYNC_PREFECT_AUTH_STRING"}
+    down = swarmsync_cli("doctor", env=without)
+    assert down.returncode == 1
+    assert "401" in down.stdout and "SWARMSYNC_PREFECT_AUTH_STRING" in down.stdout
+    wrong = swarmsync_cli("doctor", env={**team.server_env, "SWARMSYNC_PREFECT_AUTH_STRING": "swarmsync-team:nope"})
+    assert wrong.returncode == 1 and "401" in wrong.stdout
+
+
+def test_a_remote_worker_needs_only_the_swarmsync_setting(team, busybox, tmp_path):
+    """A worker started elsewhere with SWARMSYNC_PREFECT_AUTH_STRING (not Prefect's own
+    PREFECT_API_AUTH_STRING, which `swarmsync up` hands to its children) picks up jobs, and
+    their log lines reach Prefect (log shipping runs in threads of its own)."""
+    created = swarmsync_cli("pool", "create", "team-remote", env=team.server_env)
+    assert created.returncode == 0, created.stdout + created.stderr
+    worker_log = team.home / "logs" / "remote-worker.log"
+    with open(worker_log, "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "worker", "start",
+                                   "--pool", "team-remote", "--limit", "2"],
+                                  env=team.server_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        bob = team.user_env(tmp_path / "bob")
+        admin_token = _admin_token(team)
+        httpx.post(f"{team.api_url}/users", json={"username": "bob", "password": USER_PASSWORD, "role": "operator"},
+                   headers={"Authorization": f"Bearer {admin_token}"}, timeout=30).raise_for_status()
+        assert swarmsync_cli("login", team.api_url, "-u", "bob", "--password-stdin", env=bob,
+                             stdin=USER_PASSWORD + "\n").returncode == 0
+        ran = swarmsync_cli("submit", "--wait", "--pool", "team-remote", "--pull", "never", busybox, "--",
+                            "echo", "from-the-remote-worker", env=bob)
+        assert ran.returncode == 0, ran.stdout + ran.stderr + worker_log.read_text()
+        assert "from-the-remote-worker" in ran.stdout  # streamed from the run log: the worker shipped it
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    text = worker_log.read_text()
+    assert "Error logging to API" not in text and "401" not in text, text[-3000:]
+    assert "event wake-up unavailable" not in text, text[-3000:]
+
+
+def _admin_token(team: Team) -> str:
+    response = httpx.post(f"{team.api_url}/auth/login", json={"username": "team-admin", "password": ADMIN_PASSWORD},
+                          timeout=30)
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def test_the_auth_string_never_appears_in_logs_or_archives(team):
+    """Last in the module: after the jobs above ran and were archived."""
+    archive = team.home / "archive"
+    assert archive.exists() and any(archive.rglob("manifest.json"))
+    worker_log = (team.home / "logs" / "worker.log").read_text()
+    assert "Finished in state Completed" in worker_log
+    assert "event wake-up unavailable" not in worker_log  # its event subscription authenticates too
+    assert team.leaks() == []
