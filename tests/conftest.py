@@ -79,11 +79,19 @@ def _configure(env: dict[str, str]) -> None:
     _deployment_id.cache_clear()
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without any SwarmSync or Prefect setting (the session's
+    own stack sets some of them in os.environ)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}
+
+
 @contextmanager
-def running_stack(home: Path, extra_env: dict[str, str] | None = None, name: str = "stack") -> Iterator[dict[str, str]]:
+def running_stack(home: Path, extra_env: dict[str, str] | None = None, name: str = "stack",
+                  configure: bool = True) -> Iterator[dict[str, str]]:
     """`swarmsync up` in a child process, on free ports and fresh PostgreSQL databases; yields
-    the SWARMSYNC_* env that points at it (also set in os.environ while it runs). Its logs are
-    copied to test-artifacts/ as NAME-*.log."""
+    the SWARMSYNC_*/PREFECT_* env that points at it. `configure`: this test process uses it too
+    (set in os.environ); else the stack inherits no SWARMSYNC_/PREFECT_ setting of this process
+    and the test talks to it only through subprocesses or URLs. Logs go to test-artifacts/NAME-*.log."""
     db_url = create_pg_database()
     prefect_db_url = create_pg_database()
     env = {
@@ -97,10 +105,12 @@ def running_stack(home: Path, extra_env: dict[str, str] | None = None, name: str
         "SWARMSYNC_LOG_CAP_BYTES": "100000",
         **(extra_env or {}),
     }
-    _configure(env)
+    if configure:
+        _configure(env)
+    base = os.environ if configure else clean_env()
     log = open(home / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "swarmsync.cli.main", "up"], env={**os.environ, **env},
+        [sys.executable, "-m", "swarmsync.cli.main", "up"], env={**base, **env},
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:

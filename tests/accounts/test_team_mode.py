@@ -9,11 +9,9 @@ as a real `swarmsync` process, as a user on another machine would run it."""
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ import httpx
 import pytest
 
 from tests.accounts.conftest import REDIS_URL
-from tests.conftest import ARTIFACTS, create_pg_database, drop_pg_database, free_port
+from tests.conftest import clean_env, running_stack
 
 ADMIN_PASSWORD = "team admin password 1"
 USER_PASSWORD = "team operator password 2"
@@ -40,7 +38,7 @@ class Team:
     def user_env(self, config_dir: Path) -> dict[str, str]:
         """A user's machine: the SwarmSync API's URL and nothing of Prefect's credentials. Its
         SWARMSYNC_API_URL points at the real Prefect API, so any direct use would get a 401."""
-        return {**_clean_env(), "SWARMSYNC_CONFIG_DIR": str(config_dir), "SWARMSYNC_URL": self.api_url,
+        return {**clean_env(), "SWARMSYNC_CONFIG_DIR": str(config_dir), "SWARMSYNC_URL": self.api_url,
                 "SWARMSYNC_HOME": str(config_dir / "home"), "SWARMSYNC_API_URL": self.prefect_url}
 
     def leaks(self) -> list[str]:
@@ -52,12 +50,6 @@ class Team:
             if path.is_file() and any(n in path.read_bytes() for n in needles):
                 found.append(str(path.relative_to(self.home)))
         return found
-
-
-def _clean_env() -> dict[str, str]:
-    """This process's environment without any SwarmSync or Prefect setting (the session's
-    own stack sets some of them in os.environ)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}
 
 
 def swarmsync_cli(*args: str, env: dict[str, str], stdin: str | None = None,
@@ -72,51 +64,23 @@ def team(tmp_path_factory, busybox, redis_client) -> Iterator[Team]:
     sessions in Redis, the first admin from the environment."""
     home = tmp_path_factory.mktemp("team-home")
     auth_string = f"swarmsync-team:{secrets.token_urlsafe(24)}"
-    db_url, prefect_db_url = create_pg_database(), create_pg_database()
-    port = free_port()
     prefix = f"swarmsync-test-team-{uuid.uuid4().hex[:8]}:"
-    server_env = {
-        **_clean_env(),
-        "SWARMSYNC_HOME": str(home),
-        "SWARMSYNC_PORT": str(port),
-        "SWARMSYNC_API_PORT": str(free_port()),
-        "SWARMSYNC_DASHBOARD_PORT": str(free_port()),
-        "SWARMSYNC_DATABASE_URL": db_url,
+    settings = {
         "SWARMSYNC_REDIS_URL": REDIS_URL,
         "SWARMSYNC_REDIS_PREFIX": prefix,
         "SWARMSYNC_PREFECT_AUTH_STRING": auth_string,
         "SWARMSYNC_ADMIN_USER": "team-admin",
         "SWARMSYNC_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url.replace("+psycopg", "+asyncpg"),
-        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
     }
-    log = open(home / "up.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "up"], env=server_env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
     try:
-        while b"SwarmSync is up" not in (home / "up.log").read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"team-mode swarmsync up failed:\n{(home / 'up.log').read_text()}")
-            time.sleep(0.5)
-        yield Team(home, server_env, f"http://127.0.0.1:{port}/api",
-                   f"http://127.0.0.1:{server_env['SWARMSYNC_API_PORT']}", auth_string)
+        with running_stack(home, settings, name="team", configure=False) as env:
+            server_env = {**clean_env(), **env}
+            yield Team(home, server_env, f"http://127.0.0.1:{env['SWARMSYNC_PORT']}/api",
+                       f"http://127.0.0.1:{env['SWARMSYNC_API_PORT']}", auth_string)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        ARTIFACTS.mkdir(exist_ok=True)
-        for name in ("up.log", "logs/worker.log", "logs/prefect-server.log", "logs/api.log", "logs/dashboard.log"):
-            if (home / name).exists():
-                (ARTIFACTS / f"team-{Path(name).name}").write_bytes((home / name).read_bytes())
         keys = list(redis_client.scan_iter(f"{prefix}*"))
         if keys:
             redis_client.delete(*keys)
-        drop_pg_database(db_url)
-        drop_pg_database(prefect_db_url)
 
 
 def test_the_prefect_api_refuses_requests_without_the_auth_string(team):
