@@ -344,6 +344,10 @@ def main() -> None:
     if "SwarmSync (PG)" in results:
         pg = results["SwarmSync (PG)"]
         print(f"SwarmSync with Prefect on PostgreSQL vs SQLite: throughput {pg['per_min'] / ss['per_min']:.1f}x")
+        if "SwarmSync (PG+R)" in results:
+            split = results["SwarmSync (PG+R)"]
+            print(f"Prefect as API + services processes (Redis) vs one process, both on PostgreSQL: throughput "
+                  f"{split['per_min'] / pg['per_min']:.2f}x, p50 {split['p50'] / pg['p50']:.2f}x")
     print(f"\nSwarmSync vs raw docker: p50 {ss['p50'] / raw['p50']:.1f}x, throughput "
           f"{ss['per_min'] / raw['per_min']:.2f}x")
     if "stock Prefect" in results:
