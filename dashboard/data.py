@@ -278,6 +278,14 @@ def pools(client: Client) -> list[dict[str, Any]]:
     return client.pools()
 
 
+def queue_depths(pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per pool and queue: runs waiting (due), scheduled for later, running."""
+    return [{"pool": pool["name"], "queue": queue["name"], "priority": queue["priority"],
+             "waiting": queue.get("waiting", 0), "scheduled later": queue.get("scheduled", 0),
+             "running": queue.get("running", 0)}
+            for pool in pools for queue in pool["queues"]]
+
+
 def update_pool(client: Client, name: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Change a pool's policy through the API (admins; `pools:manage`); returns the whole policy."""
     return client.update_pool(name, **changes)

@@ -179,7 +179,7 @@ def list_pools() -> list[dict[str, Any]]:
                 "policy": {k: _readable(client, v) for k, v in _policy_of(properties).items()},
                 "queues": [
                     {"name": q.name, "priority": q.priority, "concurrency_limit": q.concurrency_limit,
-                     "paused": q.is_paused}
+                     "paused": q.is_paused, **queue_depth(client, pool.name, q.name)}
                     for q in sorted(queues, key=lambda q: (q.priority, q.name))
                 ],
                 "workers": [
@@ -189,6 +189,38 @@ def list_pools() -> list[dict[str, Any]]:
                 ],
             })
     return described
+
+
+def queue_depth(client: Any, pool: str, queue: str) -> dict[str, int]:
+    """Runs of one queue: `waiting` (Scheduled and due: waiting for a worker or a slot),
+    `scheduled` (Scheduled for later), `running` (Pending or Running)."""
+    from datetime import UTC, datetime
+
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterWorkQueueName,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    def count(types: list[StateType], **expected: datetime) -> int:
+        return client.count_flow_runs(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+            flow_run_filter=FlowRunFilter(
+                work_queue_name=FlowRunFilterWorkQueueName(any_=[queue]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=types)),
+                expected_start_time=FlowRunFilterExpectedStartTime(**expected) if expected else None,
+            ),
+        )
+
+    now = datetime.now(UTC)
+    waiting = count([StateType.SCHEDULED], before_=now)
+    return {"waiting": waiting, "scheduled": count([StateType.SCHEDULED]) - waiting,
+            "running": count([StateType.PENDING, StateType.RUNNING])}
 
 
 def _policy_of(properties: dict[str, Any]) -> dict[str, Any]:

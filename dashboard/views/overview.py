@@ -1,4 +1,5 @@
-"""Overview: health of each part, jobs running now, charts; refreshes on its own."""
+"""Overview: health of each part, queue depth per pool and queue, jobs running now, charts;
+refreshes on its own."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def live() -> None:
     a.metric("Running now", len(running))
     b.metric(f"Jobs (newest {options.jobs_limit})", len(runs))
     c.metric("Success rate", "-" if rate is None else f"{rate:.0%}")
+
+    st.subheader("Queue depth")
+    st.dataframe(pd.DataFrame(data.queue_depths(data.pools(client))), hide_index=True)
 
     st.subheader("Running now")
     if running:

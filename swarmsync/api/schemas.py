@@ -130,6 +130,9 @@ class QueueOut(BaseModel):
     priority: int
     concurrency_limit: int | None = None
     paused: bool
+    waiting: int = Field(0, description="Scheduled runs that are due: waiting for a worker or a free slot")
+    scheduled: int = Field(0, description="Scheduled runs whose time has not come")
+    running: int = Field(0, description="Pending or Running runs")
 
 
 class PoolWorkerOut(BaseModel):

@@ -210,6 +210,8 @@ def test_the_overview_shows_each_part_and_the_charts(app_as, api_client, busybox
     assert "Success rate" in shown and "Running now" in shown
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart") or "Jobs per hour" in shown
     assert "No finished jobs yet." not in shown
+    depth = [df.value for df in at.dataframe if "waiting" in df.value.columns][0]
+    assert get_settings().work_pool in list(depth["pool"]) and "scheduled later" in depth.columns
 
 
 def test_the_workers_page_shows_pools_queues_and_a_read_only_policy_below_admin(app_as):

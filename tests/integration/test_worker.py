@@ -396,3 +396,16 @@ def test_pool_create_on_an_existing_pool_changes_only_the_settings_given(stack):
     assert (policy["max_memory"], policy["allow_gpu"], policy["max_cpu"]) == ("2g", True, 2)
     create_pool(name)  # what `swarmsync up` does at every start: the policy stays
     assert pool_policy(name) == policy
+
+
+def test_queue_depth_counts_waiting_scheduled_and_running_runs(pool, busybox):
+    from swarmsync.pools import list_pools
+
+    due = swarmsync.submit(busybox, "echo due", pool=pool)  # no worker serves this pool
+    later = swarmsync.submit(busybox, "echo later", pool=pool, delay="1h")
+    try:
+        [queue] = next(p for p in list_pools() if p["name"] == pool)["queues"]
+        assert (queue["waiting"], queue["scheduled"], queue["running"]) == (1, 1, 0)
+    finally:
+        due.cancel()
+        later.cancel()
