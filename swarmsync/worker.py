@@ -106,6 +106,29 @@ def _ttl_cached(read: Callable[[UUID], Awaitable[Any]], ttl: float) -> Callable[
     return cached
 
 
+def _cache_default_result_storage(ttl: float) -> None:
+    """Prefect's engine asks the server for its default result storage at every flow run's
+    start, synchronously (a new client and a blocking request in the worker's event loop).
+    Job flows never persist results; ask at most once per `ttl` seconds in this process."""
+    import prefect.results
+
+    read = prefect.results._read_server_default_result_storage_block_id
+    if getattr(read, "swarmsync_cached", False):
+        return
+    cache: dict[str, tuple[float, Any]] = {}
+
+    def cached() -> Any:
+        hit = cache.get("id")
+        if hit and time.monotonic() - hit[0] < ttl:
+            return hit[1]
+        value = read()
+        cache["id"] = (time.monotonic(), value)
+        return value
+
+    cached.swarmsync_cached = True  # type: ignore[attr-defined]
+    prefect.results._read_server_default_result_storage_block_id = cached
+
+
 def _skip_suspension_watch() -> None:
     """Prefect's flow engine watches every deployment run for suspension with a thread, an
     event loop and an events websocket of its own, and blocks the event loop until it is
@@ -167,6 +190,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         # a new client, connection and CSRF handshake per run)
         self._client_context = await self._exit_stack.enter_async_context(AsyncClientContext())
         _skip_suspension_watch()
+        _cache_default_result_storage(ttl=DEFINITION_CACHE_SECONDS)
         # one watcher for all running jobs (websocket events, polling fallback) instead of one poll per job
         self._job_cancellation = await self._exit_stack.enter_async_context(
             FlowRunCancellingObserver(
