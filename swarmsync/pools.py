@@ -201,17 +201,18 @@ def queue_depth(client: Any, pool: str, queue: str) -> dict[str, int]:
         FlowRunFilterExpectedStartTime,
         FlowRunFilterState,
         FlowRunFilterStateType,
-        FlowRunFilterWorkQueueName,
         WorkPoolFilter,
         WorkPoolFilterName,
+        WorkQueueFilter,
+        WorkQueueFilterName,
     )
     from prefect.client.schemas.objects import StateType
 
     def count(types: list[StateType], **expected: datetime) -> int:
         return client.count_flow_runs(
             work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+            work_queue_filter=WorkQueueFilter(name=WorkQueueFilterName(any_=[queue])),
             flow_run_filter=FlowRunFilter(
-                work_queue_name=FlowRunFilterWorkQueueName(any_=[queue]),
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=types)),
                 expected_start_time=FlowRunFilterExpectedStartTime(**expected) if expected else None,
             ),
