@@ -61,6 +61,7 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
     page.goto(base)
     page.get_by_role("textbox", name="User name", exact=True).fill(admin.username)
     page.get_by_role("textbox", name="Password", exact=True).fill(admin.password)
+    page.keyboard.press("Tab")  # commit the field's value to Streamlit before the click (blur order under load)
     shot(page, "01-login")
     page.get_by_role("button", name="Log in").click()
     page.get_by_text(f"{admin.username} · admin").wait_for()
