@@ -268,11 +268,12 @@ async def container_job(job: JobSpec) -> State:
     started = time.time()
     logger.info("job: %s %s", spec.image, spec.display_command())
     flow_run_id = str(FlowRunContext.get().flow_run.id)
-    # a finished run sent back to AwaitingRetry (the Prefect UI's Retry) runs again; any other
-    # execution of a run whose result is archived (e.g. resumed after its worker died between
-    # archiving and the final state) returns the archived outcome instead of a second container
-    rerun_asked = runtime.claimed_from.get() == "AwaitingRetry"
-    if not rerun_asked and (done := await anyio.to_thread.run_sync(archive.indexed_outcome, flow_run_id)):
+    # A run SwarmSync's worker claimed from a waiting state never ran (swarmsync/claim.py), and
+    # one sent back to AwaitingRetry (the Prefect UI's Retry) is to run again: no lookup on that
+    # path. A run resumed after its worker died (maybe past archiving), or run by another worker
+    # type, returns its archived outcome, if it has one, instead of starting a second container.
+    claimed = runtime.claimed_from.get()
+    if claimed in (None, "Resuming") and (done := await anyio.to_thread.run_sync(archive.indexed_outcome, flow_run_id)):
         logger.warning("job %s already ran to %s; not running it again", flow_run_id, done[0])
         state_type = {"COMPLETED": Completed, "CANCELLED": Cancelled}.get(done[0], Failed)
         return state_type(message=done[1])

@@ -191,16 +191,15 @@ class Client:
                  template: str | None = None, **options: Any) -> JobSpec:
         """The JobSpec of a submission: given, built from options, or a saved template (read
         through the API) with `command` and options overriding it, its env and secrets
-        extended (as `swarmsync.templates.template_spec` does locally)."""
+        extended (`swarmsync.templates.apply_overrides`, as locally)."""
         if not template:
             return image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+        from swarmsync.templates import apply_overrides
+
         saved = self.templates().get(template)
         if saved is None:
             raise APINotFound(404, f"no job template named {template!r}")
-        for key in ("env", "secrets"):
-            if key in options:
-                options[key] = {**saved.get(key, {}), **options[key]}
-        return JobSpec(**{**saved, **({"command": command} if command is not None else {}), **options})
+        return apply_overrides(saved, command, **options)
 
     def submit_many(self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
                     secret_env: dict[str, str] | None = None, **_ignored: Any) -> list[Submission]:

@@ -118,11 +118,6 @@ def update_policy(name: str, **changes: Any) -> dict[str, Any]:
     from prefect.client.schemas.actions import WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool(name)
-        except ObjectNotFound:
-            raise PoolNotFound(f"no work pool named {name!r}; see 'swarmsync pool create'") from None
     check_policy(changes)
 
     async def update() -> None:

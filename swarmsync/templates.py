@@ -73,7 +73,13 @@ def load_template(name: str) -> JobTemplate:
 
 def template_spec(name: str, command: list[str] | str | None = None, **overrides: Any) -> JobSpec:
     """The template's JobSpec, with `command` and any JobSpec field overridden."""
-    fields = load_template(name).job_fields()
+    return apply_overrides(load_template(name).job_fields(), command, **overrides)
+
+
+def apply_overrides(fields: dict[str, Any], command: list[str] | str | None = None, **overrides: Any) -> JobSpec:
+    """A template's fields with `command` and JobSpec fields overridden; env and secrets are
+    extended, not replaced (also used by `swarmsync.Client` for templates read over the API)."""
+    fields = dict(fields)
     if command is not None:
         fields["command"] = command
     for key in ("env", "secrets"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from uuid import UUID
 
 import anyio
 import anyio.abc
+from cachetools import TTLCache, cached
 from prefect._internal.observers import FlowRunCancellingObserver
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, WorkerMetadata
@@ -92,16 +92,14 @@ def _cache_reads(client: PrefectClient, ttl: float) -> None:
 
 
 def _ttl_cached(read: Callable[[UUID], Awaitable[Any]], ttl: float) -> Callable[[UUID], Awaitable[Any]]:
-    entries: dict[UUID, tuple[float, Any]] = {}
+    entries: TTLCache = TTLCache(maxsize=1024, ttl=ttl)
 
     async def cached(object_id: UUID) -> Any:
-        now = time.monotonic()
-        hit = entries.get(object_id)
-        if hit and now - hit[0] < ttl:
-            return hit[1]
-        value = await read(object_id)
-        entries[object_id] = (now, value)
-        return value
+        try:
+            return entries[object_id]
+        except KeyError:
+            entries[object_id] = value = await read(object_id)
+            return value
 
     return cached
 
@@ -113,20 +111,8 @@ def _cache_default_result_storage(ttl: float) -> None:
     import prefect.results
 
     read = prefect.results._read_server_default_result_storage_block_id
-    if getattr(read, "swarmsync_cached", False):
-        return
-    cache: dict[str, tuple[float, Any]] = {}
-
-    def cached() -> Any:
-        hit = cache.get("id")
-        if hit and time.monotonic() - hit[0] < ttl:
-            return hit[1]
-        value = read()
-        cache["id"] = (time.monotonic(), value)
-        return value
-
-    cached.swarmsync_cached = True  # type: ignore[attr-defined]
-    prefect.results._read_server_default_result_storage_block_id = cached
+    if not hasattr(read, "cache"):  # not wrapped yet
+        prefect.results._read_server_default_result_storage_block_id = cached(TTLCache(maxsize=1, ttl=ttl))(read)
 
 
 def _skip_suspension_watch() -> None:
