@@ -6,7 +6,11 @@ A screenshot of each page is kept under test-artifacts/dashboard/."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +19,7 @@ from tests.conftest import ARTIFACTS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ARTIFACTS / "dashboard"
+FAILED = ARTIFACTS / "dashboard-failed"  # the page, its HTML and the browser's console when the test fails
 INPUT = b"from an uploaded file\n"
 
 
@@ -32,9 +37,43 @@ def browser_page(stack):
         context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(90_000)
+        page.console = []  # what the browser said: console messages, failed requests, HTTP errors
+        page.on("console", lambda message: page.console.append(f"{message.type}: {message.text}"))
+        page.on("requestfailed", lambda req: page.console.append(f"failed: {req.method} {req.url} {req.failure}"))
+        page.on("response", lambda res: res.status >= 400 and page.console.append(f"HTTP {res.status} {res.url}"))
         yield page
         context.close()
         browser.close()
+
+
+@contextmanager
+def evidence_on_failure(page) -> Iterator[None]:
+    """On a failure, keep the page (screenshot, HTML) and print what it showed, the browser's
+    console and the dashboard's log: CI keeps only the test output."""
+    try:
+        yield
+    except BaseException:
+        FAILED.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(FAILED / "page.png"), full_page=True)
+        (FAILED / "page.html").write_text(page.content())
+        print("---- page text ----\n" + page.locator("body").inner_text()[:4000])
+        print("---- browser console ----\n" + "\n".join(page.console[-60:]))
+        log = Path(os.environ["SWARMSYNC_HOME"]) / "logs" / "dashboard.log"
+        if log.exists():
+            print("---- dashboard log (end) ----\n" + log.read_text(errors="replace")[-4000:])
+        raise
+
+
+def settle(page) -> None:
+    """Until the script run that the last input started has finished (as Streamlit's own e2e tests wait)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(state="attached")
+
+
+def fill(page, label: str, value: str) -> None:
+    """Type into a field and leave it (Tab): Streamlit takes a text field's value when it loses focus."""
+    page.get_by_role("textbox", name=label, exact=True).fill(value)
+    page.keyboard.press("Tab")
+    settle(page)
 
 
 def shot(page, name: str) -> None:
@@ -58,47 +97,48 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
     base = f"http://127.0.0.1:{settings.dashboard_port}"
     admin = make_user("admin")
 
-    page.goto(base)
-    page.get_by_role("textbox", name="User name", exact=True).fill(admin.username)
-    page.get_by_role("textbox", name="Password", exact=True).fill(admin.password)
-    page.keyboard.press("Tab")  # commit the field's value to Streamlit before the click (blur order under load)
-    shot(page, "01-login")
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text(f"{admin.username} · admin").wait_for()
-    assert admin.password not in page.url and "sss_" not in page.url
+    with evidence_on_failure(page):
+        page.goto(base)
+        fill(page, "User name", admin.username)
+        fill(page, "Password", admin.password)
+        shot(page, "01-login")
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_text(f"{admin.username} · admin").wait_for()
+        assert admin.password not in page.url and "sss_" not in page.url
 
-    go(page, "Submit", "Submit a job", "Submit job")
-    page.get_by_role("textbox", name="Image", exact=True).fill(busybox)
-    page.get_by_role("textbox", name="Command", exact=True).fill("echo hello from chromium; seq 1 3; cat /in/hello.txt")
-    page.get_by_role("textbox", name="Tags (comma separated)", exact=True).fill("browser")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-        files=[{"name": "hello.txt", "mimeType": "text/plain", "buffer": INPUT}])
-    page.get_by_text(hashlib.sha256(INPUT).hexdigest()).wait_for()  # shown once uploaded
-    shot(page, "03-submit")
-    page.get_by_role("button", name="Submit job").click()
-    page.get_by_text("Submitted job").wait_for()
-    job_id = page.get_by_text("Submitted job").inner_text().split()[-1]
-    page.get_by_role("button", name="Open the job").click()
+        go(page, "Submit", "Submit a job", "Submit job")
+        fill(page, "Image", busybox)
+        fill(page, "Command", "echo hello from chromium; seq 1 3; cat /in/hello.txt")
+        fill(page, "Tags (comma separated)", "browser")
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+            files=[{"name": "hello.txt", "mimeType": "text/plain", "buffer": INPUT}])
+        page.get_by_text(hashlib.sha256(INPUT).hexdigest()).wait_for()  # shown once uploaded
+        settle(page)
+        shot(page, "03-submit")
+        page.get_by_role("button", name="Submit job").click()
+        page.get_by_text("Submitted job").wait_for()
+        job_id = page.get_by_text("Submitted job").inner_text().split()[-1]
+        page.get_by_role("button", name="Open the job").click()
 
-    page.get_by_role("heading", name=f"Job {job_id}").wait_for()
-    download_button = page.get_by_role("button", name="Download output.txt")
-    download_button.wait_for(timeout=180_000)  # the page refreshes itself until the job ends
-    page.locator('[data-testid="stMetricValue"]', has_text="COMPLETED").wait_for()  # the final state
-    shot(page, "05-job")
-    with page.expect_download() as download_info:
-        download_button.click()
-    downloaded = download_info.value.path().read_bytes()
-    archived = (settings.archive_dir / job_id / "output.txt").read_bytes()
-    assert downloaded == archived
-    assert b"hello from chromium\n1\n2\n3\n" + INPUT == downloaded  # the uploaded file, read in the container
+        page.get_by_role("heading", name=f"Job {job_id}").wait_for()
+        download_button = page.get_by_role("button", name="Download output.txt")
+        download_button.wait_for(timeout=180_000)  # the page refreshes itself until the job ends
+        page.locator('[data-testid="stMetricValue"]', has_text="COMPLETED").wait_for()  # the final state
+        shot(page, "05-job")
+        with page.expect_download() as download_info:
+            download_button.click()
+        downloaded = download_info.value.path().read_bytes()
+        archived = (settings.archive_dir / job_id / "output.txt").read_bytes()
+        assert downloaded == archived
+        assert b"hello from chromium\n1\n2\n3\n" + INPUT == downloaded  # the uploaded file, read in the container
 
-    for number, (path, heading, shows) in enumerate(
-        [("Overview", "Overview", "Success rate"), ("Jobs", "Jobs", "Open a job"), ("Workers", "Workers", "Queues"),
-         ("Admin", "Admin", "Audit log"), ("Settings", "Settings", "Dashboard options")], start=6,
-    ):
-        go(page, path, heading, shows)
-        shot(page, f"{number:02d}-{path.lower()}")
-    assert sorted(p.name for p in SHOTS.glob("*.png")) == [
-        "01-login.png", "03-submit.png", "05-job.png", "06-overview.png", "07-jobs.png", "08-workers.png",
-        "09-admin.png", "10-settings.png",
-    ]
+        for number, (path, heading, shows) in enumerate(
+            [("Overview", "Overview", "Success rate"), ("Jobs", "Jobs", "Open a job"), ("Workers", "Workers", "Queues"),
+             ("Admin", "Admin", "Audit log"), ("Settings", "Settings", "Dashboard options")], start=6,
+        ):
+            go(page, path, heading, shows)
+            shot(page, f"{number:02d}-{path.lower()}")
+        assert sorted(p.name for p in SHOTS.glob("*.png")) == [
+            "01-login.png", "03-submit.png", "05-job.png", "06-overview.png", "07-jobs.png", "08-workers.png",
+            "09-admin.png", "10-settings.png",
+        ]
