@@ -21,9 +21,9 @@ from typing import Any
 
 import anyio
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactCreate
 from prefect.context import FlowRunContext, get_run_context
 from prefect.logging.loggers import PrefectLogAdapter
 from prefect.states import Cancelled, Completed, Failed, State
@@ -207,7 +207,8 @@ def describe(spec: JobSpec, exit_code: int | None, reason: str | None) -> str:
 @task(name="archive-result", persist_result=False)
 async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: ContainerOutcome,
                          state: str) -> dict[str, Any]:
-    """Write the archive and its manifest, index it, and link it from the run."""
+    """Write the archive and its manifest, index it, and link it from the run (the artifacts:
+    under the SwarmSync worker, right after the run's final state is set)."""
     ctx = get_run_context()
     flow_run_id = str(ctx.task_run.flow_run_id)
     spool = get_settings().home_dir / "spool" / flow_run_id
@@ -233,13 +234,29 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: Co
     location, manifest = await archive.write_archive(flow_run_id, spool, manifest, store)
     shutil.rmtree(spool, ignore_errors=True)
     link = f"file://{location}" if location.startswith("/") else location
-    async with anyio.create_task_group() as tg:  # index row and both artifacts at once
+    artifacts = [
+        ArtifactCreate(type="markdown", data=_summary_markdown(manifest, location),
+                       description="SwarmSync job result", flow_run_id=ctx.task_run.flow_run_id,
+                       task_run_id=ctx.task_run.id),
+        ArtifactCreate(type="markdown", data=f"[archived result]({link})", description="SwarmSync archive",
+                       flow_run_id=ctx.task_run.flow_run_id, task_run_id=ctx.task_run.id),
+    ]
+    deferred = runtime.after_final_state.get()
+    async with anyio.create_task_group() as tg:  # the index row, and the artifacts unless the worker defers them
         tg.start_soon(anyio.to_thread.run_sync, archive.index_archive, manifest, location, block)
-        tg.start_soon(partial(acreate_markdown_artifact, markdown=_summary_markdown(manifest, location),
-                              description="SwarmSync job result"))
-        tg.start_soon(partial(acreate_link_artifact, link=link, link_text="archived result",
-                              description="SwarmSync archive"))
+        if deferred is None:
+            tg.start_soon(create_artifacts, artifacts)
+    if deferred is not None:
+        deferred.append(partial(create_artifacts, artifacts))
     return manifest
+
+
+async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
+    """The run's summary and its link to the archive (Prefect keeps link artifacts as a
+    markdown link), created at once."""
+    async with get_client() as client, anyio.create_task_group() as tg:
+        for artifact in artifacts:
+            tg.start_soon(client.create_artifact, artifact)
 
 
 def _iso(ts: float | None) -> str | None:

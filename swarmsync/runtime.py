@@ -1,5 +1,6 @@
 """What the worker hands to a job flow running in its process: the pool's host policy,
-pull policy and name, and an event set when the run is cancelled.
+pull policy and name, an event set when the run is cancelled, and what to do once the run
+has ended.
 
 The worker sets these context variables before it runs a flow; flows started by
 any other worker get the defaults.
@@ -28,3 +29,6 @@ current_archive_block: ContextVar[str | None] = ContextVar("swarmsync_archive_bl
 # name of the Scheduled state the worker claimed the run from ("AwaitingRetry": a retry
 # asked for, e.g. the Prefect UI's Retry; "Resuming": recovery after a worker died)
 claimed_from: ContextVar[str | None] = ContextVar("swarmsync_claimed_from", default=None)
+# work the worker does right after the run's final state is set (the run's Prefect artifacts:
+# the final state need not wait for them); None under other workers: done before it ends
+after_final_state: ContextVar[list | None] = ContextVar("swarmsync_after_final_state", default=None)

@@ -167,7 +167,8 @@ class Stack:
             return
         (self.settings.home_dir / "prefect").mkdir(parents=True, exist_ok=True)
         split = split_server(self.settings)
-        args = [sys.executable, "-m", "prefect", "server", "start",
+        # Prefect's own CLI and server, with SwarmSync's speedup (see swarmsync/prefect_server.py)
+        args = [sys.executable, "-m", "swarmsync.prefect_server", "server", "start",
                 "--host", self.settings.host, "--port", str(self.settings.port)]
         no_migrations: dict[str, str] = {}
         if split:  # migrate and register blocks once; API processes started together would race to

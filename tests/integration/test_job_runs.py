@@ -236,10 +236,16 @@ def test_run_carries_a_summary_and_a_link_artifact(run_job, busybox):
     from swarmsync.connection import prefect_api
 
     job = run_job(busybox, "echo artifact")
+    deadline = time.monotonic() + 30  # the worker attaches them right after the final state
     with prefect_api(), get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[job.id]))
-        )
+        while True:
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[job.id]))
+            )
+            if len(artifacts) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert {a.task_run_id for a in artifacts} != {None}  # attached to the archive-result task run
     data = [a.data for a in artifacts]  # Prefect stores link artifacts as markdown links
     sha = job.result().manifest["files"]["output.txt"]["sha256"]
     assert any(sha in d and "| file | bytes | sha256 |" in d for d in data), data

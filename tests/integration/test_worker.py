@@ -181,6 +181,7 @@ def test_container_gone_while_worker_down_crashes_then_retries(pool, workers, bu
     assert "CRASHED" in history
 
 
+@pytest.mark.timeout(600)  # ~3 min here; a job that never ends fails job.wait(300) with its id first
 def test_three_workers_on_one_pool_run_each_of_100_jobs_once(pool, workers, busybox, docker_client,
                                                               no_leftover_containers):
     creates = ContainerCreates(docker_client)

@@ -41,3 +41,21 @@ def test_transient_errors_are_retried_and_others_are_not():
     assert _transient(httpx.ConnectError("refused"))
     assert _transient(httpx.ReadTimeout("slow"))
     assert not _transient(ValueError("bad spec"))
+
+
+def test_jobs_share_one_docker_client_per_engine(monkeypatch):
+    from swarmsync.docker_runner import docker_client
+    from swarmsync.settings import get_settings
+
+    first = docker_client()
+    assert docker_client() is first  # no new client (and API version round trip) per call
+    assert first.ping()
+    monkeypatch.setenv("SWARMSYNC_DOCKER_HOST", "unix:///var/run/docker.sock")
+    get_settings.cache_clear()
+    try:
+        other = docker_client()
+        assert other is not first and other is docker_client()  # another engine, its own client
+        assert other.ping()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
