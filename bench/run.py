@@ -1,7 +1,7 @@
 """One benchmark run: raw `docker run --rm`, stock Prefect (process worker) and SwarmSync,
 side by side on the same trivial job (`echo`), on this machine. Prints a table and ratios.
 
-    python bench/run.py [--singles 10] [--burst 100] [--skip-stock]
+    python bench/run.py [--singles 20] [--burst 100] [--skip-stock]
 
 Each system gets its own Prefect server on SQLite (the embedded default) under a temp
 folder; nothing of the user's ~/.swarmsync is touched.
@@ -125,16 +125,21 @@ def cpu_seconds(root_pids: list[int]) -> float:
     return total
 
 
+WARMUP = 3  # untimed single runs before the timed ones, for every system alike
+
+
 def measure_runs(create_run, read_state, read_states, singles: int, burst: int, rss_pids, create_many=None,
                  server_pids=lambda: []) -> dict:
-    """Latency of serial single runs, then throughput, RSS and CPU per job for a burst submitted at once."""
+    """Latency of serial single runs (after WARMUP untimed ones: a just-started server is slower for
+    its first minute), then throughput, RSS and CPU per job for a burst submitted at once."""
     lat = []
-    for _ in range(singles):
+    for n in range(WARMUP + singles):
         t = time.perf_counter()
         run_id = create_run()
         while read_state(run_id) not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             time.sleep(0.05)
-        lat.append(time.perf_counter() - t)
+        if n >= WARMUP:
+            lat.append(time.perf_counter() - t)
     idle_mb, _ = RssSampler.tree_rss(rss_pids())
     cpu_before = cpu_seconds(rss_pids()), cpu_seconds(server_pids())
     sampler = RssSampler(rss_pids)
@@ -232,7 +237,7 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
 
     worker_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "worker start"],  # this stack's worker
                                     capture_output=True, text=True).stdout.split()[0])
-    server_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "prefect server"],  # + services
+    server_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "prefect[_ ]server"],  # + services
                                                   capture_output=True, text=True).stdout.split()]
     try:
         return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker_pid],
@@ -289,7 +294,7 @@ def bench_stock(image: str, singles: int, burst: int, home: Path, port: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--singles", type=int, default=10)
+    parser.add_argument("--singles", type=int, default=20)
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--stock-burst", type=int, default=20,
                         help="burst size for stock Prefect (it manages ~13 jobs/min here; 100 takes ~8 min)")
