@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import LinkArtifact, MarkdownArtifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
@@ -234,12 +235,13 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: Co
     location, manifest = await archive.write_archive(flow_run_id, spool, manifest, store)
     shutil.rmtree(spool, ignore_errors=True)
     link = f"file://{location}" if location.startswith("/") else location
-    artifacts = [
-        ArtifactCreate(type="markdown", data=_summary_markdown(manifest, location),
-                       description="SwarmSync job result", flow_run_id=ctx.task_run.flow_run_id,
-                       task_run_id=ctx.task_run.id),
-        ArtifactCreate(type="markdown", data=f"[archived result]({link})", description="SwarmSync archive",
-                       flow_run_id=ctx.task_run.flow_run_id, task_run_id=ctx.task_run.id),
+    ids = {"flow_run_id": ctx.task_run.flow_run_id, "task_run_id": ctx.task_run.id}
+    artifacts = [  # Prefect's own artifact kinds, formatted by Prefect, sent with explicit run ids
+        ArtifactCreate(type=kind.type, description=kind.description, data=await kind.aformat(), **ids)
+        for kind in (
+            MarkdownArtifact(markdown=_summary_markdown(manifest, location), description="SwarmSync job result"),
+            LinkArtifact(link=link, link_text="archived result", description="SwarmSync archive"),
+        )
     ]
     deferred = runtime.after_final_state.get()
     async with anyio.create_task_group() as tg:  # the index row, and the artifacts unless the worker defers them
@@ -252,8 +254,7 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, outcome: Co
 
 
 async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
-    """The run's summary and its link to the archive (Prefect keeps link artifacts as a
-    markdown link), created at once."""
+    """The run's summary and its link to the archive, created at once."""
     async with get_client() as client, anyio.create_task_group() as tg:
         for artifact in artifacts:
             tg.start_soon(client.create_artifact, artifact)

@@ -306,8 +306,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             try:
                 await step()
             except Exception as exc:  # noqa: BLE001 - the run and its archive are complete already
-                name = getattr(getattr(step, "func", step), "__name__", "a step")
-                self.get_flow_run_logger(flow_run).warning("after the run ended, %s failed: %s", name, exc)
+                self.get_flow_run_logger(flow_run).warning("after the run ended: %s", exc)
 
     async def _wait_for_start(self, flow_run: FlowRun, cancelled: anyio.Event) -> bool:
         """Hold a prefetched delayed run until its scheduled time; False if it was cancelled

@@ -6,11 +6,9 @@ A screenshot of each page is kept under test-artifacts/dashboard/."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -58,7 +56,7 @@ def evidence_on_failure(page) -> Iterator[None]:
         (FAILED / "page.html").write_text(page.content())
         print("---- page text ----\n" + page.locator("body").inner_text()[:4000])
         print("---- browser console ----\n" + "\n".join(page.console[-60:]))
-        log = Path(os.environ["SWARMSYNC_HOME"]) / "logs" / "dashboard.log"
+        log = get_settings().home_dir / "logs" / "dashboard.log"
         if log.exists():
             print("---- dashboard log (end) ----\n" + log.read_text(errors="replace")[-4000:])
         raise
