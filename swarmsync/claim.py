@@ -11,7 +11,7 @@ machine), is told "accepted" and runs the job a second time.
 A Pending that came from a Scheduled state carries that state's scheduled time (the
 server's `CopyScheduledTime` rule; the worker proposes a bare `Pending()`), one from a
 final state does not. So a claim whose Pending lacks it was not a claim of a waiting run:
-the run's previous state is put back and the worker leaves it alone.
+the run's final state is put back and the worker leaves it alone.
 """
 
 from __future__ import annotations
@@ -46,17 +46,30 @@ async def claim_run(client: PrefectClient, flow_run: FlowRun, log: logging.Logge
     return True
 
 
+def state_to_restore(history: list[State], ours: State) -> State | None:
+    """The state a run was in when a stale claim's Pending was accepted: its latest final state.
+
+    Prefect refuses Pending from Pending, Running, Cancelling and Cancelled, and a Pending from
+    Scheduled carries the scheduled time, so a Pending without one was accepted from a final
+    state (Completed, Failed, Crashed). Timestamps do not order our Pending against the others:
+    the server stamps a state when the request arrives, and under load a Pending that arrived
+    before the run's Completed can be orchestrated after it (stamped earlier, applied later).
+    Final states of one run are seconds apart and ordered by their stamps, so the latest final
+    state is the one to put back; a non-final state is never forced back (forcing Running onto a
+    finished run would leave it Running for ever)."""
+    finals = [s for s in history if s.id != ours.id and s.is_final()]
+    return max(finals, key=lambda s: s.timestamp) if finals else None
+
+
 async def _restore_previous_state(
     client: PrefectClient, flow_run_id: UUID, ours: State, log: logging.LoggerAdapter | logging.Logger
 ) -> None:
-    """Undo a Pending accepted from a state that was not Scheduled (another worker got there
-    first and the run has moved on): set the state before ours again."""
-    history = sorted(await client.read_flow_run_states(flow_run_id), key=lambda s: s.timestamp)
-    before = [s for s in history if s.id != ours.id and s.timestamp <= ours.timestamp]
-    if not before:
-        log.warning("flow run '%s' reached Pending from no earlier state; leaving it", flow_run_id)
+    """Undo a Pending accepted from a final state (another worker got there first and ran the
+    run to its end): set that final state again."""
+    previous = state_to_restore(list(await client.read_flow_run_states(flow_run_id)), ours)
+    if previous is None:
+        log.warning("flow run '%s' reached Pending from no final state; leaving it", flow_run_id)
         return
-    previous = before[-1]
     log.warning("flow run '%s' was already %s when this worker's claim arrived (stale listing); "
                 "not running it again", flow_run_id, previous.name)
     await client.set_flow_run_state(flow_run_id, previous.fresh_copy(), force=True)

@@ -1,10 +1,12 @@
-"""Pure logic of the worker: which runs are orphaned, which errors are worth retrying."""
+"""Pure logic of the worker: which runs are orphaned, which errors are worth retrying,
+which state a stale claim puts back."""
 
 import os
 import socket
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 from prefect.client.schemas.objects import FlowRun
@@ -59,3 +61,39 @@ def test_jobs_share_one_docker_client_per_engine(monkeypatch):
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def _at(state, second: int):
+    return state.model_copy(update={"timestamp": datetime(2026, 11, 27, 12, 0, second, tzinfo=UTC)})
+
+
+def test_a_stale_claim_puts_back_the_runs_final_state_even_when_stamped_before_it():
+    """Seen under load: the late Pending was stamped on arrival, before the run's Completed,
+    but orchestrated after it. The run must go back to Completed, never to Running."""
+    from prefect.states import Completed, Pending, Running, Scheduled
+
+    from swarmsync.claim import state_to_restore
+
+    ours = _at(Pending(), 3)
+    history = [_at(Scheduled(), 0), _at(Pending(), 1), _at(Running(), 2), ours, _at(Completed(), 4)]
+    assert state_to_restore(history, ours).type.value == "COMPLETED"
+
+
+def test_a_stale_claim_after_a_retry_puts_back_the_latest_final_state():
+    from prefect.states import AwaitingRetry, Completed, Failed, Pending, Running
+
+    from swarmsync.claim import state_to_restore
+
+    ours = _at(Pending(), 9)
+    history = [_at(Completed(), 1), _at(AwaitingRetry(), 2), _at(Pending(), 3), _at(Running(), 4),
+               _at(Failed(), 5), ours]
+    assert state_to_restore(history, ours).type.value == "FAILED"
+
+
+def test_a_claim_with_no_final_state_before_it_restores_nothing():
+    from prefect.states import Pending, Running
+
+    from swarmsync.claim import state_to_restore
+
+    ours = _at(Pending(), 3)
+    assert state_to_restore([_at(Running(), 1), ours], ours) is None
