@@ -1,6 +1,8 @@
-"""The Prefect server speedup (swarmsync/prefect_server.py): a schema that passed Prefect's
+"""The Prefect server speedups (swarmsync/prefect_server.py): a schema that passed Prefect's
 metaschema check once is not checked again; an invalid schema is refused every time, and job
-variables are still validated against the remembered schema on every call."""
+variables are still validated against the remembered schema on every call. On SQLite, two
+transactions that read and then write both commit (the second waits for the lock) where
+Prefect's deferred transactions refuse the second one."""
 
 from __future__ import annotations
 
@@ -50,3 +52,59 @@ def test_values_are_still_validated_against_a_remembered_schema(counted_checks):
     with pytest.raises(validation.ValidationError, match="max_cpu"):
         validation.validate({"max_cpu": -1}, schema, raise_on_error=True, preprocess=False)
     assert len(counted_checks) == 1
+
+
+async def _two_writers_that_read_first(tmp_path, begin_transaction) -> list[str]:
+    """Two transactions on Prefect's own SQLite configuration that each read, then write, while
+    the other also writes (what concurrent API requests do). Returns each one's outcome."""
+    import anyio
+    import sqlalchemy as sa
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    tmp_path.mkdir()
+    config = AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}")
+    engine = await config.engine()
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE runs (n INTEGER)"))
+        await conn.execute(sa.text("INSERT INTO runs VALUES (0)"))
+    both_read = anyio.Event()
+    readers: list[str] = []
+    outcomes: list[str] = []
+
+    async def writer(name: str, hold: float) -> None:
+        try:
+            async with await config.session(engine) as session, begin_transaction(config, session):
+                await session.execute(sa.text("SELECT n FROM runs"))
+                readers.append(name)
+                if len(readers) == 2:
+                    both_read.set()
+                with anyio.move_on_after(0.5):  # immediate mode: the other one waits at BEGIN
+                    await both_read.wait()
+                await session.execute(sa.text("UPDATE runs SET n = n + 1"))
+                await anyio.sleep(hold)
+            outcomes.append("committed")
+        except sa.exc.OperationalError as exc:
+            outcomes.append(str(exc.orig))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer, "a", 0.2)
+        tg.start_soon(writer, "b", 0.0)
+    async with engine.connect() as conn:
+        outcomes.append(f"n={(await conn.execute(sa.text('SELECT n FROM runs'))).scalar()}")
+    await engine.dispose()
+    return sorted(outcomes)
+
+
+def test_sqlite_writers_queue_instead_of_failing(tmp_path):
+    import anyio
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    immediate = AioSqliteConfiguration.begin_transaction
+    assert immediate.immediate  # importing swarmsync.prefect_server applied it
+    deferred = immediate.deferred
+    assert anyio.run(_two_writers_that_read_first, tmp_path / "immediate", immediate) == [
+        "committed", "committed", "n=2"
+    ]
+    # Prefect's own deferred transactions: the second writer is refused at once
+    outcome = anyio.run(_two_writers_that_read_first, tmp_path / "deferred", deferred)
+    assert outcome[:2] == ["committed", "database is locked"] and outcome[2] == "n=1", outcome
