@@ -166,6 +166,7 @@ def measure_runs(create_run, read_state, read_states, singles: int, burst: int, 
             th.start()
         for th in threads:
             th.join()
+    submitted_in = time.perf_counter() - t0
     pending = set(ids)
     failed = lost[0]
     while pending:  # one request per poll for all runs, so the benchmark does not load the server
@@ -181,7 +182,7 @@ def measure_runs(create_run, read_state, read_states, singles: int, burst: int, 
     server_cpu = (cpu_seconds(server_pids()) - cpu_before[1]) / burst
     return {"p50": pct(lat, 50), "p95": pct(lat, 95), "per_min": burst / elapsed * 60,
             "idle_mb": idle_mb, "peak_mb": sampler.peak, "failed": failed,
-            "worker_cpu": worker_cpu, "server_cpu": server_cpu}
+            "worker_cpu": worker_cpu, "server_cpu": server_cpu, "submit_s": submitted_in}
 
 
 def states_reader(client):
@@ -339,10 +340,10 @@ def main() -> None:
         print(f"logs kept in {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{'system':<18}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'idle MB':>9}{'peak MB':>9}{'lost/failed':>12}"
-          f"{'worker CPU/job':>16}{'server CPU/job':>16}")
+    print(f"\n{'system':<18}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'submit s':>10}{'idle MB':>9}{'peak MB':>9}"
+          f"{'lost/failed':>12}{'worker CPU/job':>16}{'server CPU/job':>16}")
     for name, r in results.items():
-        print(f"{name:<18}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}"
+        print(f"{name:<18}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}{r.get('submit_s', 0):>10.1f}"
               f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>12}"
               f"{r.get('worker_cpu', 0):>15.2f}s{r.get('server_cpu', 0):>15.2f}s")
     raw, ss = results["raw docker run"], results["SwarmSync"]
