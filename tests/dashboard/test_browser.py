@@ -63,8 +63,22 @@ def evidence_on_failure(page) -> Iterator[None]:
 
 
 def settle(page) -> None:
-    """Until the script run that the last input started has finished (as Streamlit's own e2e tests wait)."""
+    """Until the script run that the last input started has finished, as Streamlit's own e2e tests
+    wait (`wait_for_app_run`): first give that run time to begin (the app reports "notRunning"
+    from the previous run until it does), then wait for the app to be connected and not running."""
+    page.wait_for_timeout(210)
+    page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]').wait_for(state="attached")
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(state="attached")
+
+
+def upload(page, name: str, data: bytes) -> None:
+    """As a user does (and Streamlit's own e2e tests): click the drop zone, choose the file, and
+    wait until the browser has sent it to the dashboard and the run it starts has finished."""
+    with page.expect_file_chooser() as chooser:
+        page.get_by_test_id("stFileUploaderDropzone").click()
+    with page.expect_request("**/_stcore/upload_file/**"):
+        chooser.value.set_files(files=[{"name": name, "mimeType": "text/plain", "buffer": data}])
+    settle(page)
 
 
 def fill(page, label: str, value: str) -> None:
@@ -108,8 +122,7 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
         fill(page, "Image", busybox)
         fill(page, "Command", "echo hello from chromium; seq 1 3; cat /in/hello.txt")
         fill(page, "Tags (comma separated)", "browser")
-        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-            files=[{"name": "hello.txt", "mimeType": "text/plain", "buffer": INPUT}])
+        upload(page, "hello.txt", INPUT)
         page.get_by_text(hashlib.sha256(INPUT).hexdigest()).wait_for()  # shown once uploaded
         settle(page)
         shot(page, "03-submit")
