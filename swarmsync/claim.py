@@ -41,12 +41,12 @@ async def claim_run(client: PrefectClient, flow_run: FlowRun, log: logging.Logge
                  flow_run.id, state.type.value)
         return False
     if state.state_details.scheduled_time is None:
-        await _restore_previous_state(client, flow_run.id, state, log)
+        await _restore_final_state(client, flow_run.id, log)
         return False
     return True
 
 
-def state_to_restore(history: list[State], ours: State) -> State | None:
+def latest_final_state(history: list[State]) -> State | None:
     """The state a run was in when a stale claim's Pending was accepted: its latest final state.
 
     Prefect refuses Pending from Pending, Running, Cancelling and Cancelled, and a Pending from
@@ -57,19 +57,18 @@ def state_to_restore(history: list[State], ours: State) -> State | None:
     Final states of one run are seconds apart and ordered by their stamps, so the latest final
     state is the one to put back; a non-final state is never forced back (forcing Running onto a
     finished run would leave it Running for ever)."""
-    finals = [s for s in history if s.id != ours.id and s.is_final()]
-    return max(finals, key=lambda s: s.timestamp) if finals else None
+    return max((s for s in history if s.is_final()), key=lambda s: s.timestamp, default=None)
 
 
-async def _restore_previous_state(
-    client: PrefectClient, flow_run_id: UUID, ours: State, log: logging.LoggerAdapter | logging.Logger
+async def _restore_final_state(
+    client: PrefectClient, flow_run_id: UUID, log: logging.LoggerAdapter | logging.Logger
 ) -> None:
     """Undo a Pending accepted from a final state (another worker got there first and ran the
     run to its end): set that final state again."""
-    previous = state_to_restore(list(await client.read_flow_run_states(flow_run_id)), ours)
-    if previous is None:
+    final = latest_final_state(await client.read_flow_run_states(flow_run_id))
+    if final is None:
         log.warning("flow run '%s' reached Pending from no final state; leaving it", flow_run_id)
         return
     log.warning("flow run '%s' was already %s when this worker's claim arrived (stale listing); "
-                "not running it again", flow_run_id, previous.name)
-    await client.set_flow_run_state(flow_run_id, previous.fresh_copy(), force=True)
+                "not running it again", flow_run_id, final.name)
+    await client.set_flow_run_state(flow_run_id, final.fresh_copy(), force=True)

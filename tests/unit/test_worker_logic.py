@@ -72,28 +72,28 @@ def test_a_stale_claim_puts_back_the_runs_final_state_even_when_stamped_before_i
     but orchestrated after it. The run must go back to Completed, never to Running."""
     from prefect.states import Completed, Pending, Running, Scheduled
 
-    from swarmsync.claim import state_to_restore
+    from swarmsync.claim import latest_final_state
 
     ours = _at(Pending(), 3)
     history = [_at(Scheduled(), 0), _at(Pending(), 1), _at(Running(), 2), ours, _at(Completed(), 4)]
-    assert state_to_restore(history, ours).type.value == "COMPLETED"
+    assert latest_final_state(history).type.value == "COMPLETED"
 
 
 def test_a_stale_claim_after_a_retry_puts_back_the_latest_final_state():
     from prefect.states import AwaitingRetry, Completed, Failed, Pending, Running
 
-    from swarmsync.claim import state_to_restore
+    from swarmsync.claim import latest_final_state
 
     ours = _at(Pending(), 9)
     history = [_at(Completed(), 1), _at(AwaitingRetry(), 2), _at(Pending(), 3), _at(Running(), 4),
                _at(Failed(), 5), ours]
-    assert state_to_restore(history, ours).type.value == "FAILED"
+    assert latest_final_state(history).type.value == "FAILED"
 
 
 def test_a_claim_with_no_final_state_before_it_restores_nothing():
     from prefect.states import Pending, Running
 
-    from swarmsync.claim import state_to_restore
+    from swarmsync.claim import latest_final_state
 
     ours = _at(Pending(), 3)
-    assert state_to_restore([_at(Running(), 1), ours], ours) is None
+    assert latest_final_state([_at(Running(), 1), ours]) is None
