@@ -28,7 +28,7 @@ class JobTemplate(Block):
 
     Example:
         ```python
-        from blocks.job_template import JobTemplate
+        from swarmsync.blocks.job_template import JobTemplate
 
         JobTemplate(image="busybox", command="echo hello", memory="64m").save("hello")
         spec_fields = JobTemplate.load("hello").job_fields()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import session
-from dashboard.navigation import LOGIN, visible_pages
 from swarmsync.client import APIError
+from swarmsync.dashboard import session
+from swarmsync.dashboard.navigation import LOGIN, visible_pages
 
 st.set_page_config(page_title="SwarmSync", page_icon=":material/hub:", layout="wide")
 

@@ -35,7 +35,7 @@ def api_url() -> str:
 
 def prefect_ui_url() -> str:
     """The Prefect UI, for links to each run: the option, else the Prefect API URL without `/api`."""
-    from dashboard.options import load_options
+    from swarmsync.dashboard.options import load_options
 
     configured = load_options().prefect_ui_url
     return (configured or get_settings().prefect_api_url.removesuffix("/").removesuffix("/api")).rstrip("/")

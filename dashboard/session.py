@@ -7,8 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import data
 from swarmsync.client import Client
+from swarmsync.dashboard import data
 
 
 def client() -> Client | None:

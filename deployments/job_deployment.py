@@ -1,12 +1,12 @@
 """The `container-job/default` deployment: what every submission becomes a run of.
 
 Created with the Prefect client (not `flow.deploy`, which wants an image or remote
-storage) so it points at this checkout's `flows/` on the machine's workers.
+storage). Its entrypoint is a module path (`swarmsync.flows.container_job:container_job`):
+any worker with SwarmSync installed imports the flow, wherever the package lives.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -15,8 +15,7 @@ from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectNotFound
 from prefect.utilities.callables import parameter_schema
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-JOB_ENTRYPOINT = "flows/container_job.py:container_job"
+JOB_ENTRYPOINT = "swarmsync.flows.container_job:container_job"
 JOB_FLOW_NAME = "container-job"
 
 
@@ -58,7 +57,7 @@ async def ensure_job_deployment(
 
     `options` go to `client.create_deployment` (e.g. parameters, schedules,
     concurrency_options, tags, description: what a schedule's deployment adds)."""
-    from flows.container_job import container_job
+    from swarmsync.flows.container_job import container_job
 
     flow_id = await client.create_flow_from_name(JOB_FLOW_NAME)
     return await client.create_deployment(
@@ -66,12 +65,10 @@ async def ensure_job_deployment(
         name=name,
         work_pool_name=work_pool,
         entrypoint=JOB_ENTRYPOINT,
-        path=str(PROJECT_ROOT),
         parameter_openapi_schema=parameter_schema(container_job).model_dump_for_openapi(),
         # the schema drives the Prefect UI's run form; the flow validates the JobSpec itself,
         # so the server need not re-check the schema on every run it creates (~50 ms CPU each)
         enforce_parameter_schema=False,
-        pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}],
         concurrency_limit=concurrency_limit,
         **{"description": "Run one SwarmSync container job (parameter: job, a JobSpec).", "tags": ["swarmsync"],
            **options},

@@ -1,1 +1,1 @@
-"""Prefect flows and tasks of SwarmSync: the container job (and, later, retention)."""
+"""Prefect flows of SwarmSync: the container job and retention (installed as `swarmsync.flows`)."""

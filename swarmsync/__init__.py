@@ -5,8 +5,9 @@
     print(job.wait(60).result().output)
 """
 
-from swarmsync import schedules, templates
+from swarmsync import templates
 from swarmsync.client import APIError, Client
+from swarmsync.deployments import schedules
 from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 

@@ -24,7 +24,7 @@ class Check:
 def check_prefect() -> Check:
     """The Prefect API answers, and accepts our credentials (its health probe needs none, so
     an authenticated read is tried too: a team-mode server without the auth string is down for us)."""
-    from swarmsync.stack import api_healthy
+    from swarmsync.deployments.stack import api_healthy
 
     url = api_url()
     if not api_healthy(url):

@@ -200,7 +200,7 @@ def build_spec(image: str, command: list[str] | str | None = None, **options: An
     return JobSpec(image=image, command=command, **options)
 
 
-def _prepare(
+def prepare_spec(
     image: str | JobSpec | None, command: list[str] | str | None, secret_env: dict[str, str] | None,
     options: dict[str, Any], template: str | None = None,
 ) -> JobSpec:
@@ -264,7 +264,7 @@ def submit(
     recorded as the submitter (the API passes its authenticated caller; see owners.py).
     """
     at = start_time(at, delay)
-    spec = _prepare(image, command, secret_env, options, template)
+    spec = prepare_spec(image, command, secret_env, options, template)
     deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(

@@ -10,7 +10,7 @@ from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-from blocks.job_template import JobTemplate
+from swarmsync.blocks.job_template import JobTemplate
 from swarmsync.connection import uses_prefect_api
 from swarmsync.spec import JobSpec, JobSpecError
 

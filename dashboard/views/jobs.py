@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, session
-from dashboard.options import load_options
 from swarmsync.client import APIError
+from swarmsync.dashboard import data, session
+from swarmsync.dashboard.options import load_options
 from swarmsync.jobs import JobNotFound
 
 client = session.require("jobs:read")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import streamlit as st
 
-from dashboard import data, session
 from swarmsync.client import APIError
+from swarmsync.dashboard import data, session
 
 st.title("SwarmSync")
 st.caption(f"Log in to the SwarmSync API at {data.api_url()}")

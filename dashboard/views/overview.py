@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, session
-from dashboard.options import load_options
+from swarmsync.dashboard import data, session
+from swarmsync.dashboard.options import load_options
 
 client = session.require("health:read")
 options = load_options()

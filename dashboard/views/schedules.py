@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, session
 from swarmsync.client import APIError
+from swarmsync.dashboard import data, session
 
 client = session.require("schedules:read")
 st.title("Schedules")

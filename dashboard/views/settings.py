@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import ValidationError
 
-from dashboard import data, session
-from dashboard.options import DashboardOptions, load_options, options_path, save_options
+from swarmsync.dashboard import data, session
+from swarmsync.dashboard.options import DashboardOptions, load_options, options_path, save_options
 from swarmsync.settings import get_settings
 
 session.require("jobs:read")

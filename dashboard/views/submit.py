@@ -8,8 +8,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from dashboard import data, forms, session
 from swarmsync.client import APIError
+from swarmsync.dashboard import data, forms, session
 
 client = session.require("jobs:submit")
 st.title("Submit a job")

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, forms, session
 from swarmsync.client import APIError
+from swarmsync.dashboard import data, forms, session
 
 client = session.require("health:read")
 st.title("Workers")

@@ -17,8 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.schedules import ScheduleError
-from swarmsync import __version__, archive, jobs, pools, schedules, templates
+from swarmsync import __version__, archive, jobs, templates
 from swarmsync.api import (
     routes_auth,
     routes_health,
@@ -30,6 +29,8 @@ from swarmsync.api import (
 )
 from swarmsync.auth import ratelimit, refusals, tokens, users
 from swarmsync.auth.roles import AuthError
+from swarmsync.deployments import pools, schedules
+from swarmsync.deployments.schedule_rules import ScheduleError
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpecError
 from swarmsync.timing import TimingError

@@ -6,11 +6,12 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, Query
 
-from swarmsync import doctor, pools
+from swarmsync import doctor
 from swarmsync.api.deps import require
 from swarmsync.api.schemas import AuditOut, Check, PoolOut
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
+from swarmsync.deployments import pools
 
 router = APIRouter(tags=["health"])
 

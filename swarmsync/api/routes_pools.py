@@ -1,6 +1,6 @@
 """/pools/{name}: admins change a pool's policy (`pools:manage`), audited.
 
-A thin wrapper over `swarmsync.pools.update_policy` (the checks `swarmsync pool create`
+A thin wrapper over `swarmsync.deployments.pools.update_policy` (the checks `swarmsync pool create`
 makes); invalid settings get 422 with "setting: what is wrong" for each one.
 """
 
@@ -11,11 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import Field
 
-from swarmsync import pools
 from swarmsync.api.deps import address, require
 from swarmsync.api.schemas import Strict
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
+from swarmsync.deployments import pools
 
 router = APIRouter(tags=["health"], responses={401: {}, 403: {}})
 

@@ -1,6 +1,6 @@
 """/schedules and /templates: the Hibernator over HTTP.
 
-Thin wrappers over `swarmsync.schedules` and `swarmsync.templates`: the API adds who may
+Thin wrappers over `swarmsync.deployments.schedules` and `swarmsync.templates`: the API adds who may
 do it (`schedules:read` / `schedules:write`) and the audit line, nothing else.
 """
 
@@ -13,12 +13,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import Field
 
-from swarmsync import owners, schedules, templates
+from swarmsync import owners, templates
 from swarmsync.api.deps import address, check, require
 from swarmsync.api.routes_jobs import job_out
 from swarmsync.api.schemas import JobOut, Strict
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
+from swarmsync.deployments import schedules
 from swarmsync.spec import JobSpec
 
 router = APIRouter(tags=["schedules"], responses={401: {}, 403: {}})

@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
             backend, secret_env = job_backend(), _parse_env(secret, "--secret") or None
             try:
                 if backend is LOCAL:  # secrets stored once, every copy refers to them
-                    spec, extra = jobs._prepare(image, cmd, secret_env, options, template), {}
+                    spec, extra = jobs.prepare_spec(image, cmd, secret_env, options, template), {}
                 else:  # the template is read through the API; the server stores the secrets
                     spec, extra = backend.job_spec(image, cmd, template, **options), {"secret_env": secret_env}
             except (ValidationError, JobSpecError, LookupError) as exc:

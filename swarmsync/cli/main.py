@@ -51,7 +51,7 @@ def up(
     dashboard: bool = typer.Option(True, help="Also start the dashboard on SWARMSYNC_DASHBOARD_PORT (needs the API)."),
 ) -> None:
     """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""
-    from swarmsync.stack import Stack, StackError
+    from swarmsync.deployments.stack import Stack, StackError
 
     stack = Stack()
     _sigterm_as_interrupt()
@@ -91,10 +91,10 @@ def demo(
 ) -> None:
     """Start the stack, run a sample container job, print its output and where things are."""
     from swarmsync import jobs
+    from swarmsync.deployments.stack import Stack, StackError
     from swarmsync.docker_runner import docker_client
     from swarmsync.doctor import check_docker
     from swarmsync.images import ImageUnavailable, demo_image
-    from swarmsync.stack import Stack, StackError
 
     docker_check = check_docker()
     if not docker_check.ok:
@@ -155,7 +155,7 @@ def dashboard() -> None:
     import os
     import subprocess
 
-    from swarmsync.stack import StackError, dashboard_command
+    from swarmsync.deployments.stack import StackError, dashboard_command
 
     settings = get_settings()
     try:

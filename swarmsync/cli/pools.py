@@ -29,7 +29,7 @@ def create(
     archive_block: str = typer.Option(None, help="Filesystem block slug for this pool's archives"),
 ) -> None:
     """Create a pool and its `container-job/NAME` deployment; on an existing pool, change only the settings given."""
-    from swarmsync.pools import create_pool
+    from swarmsync.deployments.pools import create_pool
 
     policy = {k: v for k, v in {
         "allow_privileged": allow_privileged, "allow_host_network": allow_host_network,
@@ -50,7 +50,7 @@ def create(
 @pool_app.command("show")
 def show(name: str = typer.Argument(None, help="Pool (default: SWARMSYNC_WORK_POOL)")) -> None:
     """Show a pool's host policy."""
-    from swarmsync.pools import pool_policy
+    from swarmsync.deployments.pools import pool_policy
 
     table = Table("setting", "value")
     for key, value in pool_policy(name).items():

@@ -1,5 +1,5 @@
 """Schedule and template commands: `swarmsync schedule ...` (recurring jobs) and
-`swarmsync template ...` (saved jobs). They call `swarmsync.schedules` / `swarmsync.templates`
+`swarmsync template ...` (saved jobs). They call `swarmsync.deployments.schedules` / `swarmsync.templates`
 on the server host, or the SwarmSync API's /schedules and /templates when SWARMSYNC_URL is
 set or `swarmsync login` stored one (see `target.hibernator`)."""
 

@@ -23,10 +23,11 @@ def job_backend() -> Any:
 
 
 def hibernator() -> Any:
-    """Schedules and templates: `swarmsync.schedules`/`templates` here, or the API's."""
+    """Schedules and templates: `swarmsync.deployments.schedules`/`templates` here, or the API's."""
     if remote_configured():
         return RemoteHibernator(Client.from_settings())
-    from swarmsync import schedules, templates
+    from swarmsync import templates
+    from swarmsync.deployments import schedules
 
     return SimpleNamespace(
         create=schedules.create, add=schedules.add, list_schedules=schedules.list_schedules,
@@ -37,7 +38,7 @@ def hibernator() -> Any:
 
 
 class RemoteHibernator:
-    """The same calls as `swarmsync.schedules`/`templates`, through `/schedules` and `/templates`."""
+    """The same calls as `swarmsync.deployments.schedules`/`templates`, through `/schedules` and `/templates`."""
 
     def __init__(self, client: Client):
         self.client = client
@@ -45,7 +46,7 @@ class RemoteHibernator:
     def create(self, name: str, image: str | None = None, command: Any = None, *, template: str | None = None,
                overlap: str = "allow", pool: str | None = None, queue: str | None = None,
                secret_env: dict[str, str] | None = None, paused: bool = False, **options: Any):
-        from swarmsync.schedules import RecurringJob
+        from swarmsync.deployments.schedules import RecurringJob
 
         when = {k: options.pop(k) for k in WHEN if k in options}
         body: dict[str, Any] = {"overlap": overlap, "pool": pool, "queue": queue, "paused": paused,
@@ -57,12 +58,12 @@ class RemoteHibernator:
         return RecurringJob.from_dict(self.client.create_schedule(name, spec, **body))
 
     def add(self, name: str, **when_and_overrides: Any):
-        from swarmsync.schedules import RecurringJob
+        from swarmsync.deployments.schedules import RecurringJob
 
         return RecurringJob.from_dict(self.client.add_schedule(name, **when_and_overrides))
 
     def list_schedules(self) -> list:
-        from swarmsync.schedules import RecurringJob
+        from swarmsync.deployments.schedules import RecurringJob
 
         return [RecurringJob.from_dict(row) for row in self.client.schedules()]
 

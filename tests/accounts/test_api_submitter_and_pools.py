@@ -10,6 +10,7 @@ import pytest
 
 import swarmsync
 from swarmsync.auth import audit
+from swarmsync.deployments import pools
 from tests.accounts.conftest import auth
 
 FORGED = ["keep-me", "swarmsync.user:someone-else", " SWARMSYNC.USER:admin"]
@@ -59,7 +60,7 @@ def test_a_schedule_and_a_template_cannot_claim_a_user_either(api, operator, bus
         tags = created.json()["job"]["tags"]
         assert sorted(tags) == sorted(["keep-me", f"swarmsync.user:{account.username}"])  # its creator
     finally:
-        swarmsync.schedules.delete(name)
+        swarmsync.deployments.schedules.delete(name)
     saved = api.post("/templates", json={"name": name, "spec": spec}, headers=headers)
     assert saved.status_code == 201, saved.text
     try:
@@ -70,7 +71,7 @@ def test_a_schedule_and_a_template_cannot_claim_a_user_either(api, operator, bus
 
 @pytest.fixture
 def new_pool(stack):
-    from swarmsync.pools import create_pool
+    from swarmsync.deployments.pools import create_pool
 
     name = f"t-{uuid.uuid4().hex[:8]}"
     create_pool(name, max_cpu=2)
@@ -79,14 +80,14 @@ def new_pool(stack):
 
 def test_an_admin_changes_some_of_a_pools_policy_and_the_rest_stays(api, role_tokens, new_pool):
     headers = auth(role_tokens["admin"])
-    assert swarmsync.pools.pool_policy(new_pool)["cap_drop"] == ["NET_RAW", "MKNOD", "AUDIT_WRITE"]  # built in
+    assert pools.pool_policy(new_pool)["cap_drop"] == ["NET_RAW", "MKNOD", "AUDIT_WRITE"]  # built in
     changed = api.patch(f"/pools/{new_pool}", json={"max_memory": "2g", "allow_gpu": True, "cap_drop": ["ALL"]},
                         headers=headers)
     assert changed.status_code == 200, changed.text
     policy = changed.json()
     assert policy["max_memory"] == "2g" and policy["allow_gpu"] is True and policy["cap_drop"] == ["ALL"]
     assert policy["max_cpu"] == 2  # untouched
-    assert swarmsync.pools.pool_policy(new_pool) == policy
+    assert pools.pool_policy(new_pool) == policy
     cleared = api.patch(f"/pools/{new_pool}", json={"max_cpu": None}, headers=headers).json()
     assert cleared["max_cpu"] is None and cleared["max_memory"] == "2g"
     entry = audit.events(action="pool.update")[0]
@@ -107,7 +108,7 @@ def test_invalid_policy_values_get_422_naming_each_setting(api, role_tokens, new
     unknown = api.patch(f"/pools/{new_pool}", json={"max_gpus": 3}, headers=headers)
     assert unknown.status_code == 422
     assert api.patch("/pools/no-such-pool", json={"max_cpu": 1}, headers=headers).status_code == 404
-    assert swarmsync.pools.pool_policy(new_pool)["max_memory"] is None  # nothing was changed
+    assert pools.pool_policy(new_pool)["max_memory"] is None  # nothing was changed
 
 
 def test_only_admins_change_pool_policy(api, role_tokens, new_pool):
@@ -116,4 +117,4 @@ def test_only_admins_change_pool_policy(api, role_tokens, new_pool):
                             headers=auth(role_tokens[role]))
         assert refused.status_code == 403 and "pools:manage" in refused.json()["detail"]
     assert api.patch(f"/pools/{new_pool}", json={"allow_privileged": True}).status_code == 401
-    assert swarmsync.pools.pool_policy(new_pool)["allow_privileged"] is False
+    assert pools.pool_policy(new_pool)["allow_privileged"] is False

@@ -163,7 +163,8 @@ def test_user_and_token_commands_follow_the_roles(stack, remote):
 
 def test_schedule_and_template_commands_through_the_api_follow_the_roles(stack, remote, busybox,
                                                                          no_leftover_containers):
-    from swarmsync import schedules, templates
+    from swarmsync import templates
+    from swarmsync.deployments import schedules
 
     viewer, viewer_token = _user("viewer")
     operator, operator_token = _user("operator")

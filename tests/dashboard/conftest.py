@@ -27,7 +27,7 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 @pytest.fixture
 def dashboard_options(stack, monkeypatch):
     """Options file removed after the test (it lives in the stack's SWARMSYNC_HOME)."""
-    from dashboard.options import options_path
+    from swarmsync.dashboard.options import options_path
 
     yield options_path()
     options_path().unlink(missing_ok=True)
@@ -63,8 +63,8 @@ def app_as(stack, make_user) -> Callable[[str], tuple[AppTest, Account]]:
 @pytest.fixture
 def api_client(stack, make_user):
     """A swarmsync.Client logged in as an operator, for arranging jobs the pages then show."""
-    from dashboard.data import api_url
     from swarmsync.client import Client
+    from swarmsync.dashboard.data import api_url
 
     account = make_user("operator")
     return Client.login(api_url(), account.username, PASSWORD)

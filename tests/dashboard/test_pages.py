@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from dashboard import data
-from dashboard.navigation import PAGES, visible_pages
+from swarmsync.dashboard import data
+from swarmsync.dashboard.navigation import PAGES, visible_pages
 from swarmsync.settings import get_settings
 from tests.dashboard.conftest import log_in, new_app, texts, wait_until
 
@@ -234,7 +234,7 @@ def test_schedules_list_next_runs_and_operators_pause_them_viewers_only_read(app
     import swarmsync
 
     name = f"dash-{uuid.uuid4().hex[:8]}"
-    swarmsync.schedules.create(name, busybox, "echo from-a-schedule", every="1h", pull_policy="never")
+    swarmsync.deployments.schedules.create(name, busybox, "echo from-a-schedule", every="1h", pull_policy="never")
     viewer, _ = app_as("viewer")
     viewer.switch_page("views/schedules.py").run()
     assert not viewer.exception
@@ -247,8 +247,8 @@ def test_schedules_list_next_runs_and_operators_pause_them_viewers_only_read(app
     operator.selectbox(key="schedule_name").select(name).run()
     next(b for b in operator.button if b.key == "schedule_pause").click().run()
     assert not operator.exception
-    assert swarmsync.schedules.get(name).paused
-    swarmsync.schedules.delete(name)
+    assert swarmsync.deployments.schedules.get(name).paused
+    swarmsync.deployments.schedules.delete(name)
 
 
 def test_admins_see_users_tokens_and_the_audit_log_and_add_a_user(app_as, make_user):

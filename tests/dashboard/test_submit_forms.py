@@ -105,7 +105,7 @@ def test_on_a_schedule_creates_a_recurring_job_through_the_api_and_its_errors_si
     assert not at.exception
     assert at.session_state["submit_errors"] == {}
     try:
-        created = swarmsync.schedules.get(name)
+        created = swarmsync.deployments.schedules.get(name)
         assert created.overlap == "skip"
         [when] = created.schedules
         assert when.description == "cron 0 3 1 1 * (Europe/Berlin)"
@@ -114,7 +114,7 @@ def test_on_a_schedule_creates_a_recurring_job_through_the_api_and_its_errors_si
         assert f"Schedule {name} created" in texts(at)
         assert audit.events(actor=account.username, action="schedule.create")[0].target == name
     finally:
-        swarmsync.schedules.delete(name)
+        swarmsync.deployments.schedules.delete(name)
 
 
 def test_save_as_job_template_goes_through_the_api_and_keeps_secrets_in_secret_blocks(submit_page, busybox):

@@ -47,7 +47,7 @@ def _worker_heartbeat_after(client, pool: str, moment: datetime) -> bool:
 @pytest.fixture
 def default_pool_policy(stack):
     """The default pool's policy is restored after the test (the session's other tests share the pool)."""
-    from swarmsync import pools
+    from swarmsync.deployments import pools
 
     name = get_settings().work_pool
     before = pools.pool_policy(name)

@@ -18,9 +18,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
 import swarmsync
-from swarmsync import schedules
 from swarmsync.archive import ArchiveNotFound
 from swarmsync.connection import api_url, prefect_api
+from swarmsync.deployments import schedules
 from swarmsync.timing import TimingError
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
@@ -238,8 +238,8 @@ def _archive(job_id: str, finished: datetime) -> None:
 
 
 def test_retention_flow_removes_exactly_the_archives_and_rows_older_than_its_cutoff(stack):
-    from flows.retention import retention
     from swarmsync.db import ArchiveRecord, session_scope
+    from swarmsync.flows.retention import retention
     from swarmsync.settings import get_settings
 
     now = datetime.now(UTC)

@@ -18,8 +18,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
 
 import swarmsync
-from swarmsync import schedules
 from swarmsync.connection import api_url, prefect_api
+from swarmsync.deployments import schedules
 from tests.conftest import _configure, create_pg_database, drop_pg_database, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -194,7 +194,7 @@ def test_cancel_stops_the_container_and_archives_partial_output(stack, busybox, 
 
 
 def test_cancel_before_any_worker_picks_the_job_up_ends_it_at_once(stack, busybox):
-    from swarmsync.pools import create_pool
+    from swarmsync.deployments.pools import create_pool
 
     idle_pool = f"idle-{uuid.uuid4().hex[:8]}"  # no worker serves it: the job stays Scheduled
     create_pool(idle_pool)

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 import swarmsync
-from swarmsync import schedules
-from swarmsync.stack import StackError, prefect_redis_env, split_server
+from swarmsync.deployments import schedules
+from swarmsync.deployments.stack import StackError, prefect_redis_env, split_server
 from tests.conftest import _configure, running_stack
 
 PREFECT_REDIS = os.environ.get("SWARMSYNC_TEST_PREFECT_REDIS", "redis://127.0.0.1:6379/8")

@@ -20,8 +20,8 @@ from prefect.client.orchestration import get_client
 import swarmsync
 from swarmsync.archive import verify_archive
 from swarmsync.connection import prefect_api
+from swarmsync.deployments.pools import create_pool
 from swarmsync.docker_runner import LABEL_FLOW_RUN
-from swarmsync.pools import create_pool
 from swarmsync.spec import JobSpec
 
 
@@ -234,7 +234,7 @@ def test_pools_docker_host_block_chooses_the_engine_jobs_run_on(stack, workers, 
     good, bad = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
     create_pool(good, docker_host=_save_block(DockerHost(base_url="unix:///var/run/docker.sock"), f"{good}-host"))
     create_pool(bad, docker_host=_save_block(DockerHost(base_url="unix:///nonexistent/docker.sock"), f"{bad}-host"))
-    assert swarmsync.pools.pool_policy(good)["docker_host"]["$ref"]["block_document_id"]
+    assert swarmsync.deployments.pools.pool_policy(good)["docker_host"]["$ref"]["block_document_id"]
     workers(good)
     workers(bad)
     assert swarmsync.submit(busybox, "echo on-the-pools-engine", pool=good).wait(60).result().stdout == (
@@ -388,7 +388,7 @@ def test_retry_from_the_prefect_ui_runs_a_finished_job_again(stack, busybox, doc
 
 
 def test_pool_create_on_an_existing_pool_changes_only_the_settings_given(stack):
-    from swarmsync.pools import pool_policy
+    from swarmsync.deployments.pools import pool_policy
 
     name = f"t-{uuid.uuid4().hex[:8]}"
     create_pool(name, max_memory="2g", allow_gpu=True)
@@ -400,7 +400,7 @@ def test_pool_create_on_an_existing_pool_changes_only_the_settings_given(stack):
 
 
 def test_queue_depth_counts_waiting_scheduled_and_running_runs(pool, busybox):
-    from swarmsync.pools import list_pools
+    from swarmsync.deployments.pools import list_pools
 
     due = swarmsync.submit(busybox, "echo due", pool=pool)  # no worker serves this pool
     later = swarmsync.submit(busybox, "echo later", pool=pool, delay="1h")

@@ -8,9 +8,9 @@ import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from dashboard import data, forms
-from dashboard.navigation import visible_pages
 from swarmsync.auth.roles import ROLE_PERMISSIONS, Role
+from swarmsync.dashboard import data, forms
+from swarmsync.dashboard.navigation import visible_pages
 
 
 def test_a_valid_form_becomes_a_jobspec_with_its_secret_apart():

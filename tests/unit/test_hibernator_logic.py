@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from blocks.job_template import JobTemplate
-from deployments.schedules import (
+from swarmsync.blocks.job_template import JobTemplate
+from swarmsync.deployments.schedule_rules import (
     ScheduleError,
     build_schedule,
     check_cron,
@@ -20,7 +20,7 @@ from deployments.schedules import (
     overlap_options,
     overlap_policy,
 )
-from swarmsync.schedules import Cron, RRule, _deployment_schedule, _schedule_from_options
+from swarmsync.deployments.schedules import Cron, RRule, _deployment_schedule, _schedule_from_options
 from swarmsync.spec import JobSpec, JobSpecError
 from swarmsync.templates import check_name
 from swarmsync.timing import TimingError, parse_duration, parse_time, start_time

@@ -2,8 +2,8 @@
 
 import pytest
 
+from swarmsync.deployments.stack import StackError, check_mode, prefect_env
 from swarmsync.settings import SwarmSyncSettings
-from swarmsync.stack import StackError, check_mode, prefect_env
 
 
 def test_single_user_mode_is_refused_beyond_loopback():

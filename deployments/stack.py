@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 
 import anyio
@@ -186,7 +187,8 @@ class Stack:
         """What one Prefect server process does at start (migrations, block types), done once."""
         with open(self.log_dir / "prefect-migrate.log", "ab") as log:
             done = subprocess.run(
-                [sys.executable, "-c", "import anyio, swarmsync.stack as s; anyio.run(s.prepare_prefect_database)"],
+                [sys.executable, "-c",
+                 "import anyio, swarmsync.deployments.stack as s; anyio.run(s.prepare_prefect_database)"],
                 env=prefect_env(self.settings), stdout=log, stderr=subprocess.STDOUT, timeout=600,
             )
         if done.returncode != 0:
@@ -194,7 +196,7 @@ class Stack:
 
     def prepare(self) -> None:
         """Database migrations, block types, the work pool and the job deployment."""
-        from swarmsync.pools import create_pool
+        from swarmsync.deployments.pools import create_pool
 
         migrate()
         with prefect_api():
@@ -259,12 +261,10 @@ class Stack:
 
 
 def dashboard_command(settings: SwarmSyncSettings) -> list[str]:
-    """`streamlit run dashboard/app.py` bound to the dashboard's address, headless, no telemetry."""
-    from importlib.util import find_spec
-
-    found = find_spec("dashboard")
+    """`streamlit run <swarmsync.dashboard>/app.py` bound to the dashboard's address, headless, no telemetry."""
+    found = find_spec("swarmsync.dashboard")
     if found is None or not found.submodule_search_locations:
-        raise StackError("the dashboard package is not installed (pip install -e . in the SwarmSync checkout)")
+        raise StackError("swarmsync.dashboard is not installed (pip install -e . in the SwarmSync checkout)")
     app = Path(next(iter(found.submodule_search_locations))) / "app.py"
     return [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.address", settings.dashboard_bind_host, "--server.port", str(settings.dashboard_port),
@@ -280,13 +280,19 @@ def _answers(url: str) -> bool:
 
 
 async def _register_block_types() -> None:
+    """Register with the server the block types SwarmSync's pools and jobs use: Prefect's
+    Secret and filesystems, and every block class the installed integrations brought in
+    (SwarmSync's own and prefect-docker's), found through Prefect's collection registry."""
+    from prefect.blocks.core import Block
     from prefect.blocks.system import Secret
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
-    from prefect_docker import DockerHost, DockerRegistryCredentials
+    from prefect.plugins import load_prefect_collections
+    from prefect.utilities.dispatch import get_registry_for_type
 
-    from blocks.job_template import JobTemplate
-
-    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem, DockerHost, DockerRegistryCredentials, JobTemplate):
+    load_prefect_collections()  # imports swarmsync.plugin (and prefect_docker): their blocks register themselves
+    integrations = [cls for cls in (get_registry_for_type(Block) or {}).values()
+                    if cls.__module__.startswith(("swarmsync.", "prefect_docker."))]
+    for block_cls in (Secret, LocalFileSystem, RemoteFileSystem, *integrations):
         await block_cls.aregister_type_and_schema()
 
 

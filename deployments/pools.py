@@ -56,7 +56,7 @@ def create_pool(name: str, **policy: Any) -> str:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from deployments.job_deployment import ensure_job_deployment, ensure_work_pool
+    from swarmsync.deployments.job_deployment import ensure_job_deployment, ensure_work_pool
     from swarmsync.jobs import deployment_for_pool
 
     check_policy(policy)
