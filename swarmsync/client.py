@@ -21,7 +21,7 @@ import httpx
 from prefect.client.schemas.objects import FlowRun
 
 from swarmsync.archive import ArchiveNotFound
-from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, build_spec
+from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
 
@@ -211,9 +211,9 @@ class Client:
                 results.append(Submission(index, None, str(exc)))
         return results
 
-    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None) -> list[FlowRun]:
+    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None) -> list[JobRow]:
         params = {"limit": limit, **({"state": state} if state else {}), **({"user": user} if user else {})}
-        return [FlowRun.model_validate(j["flow_run"]) for j in self.request("GET", "/jobs", params=params).json()]
+        return [JobRow.model_validate(j) for j in self.request("GET", "/jobs", params=params).json()]
 
     def get_job(self, job_id: str) -> RemoteJob:
         return RemoteJob(self, self.request("GET", f"/jobs/{job_id}").json())

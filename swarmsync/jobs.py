@@ -18,24 +18,61 @@ from uuid import UUID
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, LogFilter, LogFilterTimestamp
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Scheduled
+from pydantic import BaseModel, Field
 
 from swarmsync import archive
 from swarmsync.connection import api_url, uses_prefect_api
-from swarmsync.owners import USER_LABEL, user_tag, without_user_tags
+from swarmsync.owners import USER_LABEL, submitted_by, user_tag, without_user_tags
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError
 from swarmsync.timing import start_time
 
-TERMINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
 JOB_FLOW_NAME = "container-job"
 
 
 class JobNotFound(LookupError):
     """No job with that id."""
+
+
+class JobRow(BaseModel):
+    """One job as listings show it (CLI, dashboard, `GET /jobs`): the same fields everywhere."""
+
+    id: str
+    state: str | None = Field(description="Prefect state name: Scheduled, Running, Completed, Failed, ...")
+    state_type: str | None = Field(default=None, description="Prefect state type, e.g. COMPLETED")
+    final: bool = Field(default=False, description="The job has ended (its state is final)")
+    message: str | None = None
+    user: str | None = Field(default=None, description="Who submitted it through the API (None: not via the API)")
+    image: str = ""
+    command: str = Field(default="", description="The command as one line")
+    tags: list[str] = Field(default_factory=list)
+    queue: str | None = None
+    created: datetime | None = None
+    scheduled: datetime | None = Field(default=None, description="When it is (or was) due to start")
+    started: datetime | None = None
+    ended: datetime | None = None
+    duration_s: float | None = None
+    flow_run: FlowRun = Field(description="The Prefect flow run behind the job")
+
+    @classmethod
+    def from_flow_run(cls, run: FlowRun) -> JobRow:
+        job = dict((run.parameters or {}).get("job") or {})
+        command = job.get("command")
+        duration = (run.end_time - run.start_time).total_seconds() if run.start_time and run.end_time else None
+        return cls(
+            id=str(run.id), state=run.state.name if run.state else None,
+            state_type=run.state.type.value if run.state else None,
+            final=bool(run.state and run.state.is_final()), message=run.state.message if run.state else None,
+            user=submitted_by(run), image=job.get("image", ""),
+            command=" ".join(command) if isinstance(command, list) else (command or ""),
+            tags=list(run.tags or []), queue=run.work_queue_name, created=run.created,
+            scheduled=run.expected_start_time, started=run.start_time, ended=run.end_time, duration_s=duration,
+            flow_run=run,
+        )
 
 
 @dataclass
@@ -93,7 +130,7 @@ class Job:
 
     def is_finished(self) -> bool:
         state = self.flow_run().state
-        return bool(state and state.type in TERMINAL)
+        return bool(state and state.is_final())
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> Job:
         """Block until the job ends; TimeoutError if it takes longer than `timeout` s."""
@@ -356,8 +393,8 @@ def get_job(job_id: str | UUID) -> Job:
 
 
 @uses_prefect_api
-def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None) -> list[FlowRun]:
-    """The newest job runs first; `user`: only those this user submitted through the API."""
+def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None) -> list[JobRow]:
+    """The newest jobs first; `user`: only those this user submitted through the API."""
     conditions: dict[str, Any] = {}
     if state:
         conditions["state"] = {"name": {"any_": [state.capitalize()]}}
@@ -365,9 +402,36 @@ def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None
         conditions["tags"] = {"all_": [user_tag(user)]}
     flt = FlowRunFilter(**conditions) if conditions else None
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
+        runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME])),
             flow_run_filter=flt,
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=limit,
         )
+    return [JobRow.from_flow_run(run) for run in runs]
+
+
+class LocalJobs:
+    """The `JobBackend` (swarmsync.backend) that asks Prefect directly: the server host's view."""
+
+    def submit(self, image: str | JobSpec | None = None, command: list[str] | str | None = None,
+               **options: Any) -> Job:
+        return submit(image, command, **options)
+
+    def submit_many(
+        self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None
+    ) -> list[Submission]:
+        return submit_many(specs, pool=pool, queue=queue)
+
+    def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
+                 template: str | None = None, **options: Any) -> JobSpec:
+        return prepare_spec(image, command, None, options, template)
+
+    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None) -> list[JobRow]:
+        return list_jobs(limit=limit, state=state, user=user)
+
+    def get_job(self, job_id: str) -> Job:
+        return get_job(job_id)
+
+    def read_archive_file(self, job_id: str, name: str) -> bytes:
+        return archive.read_archive_file(job_id, name)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from swarmsync import archive, jobs, owners
+from swarmsync import archive, jobs
 from swarmsync.api.deps import address, check, require
 from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, StateOut
 from swarmsync.auth import audit
@@ -22,11 +22,7 @@ reader = require(Permission.JOBS_READ)
 
 
 def job_out(run) -> JobOut:
-    return JobOut(
-        id=str(run.id), state=run.state.name if run.state else None,
-        message=run.state.message if run.state else None, user=owners.submitted_by(run),
-        flow_run=run.model_dump(mode="json"),
-    )
+    return JobOut.from_flow_run(run)
 
 
 @router.get("", response_model=list[JobOut])
@@ -37,7 +33,7 @@ def list_jobs(
     principal: Principal = Depends(reader),
 ) -> list[JobOut]:
     """Jobs, newest first."""
-    return [job_out(run) for run in jobs.list_jobs(limit=limit, state=state, user=user)]
+    return jobs.list_jobs(limit=limit, state=state, user=user)
 
 
 @router.post("", response_model=JobOut, status_code=201, responses={400: {}, 404: {}, 422: {}})

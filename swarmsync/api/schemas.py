@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from swarmsync.jobs import JobRow
 from swarmsync.spec import JobSpec
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -104,12 +105,7 @@ class JobSubmission(Strict):
         return v
 
 
-class JobOut(BaseModel):
-    id: str
-    state: str | None
-    message: str | None = None
-    user: str | None = Field(default=None, description="Who submitted it through the API (None: not via the API)")
-    flow_run: dict[str, Any] = Field(description="The Prefect flow run behind the job")
+JobOut = JobRow  # one row shape for the API, the CLI and the dashboard
 
 
 class LogLine(BaseModel):

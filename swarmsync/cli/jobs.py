@@ -196,17 +196,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for all job co
         user: str = typer.Option(None, help="Only jobs this user submitted through the API"),
     ) -> None:
         """List jobs, newest first."""
-        from swarmsync.owners import submitted_by
-
         table = Table("state", "image", "command", "user", "created")
         table.add_column("id", no_wrap=True, min_width=36)
-        for run in job_backend().list_jobs(limit=limit, state=state, user=user):
-            job = run.parameters.get("job", {})
-            command = job.get("command")
+        for row in job_backend().list_jobs(limit=limit, state=state, user=user):
             table.add_row(
-                run.state.name if run.state else "?", job.get("image", "?"),
-                command if isinstance(command, str) else " ".join(command or []), submitted_by(run) or "-",
-                run.created.strftime("%Y-%m-%d %H:%M") if run.created else "", str(run.id),
+                row.state or "?", row.image or "?", row.command, row.user or "-",
+                row.created.strftime("%Y-%m-%d %H:%M") if row.created else "", row.id,
             )
         console.print(table)
 

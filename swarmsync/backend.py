@@ -1,0 +1,47 @@
+"""One interface for submitting and reading jobs, whoever answers it.
+
+`swarmsync.jobs.LocalJobs` answers from Prefect directly (on the server host, embedded
+mode); `swarmsync.Client` answers through a SwarmSync API (team mode, with the caller's
+role applied). The CLI and the dashboard take a `JobBackend` and never ask which one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from swarmsync.spec import JobSpec
+
+if TYPE_CHECKING:  # typing only: the rows and handles are defined beside their implementations
+    from swarmsync.jobs import Job, JobRow, Submission
+
+
+@runtime_checkable
+class JobBackend(Protocol):
+    """What every way in needs of jobs: submit, list, open one, download its archive."""
+
+    def submit(
+        self, image: str | JobSpec | None = None, command: list[str] | str | None = None, *,
+        template: str | None = None, secret_env: dict[str, str] | None = None,
+        at: datetime | str | None = None, delay: str | float | timedelta | None = None,
+        pool: str | None = None, queue: str | None = None, **options: Any,
+    ) -> Job:
+        """Submit a job (a JobSpec, an image and options, or a saved template); returns at once."""
+
+    def submit_many(
+        self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None
+    ) -> list[Submission]:
+        """Submit many jobs; each entry says which job was made or why not."""
+
+    def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
+                 template: str | None = None, **options: Any) -> JobSpec:
+        """The JobSpec a submission with these arguments would run (validated, nothing submitted)."""
+
+    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None) -> list[JobRow]:
+        """Jobs, newest first, as typed rows."""
+
+    def get_job(self, job_id: str) -> Job:
+        """A handle on one job (`JobNotFound` if there is none)."""
+
+    def read_archive_file(self, job_id: str, name: str) -> bytes:
+        """One file of a finished job's archive (`ArchiveNotFound` before it ends)."""
