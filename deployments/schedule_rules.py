@@ -18,6 +18,8 @@ from prefect.client.schemas.objects import ConcurrencyLimitStrategy, Concurrency
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, CronSchedule, IntervalSchedule, RRuleSchedule
 from prefect.schedules import Schedule
 
+from swarmsync.prefect_internals import cron_checkers
+
 OVERLAP_POLICIES = ("allow", "skip", "queue")
 _STRATEGY = {"skip": ConcurrencyLimitStrategy.CANCEL_NEW, "queue": ConcurrencyLimitStrategy.ENQUEUE}
 
@@ -40,8 +42,7 @@ def check_timezone(timezone: str | None) -> str | None:
 
 
 def check_cron(expression: str) -> str:
-    from prefect._internal.schemas.validators import validate_cron_string
-    from prefect._vendor.croniter import croniter  # Prefect's own cron parser: its errors say why
+    validate_cron_string, croniter = cron_checkers()  # Prefect's own cron rules: their errors say why
 
     if len(expression.split()) not in (5, 6):
         raise ScheduleError(

@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from swarmsync.connection import api_url, prefect_api
+from swarmsync.connection import api_healthy, api_url, prefect_api
 from swarmsync.db import migrate
 from swarmsync.settings import SwarmSyncSettings, get_settings
 
@@ -120,13 +120,6 @@ def check_mode(settings: SwarmSyncSettings) -> None:
             "SWARMSYNC_PREFECT_AUTH_STRING=user:password to protect it with Prefect's basic auth "
             "(users then reach SwarmSync through its API with their own accounts)"
         )
-
-
-def api_healthy(url: str | None = None, timeout: float = 2.0) -> bool:
-    try:
-        return httpx.get(f"{url or api_url()}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def wait_for(check, what: str, timeout: float, proc: subprocess.Popen | None = None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,18 @@ CREDENTIALS_FILE = "credentials.json"
 
 
 class APIError(RuntimeError):
-    """The API refused a request; `status` is the HTTP status, the message its reason."""
+    """The API refused a request; `status` is the HTTP status, the message its reason.
 
-    def __init__(self, status: int, message: str):
+    `detail` is the error body's `detail` as the API returned it (a string, or FastAPI's list of
+    errors for a 422); `errors` lists the fields the API named as wrong, each `{"loc": [...], "msg": ...}`
+    (`loc` as FastAPI gives it, e.g. `["body", "max_memory"]`): empty when it named none.
+    """
+
+    def __init__(self, status: int, message: str, detail: Any = None, errors: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.status = status
+        self.detail = message if detail is None else detail
+        self.errors = list(errors or [])
 
 
 class APIInputError(APIError, ValueError):
@@ -79,15 +87,12 @@ class Client:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text[:500]
+            detail, errors = _error_body(response)
             if response.status_code == 404 and path.startswith("/jobs/"):
                 downloads = ("/result", "/result.txt", "/files")
                 raise (ArchiveNotFound if path.endswith(downloads) else JobNotFound)(str(detail))
             error = {400: APIInputError, 422: APIInputError, 404: APINotFound}.get(response.status_code, APIError)
-            raise error(response.status_code, f"{response.status_code}: {_reason(detail)}")
+            raise error(response.status_code, f"{response.status_code}: {_reason(detail)}", detail, errors)
         return response
 
     # --- accounts -------------------------------------------------------------------
@@ -240,6 +245,21 @@ def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
 
 
+def _error_body(response: httpx.Response) -> tuple[Any, list[dict[str, Any]]]:
+    """A refusal's `detail` and the fields it names: FastAPI's 422 list, or SwarmSync's `errors`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500], []
+    if not isinstance(body, dict):
+        return body, []
+    detail = body.get("detail")
+    items = detail if isinstance(detail, list) else body.get("errors")
+    errors = [{"loc": list(e.get("loc") or []), "msg": str(e.get("msg", ""))}
+              for e in items or [] if isinstance(e, dict)]
+    return detail, errors
+
+
 def _reason(detail: Any) -> str:
     """FastAPI's 422 detail is a list of errors: say where and what, not a Python repr."""
     if isinstance(detail, list):
@@ -255,9 +275,14 @@ class RemoteJob(Job):
         super().__init__(body["id"], FlowRun.model_validate(body["flow_run"]))
         self.client = client
 
+    def row(self) -> JobRow:
+        """The job now, as `GET /jobs/{id}` gives it: state, final, user, image, command, times."""
+        row = JobRow.model_validate(self.client.request("GET", f"/jobs/{self.id}").json())
+        self._flow_run = row.flow_run
+        return row
+
     def flow_run(self) -> FlowRun:
-        self._flow_run = FlowRun.model_validate(self.client.request("GET", f"/jobs/{self.id}").json()["flow_run"])
-        return self._flow_run
+        return self.row().flow_run
 
     def cancel(self) -> None:
         self.client.request("POST", f"/jobs/{self.id}/cancel")
@@ -287,6 +312,36 @@ class RemoteJobResult(JobResult):
 
     def output_bytes(self, name: str = "output.txt") -> bytes:
         return self.client.read_archive_file(self.job_id, name)
+
+
+# --- what the dashboard needs of the settings ---------------------------------------------
+@dataclass(frozen=True)
+class DashboardSettings:
+    """The settings the dashboard uses (it reads them here, not from `swarmsync.settings`)."""
+
+    api_url: str  # the SwarmSync API it talks to
+    prefect_ui_url: str  # the Prefect UI for run links by default: the Prefect API URL without `/api`
+    home_dir: Path  # where the dashboard keeps its options (dashboard.json)
+    work_pool: str  # the default work pool
+    dashboard_url: str  # where the dashboard itself listens
+    max_body_bytes: int  # the largest request body the API takes (bounds uploads)
+
+
+def dashboard_settings() -> DashboardSettings:
+    settings = get_settings()
+    api_url = settings.dashboard_api_url or settings.url
+    if not api_url:
+        host = settings.api_bind_host
+        if host in ("0.0.0.0", "::"):  # bound to every address: reach it on this machine
+            host = "127.0.0.1"
+        api_url = f"http://{host}:{settings.api_port}"
+    return DashboardSettings(
+        api_url=api_url.rstrip("/"),
+        prefect_ui_url=settings.prefect_api_url.removesuffix("/").removesuffix("/api").rstrip("/"),
+        home_dir=settings.home_dir, work_pool=settings.work_pool,
+        dashboard_url=f"http://{settings.dashboard_bind_host}:{settings.dashboard_port}",
+        max_body_bytes=settings.max_body_bytes,
+    )
 
 
 # --- the stored login (swarmsync login) ------------------------------------------------

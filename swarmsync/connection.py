@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
+import httpx
 import prefect.context
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, Settings
 
@@ -65,3 +66,11 @@ def uses_prefect_api(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def api_healthy(url: str | None = None, timeout: float = 2.0) -> bool:
+    """The Prefect API at `url` (default: the configured one) answers its health probe."""
+    try:
+        return httpx.get(f"{url or api_url()}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import docker
 import docker.errors
@@ -45,15 +46,13 @@ class JobRefused(RuntimeError):
 CLIENT_POOL_SIZE = 128  # HTTP connections kept per engine: each running job's `wait` holds one
 
 
-def docker_client() -> docker.DockerClient:
-    """The pool's Docker engine (its prefect-docker `DockerHost` block) when running under a
-    SwarmSync worker; else SWARMSYNC_DOCKER_HOST; else Docker's own environment.
+def docker_client(engine: Any | None = None) -> docker.DockerClient:
+    """A client of `engine` (a pool's prefect-docker `DockerHost` block); with none,
+    SWARMSYNC_DOCKER_HOST, else Docker's own environment.
 
     One client per engine per process, shared by all jobs: a new client costs an API version
     round trip and a connection (~15 ms, twice per job before)."""
-    from swarmsync import runtime
-
-    host = runtime.current_docker_host.get()
+    host = engine
     url = get_settings().docker_host
     key = f"block:{host.model_dump()!r}" if host is not None else f"url:{url or ''}"
     with _clients_lock:
@@ -344,6 +343,31 @@ class ContainerRun:
             self.container.remove(force=True)
         except docker.errors.NotFound:
             pass
+
+
+def start_or_adopt(
+    client: docker.DockerClient, spec: JobSpec, image: ResolvedImage, policy: HostPolicy, flow_run_id: str,
+    secret_values: dict[str, str], capture: OutputCapture, inputs: bytes | None,
+    worker: str | None = None, pool: str | None = None,
+) -> tuple[ContainerRun, float | None, float, bool]:
+    """Start the run's container, or take over the one a dead worker of this run left
+    behind: never a second container for one run. Returns the container run, the seconds
+    left of the job's timeout, when the container started (epoch s) and whether it was adopted."""
+    existing = find_job_containers(client, flow_run_id)
+    if existing:
+        run = ContainerRun(client, existing[0], capture)
+        run.adopt()
+        elapsed = run.elapsed()
+        remaining = max(spec.timeout - elapsed, 0.001) if spec.timeout else None
+        return run, remaining, time.time() - elapsed, True
+    container = create_container(client, spec, image, policy, flow_run_id, secret_values, worker, pool)
+    run = ContainerRun(client, container, capture)
+    try:
+        run.start(inputs)
+    except BaseException:
+        run.remove()
+        raise
+    return run, spec.timeout, time.time(), False
 
 
 def list_containers(client: docker.DockerClient, label: str | list[str]) -> list[Container]:

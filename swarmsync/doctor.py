@@ -9,7 +9,7 @@ import anyio
 import httpx
 from sqlalchemy import text
 
-from swarmsync.connection import api_url, prefect_api
+from swarmsync.connection import api_healthy, api_url, prefect_api
 from swarmsync.settings import get_settings
 
 
@@ -24,8 +24,6 @@ class Check:
 def check_prefect() -> Check:
     """The Prefect API answers, and accepts our credentials (its health probe needs none, so
     an authenticated read is tried too: a team-mode server without the auth string is down for us)."""
-    from swarmsync.deployments.stack import api_healthy
-
     url = api_url()
     if not api_healthy(url):
         return Check("Prefect API", False, f"no answer at {url}: start it with 'swarmsync up'")

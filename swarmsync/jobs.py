@@ -350,7 +350,7 @@ def submit_many(
                     results[index] = Submission(index, Job(run.id, run))
                     return
                 except Exception as exc:  # noqa: BLE001 - classified below
-                    if not _transient(exc) or attempt == attempts - 1:
+                    if not is_transient(exc) or attempt == attempts - 1:
                         results[index] = Submission(index, None, f"{type(exc).__name__}: {exc}"[:500])
                         return
                     await anyio.sleep(min(0.25 * 2**attempt, 8))
@@ -365,7 +365,7 @@ def submit_many(
     return [r for r in results if r is not None]
 
 
-def _transient(exc: Exception) -> bool:
+def is_transient(exc: Exception) -> bool:
     import httpx
 
     if isinstance(exc, httpx.HTTPStatusError):

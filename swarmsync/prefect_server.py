@@ -26,57 +26,9 @@ Both are applied at import, so they also hold in the API processes uvicorn spawn
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
-from typing import Any
 
-from cachetools import LRUCache
-
-_PASSED: LRUCache[str, bool] = LRUCache(maxsize=256)
-
-
-def remember_valid_schemas() -> None:
-    """Make Prefect's schema validator check each distinct schema against the metaschema once."""
-    from prefect.utilities.schema_tools import validation
-
-    validator = validation._VALIDATOR
-    if getattr(validator.check_schema, "remembers_valid_schemas", False):
-        return
-    check = validator.check_schema  # a classmethod, bound to the validator class
-
-    def check_schema(schema: Any, *args: Any, **kwargs: Any) -> None:
-        key = json.dumps(schema, sort_keys=True, default=str)
-        if key in _PASSED:
-            return
-        check(schema, *args, **kwargs)  # raises SchemaError for an invalid schema: not remembered
-        _PASSED[key] = True
-
-    check_schema.remembers_valid_schemas = True  # type: ignore[attr-defined]
-    check_schema.unremembered = check  # type: ignore[attr-defined]
-    validator.check_schema = staticmethod(check_schema)
-
-
-def immediate_sqlite_transactions() -> None:
-    """Begin every transaction of Prefect's server on SQLite as IMMEDIATE (take the write lock first)."""
-    from prefect.server.database.configurations import AioSqliteConfiguration
-
-    begin_transaction = AioSqliteConfiguration.begin_transaction
-    if getattr(begin_transaction, "immediate", False):
-        return
-
-    @asynccontextmanager
-    async def begin_immediate(
-        self: AioSqliteConfiguration, session: Any, with_for_update: bool = False
-    ) -> AsyncGenerator[Any, None]:
-        async with begin_transaction(self, session, with_for_update=True) as transaction:
-            yield transaction
-
-    begin_immediate.immediate = True  # type: ignore[attr-defined]
-    begin_immediate.deferred = begin_transaction  # type: ignore[attr-defined]
-    AioSqliteConfiguration.begin_transaction = begin_immediate  # type: ignore[method-assign]
-
+from swarmsync.prefect_internals import immediate_sqlite_transactions, remember_valid_schemas
 
 remember_valid_schemas()
 immediate_sqlite_transactions()

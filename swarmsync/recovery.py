@@ -20,6 +20,7 @@ import os
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import docker.errors
 from prefect.client.orchestration import PrefectClient
@@ -47,10 +48,10 @@ from swarmsync.docker_runner import (
 logger = logging.getLogger("swarmsync.recovery")
 
 
-def docker_host_facts() -> dict:
+def docker_host_facts(engine: Any | None = None) -> dict:
     """Docker version, cpus, memory and running containers of this worker's engine."""
     try:
-        info = docker_client().info()
+        info = docker_client(engine).info()
     except Exception as exc:  # noqa: BLE001 - report the engine as down, keep heartbeating
         return {"hostname": socket.gethostname(), "docker_error": str(exc)[:200]}
     return {
@@ -62,8 +63,9 @@ def docker_host_facts() -> dict:
     }
 
 
-def record_telemetry(worker_name: str, pool: str, running_jobs: int, started_at: datetime) -> None:
-    facts = docker_host_facts()
+def record_telemetry(worker_name: str, pool: str, running_jobs: int, started_at: datetime,
+                     engine: Any | None = None) -> None:
+    facts = docker_host_facts(engine)
     row = WorkerTelemetry(
         worker_name=worker_name, pool=pool, hostname=facts["hostname"], pid=os.getpid(),
         docker_version=facts.get("docker_version"), cpus=facts.get("cpus"),
@@ -101,7 +103,8 @@ def is_orphaned(run: FlowRun, hostname: str | None = None) -> bool:
 
 
 async def recover_orphaned_runs(
-    client: PrefectClient, pool: str, run_logger: Callable[[FlowRun], logging.LoggerAdapter]
+    client: PrefectClient, pool: str, run_logger: Callable[[FlowRun], logging.LoggerAdapter],
+    engine: Any | None = None,
 ) -> int:
     """Re-enqueue, crash or retry this host's orphaned runs; returns how many were handled."""
     runs = await client.read_flow_runs(
@@ -114,7 +117,7 @@ async def recover_orphaned_runs(
         limit=200,
     )
     handled = 0
-    engine = docker_client()
+    engine = docker_client(engine)
     for run in runs:
         if not is_orphaned(run):
             continue

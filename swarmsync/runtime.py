@@ -1,34 +1,61 @@
-"""What the worker hands to a job flow running in its process: the pool's host policy,
-pull policy and name, an event set when the run is cancelled, and what to do once the run
-has ended.
+"""The worker <-> job flow contract: what the SwarmSync worker hands to a job flow that
+runs in its own process, as one typed object in one context variable.
 
-The worker sets these context variables before it runs a flow; flows started by
-any other worker get the defaults.
+Built like Prefect's own context models (`prefect.context.ContextModel`): the worker
+enters a `JobRuntime` around each flow run (`with JobRuntime(...):`), the flow reads it
+with `JobRuntime.get()`. A flow run by any other worker type finds none and uses
+`JobRuntime()` (the defaults: the local engine, the built-in policy, polling for cancel).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
+from prefect.context import ContextModel
+from pydantic import Field
 
 from swarmsync.policy import HostPolicy
 
-current_policy: ContextVar[HostPolicy | None] = ContextVar("swarmsync_policy", default=None)
-current_pull_policy: ContextVar[str | None] = ContextVar("swarmsync_pull_policy", default=None)
-current_pool: ContextVar[str | None] = ContextVar("swarmsync_pool", default=None)
-# threads removing this run's containers while its result is archived; the flow joins them
-pending_removals: ContextVar[list | None] = ContextVar("swarmsync_pending_removals", default=None)
-current_cancel_event: ContextVar[anyio.Event | None] = ContextVar("swarmsync_cancel", default=None)
-# the pool's prefect-docker blocks: `DockerHost` (which engine) and `DockerRegistryCredentials`
-current_docker_host: ContextVar[Any | None] = ContextVar("swarmsync_docker_host", default=None)
-current_registry_credentials: ContextVar[Any | None] = ContextVar("swarmsync_registry_credentials", default=None)
-# the pool's archive store: a Prefect filesystem block slug (None: the installation's store)
-current_archive_block: ContextVar[str | None] = ContextVar("swarmsync_archive_block", default=None)
-# name of the Scheduled state the worker claimed the run from ("AwaitingRetry": a retry
-# asked for, e.g. the Prefect UI's Retry; "Resuming": recovery after a worker died)
-claimed_from: ContextVar[str | None] = ContextVar("swarmsync_claimed_from", default=None)
-# work the worker does right after the run's final state is set (the run's Prefect artifacts:
-# the final state need not wait for them); None under other workers: done before it ends
-after_final_state: ContextVar[list | None] = ContextVar("swarmsync_after_final_state", default=None)
+
+class JobRuntime(ContextModel):
+    """One job flow run's view of its worker and pool."""
+
+    __var__: ClassVar[ContextVar[JobRuntime]] = ContextVar("swarmsync_job_runtime")
+
+    policy: HostPolicy = Field(default_factory=HostPolicy, description="The pool's host policy")
+    pull_policy: str | None = Field(default=None, description="The pool's image pull policy")
+    pool: str | None = Field(default=None, description="The work pool's name")
+    engine: Any | None = Field(
+        default=None, description="The pool's Docker engine (a prefect-docker DockerHost block); None: local"
+    )
+    registry_credentials: Any | None = Field(
+        default=None, description="The pool's DockerRegistryCredentials block, used before a pull"
+    )
+    archive_block: str | None = Field(
+        default=None, description="The pool's archive store (a filesystem block slug); None: the installation's"
+    )
+    claimed_from: str | None = Field(
+        default=None,
+        description="Name of the Scheduled state the worker claimed the run from ('AwaitingRetry': a retry "
+        "asked for; 'Resuming': recovery after a worker died); None: not claimed by a SwarmSync worker",
+    )
+    cancel_event: anyio.Event | None = Field(
+        default=None, description="Set by the worker's shared watcher when the run is cancelled; None: poll"
+    )
+    after_final_state: list[Callable[[], Awaitable[None]]] | None = Field(
+        default=None,
+        description="Work the worker runs right after the final state is set (the run's artifacts); "
+        "None: the flow does it before it ends",
+    )
+    pending_removals: list[threading.Thread] = Field(
+        default_factory=list, description="Threads removing this run's containers; the flow joins them before it ends"
+    )
+
+    @classmethod
+    def current(cls) -> JobRuntime:
+        """The runtime the worker entered, or the defaults outside a SwarmSync worker."""
+        return cls.get() or cls()

@@ -12,6 +12,7 @@ from prefect.exceptions import ObjectNotFound
 
 from swarmsync.blocks.job_template import JobTemplate
 from swarmsync.connection import uses_prefect_api
+from swarmsync.prefect_internals import block_from_document
 from swarmsync.spec import JobSpec, JobSpecError
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -96,7 +97,7 @@ def list_templates() -> dict[str, JobTemplate]:
             documents = client.read_block_documents_by_type(JobTemplate.get_block_type_slug())
         except ObjectNotFound:
             return {}
-    return {d.name: JobTemplate._from_block_document(d) for d in documents if d.name}
+    return {d.name: block_from_document(JobTemplate, d) for d in documents if d.name}
 
 
 @uses_prefect_api

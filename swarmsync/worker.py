@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,11 @@ from uuid import UUID
 
 import anyio
 import anyio.abc
-from cachetools import TTLCache, cached
-from prefect._internal.observers import FlowRunCancellingObserver
+from cachetools import TTLCache
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, WorkerMetadata
 from prefect.context import AsyncClientContext
+from prefect.exceptions import InfrastructureNotFound
 from prefect.flow_engine import run_flow_async
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.settings import get_current_settings
@@ -36,9 +35,13 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from prefect_docker import DockerHost, DockerRegistryCredentials
 from pydantic import BaseModel, Field
 
-from swarmsync import runtime
+from swarmsync import prefect_internals
 from swarmsync.claim import claim_run
+from swarmsync.db import migrate
+from swarmsync.docker_runner import docker_client, find_job_containers
 from swarmsync.policy import HostPolicy
+from swarmsync.recovery import docker_host_facts, record_telemetry, recover_orphaned_runs
+from swarmsync.runtime import JobRuntime
 
 
 class PoolPlaces(BaseModel):
@@ -104,33 +107,6 @@ def _ttl_cached(read: Callable[[UUID], Awaitable[Any]], ttl: float) -> Callable[
     return cached
 
 
-def _cache_default_result_storage(ttl: float) -> None:
-    """Prefect's engine asks the server for its default result storage at every flow run's
-    start, synchronously (a new client and a blocking request in the worker's event loop).
-    Job flows never persist results; ask at most once per `ttl` seconds in this process."""
-    import prefect.results
-
-    read = prefect.results._read_server_default_result_storage_block_id
-    if not hasattr(read, "cache"):  # not wrapped yet
-        prefect.results._read_server_default_result_storage_block_id = cached(TTLCache(maxsize=1, ttl=ttl))(read)
-
-
-def _skip_suspension_watch() -> None:
-    """Prefect's flow engine watches every deployment run for suspension with a thread, an
-    event loop and an events websocket of its own, and blocks the event loop until it is
-    connected. The job flow never suspends, so in the worker's process that watch is a no-op:
-    one websocket fewer per running job on the server, and no stall per job start."""
-    import prefect.flow_engine
-
-    if hasattr(prefect.flow_engine, "observe_flow_run_suspension"):
-        prefect.flow_engine.observe_flow_run_suspension = _no_suspension_watch
-
-
-@contextmanager
-def _no_suspension_watch(*_args: Any, **_kwargs: Any) -> Iterator[None]:
-    yield
-
-
 def _working_directory(pull_steps: list[dict[str, Any]] | None) -> str | None:
     """The folder a `set_working_directory` pull step names (deployments made by
     `prefect deploy` from prefect.yaml carry no `path`, only that step)."""
@@ -161,25 +137,24 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         self._flows: dict[UUID, Flow] = {}
         self._running: set[UUID] = set()
         self._cancel_events: dict[UUID, anyio.Event] = {}
-        self._job_cancellation: FlowRunCancellingObserver | None = None
+        self._job_cancellation: Any | None = None  # Prefect's FlowRunCancellingObserver
         self._started_at = datetime.now(UTC)
         self._wake: anyio.abc.ObjectSendStream[None] | None = None
         self._client_context: AsyncClientContext | None = None
+        self._engine: DockerHost | None = None  # the pool's Docker engine (its docker_host block); None: local
 
     async def setup(self) -> None:
-        from swarmsync.db import migrate
-
         await anyio.to_thread.run_sync(migrate)
         await super().setup()
         _cache_reads(self.client, ttl=DEFINITION_CACHE_SECONDS)
         # one API client for every job run in this process (Prefect's engine otherwise opens
         # a new client, connection and CSRF handshake per run)
         self._client_context = await self._exit_stack.enter_async_context(AsyncClientContext())
-        _skip_suspension_watch()
-        _cache_default_result_storage(ttl=DEFINITION_CACHE_SECONDS)
+        prefect_internals.skip_suspension_watch()
+        prefect_internals.cache_default_result_storage(ttl=DEFINITION_CACHE_SECONDS)
         # one watcher for all running jobs (websocket events, polling fallback) instead of one poll per job
         self._job_cancellation = await self._exit_stack.enter_async_context(
-            FlowRunCancellingObserver(
+            prefect_internals.flow_run_cancelling_observer()(
                 on_cancelling=self._on_job_cancelling,
                 polling_interval=get_current_settings().worker.cancellation_poll_seconds,
             )
@@ -266,15 +241,14 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         flow = await self._load_flow(flow_run)
         if task_status:
             task_status.started(identifier)
-        runtime.current_policy.set(configuration.host_policy())
-        runtime.current_pull_policy.set(configuration.pull_policy)
-        runtime.current_docker_host.set(configuration.docker_host)
-        runtime.current_registry_credentials.set(configuration.registry_credentials)
-        runtime.current_archive_block.set(configuration.archive_block)
-        runtime.current_pool.set(self._work_pool_name)
-        runtime.claimed_from.set(flow_run.state.name if flow_run.state else None)
         cancelled = self._cancel_events[flow_run.id] = anyio.Event()
-        runtime.current_cancel_event.set(cancelled)
+        runtime = JobRuntime(
+            policy=configuration.host_policy(), pull_policy=configuration.pull_policy,
+            pool=self._work_pool_name, engine=configuration.docker_host,
+            registry_credentials=configuration.registry_credentials, archive_block=configuration.archive_block,
+            claimed_from=flow_run.state.name if flow_run.state else None, cancel_event=cancelled,
+            after_final_state=[],
+        )
         if self._job_cancellation:
             self._job_cancellation.add_in_flight_flow_run_id(flow_run.id)
         self._running.add(flow_run.id)
@@ -282,14 +256,13 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             if not await self._wait_for_start(flow_run, cancelled):
                 await self._mark_flow_run_as_cancelled(flow_run, {"message": "cancelled before it started"})
                 return SwarmSyncWorkerResult(identifier=identifier, status_code=0)
-            after_final_state = runtime.after_final_state.set([])
             try:
-                state = await run_flow_async(
-                    flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
-                )
+                with runtime:
+                    state = await run_flow_async(
+                        flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+                    )
             finally:
-                await self._after_final_state(flow_run)
-                runtime.after_final_state.reset(after_final_state)
+                await self._after_final_state(flow_run, runtime.after_final_state or [])
         finally:
             self._running.discard(flow_run.id)
             self._cancel_events.pop(flow_run.id, None)
@@ -299,10 +272,10 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
                 self._poll_soon()  # the worker was full: runs waiting for this slot need not wait for a poll
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
 
-    async def _after_final_state(self, flow_run: FlowRun) -> None:
+    async def _after_final_state(self, flow_run: FlowRun, steps: list[Callable[[], Awaitable[None]]]) -> None:
         """What the run left to do once its final state was set (its Prefect artifacts): the
         final state, which clients wait for, comes ~0.1 s sooner. A failure is logged, not raised."""
-        for step in runtime.after_final_state.get() or []:
+        for step in steps:
             try:
                 await step()
             except Exception as exc:  # noqa: BLE001 - the run and its archive are complete already
@@ -352,25 +325,27 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
     async def kill_infrastructure(
         self, infrastructure_pid: str, configuration: SwarmSyncJobConfiguration, grace_seconds: int = 30
     ) -> None:
-        """Stop a run's container (used for runs cancelled before the flow started)."""
-        from swarmsync.docker_runner import docker_client, find_job_containers
-
+        """Stop a run's container (used for runs cancelled before the flow started). The Docker
+        calls block, so they run in a thread, as prefect-docker's worker does."""
         flow_run_id = infrastructure_pid.rsplit(":", 1)[-1]
-        runtime.current_docker_host.set(configuration.docker_host)
-        for container in find_job_containers(docker_client(), flow_run_id):
-            container.stop(timeout=min(grace_seconds, 10))
+
+        def stop() -> None:
+            containers = find_job_containers(docker_client(configuration.docker_host), flow_run_id)
+            if not containers:
+                raise InfrastructureNotFound(f"no container of flow run {flow_run_id} on this engine")
+            for container in containers:
+                container.stop(timeout=min(grace_seconds, 10))
+
+        await anyio.to_thread.run_sync(stop)
 
     async def sync_with_backend(self) -> None:
         await super().sync_with_backend()
-        from swarmsync.recovery import record_telemetry, recover_orphaned_runs
-
         await self._use_pool_docker_host()
-
         await anyio.to_thread.run_sync(
-            record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at
+            record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at, self._engine
         )
         try:
-            await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger)
+            await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger, self._engine)
         except Exception:  # noqa: BLE001 - recovery is retried at the next heartbeat; never stop the worker
             self._logger.exception("recovery of orphaned runs failed; retrying at the next heartbeat")
 
@@ -385,13 +360,11 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         except Exception as exc:  # noqa: BLE001 - e.g. a deleted block: report, keep the local engine
             self._logger.warning("pool's docker_host could not be resolved (%s); using the local engine", exc)
             return
-        runtime.current_docker_host.set(defaults.docker_host)
+        self._engine = defaults.docker_host
 
     async def _worker_metadata(self) -> WorkerMetadata | None:
         metadata = await super()._worker_metadata()
-        from swarmsync.recovery import docker_host_facts
-
-        facts = await anyio.to_thread.run_sync(docker_host_facts)
+        facts = await anyio.to_thread.run_sync(docker_host_facts, self._engine)
         if metadata is None:
             return WorkerMetadata(integrations=[], swarmsync=facts)
         return WorkerMetadata(**metadata.model_dump(), swarmsync=facts)

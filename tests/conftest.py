@@ -26,6 +26,26 @@ PG_ADMIN_URL = os.environ.get(
     "SWARMSYNC_TEST_PG", "postgresql+psycopg://swarmsync:swarmsync@127.0.0.1:5432/postgres"
 )
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TESTS = Path(__file__).resolve().parent
+STACK_FOLDERS = ("integration", "accounts", "dashboard")  # every test there runs against real services
+DOCKER_FIXTURES = {"docker_client", "busybox", "stack", "run_job", "no_leftover_containers"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with what it needs (`-m unit` runs without Docker or servers), and keep
+    unit tests honest: one that asks for Docker or a stack is an error, not a slow unit test."""
+    for item in items:
+        folder = Path(str(item.path)).relative_to(TESTS).parts[0]
+        needs_docker = bool(DOCKER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if folder == "unit":
+            if needs_docker:
+                raise pytest.UsageError(f"{item.nodeid} is a unit test but uses Docker: move it to tests/integration")
+            item.add_marker(pytest.mark.unit)
+            continue
+        if folder in STACK_FOLDERS:
+            item.add_marker(pytest.mark.stack)
+        if needs_docker or folder in STACK_FOLDERS:
+            item.add_marker(pytest.mark.docker)
 
 
 def free_port() -> int:

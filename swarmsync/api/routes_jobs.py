@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from swarmsync import archive, jobs
 from swarmsync.api.deps import address, check, require
-from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, StateOut
+from swarmsync.api.errors import Conflict, responses
+from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, ManifestOut, StateOut
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses={401: {}, 403: {}})
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 403))
 reader = require(Permission.JOBS_READ)
 
 
@@ -36,7 +37,7 @@ def list_jobs(
     return jobs.list_jobs(limit=limit, state=state, user=user)
 
 
-@router.post("", response_model=JobOut, status_code=201, responses={400: {}, 404: {}, 422: {}})
+@router.post("", response_model=JobOut, status_code=201, responses=responses(400, 404, 422))
 def submit(
     body: JobSubmission, request: Request, principal: Principal = Depends(require(Permission.JOBS_SUBMIT)),
 ) -> JobOut:
@@ -51,45 +52,47 @@ def submit(
     return job_out(job.flow_run())
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={404: {}})
+@router.get("/{job_id}", response_model=JobOut, responses=responses(404))
 def get_job(job_id: str, principal: Principal = Depends(reader)) -> JobOut:
     return job_out(jobs.get_job(job_id).flow_run())
 
 
-@router.get("/{job_id}/logs", response_model=list[LogLine], responses={404: {}})
+@router.get("/{job_id}/logs", response_model=list[LogLine], responses=responses(404))
 def logs(job_id: str, after: datetime | None = None, principal: Principal = Depends(reader)) -> list[LogLine]:
     """The run log, oldest first; `after` returns only newer lines (for following)."""
     return [LogLine(timestamp=ts, name=name, message=msg) for ts, name, msg in jobs.get_job(job_id).logs(after)]
 
 
-@router.get("/{job_id}/states", response_model=list[StateOut], responses={404: {}})
+@router.get("/{job_id}/states", response_model=list[StateOut], responses=responses(404))
 def states(job_id: str, principal: Principal = Depends(reader)) -> list[StateOut]:
     """The job's state history, oldest first."""
     return [StateOut(timestamp=ts, type=kind, name=name, message=msg) for ts, kind, name, msg in
             jobs.get_job(job_id).states()]
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, status_code=202, responses={404: {}, 409: {}})
+@router.post("/{job_id}/cancel", response_model=JobOut, status_code=202, responses=responses(404, 409))
 def cancel(
     job_id: str, request: Request, principal: Principal = Depends(require(Permission.JOBS_CANCEL)),
 ) -> JobOut:
     """Stop the job's container; the partial output is archived."""
     job = jobs.get_job(job_id)
     if job.is_finished():
-        raise JobFinished(f"job {job.id} already ended {job.status()}")
+        raise Conflict(f"job {job.id} already ended {job.status()}")
     job.cancel()
     audit.record(principal.username, "job.cancel", job.id, address=address(request))
     return job_out(job.flow_run())
 
 
-@router.get("/{job_id}/result", responses={404: {}})
-def result(job_id: str, principal: Principal = Depends(reader)) -> dict:
+@router.get("/{job_id}/result", response_model=ManifestOut, response_model_exclude_unset=True,
+            responses=responses(404))
+def result(job_id: str, principal: Principal = Depends(reader)) -> ManifestOut:
     """The archive manifest: state, exit code, reason, timings, SHA-256 of every file."""
-    return archive.read_manifest(archive.check_job_id(job_id))
+    return ManifestOut.model_validate(archive.read_manifest(archive.check_job_id(job_id)))
 
 
 @router.get(
-    "/{job_id}/result.txt", response_class=Response, responses={200: {"content": {"text/plain": {}}}, 404: {}},
+    "/{job_id}/result.txt", response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, **responses(404)},
 )
 def result_txt(
     job_id: str, stream: Literal["output", "stdout", "stderr"] = "output", principal: Principal = Depends(reader),
@@ -102,7 +105,8 @@ def result_txt(
 
 
 @router.get(
-    "/{job_id}/files", response_class=Response, responses={200: {"content": {"application/gzip": {}}}, 404: {}},
+    "/{job_id}/files", response_class=Response,
+    responses={200: {"content": {"application/gzip": {}}}, **responses(404)},
 )
 def files(job_id: str, principal: Principal = Depends(reader)) -> Response:
     """The job's output folder as files.tar.gz (when the job set `output_dir`)."""
@@ -110,7 +114,3 @@ def files(job_id: str, principal: Principal = Depends(reader)) -> Response:
     data = archive.read_archive_file(job_id, archive.FILES_ARCHIVE)
     return Response(data, media_type="application/gzip",
                     headers={"Content-Disposition": f'attachment; filename="{job_id}-files.tar.gz"'})
-
-
-class JobFinished(Exception):
-    """Cancel of a job that already ended: 409."""

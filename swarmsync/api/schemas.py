@@ -1,9 +1,14 @@
-"""Request and response bodies of the SwarmSync API (bounded text fields everywhere)."""
+"""Request and response bodies of the SwarmSync API, by resource (bounded text fields everywhere).
+
+Requests are `Strict` (unknown fields refused). Responses that carry open-ended JSON (a job's
+spec, an archive manifest, a pool policy) declare the known fields and allow others (`Open`).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -17,6 +22,40 @@ RoleName = Literal["admin", "operator", "viewer"]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Open(BaseModel):
+    """A response with known fields and possibly more (kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# --- errors and acknowledgements -------------------------------------------------------------
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: e.g. ['body', 'max_memory']")
+    msg: str
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: `detail` says why (FastAPI's own 422 lists its errors there instead);
+    `errors` names each field that is wrong, where the API knows them."""
+
+    detail: str | list[dict[str, Any]]
+    errors: list[FieldError] | None = None
+
+
+class Status(BaseModel):
+    status: str
+
+
+class Done(BaseModel):
+    """The named object and what was done to it."""
+
+    name: str
+    done: str
+
+
+# --- auth, users, tokens ------------------------------------------------------------------
 
 
 class LoginRequest(Strict):
@@ -84,6 +123,7 @@ class TokenCreated(TokenOut):
     token: str = Field(description="The secret, shown only now")
 
 
+# --- jobs ---------------------------------------------------------------------------------
 class JobSubmission(Strict):
     spec: JobSpec
     secret_env: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=65536)]] = Field(
@@ -121,6 +161,150 @@ class StateOut(BaseModel):
     message: str | None = None
 
 
+class ArchivedFile(Open):
+    sha256: str
+    size: int
+
+
+class ManifestOut(Open):
+    """The archive manifest of a finished job (more fields as the runner records them)."""
+
+    job_id: str
+    state: str
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    files: dict[str, ArchivedFile] = Field(default_factory=dict)
+    manifest_sha256: str | None = None
+
+
+# --- schedules and templates -------------------------------------------------------------------
+ScheduleName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+SecretEnv = dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=65536)]]
+Text = Annotated[str, Field(max_length=65536)]
+
+
+class ScheduleCreate(Strict):
+    """A named recurring job: the job (a spec or a saved template) and when it runs."""
+
+    name: ScheduleName
+    spec: JobSpec | None = Field(default=None, description="The job; or give `template`")
+    template: ScheduleName | None = Field(default=None, description="A saved job template instead of `spec`")
+    cron: Annotated[str, Field(max_length=200)] | None = None
+    every: Annotated[str, Field(max_length=50)] | None = Field(default=None, description="e.g. 15m, 1h, 90s")
+    rrule: Annotated[str, Field(max_length=2000)] | None = None
+    timezone: Annotated[str, Field(max_length=100)] | None = Field(default=None, description="e.g. Europe/Berlin")
+    start: datetime | None = Field(default=None, description="Anchor of an interval")
+    overlap: Literal["allow", "skip", "queue"] = "allow"
+    pool: Annotated[str, Field(max_length=200)] | None = None
+    queue: Annotated[str, Field(max_length=200)] | None = None
+    paused: bool = False
+    secret_env: SecretEnv = Field(default_factory=dict, max_length=100)
+
+
+class ScheduleAdd(Strict):
+    """Another schedule for an existing named schedule; `command` and `env` give it a job
+    parameter of its own (Prefect's per-schedule parameters)."""
+
+    cron: Annotated[str, Field(max_length=200)] | None = None
+    every: Annotated[str, Field(max_length=50)] | None = Field(default=None, description="e.g. 15m, 1h, 90s")
+    rrule: Annotated[str, Field(max_length=2000)] | None = None
+    timezone: Annotated[str, Field(max_length=100)] | None = None
+    start: datetime | None = Field(default=None, description="Anchor of an interval")
+    active: bool = True
+    command: Text | list[Text] | None = Field(default=None, description="This schedule's own command")
+    env: dict[Annotated[str, Field(max_length=200)], Text] = Field(default_factory=dict, max_length=100)
+
+
+class RunAt(Strict):
+    at: datetime | None = Field(default=None, description="When to run (default: now)")
+
+
+class ScheduleEntryOut(BaseModel):
+    """One Prefect schedule of a named schedule."""
+
+    id: UUID
+    description: str
+    active: bool
+    job: dict[str, Any] | None = Field(default=None, description="Its own job parameter, if it overrides")
+    next_runs: list[datetime] = Field(default_factory=list)
+
+
+class ScheduleOut(BaseModel):
+    """A named schedule: its job, where it runs, overlap policy and next run times."""
+
+    name: str
+    deployment_id: UUID
+    deployment: str = Field(description="The Prefect deployment: flow name/schedule name")
+    pool: str | None = None
+    overlap: str
+    paused: bool
+    job: dict[str, Any] = Field(description="The job spec (secret values are never included)")
+    schedules: list[ScheduleEntryOut]
+    next_runs: list[datetime]
+
+
+class TemplateCreate(Strict):
+    name: ScheduleName
+    spec: JobSpec
+    secret_env: SecretEnv = Field(default_factory=dict, max_length=100)
+
+
+class TemplateOut(Open):
+    """A saved job template: JobSpec fields as saved (secrets as their Secret block names)."""
+
+    image: str
+
+
+# --- pools, workers, health, audit --------------------------------------------------------------
+PolicyText = Annotated[str, Field(max_length=200)]
+
+
+class PolicyUpdate(Strict):
+    """The settings to change (README: Workers, pools and routing); those left out stay as they are,
+    null clears a ceiling or a block."""
+
+    allow_privileged: bool | None = None
+    allow_host_network: bool | None = None
+    allow_gpu: bool | None = None
+    max_cpu: float | None = None
+    max_memory: PolicyText | None = None
+    max_pids: int | None = None
+    max_timeout: float | None = None
+    default_cpu: float | None = None
+    default_memory: PolicyText | None = None
+    default_pids_limit: int | None = None
+    default_network: PolicyText | None = None
+    cap_drop: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
+    pull_policy: PolicyText | None = None
+    docker_host: PolicyText | None = Field(default=None, description="A Docker Host block name")
+    registry_credentials: PolicyText | None = Field(default=None,
+                                                   description="A Docker Registry Credentials block name")
+    archive_block: PolicyText | None = Field(default=None, description="A filesystem block slug")
+
+
+class PolicyOut(Open):
+    """A pool's policy: the settings its base job template has (a pool of another type may have
+    fewer, or others)."""
+
+    allow_privileged: bool | None = None
+    allow_host_network: bool | None = None
+    allow_gpu: bool | None = None
+    max_cpu: float | None = None
+    max_memory: str | None = None
+    max_pids: int | None = None
+    max_timeout: float | None = None
+    default_cpu: float | None = None
+    default_memory: str | None = None
+    default_pids_limit: int | None = None
+    default_network: str | None = None
+    cap_drop: list[str] | None = None
+    pull_policy: str | None = None
+    docker_host: str | None = None
+    registry_credentials: str | None = None
+    archive_block: str | None = None
+
+
 class QueueOut(BaseModel):
     name: str
     priority: int
@@ -142,7 +326,7 @@ class PoolOut(BaseModel):
     type: str
     paused: bool
     concurrency_limit: int | None = None
-    policy: dict[str, Any]
+    policy: PolicyOut
     queues: list[QueueOut]
     workers: list[PoolWorkerOut]
 

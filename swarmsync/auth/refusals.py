@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Protocol
 
+from swarmsync.auth import audit_log
 from swarmsync.settings import get_settings
 
 OTHERS = "*"
@@ -47,8 +48,6 @@ def record(kind: str, actor: str, action: str, address: str | None, target: str 
            **detail: object) -> None:
     """One refused anonymous request: written in full if it is its address's first in the
     window, else counted into that window's summary row."""
-    from swarmsync.auth import audit
-
     settings = get_settings()
     window = max(int(settings.audit_refusal_window_seconds), 1)
     now = time.time()
@@ -56,15 +55,13 @@ def record(kind: str, actor: str, action: str, address: str | None, target: str 
     store = _store()
     bucket = store.bucket(kind, start, window, address or "unknown", settings.audit_refusal_max_addresses)
     if store.incr((kind, start, window, bucket)) == 1:
-        audit.record(actor, action, target, "denied", address, **detail,
+        audit_log.record(actor, action, target, "denied", address, **detail,
                      aggregated=f"further {KINDS[kind]} from {bucket} within {window} s are counted in one row")
         flush(now)  # a new window for this address: earlier windows are summarised now
 
 
 def flush(now: float | None = None) -> int:
     """Write the summary rows of windows that have passed (all windows with `now=inf`); returns how many."""
-    from swarmsync.auth import audit
-
     written = 0
     for (kind, start, window, bucket), count in _store().take_closed(time.time() if now is None else now):
         more = count - 1  # the first was written in full
@@ -72,7 +69,7 @@ def flush(now: float | None = None) -> int:
             continue
         since = datetime.fromtimestamp(start, UTC).isoformat()
         who = "other addresses" if bucket == OTHERS else bucket
-        audit.record("anonymous", "refused.summary", bucket, "denied", None if bucket == OTHERS else bucket,
+        audit_log.record("anonymous", "refused.summary", bucket, "denied", None if bucket == OTHERS else bucket,
                      kind=kind, count=more, window_start=since, window_seconds=window,
                      message=f"{more} more {KINDS[kind]} from {who} in the {window} s from {since}")
         written += 1

@@ -410,3 +410,27 @@ def test_queue_depth_counts_waiting_scheduled_and_running_runs(pool, busybox):
     finally:
         due.cancel()
         later.cancel()
+
+
+def test_jobs_share_one_docker_client_per_engine(monkeypatch):
+    from prefect_docker import DockerHost
+
+    from swarmsync.docker_runner import docker_client
+    from swarmsync.settings import get_settings
+
+    first = docker_client()
+    assert docker_client(None) is first  # no new client (and API version round trip) per call
+    assert first.ping()
+    monkeypatch.setenv("SWARMSYNC_DOCKER_HOST", "unix:///var/run/docker.sock")
+    get_settings.cache_clear()
+    try:
+        other = docker_client()
+        assert other is not first and other is docker_client()  # another engine, its own client
+        assert other.ping()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    engine = DockerHost(base_url="unix:///var/run/docker.sock")
+    by_block = docker_client(engine)
+    assert by_block is docker_client(DockerHost(base_url="unix:///var/run/docker.sock"))  # same engine, same client
+    assert by_block is not first and by_block.ping()

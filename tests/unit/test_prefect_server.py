@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from prefect.utilities.schema_tools import validation
 
-from swarmsync import prefect_server
+from swarmsync import prefect_internals, prefect_server  # noqa: F401 - importing prefect_server applies the patches
 from swarmsync.worker import SwarmSyncVariables
 
 
@@ -25,8 +25,8 @@ def counted_checks(monkeypatch):
         return original(schema, *args, **kwargs)
 
     monkeypatch.setattr(validation._VALIDATOR, "check_schema", staticmethod(counting))
-    monkeypatch.setattr(prefect_server, "_PASSED", type(prefect_server._PASSED)(maxsize=8))
-    prefect_server.remember_valid_schemas()
+    monkeypatch.setattr(prefect_internals, "_PASSED", type(prefect_internals._PASSED)(maxsize=8))
+    prefect_internals.remember_valid_schemas()
     yield calls
     monkeypatch.undo()
 

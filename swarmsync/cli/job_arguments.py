@@ -1,0 +1,38 @@
+"""From command-line words to job arguments: NAME=VALUE pairs, the command, JobSpec options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmsync.cli.console import fail
+
+
+def parse_env(pairs: list[str] | None, what: str) -> dict[str, str]:
+    """NAME=VALUE pairs as a dict; `what` (the option, e.g. --env) names a malformed one."""
+    env = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"{what} {pair!r} must be NAME=VALUE")
+        env[name] = value
+    return env
+
+
+def command_from(words: list[str] | None, shell: str | None) -> list[str] | str | None:
+    """The job's command: the positional words (exec form, a leading `--` dropped) or --shell."""
+    words = [w for i, w in enumerate(words or []) if not (i == 0 and w == "--")]
+    if words and shell:
+        fail("give a command or --shell, not both")
+    return shell or (words or None)
+
+
+def job_options(env: list[str] | None, memory: str | None, cpu: float | None, timeout: float | None,
+                tag: list[str] | None, retries: int | None) -> dict[str, Any]:
+    """JobSpec fields from the options schedules and templates share (those given only)."""
+    options: dict[str, Any] = {k: v for k, v in {
+        "memory": memory, "cpu": cpu, "timeout": timeout, "retries": retries}.items() if v is not None}
+    if env:
+        options["env"] = parse_env(env, "--env")
+    if tag:
+        options["tags"] = list(tag)
+    return options

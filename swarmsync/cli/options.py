@@ -1,0 +1,43 @@
+"""Options shared by several commands, declared once (Typer's `Annotated` style).
+
+A parameter's name gives the flag unless one is named here: `pool: Pool = None` is `--pool`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+# where a job runs
+Pool = Annotated[str | None, typer.Option(help="Work pool (default: SWARMSYNC_WORK_POOL)")]
+Queue = Annotated[str | None, typer.Option(help="Work queue within the pool")]
+
+# what a job runs
+Command = Annotated[list[str] | None, typer.Argument(help="Command and args (exec form)")]
+Shell = Annotated[str | None, typer.Option("--shell", "-c", help="A shell string run with /bin/sh -c")]
+Template = Annotated[
+    str | None, typer.Option("--template", "-T", help="A saved job template (options override it)")
+]
+Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE (repeatable)")]
+Secret = Annotated[
+    list[str] | None,
+    typer.Option("--secret", "-s", help="NAME=VALUE, kept in a Secret block: masked, never archived"),
+]
+Memory = Annotated[str | None, typer.Option(help="Memory limit, e.g. 256m")]
+Cpu = Annotated[float | None, typer.Option(help="CPU cores, e.g. 0.5")]
+Timeout = Annotated[float | None, typer.Option(help="Seconds before the job is stopped")]
+Tag = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (repeatable)")]
+Retries = Annotated[int | None, typer.Option(help="Retries when the job fails")]
+
+# when a schedule runs it
+Cron = Annotated[str | None, typer.Option(help="Cron expression, e.g. '30 2 * * *'")]
+Every = Annotated[str | None, typer.Option(help="Interval, e.g. 15m, 1h, 1d")]
+RRule = Annotated[str | None, typer.Option(help="RRule, e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9'")]
+TimeZone = Annotated[
+    str | None, typer.Option("--timezone", "--tz", help="IANA time zone, e.g. Europe/Berlin")
+]
+Start = Annotated[str | None, typer.Option(help="Anchor of an interval (ISO time)")]
+
+# accounts
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")]

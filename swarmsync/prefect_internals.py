@@ -1,0 +1,158 @@
+"""Every use of Prefect's internals by SwarmSync, in one place.
+
+SwarmSync relies on a few things Prefect does not promise to keep: private functions it
+patches for speed, private modules it imports, private hooks of `BaseWorker` its worker
+overrides. Each is reached through `internal()` here, which raises
+`PrefectInternalsChanged` (naming the symbol and the Prefect version) instead of silently
+doing nothing when an upgrade renames it; `tests/unit/test_prefect_internals.py` checks
+every one against the installed Prefect, so an upgrade that moves one fails there first.
+
+What is patched and why (each measured; see docs/internals.md):
+- the server remembers job-variable schemas that passed the metaschema check (~90 ms CPU
+  per run creation), and begins SQLite transactions IMMEDIATE (writers queue, no 503s);
+- in the worker's process, the engine's per-run suspension watch is skipped (job flows
+  never suspend) and the server's default result storage is asked at most every 10 s.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import prefect
+from cachetools import LRUCache, TTLCache, cached
+
+
+class PrefectInternalsChanged(RuntimeError):
+    """A Prefect internal SwarmSync relies on is gone or changed shape (an upgrade)."""
+
+
+def internal(module: str, name: str) -> Any:
+    """`module.name` from Prefect, or PrefectInternalsChanged saying which and where."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise PrefectInternalsChanged(
+            f"{module}.{name} is not in Prefect {prefect.__version__}: SwarmSync relies on it "
+            "(swarmsync/prefect_internals.py); pin the Prefect version SwarmSync supports or update that module"
+        ) from exc
+
+
+# --- private symbols SwarmSync imports ----------------------------------------------------------
+def flow_run_cancelling_observer() -> type:
+    """Prefect's watcher of Cancelling flow runs (websocket events, polling fallback), as its
+    own workers use it: one for all of a SwarmSync worker's running jobs."""
+    return internal("prefect._internal.observers", "FlowRunCancellingObserver")
+
+
+def cron_checkers() -> tuple[Any, Any]:
+    """Prefect's cron validator and its vendored croniter: the same rules (and messages) the
+    server applies to a Cron schedule."""
+    return (internal("prefect._internal.schemas.validators", "validate_cron_string"),
+            internal("prefect._vendor.croniter", "croniter"))
+
+
+def block_from_document(block_cls: type, document: Any) -> Any:
+    """A Block instance from a block document already read (Prefect's own loader does this per
+    name; listing all of a type's documents and building each saves a request per block)."""
+    from_document = getattr(block_cls, "_from_block_document", None)
+    if from_document is None:
+        raise PrefectInternalsChanged(f"Block._from_block_document is not in Prefect {prefect.__version__}")
+    return from_document(document)
+
+
+# private hooks of prefect.workers.base.BaseWorker that SwarmSyncWorker overrides or reads,
+# with the parameters it expects (tests/unit/test_prefect_internals.py checks each)
+BASE_WORKER_HOOKS: dict[str, tuple[str, ...]] = {
+    "_propose_pending_state": ("self", "flow_run"),
+    "_propose_submitting_state": ("self", "flow_run"),
+    "_give_worker_labels_to_flow_run": ("self", "flow_run_id"),
+    "_mark_flow_run_as_cancelled": ("self", "flow_run", "state_updates"),
+    "_worker_metadata": ("self",),
+    "get_and_submit_flow_runs": ("self",),
+}
+
+
+def check_base_worker_hooks() -> None:
+    """PrefectInternalsChanged if a BaseWorker hook SwarmSync overrides is gone or takes other parameters."""
+    from prefect.workers.base import BaseWorker
+
+    for name, expected in BASE_WORKER_HOOKS.items():
+        hook = getattr(BaseWorker, name, None)
+        if hook is None:
+            raise PrefectInternalsChanged(f"BaseWorker.{name} is not in Prefect {prefect.__version__}")
+        params = tuple(inspect.signature(hook).parameters)[: len(expected)]
+        if params != expected:
+            raise PrefectInternalsChanged(f"BaseWorker.{name}{params} no longer takes {expected}")
+
+
+# --- patches applied in the worker's process -------------------------------------------------------
+def cache_default_result_storage(ttl: float) -> None:
+    """Prefect's engine asks the server for its default result storage at every flow run's
+    start, synchronously (a new client and a blocking request in the worker's event loop).
+    Job flows never persist results; ask at most once per `ttl` seconds in this process."""
+    results = importlib.import_module("prefect.results")
+    read = internal("prefect.results", "_read_server_default_result_storage_block_id")
+    if not hasattr(read, "cache"):  # not wrapped yet
+        results._read_server_default_result_storage_block_id = cached(TTLCache(maxsize=1, ttl=ttl))(read)
+
+
+def skip_suspension_watch() -> None:
+    """Prefect's flow engine watches every deployment run for suspension with a thread, an
+    event loop and an events websocket of its own, and blocks the event loop until it is
+    connected. The job flow never suspends, so in the worker's process that watch is a no-op:
+    one websocket fewer per running job on the server, and no stall per job start."""
+    engine = importlib.import_module("prefect.flow_engine")
+    internal("prefect.flow_engine", "observe_flow_run_suspension")  # raises if Prefect renamed it
+    engine.observe_flow_run_suspension = _no_suspension_watch
+
+
+@contextmanager
+def _no_suspension_watch(*_args: Any, **_kwargs: Any) -> Iterator[None]:
+    yield
+
+
+# --- patches applied in the Prefect server's processes (swarmsync.prefect_server) -------------------
+_PASSED: LRUCache[str, bool] = LRUCache(maxsize=256)
+
+
+def remember_valid_schemas() -> None:
+    """Make Prefect's schema validator check each distinct schema against the metaschema once."""
+    validator = internal("prefect.utilities.schema_tools.validation", "_VALIDATOR")
+    if getattr(validator.check_schema, "remembers_valid_schemas", False):
+        return
+    check = validator.check_schema  # a classmethod, bound to the validator class
+
+    def check_schema(schema: Any, *args: Any, **kwargs: Any) -> None:
+        key = json.dumps(schema, sort_keys=True, default=str)
+        if key in _PASSED:
+            return
+        check(schema, *args, **kwargs)  # raises SchemaError for an invalid schema: not remembered
+        _PASSED[key] = True
+
+    check_schema.remembers_valid_schemas = True  # type: ignore[attr-defined]
+    check_schema.unremembered = check  # type: ignore[attr-defined]
+    validator.check_schema = staticmethod(check_schema)
+
+
+def immediate_sqlite_transactions() -> None:
+    """Begin every transaction of Prefect's server on SQLite as IMMEDIATE (take the write lock first)."""
+    AioSqliteConfiguration = internal("prefect.server.database.configurations", "AioSqliteConfiguration")  # noqa: N806
+    begin_transaction = AioSqliteConfiguration.begin_transaction
+    if getattr(begin_transaction, "immediate", False):
+        return
+
+    @asynccontextmanager
+    async def begin_immediate(
+        self: AioSqliteConfiguration, session: Any, with_for_update: bool = False
+    ) -> AsyncGenerator[Any, None]:
+        async with begin_transaction(self, session, with_for_update=True) as transaction:
+            yield transaction
+
+    begin_immediate.immediate = True  # type: ignore[attr-defined]
+    begin_immediate.deferred = begin_transaction  # type: ignore[attr-defined]
+    AioSqliteConfiguration.begin_transaction = begin_immediate  # type: ignore[method-assign]

@@ -1,0 +1,87 @@
+"""Every Prefect internal SwarmSync relies on (swarmsync/prefect_internals.py) is still there,
+in the shape SwarmSync expects: an upgrade of Prefect that moves one fails here first, by name."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from swarmsync import prefect_internals
+from swarmsync.prefect_internals import PrefectInternalsChanged, internal
+
+
+def test_a_missing_internal_is_named_not_skipped():
+    with pytest.raises(PrefectInternalsChanged, match=r"prefect\.flow_engine\.no_such_symbol"):
+        internal("prefect.flow_engine", "no_such_symbol")
+    with pytest.raises(PrefectInternalsChanged, match="no_such_module"):
+        internal("prefect.no_such_module", "x")
+
+
+def test_the_suspension_watch_the_worker_skips_is_a_context_manager_of_the_flow_engine():
+    watch = internal("prefect.flow_engine", "observe_flow_run_suspension")
+    source = inspect.getsource(internal("prefect.flow_engine", "BaseFlowRunEngine"))
+    assert "observe_flow_run_suspension(" in source  # the engine still enters it per deployment run
+    assert callable(watch)
+
+
+def test_skipping_the_suspension_watch_replaces_it():
+    import prefect.flow_engine
+
+    original = prefect.flow_engine.observe_flow_run_suspension
+    try:
+        prefect_internals.skip_suspension_watch()
+        assert prefect.flow_engine.observe_flow_run_suspension is prefect_internals._no_suspension_watch
+    finally:
+        prefect.flow_engine.observe_flow_run_suspension = original
+
+
+def test_the_default_result_storage_lookup_exists_and_is_cached_once_wrapped():
+    import prefect.results
+
+    read = internal("prefect.results", "_read_server_default_result_storage_block_id")
+    assert callable(read)
+    assert "_read_server_default_result_storage_block_id" in inspect.getsource(prefect.results)
+    original = prefect.results._read_server_default_result_storage_block_id
+    try:
+        prefect_internals.cache_default_result_storage(ttl=1.0)
+        assert hasattr(prefect.results._read_server_default_result_storage_block_id, "cache")
+    finally:
+        prefect.results._read_server_default_result_storage_block_id = original
+
+
+def test_the_cancelling_observer_has_the_calls_the_worker_makes():
+    observer = prefect_internals.flow_run_cancelling_observer()
+    for method in ("add_in_flight_flow_run_id", "remove_in_flight_flow_run_id", "__aenter__", "__aexit__"):
+        assert hasattr(observer, method), method
+    params = inspect.signature(observer).parameters
+    assert "on_cancelling" in params and "polling_interval" in params
+
+
+def test_prefects_cron_rules_refuse_what_the_server_refuses():
+    validate_cron_string, croniter = prefect_internals.cron_checkers()
+    assert validate_cron_string("30 2 * * *") == "30 2 * * *"
+    with pytest.raises(ValueError):
+        validate_cron_string("61 * * * *")
+    assert croniter("30 2 * * *")
+
+
+def test_blocks_are_built_from_documents_already_read():
+    from prefect.blocks.system import Secret
+
+    assert "block_document" in inspect.signature(Secret._from_block_document).parameters
+
+
+def test_the_base_worker_hooks_swarmsync_overrides_keep_their_parameters():
+    prefect_internals.check_base_worker_hooks()
+    from swarmsync.worker import SwarmSyncWorker
+
+    for name in prefect_internals.BASE_WORKER_HOOKS:
+        assert hasattr(SwarmSyncWorker, name)
+
+
+def test_the_server_patches_find_what_they_patch():
+    validator = internal("prefect.utilities.schema_tools.validation", "_VALIDATOR")
+    assert callable(validator.check_schema)
+    config = internal("prefect.server.database.configurations", "AioSqliteConfiguration")
+    assert "with_for_update" in inspect.signature(config.begin_transaction).parameters
