@@ -2,63 +2,60 @@
 
 from __future__ import annotations
 
-import sys
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from swarmsync.cli.console import err, fail, read_password
+from swarmsync.cli.options import PasswordStdin
 from swarmsync.client import APIError, Client, forget_credentials, load_credentials, save_credentials
 
-err = Console(stderr=True)
+app = typer.Typer()
 
 
-def read_password(from_stdin: bool, confirm: bool = False, prompt: str = "Password") -> str:
-    """From stdin (one line, for scripts) or a hidden prompt; never from the command line."""
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+@app.command()
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: SWARMSYNC_API_HOST, else SWARMSYNC_HOST)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: SWARMSYNC_API_PORT)")] = None,
+) -> None:
+    """Serve the SwarmSync API (accounts, tokens, jobs over HTTP; OpenAPI at /docs)."""
+    from swarmsync.api.server import serve
+
+    serve(host, port)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def api(
-        host: str = typer.Option(None, help="Bind address (default: SWARMSYNC_API_HOST, else SWARMSYNC_HOST)"),
-        port: int = typer.Option(None, help="Port (default: SWARMSYNC_API_PORT)"),
-    ) -> None:
-        """Serve the SwarmSync API (accounts, tokens, jobs over HTTP; OpenAPI at /docs)."""
-        from swarmsync.api.server import serve
+@app.command()
+def login(
+    url: Annotated[str, typer.Argument(help="The SwarmSync API, e.g. http://server:4280")],
+    username: Annotated[str, typer.Option("--username", "-u", prompt=True)],
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Log in; the session token is stored in SWARMSYNC_CONFIG_DIR/credentials.json (mode 0600)."""
+    password = read_password(password_stdin)
+    try:
+        client = Client.login(url, username, password)
+    except APIError as exc:
+        fail(f"login failed: {exc}", 1)
+    path = save_credentials(url, client.session["token"], username)
+    err.print(f"logged in to {url} as {username} ({client.session['user']['role']}); "
+              f"token in {path}, valid until {client.session['expires_at']}")
 
-        serve(host, port)
 
-    @app.command()
-    def login(
-        url: str = typer.Argument(..., help="The SwarmSync API, e.g. http://server:4280"),
-        username: str = typer.Option(..., "--username", "-u", prompt=True),
-        password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin"),
-    ) -> None:
-        """Log in; the session token is stored in SWARMSYNC_CONFIG_DIR/credentials.json (mode 0600)."""
-        password = read_password(password_stdin)
+@app.command()
+def logout() -> None:
+    """End the stored session on the server and forget it here."""
+    if load_credentials().get("token"):
         try:
-            client = Client.login(url, username, password)
-        except APIError as exc:
-            err.print(f"[red]login failed:[/red] {exc}")
-            raise typer.Exit(1) from None
-        path = save_credentials(url, client.session["token"], username)
-        err.print(f"logged in to {url} as {username} ({client.session['user']['role']}); "
-                  f"token in {path}, valid until {client.session['expires_at']}")
+            Client.from_settings().logout()
+        except (APIError, OSError) as exc:
+            err.print(f"server logout failed ({exc}); forgetting the token here anyway")
+    err.print("logged out" if forget_credentials() else "not logged in")
 
-    @app.command()
-    def logout() -> None:
-        """End the stored session on the server and forget it here."""
-        if load_credentials().get("token"):
-            try:
-                Client.from_settings().logout()
-            except (APIError, OSError) as exc:
-                err.print(f"server logout failed ({exc}); forgetting the token here anyway")
-        err.print("logged out" if forget_credentials() else "not logged in")
 
-    @app.command()
-    def whoami() -> None:
-        """Who the API knows you as, with your role and permissions."""
-        me = Client.from_settings().me()
-        typer.echo(f"{me['username']} ({me['role']}, via {me['via']}): {' '.join(me['permissions'])}")
+@app.command()
+def whoami() -> None:
+    """Who the API knows you as, with your role and permissions."""
+    me = Client.from_settings().me()
+    typer.echo(f"{me['username']} ({me['role']}, via {me['via']}): {' '.join(me['permissions'])}")

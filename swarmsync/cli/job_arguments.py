@@ -1,10 +1,19 @@
-"""From command-line words to job arguments: NAME=VALUE pairs, the command, JobSpec options."""
+"""From command-line words to job arguments: NAME=VALUE pairs, the command, JobSpec options;
+and the errors that mean they are wrong."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from swarmsync.cli.console import fail
+from swarmsync.spec import JobSpecError
+from swarmsync.timing import TimingError
+
+# What a job, schedule or template call raises when its input is wrong: an invalid job or
+# time, an unknown name. Commands report them with `fail` (exit code 2).
+USER_ERRORS = (ValueError, ValidationError, JobSpecError, TimingError, LookupError)
 
 
 def parse_env(pairs: list[str] | None, what: str) -> dict[str, str]:

@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
-from rich.console import Console
 from rich.table import Table
 
-pool_app = typer.Typer(no_args_is_help=True, help="Work pools: Docker hosts and their policy.")
-console = Console()
+from swarmsync.cli.console import console, fail
+
+app = typer.Typer(no_args_is_help=True, help="Work pools: Docker hosts and their policy.")
 
 
-@pool_app.command("create")
+@app.command("create")
 def create(
     name: str,
-    allow_privileged: bool = typer.Option(None, help="Allow privileged containers"),
-    allow_host_network: bool = typer.Option(None, help="Allow network 'host'"),
-    allow_gpu: bool = typer.Option(None, help="Allow GPU requests"),
-    max_cpu: float = typer.Option(None, help="Most CPU cores one job may ask for"),
-    max_memory: str = typer.Option(None, help="Most memory one job may ask for, e.g. 4g"),
-    max_pids: int = typer.Option(None, help="Most processes one job may ask for"),
-    max_timeout: float = typer.Option(None, help="Longest timeout in seconds"),
-    pull_policy: str = typer.Option(None, help="always, if-not-present or never"),
-    default_network: str = typer.Option(None, help="Network for jobs that name none"),
-    docker_host: str = typer.Option(None, help="Docker Host block (prefect-docker) naming the pool's engine"),
-    registry_credentials: str = typer.Option(
-        None, help="Docker Registry Credentials block used before pulls"
-    ),
-    archive_block: str = typer.Option(None, help="Filesystem block slug for this pool's archives"),
+    allow_privileged: Annotated[bool | None, typer.Option(help="Allow privileged containers")] = None,
+    allow_host_network: Annotated[bool | None, typer.Option(help="Allow network 'host'")] = None,
+    allow_gpu: Annotated[bool | None, typer.Option(help="Allow GPU requests")] = None,
+    max_cpu: Annotated[float | None, typer.Option(help="Most CPU cores one job may ask for")] = None,
+    max_memory: Annotated[str | None, typer.Option(help="Most memory one job may ask for, e.g. 4g")] = None,
+    max_pids: Annotated[int | None, typer.Option(help="Most processes one job may ask for")] = None,
+    max_timeout: Annotated[float | None, typer.Option(help="Longest timeout in seconds")] = None,
+    pull_policy: Annotated[str | None, typer.Option(help="always, if-not-present or never")] = None,
+    default_network: Annotated[str | None, typer.Option(help="Network for jobs that name none")] = None,
+    docker_host: Annotated[
+        str | None, typer.Option(help="Docker Host block (prefect-docker) naming the pool's engine")
+    ] = None,
+    registry_credentials: Annotated[
+        str | None, typer.Option(help="Docker Registry Credentials block used before pulls")
+    ] = None,
+    archive_block: Annotated[str | None, typer.Option(help="Filesystem block slug for this pool's archives")] = None,
 ) -> None:
     """Create a pool and its `container-job/NAME` deployment; on an existing pool, change only the settings given."""
     from swarmsync.deployments.pools import create_pool
@@ -41,14 +45,13 @@ def create(
     try:
         deployment = create_pool(name, **policy)
     except ValueError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     console.print(f"pool {name!r} ready; jobs go to it with: swarmsync submit --pool {name} ...")
     console.print(f"deployment: {deployment}; start a worker: swarmsync worker start --pool {name}")
 
 
-@pool_app.command("show")
-def show(name: str = typer.Argument(None, help="Pool (default: SWARMSYNC_WORK_POOL)")) -> None:
+@app.command("show")
+def show(name: Annotated[str | None, typer.Argument(help="Pool (default: SWARMSYNC_WORK_POOL)")] = None) -> None:
     """Show a pool's host policy."""
     from swarmsync.deployments.pools import pool_policy
 

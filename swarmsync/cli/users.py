@@ -6,51 +6,47 @@ straight into SwarmSync's database on the server host, as the local administrato
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from swarmsync.auth import users
-from swarmsync.auth.roles import Principal
-from swarmsync.cli.accounts import read_password
+from swarmsync.cli.console import console, err, read_password
+from swarmsync.cli.options import PasswordStdin
+from swarmsync.cli.target import local_principal
 from swarmsync.client import Client, remote_configured
 
-user_app = typer.Typer(no_args_is_help=True, help="Manage user accounts (admins).")
-console = Console()
-err = Console(stderr=True)
+app = typer.Typer(no_args_is_help=True, help="Manage user accounts (admins).")
 
 
-def _local() -> Principal:
-    from swarmsync.db import migrate
-
-    migrate()
-    return Principal.local()
-
-
-def _show(info) -> None:
+def _show(info: Any) -> None:
     row = info if isinstance(info, dict) else vars(info)
     state = "disabled" if row["disabled"] else "enabled"
     err.print(f"{row['username']}: {row['role']}, {state}")
 
 
-@user_app.command("add")
+@app.command("add")
 def add(
     username: str,
-    role: str = typer.Option("viewer", help="admin, operator or viewer"),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin"),
+    role: Annotated[str, typer.Option(help="admin, operator or viewer")] = "viewer",
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Add a user (the first admin: `swarmsync user add NAME --role admin` on the server host)."""
     password = read_password(password_stdin, confirm=True)
     if remote_configured():
         _show(Client.from_settings().add_user(username, password, role))
     else:
-        _show(users.add_user(_local(), username, password, role))
+        _show(users.add_user(local_principal(), username, password, role))
 
 
-@user_app.command("list")
+@app.command("list")
 def list_users() -> None:
     """All users with their roles."""
-    rows = Client.from_settings().users() if remote_configured() else [vars(u) for u in users.list_users(_local())]
+    if remote_configured():
+        rows = Client.from_settings().users()
+    else:
+        rows = [vars(u) for u in users.list_users(local_principal())]
     table = Table("user", "role", "state", "created")
     for row in rows:
         state = "disabled" if row["disabled"] else "enabled"
@@ -62,38 +58,35 @@ def _set_disabled(username: str, disabled: bool) -> None:
     if remote_configured():
         _show(Client.from_settings().update_user(username, disabled=disabled))
     else:
-        _show(users.set_disabled(_local(), username, disabled))
+        _show(users.set_disabled(local_principal(), username, disabled))
 
 
-@user_app.command("disable")
+@app.command("disable")
 def disable(username: str) -> None:
     """Disable a user: their sessions end at once, their tokens stop working."""
     _set_disabled(username, True)
 
 
-@user_app.command("enable")
+@app.command("enable")
 def enable(username: str) -> None:
     """Enable a disabled user again."""
     _set_disabled(username, False)
 
 
-@user_app.command("set-role")
-def set_role(username: str, role: str = typer.Argument(..., help="admin, operator or viewer")) -> None:
+@app.command("set-role")
+def set_role(username: str, role: Annotated[str, typer.Argument(help="admin, operator or viewer")]) -> None:
     """Change a user's role (their sessions end; the last admin keeps theirs)."""
     if remote_configured():
         _show(Client.from_settings().update_user(username, role=role))
     else:
-        _show(users.set_role(_local(), username, role))
+        _show(users.set_role(local_principal(), username, role))
 
 
-@user_app.command("set-password")
-def set_password(
-    username: str,
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin"),
-) -> None:
+@app.command("set-password")
+def set_password(username: str, password_stdin: PasswordStdin = False) -> None:
     """Set a user's password (admins); every session of the user ends."""
     password = read_password(password_stdin, confirm=True, prompt="New password")
     if remote_configured():
         _show(Client.from_settings().update_user(username, password=password))
     else:
-        _show(users.set_password(_local(), username, password))
+        _show(users.set_password(local_principal(), username, password))

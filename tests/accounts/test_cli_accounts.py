@@ -44,8 +44,7 @@ class Ran:
 
 
 def cli(*args: str, env: dict | None = None, stdin: str | None = None) -> Ran:
-    """`swarmsync ARGS` in-process; refusals map to exit code 4 and an 'error:' line as in `main()`."""
-    from swarmsync.client import APIError
+    """`swarmsync ARGS` in-process; the app itself turns refusals into exit code 4 and an 'error:' line."""
     from swarmsync.settings import get_settings
 
     get_settings.cache_clear()
@@ -53,8 +52,6 @@ def cli(*args: str, env: dict | None = None, stdin: str | None = None) -> Ran:
         result = CliRunner().invoke(app, list(args), input=stdin, env={"SWARMSYNC_URL": None, **(env or {})})
     finally:
         get_settings.cache_clear()
-    if isinstance(result.exception, APIError):
-        return Ran(4, result.stdout, result.stderr + f"error: {result.exception}")
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return Ran(result.exit_code, result.stdout, result.stderr)

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import swarmsync
@@ -16,6 +17,16 @@ def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess
         [sys.executable, "-m", "swarmsync.cli.main", *args], capture_output=True, text=True,
         timeout=timeout, env={**os.environ, **(env or {})},
     )
+
+
+def wait_until(predicate, what: str, seconds: float = 60, poll: float = 0.2):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"not seen within {seconds} s: {what}")
 
 
 def test_submit_wait_streams_output_and_exits_with_the_jobs_code(stack, busybox, no_leftover_containers):
@@ -56,8 +67,7 @@ def test_files_extracts_the_output_folder(stack, busybox, tmp_path, no_leftover_
 
 def test_cancel_from_the_cli(stack, busybox, no_leftover_containers):
     job = swarmsync.submit(busybox, "echo started; sleep 60")
-    while job.status() in ("Scheduled", "Pending"):
-        pass
+    wait_until(lambda: job.status() not in ("Scheduled", "Pending"), "the job to start")
     done = cli("cancel", job.id)
     assert done.returncode == 0, done.stderr
     job.wait(30)
@@ -121,4 +131,4 @@ def test_demo_says_how_to_fix_a_missing_docker_engine(tmp_path):
         "SWARMSYNC_HOME": str(tmp_path), "SWARMSYNC_DOCKER_HOST": "unix:///nonexistent/docker.sock",
     })
     assert done.returncode == 2
-    assert "No Docker engine answers" in done.stdout and "dockerd" in done.stdout
+    assert "No Docker engine answers" in done.stderr and "dockerd" in done.stderr

@@ -1,0 +1,156 @@
+"""Stack commands: up, demo, doctor, dashboard, env (the embedded stack and its checks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from swarmsync import jobs
+from swarmsync.cli.console import console, fail
+from swarmsync.cli.jobs import follow
+from swarmsync.client import remote_configured
+from swarmsync.connection import api_url
+from swarmsync.settings import get_settings
+
+app = typer.Typer()
+
+
+def _sigterm_as_interrupt() -> None:
+    """`kill` of `swarmsync up` stops the stack like Ctrl-C does."""
+
+    def handler(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def up(
+    worker: Annotated[bool, typer.Option(help="Also start a worker on the job pool.")] = True,
+    api: Annotated[bool, typer.Option(help="Also start the SwarmSync API on SWARMSYNC_API_PORT.")] = True,
+    dashboard: Annotated[
+        bool, typer.Option(help="Also start the dashboard on SWARMSYNC_DASHBOARD_PORT (needs the API).")
+    ] = True,
+) -> None:
+    """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""
+    from swarmsync.deployments.stack import Stack, StackError
+
+    stack = Stack()
+    _sigterm_as_interrupt()
+    try:
+        with console.status("starting SwarmSync..."):
+            stack.up(worker=worker, api=api, dashboard=dashboard)
+        _print_ready(stack.processes)
+        while not (problem := stack.failed()):
+            time.sleep(1)
+        fail(problem, 1)
+    except StackError as exc:
+        fail(str(exc), 1)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stack.stop()
+
+
+def _print_ready(processes: dict | None = None) -> None:
+    processes = processes or {}
+    url = api_url()
+    settings = get_settings()
+    console.print(f"[green]SwarmSync is up.[/green] Prefect UI: {url.removesuffix('/api')}")
+    if "api" in processes:
+        console.print(f"  SwarmSync API: http://{settings.api_bind_host}:{settings.api_port} (OpenAPI at /docs)")
+    if "dashboard" in processes:
+        console.print(f"  dashboard: http://{settings.dashboard_bind_host}:{settings.dashboard_port}")
+    console.print(f"  archive: {settings.archive_dir}   logs: {settings.home_dir / 'logs'}")
+    console.print("  try: swarmsync submit --wait busybox echo hello   (Ctrl-C stops the stack)")
+
+
+@app.command()
+def demo(
+    keep_running: Annotated[bool, typer.Option(help="Keep the stack up after the demo job.")] = True,
+) -> None:
+    """Start the stack, run a sample container job, print its output and where things are."""
+    from swarmsync.deployments.stack import Stack, StackError
+    from swarmsync.docker_runner import docker_client
+    from swarmsync.doctor import check_docker
+    from swarmsync.images import ImageUnavailable, demo_image
+
+    docker_check = check_docker()
+    if not docker_check.ok:
+        fail(f"No Docker engine answers: {docker_check.detail}\n"
+             "Install and start one, e.g.: apt-get install -y docker.io && dockerd &")
+    try:
+        image = demo_image(docker_client())
+    except ImageUnavailable as exc:
+        fail(str(exc))
+    stack = Stack()
+    _sigterm_as_interrupt()
+    try:
+        with console.status("starting SwarmSync..."):
+            stack.up()
+        job = jobs.submit(image, "echo 'hello from SwarmSync'; uname -a; date", tags=["demo"])
+        console.print(f"submitted demo job {job.id} ({image})")
+        code = follow(job)
+        result = job.result()
+        console.print(f"[bold]job {result.state.lower()}[/bold]: {result.message}")
+        console.print(f"  archived at: {result.archive_location}")
+        console.print(f"  .txt output: swarmsync result {job.id}")
+        console.print(f"  in Prefect:  {api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
+        if keep_running:
+            _print_ready(stack.processes)
+            while not stack.failed():
+                time.sleep(1)
+        raise typer.Exit(code)
+    except StackError as exc:
+        fail(str(exc), 1)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stack.stop()
+
+
+@app.command()
+def doctor() -> None:
+    """Check each part (Prefect API, Docker, database, Redis, workers); non-zero if one is down.
+    Pointed at a SwarmSync API (SWARMSYNC_URL or `swarmsync login`), the server's checks through it."""
+    from swarmsync.doctor import remote_checks, run_checks
+
+    table = Table("part", "status", "detail")
+    failed = False
+    for check in remote_checks() if remote_configured() else run_checks():
+        failed |= check.required and not check.ok
+        table.add_row(check.part, "[green]ok[/green]" if check.ok else "[red]down[/red]", check.detail)
+    console.print(table)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def dashboard() -> None:
+    """Start the Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (talks to the SwarmSync API) until Ctrl-C."""
+    from swarmsync.deployments.stack import StackError, dashboard_command
+
+    settings = get_settings()
+    try:
+        command = dashboard_command(settings)
+    except StackError as exc:
+        fail(str(exc), 1)
+    console.print(f"dashboard: http://{settings.dashboard_bind_host}:{settings.dashboard_port}")
+    _sigterm_as_interrupt()
+    proc = subprocess.Popen(command, env=os.environ.copy())
+    try:
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@app.command()
+def env() -> None:
+    """Print the PREFECT_API_URL line so Prefect's CLI talks to SwarmSync's server."""
+    typer.echo(f"export PREFECT_API_URL={api_url()}")

@@ -1,0 +1,64 @@
+"""`swarmsync template ...`: saved jobs (Prefect blocks). They call `swarmsync.templates` on
+the server host, or the SwarmSync API's /templates when SWARMSYNC_URL is set or `swarmsync
+login` stored one (see `target.hibernator`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.job_arguments import USER_ERRORS, command_from, job_options, parse_env
+from swarmsync.cli.options import Command, Cpu, Env, Memory, Retries, Secret, Shell, Tag, Timeout
+from swarmsync.cli.target import hibernator
+
+app = typer.Typer(no_args_is_help=True, help="Saved job templates (Prefect blocks).")
+
+
+@app.command("save")
+def save(
+    name: Annotated[str, typer.Argument(help="Template name: lowercase letters, digits, dashes")],
+    image: Annotated[str, typer.Argument(help="Image")],
+    command: Command = None,
+    shell: Shell = None,
+    env: Env = None,
+    secret: Secret = None,
+    memory: Memory = None,
+    cpu: Cpu = None,
+    timeout: Timeout = None,
+    tag: Tag = None,
+    retries: Retries = None,
+) -> None:
+    """Save (or replace) a job template, shown in the Prefect UI as a block."""
+    try:
+        hibernator().save_template(
+            name, image, command_from(command, shell), secret_env=parse_env(secret, "--secret") or None,
+            **job_options(env, memory, cpu, timeout, tag, retries),
+        )
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    err.print(f"saved template {name}; use it with: swarmsync submit --template {name}")
+
+
+@app.command("list")
+def list_templates() -> None:
+    """List saved job templates."""
+    table = Table("name", "image", "command", "env", "secrets")
+    for name, fields in sorted(hibernator().list_templates().items()):
+        command = fields.get("command")
+        command = command if isinstance(command, str) else " ".join(command or [])
+        table.add_row(name, fields.get("image", "?"), command, ", ".join(fields.get("env") or {}),
+                      ", ".join(fields.get("secrets") or {}))
+    console.print(table)
+
+
+@app.command("delete")
+def delete(name: str) -> None:
+    """Delete a template and the Secret blocks it made."""
+    try:
+        hibernator().delete_template(name)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    err.print(f"deleted template {name}")
