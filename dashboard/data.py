@@ -1,44 +1,35 @@
 """Data access of the dashboard: plain functions over `swarmsync.Client` (the SwarmSync API
 with the logged-in user's token). Pages call these and only render; the API does the
-role checks and the audit, the core does the work.
+role checks and the audit, the core does the work. Jobs come as the API's rows (`JobRow`:
+state, final, user, image, command, times, duration), never recomputed here.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect.client.schemas.objects import FlowRun
 
-from swarmsync.client import APIError, Client, RemoteJob
-from swarmsync.owners import submitted_by
-from swarmsync.settings import get_settings
+from swarmsync.client import APIError, Client, JobRow, RemoteJob, dashboard_settings
 from swarmsync.spec import JobSpec
 
-FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 SECRET_MASK = "***"
+TABLE_COLUMNS = ["id", "state", "user", "image", "command", "tags", "queue", "created", "started", "ended",
+                 "duration_s"]
 
 
 def api_url() -> str:
     """The SwarmSync API the dashboard talks to."""
-    settings = get_settings()
-    if settings.dashboard_api_url or settings.url:
-        return (settings.dashboard_api_url or settings.url or "").rstrip("/")
-    host = settings.api_bind_host
-    if host in ("0.0.0.0", "::"):  # bound to every address: reach it on this machine
-        host = "127.0.0.1"
-    return f"http://{host}:{settings.api_port}"
+    return dashboard_settings().api_url
 
 
 def prefect_ui_url() -> str:
     """The Prefect UI, for links to each run: the option, else the Prefect API URL without `/api`."""
     from swarmsync.dashboard.options import load_options
 
-    configured = load_options().prefect_ui_url
-    return (configured or get_settings().prefect_api_url.removesuffix("/").removesuffix("/api")).rstrip("/")
+    return (load_options().prefect_ui_url or dashboard_settings().prefect_ui_url).rstrip("/")
 
 
 # --- sessions ----------------------------------------------------------------------------
@@ -63,55 +54,32 @@ def may(me: dict[str, Any] | None, permission: str) -> bool:
 
 
 # --- jobs ----------------------------------------------------------------------------------
-def _spec_of(run: FlowRun) -> dict[str, Any]:
-    return dict((run.parameters or {}).get("job") or {})
-
-
-def _duration(run: FlowRun) -> float | None:
-    if run.start_time and run.end_time:
-        return (run.end_time - run.start_time).total_seconds()
-    return run.total_run_time.total_seconds() if run.total_run_time and run.end_time else None
-
-
-def job_row(run: FlowRun) -> dict[str, Any]:
-    spec = _spec_of(run)
-    command = spec.get("command")
-    return {
-        "id": str(run.id),
-        "state": run.state.name if run.state else "Unknown",
-        "image": spec.get("image", ""),
-        "command": " ".join(command) if isinstance(command, list) else (command or ""),
-        "user": submitted_by(run) or "",
-        "tags": ", ".join(run.tags or []),
-        "queue": run.work_queue_name or "",
-        "created": run.created,
-        "scheduled": run.expected_start_time,
-        "started": run.start_time,
-        "ended": run.end_time,
-        "duration_s": _duration(run),
-    }
-
-
-def list_jobs(client: Client, limit: int = 200, state: str | None = None, user: str | None = None) -> list[FlowRun]:
+def list_jobs(client: Client, limit: int = 200, state: str | None = None, user: str | None = None) -> list[JobRow]:
     """The newest jobs; `user`: only those this user submitted (filtered by the API, so older ones count too)."""
     return client.list_jobs(limit=limit, state=state, user=user or None)
 
 
-def filter_rows(rows: list[dict[str, Any]], states: list[str] | None = None, image: str = "", tag: str = "",
-                since: datetime | None = None, user: str = "") -> list[dict[str, Any]]:
-    """Rows whose state is one of `states`, image contains `image`, tags contain `tag`, created after
+def table(rows: list[JobRow]) -> list[dict[str, Any]]:
+    """Rows as a table shows them (TABLE_COLUMNS): tags as one text, no user as ''."""
+    return [{**row.model_dump(include=set(TABLE_COLUMNS)), "state": row.state or "Unknown", "user": row.user or "",
+             "tags": ", ".join(row.tags), "queue": row.queue or ""} for row in rows]
+
+
+def filter_rows(rows: list[JobRow], states: list[str] | None = None, image: str = "", tag: str = "",
+                since: datetime | None = None, user: str = "") -> list[JobRow]:
+    """Rows whose state is one of `states`, image contains `image`, a tag contains `tag`, created after
     `since`, submitted by `user` (exactly)."""
     out = []
     for row in rows:
-        if user and row.get("user") != user:
+        if user and row.user != user:
             continue
-        if states and row["state"] not in states:
+        if states and row.state not in states:
             continue
-        if image and image.lower() not in row["image"].lower():
+        if image and image.lower() not in row.image.lower():
             continue
-        if tag and tag.lower() not in row["tags"].lower():
+        if tag and not any(tag.lower() in t.lower() for t in row.tags):
             continue
-        if since and row["created"] and row["created"] < since:
+        if since and row.created and row.created < since:
             continue
         out.append(row)
     return out
@@ -121,9 +89,14 @@ def get_job(client: Client, job_id: str) -> RemoteJob:
     return client.get_job(job_id)
 
 
+def _spec(run: FlowRun) -> dict[str, Any]:
+    """The whole JobSpec the run was submitted with (its `job` parameter)."""
+    return dict((run.parameters or {}).get("job") or {})
+
+
 def masked_spec(run: FlowRun) -> dict[str, Any]:
     """The job's spec as submitted, with secret references (and any value) masked."""
-    spec = _spec_of(run)
+    spec = _spec(run)
     if spec.get("secrets"):
         spec["secrets"] = {name: SECRET_MASK for name in spec["secrets"]}
     for item in spec.get("inputs") or []:
@@ -164,7 +137,7 @@ def cancel(job: RemoteJob) -> None:
 
 def rerun(client: Client, run: FlowRun) -> RemoteJob:
     """Submit the same spec again, to the same pool and queue."""
-    spec = JobSpec.model_validate(_spec_of(run))
+    spec = JobSpec.model_validate(_spec(run))
     return client.submit(spec, pool=run.work_pool_name, queue=run.work_queue_name)
 
 
@@ -206,20 +179,12 @@ def save_template(client: Client, name: str, spec: JobSpec, secrets: dict[str, s
 
 
 def _api_items(exc: APIError) -> list[tuple[str | None, str]]:
-    """The API's refusal as (field it names or None, message) pairs: a 422 of FastAPI lists each
-    field; SwarmSync's own messages may read 'field: what is wrong; other: ...'."""
-    text = re.sub(r"^\d{3}: ", "", str(exc))
-    if exc.status == 422 and text.startswith("["):
-        try:
-            return [(str(item["loc"][-1]), item["msg"].removeprefix("Value error, "))
-                    for item in ast.literal_eval(text)]
-        except (ValueError, SyntaxError, KeyError, IndexError, TypeError):
-            pass
-    items: list[tuple[str | None, str]] = []
-    for part in re.split(r"; (?=\w+: )", text):
-        match = re.match(r"^(\w+): (.*)$", part, re.DOTALL)
-        items.append((match.group(1), match.group(2)) if match else (None, part))
-    return items
+    """The API's refusal as (field it names or None, message) pairs: the fields of `exc.errors`
+    (FastAPI's 422, or SwarmSync's own 422 naming each setting), else its `detail` as a whole."""
+    if exc.errors:
+        return [(str(e["loc"][-1]) if e["loc"] else None, e["msg"].removeprefix("Value error, "))
+                for e in exc.errors]
+    return [(None, exc.detail if isinstance(exc.detail, str) else str(exc))]
 
 
 def form_errors(exc: APIError, fields: dict[str, str], words: dict[str, str] | None = None) -> dict[str, str]:
@@ -241,36 +206,41 @@ def health(client: Client) -> list[dict[str, Any]]:
     return client.health_checks()
 
 
-def running_now(runs: list[FlowRun]) -> list[dict[str, Any]]:
-    return [job_row(r) for r in runs if r.state and r.state.type.value in ("RUNNING", "PENDING", "CANCELLING")]
+def _active(row: JobRow) -> bool:
+    state = row.flow_run.state
+    return bool(state) and (state.is_pending() or state.is_running() or state.is_cancelling())
 
 
-def jobs_per_hour(runs: list[FlowRun]) -> list[dict[str, Any]]:
+def running_now(rows: list[JobRow]) -> list[JobRow]:
+    """Jobs a worker has taken and not finished: Pending, Running or Cancelling."""
+    return [row for row in rows if _active(row)]
+
+
+def jobs_per_hour(rows: list[JobRow]) -> list[dict[str, Any]]:
     """[{hour, state, jobs}] of finished jobs, by the hour they ended and their final state."""
     counts: Counter[tuple[datetime, str]] = Counter()
-    for run in runs:
-        if run.state and run.state.type.value in FINAL_STATES and run.end_time:
-            end = run.end_time.astimezone(UTC)
+    for row in rows:
+        if row.final and row.ended and row.state_type:
+            end = row.ended.astimezone(UTC)
             hour = datetime(end.year, end.month, end.day, end.hour, tzinfo=UTC)
-            counts[(hour, run.state.type.value.title())] += 1
+            counts[(hour, row.state_type.title())] += 1
     return [{"hour": hour, "state": state, "jobs": n} for (hour, state), n in sorted(counts.items())]
 
 
-def durations(runs: list[FlowRun]) -> list[float]:
-    return [d for r in runs if r.state and r.state.type.value in FINAL_STATES and (d := _duration(r)) is not None]
+def durations(rows: list[JobRow]) -> list[float]:
+    return [row.duration_s for row in rows if row.final and row.duration_s is not None]
 
 
-def success_rate(runs: list[FlowRun]) -> float | None:
-    finished = [r for r in runs if r.state and r.state.type.value in FINAL_STATES]
+def success_rate(rows: list[JobRow]) -> float | None:
+    finished = [row for row in rows if row.final]
     if not finished:
         return None
-    return sum(r.state.type.value == "COMPLETED" for r in finished) / len(finished)
+    return sum(bool(row.flow_run.state and row.flow_run.state.is_completed()) for row in finished) / len(finished)
 
 
-def lateness(runs: list[FlowRun]) -> list[float]:
+def lateness(rows: list[JobRow]) -> list[float]:
     """Seconds between when scheduled jobs should have started and when they did."""
-    return [max(0.0, (r.start_time - r.expected_start_time).total_seconds())
-            for r in runs if r.start_time and r.expected_start_time]
+    return [max(0.0, (row.started - row.scheduled).total_seconds()) for row in rows if row.started and row.scheduled]
 
 
 # --- workers and admin ---------------------------------------------------------------------

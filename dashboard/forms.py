@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from swarmsync.settings import get_settings
+from swarmsync.client import dashboard_settings
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 
@@ -83,7 +83,7 @@ def _number(text: str, name: str, errors: dict[str, str], kind: type = float) ->
 
 def max_upload_bytes() -> int:
     """Input files travel base64 in the API request (4/3 of their size), which has a size limit."""
-    return get_settings().max_body_bytes * 3 // 4 - 64 * 1024
+    return dashboard_settings().max_body_bytes * 3 // 4 - 64 * 1024
 
 
 def input_files(uploads: list[Upload], errors: dict[str, str]) -> list[InputFile]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from swarmsync.settings import get_settings
+from swarmsync.client import dashboard_settings
 
 OPTIONS_FILE = "dashboard.json"
 
@@ -22,7 +22,7 @@ class DashboardOptions(BaseModel):
 
 
 def options_path() -> Path:
-    return get_settings().home_dir / OPTIONS_FILE
+    return dashboard_settings().home_dir / OPTIONS_FILE
 
 
 def load_options() -> DashboardOptions:

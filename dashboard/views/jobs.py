@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from swarmsync.client import APIError
+from swarmsync.client import APIError, Client
 from swarmsync.dashboard import data, session
 from swarmsync.dashboard.options import load_options
-from swarmsync.jobs import JobNotFound
 
 client = session.require("jobs:read")
 options = load_options()
@@ -19,21 +18,18 @@ st.title("Jobs")
 
 SINCE = {"any time": None, "last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1),
          "last 7 days": timedelta(days=7)}
-RUNNING = {"Scheduled", "Late", "Pending", "Running", "Cancelling", "Retrying", "AwaitingRetry", "Resuming"}
 
 f1, f2, f3, f4, f5 = st.columns(5)
 user = f4.text_input("Submitted by", key="filter_user", placeholder="user name").strip()
-rows = [data.job_row(run) for run in data.list_jobs(client, limit=options.jobs_limit, user=user)]
-states = f1.multiselect("State", sorted({r["state"] for r in rows}), key="filter_state")
+rows = data.list_jobs(client, limit=options.jobs_limit, user=user)
+states = f1.multiselect("State", sorted({r.state for r in rows if r.state}), key="filter_state")
 image = f2.text_input("Image contains", key="filter_image")
 tag = f3.text_input("Tag contains", key="filter_tag")
 window = SINCE[f5.selectbox("Created", list(SINCE), key="filter_since")]
 shown = data.filter_rows(rows, states, image, tag, datetime.now(UTC) - window if window else None, user)
-COLUMNS = ["id", "state", "user", "image", "command", "tags", "queue", "created", "started", "ended", "duration_s"]
-st.dataframe(pd.DataFrame(shown, columns=COLUMNS), hide_index=True)
+st.dataframe(pd.DataFrame(data.table(shown), columns=data.TABLE_COLUMNS), hide_index=True)
 
-labels = {r["id"]: f"{r['id'][:8]} · {r['state']} · {r['user'] or '-'} · {r['image']} · {r['command'][:40]}"
-          for r in shown}
+labels = {r.id: f"{r.id[:8]} · {r.state} · {r.user or '-'} · {r.image} · {r.command[:40]}" for r in shown}
 # A job to open: just submitted or re-run (open_job), else the link (?job=ID), else the user's pick.
 wanted = st.session_state.pop("open_job", None) or (
     None if st.session_state.get("job_pick") else st.query_params.get("job"))
@@ -53,27 +49,27 @@ if st.query_params.get("job") != job_id:
 
 try:
     job = data.get_job(client, job_id)
-except (JobNotFound, APIError) as exc:
+except (Client.JobNotFound, APIError) as exc:
     st.error(f"No such job: {exc}")
     st.stop()
 
-run = job.flow_run()
-state = run.state.name if run.state else "Unknown"
+row = job.row()
+run = row.flow_run
 st.header(f"Job {job.id}")
 head1, head2, head3 = st.columns([2, 2, 1])
-head1.markdown(f"**State:** {state}  \n**Submitted by:** {data.job_row(run)['user'] or '- (not through the API)'}  \n"
-               f"{(run.state.message if run.state else '') or ''}")
+head1.markdown(f"**State:** {row.state or 'Unknown'}  \n**Submitted by:** {row.user or '- (not through the API)'}  \n"
+               f"{row.message or ''}")
 head3.link_button("Open in Prefect UI", data.run_url(job.id), icon=":material/open_in_new:")
 
 actions = head2.container()
-if state in RUNNING and session.may("jobs:cancel"):
+if not row.final and session.may("jobs:cancel"):
     if actions.button("Cancel job", key="cancel", type="primary", icon=":material/cancel:"):
         try:
             data.cancel(job)
             st.toast("Cancel requested: the container is being stopped.")
         except APIError as exc:
             st.error(str(exc))
-if state not in RUNNING and session.may("jobs:submit"):
+if row.final and session.may("jobs:submit"):
     if actions.button("Re-run", key="rerun", icon=":material/replay:"):
         new = data.rerun(client, run)
         st.session_state["open_job"] = new.id
@@ -87,12 +83,12 @@ st.subheader("State history")
 st.dataframe(pd.DataFrame(data.state_history(job)), hide_index=True)
 
 
-@st.fragment(run_every=options.refresh_seconds if state in RUNNING else None)
+@st.fragment(run_every=None if row.final else options.refresh_seconds)
 def live_log() -> None:
-    current = job.status()
-    st.subheader(f"Log ({current})")
+    current = job.row()
+    st.subheader(f"Log ({current.state or 'Unknown'})")
     st.code(data.log_tail(job, options.log_tail_lines) or "(no output yet)", language="text")
-    if current not in RUNNING and state in RUNNING:
+    if current.final and not row.final:
         st.rerun()  # finished while we watched: show the result and downloads
 
 

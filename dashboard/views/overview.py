@@ -37,7 +37,8 @@ def live() -> None:
 
     st.subheader("Running now")
     if running:
-        st.dataframe(pd.DataFrame(running)[["id", "state", "image", "command", "started"]], hide_index=True)
+        st.dataframe(pd.DataFrame(data.table(running))[["id", "state", "image", "command", "started"]],
+                     hide_index=True)
     else:
         st.caption("No job is running.")
 

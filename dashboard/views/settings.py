@@ -5,21 +5,21 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import ValidationError
 
+from swarmsync.client import dashboard_settings
 from swarmsync.dashboard import data, session
 from swarmsync.dashboard.options import DashboardOptions, load_options, options_path, save_options
-from swarmsync.settings import get_settings
 
 session.require("jobs:read")
 st.title("Settings")
 
-settings = get_settings()
+settings = dashboard_settings()
 st.subheader("Connection (environment, SWARMSYNC_*)")
 st.dataframe(
     [
         {"setting": "SwarmSync API", "value": data.api_url()},
         {"setting": "Prefect UI", "value": data.prefect_ui_url()},
         {"setting": "Default work pool", "value": settings.work_pool},
-        {"setting": "Dashboard", "value": f"http://{settings.dashboard_bind_host}:{settings.dashboard_port}"},
+        {"setting": "Dashboard", "value": settings.dashboard_url},
     ],
     hide_index=True,
 )

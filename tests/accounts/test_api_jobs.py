@@ -10,7 +10,7 @@ import pytest
 
 from swarmsync.auth import audit
 from swarmsync.client import APIError, Client
-from tests.accounts.conftest import auth
+from tests.accounts.conftest import auth, wait_until
 
 
 @pytest.fixture
@@ -49,8 +49,7 @@ def test_cancel_through_the_api_stops_the_job_and_is_audited(api, make_user, cli
     op = make_user("operator")
     client = client_for(op.login(api))
     job = client.submit(busybox, "echo started; sleep 60", pull_policy="never")
-    while job.status() in ("Scheduled", "Pending"):
-        pass
+    wait_until(lambda: job.status() not in ("Scheduled", "Pending"), "the job starts", timeout=120)
     job.cancel()
     job.wait(60)
     assert job.status() == "Cancelled"

@@ -8,7 +8,6 @@ production; nothing is mocked.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tests.accounts.conftest import PASSWORD, Account
 
 make_user = accounts_fixtures.make_user  # users in the stack's database
 quick_password_hashing = accounts_fixtures.quick_password_hashing  # autouse: cheap argon2 in-process
+wait_until = accounts_fixtures.wait_until  # poll with a deadline
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
@@ -68,14 +68,6 @@ def api_client(stack, make_user):
 
     account = make_user("operator")
     return Client.login(api_url(), account.username, PASSWORD)
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout} s")
-        time.sleep(0.5)
 
 
 def texts(at: AppTest) -> str:

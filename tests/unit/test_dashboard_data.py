@@ -1,16 +1,22 @@
 """The dashboard's pure logic: the submit form -> JobSpec with errors per field (uploaded input
-files with their SHA-256), the pool policy form -> the settings that changed, API refusals ->
-errors beside fields, table filters, chart data, and which pages each role sees."""
+files with their SHA-256), the pool policy form -> the settings that changed, API refusals (as
+the client keeps them) -> errors beside fields, table filters and chart data over the API's job
+rows, and which pages each role sees."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from prefect.client.schemas.objects import FlowRun, State, StateType
 
 from swarmsync.auth.roles import ROLE_PERMISSIONS, Role
 from swarmsync.dashboard import data, forms
 from swarmsync.dashboard.navigation import visible_pages
+from swarmsync.jobs import JobRow
 
 
 def test_a_valid_form_becomes_a_jobspec_with_its_secret_apart():
@@ -38,19 +44,46 @@ def test_every_invalid_field_gets_its_own_error():
     assert errors["env"] == "line 1: write NAME=value"
 
 
+def _row(state: str, image: str, tags: list[str], created: datetime, user: str | None = None,
+         ended: datetime | None = None) -> JobRow:
+    """A job row as the API returns it, from a flow run in that state."""
+    kind = {"Completed": StateType.COMPLETED, "Failed": StateType.FAILED, "Running": StateType.RUNNING,
+            "Pending": StateType.PENDING, "Scheduled": StateType.SCHEDULED}[state]
+    started = created + timedelta(seconds=5)
+    run = FlowRun(flow_id=uuid4(), tags=tags + ([f"swarmsync.user:{user}"] if user else []),
+                  parameters={"job": {"image": image, "command": ["echo", "hi"]}},
+                  state=State(type=kind, name=state), created=created, expected_start_time=created,
+                  start_time=started if kind != StateType.SCHEDULED and kind != StateType.PENDING else None,
+                  end_time=ended)
+    return JobRow.from_flow_run(run)
+
+
 def test_filters_combine_state_image_tag_and_time():
     now = datetime.now(UTC)
-    rows = [
-        {"state": "Completed", "image": "busybox", "tags": "nightly", "created": now},
-        {"state": "Failed", "image": "alpine", "tags": "", "created": now - timedelta(days=2)},
-    ]
+    rows = [_row("Completed", "busybox", ["nightly"], now, user="alice", ended=now + timedelta(seconds=9)),
+            _row("Failed", "alpine", [], now - timedelta(days=2), ended=now)]
     assert data.filter_rows(rows, ["Failed"]) == [rows[1]]
     assert data.filter_rows(rows, image="BUSY") == [rows[0]]
     assert data.filter_rows(rows, tag="night") == [rows[0]]
     assert data.filter_rows(rows, since=now - timedelta(hours=1)) == [rows[0]]
-    rows[0]["user"], rows[1]["user"] = "alice", ""
     assert data.filter_rows(rows, user="alice") == [rows[0]]
     assert data.filter_rows(rows, user="ali") == []  # a user name is matched whole
+    [shown] = data.table(rows[:1])
+    assert shown["user"] == "alice" and shown["tags"] == "nightly, swarmsync.user:alice"
+    assert shown["command"] == "echo hi" and shown["duration_s"] == 4.0
+
+
+def test_overview_figures_come_from_the_rows_final_state():
+    now = datetime.now(UTC).replace(minute=30)
+    rows = [_row("Completed", "busybox", [], now, ended=now + timedelta(seconds=10)),
+            _row("Failed", "busybox", [], now, ended=now + timedelta(seconds=20)),
+            _row("Running", "busybox", [], now), _row("Pending", "busybox", [], now),
+            _row("Scheduled", "busybox", [], now)]
+    assert [r.state for r in data.running_now(rows)] == ["Running", "Pending"]
+    assert data.success_rate(rows) == 0.5
+    assert sorted(data.durations(rows)) == [5.0, 15.0]
+    assert {(x["state"], x["jobs"]) for x in data.jobs_per_hour(rows)} == {("Completed", 1), ("Failed", 1)}
+    assert data.success_rate(rows[2:]) is None
 
 
 def test_uploaded_files_become_inputs_with_their_sha256():
@@ -91,19 +124,55 @@ def test_the_policy_form_sends_only_what_changed():
 def test_api_refusals_land_beside_the_field_they_name():
     from swarmsync.client import APIError
 
-    pool = APIError(422, "422: max_memory: memory 'lots' is not understood; max_cpu: Input should be greater than 0")
+    pool = APIError(422, "422: max_memory: memory 'lots' is not understood; max_cpu: Input should be greater than 0",
+                    detail="max_memory: memory 'lots' is not understood; max_cpu: Input should be greater than 0",
+                    errors=[{"loc": ["body", "max_memory"], "msg": "memory 'lots' is not understood"},
+                            {"loc": ["body", "max_cpu"], "msg": "Input should be greater than 0"}])
     assert data.form_errors(pool, {"max_memory": "max_memory", "max_cpu": "max_cpu"}) == {
         "max_memory": "memory 'lots' is not understood", "max_cpu": "Input should be greater than 0"}
-    fastapi = APIError(422, "422: [{'type': 'string_pattern_mismatch', 'loc': ['body', 'name'], "
-                            "'msg': \"String should match pattern '^[a-z0-9][a-z0-9-]*$'\", 'input': 'Bad Name'}]")
+    fastapi = APIError(422, "422: name: String should match pattern '^[a-z0-9][a-z0-9-]*$'",
+                       detail=[{"type": "string_pattern_mismatch", "loc": ["body", "name"],
+                                "msg": "String should match pattern '^[a-z0-9][a-z0-9-]*$'", "input": "Bad Name"}],
+                       errors=[{"loc": ["body", "name"], "msg": "String should match pattern '^[a-z0-9][a-z0-9-]*$'"}])
     assert data.form_errors(fastapi, data.SCHEDULE_FIELDS, data.SCHEDULE_WORDS) == {
         "schedule_name": "String should match pattern '^[a-z0-9][a-z0-9-]*$'"}
-    zone = APIError(400, "400: time zone 'Mars/Base' is unknown: use an IANA name such as 'Europe/Berlin'")
+    unknown = APIError(422, "422: max_gpus: not a pool setting", errors=[{"loc": ["body", "max_gpus"],
+                                                                            "msg": "not a pool setting"}])
+    assert data.form_errors(unknown, {"max_cpu": "max_cpu"}) == {"_": "max_gpus: not a pool setting"}
+    zone = APIError(400, "400: time zone 'Mars/Base' is unknown: use an IANA name such as 'Europe/Berlin'",
+                    detail="time zone 'Mars/Base' is unknown: use an IANA name such as 'Europe/Berlin'")
     assert list(data.form_errors(zone, data.SCHEDULE_FIELDS, data.SCHEDULE_WORDS)) == ["timezone"]
-    cron = APIError(400, "400: cron expression '61 * * * *' is not valid: [61] is out of range")
+    cron = APIError(400, "400: cron expression '61 * * * *' is not valid: [61] is out of range",
+                    detail="cron expression '61 * * * *' is not valid: [61] is out of range")
     assert list(data.form_errors(cron, data.SCHEDULE_FIELDS, data.SCHEDULE_WORDS)) == ["schedule_value"]
-    assert data.form_errors(APIError(403, "403: role operator may not pools:manage"), {}) == {
-        "_": "role operator may not pools:manage"}
+    refused = APIError(403, "403: role operator may not pools:manage", detail="role operator may not pools:manage")
+    assert data.form_errors(refused, {}) == {"_": "role operator may not pools:manage"}
+
+
+def test_the_client_keeps_the_api_refusal_as_sent():
+    import httpx
+
+    from swarmsync.client import APIError, APIInputError, Client
+
+    body = {"detail": [{"type": "missing", "loc": ["body", "spec", "image"], "msg": "Field required", "input": {}}]}
+    transport = httpx.MockTransport(lambda request: httpx.Response(422, json=body))
+    with pytest.raises(APIInputError) as refused:
+        Client("http://api.test", transport=transport).me()
+    assert str(refused.value) == "422: spec.image: Field required"  # the message as the CLI prints it
+    assert refused.value.detail == body["detail"]
+    assert refused.value.errors == [{"loc": ["body", "spec", "image"], "msg": "Field required"}]
+    pool = {"detail": "max_cpu: Input should be greater than 0",
+            "errors": [{"loc": ["body", "max_cpu"], "msg": "Input should be greater than 0"}]}
+    transport = httpx.MockTransport(lambda request: httpx.Response(422, json=pool))
+    with pytest.raises(APIError) as refused:
+        Client("http://api.test", transport=transport).update_pool("p", max_cpu=-1)
+    assert str(refused.value) == "422: max_cpu: Input should be greater than 0"
+    assert refused.value.detail == pool["detail"] and refused.value.errors == pool["errors"]
+    transport = httpx.MockTransport(lambda request: httpx.Response(403, json={"detail": "role viewer may not x"}))
+    with pytest.raises(APIError) as refused:
+        Client("http://api.test", transport=transport).users()
+    assert refused.value.status == 403 and refused.value.detail == "role viewer may not x"
+    assert refused.value.errors == []
 
 
 def test_each_role_sees_only_its_pages():
