@@ -129,7 +129,7 @@ def test_prefect_deploy_all_accepts_prefect_yaml_and_its_deployments_run(own_sta
     with prefect_api(), get_client(sync_client=True) as client:
         job = client.read_deployment_by_name("container-job/default")
         retention = client.read_deployment_by_name("retention/daily")
-        assert job.entrypoint == "flows/container_job.py:container_job"
+        assert job.entrypoint == "swarmsync.flows.container_job:container_job"
         assert retention.parameters == {"max_age_days": 30}
         assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in retention.schedules] == [
             ("15 3 * * *", "UTC", True)]
