@@ -8,9 +8,8 @@ SWARMSYNC_TEST_REDIS (default redis://127.0.0.1:6379/0) names the Redis server.
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -20,13 +19,6 @@ SESSION_PREFIX = f"swarmsync-test-{uuid.uuid4().hex[:8]}:"
 PASSWORD = "correct horse battery staple"
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    """Poll `check` every half second until it holds; AssertionError naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout} s")
-        time.sleep(0.5)
 
 
 def clear_caches() -> None:

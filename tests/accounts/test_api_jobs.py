@@ -10,7 +10,8 @@ import pytest
 
 from swarmsync.auth import audit
 from swarmsync.client import APIError, Client
-from tests.accounts.conftest import auth, wait_until
+from tests.accounts.conftest import auth
+from tests.waiting import wait_until
 
 
 @pytest.fixture

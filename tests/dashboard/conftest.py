@@ -19,7 +19,6 @@ from tests.accounts.conftest import PASSWORD, Account
 
 make_user = accounts_fixtures.make_user  # users in the stack's database
 quick_password_hashing = accounts_fixtures.quick_password_hashing  # autouse: cheap argon2 in-process
-wait_until = accounts_fixtures.wait_until  # poll with a deadline
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 

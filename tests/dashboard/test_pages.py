@@ -9,7 +9,8 @@ import pytest
 from swarmsync.dashboard import data
 from swarmsync.dashboard.navigation import PAGES, visible_pages
 from swarmsync.settings import get_settings
-from tests.dashboard.conftest import log_in, new_app, texts, wait_until
+from tests.dashboard.conftest import log_in, new_app, texts
+from tests.waiting import wait_until
 
 LOGIN_ONLY_KEYS = {"login_username", "login_password"}
 SUBMIT = "submit_job"

@@ -10,8 +10,9 @@ import pytest
 from swarmsync.auth import audit
 from swarmsync.client import APIError
 from swarmsync.settings import get_settings
-from tests.dashboard.conftest import texts, wait_until
+from tests.dashboard.conftest import texts
 from tests.dashboard.test_pages import SUBMIT, fill, open_job
+from tests.waiting import wait_until
 
 
 def test_the_jobs_page_shows_who_submitted_each_job_and_filters_by_user(app_as, busybox, no_leftover_containers):

@@ -6,10 +6,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import swarmsync
+from tests.waiting import wait_until
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -19,14 +19,6 @@ def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess
     )
 
 
-def wait_until(predicate, what: str, seconds: float = 60, poll: float = 0.2):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"not seen within {seconds} s: {what}")
 
 
 def test_submit_wait_streams_output_and_exits_with_the_jobs_code(stack, busybox, no_leftover_containers):

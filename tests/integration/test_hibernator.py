@@ -22,6 +22,7 @@ from swarmsync.archive import ArchiveNotFound
 from swarmsync.connection import api_url, prefect_api
 from swarmsync.deployments import schedules
 from swarmsync.timing import TimingError
+from tests.waiting import wait_until
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 
@@ -38,14 +39,6 @@ def runs_of(deployment_id: UUID) -> list:
         )
 
 
-def wait_until(predicate, what: str, seconds: float = 90, poll: float = 0.5):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"not seen within {seconds} s: {what}")
 
 
 def _stop(job) -> None:
@@ -156,7 +149,7 @@ def test_overlap_skip_never_runs_two_at_once(stack, busybox, no_leftover_contain
         done = [r for r in runs if _type(r) == "COMPLETED"]
         return len(done) >= 2 and any(_type(r) == "CANCELLED" for r in runs)
 
-    wait_until(enough, "two completed runs and a skipped one", seconds=120)
+    wait_until(enough, "two completed runs and a skipped one", timeout=120)
     _stop(job)
     runs = runs_of(job.deployment_id)
     schedules.delete("no-overlap")
