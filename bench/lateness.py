@@ -17,10 +17,8 @@ import argparse
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +28,7 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from run import pct, start_server, start_stock_worker, sync_client  # noqa: E402 - bench/run.py helpers
+from run import pct, start_server, start_stock_worker, start_swarmsync, sync_client  # noqa: E402 - bench/run.py helpers
 
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
@@ -82,16 +80,7 @@ def summary(lateness: list[float]) -> dict:
 
 
 def bench_swarmsync(image: str, jobs: int, lead: float, spread: float, home: Path, port: int) -> dict:
-    os.environ.update({"SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(port)})
-    os.environ.pop("PREFECT_API_URL", None)
-    up = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "up"], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, start_new_session=True)
-    for line in iter(up.stdout.readline, b""):
-        if b"SwarmSync is up" in line:
-            break
-    else:
-        raise RuntimeError("swarmsync up failed")
-    threading.Thread(target=lambda: [None for _ in iter(up.stdout.readline, b"")], daemon=True).start()
+    up = start_swarmsync(home, port)
     import swarmsync
     from swarmsync.settings import get_settings
 

@@ -205,7 +205,8 @@ def sync_client(port: int):
     return get_client(sync_client=True)
 
 
-def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int) -> dict:
+def start_swarmsync(home: Path, port: int) -> subprocess.Popen:
+    """`swarmsync up` under `home` on `port`, in its own session; returns once it is up."""
     os.environ.update({"SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(port)})
     os.environ.pop("PREFECT_API_URL", None)
     up = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "up"], stdout=subprocess.PIPE,
@@ -216,6 +217,11 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
     else:
         raise RuntimeError("swarmsync up failed")
     threading.Thread(target=lambda: [None for _ in iter(up.stdout.readline, b"")], daemon=True).start()
+    return up
+
+
+def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int) -> dict:
+    up = start_swarmsync(home, port)
     import swarmsync
     from swarmsync.settings import get_settings
 

@@ -22,38 +22,35 @@ from swarmsync.policy import HostPolicy
 
 
 class JobRuntime(ContextModel):
-    """One job flow run's view of its worker and pool."""
+    """One job flow run's view of its worker and pool.
+
+    Attributes:
+        policy: the pool's host policy (ceilings, defaults, what is allowed).
+        pull_policy: the pool's image pull policy.
+        pool: the work pool's name.
+        engine: the pool's Docker engine, a prefect-docker `DockerHost` block (None: the local one).
+        registry_credentials: the pool's `DockerRegistryCredentials` block, used before a pull.
+        archive_block: the pool's archive store, a filesystem block slug (None: the installation's).
+        claimed_from: name of the Scheduled state the worker claimed the run from ('AwaitingRetry':
+            a retry asked for; 'Resuming': recovery after a worker died); None: no SwarmSync worker.
+        cancel_event: set by the worker's shared watcher when the run is cancelled (None: poll).
+        after_final_state: work the worker runs right after the final state is set (the run's
+            artifacts); None: the flow does it before it ends.
+        pending_removals: threads removing this run's containers; the flow joins them before it ends.
+    """
 
     __var__: ClassVar[ContextVar[JobRuntime]] = ContextVar("swarmsync_job_runtime")
 
-    policy: HostPolicy = Field(default_factory=HostPolicy, description="The pool's host policy")
-    pull_policy: str | None = Field(default=None, description="The pool's image pull policy")
-    pool: str | None = Field(default=None, description="The work pool's name")
-    engine: Any | None = Field(
-        default=None, description="The pool's Docker engine (a prefect-docker DockerHost block); None: local"
-    )
-    registry_credentials: Any | None = Field(
-        default=None, description="The pool's DockerRegistryCredentials block, used before a pull"
-    )
-    archive_block: str | None = Field(
-        default=None, description="The pool's archive store (a filesystem block slug); None: the installation's"
-    )
-    claimed_from: str | None = Field(
-        default=None,
-        description="Name of the Scheduled state the worker claimed the run from ('AwaitingRetry': a retry "
-        "asked for; 'Resuming': recovery after a worker died); None: not claimed by a SwarmSync worker",
-    )
-    cancel_event: anyio.Event | None = Field(
-        default=None, description="Set by the worker's shared watcher when the run is cancelled; None: poll"
-    )
-    after_final_state: list[Callable[[], Awaitable[None]]] | None = Field(
-        default=None,
-        description="Work the worker runs right after the final state is set (the run's artifacts); "
-        "None: the flow does it before it ends",
-    )
-    pending_removals: list[threading.Thread] = Field(
-        default_factory=list, description="Threads removing this run's containers; the flow joins them before it ends"
-    )
+    policy: HostPolicy = Field(default_factory=HostPolicy)
+    pull_policy: str | None = None
+    pool: str | None = None
+    engine: Any | None = None
+    registry_credentials: Any | None = None
+    archive_block: str | None = None
+    claimed_from: str | None = None
+    cancel_event: anyio.Event | None = None
+    after_final_state: list[Callable[[], Awaitable[None]]] | None = None
+    pending_removals: list[threading.Thread] = Field(default_factory=list)
 
     @classmethod
     def current(cls) -> JobRuntime:

@@ -6,7 +6,8 @@ import os
 import signal
 import subprocess
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -41,21 +42,33 @@ def up(
     """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""
     from swarmsync.deployments.stack import Stack, StackError
 
-    stack = Stack()
-    _sigterm_as_interrupt()
-    try:
+    def serve(stack: Stack) -> None:
         with console.status("starting SwarmSync..."):
             stack.up(worker=worker, api=api, dashboard=dashboard)
-        _print_ready(stack.processes)
-        while not (problem := stack.failed()):
-            time.sleep(1)
-        fail(problem, 1)
-    except StackError as exc:
+        _serve_until_stopped(stack)
+
+    _with_stack(Stack(), serve, StackError)
+
+
+def _with_stack(stack: Any, run: Callable[[Any], None], stack_error: type[Exception]) -> None:
+    """Run `run(stack)`; Ctrl-C (or SIGTERM) stops the stack, a part that fails says why (exit 1)."""
+    _sigterm_as_interrupt()
+    try:
+        run(stack)
+    except stack_error as exc:
         fail(str(exc), 1)
     except KeyboardInterrupt:
         console.print("stopping...")
     finally:
         stack.stop()
+
+
+def _serve_until_stopped(stack: Any) -> None:
+    """Print where everything is, then keep the stack up until a part of it fails (exit 1)."""
+    _print_ready(stack.processes)
+    while not (problem := stack.failed()):
+        time.sleep(1)
+    fail(problem, 1)
 
 
 def _print_ready(processes: dict | None = None) -> None:
@@ -89,9 +102,8 @@ def demo(
         image = demo_image(docker_client())
     except ImageUnavailable as exc:
         fail(str(exc))
-    stack = Stack()
-    _sigterm_as_interrupt()
-    try:
+
+    def run_demo(stack: Stack) -> None:
         with console.status("starting SwarmSync..."):
             stack.up()
         job = jobs.submit(image, "echo 'hello from SwarmSync'; uname -a; date", tags=["demo"])
@@ -103,16 +115,10 @@ def demo(
         console.print(f"  .txt output: swarmsync result {job.id}")
         console.print(f"  in Prefect:  {api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
         if keep_running:
-            _print_ready(stack.processes)
-            while not stack.failed():
-                time.sleep(1)
+            _serve_until_stopped(stack)
         raise typer.Exit(code)
-    except StackError as exc:
-        fail(str(exc), 1)
-    except KeyboardInterrupt:
-        console.print("stopping...")
-    finally:
-        stack.stop()
+
+    _with_stack(Stack(), run_demo, StackError)
 
 
 @app.command()
