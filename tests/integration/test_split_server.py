@@ -58,13 +58,15 @@ def test_jobs_run_and_cancel_with_the_split_server(split_stack, busybox):
 
 def test_schedules_and_skip_overlap_work_from_the_separate_services_process(split_stack, busybox):
     """The scheduler runs in the services process; deployment concurrency leases live in Redis."""
-    from test_hibernator import _stop, _type, runs_of, wait_until
+    from test_hibernator import _stop, _type, runs_of
+
+    from tests.waiting import wait_until
 
     job = schedules.create("split-skip", busybox, "sleep 6", every="2s", overlap="skip")
     try:
         wait_until(lambda: (lambda runs: any(_type(r) == "COMPLETED" for r in runs)
                             and any(_type(r) == "CANCELLED" for r in runs))(runs_of(job.deployment_id)),
-                   "a completed run and a skipped one", seconds=150)
+                   "a completed run and a skipped one", timeout=150)
         _stop(job)
         ran = sorted((r for r in runs_of(job.deployment_id) if r.start_time and _type(r) != "CANCELLED"),
                      key=lambda r: r.start_time)
