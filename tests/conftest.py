@@ -27,7 +27,7 @@ PG_ADMIN_URL = os.environ.get(
 )
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TESTS = Path(__file__).resolve().parent
-STACK_FOLDERS = ("integration", "accounts", "dashboard")  # every test there runs against real services
+STACK_FOLDERS = ("integration", "accounts", "dashboard", "security")  # every test there runs against real services
 DOCKER_FIXTURES = {"docker_client", "busybox", "stack", "run_job", "no_leftover_containers"}
 
 
