@@ -20,10 +20,12 @@ import pytest
 from prefect.client.orchestration import get_client
 
 import swarmsync
+from swarmsync.auth import audit
 from swarmsync.client import APIError, Client
 from swarmsync.connection import prefect_api
 from swarmsync.deployments import pools
 from swarmsync.deployments.pools import PolicyError, create_pool
+from swarmsync.policy import HostPolicy, PolicyViolation
 from swarmsync.spec import JobSpec
 from tests.accounts.conftest import auth
 from tests.waiting import wait_until
@@ -106,7 +108,7 @@ def _refused(response, *words: str) -> str:
 # --- omitted limits against ceilings --------------------------------------------------------------
 
 def test_limits_over_a_ceiling_are_refused_at_submission_before_anything_is_created(api, operator, pool, busybox):
-    _, headers = operator
+    account, headers = operator
     base = {"image": busybox, "command": "true", "pull_policy": "never"}
     for extra, setting in (({"memory": "1g"}, "max_memory"), ({"pids_limit": 500}, "max_pids"),
                            ({"timeout": 60}, "max_timeout")):
@@ -114,6 +116,23 @@ def test_limits_over_a_ceiling_are_refused_at_submission_before_anything_is_crea
         _refused(api.post("/jobs", json={"spec": {**base, **extra}, "pool": pool, "at": _later()}, headers=headers),
                  setting)
         assert len(swarmsync.list_jobs(limit=200)) == before  # nothing was created
+    denied = audit.events(actor=account.username, action="job.submit")[0]
+    assert denied.outcome == "denied" and "max_timeout" in denied.detail["why"] and denied.target == pool
+
+
+def test_what_is_checked_is_what_runs():
+    """The one resolution both the check and container creation use: omitted limits never escape a ceiling."""
+    policy = HostPolicy(max_memory="512m", default_memory="256m", max_pids=100, default_pids_limit=50,
+                        max_timeout=60, max_cpu=2)
+    ran = policy.check(JobSpec(image="busybox"))
+    assert (ran.memory, ran.pids_limit, ran.timeout, ran.cpu) == ("256m", 50, 60, 2)
+    assert policy.resolve(ran) == ran
+    assert HostPolicy(max_memory="64m", default_memory="32m", max_pids=10).inconsistencies() == {
+        "default_pids_limit": "1024 exceeds max_pids 10"}
+    for user in ("root", "0", "0:0", "root:root", "00", " 0:1000"):
+        with pytest.raises(PolicyViolation, match="allow_root_user"):
+            policy.check(JobSpec(image="busybox", user=user))
+    policy.check(JobSpec(image="busybox", user="1000:0"))
 
 
 def test_a_job_that_omits_its_limits_runs_with_the_pools_defaults_and_its_timeout_ceiling(
