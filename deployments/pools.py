@@ -10,16 +10,14 @@ from pydantic import ValidationError
 
 from swarmsync.connection import uses_prefect_api
 from swarmsync.policy import HostPolicy
+from swarmsync.policy import PoolNotFound as PoolNotFound  # no such pool (raised here and by the core)
 from swarmsync.settings import get_settings
 from swarmsync.spec import PullPolicy
 
 # pool settings that name a prefect-docker block document (by name) -> its block type slug
 BLOCK_FIELDS = {"docker_host": "docker-host", "registry_credentials": "docker-registry-credentials"}
+LIST_FIELDS = ("allowed_networks", "allowed_roles", "allowed_users", "cap_drop")
 POLICY_FIELDS = (*HostPolicy.model_fields, "pull_policy", "archive_block", *BLOCK_FIELDS)
-
-
-class PoolNotFound(LookupError):
-    """No work pool with that name."""
 
 
 class PolicyError(ValueError):
@@ -30,14 +28,19 @@ class PolicyError(ValueError):
         self.errors = errors
 
 
-def check_policy(policy: dict[str, Any]) -> None:
-    """Raise PolicyError naming every unknown or invalid setting (block names are checked on use)."""
+def check_policy(policy: dict[str, Any], whole: bool = False) -> None:
+    """Raise PolicyError naming every unknown or invalid setting (block names are checked on use);
+    with `whole` (a pool's whole policy), also every default that exceeds its ceiling."""
     errors = {k: f"not a pool setting; known: {', '.join(POLICY_FIELDS)}" for k in policy if k not in POLICY_FIELDS}
     try:
-        HostPolicy(**{k: v for k, v in policy.items() if k in HostPolicy.model_fields})
+        host = HostPolicy(**{k: v for k, v in policy.items() if k in HostPolicy.model_fields})
     except ValidationError as exc:
         for err in exc.errors():
-            errors.setdefault(str(err["loc"][0]), err["msg"].removeprefix("Value error, "))
+            errors.setdefault(str(err["loc"][0]) if err["loc"] else "policy",
+                              err["msg"].removeprefix("Value error, "))
+    else:
+        for field, message in (host.inconsistencies() if whole else {}).items():
+            errors.setdefault(field, message)
     if "pull_policy" in policy and policy["pull_policy"] not in get_args(PullPolicy):
         errors["pull_policy"] = f"{policy['pull_policy']!r} is not one of {', '.join(get_args(PullPolicy))}"
     if policy.get("archive_block"):
@@ -67,6 +70,9 @@ def create_pool(name: str, **policy: Any) -> str:
             exists = True
         except ObjectNotFound:
             exists = False
+    if not exists:  # the new pool's policy as a whole (an existing one is checked by update_policy)
+        check_policy({**HostPolicy().model_dump(), **{k: v for k, v in policy.items() if k in HostPolicy.model_fields}},
+                     whole=True)
 
     async def create() -> None:
         async with get_client() as client:
@@ -118,6 +124,9 @@ def update_policy(name: str, **changes: Any) -> dict[str, Any]:
     from prefect.client.schemas.actions import WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
+    from swarmsync.deployments.job_deployment import pool_template
+
+    changes = {k: [] if v is None and k in LIST_FIELDS else v for k, v in changes.items()}  # null clears a list
     check_policy(changes)
 
     async def update() -> None:
@@ -127,7 +136,12 @@ def update_policy(name: str, **changes: Any) -> dict[str, Any]:
             except ObjectNotFound:
                 raise PoolNotFound(f"no work pool named {name!r}; see 'swarmsync pool create'") from None
             template = pool.base_job_template
-            properties = template.get("variables", {}).get("properties", {})
+            properties = template.setdefault("variables", {}).setdefault("properties", {})
+            if pool.type == "swarmsync":  # settings added since the pool was made get their schema
+                known = pool_template(pool.type)["variables"]["properties"]
+                for field in changes:
+                    if field not in properties and field in known:
+                        properties[field] = known[field]
             missing = {k: f"pool {name!r} ({pool.type}) has no such setting" for k in changes if k not in properties}
             if missing:
                 raise PolicyError(missing)
@@ -138,6 +152,8 @@ def update_policy(name: str, **changes: Any) -> dict[str, Any]:
                     except ValueError as exc:
                         raise PolicyError({field: str(exc)}) from None
                 properties[field]["default"] = value
+            merged = _policy_of(properties)
+            check_policy({k: v for k, v in merged.items() if k in HostPolicy.model_fields}, whole=True)
             if changes:
                 await client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
 

@@ -251,7 +251,7 @@ async def _run_job(spec: JobSpec, runtime: JobRuntime, logger: Any) -> State:
     started = time.time()
     image: ResolvedImage | None = None
     try:
-        runtime.policy.check(spec)  # before anything is pulled or resolved
+        spec = runtime.check(spec)  # who may use the pool, and the job as it runs: before anything is pulled
         secret_values = await _resolve_secrets(spec)
         image, inputs = await prepare_job(spec, runtime)
         runner = run_container.with_options(

@@ -183,14 +183,15 @@ def create_container(
     worker: str | None = None,
     pool: str | None = None,
 ) -> Container:
-    """Create (not start) the job's container with limits and safe defaults."""
-    policy.check(spec)
+    """Create (not start) the job's container with limits and safe defaults: the job as the pool's
+    policy resolves and checks it (`HostPolicy.check`), so what was checked is what runs."""
+    spec = policy.check(spec)
     if spec.command is None and spec.entrypoint is None:
         config = image_config(client, image.image_id)
         if not config.get("Cmd") and not config.get("Entrypoint"):
             raise JobSpecError(f"image {spec.image!r} has no default command: give a command")
-    memory = spec.memory_bytes or policy.default_memory_bytes
-    cpu = spec.cpu or policy.default_cpu
+    memory = spec.memory_bytes
+    cpu = spec.cpu
     from swarmsync.connection import api_url
 
     labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: flow_run_id, LABEL_INSTANCE: api_url()}
@@ -220,8 +221,8 @@ def create_container(
         mem_limit=memory,
         memswap_limit=memory,  # no swap beyond the memory limit
         nano_cpus=int(cpu * 1e9) if cpu else None,
-        pids_limit=spec.pids_limit or policy.default_pids_limit,
-        network=spec.network or policy.default_network,
+        pids_limit=spec.pids_limit,
+        network=spec.network,
         init=True,
         device_requests=device_requests,
     )
@@ -352,7 +353,9 @@ def start_or_adopt(
 ) -> tuple[ContainerRun, float | None, float, bool]:
     """Start the run's container, or take over the one a dead worker of this run left
     behind: never a second container for one run. Returns the container run, the seconds
-    left of the job's timeout, when the container started (epoch s) and whether it was adopted."""
+    left of the job's timeout, when the container started (epoch s) and whether it was adopted.
+    The timeout is the resolved one (the pool's default or ceiling when the job names none)."""
+    spec = policy.resolve(spec)
     existing = find_job_containers(client, flow_run_id)
     if existing:
         run = ContainerRun(client, existing[0], capture)

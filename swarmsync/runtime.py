@@ -19,13 +19,18 @@ from prefect.context import ContextModel
 from pydantic import Field
 
 from swarmsync.policy import HostPolicy
+from swarmsync.spec import JobSpec
 
 
 class JobRuntime(ContextModel):
     """One job flow run's view of its worker and pool.
 
     Attributes:
-        policy: the pool's host policy (ceilings, defaults, what is allowed).
+        policy: the pool's host policy (ceilings, defaults, what is allowed, who may use the pool), from
+            the pool's base job template alone: job variables of a run or deployment never change it.
+        submitter: who submitted the run through the SwarmSync API (its `swarmsync.user` label or tag);
+            None: created without the API (embedded mode, Prefect's own tools: trusted callers).
+        submitter_role: that user's role now (None: no such user, or disabled).
         pull_policy: the pool's image pull policy.
         pool: the work pool's name.
         engine: the pool's Docker engine, a prefect-docker `DockerHost` block (None: the local one).
@@ -42,6 +47,8 @@ class JobRuntime(ContextModel):
     __var__: ClassVar[ContextVar[JobRuntime]] = ContextVar("swarmsync_job_runtime")
 
     policy: HostPolicy = Field(default_factory=HostPolicy)
+    submitter: str | None = None
+    submitter_role: str | None = None
     pull_policy: str | None = None
     pool: str | None = None
     engine: Any | None = None
@@ -51,6 +58,13 @@ class JobRuntime(ContextModel):
     cancel_event: anyio.Event | None = None
     after_final_state: list[Callable[[], Awaitable[None]]] | None = None
     pending_removals: list[threading.Thread] = Field(default_factory=list)
+
+    def check(self, spec: JobSpec) -> JobSpec:
+        """The job as it will run here (resolved with the pool's defaults); PolicyViolation when its
+        submitter may not use the pool or it exceeds the pool's policy."""
+        if self.submitter is not None:
+            self.policy.check_caller(self.submitter, self.submitter_role)
+        return self.policy.check(spec)
 
     @classmethod
     def current(cls) -> JobRuntime:

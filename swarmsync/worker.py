@@ -39,6 +39,7 @@ from swarmsync import prefect_internals
 from swarmsync.claim import claim_run
 from swarmsync.db import migrate
 from swarmsync.docker_runner import docker_client, find_job_containers
+from swarmsync.owners import USER_LABEL, submitted_by
 from swarmsync.policy import HostPolicy
 from swarmsync.recovery import docker_host_facts, record_telemetry, recover_orphaned_runs
 from swarmsync.runtime import JobRuntime
@@ -115,6 +116,22 @@ def _working_directory(pull_steps: list[dict[str, Any]] | None) -> str | None:
             if name.endswith("set_working_directory") and isinstance(args, dict):
                 return args.get("directory")
     return None
+
+
+def run_submitter(flow_run: FlowRun) -> str | None:
+    """Who submitted the run through the SwarmSync API (only the API sets this; see swarmsync.owners)."""
+    return (flow_run.labels or {}).get(USER_LABEL) or submitted_by(flow_run)
+
+
+def user_role(username: str) -> str | None:
+    """The user's role now; None when there is no such user or it is disabled."""
+    from sqlalchemy import select
+
+    from swarmsync.db import User, session_scope
+
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        return None if user is None or user.disabled else user.role
 
 
 def infrastructure_id(flow_run_id: UUID | str) -> str:
@@ -242,8 +259,12 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         if task_status:
             task_status.started(identifier)
         cancelled = self._cancel_events[flow_run.id] = anyio.Event()
+        policy = self._pool_policy(flow_run, configuration)
+        submitter = run_submitter(flow_run)
         runtime = JobRuntime(
-            policy=configuration.host_policy(), pull_policy=configuration.pull_policy,
+            policy=policy, submitter=submitter,
+            submitter_role=await anyio.to_thread.run_sync(user_role, submitter) if submitter else None,
+            pull_policy=configuration.pull_policy,
             pool=self._work_pool_name, engine=configuration.docker_host,
             registry_credentials=configuration.registry_credentials, archive_block=configuration.archive_block,
             claimed_from=flow_run.state.name if flow_run.state else None, cancel_event=cancelled,
@@ -271,6 +292,20 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             if self._limiter and self._limiter.borrowed_tokens >= self._limiter.total_tokens:
                 self._poll_soon()  # the worker was full: runs waiting for this slot need not wait for a poll
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
+
+    def _pool_policy(self, flow_run: FlowRun, configuration: SwarmSyncJobConfiguration) -> HostPolicy:
+        """The pool's policy from its base job template alone. Prefect merges a deployment's and a
+        run's job variables into `configuration`; those may not loosen (or change) policy: ignored, logged."""
+        if self._work_pool is None:  # not set up: nothing but the configuration to go by
+            return configuration.host_policy()
+        policy = HostPolicy.from_template(self._work_pool.base_job_template)
+        asked = configuration.host_policy()
+        ignored = sorted(k for k in HostPolicy.model_fields if getattr(asked, k) != getattr(policy, k))
+        if ignored:
+            self.get_flow_run_logger(flow_run).warning(
+                "job variables cannot change the pool's policy: ignored %s (the pool's own values apply)",
+                ", ".join(ignored))
+        return policy
 
     async def _after_final_state(self, flow_run: FlowRun, steps: list[Callable[[], Awaitable[None]]]) -> None:
         """What the run left to do once its final state was set (its Prefect artifacts): the

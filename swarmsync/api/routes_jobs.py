@@ -11,8 +11,8 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from swarmsync import archive, jobs
-from swarmsync.api.deps import address, check, require
+from swarmsync import admission, archive, jobs
+from swarmsync.api.deps import address, require
 from swarmsync.api.errors import Conflict, responses
 from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, ManifestOut, StateOut
 from swarmsync.auth import audit
@@ -41,10 +41,10 @@ def list_jobs(
 def submit(
     body: JobSubmission, request: Request, principal: Principal = Depends(require(Permission.JOBS_SUBMIT)),
 ) -> JobOut:
-    """Submit a container job; returns at once. Files from the worker host (`inputs[].source`) are admin-only.
+    """Submit a container job; returns at once. Refused (403) when the pool's policy does not allow it or its
+    caller (see swarmsync.admission); files from the worker host (`inputs[].source`) are admin-only.
     The run records the caller as its submitter (tag `swarmsync.user:NAME`); such tags in the spec are dropped."""
-    if any(item.source for item in body.spec.inputs):
-        check(request, principal, Permission.POOLS_MANAGE)
+    admission.admit(principal, body.spec, body.pool, address=address(request))  # the pool's policy: 403 first
     job = jobs.submit(body.spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at,
                       user=principal.username)
     audit.record(principal.username, "job.submit", job.id, address=address(request),

@@ -12,13 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from swarmsync import owners
-from swarmsync.api.deps import address, check, require
+from swarmsync import admission, owners
+from swarmsync.api.deps import address, require
 from swarmsync.api.errors import responses
 from swarmsync.api.schemas import Done, JobOut, RunAt, ScheduleAdd, ScheduleCreate, ScheduleOut
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
 from swarmsync.deployments import schedules
+from swarmsync.spec import JobSpec
 
 router = APIRouter(prefix="/schedules", tags=["schedules"], responses=responses(401, 403))
 reader = require(Permission.SCHEDULES_READ)
@@ -46,8 +47,8 @@ def get_schedule(name: PathName, principal: Principal = Depends(reader)) -> Sche
 @router.post("", response_model=ScheduleOut, status_code=201, responses=responses(400, 404, 422))
 def create_schedule(body: ScheduleCreate, request: Request, principal: Principal = Depends(writer)) -> ScheduleOut:
     """Create a named schedule; its runs record the caller as their submitter (tag `swarmsync.user:NAME`)."""
-    if body.spec is not None and any(item.source for item in body.spec.inputs):
-        check(request, principal, Permission.POOLS_MANAGE)  # files from the worker host: admins only
+    admission.admit(principal, body.spec, body.pool, template=body.template, action="schedule.create",
+                    address=address(request))  # the job as it will run, with a template, against the pool
     spec = None if body.spec is None else body.spec.model_copy(
         update={"tags": [*owners.without_user_tags(body.spec.tags), owners.user_tag(principal.username)]})
     job = schedules.create(
@@ -93,7 +94,11 @@ router.delete("/{name}", response_model=Done, responses=responses(404))(_change(
 @router.post("/{name}/run", response_model=JobOut, status_code=201, responses=responses(400, 404))
 def run_schedule(name: PathName, request: Request, body: RunAt | None = None,
                  principal: Principal = Depends(writer)) -> JobOut:
-    """Run the schedule's job now (or at `at`), outside its schedule."""
+    """Run the schedule's job now (or at `at`), outside its schedule: as the caller, so the pool's policy
+    is checked for the caller (403)."""
+    recurring = schedules.get(name)
+    admission.admit(principal, JobSpec(**recurring.job), recurring.pool, action="schedule.run",
+                    address=address(request))
     job = schedules.run(name, at=body.at if body else None)
     audit.record(principal.username, "schedule.run", name, address=address(request), job=job.id)
     return JobOut.from_flow_run(job.flow_run())

@@ -267,13 +267,20 @@ class PolicyUpdate(Strict):
     allow_privileged: bool | None = None
     allow_host_network: bool | None = None
     allow_gpu: bool | None = None
+    allow_host_files: bool | None = None
+    allow_root_user: bool | None = None
+    allowed_networks: list[PolicyText] | None = Field(default=None, max_length=100)
+    allowed_roles: list[Annotated[str, Field(max_length=32)]] | None = Field(default=None, max_length=10)
+    allowed_users: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=1000)
     max_cpu: float | None = None
     max_memory: PolicyText | None = None
     max_pids: int | None = None
     max_timeout: float | None = None
+    max_gpus: int | None = None
     default_cpu: float | None = None
     default_memory: PolicyText | None = None
     default_pids_limit: int | None = None
+    default_timeout: float | None = None
     default_network: PolicyText | None = None
     cap_drop: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
     pull_policy: PolicyText | None = None
@@ -290,13 +297,20 @@ class PolicyOut(Open):
     allow_privileged: bool | None = None
     allow_host_network: bool | None = None
     allow_gpu: bool | None = None
+    allow_host_files: bool | None = None
+    allow_root_user: bool | None = None
+    allowed_networks: list[str] | None = None
+    allowed_roles: list[str] | None = None
+    allowed_users: list[str] | None = None
     max_cpu: float | None = None
     max_memory: str | None = None
     max_pids: int | None = None
     max_timeout: float | None = None
+    max_gpus: int | None = None
     default_cpu: float | None = None
     default_memory: str | None = None
     default_pids_limit: int | None = None
+    default_timeout: float | None = None
     default_network: str | None = None
     cap_drop: list[str] | None = None
     pull_policy: str | None = None

@@ -22,6 +22,18 @@ def create(
     max_memory: Annotated[str | None, typer.Option(help="Most memory one job may ask for, e.g. 4g")] = None,
     max_pids: Annotated[int | None, typer.Option(help="Most processes one job may ask for")] = None,
     max_timeout: Annotated[float | None, typer.Option(help="Longest timeout in seconds")] = None,
+    allow_host_files: Annotated[bool | None, typer.Option(help="Allow worker-host files (inputs[].source)")] = None,
+    allow_root_user: Annotated[bool | None, typer.Option(help="Allow jobs to run as root (user root / uid 0)")] = None,
+    max_gpus: Annotated[int | None, typer.Option(help="Most GPUs one job may ask for")] = None,
+    default_cpu: Annotated[float | None, typer.Option(help="CPU cores for jobs that name none")] = None,
+    default_memory: Annotated[str | None, typer.Option(help="Memory for jobs that name none")] = None,
+    default_pids_limit: Annotated[int | None, typer.Option(help="Process limit for jobs that name none")] = None,
+    default_timeout: Annotated[float | None, typer.Option(help="Timeout (s) for jobs that name none")] = None,
+    allowed_network: Annotated[
+        list[str] | None, typer.Option(help="A network jobs may join besides the default one (repeat)")
+    ] = None,
+    allowed_role: Annotated[list[str] | None, typer.Option(help="A role that may use the pool (repeat)")] = None,
+    allowed_user: Annotated[list[str] | None, typer.Option(help="A user who may use the pool (repeat)")] = None,
     pull_policy: Annotated[str | None, typer.Option(help="always, if-not-present or never")] = None,
     default_network: Annotated[str | None, typer.Option(help="Network for jobs that name none")] = None,
     docker_host: Annotated[
@@ -40,7 +52,10 @@ def create(
         "allow_gpu": allow_gpu, "max_cpu": max_cpu, "max_memory": max_memory, "max_pids": max_pids,
         "max_timeout": max_timeout, "pull_policy": pull_policy, "default_network": default_network,
         "docker_host": docker_host, "registry_credentials": registry_credentials,
-        "archive_block": archive_block,
+        "archive_block": archive_block, "allow_host_files": allow_host_files, "allow_root_user": allow_root_user,
+        "max_gpus": max_gpus, "default_cpu": default_cpu, "default_memory": default_memory,
+        "default_pids_limit": default_pids_limit, "default_timeout": default_timeout,
+        "allowed_networks": allowed_network, "allowed_roles": allowed_role, "allowed_users": allowed_user,
     }.items() if v is not None}
     try:
         deployment = create_pool(name, **policy)

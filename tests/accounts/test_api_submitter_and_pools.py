@@ -105,7 +105,7 @@ def test_invalid_policy_values_get_422_naming_each_setting(api, role_tokens, new
     assert "pull_policy: 'sometimes' is not one of always, if-not-present, never" in detail
     block = api.patch(f"/pools/{new_pool}", json={"docker_host": "no-such-host"}, headers=headers)
     assert block.status_code == 422 and "no docker-host block named 'no-such-host'" in block.json()["detail"]
-    unknown = api.patch(f"/pools/{new_pool}", json={"max_gpus": 3}, headers=headers)
+    unknown = api.patch(f"/pools/{new_pool}", json={"max_bananas": 3}, headers=headers)
     assert unknown.status_code == 422
     assert api.patch("/pools/no-such-pool", json={"max_cpu": 1}, headers=headers).status_code == 404
     assert pools.pool_policy(new_pool)["max_memory"] is None  # nothing was changed

@@ -53,7 +53,7 @@ def default_pool_policy(stack):
     name = get_settings().work_pool
     before = pools.pool_policy(name)
     yield name
-    pools.update_policy(name, **{k: before[k] for k in ("max_memory", "max_cpu") if k in before})
+    pools.update_policy(name, **{k: before[k] for k in ("max_memory", "max_cpu", "default_memory") if k in before})
 
 
 def test_an_admin_lowers_a_pools_ceiling_and_a_job_over_it_is_refused_naming_the_limit(
@@ -64,22 +64,22 @@ def test_an_admin_lowers_a_pools_ceiling_and_a_job_over_it_is_refused_naming_the
     at.switch_page("views/workers.py").run()
     assert not at.exception
     at.text_input(key=f"policy_{pool}_max_memory").input("96m")
+    at.text_input(key=f"policy_{pool}_default_memory").input("64m")  # a default above the ceiling is refused
     at.button(key=f"FormSubmitter:policy_{pool}-Save policy").click().run()
     assert not at.exception
     assert at.session_state[f"policy_errors_{pool}"] == {}
-    assert "Saved max_memory." in texts(at)
+    assert "Saved default_memory, max_memory." in texts(at)
     changed = datetime.now(UTC)
     policy = [p for p in api_client.pools() if p["name"] == pool][0]["policy"]
     assert policy["max_memory"] == "96m"
     assert at.text_input(key=f"policy_{pool}_max_memory").value == "96m"
     entry = audit.events(actor=admin.username, action="pool.update")[0]
-    assert entry.target == pool and entry.detail == {"changes": {"max_memory": "96m"}}
+    assert entry.target == pool and entry.detail == {"changes": {"max_memory": "96m", "default_memory": "64m"}}
 
     wait_until(lambda: _worker_heartbeat_after(api_client, pool, changed + timedelta(seconds=1)),
                "the worker's next heartbeat (when it reads the pool again)", timeout=120)
-    refused = api_client.submit(busybox, "echo too big", memory="128m", pull_policy="never").wait(120)
-    assert refused.status() == "Failed"
-    assert "max_memory 96m" in refused.result().message
+    with pytest.raises(APIError, match="403.*max_memory 96m"):  # refused by the API before anything is created
+        api_client.submit(busybox, "echo too big", memory="128m", pull_policy="never")
     assert api_client.submit(busybox, "echo fits", memory="64m", pull_policy="never").wait(120).status() == "Completed"
 
 

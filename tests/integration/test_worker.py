@@ -200,26 +200,93 @@ def test_three_workers_on_one_pool_run_each_of_100_jobs_once(pool, workers, busy
 
 def test_job_over_the_pools_memory_ceiling_is_refused_naming_the_limit(stack, workers, busybox):
     name = f"t-{uuid.uuid4().hex[:8]}"
-    create_pool(name, max_memory="64m")
+    create_pool(name, max_memory="64m", default_memory="32m")
     workers(name)
     job = swarmsync.submit(busybox, "echo hi", pool=name, memory="128m").wait(60)
     assert job.status() == "Failed"
     assert "max_memory" in job.result().message and "64m" in job.result().message
 
 
+class RecordingDockerSocket:
+    """A unix socket in front of the Docker engine's that forwards every byte both ways and
+    keeps what clients sent: the container-create requests show what reached the engine."""
+
+    def __init__(self, path: Path, engine: str = "/var/run/docker.sock"):
+        import socket
+
+        self.path, self.engine, self.sent = path, engine, bytearray()
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(str(path))
+        self._server.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            engine.connect(self.engine)
+            threading.Thread(target=self._pipe, args=(client, engine, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(engine, client, False), daemon=True).start()
+
+    def _pipe(self, source, target, record: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if record:
+                    self.sent.extend(data)
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.shutdown(2)
+                except OSError:
+                    pass
+
+    def create_requests(self, name: str) -> list[dict]:
+        """The JSON bodies of the container-create requests for container `name`."""
+        import json
+
+        bodies = []
+        for part in bytes(self.sent).split(b"POST ")[1:]:
+            head, _, body = part.partition(b"\r\n\r\n")
+            if b"/containers/create" in head.split(b"\r\n", 1)[0] and f"name={name}".encode() in head:
+                bodies.append(json.JSONDecoder().raw_decode(body.decode())[0])
+        return bodies
+
+    def close(self) -> None:
+        self._server.close()
+
+
 def test_privileged_passes_policy_only_where_the_pool_allows_it(stack, workers, busybox, no_leftover_containers):
+    from prefect_docker import DockerHost
+
     name = f"t-{uuid.uuid4().hex[:8]}"
-    create_pool(name, allow_privileged=True)
-    workers(name)
-    job = swarmsync.submit(busybox, "grep CapEff /proc/self/status", pool=name, privileged=True).wait(60)
-    message = job.result().message
-    assert "allow_privileged" not in message
-    # Some sandboxed engines (this project's CI among them) cannot grant every capability:
-    # the engine then refuses to start a privileged container, which is not a policy refusal.
-    if job.status() != "Completed":
-        assert "unable to apply caps" in message, message
-    else:
-        assert "0000003fffffffff" in job.result().stdout or "000001ffffffffff" in job.result().stdout
+    engine = RecordingDockerSocket(Path(f"/tmp/{name}.sock"))
+    try:
+        host = _save_block(DockerHost(base_url=f"unix://{engine.path}"), f"{name}-host")
+        create_pool(name, allow_privileged=True, docker_host=host)
+        workers(name)
+        job = swarmsync.submit(busybox, "grep CapEff /proc/self/status", pool=name, privileged=True).wait(60)
+        message = job.result().message
+        assert "allow_privileged" not in message
+        # what reached the engine: the create request of this job's container asked for privileged
+        [created] = engine.create_requests(f"swarmsync-{job.id}")
+        assert created["HostConfig"]["Privileged"] is True, created["HostConfig"]
+        # Some sandboxed engines (this project's CI among them) cannot grant every capability:
+        # the engine then refuses to start the privileged container it was asked for.
+        if job.status() != "Completed":
+            assert "unable to apply caps" in message, message
+        else:
+            assert "0000003fffffffff" in job.result().stdout or "000001ffffffffff" in job.result().stdout
+    finally:
+        engine.close()
+        engine.path.unlink(missing_ok=True)
 
 
 def _save_block(block, name: str) -> str:
