@@ -1,5 +1,7 @@
-"""Capturing a container's output: spooled whole to disk (bytes exact), split into
-lines for the live log with a byte cap, secret values masked."""
+"""Capturing a container's output: spooled to disk (bytes exact) up to the pool's
+`max_output_bytes`, split into lines for the live log with a byte cap, secret values
+masked. Past `max_output_bytes` nothing more is written and `on_limit` is called once
+(the container run stops the container)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,15 @@ class OutputCapture:
     """Receives demultiplexed chunks in arrival order and keeps three spool files:
     stdout.txt, stderr.txt and output.txt (both interleaved). Lines go to `sink`
     until `log_cap_bytes` have been logged; then one marker says the rest is archived.
+
+    `max_bytes` caps stdout and stderr together (so each spool file holds at most that many
+    bytes): the chunk that crosses it is cut at the cap, later chunks are dropped,
+    `limit_reached` turns True and `on_limit` is called once.
     """
 
     def __init__(
-        self, folder: Path, sink: LineSink, log_cap_bytes: int, secrets: list[str] | None = None
+        self, folder: Path, sink: LineSink, log_cap_bytes: int, secrets: list[str] | None = None,
+        max_bytes: int | None = None, on_limit: Callable[[], None] | None = None,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
@@ -44,9 +51,19 @@ class OutputCapture:
         self._secrets = sorted({s.encode() for s in (secrets or []) if s}, key=len, reverse=True)
         self._lock = threading.Lock()
         self.closed = False
+        self.max_bytes = max_bytes
+        self.on_limit = on_limit
+        self.written = 0  # bytes of stdout and stderr spooled
+        self.limit_reached = False
 
     def feed(self, stream: str, chunk: bytes) -> None:
         with self._lock:
+            if self.limit_reached or self.closed:
+                return
+            if self.max_bytes is not None and self.written + len(chunk) > self.max_bytes:
+                chunk = chunk[: self.max_bytes - self.written]
+                self.limit_reached = True
+            self.written += len(chunk)
             self._files[stream].write(chunk)
             self._files["output"].write(chunk)
             buf = self._pending[stream] + chunk
@@ -57,6 +74,11 @@ class OutputCapture:
             self._pending[stream] = rest
             for line in lines:
                 self._emit(stream, line)
+            if self.limit_reached:
+                self._sink("marker", f"[swarmsync] output reached the pool's max_output_bytes "
+                           f"({self.max_bytes} bytes); the job is stopped")
+        if self.limit_reached and self.on_limit is not None:
+            self.on_limit()
 
     def _emit(self, stream: str, line: bytes) -> None:
         if self._truncated:
