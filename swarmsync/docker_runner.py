@@ -332,6 +332,11 @@ class ContainerRun:
             self.container.stop(timeout=STOP_GRACE_SECONDS)
         except docker.errors.NotFound:
             pass
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            try:  # the engine did not confirm the stop in time: kill, and let wait() see the exit
+                self.container.kill()
+            except (docker.errors.APIError, requests.exceptions.RequestException):
+                pass
 
     def harvest(self, output_dir: str, dest: Path, max_bytes: int | None = None) -> str | None:
         """Stream `output_dir` out of the container through gzip into `dest` (.tar.gz); returns a
