@@ -20,7 +20,7 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNOREC
 
 def parse_size(value: str) -> int:
     """'10m', '1g', '512k', '1.5GiB', '2048' -> bytes (powers of 1024, as memory sizes)."""
-    m = _SIZE_RE.match(value[:64])
+    m = _SIZE_RE.match(value) if len(value) <= 64 else None
     if not m:
         raise JobSpecError(f"size {value!r} is not understood: use bytes or a unit (e.g. '10m', '1g')")
     number, unit = m.groups()

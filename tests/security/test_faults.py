@@ -39,7 +39,9 @@ class FaultProxy:
     """A reverse proxy to the Prefect API. Faults are rules (method, path regex, kind): while
     `rules` is not empty, a matching request gets a 503 ("503"), or no answer for longer than
     the client's timeout, then a dropped connection ("hang"); "both" alternates the two.
-    Websocket upgrades (Prefect's events) are tunnelled untouched."""
+    Websocket upgrades (Prefect's events) are tunnelled untouched, except the worker channel
+    (`/work_pools/NAME/workers/connect`), refused with a 404: the worker then heartbeats over
+    REST, where the faults reach it."""
 
     def __init__(self, upstream: str, hang_seconds: float):
         target = urlsplit(upstream)
@@ -72,6 +74,12 @@ class FaultProxy:
                     self.wfile.write(body)
                     return
                 if self.headers.get("Upgrade", "").lower() == "websocket":
+                    if self.path.split("?", 1)[0].endswith("/workers/connect"):
+                        self.send_response(404)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        self.close_connection = True
+                        return
                     proxy._tunnel(self)
                     return
                 length = int(self.headers.get("Content-Length") or 0)
