@@ -112,7 +112,7 @@ class FaultProxy:
         path = path.split("?", 1)[0]
         with self._lock:
             for rule_method, pattern, kind in self.rules:
-                if method == rule_method and pattern.search(path):
+                if rule_method in (method, "*") and pattern.search(path):
                     if kind == "both":
                         self._count += 1
                         kind = "hang" if self._count % 2 else "503"
@@ -206,8 +206,8 @@ def test_a_running_container_survives_503s_and_timeouts_during_heartbeats_and_re
         return found[0] if found and "started" in found[0].logs().decode(errors="replace") else None
 
     container = wait_until(running, "the job's container runs", timeout=90, poll=0.2)
-    # 1: the API is down for heartbeats (503) and for reading runs (timeouts)
-    proxy.rules = [("POST", re.compile(r"/workers/heartbeat$"), "503"), ("GET", RUN_READ, "both")]
+    # 1: the API is down for the worker's heartbeat cycle (its pool, heartbeats, polls: 503) and for reading runs
+    proxy.rules = [("*", re.compile(r"^/api/work_pools/"), "503"), ("GET", RUN_READ, "both")]
     time.sleep(6)
     # 2: heartbeats pass again, so recovery runs; reading each container's run fails (503, timeout)
     proxy.rules = [("GET", RUN_READ, "both")]
@@ -215,7 +215,7 @@ def test_a_running_container_survives_503s_and_timeouts_during_heartbeats_and_re
                "recovery asked for the running job's run through the faulty API at least 3 times", timeout=60)
     kinds = {k for _m, p, k in proxy.faulted if p.endswith(str(job.id))}
     assert kinds == {"503", "hang"}, kinds
-    assert any(p.endswith("/workers/heartbeat") for _m, p, _k in proxy.faulted)
+    assert any(p.startswith("/api/work_pools/") for _m, p, _k in proxy.faulted)
     container.reload()
     assert container.status == "running", "the running job's container was stopped during the faults"
     proxy.rules = []  # healed
