@@ -206,8 +206,9 @@ def test_a_running_container_survives_503s_and_timeouts_during_heartbeats_and_re
         return found[0] if found and "started" in found[0].logs().decode(errors="replace") else None
 
     container = wait_until(running, "the job's container runs", timeout=90, poll=0.2)
-    # 1: the API is down for the worker's heartbeat cycle (its pool, heartbeats, polls: 503) and for reading runs
-    proxy.rules = [("*", re.compile(r"^/api/work_pools/"), "503"), ("GET", RUN_READ, "both")]
+    # 1: REST heartbeats get 503s and reading runs gets 503s and timeouts (faulting the worker's polls too
+    # would make Prefect's own service loop give up and end the worker: a restart's business, not this test's)
+    proxy.rules = [("POST", re.compile(r"/workers/heartbeat$"), "503"), ("GET", RUN_READ, "both")]
     time.sleep(6)
     # 2: heartbeats pass again, so recovery runs; reading each container's run fails (503, timeout)
     proxy.rules = [("GET", RUN_READ, "both")]
@@ -215,7 +216,6 @@ def test_a_running_container_survives_503s_and_timeouts_during_heartbeats_and_re
                "recovery asked for the running job's run through the faulty API at least 3 times", timeout=60)
     kinds = {k for _m, p, k in proxy.faulted if p.endswith(str(job.id))}
     assert kinds == {"503", "hang"}, kinds
-    assert any(p.startswith("/api/work_pools/") for _m, p, _k in proxy.faulted)
     container.reload()
     assert container.status == "running", "the running job's container was stopped during the faults"
     proxy.rules = []  # healed
