@@ -212,7 +212,12 @@ def test_a_running_container_survives_503s_and_timeouts_during_heartbeats_and_re
     time.sleep(6)
     # 2: heartbeats pass again, so recovery runs; reading each container's run fails (503, timeout)
     proxy.rules = [("GET", RUN_READ, "both")]
-    wait_until(lambda: sum(1 for m, p, _k in proxy.faulted if p.endswith(str(job.id))) >= 3,
+    def faulted_reads_while_the_container_runs() -> bool:
+        container.reload()  # docker.errors.NotFound here: the container was removed over a transient fault
+        assert container.status == "running", f"the running job's container is {container.status}"
+        return sum(1 for _m, p, _k in proxy.faulted if p.endswith(str(job.id))) >= 3
+
+    wait_until(faulted_reads_while_the_container_runs,
                "recovery asked for the running job's run through the faulty API at least 3 times", timeout=60)
     kinds = {k for _m, p, k in proxy.faulted if p.endswith(str(job.id))}
     assert kinds == {"503", "hang"}, kinds
