@@ -126,8 +126,32 @@ def checksums(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             for name, info in sorted((manifest.get("files") or {}).items())]
 
 
+BROWSER_DOWNLOAD_MAX = 64 << 20
+"""The largest archived file the dashboard offers as a download button: Streamlit keeps a
+button's bytes in the dashboard's memory, so bigger files are fetched with the CLI or the API
+(both stream them) and the page says how."""
+
+
+def downloadable(manifest: dict[str, Any], name: str) -> bool:
+    """Whether `name` is archived and small enough for a download button (its size from the manifest)."""
+    info = (manifest.get("files") or {}).get(name)
+    return info is not None and int(info.get("size") or 0) <= BROWSER_DOWNLOAD_MAX
+
+
+def download_hint(client: Client, job_id: str, name: str) -> str:
+    """How to fetch a file too big for the browser download: the CLI, or the API with a token."""
+    if name == "files.tar.gz":
+        cli, path = f"swarmsync files {job_id} -o FOLDER", f"/jobs/{job_id}/files"
+    else:
+        stream = name.removesuffix(".txt")
+        cli, path = f"swarmsync result {job_id} --stream {stream} -o FILE", f"/jobs/{job_id}/result.txt?stream={stream}"
+    return (f"`{name}` is larger than {BROWSER_DOWNLOAD_MAX >> 20} MiB: fetch it with `{cli}`, or "
+            f"`curl -H 'Authorization: Bearer TOKEN' -o {name} '{client.url}{path}'`.")
+
+
 def download(client: Client, job_id: str, name: str) -> bytes:
-    """An archived file as the API serves it: `output.txt`, `stdout.txt`, `stderr.txt` or `files.tar.gz`."""
+    """An archived file as the API serves it: `output.txt`, `stdout.txt`, `stderr.txt` or `files.tar.gz`
+    (only files `downloadable` says fit: the bytes are held in memory for the button)."""
     return client.read_archive_file(job_id, name)
 
 

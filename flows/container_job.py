@@ -135,7 +135,7 @@ async def run_container(
     loggers = {s: _stream_logger(s) for s in ("stdout", "stderr", "marker")}
     capture = OutputCapture(
         spool, lambda stream, line: loggers[stream].info(line), settings.log_cap_bytes,
-        secrets=list(secret_values.values()),
+        secrets=list(secret_values.values()), max_bytes=runtime.policy.max_output_bytes,
     )
     client = docker_client(runtime.engine)
     await _finish_removals(runtime)  # a retry must not find (and adopt) the previous attempt's container
@@ -153,12 +153,16 @@ async def run_container(
             tg.start_soon(_watch_cancellation, flow_run_id, run, runtime, settings.cancel_poll_seconds)
             exit_code, reason = await anyio.to_thread.run_sync(run.wait, remaining)
             tg.cancel_scope.cancel()
-        result = ContainerOutcome(
-            exit_code, reason, outcome.describe(spec, exit_code, reason), started, time.time()
-        )
         if spec.output_dir:
             dest = spool / archive.FILES_ARCHIVE
-            result.output_note = await anyio.to_thread.run_sync(run.harvest, spec.output_dir, dest)
+            note = await anyio.to_thread.run_sync(run.harvest, spec.output_dir, dest, runtime.policy.max_files_bytes)
+            if run.cap_reason == "files-cap" and reason is None:
+                reason = "files-cap"
+        result = ContainerOutcome(
+            exit_code, reason, outcome.describe(spec, exit_code, reason, runtime.policy), started, time.time()
+        )
+        if spec.output_dir:
+            result.output_note = note
     finally:
         capture.close()
         if run is not None:

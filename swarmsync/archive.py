@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from prefect.blocks.core import Block
 from prefect.filesystems import LocalFileSystem, WritableFileSystem
@@ -71,13 +73,45 @@ async def write_archive(
         if not path.exists():
             continue
         digest, size = sha256_file(path)
-        await store.awrite_path(f"{job_id}/{name}", path.read_bytes())
+        await _copy_to_store(store, path, f"{job_id}/{name}")
         files[name] = {"sha256": digest, "size": size}
     manifest = {**manifest, "job_id": job_id, "files": files}
     body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
     await store.awrite_path(f"{job_id}/{MANIFEST}", body)
     manifest["manifest_sha256"] = hashlib.sha256(body).hexdigest()
     return archive_location(store, job_id), manifest
+
+
+def _local_path(store: LocalFileSystem, rel: str) -> Path:
+    return Path(store.basepath or ".").expanduser() / rel
+
+
+def _remote_path(store: WritableFileSystem, rel: str) -> str:
+    return f"{str(store.basepath).rstrip('/')}/{rel}"
+
+
+async def _copy_to_store(store: WritableFileSystem, source: Path, rel: str) -> None:
+    """Copy a spool file into the store in chunks (a 1 GiB output never sits in memory):
+    a local folder, or any fsspec-backed block (RemoteFileSystem: s3://, gcs://, ...); other
+    blocks only take whole bytes."""
+    import anyio
+
+    if isinstance(store, LocalFileSystem):
+        target = _local_path(store, rel)
+
+        def copy() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+        await anyio.to_thread.run_sync(copy)
+    elif getattr(store, "filesystem", None) is not None:
+        def put() -> None:
+            with open(source, "rb") as src, store.filesystem.open(_remote_path(store, rel), "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+        await anyio.to_thread.run_sync(put)
+    else:
+        await store.awrite_path(rel, source.read_bytes())
 
 
 def store_for_job(job_id: str) -> WritableFileSystem:
@@ -128,8 +162,47 @@ def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def open_archive_file(job_id: str, name: str, store: WritableFileSystem | None = None) -> BinaryIO:
+    """One archived file opened for reading (the caller closes it); `name` must be one of
+    ARCHIVE_FILES. Local folders and fsspec-backed blocks are read in place; any other block
+    is read whole into memory first."""
+    import io
+
+    job_id = check_job_id(job_id)
+    if name not in ARCHIVE_FILES:
+        raise ArchiveNotFound(f"{name!r} is not an archive file; expected one of {ARCHIVE_FILES}")
+    store = store or store_for_job(job_id)
+    rel = f"{job_id}/{name}"
+    try:
+        if isinstance(store, LocalFileSystem):
+            return open(_local_path(store, rel), "rb")  # noqa: SIM115 - the caller closes it
+        if getattr(store, "filesystem", None) is not None:
+            return store.filesystem.open(_remote_path(store, rel), "rb")
+        return io.BytesIO(store.read_path(rel))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise ArchiveNotFound(f"no {name} archived for job {job_id}") from exc
+
+
+def iter_archive_file(job_id: str, name: str, store: WritableFileSystem | None = None,
+                      chunk_size: int = DOWNLOAD_CHUNK) -> Iterator[bytes]:
+    """One archived file in chunks of `chunk_size` bytes, for streaming downloads. Opened at
+    once (so a missing file raises ArchiveNotFound here, not in the middle of a response)."""
+    handle = open_archive_file(job_id, name, store)
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while block := handle.read(chunk_size):
+                yield block
+
+    return chunks()
+
+
 def read_archive_file(job_id: str, name: str, store: WritableFileSystem | None = None) -> bytes:
-    """Bytes of one archived file; `name` must be one of ARCHIVE_FILES."""
+    """Bytes of one archived file, whole in memory (fine for manifests; downloads use
+    `iter_archive_file`); `name` must be one of ARCHIVE_FILES."""
     job_id = check_job_id(job_id)
     if name not in ARCHIVE_FILES:
         raise ArchiveNotFound(f"{name!r} is not an archive file; expected one of {ARCHIVE_FILES}")
@@ -153,16 +226,17 @@ def verify_archive(job_id: str, store: WritableFileSystem | None = None) -> list
     manifest = read_manifest(job_id, store)
     bad = []
     for name, meta in manifest.get("files", {}).items():
-        data = read_archive_file(job_id, name, store)
-        if hashlib.sha256(data).hexdigest() != meta["sha256"] or len(data) != meta["size"]:
+        digest, size = hashlib.sha256(), 0
+        for block in iter_archive_file(job_id, name, store):
+            digest.update(block)
+            size += len(block)
+        if digest.hexdigest() != meta["sha256"] or size != meta["size"]:
             bad.append(name)
     return bad
 
 
 def delete_archive(job_id: str, store: WritableFileSystem | None = None) -> bool:
     """Remove a job's archive folder from the store; False if there was none."""
-    import shutil
-
     job_id = check_job_id(job_id)
     store = store or get_archive_store()
     if isinstance(store, LocalFileSystem):

@@ -7,6 +7,7 @@ role applied). The CLI and the dashboard take a `JobBackend` and never ask which
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -45,3 +46,6 @@ class JobBackend(Protocol):
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
         """One file of a finished job's archive (`ArchiveNotFound` before it ends)."""
+
+    def iter_archive_file(self, job_id: str, name: str) -> Iterator[bytes]:
+        """The same file in chunks, never whole in memory (`ArchiveNotFound` raised at once)."""

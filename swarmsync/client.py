@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -87,13 +88,18 @@ class Client:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
+            self._raise_for(response, path)
+        return response
+
+    def _raise_for(self, response: httpx.Response, path: str) -> None:
+        """The error a refused request (status >= 400) stands for."""
+        if response.status_code >= 400:
             detail, errors = _error_body(response)
             if response.status_code == 404 and path.startswith("/jobs/"):
                 downloads = ("/result", "/result.txt", "/files")
                 raise (ArchiveNotFound if path.endswith(downloads) else JobNotFound)(str(detail))
             error = {400: APIInputError, 422: APIInputError, 404: APINotFound}.get(response.status_code, APIError)
             raise error(response.status_code, f"{response.status_code}: {_reason(detail)}", detail, errors)
-        return response
 
     # --- accounts -------------------------------------------------------------------
     def me(self) -> dict[str, Any]:
@@ -227,12 +233,32 @@ class Client:
     JobNotFound = JobNotFound
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
+        """One archived file, whole in memory (`iter_archive_file` streams it)."""
+        return b"".join(self.iter_archive_file(job_id, name))
+
+    def iter_archive_file(self, job_id: str, name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """One archived file in chunks as the API streams it (`output.txt`, `stdout.txt`,
+        `stderr.txt` or `files.tar.gz`). The request is made at once, so a refusal
+        (`ArchiveNotFound`, `APIError`) is raised here, before the first chunk."""
         if name.endswith(".txt"):
-            path = f"/jobs/{job_id}/result.txt"
-            return self.request("GET", path, params={"stream": name.removesuffix(".txt")}).content
-        if name == "files.tar.gz":
-            return self.request("GET", f"/jobs/{job_id}/files").content
-        raise ValueError(f"{name!r} cannot be downloaded")
+            path, params = f"/jobs/{job_id}/result.txt", {"stream": name.removesuffix(".txt")}
+        elif name == "files.tar.gz":
+            path, params = f"/jobs/{job_id}/files", {}
+        else:
+            raise ValueError(f"{name!r} cannot be downloaded")
+        response = self.http.send(self.http.build_request("GET", path, params=params), stream=True)
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            self._raise_for(response, path)
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.iter_bytes(chunk_size)
+            finally:
+                response.close()
+
+        return chunks()
 
     # --- pool policy (the dashboard's Workers page) -------------------------------------
     def update_pool(self, name: str, **changes: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import contextvars
 import gzip
 import hashlib
 import io
-import shutil
 import tarfile
 import threading
 import time
@@ -164,7 +163,7 @@ def input_archive(spec: JobSpec) -> bytes | None:
 @dataclass
 class ContainerOutcome:
     exit_code: int | None
-    reason: str | None  # "timeout", "oom", "cancelled", "missing" or None
+    reason: str | None  # "timeout", "oom", "cancelled", "output-cap", "files-cap", "missing" or None
     message: str
     started_at: float
     finished_at: float
@@ -247,6 +246,15 @@ class ContainerRun:
         self.capture = capture
         self._readers: list[threading.Thread] = []
         self.cancel_requested = threading.Event()
+        self.cap_reason: str | None = None  # "output-cap" or "files-cap" once a size cap was reached
+        if capture.max_bytes is not None:
+            capture.on_limit = self._output_cap_reached
+
+    def _output_cap_reached(self) -> None:
+        """stdout/stderr reached the pool's max_output_bytes: stop the container (in a thread
+        of its own, so the reader keeps draining the stream meanwhile)."""
+        self.cap_reason = "output-cap"
+        thread_with_context(self.stop).start()
 
     def start(self, inputs: bytes | None) -> None:
         if inputs:
@@ -312,6 +320,8 @@ class ContainerRun:
         for reader in self._readers:
             reader.join(timeout=10)
         self.capture.close()
+        if self.capture.limit_reached and reason != "cancelled":
+            reason = self.cap_reason = "output-cap"
         self.container.reload()
         state = self.container.attrs.get("State", {})
         if reason is None and state.get("OOMKilled"):
@@ -323,20 +333,37 @@ class ContainerRun:
             self.container.stop(timeout=STOP_GRACE_SECONDS)
         except docker.errors.NotFound:
             pass
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            try:  # the engine did not confirm the stop in time: kill, and let wait() see the exit
+                self.container.kill()
+            except (docker.errors.APIError, requests.exceptions.RequestException):
+                pass
 
-    def harvest(self, output_dir: str, dest: Path) -> str | None:
-        """Copy `output_dir` out of the container as a .tar.gz; returns a note if absent."""
+    def harvest(self, output_dir: str, dest: Path, max_bytes: int | None = None) -> str | None:
+        """Stream `output_dir` out of the container through gzip into `dest` (.tar.gz); returns a
+        note if absent. Nothing raw is written: the tar stream from Docker is compressed as it
+        arrives and counted; past `max_bytes` (the pool's max_files_bytes) the download stops,
+        `dest` is deleted, `cap_reason` becomes "files-cap" and the note says so."""
+        api = self.client.api
+        response = api.get(api._url("/containers/{0}/archive", self.container.id), params={"path": output_dir},
+                           stream=True)
         try:
-            stream, _ = self.container.get_archive(output_dir)
-        except docker.errors.NotFound:
-            return f"output_dir {output_dir} did not exist in the container"
-        raw = dest.with_suffix(".tar.partial")
-        with open(raw, "wb") as f:
-            for chunk in stream:
-                f.write(chunk)
-        with open(raw, "rb") as src, gzip.open(dest, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        raw.unlink()
+            if response.status_code == 404:
+                return f"output_dir {output_dir} did not exist in the container"
+            api._raise_for_status(response)
+            total = 0
+            with gzip.open(dest, "wb") as out:
+                for chunk in response.iter_content(chunk_size=1 << 20):
+                    total += len(chunk)
+                    if max_bytes is not None and total > max_bytes:
+                        self.cap_reason = "files-cap"
+                        break
+                    out.write(chunk)
+        finally:
+            response.close()  # past a cap: Docker stops producing the rest
+        if self.cap_reason == "files-cap":
+            dest.unlink(missing_ok=True)
+            return f"output_dir {output_dir} not archived: it exceeded the pool's max_files_bytes ({max_bytes} bytes)"
         return None
 
     def remove(self) -> None:

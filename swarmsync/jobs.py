@@ -435,3 +435,6 @@ class LocalJobs:
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
         return archive.read_archive_file(job_id, name)
+
+    def iter_archive_file(self, job_id: str, name: str) -> Iterator[bytes]:
+        return archive.iter_archive_file(job_id, name)

@@ -16,13 +16,25 @@ from typing import Any
 from prefect.states import Cancelled, Completed, Failed, State
 
 from swarmsync.docker_runner import ContainerOutcome, ResolvedImage
+from swarmsync.policy import HostPolicy, human_size
 from swarmsync.spec import JobSpec
 
 _STATES = {"COMPLETED": Completed, "FAILED": Failed, "CANCELLED": Cancelled}
 
 
-def describe(spec: JobSpec, exit_code: int | None, reason: str | None) -> str:
-    """The state message of a container that ended: exit code and why."""
+def describe(spec: JobSpec, exit_code: int | None, reason: str | None, policy: HostPolicy | None = None) -> str:
+    """The state message of a container that ended: exit code and why.
+
+    >>> describe(JobSpec(image="busybox", command="yes"), 143, "output-cap")
+    "stopped: output exceeded the pool's max_output_bytes (1 GiB) (exit code 143)"
+    """
+    policy = policy or HostPolicy()
+    if reason == "output-cap":
+        return (f"stopped: output exceeded the pool's max_output_bytes ({human_size(policy.max_output_bytes)}) "
+                f"(exit code {exit_code})")
+    if reason == "files-cap":
+        return (f"failed: output_dir exceeded the pool's max_files_bytes ({human_size(policy.max_files_bytes)}) "
+                f"and was not archived (exit code {exit_code})")
     if reason == "timeout":
         return f"timed out after {spec.timeout:g} s (exit code {exit_code})"
     if reason == "oom":

@@ -1,10 +1,14 @@
-"""Capturing a container's output: spooled whole to disk (bytes exact), split into
-lines for the live log with a byte cap, secret values masked."""
+"""Capturing a container's output: spooled to disk (bytes exact) up to the pool's
+`max_output_bytes`, split into lines for the live log with a byte cap, secret values
+masked. Past `max_output_bytes` nothing more is written and `on_limit` is called once
+(the container run stops the container)."""
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
+import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +16,7 @@ from pathlib import Path
 LineSink = Callable[[str, str], None]  # (stream name, decoded line)
 MASK = b"***"
 _MAX_LINE = 16 * 1024  # a line longer than this is logged in pieces
+_LOG_QUEUE_LINES = 2000  # lines waiting for the log; more are skipped in the log (never in the archive)
 
 
 def mask_bytes(data: bytes, secrets: list[bytes]) -> bytes:
@@ -25,10 +30,20 @@ class OutputCapture:
     """Receives demultiplexed chunks in arrival order and keeps three spool files:
     stdout.txt, stderr.txt and output.txt (both interleaved). Lines go to `sink`
     until `log_cap_bytes` have been logged; then one marker says the rest is archived.
+
+    `max_bytes` caps stdout and stderr together (so each spool file holds at most that many
+    bytes): the chunk that crosses it is cut at the cap, later chunks are dropped,
+    `limit_reached` turns True and `on_limit` is called once.
+
+    Lines reach `sink` from a thread of their own through a bounded queue, so a slow log
+    (a Prefect log record costs ~1 ms) never slows the reading of the container's output: a
+    job printing millions of short lines is spooled at full speed, and lines the queue has
+    no room for are skipped in the log (one marker says how many; the archive has them).
     """
 
     def __init__(
-        self, folder: Path, sink: LineSink, log_cap_bytes: int, secrets: list[str] | None = None
+        self, folder: Path, sink: LineSink, log_cap_bytes: int, secrets: list[str] | None = None,
+        max_bytes: int | None = None, on_limit: Callable[[], None] | None = None,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
@@ -44,9 +59,40 @@ class OutputCapture:
         self._secrets = sorted({s.encode() for s in (secrets or []) if s}, key=len, reverse=True)
         self._lock = threading.Lock()
         self.closed = False
+        self.max_bytes = max_bytes
+        self.on_limit = on_limit
+        self.written = 0  # bytes of stdout and stderr spooled
+        self.limit_reached = False
+        self._lines: queue.Queue[tuple[str, bytes | str] | None] = queue.Queue(maxsize=_LOG_QUEUE_LINES)
+        self._skipped = 0
+        self._logger = threading.Thread(target=contextvars.copy_context().run, args=(self._log_lines,), daemon=True)
+        self._logger.start()
+
+    def _log_lines(self) -> None:
+        while (item := self._lines.get()) is not None:
+            stream, line = item
+            try:
+                if isinstance(line, str):
+                    self._sink(stream, line)
+                else:
+                    self._sink(stream, mask_bytes(line, self._secrets).decode("utf-8", errors="replace").rstrip("\r"))
+            except Exception:  # noqa: BLE001 - a failing log never stops the capture
+                pass
+
+    def _queue(self, stream: str, line: bytes | str) -> None:
+        try:
+            self._lines.put_nowait((stream, line))
+        except queue.Full:
+            self._skipped += 1
 
     def feed(self, stream: str, chunk: bytes) -> None:
         with self._lock:
+            if self.limit_reached or self.closed:
+                return
+            if self.max_bytes is not None and self.written + len(chunk) > self.max_bytes:
+                chunk = chunk[: self.max_bytes - self.written]
+                self.limit_reached = True
+            self.written += len(chunk)
             self._files[stream].write(chunk)
             self._files["output"].write(chunk)
             buf = self._pending[stream] + chunk
@@ -57,21 +103,25 @@ class OutputCapture:
             self._pending[stream] = rest
             for line in lines:
                 self._emit(stream, line)
+            if self.limit_reached:
+                self._marker(f"[swarmsync] output reached the pool's max_output_bytes "
+                             f"({self.max_bytes} bytes); the job is stopped")
+        if self.limit_reached and self.on_limit is not None:
+            self.on_limit()
 
     def _emit(self, stream: str, line: bytes) -> None:
         if self._truncated:
             return
         if self._logged + len(line) > self._cap:
             self._truncated = True
-            self._sink(
-                "marker",
-                f"[swarmsync] output truncated in the log after {self._logged} bytes; "
-                "the archive keeps it whole",
-            )
+            self._marker(f"[swarmsync] output truncated in the log after {self._logged} bytes; "
+                         "the archive keeps it whole")
             return
         self._logged += len(line) + 1
-        text = mask_bytes(line, self._secrets).decode("utf-8", errors="replace").rstrip("\r")
-        self._sink(stream, text)
+        self._queue(stream, line)
+
+    def _marker(self, text: str) -> None:
+        self._lines.put(("marker", text))  # markers wait for room: they are few
 
     @property
     def truncated(self) -> bool:
@@ -88,6 +138,11 @@ class OutputCapture:
             for f in self._files.values():
                 f.close()
             self.closed = True
+            if self._skipped:
+                self._marker(f"[swarmsync] {self._skipped} line(s) were left out of the log (written faster than "
+                             "the log takes them); the archive keeps them whole")
+            self._lines.put(None)
+        self._logger.join(timeout=60)
         if self._secrets:
             for name in ("stdout", "stderr", "output"):
                 mask_file(self.folder / f"{name}.txt", self._secrets)

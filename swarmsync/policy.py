@@ -9,6 +9,7 @@ what is checked is what runs.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -38,6 +39,28 @@ def is_root_user(user: str | None) -> bool:
     if uid.lower() == "root":
         return True
     return uid.isdigit() and int(uid) == 0
+GIB = 1 << 30
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: str) -> int:
+    """'10m', '1g', '512k', '1.5GiB', '2048' -> bytes (powers of 1024, as memory sizes)."""
+    m = _SIZE_RE.match(value) if len(value) <= 64 else None
+    if not m:
+        raise JobSpecError(f"size {value!r} is not understood: use bytes or a unit (e.g. '10m', '1g')")
+    number, unit = m.groups()
+    return int(float(number) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit.lower()])
+
+
+def human_size(size: int) -> str:
+    """1073741824 -> '1 GiB', 10485760 -> '10 MiB', 1000 -> '1000 bytes'."""
+    for unit, factor in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            value = size / factor
+            return f"{value:g} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} bytes"
 
 
 class HostPolicy(BaseModel):
@@ -77,6 +100,22 @@ class HostPolicy(BaseModel):
         default_factory=lambda: ["NET_RAW", "MKNOD", "AUDIT_WRITE"],
         description="Linux capabilities dropped from every container",
     )
+    # size caps: a job that reaches one is stopped, and fails with the cap as its reason
+    max_output_bytes: int = Field(
+        default=GIB, gt=0,
+        description="Most bytes of stdout and stderr (together) one job may write; the job is stopped at the cap",
+    )
+    max_files_bytes: int = Field(
+        default=GIB, gt=0,
+        description="Most bytes of a job's output_dir (as Docker's tar stream, before gzip) that are archived; "
+        "past it the folder is not archived and the job fails",
+    )
+
+    @field_validator("max_output_bytes", "max_files_bytes", mode="before")
+    @classmethod
+    def _size(cls, v: object) -> object:
+        """Sizes may be given as bytes or with a unit ('10m', '1g')."""
+        return parse_size(v) if isinstance(v, str) else v
 
     @field_validator("max_memory", "default_memory")
     @classmethod

@@ -2,7 +2,10 @@
 host's telemetry, and recover runs whose worker on this host died.
 
 A run is orphaned when it is Running or Pending on this pool, its infrastructure id
-names this host, and the PID in it is no longer a live process. Then:
+names this host, and the worker it names is no longer alive: its PID is gone, or the PID
+now belongs to another process (the id also records the machine's boot id and the
+process's start time, so a PID reused after a reboot does not keep a dead worker alive;
+old ids `HOST:PID:RUN_ID` are judged by the PID alone). Then:
 
 - its container still exists -> the run is re-enqueued (Scheduled "Resuming"); the
   worker that wins the Pending transition (Prefect allows one) runs the flow again, and
@@ -10,7 +13,10 @@ names this host, and the PID in it is no longer a live process. Then:
 - it never started (Pending) -> re-enqueued as it was;
 - its container is gone -> Crashed, then AwaitingRetry while the job has retries left.
 
-Containers whose run already ended (e.g. removal interrupted by the crash) are removed.
+Containers whose run already ended (e.g. removal interrupted by the crash) are removed,
+and so are those whose run the server says does not exist (`ObjectNotFound`). Any other
+error reading a run (a 503, a timeout) leaves its container alone until the next heartbeat:
+a transient fault never removes a running job.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import os
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import docker.errors
 from prefect.client.orchestration import PrefectClient
@@ -32,6 +40,7 @@ from prefect.client.schemas.filters import (
     WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import ObjectNotFound
 from prefect.states import AwaitingRetry, Crashed, Scheduled
 
 from swarmsync.connection import api_url
@@ -79,6 +88,34 @@ def record_telemetry(worker_name: str, pool: str, running_jobs: int, started_at:
         logger.exception("could not record worker telemetry")
 
 
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """This machine's boot id (changes at every reboot); "" where /proc does not have it."""
+    try:
+        return BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start_ticks(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22); "" if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # the command name (field 2) is in parentheses and may hold spaces or ')': split after the last ')'
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def worker_identity(pid: int | None = None) -> str:
+    """`PID:BOOT_ID:START_TICKS` of a process (default: this one), for its infrastructure ids."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{boot_id()}:{process_start_ticks(pid)}"
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -91,15 +128,33 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _worker_alive(pid: int, boot: str | None, started: str | None) -> bool:
+    """The worker process named by an infrastructure id still runs: same boot, PID alive, and
+    that PID started when the worker did (else it is another process that reused the PID)."""
+    if boot and boot_id() and boot != boot_id():
+        return False  # the machine rebooted since: no process of that boot is alive
+    if not _pid_alive(pid):
+        return False
+    if started:
+        now = process_start_ticks(pid)
+        if now and now != started:
+            return False
+    return True
+
+
 def is_orphaned(run: FlowRun, hostname: str | None = None) -> bool:
-    """Its infrastructure id names this host and a PID that is no longer alive."""
+    """Its infrastructure id names this host and a worker that is no longer alive.
+
+    Ids are `HOST:PID:BOOT_ID:START_TICKS:RUN_ID` (old ones `HOST:PID:RUN_ID`)."""
     parts = (run.infrastructure_pid or "").split(":")
-    if len(parts) != 3 or parts[0] != (hostname or socket.gethostname()):
+    if len(parts) not in (3, 5) or parts[0] != (hostname or socket.gethostname()):
         return False
     try:
-        return not _pid_alive(int(parts[1]))
+        pid = int(parts[1])
     except ValueError:
         return False
+    boot, started = (parts[2], parts[3]) if len(parts) == 5 else (None, None)
+    return not _worker_alive(pid, boot, started)
 
 
 async def recover_orphaned_runs(
@@ -146,15 +201,22 @@ async def recover_orphaned_runs(
 
 
 async def _remove_finished_containers(client: PrefectClient, engine) -> None:
-    """Remove this installation's containers whose runs are final (or deleted from Prefect);
-    other installations sharing the Docker host keep theirs."""
+    """Remove this installation's containers whose runs are final, or that the server says do
+    not exist (deleted from Prefect); other installations sharing the Docker host keep theirs.
+
+    Only `ObjectNotFound` means deleted: any other error (a 503, a timeout, a refused
+    connection) may be a passing fault, so the container stays until a later heartbeat can
+    read its run."""
     mine = {"label": [LABEL_JOB, f"{LABEL_INSTANCE}={api_url()}"]}
     for container in list_containers(engine, mine["label"]):
         run_id = container.labels.get(LABEL_FLOW_RUN)
         try:
-            run = await client.read_flow_run(run_id)
-        except Exception:  # noqa: BLE001 - a run deleted from Prefect: its container is litter
+            run = await client.read_flow_run(UUID(str(run_id)))
+        except (ObjectNotFound, ValueError):  # deleted from Prefect, or a label that names no run: litter
             run = None
+        except Exception as exc:  # noqa: BLE001 - a transient fault: never remove a container over it
+            logger.warning("could not read flow run %s (%s); its container is kept", run_id, exc)
+            continue
         if run is None or (run.state and run.state.is_final()):
             try:
                 container.remove(force=True)

@@ -1,8 +1,10 @@
 """Retention: what of THIS installation is older than a cut-off, and removing it.
 
-- archives and their index rows (by the job's finish time in `archive_index`), plus
-  archive folders of a local store that have no index row (by their manifest's finish
-  time, else the folder's modification time);
+- archives and their index rows (by the job's finish time in `archive_index`), each
+  archive from the store its row names (a pool's own `archive_block`, else the
+  installation's), the row only once its files are gone; plus archive folders that no
+  index row lists in the local stores rows name (by their manifest's finish time, else
+  the folder's modification time);
 - leftover job containers labelled `io.swarmsync.instance=<this Prefect API URL>`,
   created before the cut-off, that are not running a live job (stopped, or their run is
   finished or gone). Containers of other installations sharing the Docker engine are
@@ -13,19 +15,22 @@ The `retention` flow (`flows/retention.py`) runs this and reports it as an artif
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import docker.errors
-from prefect.filesystems import LocalFileSystem
-from sqlalchemy import select
+from prefect.filesystems import LocalFileSystem, WritableFileSystem
+from sqlalchemy import delete, select
 
 from swarmsync import archive
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.db import ArchiveRecord, session_scope
 from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_INSTANCE, LABEL_JOB, docker_client, list_containers
+
+logger = logging.getLogger("swarmsync.retention")
 
 
 @dataclass
@@ -42,27 +47,56 @@ def _utc(value: datetime) -> datetime:
 
 
 def expired_archives(cutoff: datetime, dry_run: bool = False) -> list[Removal]:
-    """Remove archives and index rows of jobs that finished before `cutoff`."""
+    """Remove archives and index rows of jobs that finished before `cutoff`.
+
+    Each archive is deleted from the store its index row names (a pool's own `archive_block`,
+    else the installation's store), then its row: a row is never left pointing at deleted
+    files. A store that cannot be reached keeps both (retried at the next run, and logged)."""
     removed: list[Removal] = []
-    store = archive.get_archive_store()
+    stores: dict[str | None, WritableFileSystem | None] = {}
     with session_scope() as session:
         rows = session.scalars(select(ArchiveRecord).where(ArchiveRecord.finished_at < cutoff)).all()
-        for row in rows:
-            finished = _utc(row.finished_at)
-            if not dry_run and archive.delete_archive(row.job_id, store):
-                removed.append(Removal("archive", row.job_id, finished))
-            elif dry_run:
-                removed.append(Removal("archive", row.job_id, finished))
-            if not dry_run:
-                session.delete(row)
-            removed.append(Removal("index row", row.job_id, finished))
+        expired = [(row.job_id, row.archive_block, _utc(row.finished_at)) for row in rows]
+        blocks = set(session.scalars(select(ArchiveRecord.archive_block).distinct()).all())
+    for job_id, block, finished in expired:
+        store = _store(stores, block)
+        if store is None:
+            continue  # its store is unreachable: keep the row, so the files stay listed
+        if dry_run:
+            removed += [Removal("archive", job_id, finished), Removal("index row", job_id, finished)]
+            continue
+        try:
+            if archive.delete_archive(job_id, store):
+                removed.append(Removal("archive", job_id, finished))
+        except Exception:  # noqa: BLE001 - keep the row; the next run tries again
+            logger.exception("could not delete the archive of job %s from %s", job_id, block or "the local store")
+            continue
+        with session_scope() as session:
+            session.execute(delete(ArchiveRecord).where(ArchiveRecord.job_id == job_id))
+        removed.append(Removal("index row", job_id, finished))
+    with session_scope() as session:
         indexed = set(session.scalars(select(ArchiveRecord.job_id)).all())
-    if isinstance(store, LocalFileSystem):
-        removed += _unindexed_local_archives(Path(store.basepath or ".").expanduser(), indexed, cutoff, dry_run)
+    for block in blocks | {None}:  # folders nothing lists, in every store an index row has named
+        store = _store(stores, block)
+        if isinstance(store, LocalFileSystem):
+            base = Path(store.basepath or ".").expanduser()
+            removed += _unindexed_local_archives(base, indexed, cutoff, dry_run, store)
     return removed
 
 
-def _unindexed_local_archives(base: Path, indexed: set[str], cutoff: datetime, dry_run: bool) -> list[Removal]:
+def _store(stores: dict[str | None, WritableFileSystem | None], block: str | None) -> WritableFileSystem | None:
+    """The archive store `block` names (None: the installation's), loaded once; None if it cannot be loaded."""
+    if block not in stores:
+        try:
+            stores[block] = archive.get_archive_store(block)
+        except Exception:  # noqa: BLE001 - e.g. a deleted block: its archives stay, and are reported
+            logger.exception("archive store %s cannot be loaded; its archives are kept", block)
+            stores[block] = None
+    return stores[block]
+
+
+def _unindexed_local_archives(base: Path, indexed: set[str], cutoff: datetime, dry_run: bool,
+                              store: LocalFileSystem | None = None) -> list[Removal]:
     removed = []
     for folder in base.iterdir() if base.is_dir() else []:
         try:
@@ -74,7 +108,7 @@ def _unindexed_local_archives(base: Path, indexed: set[str], cutoff: datetime, d
         finished = _archive_time(folder)
         if finished < cutoff:
             if not dry_run:
-                archive.delete_archive(job_id)
+                archive.delete_archive(job_id, store)
             removed.append(Removal("archive", job_id, finished))
     return removed
 

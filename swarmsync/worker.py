@@ -6,8 +6,8 @@ Registered through the `prefect.collections` entry point, so both
 The pool's base job template carries host policy (see `swarmsync.policy.HostPolicy`).
 
 Crash safety: containers outlive the worker. Each run's infrastructure id is
-`HOST:PID:FLOW_RUN_ID`; a worker on the same host that finds runs of its pool still
-Running/Pending under a dead PID re-enqueues them (see `recovery.py`), and the job flow
+`HOST:PID:BOOT_ID:START_TICKS:FLOW_RUN_ID`; a worker on the same host that finds runs of
+its pool still Running/Pending under a dead worker re-enqueues them (see `recovery.py`), and the job flow
 then adopts the container left behind instead of starting another.
 """
 
@@ -41,7 +41,7 @@ from swarmsync.db import migrate
 from swarmsync.docker_runner import docker_client, find_job_containers
 from swarmsync.owners import USER_LABEL, submitted_by
 from swarmsync.policy import HostPolicy
-from swarmsync.recovery import docker_host_facts, record_telemetry, recover_orphaned_runs
+from swarmsync.recovery import docker_host_facts, record_telemetry, recover_orphaned_runs, worker_identity
 from swarmsync.runtime import JobRuntime
 
 
@@ -135,7 +135,10 @@ def user_role(username: str) -> str | None:
 
 
 def infrastructure_id(flow_run_id: UUID | str) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{flow_run_id}"
+    """`HOST:PID:BOOT_ID:START_TICKS:FLOW_RUN_ID`: the PID with the machine's boot id and the
+    process's start time, so that a reused PID never makes this worker look alive after it
+    died (see `recovery.is_orphaned`); the run id is always the last `:` field."""
+    return f"{socket.gethostname()}:{worker_identity()}:{flow_run_id}"
 
 
 class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, SwarmSyncWorkerResult]):

@@ -111,9 +111,13 @@ with st.expander("Whole manifest"):
 files = result.get("files") or {}
 d1, d2, d3, d4 = st.columns(4)
 for column, name in ((d1, "output.txt"), (d2, "stdout.txt"), (d3, "stderr.txt")):
-    if name in files:
+    if data.downloadable(result, name):
         column.download_button(f"Download {name}", data.download(client, job.id, name),
                                file_name=f"{job.id}-{name}", mime="text/plain", key=f"download_{name}")
-if "files.tar.gz" in files:
+    elif name in files:
+        column.caption(data.download_hint(client, job.id, name))
+if data.downloadable(result, "files.tar.gz"):
     d4.download_button("Download files.tar.gz", data.download(client, job.id, "files.tar.gz"),
                        file_name=f"{job.id}-files.tar.gz", mime="application/gzip", key="download_files")
+elif "files.tar.gz" in files:
+    d4.caption(data.download_hint(client, job.id, "files.tar.gz"))

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from swarmsync import admission, archive, jobs
 from swarmsync.api.deps import address, require
@@ -97,11 +98,12 @@ def result(job_id: str, principal: Principal = Depends(reader)) -> ManifestOut:
 def result_txt(
     job_id: str, stream: Literal["output", "stdout", "stderr"] = "output", principal: Principal = Depends(reader),
 ) -> Response:
-    """The archived output as .txt: both streams interleaved, or stdout/stderr alone."""
+    """The archived output as .txt: both streams interleaved, or stdout/stderr alone. Streamed
+    in chunks from the archive store (never read whole into memory)."""
     job_id = archive.check_job_id(job_id)
-    data = archive.read_archive_file(job_id, f"{stream}.txt")
-    return Response(data, media_type="text/plain; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{job_id}-{stream}.txt"'})
+    chunks = archive.iter_archive_file(job_id, f"{stream}.txt")
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{job_id}-{stream}.txt"'})
 
 
 @router.get(
@@ -109,8 +111,8 @@ def result_txt(
     responses={200: {"content": {"application/gzip": {}}}, **responses(404)},
 )
 def files(job_id: str, principal: Principal = Depends(reader)) -> Response:
-    """The job's output folder as files.tar.gz (when the job set `output_dir`)."""
+    """The job's output folder as files.tar.gz (when the job set `output_dir`), streamed."""
     job_id = archive.check_job_id(job_id)
-    data = archive.read_archive_file(job_id, archive.FILES_ARCHIVE)
-    return Response(data, media_type="application/gzip",
-                    headers={"Content-Disposition": f'attachment; filename="{job_id}-files.tar.gz"'})
+    chunks = archive.iter_archive_file(job_id, archive.FILES_ARCHIVE)
+    return StreamingResponse(chunks, media_type="application/gzip",
+                             headers={"Content-Disposition": f'attachment; filename="{job_id}-files.tar.gz"'})

@@ -288,6 +288,17 @@ class PolicyUpdate(Strict):
     registry_credentials: PolicyText | None = Field(default=None,
                                                    description="A Docker Registry Credentials block name")
     archive_block: PolicyText | None = Field(default=None, description="A filesystem block slug")
+    max_output_bytes: int | None = Field(default=None, gt=0, description="Most stdout+stderr bytes of one job "
+                                         "(bytes, or a size such as '500m')")
+    max_files_bytes: int | None = Field(default=None, gt=0, description="Most output_dir bytes archived per job "
+                                        "(bytes, or a size such as '2g')")
+
+    @field_validator("max_output_bytes", "max_files_bytes", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        from swarmsync.policy import parse_size
+
+        return parse_size(v) if isinstance(v, str) else v
 
 
 class PolicyOut(Open):
@@ -317,6 +328,8 @@ class PolicyOut(Open):
     docker_host: str | None = None
     registry_credentials: str | None = None
     archive_block: str | None = None
+    max_output_bytes: int | None = None
+    max_files_bytes: int | None = None
 
 
 class QueueOut(BaseModel):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from pydantic import ValidationError
@@ -237,14 +238,25 @@ def result(
         fail("--stream must be output, stdout or stderr")
     job = _job(job_id)
     try:
-        data = job_backend().read_archive_file(job.id, f"{stream}.txt")
+        chunks = job_backend().iter_archive_file(job.id, f"{stream}.txt")
     except ArchiveNotFound as exc:
         fail(f"{exc} (job is {job.status()})")
     if output:
-        output.write_bytes(data)
-        err.print(f"wrote {len(data)} bytes to {output}")
+        with open(output, "wb") as sink:
+            size = _copy(chunks, sink)
+        err.print(f"wrote {size} bytes to {output}")
     else:
-        sys.stdout.buffer.write(data)
+        _copy(chunks, sys.stdout.buffer)
+
+
+def _copy(chunks: Iterator[bytes], sink: BinaryIO) -> int:
+    """Write a streamed download chunk by chunk (a large archive never sits in memory)."""
+    size = 0
+    for chunk in chunks:
+        sink.write(chunk)
+        size += len(chunk)
+    sink.flush()
+    return size
 
 
 @app.command()
@@ -255,12 +267,15 @@ def files(
     """Extract the job's archived output folder into a local folder."""
     job = _job(job_id)
     try:
-        data = job_backend().read_archive_file(job.id, "files.tar.gz")
+        chunks = job_backend().iter_archive_file(job.id, "files.tar.gz")
     except ArchiveNotFound as exc:
         fail(f"{exc}: did the job set --output-dir?")
     output.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(output, filter="data")
+    with tempfile.TemporaryFile() as spooled:  # streamed to disk, then extracted from there
+        _copy(chunks, spooled)
+        spooled.seek(0)
+        with tarfile.open(fileobj=spooled, mode="r:gz") as tar:
+            tar.extractall(output, filter="data")
     err.print(f"extracted into {output}")
 
 

@@ -43,9 +43,16 @@ def create(
         str | None, typer.Option(help="Docker Registry Credentials block used before pulls")
     ] = None,
     archive_block: Annotated[str | None, typer.Option(help="Filesystem block slug for this pool's archives")] = None,
+    max_output_bytes: Annotated[
+        str | None, typer.Option(help="Most stdout+stderr of one job, e.g. 500m (default 1g); the job is stopped")
+    ] = None,
+    max_files_bytes: Annotated[
+        str | None, typer.Option(help="Most output_dir bytes archived per job, e.g. 2g (default 1g)")
+    ] = None,
 ) -> None:
     """Create a pool and its `container-job/NAME` deployment; on an existing pool, change only the settings given."""
     from swarmsync.deployments.pools import create_pool
+    from swarmsync.policy import parse_size
 
     policy = {k: v for k, v in {
         "allow_privileged": allow_privileged, "allow_host_network": allow_host_network,
@@ -58,6 +65,9 @@ def create(
         "allowed_networks": allowed_network, "allowed_roles": allowed_role, "allowed_users": allowed_user,
     }.items() if v is not None}
     try:
+        for key, size in (("max_output_bytes", max_output_bytes), ("max_files_bytes", max_files_bytes)):
+            if size is not None:
+                policy[key] = parse_size(size)
         deployment = create_pool(name, **policy)
     except ValueError as exc:
         fail(str(exc))
