@@ -61,7 +61,7 @@ def check_cron(expression: str) -> str:
 
 
 RRULE_ANCHOR = datetime(2020, 1, 1)  # Prefect's DEFAULT_ANCHOR_DATE: the start of a rule without DTSTART
-RRULE_CHECK_SECONDS = 0.6  # how long finding an RRule's next occurrence may take before it is refused
+RRULE_CHECK_SECONDS = 0.4  # how long finding an RRule's next occurrence may take before it is refused
 
 
 class _TooSlow(Exception):
