@@ -135,8 +135,8 @@ def check_rrule(rule: str, timezone: str | None = None) -> str:
         raise ScheduleError(f"RRule {rule!r} mixes times with and without a time zone {hint}") from None
     if following is None:
         raise ScheduleError(
-            f"RRule {rule!r} never occurs after now (a date that does not exist, e.g. BYMONTH=2;BYMONTHDAY=31, "
-            f"or a COUNT or UNTIL already past) {hint}"
+            f"RRule {rule!r} has no run in the future: it never occurs after now (a date that does not exist, "
+            f"e.g. BYMONTH=2;BYMONTHDAY=31, or a COUNT or UNTIL already past) {hint}"
         )
     return rule
 
@@ -170,7 +170,7 @@ def check_schedule(schedule: Schedule) -> Schedule:
     if schedule.cron is not None:
         check_cron(schedule.cron)
     if schedule.rrule is not None:
-        check_rrule(schedule.rrule)
+        check_rrule(schedule.rrule, schedule.timezone)
     if schedule.interval is not None and schedule.interval <= timedelta(0):
         raise ScheduleError(f"interval {schedule.interval} must be longer than zero")
     return schedule
