@@ -47,8 +47,8 @@ def browser_address(peer: str | None, forwarded_for: str | None) -> str | None:
     forwarded (if any), then the dashboard's own peer. The API walks it from the right and stops at
     the first address that is not a trusted proxy (SWARMSYNC_TRUSTED_PROXIES), so a chain a browser
     made up itself gains it nothing."""
-    hops = [h.strip() for h in (forwarded_for or "").split(",") if h.strip()]
-    if peer:
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()] if isinstance(forwarded_for, str) else []
+    if isinstance(peer, str) and peer:
         hops.append(peer)
     return ", ".join(hops)[:1000] or None
 

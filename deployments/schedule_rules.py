@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dateutil.rrule import rrulestr
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, CronSchedule, IntervalSchedule, RRuleSchedule
@@ -110,8 +111,6 @@ def check_rrule(rule: str, timezone: str | None = None) -> str:
     """A valid RRule that occurs again, found as Prefect's scheduler will look for it (from its DTSTART,
     else Prefect's anchor 2020-01-01, in `timezone`) within RRULE_CHECK_SECONDS; refused otherwise, so
     an impossible rule (February 31) never reaches the scheduler, which would search it for minutes."""
-    from dateutil.rrule import rrulestr
-
     hint = "(e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0')"
     try:
         parsed = rrulestr(rule, dtstart=RRULE_ANCHOR, cache=False)  # Prefect's anchor when there is no DTSTART

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from swarmsync.deployments.schedule_rules import check_rrule, check_timezone
 from swarmsync.jobs import JobRow
 from swarmsync.spec import JobSpec
 
@@ -188,8 +189,6 @@ def _rrule_checked(body: Any) -> Any:
     """An RRule is checked (valid, occurs again, found within a bound) before anything else is done:
     an impossible one is a 422 within a second, never a CPU spent on it."""
     if body.rrule is not None:
-        from swarmsync.deployments.schedule_rules import check_rrule, check_timezone
-
         check_rrule(body.rrule, check_timezone(body.timezone))
     return body
 
