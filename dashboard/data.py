@@ -33,10 +33,24 @@ def prefect_ui_url() -> str:
 
 
 # --- sessions ----------------------------------------------------------------------------
-def login(username: str, password: str, url: str | None = None) -> tuple[Client, dict[str, Any]]:
-    """Log in to the API; returns the client (holding the session token) and `/me`."""
-    client = Client.login(url or api_url(), username, password)
+def login(username: str, password: str, url: str | None = None,
+          browser: str | None = None) -> tuple[Client, dict[str, Any]]:
+    """Log in to the API; returns the client (holding the session token) and `/me`. `browser`: the
+    person's address (`browser_address()`), sent as X-Forwarded-For so that the API's per-address
+    lockout and audit see them, not the dashboard's host."""
+    client = Client.login(url or api_url(), username, password, forwarded_for=browser)
     return client, client.me()
+
+
+def browser_address(peer: str | None, forwarded_for: str | None) -> str | None:
+    """The X-Forwarded-For chain to send for a browser: what a reverse proxy before the dashboard
+    forwarded (if any), then the dashboard's own peer. The API walks it from the right and stops at
+    the first address that is not a trusted proxy (SWARMSYNC_TRUSTED_PROXIES), so a chain a browser
+    made up itself gains it nothing."""
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()] if isinstance(forwarded_for, str) else []
+    if isinstance(peer, str) and peer:
+        hops.append(peer)
+    return ", ".join(hops)[:1000] or None
 
 
 def logout(client: Client) -> None:

@@ -9,10 +9,14 @@ the Prefect database and survives restarts.
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dateutil.rrule import rrulestr
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, CronSchedule, IntervalSchedule, RRuleSchedule
@@ -57,15 +61,82 @@ def check_cron(expression: str) -> str:
     return expression
 
 
-def check_rrule(rule: str) -> str:
-    from dateutil.rrule import rrulestr
+RRULE_ANCHOR = datetime(2020, 1, 1)  # Prefect's DEFAULT_ANCHOR_DATE: the start of a rule without DTSTART
+RRULE_CHECK_SECONDS = 0.4  # how long finding an RRule's next occurrence may take before it is refused
 
+
+class _TooSlow(Exception):
+    pass
+
+
+def _bounded(seconds: float, compute: Callable[[], Any]) -> Any:
+    """`compute()`, stopped with _TooSlow once it has run `seconds`: dateutil can search for an
+    occurrence until the year 9999 without ever yielding (a rule that never occurs), so the deadline
+    is checked at every Python call it makes (a trace function on this thread only)."""
+    deadline = time.monotonic() + seconds
+    previous = sys.gettrace()
+
+    def stop_when_late(_frame, _event, _arg):
+        if time.monotonic() > deadline:
+            raise _TooSlow
+        return None  # no line events: only each call is checked
+
+    sys.settrace(stop_when_late)
     try:
-        rrulestr(rule, cache=False)
+        return compute()
+    finally:
+        sys.settrace(previous)
+
+
+def _wall_clock(parsed: Any) -> Any:
+    """An rrule or rruleset with every time made naive (its wall time)."""
+    from dateutil.rrule import rrule
+
+    def naive(one: rrule) -> rrule:
+        changes = {"dtstart": one._dtstart.replace(tzinfo=None)}
+        if one._until:
+            changes["until"] = one._until.replace(tzinfo=None)
+        return one.replace(**changes)
+
+    if isinstance(parsed, rrule):
+        return naive(parsed)
+    parsed._rrule = [naive(r) for r in parsed._rrule]
+    parsed._exrule = [naive(r) for r in parsed._exrule]
+    parsed._rdate = [d.replace(tzinfo=None) for d in parsed._rdate]
+    parsed._exdate = [d.replace(tzinfo=None) for d in parsed._exdate]
+    return parsed
+
+
+def check_rrule(rule: str, timezone: str | None = None) -> str:
+    """A valid RRule that occurs again, found as Prefect's scheduler will look for it (from its DTSTART,
+    else Prefect's anchor 2020-01-01, in `timezone`) within RRULE_CHECK_SECONDS; refused otherwise, so
+    an impossible rule (February 31) never reaches the scheduler, which would search it for minutes."""
+    hint = "(e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0')"
+    try:
+        parsed = rrulestr(rule, dtstart=RRULE_ANCHOR, cache=False)  # Prefect's anchor when there is no DTSTART
     except (ValueError, TypeError) as exc:
+        raise ScheduleError(f"RRule {rule!r} is not valid: {exc} {hint}") from None
+    # Wall times in the schedule's zone, as Prefect reads the rule; naive, so that no time zone code runs
+    # in the search (dateutil's zones are Python: a rule with TZID took seconds).
+    parsed = _wall_clock(parsed)
+    start = datetime.now(ZoneInfo(timezone or "UTC")).replace(tzinfo=None)
+    try:
+        following = _bounded(RRULE_CHECK_SECONDS, lambda: parsed.after(start, inc=True))
+    except _TooSlow:
         raise ScheduleError(
-            f"RRule {rule!r} is not valid: {exc} (e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0')"
+            f"RRule {rule!r}: no next occurrence found within {RRULE_CHECK_SECONDS} s. It may never occur "
+            "(a date that does not exist, e.g. BYMONTH=2;BYMONTHDAY=30), or it repeats so often since its start "
+            "(DTSTART, else 2020-01-01) that Prefect's scheduler would spend minutes on it: give a recent DTSTART "
+            "('DTSTART:20260101T090000\\nRRULE:FREQ=HOURLY'), "
+            f"or use a cron or interval schedule {hint}"
         ) from None
+    except TypeError:  # a DTSTART with its own zone next to a naive one
+        raise ScheduleError(f"RRule {rule!r} mixes times with and without a time zone {hint}") from None
+    if following is None:
+        raise ScheduleError(
+            f"RRule {rule!r} has no run in the future: it never occurs after now (a date that does not exist, "
+            f"e.g. BYMONTH=2;BYMONTHDAY=31, or a COUNT or UNTIL already past) {hint}"
+        )
     return rule
 
 
@@ -86,7 +157,7 @@ def build_schedule(
     if cron is not None:
         return Schedule(cron=check_cron(cron), **common)
     if rrule is not None:
-        return Schedule(rrule=check_rrule(rrule), **common)
+        return Schedule(rrule=check_rrule(rrule, timezone), **common)
     if every <= timedelta(0):
         raise ScheduleError(f"interval {every} must be longer than zero")
     return Schedule(interval=every, anchor_date=start or datetime.now(UTC), **common)
@@ -98,7 +169,7 @@ def check_schedule(schedule: Schedule) -> Schedule:
     if schedule.cron is not None:
         check_cron(schedule.cron)
     if schedule.rrule is not None:
-        check_rrule(schedule.rrule)
+        check_rrule(schedule.rrule, schedule.timezone)
     if schedule.interval is not None and schedule.interval <= timedelta(0):
         raise ScheduleError(f"interval {schedule.interval} must be longer than zero")
     return schedule

@@ -38,8 +38,9 @@ class JobBackend(Protocol):
                  template: str | None = None, **options: Any) -> JobSpec:
         """The JobSpec a submission with these arguments would run (validated, nothing submitted)."""
 
-    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None) -> list[JobRow]:
-        """Jobs, newest first, as typed rows."""
+    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
+                  offset: int = 0) -> list[JobRow]:
+        """Jobs, newest created first, as typed rows; `offset` skips that many (paging)."""
 
     def get_job(self, job_id: str) -> Job:
         """A handle on one job (`JobNotFound` if there is none)."""

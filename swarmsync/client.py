@@ -78,9 +78,15 @@ class Client:
         return cls(url, token)
 
     @classmethod
-    def login(cls, url: str, username: str, password: str) -> Client:
-        client = cls(url)
-        body = client.request("POST", "/auth/login", json={"username": username, "password": password}).json()
+    def login(cls, url: str, username: str, password: str, forwarded_for: str | None = None,
+              transport=None) -> Client:
+        """Open a session. `forwarded_for`: the address of the person logging in, when this process
+        logs in on their behalf (the dashboard: the browser's, optionally after the X-Forwarded-For
+        chain of a reverse proxy before it); the API believes it only from SWARMSYNC_TRUSTED_PROXIES."""
+        client = cls(url, transport=transport)
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+        body = client.request("POST", "/auth/login", json={"username": username, "password": password},
+                              headers=headers).json()
         client.http.headers["Authorization"] = f"Bearer {body['token']}"
         client.session = body
         return client
@@ -128,8 +134,10 @@ class Client:
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         return self.request("DELETE", f"/tokens/{token_id}").json()
 
-    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
-        return self.request("GET", "/audit", params={"limit": limit}).json()
+    def audit(self, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        """The newest audit events; `before`: older than this id (the last id of the previous page)."""
+        params = {"limit": limit, **({"before": before} if before else {})}
+        return self.request("GET", "/audit", params=params).json()
 
     # --- health ---------------------------------------------------------------------
     def health_checks(self) -> list[dict[str, Any]]:
@@ -222,8 +230,11 @@ class Client:
                 results.append(Submission(index, None, str(exc)))
         return results
 
-    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None) -> list[JobRow]:
-        params = {"limit": limit, **({"state": state} if state else {}), **({"user": user} if user else {})}
+    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
+                  offset: int = 0) -> list[JobRow]:
+        """The newest created jobs first; `offset` skips that many (the next page: offset + limit)."""
+        params = {"limit": limit, **({"offset": offset} if offset else {}), **({"state": state} if state else {}),
+                  **({"user": user} if user else {})}
         return [JobRow.model_validate(j) for j in self.request("GET", "/jobs", params=params).json()]
 
     def get_job(self, job_id: str) -> RemoteJob:

@@ -10,14 +10,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from uuid import UUID
 
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, LogFilter, LogFilterTimestamp
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    LogFilter,
+    LogFilterTimestamp,
+)
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
@@ -392,23 +399,47 @@ def get_job(job_id: str | UUID) -> Job:
     return job
 
 
+def _without_input_bytes(run: FlowRun) -> FlowRun:
+    """The run with its input files' bytes (`inputs[].content_b64`) left out: listings show a file's
+    path and SHA-256, never its content (a job's own page reads it with `get_job`)."""
+    job = (run.parameters or {}).get("job")
+    items = job.get("inputs") if isinstance(job, dict) else None
+    if not items or not any(isinstance(i, dict) and "content_b64" in i for i in items):
+        return run
+    inputs = [{k: v for k, v in item.items() if k != "content_b64"} if isinstance(item, dict) else item
+              for item in items]
+    return run.model_copy(update={"parameters": {**run.parameters, "job": {**job, "inputs": inputs}}})
+
+
 @uses_prefect_api
-def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None) -> list[JobRow]:
-    """The newest jobs first; `user`: only those this user submitted through the API."""
+def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None, offset: int = 0) -> list[JobRow]:
+    """Jobs in two parts: those already due, newest first (a job submitted now is first), then those
+    not yet due, soonest first, so jobs scheduled years ahead cannot push today's out of view;
+    `offset` skips that many of the whole list (paging); `user`: only those this user submitted
+    through the API. Input file bytes are left out of the rows.
+
+    (Prefect sorts runs by due time but not by creation, and its run ids are random UUIDs.)"""
     conditions: dict[str, Any] = {}
     if state:
         conditions["state"] = {"name": {"any_": [state.capitalize()]}}
     if user:
         conditions["tags"] = {"all_": [user_tag(user)]}
-    flt = FlowRunFilter(**conditions) if conditions else None
+    now = datetime.now(UTC)
+    due = FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(before_=now))
+    later = FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(
+        after_=now + timedelta(microseconds=1)))
+    flows = FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME]))
+    runs: list[FlowRun] = []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME])),
-            flow_run_filter=flt,
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-            limit=limit,
-        )
-    return [JobRow.from_flow_run(run) for run in runs]
+        due_count = client.count_flow_runs(flow_filter=flows, flow_run_filter=due)
+        if offset < due_count:
+            runs = client.read_flow_runs(flow_filter=flows, flow_run_filter=due,
+                                         sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit, offset=offset)
+        if len(runs) < limit:
+            runs += client.read_flow_runs(flow_filter=flows, flow_run_filter=later,
+                                          sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=limit - len(runs),
+                                          offset=max(offset - due_count, 0))
+    return [JobRow.from_flow_run(_without_input_bytes(run)) for run in runs]
 
 
 class LocalJobs:
@@ -427,8 +458,9 @@ class LocalJobs:
                  template: str | None = None, **options: Any) -> JobSpec:
         return prepare_spec(image, command, None, options, template)
 
-    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None) -> list[JobRow]:
-        return list_jobs(limit=limit, state=state, user=user)
+    def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
+                  offset: int = 0) -> list[JobRow]:
+        return list_jobs(limit=limit, state=state, user=user, offset=offset)
 
     def get_job(self, job_id: str) -> Job:
         return get_job(job_id)

@@ -98,6 +98,13 @@ class SwarmSyncSettings(BaseSettings):
     login_max_failures_per_address: int = Field(
         default=20, description="Failed logins from one address within the window before it is locked out."
     )
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Comma-separated addresses or networks (CIDR) whose X-Forwarded-For the API believes: the "
+        "dashboard's host (it forwards each browser's address) and any reverse proxy in front of the API or the "
+        "dashboard. A request from anywhere else is taken to come from its direct peer; its X-Forwarded-For is "
+        "ignored. Empty: trust no one.",
+    )
     login_window_seconds: int = Field(
         default=900, description="Window (and lockout time) of the login rate limit, in seconds."
     )

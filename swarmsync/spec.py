@@ -21,6 +21,7 @@ _IMAGE_RE = re.compile(
     r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+MAX_MEMORY_BYTES = 1024**6  # 1 EiB: more than any host; Docker takes an int64
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHA256_RE = re.compile(r"^[a-f0-9]{64}$")
@@ -39,6 +40,8 @@ def parse_memory(value: str | int | None) -> int | None:
     if isinstance(value, int):
         if value <= 0:
             raise JobSpecError(f"memory must be positive, got {value}")
+        if value > MAX_MEMORY_BYTES:
+            raise JobSpecError(f"memory of about 2**{value.bit_length()} bytes is too large: at most 1 EiB")
         return value
     m = _MEMORY_RE.match(str(value))
     if not m:
@@ -48,7 +51,11 @@ def parse_memory(value: str | int | None) -> int | None:
         )
     number, unit = m.groups()
     unit = (unit or "").lower().rstrip("b").rstrip("i")
+    if len(number) > 30:  # far beyond any machine; float() would give inf (a 500), int() a huge number
+        raise JobSpecError(f"memory {str(value)[:40]!r}... ({len(number)} digits) is too large: at most 1 EiB")
     size = int(float(number) * _MEMORY_UNITS[unit])
+    if size > MAX_MEMORY_BYTES:
+        raise JobSpecError(f"memory {value!r} is too large: at most 1 EiB")
     if size < 6 * 1024 * 1024:
         raise JobSpecError(f"memory {value!r} is below Docker's minimum of 6m")
     return size

@@ -21,7 +21,8 @@ if submitted:
         st.error("Enter your user name and password.")
     else:
         try:
-            client, who = data.login(username, password)
+            browser = data.browser_address(st.context.ip_address, st.context.headers.get("X-Forwarded-For"))
+            client, who = data.login(username, password, browser=browser)
         except APIError as exc:
             if exc.status == 429:
                 st.error(f"Too many failed logins; try again later. ({exc})")

@@ -29,13 +29,24 @@ def job_out(run) -> JobOut:
 
 @router.get("", response_model=list[JobOut])
 def list_jobs(
+    request: Request,
+    response: Response,
     limit: int = Query(50, ge=1, le=200, description="At most 200 (Prefect's page size)"),
+    offset: int = Query(0, ge=0, le=10**9, description="Skip this many (the next page: X-Next-Offset)"),
     state: str | None = Query(None, max_length=32, description="e.g. failed, running"),
     user: str | None = Query(None, max_length=64, description="Only jobs this user submitted"),
     principal: Principal = Depends(reader),
 ) -> list[JobOut]:
-    """Jobs, newest first."""
-    return jobs.list_jobs(limit=limit, state=state, user=user)
+    """Jobs already due, newest first, then jobs not yet due, soonest first (so jobs scheduled years ahead
+    cannot push today's out of view); without input file bytes. A full page carries the next one in
+    `X-Next-Offset` and a `Link: <...>; rel="next"` header."""
+    rows = jobs.list_jobs(limit=limit, state=state, user=user, offset=offset)
+    if len(rows) == limit:
+        following = offset + limit
+        response.headers["X-Next-Offset"] = str(following)
+        following_url = request.url.include_query_params(offset=following, limit=limit)
+        response.headers["Link"] = f'<{following_url.path}?{following_url.query}>; rel="next"'
+    return rows
 
 
 @router.post("", response_model=JobOut, status_code=201, responses=responses(400, 404, 422))

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from swarmsync.deployments.schedule_rules import check_rrule, check_timezone
 from swarmsync.jobs import JobRow
 from swarmsync.spec import JobSpec
 
@@ -184,6 +185,14 @@ SecretEnv = dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max
 Text = Annotated[str, Field(max_length=65536)]
 
 
+def _rrule_checked(body: Any) -> Any:
+    """An RRule is checked (valid, occurs again, found within a bound) before anything else is done:
+    an impossible one is a 422 within a second, never a CPU spent on it."""
+    if body.rrule is not None:
+        check_rrule(body.rrule, check_timezone(body.timezone))
+    return body
+
+
 class ScheduleCreate(Strict):
     """A named recurring job: the job (a spec or a saved template) and when it runs."""
 
@@ -201,6 +210,8 @@ class ScheduleCreate(Strict):
     paused: bool = False
     secret_env: SecretEnv = Field(default_factory=dict, max_length=100)
 
+    _rrule = model_validator(mode="after")(_rrule_checked)
+
 
 class ScheduleAdd(Strict):
     """Another schedule for an existing named schedule; `command` and `env` give it a job
@@ -214,6 +225,8 @@ class ScheduleAdd(Strict):
     active: bool = True
     command: Text | list[Text] | None = Field(default=None, description="This schedule's own command")
     env: dict[Annotated[str, Field(max_length=200)], Text] = Field(default_factory=dict, max_length=100)
+
+    _rrule = model_validator(mode="after")(_rrule_checked)
 
 
 class RunAt(Strict):

@@ -37,4 +37,5 @@ def serve(host: str | None = None, port: int | None = None) -> None:
         logging.getLogger(name).addFilter(_NoSecrets())
     with prefect_api():
         uvicorn.run(create_app(), host=host or settings.api_bind_host, port=port or settings.api_port,
-                    log_level="info", server_header=False)
+                    log_level="info", server_header=False,
+                    proxy_headers=False)  # X-Forwarded-For is read by deps.address, per SWARMSYNC_TRUSTED_PROXIES

@@ -14,7 +14,9 @@ from swarmsync.db import AuditEvent
 __all__ = ["events", "record"]
 
 
-def events(limit: int = 100, actor: str | None = None, action: str | None = None) -> list[AuditEvent]:
-    """The newest events first (refusal counts of windows that have passed are summarised first)."""
+def events(limit: int = 100, actor: str | None = None, action: str | None = None,
+           before: int | None = None) -> list[AuditEvent]:
+    """The newest events first (refusal counts of windows that have passed are summarised first);
+    `before`: only events with a smaller id (the next page after the last id seen)."""
     refusals.flush()
-    return audit_log.events(limit, actor, action)
+    return audit_log.events(limit, actor, action, before)

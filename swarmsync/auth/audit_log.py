@@ -24,9 +24,12 @@ def record(
         ))
 
 
-def events(limit: int = 100, actor: str | None = None, action: str | None = None) -> list[AuditEvent]:
-    """The newest events first, as stored."""
+def events(limit: int = 100, actor: str | None = None, action: str | None = None,
+           before: int | None = None) -> list[AuditEvent]:
+    """The newest events first, as stored; `before`: only those with a smaller id (paging)."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
     if actor:
         query = query.where(AuditEvent.actor == actor)
     if action:

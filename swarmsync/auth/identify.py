@@ -64,4 +64,5 @@ def _from_api_token(secret: str) -> Principal:
         return Principal(
             username=user.username, role=Role(user.role), user_id=user.id, via="token",
             scopes=frozenset(Permission(s) for s in row.scopes or []), token_id=row.id,
+            expires_at=_aware(row.expires_at),
         )

@@ -7,6 +7,7 @@ nothing else decides what a role may do.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -69,6 +70,7 @@ class Principal:
     via: str = "session"  # session, token, local
     scopes: frozenset[Permission] = field(default_factory=frozenset)  # empty: all of the role's
     token_id: int | None = None
+    expires_at: datetime | None = None  # an expiring API token's end (None: sessions, tokens without expiry)
 
     @classmethod
     def local(cls) -> Principal:

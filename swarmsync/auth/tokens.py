@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from swarmsync.auth import audit
-from swarmsync.auth.roles import Forbidden, Permission, Principal, authorize, parse_scopes
+from swarmsync.auth.roles import ROLE_PERMISSIONS, Forbidden, Permission, Principal, Role, authorize, parse_scopes
 from swarmsync.auth.secrets import API_TOKEN_PREFIX, digest, new_secret
 from swarmsync.auth.users import AccountError, UserNotFound
 from swarmsync.db import ApiToken, User, session_scope
@@ -51,6 +51,27 @@ def _may_act_for(actor: Principal, owner: str) -> None:
         authorize(actor, Permission.TOKENS_MANAGE)
 
 
+def _no_wider_than(actor: Principal, owner_role: Role, scopes: list[str], expires_at: datetime | None) -> None:
+    """A token never creates a token that may do more, or lives longer, than itself (403 naming what is wider).
+
+    The new token may do what its owner's role allows within `scopes` (all of it when none are given);
+    an expiring token's new tokens must expire no later than it does."""
+    role = ROLE_PERMISSIONS[owner_role]
+    granted = role & frozenset(Permission(s) for s in scopes) if scopes else role
+    wider = sorted(p.value for p in granted - actor.permissions)
+    if wider:
+        raise Forbidden(
+            f"this token ({', '.join(sorted(p.value for p in actor.permissions))}) cannot create a token with more "
+            f"permissions than itself: {', '.join(wider)} (give --scope for each permission the new token needs)"
+        )
+    if actor.expires_at is not None and (expires_at is None or expires_at > actor.expires_at):
+        raise Forbidden(
+            f"this token expires at {actor.expires_at.isoformat(timespec='seconds')}: it cannot create a token "
+            + ("that never expires" if expires_at is None else
+               f"that expires later ({expires_at.isoformat(timespec='seconds')}); give a shorter expires_in_days")
+        )
+
+
 def create_token(
     actor: Principal, name: str, owner: str | None = None, scopes: list[str] | None = None,
     expires_in_days: float | None = None, address: str | None = None,
@@ -72,11 +93,15 @@ def create_token(
         user = session.scalar(select(User).where(User.username == owner))
         if user is None:
             raise UserNotFound(f"no user named {owner!r}")
-        if actor.scopes and not set(scopes or actor.scopes) <= {p.value for p in actor.permissions}:
-            raise Forbidden("a scoped token cannot create a token with more permissions than itself")
+        expires_at = now + timedelta(days=expires_in_days) if expires_in_days else None
+        try:
+            _no_wider_than(actor, Role(user.role), scopes, expires_at)
+        except Forbidden as exc:
+            audit.record(actor.username, "token.create", f"{owner}/{name}", "denied", address, why=str(exc))
+            raise
         row = ApiToken(
             name=name, user_id=user.id, token_hash=digest(secret), scopes=scopes or [], created_at=now,
-            expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+            expires_at=expires_at,
         )
         session.add(row)
         session.flush()

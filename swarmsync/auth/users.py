@@ -165,22 +165,27 @@ def set_password(
 
 
 def login(username: str, password: str, address: str | None = None) -> LoginSession:
-    """Check the password (rate-limited per user and per address) and open a session."""
+    """Check the password (rate-limited per user and per address) and open a session.
+
+    `address` is the caller's (`swarmsync.api.deps.address`: the browser's for dashboard logins
+    forwarded by a trusted proxy)."""
     try:
-        ratelimit.check(username, address)
+        with ratelimit.attempt(username, address) as attempt:  # counted before the password is checked
+            with session_scope() as session:
+                user = session.scalar(select(User).where(User.username == username[:64]))
+                stored = user.password_hash if user else dummy_hash()
+                ok = verify_password(stored, password) and user is not None and not user.disabled
+                info = UserInfo.of(user) if user else None
+            if ok and info is not None:
+                attempt.succeeded()
+            else:
+                attempt.failed()
     except ratelimit.LockedOut:
         refusals.record("login", username[:100], "login", address, username[:300], why="locked out")
         raise
-    with session_scope() as session:
-        user = session.scalar(select(User).where(User.username == username[:64]))
-        stored = user.password_hash if user else dummy_hash()
-        ok = verify_password(stored, password) and user is not None and not user.disabled
-        info = UserInfo.of(user) if user else None
     if not ok or info is None:
-        ratelimit.record_failure(username, address)
         audit.record(username[:100], "login", username[:300], "denied", address, why="wrong username or password")
         raise Unauthenticated("wrong username or password (or the account is disabled)")
-    ratelimit.clear_user(username)
     token, expires = session_store().create(info.id, get_settings().session_ttl_seconds)
     audit.record(info.username, "login", info.username, address=address)
     return LoginSession(token, expires, info)

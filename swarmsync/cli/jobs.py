@@ -192,11 +192,12 @@ def list_jobs(
     limit: Annotated[int, typer.Option(help="How many")] = 20,
     state: Annotated[str | None, typer.Option(help="Only jobs in this state, e.g. failed")] = None,
     user: Annotated[str | None, typer.Option(help="Only jobs this user submitted through the API")] = None,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many (the next page: --offset LIMIT)")] = 0,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest created first."""
     table = Table("state", "image", "command", "user", "created")
     table.add_column("id", no_wrap=True, min_width=36)
-    for row in job_backend().list_jobs(limit=limit, state=state, user=user):
+    for row in job_backend().list_jobs(limit=limit, state=state, user=user, offset=offset):
         table.add_row(
             row.state or "?", row.image or "?", row.command, row.user or "-",
             row.created.strftime("%Y-%m-%d %H:%M") if row.created else "", row.id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -140,6 +141,28 @@ def test_tokens_and_passwords_never_reach_logs_or_the_audit(api, make_user, role
     everything = server_logs + str([(e.target, e.detail) for e in audit.events(limit=200)])
     for secret in (token, key, PASSWORD, token[4:20], key[4:20]):
         assert secret not in everything
+
+
+def test_the_api_process_never_writes_a_token_to_its_log(stack, make_user):
+    """Through the stack's own API process (uvicorn and its access log, which TestClient never
+    runs): a token in a URL is refused and the line that would carry it is dropped from the log."""
+    import httpx
+
+    from tests.waiting import wait_until
+
+    base = f"http://127.0.0.1:{stack['SWARMSYNC_API_PORT']}"
+    log = Path(stack["SWARMSYNC_HOME"]) / "logs" / "api.log"
+    user = make_user("viewer")
+    with httpx.Client(base_url=base, timeout=30) as http:
+        token = http.post("/auth/login", json={"username": user.username, "password": user.password}).json()["token"]
+        marker = f"marker-{token[-6:]}-{time.time_ns()}"  # no secret: shows the access log is the one read
+        assert http.get("/health", params={"probe": marker}).status_code == 200
+        assert http.get("/jobs", params={"state": token}).status_code == 400
+        assert http.get(f"/jobs/{token}").status_code in (400, 401)
+        wait_until(lambda: marker in log.read_text(errors="replace"), "the access log line", timeout=30)
+    text = log.read_text(errors="replace")
+    assert "GET /health?probe=" in text  # uvicorn's access log is on and read here
+    assert token not in text and token[4:20] not in text and user.password not in text
 
 
 def test_every_change_leaves_an_audit_row(api, make_user, role_tokens):

@@ -167,7 +167,7 @@ def test_every_endpoint_refuses_the_roles_it_does_not_allow(api, make_user, jobs
                 assert response.status_code == 401, where
                 assert "authentication required" in response.json()["detail"], where
             elif role in allowed:
-                assert response.status_code not in (401, 403, 500), where
+                assert 200 <= response.status_code < 300, where  # allowed means done, not any other refusal
                 if method == "POST" and call_path == "/jobs":
                     submitted.append(response.json()["id"])
             else:
