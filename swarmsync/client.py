@@ -189,7 +189,8 @@ class Client:
         at = start_time(at, delay)
         spec = self.job_spec(image, command, template, **options)
         body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
-                "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {})}
+                "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {}),
+                **({"template": template} if template else {})}  # the server fills in its hidden secrets
         return RemoteJob(self, self.request("POST", "/jobs", json=body).json())
 
     def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,

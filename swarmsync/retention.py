@@ -1,6 +1,7 @@
 """Retention: what of THIS installation is older than a cut-off, and removing it.
 
-- archives and their index rows (by the job's finish time in `archive_index`), plus
+- archives and their index rows (by the job's finish time in `archive_index`), with the
+  Secret blocks made for the job's `secret_env` (swarmsync/auth/secret_owners.py), plus
   archive folders of a local store that have no index row (by their manifest's finish
   time, else the folder's modification time);
 - leftover job containers labelled `io.swarmsync.instance=<this Prefect API URL>`,
@@ -23,6 +24,7 @@ from prefect.filesystems import LocalFileSystem
 from sqlalchemy import select
 
 from swarmsync import archive
+from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.db import ArchiveRecord, session_scope
 from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_INSTANCE, LABEL_JOB, docker_client, list_containers
@@ -32,7 +34,7 @@ from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_INSTANCE, LABEL_JOB, d
 class Removal:
     """One thing retention removed (or would remove, in a dry run)."""
 
-    kind: str  # "archive", "index row", "container"
+    kind: str  # "archive", "index row", "secret", "container"
     name: str
     at: datetime  # when it finished (archives) or was created (containers)
 
@@ -56,10 +58,19 @@ def expired_archives(cutoff: datetime, dry_run: bool = False) -> list[Removal]:
             if not dry_run:
                 session.delete(row)
             removed.append(Removal("index row", row.job_id, finished))
+            removed += _job_secrets(row.job_id, finished, dry_run)
         indexed = set(session.scalars(select(ArchiveRecord.job_id)).all())
     if isinstance(store, LocalFileSystem):
         removed += _unindexed_local_archives(Path(store.basepath or ".").expanduser(), indexed, cutoff, dry_run)
     return removed
+
+
+def _job_secrets(job_id: str, finished: datetime, dry_run: bool) -> list[Removal]:
+    """The Secret blocks made for this job's `secret_env` (secret_owners: kind job, ref its id)."""
+    blocks = secret_owners.blocks_of(secret_owners.JOB, job_id)
+    if not dry_run:
+        blocks = secret_owners.delete_blocks(blocks)
+    return [Removal("secret", block, finished) for block in blocks]
 
 
 def _unindexed_local_archives(base: Path, indexed: set[str], cutoff: datetime, dry_run: bool) -> list[Removal]:
@@ -76,6 +87,7 @@ def _unindexed_local_archives(base: Path, indexed: set[str], cutoff: datetime, d
             if not dry_run:
                 archive.delete_archive(job_id)
             removed.append(Removal("archive", job_id, finished))
+            removed += _job_secrets(job_id, finished, dry_run)
     return removed
 
 
@@ -126,11 +138,11 @@ def leftover_containers(cutoff: datetime, dry_run: bool = False) -> list[Removal
 
 def report_markdown(cutoff: datetime, removals: list[Removal], dry_run: bool) -> str:
     verb = "would remove" if dry_run else "removed"
-    counts = {k: sum(r.kind == k for r in removals) for k in ("archive", "index row", "container")}
+    counts = {k: sum(r.kind == k for r in removals) for k in ("archive", "index row", "secret", "container")}
     lines = [
         f"### SwarmSync retention: {verb} what is older than {cutoff.isoformat(timespec='seconds')}",
         "",
-        f"{counts['archive']} archive(s), {counts['index row']} index row(s), "
+        f"{counts['archive']} archive(s), {counts['index row']} index row(s), {counts['secret']} Secret block(s), "
         f"{counts['container']} leftover container(s) (installation `{api_url()}`).",
     ]
     if removals:

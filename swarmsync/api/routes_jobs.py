@@ -15,6 +15,7 @@ from swarmsync import archive, jobs
 from swarmsync.api.deps import address, check, require
 from swarmsync.api.errors import Conflict, responses
 from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, ManifestOut, StateOut
+from swarmsync.api.secret_checks import checked, hidden_rows
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
 
@@ -33,8 +34,8 @@ def list_jobs(
     user: str | None = Query(None, max_length=64, description="Only jobs this user submitted"),
     principal: Principal = Depends(reader),
 ) -> list[JobOut]:
-    """Jobs, newest first."""
-    return jobs.list_jobs(limit=limit, state=state, user=user)
+    """Jobs, newest first (Secret block names of other users shown as "(hidden)")."""
+    return hidden_rows(principal, jobs.list_jobs(limit=limit, state=state, user=user))
 
 
 @router.post("", response_model=JobOut, status_code=201, responses=responses(400, 404, 422))
@@ -45,16 +46,17 @@ def submit(
     The run records the caller as its submitter (tag `swarmsync.user:NAME`); such tags in the spec are dropped."""
     if any(item.source for item in body.spec.inputs):
         check(request, principal, Permission.POOLS_MANAGE)
-    job = jobs.submit(body.spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at,
+    spec = checked(request, principal, body.spec, body.template)  # only secrets the caller may use
+    job = jobs.submit(spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at,
                       user=principal.username)
     audit.record(principal.username, "job.submit", job.id, address=address(request),
                  image=body.spec.image, pool=body.pool)
-    return job_out(job.flow_run())
+    return hidden_rows(principal, [job_out(job.flow_run())])[0]
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(404))
 def get_job(job_id: str, principal: Principal = Depends(reader)) -> JobOut:
-    return job_out(jobs.get_job(job_id).flow_run())
+    return hidden_rows(principal, [job_out(jobs.get_job(job_id).flow_run())])[0]
 
 
 @router.get("/{job_id}/logs", response_model=list[LogLine], responses=responses(404))
@@ -80,7 +82,7 @@ def cancel(
         raise Conflict(f"job {job.id} already ended {job.status()}")
     job.cancel()
     audit.record(principal.username, "job.cancel", job.id, address=address(request))
-    return job_out(job.flow_run())
+    return hidden_rows(principal, [job_out(job.flow_run())])[0]
 
 
 @router.get("/{job_id}/result", response_model=ManifestOut, response_model_exclude_unset=True,
