@@ -40,6 +40,7 @@ def saved_job(kind: str, ref: str | None) -> JobSpec | None:
     return None
 
 
-def check_secrets(principal: Principal, spec: JobSpec) -> None:
-    """403 (Forbidden) unless `principal` may use every Secret block in `spec.secrets`."""
-    secret_owners.check_secrets(principal, spec, saved_job)
+def check_secrets(principal: Principal, spec: JobSpec, context: tuple[str, str] | None = None) -> None:
+    """403 (Forbidden) unless `principal` may use every Secret block in `spec.secrets`;
+    `context`: the (kind, name) of the template or schedule being run, when known."""
+    secret_owners.check_secrets(principal, spec, saved_job, context)

@@ -55,7 +55,8 @@ def create_schedule(body: ScheduleCreate, request: Request, principal: Principal
     spec = None if body.spec is None else body.spec.model_copy(
         update={"tags": [*owners.without_user_tags(body.spec.tags), owners.user_tag(principal.username)]})
     if spec is not None or body.template:  # only secrets the caller may use, on the resolved spec
-        checked(request, principal, spec if spec is not None else templates.template_spec(body.template))
+        checked(request, principal, spec if spec is not None else templates.template_spec(body.template),
+                template=body.template if spec is None else None)
     job = schedules.create(
         body.name, spec, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
         start=body.start, template=body.template, overlap=body.overlap, pool=body.pool, queue=body.queue,
@@ -73,7 +74,7 @@ def add_schedule(name: PathName, body: ScheduleAdd, request: Request,
     overrides: dict[str, Any] = {"command": body.command} if body.command is not None else {}
     if body.env:
         overrides["env"] = body.env
-    checked(request, principal, schedules.job_with(name, **overrides))  # its secrets, with this command and env
+    checked(request, principal, schedules.job_with(name, **overrides), schedule=name)  # with this command and env
     job = schedules.add(name, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
                         start=body.start, active=body.active, **overrides)
     audit.record(principal.username, "schedule.add", name, address=address(request),

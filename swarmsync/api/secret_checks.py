@@ -35,11 +35,15 @@ def unhide(spec: JobSpec, template: str | None) -> JobSpec:
     return spec.model_copy(update={"secrets": {**spec.secrets, **{var: saved[var] for var in hidden}}})
 
 
-def checked(request: Request, principal: Principal, spec: JobSpec, template: str | None = None) -> JobSpec:
-    """`spec` with hidden secrets resolved, when `principal` may use every Secret block it names."""
+def checked(request: Request, principal: Principal, spec: JobSpec, template: str | None = None,
+            schedule: str | None = None) -> JobSpec:
+    """`spec` with hidden secrets resolved, when `principal` may use every Secret block it names;
+    `template`/`schedule`: the one being run (its own secrets serve it when it runs unchanged)."""
     spec = unhide(spec, template)
+    context = (secret_owners.TEMPLATE, template) if template else (
+        (secret_owners.SCHEDULE, schedule) if schedule else None)
     try:
-        check_secrets(principal, spec)
+        check_secrets(principal, spec, context)
     except AuthError as exc:
         _denied(request, principal.username, exc)
         raise

@@ -134,26 +134,34 @@ def _frozen(spec: JobSpec) -> dict[str, Any]:
 
 
 def check_secrets(principal: Principal, spec: JobSpec,
-                  saved_job: Callable[[str, str | None], JobSpec | None]) -> None:
+                  saved_job: Callable[[str, str | None], JobSpec | None],
+                  context: tuple[str, str] | None = None) -> None:
     """Raise Forbidden (403) unless `principal` may use every Secret block `spec.secrets` names.
     `saved_job(kind, ref)`: the job of a template or schedule as saved now, None if gone
-    (`swarmsync.secret_access` reads them)."""
+    (`swarmsync.secret_access` reads them). `context`: the (kind, name) of the template or
+    schedule being run, when known: its own secrets (whoever made them, also blocks from
+    before owners were recorded) serve it when it runs unchanged."""
     if not spec.secrets or principal.role == Role.ADMIN:
         return
     rows = owners(spec.secrets.values())
-    runs: dict[tuple[str, str | None], bool] = {}
+    saved: dict[tuple[str, str | None], JobSpec | None] = {}
+
+    def unchanged(kind: str, ref: str | None) -> JobSpec | None:
+        if (kind, ref) not in saved:
+            job = saved_job(kind, ref)
+            saved[(kind, ref)] = job if job is not None and _frozen(job) == _frozen(spec) else None
+        return saved[(kind, ref)]
+
     refused = []
     for var, block in sorted(spec.secrets.items()):
         row = rows.get(block)
         if row is not None and row.owner is not None and row.owner == principal.username:
             continue
-        if row is not None and row.kind in (TEMPLATE, SCHEDULE):
-            key = (row.kind, row.ref)
-            if key not in runs:
-                saved = saved_job(row.kind, row.ref)
-                runs[key] = saved is not None and _frozen(saved) == _frozen(spec)
-            if runs[key]:
-                continue
+        if row is not None and row.kind in (TEMPLATE, SCHEDULE) and unchanged(row.kind, row.ref):
+            continue
+        running = unchanged(*context) if context else None
+        if running is not None and running.secrets.get(var) == block:
+            continue
         refused.append(var)
     if refused:
         raise Forbidden(
