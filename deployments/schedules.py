@@ -35,6 +35,7 @@ from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Interval, RRule, Schedule
 
+from swarmsync.auth import secret_owners
 from swarmsync.connection import uses_prefect_api
 from swarmsync.deployments.schedule_rules import (
     ScheduleError,
@@ -53,7 +54,7 @@ from swarmsync.timing import aware, parse_duration
 
 __all__ = [
     "Cron", "Interval", "RRule", "RecurringJob", "ScheduleError", "ScheduleNotFound",
-    "add", "create", "delete", "get", "list_schedules", "pause", "resume", "run",
+    "add", "create", "delete", "get", "job_with", "list_schedules", "pause", "resume", "run",
 ]
 
 SCHEDULE_TAG = "swarmsync-schedule"
@@ -180,7 +181,7 @@ def create(
     cron: str | None = None, every: str | float | timedelta | None = None, rrule: str | None = None,
     timezone: str | None = None, start: datetime | str | None = None, schedules: list[Schedule] | None = None,
     template: str | None = None, overlap: str = "allow", pool: str | None = None, queue: str | None = None,
-    secret_env: dict[str, str] | None = None, paused: bool = False, **options: Any,
+    secret_env: dict[str, str] | None = None, paused: bool = False, owner: str | None = None, **options: Any,
 ) -> RecurringJob:
     """Create a recurring job NAME (refused if it exists: delete it first or `add` to it).
 
@@ -188,12 +189,14 @@ def create(
     `rrule`, with an IANA `timezone`; and/or `schedules`, Prefect `Cron`/`Interval`/
     `RRule` objects whose `parameters` are JobSpec overrides. What: `image` and `command`
     (with JobSpec options) or a saved `template`. `overlap`: allow, skip or queue.
+    `secret_env` values become Secret blocks recorded as `owner`'s, deleted with the schedule.
     """
     from swarmsync.deployments.job_deployment import ensure_job_deployment
 
     check_name(name, "schedule")
     limit, concurrency = overlap_options(overlap)
-    spec = prepare_spec(image, command, secret_env, options, template)
+    spec = prepare_spec(image, command, secret_env, options, template, owner=owner, kind=secret_owners.SCHEDULE,
+                        ref=name)
     wanted = [s for s in [_schedule_from_options(cron, every, rrule, timezone, start)] if s]
     wanted += [s for s in schedules or []]
     if not wanted:
@@ -247,6 +250,18 @@ def add(
 
 
 @uses_prefect_api
+def job_with(name: str, **overrides: Any) -> JobSpec:
+    """The job schedule NAME runs with these JobSpec overrides, as `add(name, ..., **overrides)`
+    would give its new schedule (the API checks its secrets before adding)."""
+    async def read() -> DeploymentResponse:
+        async with get_client() as client:
+            return await _read(client, name)
+
+    base = JobSpec(**anyio.run(read).parameters["job"])
+    return _merged(base, overrides) if overrides else base
+
+
+@uses_prefect_api
 def get(name: str) -> RecurringJob:
     async def read() -> DeploymentResponse:
         async with get_client() as client:
@@ -282,10 +297,11 @@ def resume(name: str) -> None:
 
 @uses_prefect_api
 def delete(name: str) -> None:
-    """Delete the schedule and its runs that have not started."""
+    """Delete the schedule, its runs that have not started and the Secret blocks made for it."""
     deployment_id = get(name).deployment_id
     with get_client(sync_client=True) as client:
         client.delete_deployment(deployment_id)
+    secret_owners.delete_secrets_of(secret_owners.SCHEDULE, name)
 
 
 @uses_prefect_api

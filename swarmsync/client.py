@@ -202,8 +202,13 @@ class Client:
 
         at = start_time(at, delay)
         spec = self.job_spec(image, command, template, **options)
+        return self._submit_spec(spec, pool, queue, secret_env, template, at)
+
+    def _submit_spec(self, spec: JobSpec, pool: str | None, queue: str | None, secret_env: dict[str, str] | None,
+                     template: str | None, at: datetime | None = None) -> RemoteJob:
         body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
-                "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {})}
+                "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {}),
+                **({"template": template} if template else {})}  # the server fills in its hidden secrets
         return RemoteJob(self, self.request("POST", "/jobs", json=body).json())
 
     def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
@@ -221,11 +226,13 @@ class Client:
         return apply_overrides(saved, command, **options)
 
     def submit_many(self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
-                    secret_env: dict[str, str] | None = None, **_ignored: Any) -> list[Submission]:
+                    secret_env: dict[str, str] | None = None, template: str | None = None,
+                    **_ignored: Any) -> list[Submission]:
+        """`template`: the saved template the specs were made from (the server fills in its hidden secrets)."""
         results = []
         for index, spec in enumerate(specs):
             try:
-                results.append(Submission(index, self.submit(spec, pool=pool, queue=queue, secret_env=secret_env)))
+                results.append(Submission(index, self._submit_spec(spec, pool, queue, secret_env, template)))
             except APIError as exc:
                 results.append(Submission(index, None, str(exc)))
         return results

@@ -32,6 +32,7 @@ from prefect.states import Cancelled, Cancelling, Scheduled
 from pydantic import BaseModel, Field
 
 from swarmsync import archive
+from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.owners import USER_LABEL, submitted_by, user_tag, without_user_tags
 from swarmsync.settings import get_settings
@@ -246,10 +247,12 @@ def build_spec(image: str, command: list[str] | str | None = None, **options: An
 
 def prepare_spec(
     image: str | JobSpec | None, command: list[str] | str | None, secret_env: dict[str, str] | None,
-    options: dict[str, Any], template: str | None = None,
+    options: dict[str, Any], template: str | None = None, *, owner: str | None = None, kind: str = "job",
+    ref: str | None = None,
 ) -> JobSpec:
     """The JobSpec of a submission: given, built from options, or a saved template with
-    overrides; `secret_env` values are stored as Secret blocks."""
+    overrides; `secret_env` values are stored as Secret blocks, recorded as `owner`'s
+    (`kind` job/schedule, `ref` what they belong to: see swarmsync/auth/secret_owners.py)."""
     if template:
         from swarmsync.templates import template_spec
 
@@ -261,7 +264,7 @@ def prepare_spec(
     else:
         spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
     if secret_env:
-        spec = spec.model_copy(update={"secrets": {**spec.secrets, **_store_secrets(secret_env)}})
+        spec = spec.model_copy(update={"secrets": {**spec.secrets, **_store_secrets(secret_env, owner, kind, ref)}})
     return spec
 
 
@@ -308,13 +311,17 @@ def submit(
     recorded as the submitter (the API passes its authenticated caller; see owners.py).
     """
     at = start_time(at, delay)
-    spec = prepare_spec(image, command, secret_env, options, template)
+    spec = prepare_spec(image, command, None, options, template)
     deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
+    stored = _store_secrets(secret_env, user) if secret_env else {}
+    spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}}) if stored else spec
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(
             deployment_id, work_queue_name=queue, idempotency_key=idempotency_key,
             **_run_request(spec, at, user),
         )
+    if stored:
+        secret_owners.attach(stored.values(), str(flow_run.id))  # retention deletes them with the job
     return Job(flow_run.id, flow_run)
 
 
@@ -380,12 +387,15 @@ def is_transient(exc: Exception) -> bool:
     return isinstance(exc, (httpx.TransportError, TimeoutError))
 
 
-def _store_secrets(values: dict[str, str]) -> dict[str, str]:
+def _store_secrets(values: dict[str, str], owner: str | None = None, kind: str = "job",
+                   ref: str | None = None) -> dict[str, str]:
+    """Each value in a new Secret block `swarmsync-secret-<random>`, recorded as `owner`'s."""
     refs = {}
     for env_name, value in values.items():
         block_name = f"swarmsync-secret-{uuid.uuid4().hex[:16]}"
         Secret(value=value).save(block_name)
         refs[env_name] = block_name
+    secret_owners.record(refs.values(), owner, kind, ref)
     return refs
 
 

@@ -4,7 +4,8 @@
   archive from the store its row names (a pool's own `archive_block`, else the
   installation's), the row only once its files are gone; plus archive folders that no
   index row lists in the local stores rows name (by their manifest's finish time, else
-  the folder's modification time);
+  the folder's modification time); with each job, the Secret blocks made for its
+  `secret_env` (swarmsync/auth/secret_owners.py);
 - leftover job containers labelled `io.swarmsync.instance=<this Prefect API URL>`,
   created before the cut-off, that are not running a live job (stopped, or their run is
   finished or gone). Containers of other installations sharing the Docker engine are
@@ -26,6 +27,7 @@ from prefect.filesystems import LocalFileSystem, WritableFileSystem
 from sqlalchemy import delete, select
 
 from swarmsync import archive
+from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.db import ArchiveRecord, session_scope
 from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_INSTANCE, LABEL_JOB, docker_client, list_containers
@@ -37,7 +39,7 @@ logger = logging.getLogger("swarmsync.retention")
 class Removal:
     """One thing retention removed (or would remove, in a dry run)."""
 
-    kind: str  # "archive", "index row", "container"
+    kind: str  # "archive", "index row", "secret", "container"
     name: str
     at: datetime  # when it finished (archives) or was created (containers)
 
@@ -64,6 +66,7 @@ def expired_archives(cutoff: datetime, dry_run: bool = False) -> list[Removal]:
             continue  # its store is unreachable: keep the row, so the files stay listed
         if dry_run:
             removed += [Removal("archive", job_id, finished), Removal("index row", job_id, finished)]
+            removed += _job_secrets(job_id, finished, dry_run)
             continue
         try:
             if archive.delete_archive(job_id, store):
@@ -74,6 +77,7 @@ def expired_archives(cutoff: datetime, dry_run: bool = False) -> list[Removal]:
         with session_scope() as session:
             session.execute(delete(ArchiveRecord).where(ArchiveRecord.job_id == job_id))
         removed.append(Removal("index row", job_id, finished))
+        removed += _job_secrets(job_id, finished, dry_run)
     with session_scope() as session:
         indexed = set(session.scalars(select(ArchiveRecord.job_id)).all())
     for block in blocks | {None}:  # folders nothing lists, in every store an index row has named
@@ -95,6 +99,14 @@ def _store(stores: dict[str | None, WritableFileSystem | None], block: str | Non
     return stores[block]
 
 
+def _job_secrets(job_id: str, finished: datetime, dry_run: bool) -> list[Removal]:
+    """The Secret blocks made for this job's `secret_env` (secret_owners: kind job, ref its id)."""
+    blocks = secret_owners.blocks_of(secret_owners.JOB, job_id)
+    if not dry_run:
+        blocks = secret_owners.delete_blocks(blocks)
+    return [Removal("secret", block, finished) for block in blocks]
+
+
 def _unindexed_local_archives(base: Path, indexed: set[str], cutoff: datetime, dry_run: bool,
                               store: LocalFileSystem | None = None) -> list[Removal]:
     removed = []
@@ -110,6 +122,7 @@ def _unindexed_local_archives(base: Path, indexed: set[str], cutoff: datetime, d
             if not dry_run:
                 archive.delete_archive(job_id, store)
             removed.append(Removal("archive", job_id, finished))
+            removed += _job_secrets(job_id, finished, dry_run)
     return removed
 
 
@@ -160,11 +173,11 @@ def leftover_containers(cutoff: datetime, dry_run: bool = False) -> list[Removal
 
 def report_markdown(cutoff: datetime, removals: list[Removal], dry_run: bool) -> str:
     verb = "would remove" if dry_run else "removed"
-    counts = {k: sum(r.kind == k for r in removals) for k in ("archive", "index row", "container")}
+    counts = {k: sum(r.kind == k for r in removals) for k in ("archive", "index row", "secret", "container")}
     lines = [
         f"### SwarmSync retention: {verb} what is older than {cutoff.isoformat(timespec='seconds')}",
         "",
-        f"{counts['archive']} archive(s), {counts['index row']} index row(s), "
+        f"{counts['archive']} archive(s), {counts['index row']} index row(s), {counts['secret']} Secret block(s), "
         f"{counts['container']} leftover container(s) (installation `{api_url()}`).",
     ]
     if removals:

@@ -16,6 +16,7 @@ from swarmsync import admission, archive, jobs
 from swarmsync.api.deps import address, require
 from swarmsync.api.errors import Conflict, responses
 from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, ManifestOut, StateOut
+from swarmsync.api.secret_checks import checked, hidden_rows
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
 
@@ -38,7 +39,8 @@ def list_jobs(
     principal: Principal = Depends(reader),
 ) -> list[JobOut]:
     """Jobs already due, newest first, then jobs not yet due, soonest first (so jobs scheduled years ahead
-    cannot push today's out of view); without input file bytes. A full page carries the next one in
+    cannot push today's out of view); without input file bytes; other users' Secret block names shown as
+    "(hidden)". A full page carries the next one in
     `X-Next-Offset` and a `Link: <...>; rel="next"` header."""
     rows = jobs.list_jobs(limit=limit, state=state, user=user, offset=offset)
     if len(rows) == limit:
@@ -46,7 +48,7 @@ def list_jobs(
         response.headers["X-Next-Offset"] = str(following)
         following_url = request.url.include_query_params(offset=following, limit=limit)
         response.headers["Link"] = f'<{following_url.path}?{following_url.query}>; rel="next"'
-    return rows
+    return hidden_rows(principal, rows)
 
 
 @router.post("", response_model=JobOut, status_code=201, responses=responses(400, 404, 422))
@@ -57,16 +59,17 @@ def submit(
     caller (see swarmsync.admission); files from the worker host (`inputs[].source`) are admin-only.
     The run records the caller as its submitter (tag `swarmsync.user:NAME`); such tags in the spec are dropped."""
     admission.admit(principal, body.spec, body.pool, address=address(request))  # the pool's policy: 403 first
-    job = jobs.submit(body.spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at,
+    spec = checked(request, principal, body.spec, body.template)  # only secrets the caller may use
+    job = jobs.submit(spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at,
                       user=principal.username)
     audit.record(principal.username, "job.submit", job.id, address=address(request),
                  image=body.spec.image, pool=body.pool)
-    return job_out(job.flow_run())
+    return hidden_rows(principal, [job_out(job.flow_run())])[0]
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(404))
 def get_job(job_id: str, principal: Principal = Depends(reader)) -> JobOut:
-    return job_out(jobs.get_job(job_id).flow_run())
+    return hidden_rows(principal, [job_out(jobs.get_job(job_id).flow_run())])[0]
 
 
 @router.get("/{job_id}/logs", response_model=list[LogLine], responses=responses(404))
@@ -92,7 +95,7 @@ def cancel(
         raise Conflict(f"job {job.id} already ended {job.status()}")
     job.cancel()
     audit.record(principal.username, "job.cancel", job.id, address=address(request))
-    return job_out(job.flow_run())
+    return hidden_rows(principal, [job_out(job.flow_run())])[0]
 
 
 @router.get("/{job_id}/result", response_model=ManifestOut, response_model_exclude_unset=True,

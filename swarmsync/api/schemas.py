@@ -133,6 +133,9 @@ class JobSubmission(Strict):
     pool: Annotated[str, Field(max_length=200)] | None = None
     queue: Annotated[str, Field(max_length=200)] | None = None
     at: datetime | None = Field(default=None, description="Run at this time (ISO 8601 with zone); default now")
+    template: Annotated[str, Field(max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")] | None = Field(
+        default=None, description="The saved template `spec` was made from: its secrets shown as \"(hidden)\" "
+        "are taken from it")
 
     @field_validator("at")
     @classmethod

@@ -98,8 +98,8 @@ def _submit_copies(count: int, image: str | None, command: list[str] | str | Non
         spec = backend.job_spec(image, command, template, **options)
         if isinstance(backend, jobs.LocalJobs):  # secrets stored once, every copy refers to them
             spec, extra = jobs.prepare_spec(spec, None, secret_env, {}), {}
-        else:  # the server stores the secrets
-            extra = {"secret_env": secret_env}
+        else:  # the server stores the secrets (and fills in the template's, hidden from this user)
+            extra = {"secret_env": secret_env, "template": template}
     except (ValidationError, JobSpecError, LookupError) as exc:
         fail(f"invalid job: {exc}")
     return _submit_specs([spec] * count, pool, queue, **extra)

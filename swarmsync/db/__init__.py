@@ -11,6 +11,7 @@ from swarmsync.db.models import (
     AuditEvent,
     Base,
     LoginFailure,
+    SecretOwner,
     SessionRecord,
     User,
     WorkerTelemetry,
@@ -18,6 +19,6 @@ from swarmsync.db.models import (
 from swarmsync.db.session import get_engine, migrate, session_scope
 
 __all__ = [
-    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginFailure", "SessionRecord", "User",
+    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginFailure", "SecretOwner", "SessionRecord", "User",
     "WorkerTelemetry", "get_engine", "migrate", "session_scope",
 ]

@@ -1,4 +1,4 @@
-"""SQLAlchemy models of SwarmSync's tables: archive index, worker telemetry, accounts, audit."""
+"""SQLAlchemy models of SwarmSync's tables: archive index, worker telemetry, accounts, audit, secret owners."""
 
 from __future__ import annotations
 
@@ -120,3 +120,19 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # ok, denied, failed
     address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class SecretOwner(Base):
+    """Who owns a Secret block SwarmSync made, and what for (migration 0005_secrets).
+
+    `kind` is job, template or schedule; `ref` the job id, template name or schedule name
+    (None until the job exists). `owner` None: made without an API caller (embedded mode).
+    """
+
+    __tablename__ = "secret_owners"
+
+    block_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
