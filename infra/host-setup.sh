@@ -137,8 +137,8 @@ fi
 if [ "$root" = 1 ]; then
   # the tests' role: password login on loopback, may create databases (one per test session),
   # nothing more. An older set-up made it a superuser: take that away.
-  role=$(as_postgres psql -tAc "SELECT rolsuper::int || rolcreatedb::int || rolcreaterole::int
-                               || rolreplication::int || rolbypassrls::int FROM pg_roles WHERE rolname='swarmsync'")
+  role=$(as_postgres psql -tAc "SELECT concat(rolsuper::int, rolcreatedb::int, rolcreaterole::int,
+                               rolreplication::int, rolbypassrls::int) FROM pg_roles WHERE rolname='swarmsync'")
   case "$role" in
     "") as_postgres psql -qc "CREATE ROLE swarmsync LOGIN CREATEDB PASSWORD 'swarmsync'"
         started+=("PostgreSQL role swarmsync (LOGIN CREATEDB)") ;;
@@ -162,9 +162,11 @@ if [ "$root" = 1 ] && [ ! -s "$REDIS_PASS_FILE" ]; then
 fi
 [ -r "$REDIS_PASS_FILE" ] || cannot "redis: no readable password file $REDIS_PASS_FILE"
 pass=$(cat "$REDIS_PASS_FILE")
-redis_ok() { REDISCLI_AUTH="$pass" timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+# (redis-cli goes on after a failed AUTH, so a server without a password answers PONG to it too)
+redis_authed() { REDISCLI_AUTH="$pass" timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 redis_open() { timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 redis_noauth() { timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>&1 | grep -q -E "NOAUTH|WRONGPASS"; }
+redis_ok() { redis_noauth && redis_authed; }  # needs a password, and it is ours
 if [ "$root" = 1 ]; then  # what the next start of "our" Redis uses
   umask_was=$(umask); umask 077
   cat > "$REDIS_CONF.new" <<EOF
@@ -196,7 +198,7 @@ elif redis_open; then
   if [ -n "$conf" ] && REDISCLI_AUTH="$pass" redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config rewrite 2>/dev/null | grep -q OK; then
     kept="kept in its config $conf"
   else
-    kept="it has no config file: restart it with redis-server $REDIS_CONF"
+    kept="it has no config file: it keeps the password until it stops, and this script starts the next one from $REDIS_CONF"
   fi
   started+=("password on the running Redis (pid $pid; $kept)")
   say "redis: the server on 127.0.0.1:$REDIS_PORT (pid $pid) had no password; now it needs the one in $REDIS_PASS_FILE ($kept)"
