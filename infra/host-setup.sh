@@ -43,7 +43,8 @@ port_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # `who_listens PORT`: the process listening there, as far as ss can tell
 who_listens() {
   local who=""
-  command -v ss >/dev/null 2>&1 && who=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -1)
+  command -v ss >/dev/null 2>&1 && who=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -1 \
+    | sed -E 's/users:\(\("([^"]+)",pid=([0-9]+).*/\1 (pid \2)/')
   echo "${who:-an unknown process (ss -ltnp shows it as root)}"
 }
 # `cannot WHAT`: a non-root user (or a non-Debian host) cannot fix WHAT here: say how, stop

@@ -118,4 +118,4 @@ def test_a_port_taken_by_something_else_is_reported(tmp_path):
         done = subprocess.run(["bash", str(SCRIPT), "test"], capture_output=True, text=True, timeout=600,
                               cwd="/", env=env)
     assert done.returncode != 0, done.stdout
-    assert f"port {port} is taken by" in done.stderr and "python" in done.stderr, done.stderr
+    assert f"port {port} is taken by" in done.stderr and f"(pid {os.getpid()})" in done.stderr, done.stderr
