@@ -143,14 +143,14 @@ if [ "$root" = 1 ]; then
   case "$role" in
     "") as_postgres psql -qc "CREATE ROLE swarmsync LOGIN CREATEDB PASSWORD 'swarmsync'"
         started+=("PostgreSQL role swarmsync (LOGIN CREATEDB)") ;;
-    01000) ;;
+    01000) ;;  # rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls
     *) as_postgres psql -qc "ALTER ROLE swarmsync LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
        started+=("PostgreSQL role swarmsync made LOGIN CREATEDB only (was $role: super/createdb/createrole/replication/bypassrls)") ;;
   esac
   as_postgres psql -tAc "SELECT 1 FROM pg_database WHERE datname='swarmsync'" | grep -q 1 || {
     as_postgres createdb -O swarmsync swarmsync; started+=("PostgreSQL database swarmsync"); }
+  say "postgresql: role swarmsync (LOGIN CREATEDB, not a superuser) on 127.0.0.1:$PG_PORT"
 fi
-say "postgresql: role swarmsync (LOGIN CREATEDB, not a superuser) on 127.0.0.1:$PG_PORT"
 
 # ---------------------------------------------------------------------------- Redis
 # A password generated once into $REDIS_PASS_FILE (mode 0600; owned by the user who ran sudo):
