@@ -19,11 +19,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import docker
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+REDIS_PASSWORD_FILE = Path("/etc/swarmsync/redis.pass")  # written by infra/host-setup.sh
 sys.path.insert(0, str(ROOT))
 
 
@@ -312,11 +314,19 @@ def main() -> None:
         help="PostgreSQL admin URL (postgresql+psycopg://...): also run SwarmSync with Prefect on PostgreSQL",
     )
     parser.add_argument(
-        "--prefect-redis", default=os.environ.get("SWARMSYNC_BENCH_PREFECT_REDIS", "redis://127.0.0.1:6379/9"),
+        "--prefect-redis", default=os.environ.get("SWARMSYNC_BENCH_PREFECT_REDIS"),
         help="with --postgres: also run Prefect as separate API + services processes on this Redis database "
-        "(it is flushed first; '' skips)",
+        "(it is flushed first; '' skips). Default: database 9 of the Redis infra/host-setup.sh starts, with "
+        f"its password ({REDIS_PASSWORD_FILE})",
     )
     args = parser.parse_args()
+    if args.postgres and args.prefect_redis is None:
+        try:
+            password = REDIS_PASSWORD_FILE.read_text().strip()
+        except OSError as exc:
+            parser.error(f"cannot read {REDIS_PASSWORD_FILE} ({exc.strerror}): run `sudo bash infra/host-setup.sh "
+                         "test`, or pass --prefect-redis URL ('' skips the split-server run)")
+        args.prefect_redis = f"redis://:{quote(password, safe='')}@127.0.0.1:6379/9"
     from swarmsync.images import ensure_busybox_image
 
     image = ensure_busybox_image(docker.from_env())

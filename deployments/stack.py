@@ -112,14 +112,35 @@ def split_server(settings: SwarmSyncSettings) -> bool:
     return True
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or `localhost`: reachable from this machine only."""
+    import ipaddress
+
+    if host.strip().lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def check_mode(settings: SwarmSyncSettings) -> None:
-    """Embedded single-user mode (no Prefect auth string) only on a loopback address."""
-    if settings.single_user and settings.host not in ("127.0.0.1", "localhost", "::1"):
-        raise StackError(
-            f"SWARMSYNC_HOST={settings.host} exposes the Prefect API beyond this machine: set "
-            "SWARMSYNC_PREFECT_AUTH_STRING=user:password to protect it with Prefect's basic auth "
-            "(users then reach SwarmSync through its API with their own accounts)"
-        )
+    """Embedded single-user mode (no Prefect auth string) only on loopback addresses: the
+    Prefect API (SWARMSYNC_HOST), the SwarmSync API (SWARMSYNC_API_HOST) and the dashboard
+    (SWARMSYNC_DASHBOARD_HOST). Checked before `up` starts anything."""
+    if not settings.single_user:
+        return
+    binds = [("SWARMSYNC_HOST", settings.host, "the Prefect API"),
+             ("SWARMSYNC_API_HOST", settings.api_bind_host, "the SwarmSync API"),
+             ("SWARMSYNC_DASHBOARD_HOST", settings.dashboard_bind_host, "the dashboard")]
+    for name, host, what in binds:
+        if not is_loopback(host):
+            raise StackError(
+                f"{name}={host} exposes {what} beyond this machine, and embedded mode trusts everyone who "
+                "can reach it: bind it to 127.0.0.1, or turn on team mode with "
+                "SWARMSYNC_PREFECT_AUTH_STRING=user:password (Prefect's basic auth; users then reach SwarmSync "
+                "through its API with their own accounts)"
+            )
 
 
 def wait_for(check, what: str, timeout: float, proc: subprocess.Popen | None = None) -> None:

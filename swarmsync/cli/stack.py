@@ -97,7 +97,8 @@ def demo(
     docker_check = check_docker()
     if not docker_check.ok:
         fail(f"No Docker engine answers: {docker_check.detail}\n"
-             "Install and start one, e.g.: apt-get install -y docker.io && dockerd &")
+             "Set one up with: sudo bash infra/host-setup.sh demo (on Debian/Ubuntu it installs docker.io and "
+             "starts dockerd; `make demo` runs it first)")
     try:
         image = demo_image(docker_client())
     except ImageUnavailable as exc:

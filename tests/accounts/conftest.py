@@ -2,7 +2,8 @@
 (real PostgreSQL), real Redis with a key prefix of this test session only, users of
 each role, and the API in-process (FastAPI TestClient) or the stack's own API process.
 
-SWARMSYNC_TEST_REDIS (default redis://127.0.0.1:6379/0) names the Redis server.
+SWARMSYNC_TEST_REDIS names the Redis server (default: database 0 of the Redis that
+infra/host-setup.sh starts, with its password; see tests/services.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 import pytest
 
-REDIS_URL = os.environ.get("SWARMSYNC_TEST_REDIS", "redis://127.0.0.1:6379/0")
+from tests.services import redis_url
+
+REDIS_URL = os.environ.get("SWARMSYNC_TEST_REDIS") or redis_url(0)
 SESSION_PREFIX = f"swarmsync-test-{uuid.uuid4().hex[:8]}:"
 PASSWORD = "correct horse battery staple"
 

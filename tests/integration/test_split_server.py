@@ -2,7 +2,7 @@
 Prefect API (two processes) and its background services separately, sharing events through
 real Redis. Jobs, event wake-ups, schedules and cancellation must work as in one process.
 
-SWARMSYNC_TEST_PREFECT_REDIS (default redis://127.0.0.1:6379/8) is the Redis database this
+SWARMSYNC_TEST_PREFECT_REDIS (default database 8 of host-setup.sh's Redis, with its password) is the Redis database this
 module gives Prefect; it is flushed first, so it must not hold anything else.
 """
 
@@ -18,8 +18,9 @@ import swarmsync
 from swarmsync.deployments import schedules
 from swarmsync.deployments.stack import StackError, prefect_redis_env, split_server
 from tests.conftest import _configure, running_stack
+from tests.services import redis_url
 
-PREFECT_REDIS = os.environ.get("SWARMSYNC_TEST_PREFECT_REDIS", "redis://127.0.0.1:6379/8")
+PREFECT_REDIS = os.environ.get("SWARMSYNC_TEST_PREFECT_REDIS") or redis_url(8)
 
 
 @pytest.fixture(scope="module")

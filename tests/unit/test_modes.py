@@ -34,3 +34,12 @@ def test_the_python_api_sends_the_auth_string_to_prefect(monkeypatch):
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_single_user_mode_keeps_the_api_and_the_dashboard_on_loopback():
+    check_mode(SwarmSyncSettings(api_host="127.0.0.2", dashboard_host="::1"))
+    check_mode(SwarmSyncSettings(api_host="localhost"))
+    for setting, value in (("api_host", "0.0.0.0"), ("dashboard_host", "::"), ("api_host", "10.1.2.3")):
+        with pytest.raises(StackError, match=f"SWARMSYNC_{setting.upper()}={value}.*SWARMSYNC_PREFECT_AUTH_STRING"):
+            check_mode(SwarmSyncSettings(**{setting: value}))
+    check_mode(SwarmSyncSettings(api_host="0.0.0.0", dashboard_host="0.0.0.0", prefect_auth_string="admin:long-secret"))
