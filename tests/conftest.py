@@ -46,6 +46,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.stack)
         if needs_docker or folder in STACK_FOLDERS:
             item.add_marker(pytest.mark.docker)
+    # the host set-up tests restart PostgreSQL and Redis: run them first, before any stack holds connections
+    items.sort(key=lambda item: 0 if item.get_closest_marker("host_setup") else 1)
 
 
 def free_port() -> int:
