@@ -23,15 +23,7 @@ from swarmsync.connection import prefect_api
 from swarmsync.deployments.pools import create_pool
 from swarmsync.docker_runner import LABEL_FLOW_RUN
 from swarmsync.spec import JobSpec
-
-
-def _online_workers(pool: str) -> list[str]:
-    async def read():
-        async with get_client() as client:
-            return await client.read_workers_for_work_pool(pool)
-
-    with prefect_api():
-        return [w.name for w in anyio.run(read) if w.status and w.status.value == "ONLINE"]
+from tests.workers import online_workers
 
 
 @pytest.fixture
@@ -56,7 +48,7 @@ def workers(stack, tmp_path):
         proc.worker_name = name
         procs.append(proc)
         deadline = time.monotonic() + 60
-        while not any(w == name or command for w in _online_workers(pool)):
+        while not any(w == name or command for w in online_workers(pool)):
             assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()
             assert time.monotonic() < deadline, "worker did not come online"
             time.sleep(0.3)

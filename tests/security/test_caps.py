@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,6 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from prefect.client.orchestration import get_client
 from sqlalchemy import select
 
 import swarmsync
@@ -29,44 +27,17 @@ from swarmsync.db import ArchiveRecord, session_scope
 from swarmsync.deployments.pools import create_pool
 from tests.conftest import free_port
 from tests.waiting import wait_until
+from tests.workers import WorkerProcesses
 
 MIB = 1 << 20
-
-
-def _online_workers(pool: str) -> list[str]:
-    async def read():
-        async with get_client() as client:
-            return await client.read_workers_for_work_pool(pool)
-
-    with prefect_api():
-        return [w.name for w in anyio.run(read) if w.status and w.status.value == "ONLINE"]
 
 
 @pytest.fixture
 def workers(stack, tmp_path):
     """`swarmsync worker start` processes of this test; all stopped after it."""
-    procs: list[subprocess.Popen] = []
-
-    def start(pool: str, env: dict | None = None) -> subprocess.Popen:
-        name = f"w-{uuid.uuid4().hex[:6]}"
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--pool", pool,
-                                 "--name", name], env={**os.environ, **(env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        proc.log_path = tmp_path / f"{name}.log"
-        procs.append(proc)
-        wait_until(lambda: proc.poll() is not None or name in _online_workers(pool), "worker online", timeout=60)
-        assert proc.poll() is None, proc.log_path.read_text()
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    procs = WorkerProcesses(tmp_path)
+    yield procs.start
+    procs.stop_all()
 
 
 def _disk_use(folder: Path) -> int:

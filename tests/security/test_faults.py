@@ -6,29 +6,25 @@ completes once the proxy heals: only a run the server says does not exist counts
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import select
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-import anyio
 import pytest
-from prefect.client.orchestration import get_client
 
 import swarmsync
-from swarmsync.connection import api_url, prefect_api
+from swarmsync.connection import api_url
 from swarmsync.deployments.pools import create_pool
 from swarmsync.docker_runner import LABEL_FLOW_RUN
 from tests.conftest import free_port
 from tests.waiting import wait_until
+from tests.workers import WorkerProcesses
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
               "content-length"}
@@ -145,15 +141,6 @@ class FaultProxy:
         self.server.server_close()
 
 
-def _online_workers(pool: str) -> list[str]:
-    async def read():
-        async with get_client() as client:
-            return await client.read_workers_for_work_pool(pool)
-
-    with prefect_api():
-        return [w.name for w in anyio.run(read) if w.status and w.status.value == "ONLINE"]
-
-
 @pytest.fixture
 def proxy(stack):
     fault_proxy = FaultProxy(api_url(), hang_seconds=4)
@@ -164,32 +151,18 @@ def proxy(stack):
 @pytest.fixture
 def worker_behind(stack, tmp_path):
     """A `swarmsync worker start` process whose Prefect API is the proxy; stopped after the test."""
-    procs: list[subprocess.Popen] = []
+    procs = WorkerProcesses(tmp_path)
 
     def start(pool: str, proxy_url: str) -> subprocess.Popen:
-        name = f"w-{uuid.uuid4().hex[:6]}"
-        env = {**os.environ, "PREFECT_API_URL": proxy_url,
-               "PREFECT_WORKER_HEARTBEAT_SECONDS": "2",  # heartbeats (and recovery) every 2 s
-               "PREFECT_API_REQUEST_TIMEOUT": "3",  # a hang is a timeout after 3 s
-               "PREFECT_CLIENT_MAX_RETRIES": "1"}  # a fault reaches SwarmSync's code instead of Prefect's retries
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--pool", pool,
-                                 "--name", name], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        proc.log_path = tmp_path / f"{name}.log"
-        procs.append(proc)
-        wait_until(lambda: proc.poll() is not None or name in _online_workers(pool), "worker online", timeout=60)
-        assert proc.poll() is None, proc.log_path.read_text()
-        return proc
+        return procs.start(pool, env={
+            "PREFECT_API_URL": proxy_url,
+            "PREFECT_WORKER_HEARTBEAT_SECONDS": "2",  # heartbeats (and recovery) every 2 s
+            "PREFECT_API_REQUEST_TIMEOUT": "3",  # a hang is a timeout after 3 s
+            "PREFECT_CLIENT_MAX_RETRIES": "1",  # a fault reaches SwarmSync's code instead of Prefect's retries
+        })
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    procs.stop_all()
 
 
 def test_a_running_container_survives_503s_and_timeouts_during_heartbeats_and_recovery(

@@ -1,0 +1,59 @@
+"""Worker processes for tests: `swarmsync worker start` in its own session, waited for until
+Prefect lists it ONLINE, stopped (TERM, then KILL) at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import anyio
+from prefect.client.orchestration import get_client
+
+from swarmsync.connection import prefect_api
+from tests.waiting import wait_until
+
+
+def online_workers(pool: str) -> list[str]:
+    """Names of the pool's workers Prefect lists as ONLINE."""
+    async def read():
+        async with get_client() as client:
+            return await client.read_workers_for_work_pool(pool)
+
+    with prefect_api():
+        return [w.name for w in anyio.run(read) if w.status and w.status.value == "ONLINE"]
+
+
+class WorkerProcesses:
+    """The worker processes one test started, with their logs under `logs`."""
+
+    def __init__(self, logs: Path):
+        self.logs = logs
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, pool: str, env: dict | None = None) -> subprocess.Popen:
+        """A worker on `pool` (`env` over this process's environment), once it is ONLINE."""
+        name = f"w-{uuid.uuid4().hex[:6]}"
+        log_path = self.logs / f"{name}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--pool", pool,
+                                     "--name", name], env={**os.environ, **(env or {})}, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log_path = log_path
+        proc.worker_name = name
+        self.procs.append(proc)
+        wait_until(lambda: proc.poll() is not None or name in online_workers(pool), "worker online", timeout=60)
+        assert proc.poll() is None, log_path.read_text()
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
