@@ -18,7 +18,7 @@ def audit_log(
     request: Request,
     response: Response,
     limit: int = Query(100, ge=1, le=1000),
-    before: int | None = Query(None, ge=1, le=2**63 - 1,
+    before: int | None = Query(None, ge=1, le=2**31 - 1,  # audit_log.id is a 32-bit INTEGER
                                description="Only events older than this id (the next page: X-Next-Before)"),
     actor: str | None = Query(None, max_length=100),
     action: str | None = Query(None, max_length=64),
