@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 
 import pytest
@@ -134,7 +135,8 @@ def test_save_as_job_template_goes_through_the_api_and_keeps_secrets_in_secret_b
     try:
         saved = at.session_state["client"].templates()[name]
         assert saved["image"] == busybox and saved["env"] == {"WHO": "team"} and saved["memory"] == "64m"
-        assert saved["secrets"] == {"TOKEN": f"swarmsync-template-{name}-token"}  # a Secret block's name
+        assert list(saved["secrets"]) == ["TOKEN"]  # a Secret block's name: the template's, the variable's, a hash
+        assert re.fullmatch(rf"swarmsync-template-{name}-token-[0-9a-f]{{12}}", saved["secrets"]["TOKEN"])
         assert "template-secret-value" not in str(saved)
         assert f"Saved job template {name}" in texts(at)
         assert audit.events(actor=account.username, action="template.save")[0].target == name
