@@ -34,18 +34,22 @@ class WorkerProcesses:
         self.logs = logs
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, pool: str, env: dict | None = None) -> subprocess.Popen:
-        """A worker on `pool` (`env` over this process's environment), once it is ONLINE."""
+    def start(self, pool: str, *extra: str, env: dict | None = None,
+              command: list[str] | None = None) -> subprocess.Popen:
+        """A worker on `pool` (`extra` CLI options, `env` over this process's environment), once it
+        is ONLINE; `command` replaces `swarmsync worker start` (then any online worker of the pool counts)."""
         name = f"w-{uuid.uuid4().hex[:6]}"
         log_path = self.logs / f"{name}.log"
+        args = command or [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--pool", pool,
+                           "--name", name, *extra]
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--pool", pool,
-                                     "--name", name], env={**os.environ, **(env or {})}, stdout=log,
+            proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         proc.log_path = log_path
         proc.worker_name = name
         self.procs.append(proc)
-        wait_until(lambda: proc.poll() is not None or name in online_workers(pool), "worker online", timeout=60)
+        wait_until(lambda: proc.poll() is not None or any(w == name or command for w in online_workers(pool)),
+                   "worker online", timeout=60)
         assert proc.poll() is None, log_path.read_text()
         return proc
 

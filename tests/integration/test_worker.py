@@ -23,7 +23,7 @@ from swarmsync.connection import prefect_api
 from swarmsync.deployments.pools import create_pool
 from swarmsync.docker_runner import LABEL_FLOW_RUN
 from swarmsync.spec import JobSpec
-from tests.workers import online_workers
+from tests.workers import WorkerProcesses
 
 
 @pytest.fixture
@@ -35,33 +35,10 @@ def pool(stack) -> str:
 
 @pytest.fixture
 def workers(stack, tmp_path):
-    """Start `swarmsync worker start` processes; all are killed after the test."""
-    procs: list[subprocess.Popen] = []
-
-    def start(pool: str, *extra: str, command: list[str] | None = None, env: dict | None = None) -> subprocess.Popen:
-        name = f"w-{uuid.uuid4().hex[:6]}"
-        args = command or [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--pool", pool,
-                           "--name", name, *extra]
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        proc.worker_name = name
-        procs.append(proc)
-        deadline = time.monotonic() + 60
-        while not any(w == name or command for w in online_workers(pool)):
-            assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()
-            assert time.monotonic() < deadline, "worker did not come online"
-            time.sleep(0.3)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    """Start `swarmsync worker start` processes; all are stopped after the test."""
+    procs = WorkerProcesses(tmp_path)
+    yield procs.start
+    procs.stop_all()
 
 
 class ContainerCreates:
