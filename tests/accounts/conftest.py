@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -135,3 +136,22 @@ def auth(token: str) -> dict[str, str]:
 def role_tokens(api, make_user) -> dict[str, str]:
     """A session token for one fresh user of each role."""
     return {role: make_user(role).login(api) for role in ("admin", "operator", "viewer")}
+
+
+def later() -> str:
+    """An ISO time a day from now: a job submitted `at` it never starts during a test."""
+    return (datetime.now(UTC) + timedelta(days=1)).isoformat()
+
+
+@pytest.fixture
+def operator(api, make_user):
+    """An operator account and its auth headers."""
+    account = make_user("operator")
+    return account, auth(account.login(api))
+
+
+@pytest.fixture
+def admin(api, make_user):
+    """An admin account and its auth headers."""
+    account = make_user("admin")
+    return account, auth(account.login(api))

@@ -4,32 +4,23 @@ change a pool's policy through PATCH /pools/{name}; in-process API on the real s
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 import swarmsync
 from swarmsync.auth import audit
 from swarmsync.deployments import pools
-from tests.accounts.conftest import auth
+from tests.accounts.conftest import auth, later
 
 FORGED = ["keep-me", "swarmsync.user:someone-else", " SWARMSYNC.USER:admin"]
 
 
-@pytest.fixture
-def operator(api, make_user):
-    account = make_user("operator")
-    return account, auth(account.login(api))
-
-
-def _later() -> str:
-    return (datetime.now(UTC) + timedelta(days=1)).isoformat()  # never starts during the test
 
 
 def test_a_job_records_its_submitter_from_the_login_and_forged_user_tags_are_dropped(api, operator, busybox):
     account, headers = operator
     spec = {"image": busybox, "command": "true", "pull_policy": "never", "tags": FORGED}
-    created = api.post("/jobs", json={"spec": spec, "at": _later()}, headers=headers)
+    created = api.post("/jobs", json={"spec": spec, "at": later()}, headers=headers)
     assert created.status_code == 201, created.text
     job = created.json()
     try:

@@ -14,3 +14,5 @@ make_user = accounts_fixtures.make_user
 api = accounts_fixtures.api
 role_tokens = accounts_fixtures.role_tokens
 quick_password_hashing = accounts_fixtures.quick_password_hashing  # autouse: cheap argon2 in-process
+operator = accounts_fixtures.operator
+admin = accounts_fixtures.admin

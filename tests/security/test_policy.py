@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
@@ -27,7 +26,7 @@ from swarmsync.deployments import pools
 from swarmsync.deployments.pools import PolicyError, create_pool
 from swarmsync.policy import HostPolicy, PolicyViolation
 from swarmsync.spec import JobSpec
-from tests.accounts.conftest import auth
+from tests.accounts.conftest import auth, later
 from tests.waiting import wait_until
 
 TIMEOUT_CEILING = 3.0
@@ -75,20 +74,7 @@ def idle_pool(stack):
     return name
 
 
-@pytest.fixture
-def operator(api, make_user):
-    account = make_user("operator")
-    return account, auth(account.login(api))
 
-
-@pytest.fixture
-def admin(api, make_user):
-    account = make_user("admin")
-    return account, auth(account.login(api))
-
-
-def _later() -> str:
-    return (datetime.now(UTC) + timedelta(days=1)).isoformat()  # never starts during the test
 
 
 def _accepted(api, response, headers) -> None:
@@ -113,7 +99,7 @@ def test_limits_over_a_ceiling_are_refused_at_submission_before_anything_is_crea
     for extra, setting in (({"memory": "1g"}, "max_memory"), ({"pids_limit": 500}, "max_pids"),
                            ({"timeout": 60}, "max_timeout")):
         before = len(swarmsync.list_jobs(limit=200))
-        _refused(api.post("/jobs", json={"spec": {**base, **extra}, "pool": pool, "at": _later()}, headers=headers),
+        _refused(api.post("/jobs", json={"spec": {**base, **extra}, "pool": pool, "at": later()}, headers=headers),
                  setting)
         assert len(swarmsync.list_jobs(limit=200)) == before  # nothing was created
     denied = audit.events(actor=account.username, action="job.submit")[0]
@@ -167,11 +153,11 @@ def test_networks_are_an_allow_list_and_never_another_containers_namespace(api, 
     base = {"image": busybox, "command": "true", "pull_policy": "never"}
     for network, words in (("container:swarmsync-api", ("network namespace",)),
                            ("some-team-network", ("allowed_networks",)), ("host", ("allow_host_network",))):
-        _refused(api.post("/jobs", json={"spec": {**base, "network": network}, "pool": pool, "at": _later()},
+        _refused(api.post("/jobs", json={"spec": {**base, "network": network}, "pool": pool, "at": later()},
                           headers=headers), *words)
     for network in ("none", "bridge"):
         _accepted(api, api.post("/jobs", json={"spec": {**base, "network": network}, "pool": pool,
-                                               "at": _later()}, headers=headers), headers)
+                                               "at": later()}, headers=headers), headers)
 
 
 def test_the_worker_refuses_a_container_network_that_reached_it_without_the_api(
@@ -217,12 +203,12 @@ def test_a_pool_is_used_only_by_those_on_its_list(api, client_for, make_user, st
     create_pool(name, allowed_users=[listed.username])
     spec = {"image": busybox, "command": "true", "pull_policy": "never"}
     other_headers = auth(other.login(api))
-    _refused(api.post("/jobs", json={"spec": spec, "pool": name, "at": _later()}, headers=other_headers),
+    _refused(api.post("/jobs", json={"spec": spec, "pool": name, "at": later()}, headers=other_headers),
              other.username, "allowed_users")
     with pytest.raises(APIError, match="403.*may not use this pool"):
-        client_for(other_headers).submit(busybox, "true", pool=name, pull_policy="never", at=_later())
+        client_for(other_headers).submit(busybox, "true", pool=name, pull_policy="never", at=later())
     listed_headers = auth(listed.login(api))
-    _accepted(api, api.post("/jobs", json={"spec": spec, "pool": name, "at": _later()}, headers=listed_headers),
+    _accepted(api, api.post("/jobs", json={"spec": spec, "pool": name, "at": later()}, headers=listed_headers),
               listed_headers)
 
 
@@ -230,11 +216,11 @@ def test_a_privileged_pool_without_a_list_is_for_admins_only(api, operator, admi
     name = f"priv-{uuid.uuid4().hex[:8]}"
     create_pool(name, allow_privileged=True)
     spec = {"image": busybox, "command": "true", "pull_policy": "never"}
-    _refused(api.post("/jobs", json={"spec": spec, "pool": name, "at": _later()}, headers=operator[1]),
+    _refused(api.post("/jobs", json={"spec": spec, "pool": name, "at": later()}, headers=operator[1]),
              "only admins")
     schedule = {"name": f"p-{uuid.uuid4().hex[:8]}", "every": "1h", "paused": True, "spec": spec, "pool": name}
     _refused(api.post("/schedules", json=schedule, headers=operator[1]), "only admins")
-    _accepted(api, api.post("/jobs", json={"spec": spec, "pool": name, "at": _later()}, headers=admin[1]), admin[1])
+    _accepted(api, api.post("/jobs", json={"spec": spec, "pool": name, "at": later()}, headers=admin[1]), admin[1])
 
 
 def test_the_worker_refuses_a_run_whose_submitter_may_not_use_the_pool(pool, make_user, busybox):
@@ -282,7 +268,7 @@ def test_host_files_through_a_schedule_need_an_admin(api, operator, admin, idle_
                                            "spec": _host_file_spec(busybox, tmp_path)}, headers=admin[1])
     assert created.status_code == 201, created.text
     try:
-        _refused(api.post(f"/schedules/{name}/run", json={"at": _later()}, headers=operator[1]), "pools:manage")
+        _refused(api.post(f"/schedules/{name}/run", json={"at": later()}, headers=operator[1]), "pools:manage")
     finally:
         swarmsync.deployments.schedules.delete(name)
 
@@ -293,9 +279,9 @@ def test_root_is_refused_in_every_spelling_unless_the_pool_allows_it(api, operat
     _, headers = operator
     base = {"image": busybox, "command": "id", "pull_policy": "never"}
     for user in ("root", "0", "0:0", "root:root", " 0:1000"):
-        _refused(api.post("/jobs", json={"spec": {**base, "user": user}, "pool": pool, "at": _later()},
+        _refused(api.post("/jobs", json={"spec": {**base, "user": user}, "pool": pool, "at": later()},
                           headers=headers), "allow_root_user")
-    _accepted(api, api.post("/jobs", json={"spec": {**base, "user": "1000:1000"}, "pool": pool, "at": _later()},
+    _accepted(api, api.post("/jobs", json={"spec": {**base, "user": "1000:1000"}, "pool": pool, "at": later()},
                             headers=headers), headers)
 
 
@@ -310,9 +296,9 @@ def test_gpu_counts_have_a_ceiling(api, admin, stack, busybox):
     create_pool(name, allow_gpu=True, max_gpus=1)
     spec = {"image": busybox, "command": "true", "pull_policy": "never"}
     for gpus in (2, "all"):
-        _refused(api.post("/jobs", json={"spec": {**spec, "gpus": gpus}, "pool": name, "at": _later()},
+        _refused(api.post("/jobs", json={"spec": {**spec, "gpus": gpus}, "pool": name, "at": later()},
                           headers=admin[1]), "max_gpus")
-    _accepted(api, api.post("/jobs", json={"spec": {**spec, "gpus": 1}, "pool": name, "at": _later()},
+    _accepted(api, api.post("/jobs", json={"spec": {**spec, "gpus": 1}, "pool": name, "at": later()},
                             headers=admin[1]), admin[1])
 
 
@@ -329,4 +315,4 @@ def client_for(api):
 
 def test_limits_are_checked_by_the_python_client_path_too(client_for, operator, pool, busybox):
     with pytest.raises(APIError, match="403.*max_memory"):
-        client_for(operator[1]).submit(busybox, "true", pool=pool, memory="2g", pull_policy="never", at=_later())
+        client_for(operator[1]).submit(busybox, "true", pool=pool, memory="2g", pull_policy="never", at=later())
