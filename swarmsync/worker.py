@@ -263,7 +263,8 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             task_status.started(identifier)
         cancelled = self._cancel_events[flow_run.id] = anyio.Event()
         policy = self._pool_policy(flow_run, configuration)
-        submitter = run_submitter(flow_run)
+        # the submitter's role is read (a database query) only on pools where who submits matters
+        submitter = run_submitter(flow_run) if policy.limits_callers else None
         runtime = JobRuntime(
             policy=policy, submitter=submitter,
             submitter_role=await anyio.to_thread.run_sync(user_role, submitter) if submitter else None,
