@@ -267,37 +267,61 @@ def test_retention_flow_removes_exactly_the_archives_and_rows_older_than_its_cut
 
 def test_retention_removes_only_this_installations_leftover_containers_older_than_the_cutoff(stack, busybox,
                                                                                              docker_client):
+    """The session stack's worker also removes containers whose run is final or gone (each
+    heartbeat), so every container here names a real, live (Pending) run: the worker leaves them
+    alone and only retention decides. The run-gone case deletes its run just before retention runs."""
+    from prefect import flow
+    from prefect.states import Pending
+
     from swarmsync.docker_runner import LABEL_FLOW_RUN, LABEL_INSTANCE, LABEL_JOB
-    from swarmsync.retention import leftover_containers
+    from swarmsync.retention import _created, leftover_containers
+
+    @flow(name="swarmsync-retention-test-placeholder")
+    def placeholder() -> None:
+        pass
+
+    runs: list[UUID] = []
 
     def container(instance: str, command: str = "true"):
-        labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: str(uuid.uuid4()), LABEL_INSTANCE: instance}
-        return docker_client.containers.create(busybox, command, labels=labels)
+        with prefect_api(), get_client(sync_client=True) as client:
+            run_id = client.create_flow_run(placeholder, state=Pending()).id
+        runs.append(run_id)
+        labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: str(run_id), LABEL_INSTANCE: instance}
+        return docker_client.containers.create(busybox, command, labels=labels), run_id
 
     made = []
     try:
-        old_ours, old_other = container(api_url()), container("http://another-installation:4200/api")
-        old_live_ours = container(api_url(), "sleep 300")  # running, but its run is gone: a leftover
-        made += [old_ours, old_other, old_live_ours]
-        old_live_ours.start()
+        (old_ours, _), (old_other, _) = container(api_url()), container("http://another-installation:4200/api")
+        old_live, _ = container(api_url(), "sleep 300")  # running, its run live: a job, never removed
+        old_gone, gone_run = container(api_url(), "sleep 300")  # running, but its run is gone: a leftover
+        made += [old_ours, old_other, old_live, old_gone]
+        old_live.start()
+        old_gone.start()
         time.sleep(3)
-        new_ours = container(api_url())
+        new_ours, _ = container(api_url())
         made.append(new_ours)
         # the cut-off halfway between the engine's own creation times (no clock of ours involved)
-        from swarmsync.retention import _created
-
-        old_latest = max(_created(docker_client.containers.get(c.id)) for c in (old_ours, old_live_ours))
+        old_latest = max(_created(docker_client.containers.get(c.id)) for c in (old_ours, old_live, old_gone))
         cutoff = old_latest + (_created(docker_client.containers.get(new_ours.id)) - old_latest) / 2
         assert _created(docker_client.containers.get(new_ours.id)) > cutoff > old_latest
+        with prefect_api(), get_client(sync_client=True) as client:
+            client.delete_flow_run(gone_run)
         removed = {r.name for r in leftover_containers(cutoff)}
-        assert removed == {old_ours.name, old_live_ours.name}
+        # the worker may beat retention to the run-gone container (both remove it); nothing else may go
+        assert old_ours.name in removed and removed <= {old_ours.name, old_gone.name}
         left = {c.id for c in docker_client.containers.list(all=True)}
-        assert old_other.id in left and new_ours.id in left
-        assert old_ours.id not in left and old_live_ours.id not in left
+        assert old_other.id in left and new_ours.id in left and old_live.id in left
+        assert old_ours.id not in left and old_gone.id not in left
     finally:
         for c in made:
             try:
                 c.remove(force=True)
             except Exception:  # noqa: BLE001 - already removed by retention
                 pass
+        with prefect_api(), get_client(sync_client=True) as client:
+            for run_id in runs:
+                try:
+                    client.delete_flow_run(run_id)
+                except Exception:  # noqa: BLE001 - already deleted
+                    pass
 
