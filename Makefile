@@ -28,7 +28,7 @@ demo: setup-demo
 test: setup-test
 	@$(MAKE) --no-print-directory $(BIN)/swarmsync
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=30 tests
 
 up: $(BIN)/swarmsync
 	$(BIN)/swarmsync up
