@@ -102,6 +102,9 @@ def split_server(settings: SwarmSyncSettings) -> bool:
     PostgreSQL and SWARMSYNC_PREFECT_REDIS_URL; refused with a reason otherwise."""
     db = prefect_env(settings)["PREFECT_API_DATABASE_CONNECTION_URL"]
     if not settings.prefect_redis_url:
+        if settings.prefect_api_processes > 1:
+            raise StackError("SWARMSYNC_PREFECT_API_PROCESSES > 1 (--ha) needs SWARMSYNC_PREFECT_REDIS_URL "
+                             "(Prefect's processes share events, leases and Docket through Redis)")
         if settings.prefect_api_workers > 1:
             raise StackError("SWARMSYNC_PREFECT_API_WORKERS > 1 needs SWARMSYNC_PREFECT_REDIS_URL "
                              "(Prefect's processes share events through Redis)")
@@ -110,6 +113,56 @@ def split_server(settings: SwarmSyncSettings) -> bool:
         raise StackError("SWARMSYNC_PREFECT_REDIS_URL (Prefect's multi-process server) needs Prefect on "
                          "PostgreSQL: set PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...")
     return True
+
+
+def ha_backend_ports(settings: SwarmSyncSettings) -> list[int]:
+    """Loopback ports of the Prefect API processes behind HAProxy: PORT+1 .. PORT+N."""
+    return [settings.port + i for i in range(1, settings.prefect_api_processes + 1)]
+
+
+def haproxy_binary() -> str:
+    import shutil
+
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if not found:
+        raise StackError("SWARMSYNC_PREFECT_API_PROCESSES > 1 needs HAProxy: apt-get install haproxy "
+                         "(infra/host-setup.sh test installs it)")
+    return found
+
+
+def haproxy_config(settings: SwarmSyncSettings) -> str:
+    """HAProxy in front of the Prefect API processes: round robin over those whose /api/health
+    answers (checked every second, out after 2 failures, back after 2 successes); a request whose
+    process died before answering is sent again to another one (`retry-on`; job submissions carry
+    idempotency keys, so a replayed POST never makes a second job). Websockets (events, logs)
+    pass through (`timeout tunnel`)."""
+    servers = "\n".join(f"    server api{i} 127.0.0.1:{port} check"
+                        for i, port in enumerate(ha_backend_ports(settings), start=1))
+    return f"""# written by `swarmsync up` (SWARMSYNC_PREFECT_API_PROCESSES={settings.prefect_api_processes})
+global
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 300s
+    timeout server 300s
+    timeout tunnel 3600s
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response response-timeout 502 503 504
+
+frontend prefect
+    bind {settings.host}:{settings.port}
+    default_backend prefect_api
+
+backend prefect_api
+    balance roundrobin
+    option httpchk GET /api/health
+    http-check expect status 200
+    default-server inter 1s fall 2 rise 2
+{servers}
+"""
 
 
 def is_loopback(host: str) -> bool:
@@ -174,6 +227,9 @@ class Stack:
             start_new_session=True,
         )
         self.processes[name] = proc
+        run_dir = self.settings.home_dir / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / f"{name}.pid").write_text(str(proc.pid))  # for operators and the multi-host tests
         return proc
 
     def start_server(self) -> None:
@@ -182,20 +238,50 @@ class Stack:
             return
         (self.settings.home_dir / "prefect").mkdir(parents=True, exist_ok=True)
         split = split_server(self.settings)
-        # Prefect's own CLI and server, with SwarmSync's speedup (see swarmsync/prefect_server.py)
-        args = [sys.executable, "-m", "swarmsync.prefect_server", "server", "start",
-                "--host", self.settings.host, "--port", str(self.settings.port)]
         no_migrations: dict[str, str] = {}
         if split:  # migrate and register blocks once; API processes started together would race to
             self._prepare_prefect_database()
-            args += ["--no-services", "--workers", str(self.settings.prefect_api_workers)]
             no_migrations = {"PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
                              "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"}
-        proc = self._spawn("prefect-server", args, extra_env=no_migrations)
-        wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 90, proc)
+        if split and self.settings.prefect_api_processes > 1:
+            self._start_ha_api(no_migrations)
+        else:
+            args = self._prefect_server_args(self.settings.host, self.settings.port)
+            if split:
+                args += ["--no-services", "--workers", str(self.settings.prefect_api_workers)]
+            proc = self._spawn("prefect-server", args, extra_env=no_migrations)
+            wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 90, proc)
         if split:
             self._spawn("prefect-services", [sys.executable, "-m", "prefect", "server", "services", "start"],
                         extra_env=no_migrations)
+
+    @staticmethod
+    def _prefect_server_args(host: str, port: int) -> list[str]:
+        # Prefect's own CLI and server, with SwarmSync's speedup (see swarmsync/prefect_server.py)
+        return [sys.executable, "-m", "swarmsync.prefect_server", "server", "start",
+                "--host", host, "--port", str(port)]
+
+    def _start_ha_api(self, no_migrations: dict[str, str]) -> None:
+        """Prefect's high-availability shape: N API processes (`--no-services`, loopback ports
+        PORT+1..PORT+N) behind HAProxy on HOST:PORT, which health-checks /api/health and sends
+        requests only to the processes that answer it."""
+        for index, port in enumerate(ha_backend_ports(self.settings), start=1):
+            self._start_api_process(index, port, no_migrations)
+        for index, port in enumerate(ha_backend_ports(self.settings), start=1):
+            wait_for(lambda port=port: api_healthy(f"http://127.0.0.1:{port}/api"),
+                     f"Prefect API process {index} (log: {self.log_dir}/prefect-api-{index}.log)", 90,
+                     self.processes[f"prefect-api-{index}"])
+        config = self.settings.home_dir / "haproxy.cfg"
+        config.write_text(haproxy_config(self.settings))
+        proc = self._spawn("haproxy", [haproxy_binary(), "-db", "-f", str(config)])
+        wait_for(api_healthy, f"HAProxy in front of Prefect (log: {self.log_dir}/haproxy.log)", 30, proc)
+
+    def _start_api_process(self, index: int, port: int, no_migrations: dict[str, str] | None = None) -> None:
+        no_migrations = no_migrations or {"PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
+                                          "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"}
+        public = f"http://{self.settings.host}:{self.settings.port}/api"  # the UI's browser talks to HAProxy
+        self._spawn(f"prefect-api-{index}", [*self._prefect_server_args("127.0.0.1", port), "--no-services"],
+                    extra_env={**no_migrations, "PREFECT_UI_API_URL": public})
 
     def _prepare_prefect_database(self) -> None:
         """What one Prefect server process does at start (migrations, block types), done once."""
@@ -270,6 +356,18 @@ class Stack:
                 print(f"worker exited with code {proc.returncode}; restarting it", flush=True)
                 self.start_worker()
                 continue
+            if name.startswith("prefect-api-") or name == "prefect-services":
+                # HA shape: HAProxy routes around a dead API process meanwhile; the services process
+                # resumes from PostgreSQL and Redis (schedules, delayed runs, leases are stored there)
+                print(f"{name} exited with code {proc.returncode}; restarting it", flush=True)
+                if name == "prefect-services":
+                    self._spawn(name, [sys.executable, "-m", "prefect", "server", "services", "start"],
+                                extra_env={"PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
+                                           "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"})
+                else:
+                    index = int(name.rsplit("-", 1)[1])
+                    self._start_api_process(index, ha_backend_ports(self.settings)[index - 1])
+                continue
             return f"{name} exited with code {proc.returncode} (log: {self.log_dir}/{name}.log)"
         return None
 
@@ -316,3 +414,11 @@ async def _worker_online(pool: str) -> bool:
     async with get_client() as client:
         workers = await client.read_workers_for_work_pool(pool)
     return any(w.status.value == "ONLINE" for w in workers if w.status)
+
+
+async def _worker_names_online(pool: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        workers = await client.read_workers_for_work_pool(pool)
+    return [w.name for w in workers if w.status and w.status.value == "ONLINE"]

@@ -13,6 +13,14 @@ old ids `HOST:PID:RUN_ID` are judged by the PID alone). Then:
 - it never started (Pending) -> re-enqueued as it was;
 - its container is gone -> Crashed, then AwaitingRetry while the job has retries left.
 
+Runs of a worker on *another* host that Prefect marked OFFLINE (its worker stopped
+heartbeating: Prefect's foreman service marks a worker offline after
+`PREFECT_SERVER_SERVICES_FOREMAN_INACTIVITY_HEARTBEAT_MULTIPLE` missed heartbeats of
+`PREFECT_WORKER_HEARTBEAT_SECONDS`) are the runs of a lost host: any live worker of the pool
+ends them Crashed, then AwaitingRetry while the job has retries left, and another host runs the
+retry (`crash_runs_of_lost_workers`). The run names its worker in Prefect's own
+`prefect.worker.name` label.
+
 Containers whose run already ended (e.g. removal interrupted by the crash) are removed,
 and so are those whose run the server says does not exist (`ObjectNotFound`). Any other
 error reading a run (a 503, a timeout) leaves its container alone until the next heartbeat:
@@ -198,6 +206,49 @@ async def recover_orphaned_runs(
             log.error("container lost while its worker was down; no retries left")
     await _remove_finished_containers(client, engine)
     return handled
+
+
+WORKER_LABEL = "prefect.worker.name"  # Prefect's worker puts its name on every run it claims
+
+
+async def crash_runs_of_lost_workers(
+    client: PrefectClient, pool: str, me: str, run_logger: Callable[[FlowRun], logging.LoggerAdapter],
+) -> int:
+    """Crash (then retry, when the job allows) the Running/Pending runs of this pool whose worker
+    Prefect reports OFFLINE: their host stopped heartbeating. Returns how many were handled."""
+    from prefect.client.schemas.objects import WorkerStatus
+
+    workers = await client.read_workers_for_work_pool(pool)
+    lost = {w.name for w in workers if w.status == WorkerStatus.OFFLINE and w.name != me}
+    if not lost:
+        return 0
+    runs = await client.read_flow_runs(
+        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))
+        ),
+        limit=200,
+    )
+    handled = 0
+    for run in runs:
+        worker = (run.labels or {}).get(WORKER_LABEL)
+        if worker not in lost:
+            continue
+        handled += 1
+        await _crash_and_retry(client, run, run_logger(run), f"its worker {worker} stopped heartbeating (host lost)")
+    return handled
+
+
+async def _crash_and_retry(client: PrefectClient, run: FlowRun, log: logging.LoggerAdapter, why: str) -> None:
+    retries = int((run.parameters.get("job") or {}).get("retries") or 0)
+    await client.set_flow_run_state(run.id, Crashed(message=why), force=True)
+    if run.run_count <= retries:
+        log.warning("%s; retry %d of %d", why, run.run_count, retries)
+        await client.set_flow_run_state(
+            run.id, AwaitingRetry(message=f"retry {run.run_count} of {retries} after a crash"), force=True
+        )
+    else:
+        log.error("%s; no retries left", why)
 
 
 async def _remove_finished_containers(client: PrefectClient, engine) -> None:

@@ -46,6 +46,13 @@ class SwarmSyncSettings(BaseSettings):
         description="API processes of the Prefect server (`prefect server start --workers`); "
         "more than one needs SWARMSYNC_PREFECT_REDIS_URL.",
     )
+    prefect_api_processes: int = Field(
+        default=1, ge=1, le=16,
+        description="Prefect API processes behind a load balancer (Prefect's high-availability shape, "
+        "`swarmsync up --ha N`): N > 1 starts N `prefect server start --no-services` processes on PORT+1..PORT+N "
+        "(loopback) behind HAProxy on HOST:PORT, health-checking /api/health; needs SWARMSYNC_PREFECT_REDIS_URL "
+        "and Prefect on PostgreSQL.",
+    )
     work_pool: str = Field(default="swarmsync", description="Work pool that runs job flow runs.")
     deployment: str = Field(
         default="container-job/default", description="Deployment that submissions run."

@@ -41,7 +41,13 @@ from swarmsync.db import migrate
 from swarmsync.docker_runner import docker_client, find_job_containers
 from swarmsync.owners import USER_LABEL, submitted_by
 from swarmsync.policy import HostPolicy
-from swarmsync.recovery import docker_host_facts, record_telemetry, recover_orphaned_runs, worker_identity
+from swarmsync.recovery import (
+    crash_runs_of_lost_workers,
+    docker_host_facts,
+    record_telemetry,
+    recover_orphaned_runs,
+    worker_identity,
+)
 from swarmsync.runtime import JobRuntime
 
 
@@ -387,6 +393,10 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger, self._engine)
         except Exception:  # noqa: BLE001 - recovery is retried at the next heartbeat; never stop the worker
             self._logger.exception("recovery of orphaned runs failed; retrying at the next heartbeat")
+        try:
+            await crash_runs_of_lost_workers(self.client, self._work_pool_name, self.name, self.get_flow_run_logger)
+        except Exception:  # noqa: BLE001 - as above
+            self._logger.exception("recovery of runs of lost hosts failed; retrying at the next heartbeat")
 
     async def _use_pool_docker_host(self) -> None:
         """Telemetry and recovery look at the pool's Docker engine (its `docker_host` block)."""

@@ -38,9 +38,17 @@ def up(
     dashboard: Annotated[
         bool, typer.Option(help="Also start the dashboard on SWARMSYNC_DASHBOARD_PORT (needs the API).")
     ] = True,
+    ha: Annotated[int | None, typer.Option(
+        "--ha", min=1, max=16,
+        help="Prefect API processes behind HAProxy (SWARMSYNC_PREFECT_API_PROCESSES); needs "
+        "SWARMSYNC_PREFECT_REDIS_URL and Prefect on PostgreSQL. See docs/many-hosts.md.")] = None,
 ) -> None:
     """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""
     from swarmsync.deployments.stack import Stack, StackError
+
+    if ha is not None:
+        os.environ["SWARMSYNC_PREFECT_API_PROCESSES"] = str(ha)
+        get_settings.cache_clear()
 
     def serve(stack: Stack) -> None:
         with console.status("starting SwarmSync..."):

@@ -23,17 +23,29 @@ def start(
     queue: Annotated[
         list[str] | None, typer.Option("--queue", "-q", help="Only these work queues (repeatable)")
     ] = None,
+    label: Annotated[list[str] | None, typer.Option(
+        "--label", "-l",
+        help="Host label (repeatable, e.g. gpu, region=eu): also poll the queues of jobs requiring "
+        "these labels (see swarmsync.routing; submit with --queue gpu+region=eu)")] = None,
     query_seconds: Annotated[float, typer.Option(
         help="Seconds between polls for new runs (a fallback: new runs and free slots wake the worker at once)"
     )] = 2.0,
 ) -> None:
     """Start a SwarmSync worker (same as `prefect worker start --type swarmsync`)."""
+    from swarmsync.routing import worker_queues
     from swarmsync.worker import SwarmSyncWorker
+
+    queues = list(queue or [])
+    if label:
+        try:
+            queues += [q for q in worker_queues(label) if q not in queues]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--label") from exc
 
     async def run() -> None:
         worker = SwarmSyncWorker(
             work_pool_name=pool or get_settings().work_pool, name=name, limit=limit,
-            work_queues=queue or None, create_pool_if_not_found=True,
+            work_queues=queues or None, create_pool_if_not_found=True,
         )
         await worker.start(printer=console.print)
 
