@@ -19,7 +19,7 @@ goes only between these namespaces (and each one's loopback).
   (docker save | load), and `swarmsync worker start` with its own HOME and SWARMSYNC_HOME,
   reaching the server only over the bridge; its hostname (UTS namespace) is its name.
 
-State (addresses, passwords, pids) is in $SS_HOSTS_ROOT/state.json (default /var/tmp/ss-hosts).
+State (addresses, passwords, pids) is in $SS_HOSTS_ROOT/state.json (default /var/lib/ss-hosts).
 Everything is named `ss-...`; `down` removes it all and is safe to run twice.
 """
 
@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(os.environ.get("SS_HOSTS_ROOT", "/var/tmp/ss-hosts"))
+ROOT = Path(os.environ.get("SS_HOSTS_ROOT", "/var/lib/ss-hosts"))
 RUN = Path("/run/ss-hosts")  # exec roots and sockets: short paths (unix socket length limit)
 BRIDGE = "ss-br0"
 NET = "10.77.0"
@@ -112,7 +112,7 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None, user: s
     return proc.pid
 
 
-def wait(check, what: str, timeout: float = 60, log: Path | None = None) -> None:
+def wait(check, what: str, timeout: float = 60, log: Path | None = None, interval: float = 0.3) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -120,7 +120,7 @@ def wait(check, what: str, timeout: float = 60, log: Path | None = None) -> None
                 return
         except Exception:  # noqa: BLE001,S110 - not ready yet
             pass
-        time.sleep(0.3)
+        time.sleep(interval)
     tail = log.read_text()[-3000:] if log and log.exists() else ""
     raise SystemExit(f"{what} not ready after {timeout:.0f} s\n{tail}")
 
@@ -205,15 +205,16 @@ def start_postgres(state: dict) -> None:
         with open(data / "pg_hba.conf", "a") as hba:
             hba.write(f"host all all {NET}.0/24 scram-sha-256\n")
     log.parent.mkdir(parents=True, exist_ok=True)
-    shutil.chown(log.parent, "postgres", "postgres")
     state["pids"]["postgres"] = spawn(
-        in_ns(SERVER, str(PG_BIN / "postgres"), "-D", str(data), "-c", f"listen_addresses={SERVER_IP},127.0.0.1",
+        in_ns(SERVER, "runuser", "-u", "postgres", "--", str(PG_BIN / "postgres"), "-D", str(data),
+              "-c", f"listen_addresses={SERVER_IP},127.0.0.1",
               "-c", f"port={PG_PORT}", "-c", f"unix_socket_directories={data}", "-c", "max_connections=300",
               "-c", "fsync=off", "-c", "synchronous_commit=off"),
-        log, user="postgres")
+        log)
     import psycopg
 
-    conninfo = f"host={SERVER_IP} port={PG_PORT} user={s['pg_user']} password={s['pg_password']} dbname=postgres"
+    conninfo = (f"host={SERVER_IP} port={PG_PORT} user={s['pg_user']} password={s['pg_password']} "
+                "dbname=postgres")
     wait(lambda: psycopg.connect(conninfo, connect_timeout=2).close() is None, "PostgreSQL", 60, log)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for db in ("swarmsync", "prefect"):
@@ -297,8 +298,9 @@ from prefect.filesystems import RemoteFileSystem
 from swarmsync.connection import prefect_api
 from swarmsync.deployments.pools import create_pool
 with prefect_api():
-    RemoteFileSystem(basepath="sftp://{SERVER_IP}/archive", settings={{"username": "root"}}).save(
-        "hosts-archive", overwrite=True)
+    store = RemoteFileSystem(basepath="sftp://{SERVER_IP}/archive",
+                             settings={{"host": "{SERVER_IP}", "username": "root"}})
+    store.save("hosts-archive", overwrite=True)
 create_pool("swarmsync", archive_block="remote-file-system/hosts-archive")
 """
     sh(*in_ns(SERVER, sys.executable, "-c", code), env={**os.environ, **server_env(state)})
@@ -424,7 +426,7 @@ def wait_workers_online(state: dict, names: list[str], timeout: float = 90) -> N
         out = sh(sys.executable, "-c", code, env={**os.environ, **client_env(state)}, check=False).stdout.split()
         return set(names) <= set(out)
 
-    wait(online, f"workers {', '.join(names)} online", timeout)
+    wait(online, f"workers {', '.join(names)} online", timeout, interval=2)
 
 
 def down() -> None:

@@ -315,6 +315,9 @@ def submit(
     deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
     stored = _store_secrets(secret_env, user) if secret_env else {}
     spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}}) if stored else spec
+    # always a key: a create that is sent again (Prefect's client retrying a 502/503, a load balancer
+    # replaying a request whose API process died before answering) returns the run made the first time
+    idempotency_key = idempotency_key or f"swarmsync-submit-{uuid.uuid4()}"
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(
             deployment_id, work_queue_name=queue, idempotency_key=idempotency_key,

@@ -1,0 +1,94 @@
+"""Real hosts on this machine (infra/hosts.py): a server host in the high-availability shape
+(two Prefect API processes behind HAProxy, a services process, PostgreSQL, Redis, SFTP archive)
+and three worker hosts, each with its own dockerd and SwarmSync worker:
+
+- ss-w1: no labels;  ss-w2: gpu, region=eu;  ss-w3: region=eu;  each runs at most LIMIT jobs at once.
+
+Built once per session (`multihost_hosts`, ~3-4 min on 2 cores) and torn down after, also
+when a test fails. Needs root (namespaces, dockerd), HAProxy and sshd (infra/host-setup.sh test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ARTIFACTS, clean_env
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = [sys.executable, str(REPO / "infra" / "hosts.py")]
+ROOT = Path(os.environ.get("SS_HOSTS_ROOT", "/var/lib/ss-hosts"))
+LABELS = {"ss-w1": [], "ss-w2": ["gpu", "region=eu"], "ss-w3": ["region=eu"]}
+LIMIT = 4
+IMAGE = "swarmsync/busybox:local"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "multihost" in Path(str(item.path)).parts:
+            item.add_marker(pytest.mark.multihost)
+            item.add_marker(pytest.mark.docker)
+        if item.get_closest_marker("multihost_full") and not os.environ.get("SWARMSYNC_TEST_MULTIHOST_FULL"):
+            item.add_marker(pytest.mark.skip(reason="heavy multi-host test: SWARMSYNC_TEST_MULTIHOST_FULL=1 runs it"))
+
+
+def hosts(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([*HOSTS, *args], env=clean_env(), text=True, capture_output=True, check=check,
+                          timeout=600)
+
+
+def state() -> dict:
+    return json.loads((ROOT / "state.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def multihost_hosts() -> Iterator[dict]:
+    if os.geteuid() != 0:
+        pytest.fail("the multi-host tests need root (network namespaces, a dockerd per host)")
+    labels = ";".join(f"{h}={','.join(ls)}" for h, ls in LABELS.items() if ls)
+    try:
+        done = hosts("up", "--workers", "3", "--ha", "2", "--labels", labels, "--limit", str(LIMIT), check=False)
+        if done.returncode != 0:
+            pytest.fail(f"infra/hosts.py up failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+        yield state()
+    finally:
+        _keep_logs()
+        hosts("down", check=False)
+
+
+def _keep_logs() -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    for log in [*ROOT.glob("*/logs/*.log"), *ROOT.glob("ss-server/swarmsync/logs/*.log")]:
+        host = next(p for p in log.parts if p.startswith("ss-"))
+        (ARTIFACTS / f"multihost-{host}-{log.name}").write_bytes(log.read_bytes()[-2_000_000:])
+
+
+@pytest.fixture(scope="session")
+def api(multihost_hosts):
+    """The SwarmSync API of the server host, logged in as its admin."""
+    from swarmsync.client import Client
+
+    return Client.login("http://10.77.0.2:4280", "admin", multihost_hosts["server"]["admin_password"])
+
+
+def engine(host: str):
+    """The Docker engine of a worker host."""
+    import docker
+
+    return docker.DockerClient(base_url=f"unix:///run/ss-hosts/{host}/docker.sock")
+
+
+def worker_of(job) -> str | None:
+    """The worker host that ran (or runs) a job: Prefect's worker label on its flow run."""
+    return (job.row().flow_run.labels or {}).get("prefect.worker.name")
+
+
+def runs_started(job) -> int:
+    """How many times the job's flow run entered Running."""
+    return sum(1 for _, type_, _, _ in job.states() if type_ == "RUNNING")
