@@ -132,7 +132,7 @@ def haproxy_binary() -> str:
 
 def haproxy_config(settings: SwarmSyncSettings) -> str:
     """HAProxy in front of the Prefect API processes: round robin over those whose /api/health
-    answers (checked every second, out after 2 failures, back after 2 successes); a request whose
+    answers (checked every second with 5 s to answer, out after 3 failures, back after 2 successes); a request whose
     process died before answering is sent again to another one (`retry-on`; job submissions carry
     idempotency keys, so a replayed POST never makes a second job). Websockets (events, logs)
     pass through (`timeout tunnel`)."""
@@ -160,7 +160,8 @@ backend prefect_api
     balance roundrobin
     option httpchk GET /api/health
     http-check expect status 200
-    default-server inter 1s fall 2 rise 2
+    timeout check 5s
+    default-server inter 1s fall 3 rise 2
 {servers}
 """
 

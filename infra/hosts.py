@@ -292,14 +292,16 @@ def start_server_stack(state: dict) -> None:
 
 
 def configure_archive(state: dict) -> None:
-    """The pool's archive: a RemoteFileSystem block on the server host's SFTP store."""
+    """The pool's archive: a RemoteFileSystem block on the server host's SFTP store. Its own SSH
+    connection per use (`skip_instance_cache`): fsspec would otherwise share one paramiko SFTP
+    session between the jobs archiving at once, and concurrent requests on it hang."""
     code = f"""
 from prefect.filesystems import RemoteFileSystem
 from swarmsync.connection import prefect_api
 from swarmsync.deployments.pools import create_pool
 with prefect_api():
     store = RemoteFileSystem(basepath="sftp://{SERVER_IP}/archive",
-                             settings={{"host": "{SERVER_IP}", "username": "root"}})
+                             settings={{"host": "{SERVER_IP}", "username": "root", "skip_instance_cache": True}})
     store.save("hosts-archive", overwrite=True)
 create_pool("swarmsync", archive_block="remote-file-system/hosts-archive")
 """
@@ -493,7 +495,8 @@ def main(argv: list[str] | None = None) -> None:
     p_up.add_argument("--limit", type=int, default=20, help="jobs at once per worker host")
     sub.add_parser("down")
     sub.add_parser("status")
-    sub.add_parser("env", help="print the environment that reaches the server host")
+    p_env = sub.add_parser("env", help="print the environment that reaches the server host")
+    p_env.add_argument("--json", action="store_true")
     p_lose = sub.add_parser("lose")
     p_lose.add_argument("host")
     p_add = sub.add_parser("add")
@@ -518,8 +521,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "status":
         print(status())
     elif args.command == "env":
-        state = load_state()
-        for key, value in client_env(state).items():
+        env = client_env(load_state())
+        if args.json:
+            print(json.dumps(env))
+        for key, value in env.items() if not args.json else ():
             print(f"export {key}='{value}'")
     elif args.command == "lose":
         lose(load_state(), args.host)

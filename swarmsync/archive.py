@@ -106,7 +106,12 @@ async def _copy_to_store(store: WritableFileSystem, source: Path, rel: str) -> N
         await anyio.to_thread.run_sync(copy)
     elif getattr(store, "filesystem", None) is not None:
         def put() -> None:
-            with open(source, "rb") as src, store.filesystem.open(_remote_path(store, rel), "wb") as dst:
+            target = _remote_path(store, rel)
+            # stores with real folders (sftp://, file://) need the job's folder first; object stores ignore it
+            # (fsspec's sftp makedirs does not strip the URL's protocol and host itself)
+            folder = store.filesystem._strip_protocol(target).rsplit("/", 1)[0]
+            store.filesystem.makedirs(folder, exist_ok=True)
+            with open(source, "rb") as src, store.filesystem.open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
 
         await anyio.to_thread.run_sync(put)

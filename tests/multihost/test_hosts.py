@@ -64,9 +64,9 @@ def test_100_jobs_across_3_hosts_run_once_with_archives_on_the_server(api, multi
         host = worker_of(job)
         by_host[host] = by_host.get(host, 0) + 1
     assert set(by_host) == {"ss-w1", "ss-w2", "ss-w3"}, f"jobs per host: {by_host}"
-    for i, job in enumerate(jobs):
-        check_archive(api, job)
-        assert api.read_archive_file(job.id, "stdout.txt") == f"job-{i}\n".encode()
+    with ThreadPoolExecutor(6) as pool:  # every archive through the server's API, SHA-256s checked
+        list(pool.map(lambda job: check_archive(api, job), jobs))
+    assert api.read_archive_file(jobs[7].id, "stdout.txt") == b"job-7\n"
 
 
 def test_jobs_requiring_labels_run_only_on_hosts_having_them(api, multihost_hosts):
@@ -182,9 +182,8 @@ def test_a_lost_worker_host_crashes_its_jobs_which_retry_elsewhere_and_never_run
     done = hosts("add", lost_host, "--labels", labels, "--limit", str(LIMIT), check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     before = {j.id: (runs_started(j), j.status()) for j in jobs}
-    # the host that came back ran its recovery (two heartbeats) and left every job alone
-    log = ROOT / lost_host / "logs" / "worker.log"
-    wait_until(lambda: log.read_text().count("Worker '") >= 1 and time.sleep(12) is None, "two heartbeats",
-               timeout=60)
+    # the host that came back (online again: `add` waited for it) runs its recovery at every heartbeat
+    # (PREFECT_WORKER_HEARTBEAT_SECONDS=5 on these hosts): give it a few, then nothing may have changed
+    time.sleep(15)
     assert {j.id: (runs_started(j), j.status()) for j in jobs} == before
     assert not engine(lost_host).containers.list(filters={"label": "io.swarmsync.job"})
