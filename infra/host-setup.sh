@@ -2,7 +2,8 @@
 # Host set-up for SwarmSync, idempotent: what `make demo` and `make test` need on this machine.
 #
 #   bash infra/host-setup.sh demo   # Docker engine, busybox-static (the offline demo image), python3-venv
-#   bash infra/host-setup.sh test   # the same, plus PostgreSQL, Redis (with a password) and chromium
+#   bash infra/host-setup.sh test   # the same, plus PostgreSQL, Redis (with a password), chromium,
+#                                   # haproxy (installed only; swarmsync up --ha and tests/multihost start it)
 #
 # As root on Debian/Ubuntu it installs (apt-get, only what is missing) and starts (only what is
 # not running) each part. Otherwise it says exactly what is missing and the one command that
@@ -66,6 +67,10 @@ if [ "$MODE" = test ]; then
     || want postgresql "PostgreSQL"
   command -v redis-server >/dev/null 2>&1 || want redis-server "Redis"
   [ -x /usr/bin/chromium ] || want chromium "the dashboard's browser test"
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] \
+    || want haproxy "the load balancer of Prefect's HA shape (tests/multihost)"
+  command -v nsenter >/dev/null 2>&1 || want util-linux "nsenter/unshare for infra/hosts.py"
+  command -v ip >/dev/null 2>&1 || want iproute2 "network namespaces for infra/hosts.py"
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$root" = 1 ] && [ "$apt" = 1 ]; then
@@ -223,4 +228,4 @@ else
   say "redis: started with the password in $REDIS_PASS_FILE"
 fi
 
-finish "docker, busybox-static, postgresql, redis, chromium"
+finish "docker, busybox-static, postgresql, redis, chromium, haproxy"
