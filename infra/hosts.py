@@ -137,6 +137,20 @@ def kill_pids(pids: list[int], sig: int = signal.SIGKILL) -> None:
             pass
 
 
+def remove_cgroups(host: str) -> None:
+    """The host's Docker cgroup parent (/sys/fs/cgroup/*/HOST), emptied by the kills: removed bottom-up."""
+    for base in Path("/sys/fs/cgroup").glob(f"*/{host}"):
+        for folder in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        try:
+            base.rmdir()
+        except OSError:
+            pass
+
+
 def host_pids(host: str) -> list[int]:
     """Every process of a host: those in its network namespace (worker, dockerd, containerd,
     shims) and those in its Docker cgroup (containers, which have network namespaces of their own)."""
@@ -385,6 +399,7 @@ def lose(state: dict, name: str) -> None:
         sh("umount", "-l", mount, check=False)
     namespace_down(name)
     shutil.rmtree(RUN / name, ignore_errors=True)
+    remove_cgroups(name)
     state["workers"].pop(name, None)
     save_state(state)
 

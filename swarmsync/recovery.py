@@ -220,7 +220,9 @@ async def crash_runs_of_lost_workers(
 
     workers = await client.read_workers_for_work_pool(pool)
     lost = {w.name for w in workers if w.status == WorkerStatus.OFFLINE and w.name != me}
-    if not lost:
+    online = sorted(w.name for w in workers if w.status == WorkerStatus.ONLINE)
+    # one live worker acts (the first by name), so two never crash and retry the same run twice
+    if not lost or (online and online[0] != me):
         return 0
     runs = await client.read_flow_runs(
         work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
@@ -233,6 +235,10 @@ async def crash_runs_of_lost_workers(
     for run in runs:
         worker = (run.labels or {}).get(WORKER_LABEL)
         if worker not in lost:
+            continue
+        run = await client.read_flow_run(run.id)  # still the lost worker's, still running?
+        if (run.labels or {}).get(WORKER_LABEL) != worker or not run.state or run.state.type not in (
+                StateType.RUNNING, StateType.PENDING):
             continue
         handled += 1
         await _crash_and_retry(client, run, run_logger(run), f"its worker {worker} stopped heartbeating (host lost)")

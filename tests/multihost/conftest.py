@@ -34,6 +34,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "multihost" in Path(str(item.path)).parts:
             item.add_marker(pytest.mark.multihost)
             item.add_marker(pytest.mark.docker)
+            item.add_marker(pytest.mark.timeout(1200))  # building the hosts alone takes 3-5 min on 2 busy cores
         if item.get_closest_marker("multihost_full") and not os.environ.get("SWARMSYNC_TEST_MULTIHOST_FULL"):
             item.add_marker(pytest.mark.skip(reason="heavy multi-host test: SWARMSYNC_TEST_MULTIHOST_FULL=1 runs it"))
 
