@@ -40,5 +40,13 @@ def test_haproxy_checks_health_and_replays_to_a_live_process(monkeypatch):
     config = haproxy_config(settings)
     assert "bind 10.0.0.5:4200" in config
     assert "option httpchk GET /api/health" in config
-    assert config.count(" check") == 3
+    assert config.count(" check\n") == 3  # every API process health-checked
     assert "retry-on conn-failure empty-response" in config
+
+
+def test_the_ha_shape_is_refused_without_prefect_on_redis():
+    from swarmsync.deployments.stack import StackError, split_server
+    from swarmsync.settings import SwarmSyncSettings
+
+    with pytest.raises(StackError, match="needs SWARMSYNC_PREFECT_REDIS_URL"):
+        split_server(SwarmSyncSettings(prefect_api_processes=2, prefect_redis_url=None))
