@@ -302,7 +302,7 @@ def start_server_stack(state: dict) -> None:
     log.write_bytes(b"") if log.exists() else None
     state["pids"]["swarmsync-up"] = spawn(
         in_ns(SERVER, sys.executable, "-m", "swarmsync.cli.main", "up", "--no-worker", "--no-dashboard"), log, env)
-    wait(lambda: b"SwarmSync is up" in log.read_bytes(), "swarmsync up on the server host", 240, log)
+    wait(lambda: b"SwarmSync is up" in log.read_bytes(), "swarmsync up on the server host", 600, log)
 
 
 def configure_archive(state: dict) -> None:
@@ -525,7 +525,12 @@ def main(argv: list[str] | None = None) -> None:
         try:
             up(args.workers, parse_labels(args.labels), args.ha, args.limit)
         except BaseException:
-            print(f"up failed; logs under {ROOT}/*/logs; tearing down", file=sys.stderr)
+            kept = ROOT.parent / "ss-hosts-failed-logs"
+            shutil.rmtree(kept, ignore_errors=True)
+            for log in [*ROOT.glob("*/logs/*.log"), *ROOT.glob("*/swarmsync/logs/*.log")]:
+                (kept / log.relative_to(ROOT).parent).mkdir(parents=True, exist_ok=True)
+                shutil.copy(log, kept / log.relative_to(ROOT))
+            print(f"up failed; logs kept in {kept}; tearing down", file=sys.stderr)
             if not os.environ.get("SS_HOSTS_KEEP_ON_FAILURE"):
                 down()
             raise
