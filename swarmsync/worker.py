@@ -168,6 +168,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         self._wake: anyio.abc.ObjectSendStream[None] | None = None
         self._client_context: AsyncClientContext | None = None
         self._engine: DockerHost | None = None  # the pool's Docker engine (its docker_host block); None: local
+        self._queues_created = False
 
     async def setup(self) -> None:
         await anyio.to_thread.run_sync(migrate)
@@ -385,6 +386,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
 
     async def sync_with_backend(self) -> None:
         await super().sync_with_backend()
+        await self._create_work_queues()
         await self._use_pool_docker_host()
         await anyio.to_thread.run_sync(
             record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at, self._engine
@@ -397,6 +399,20 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             await crash_runs_of_lost_workers(self.client, self._work_pool_name, self.name, self.get_flow_run_logger)
         except Exception:  # noqa: BLE001 - as above
             self._logger.exception("recovery of runs of lost hosts failed; retrying at the next heartbeat")
+
+    async def _create_work_queues(self) -> None:
+        """Create the queues this worker polls (e.g. those of its host labels) once: Prefect answers a
+        poll naming a queue that does not exist yet with 404, and the worker would take no run at all."""
+        if self._queues_created or not self._work_queues or self._work_pool is None:
+            return
+        from prefect.exceptions import ObjectAlreadyExists
+
+        for name in sorted(self._work_queues):
+            try:
+                await self.client.create_work_queue(name=name, work_pool_name=self._work_pool_name)
+            except ObjectAlreadyExists:
+                pass
+        self._queues_created = True
 
     async def _use_pool_docker_host(self) -> None:
         """Telemetry and recovery look at the pool's Docker engine (its `docker_host` block)."""
