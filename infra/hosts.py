@@ -333,6 +333,7 @@ def worker_env(state: dict, name: str) -> dict[str, str]:
         "PREFECT_HOME": str(home / "prefect"),
         "DOCKER_HOST": f"unix://{RUN / name / 'docker.sock'}",
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
+        "SWARMSYNC_LOST_WORKER_SECONDS": os.environ.get("SWARMSYNC_LOST_WORKER_SECONDS", "45"),
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
         **client_env(state),
     }

@@ -19,7 +19,9 @@ heartbeating: Prefect's foreman service marks a worker offline after
 `PREFECT_WORKER_HEARTBEAT_SECONDS`) are the runs of a lost host: any live worker of the pool
 ends them Crashed, then AwaitingRetry while the job has retries left, and another host runs the
 retry (`crash_runs_of_lost_workers`). The run names its worker in Prefect's own
-`prefect.worker.name` label.
+`prefect.worker.name` label. A worker that is OFFLINE only counts as lost once its last heartbeat
+is older than SWARMSYNC_LOST_WORKER_SECONDS (90): a host that is merely slow to heartbeat (a
+loaded machine) must not have its live jobs crashed.
 
 Containers whose run already ended (e.g. removal interrupted by the crash) are removed,
 and so are those whose run the server says does not exist (`ObjectNotFound`). Any other
@@ -216,10 +218,16 @@ async def crash_runs_of_lost_workers(
 ) -> int:
     """Crash (then retry, when the job allows) the Running/Pending runs of this pool whose worker
     Prefect reports OFFLINE: their host stopped heartbeating. Returns how many were handled."""
+    from datetime import timedelta
+
     from prefect.client.schemas.objects import WorkerStatus
 
+    from swarmsync.settings import get_settings
+
     workers = await client.read_workers_for_work_pool(pool)
-    lost = {w.name for w in workers if w.status == WorkerStatus.OFFLINE and w.name != me}
+    silent_since = datetime.now(UTC) - timedelta(seconds=get_settings().lost_worker_seconds)
+    lost = {w.name for w in workers if w.status == WorkerStatus.OFFLINE and w.name != me
+            and (w.last_heartbeat_time is None or w.last_heartbeat_time < silent_since)}
     online = sorted(w.name for w in workers if w.status == WorkerStatus.ONLINE)
     # one live worker acts (the first by name), so two never crash and retry the same run twice
     if not lost or (online and online[0] != me):

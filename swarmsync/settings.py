@@ -53,6 +53,12 @@ class SwarmSyncSettings(BaseSettings):
         "(loopback) behind HAProxy on HOST:PORT, health-checking /api/health; needs SWARMSYNC_PREFECT_REDIS_URL "
         "and Prefect on PostgreSQL.",
     )
+    lost_worker_seconds: float = Field(
+        default=90, ge=0,
+        description="A worker of another host counts as lost (its Running jobs are crashed and retried "
+        "elsewhere) when Prefect marks it OFFLINE and its last heartbeat is older than this. Keep it well "
+        "above PREFECT_WORKER_HEARTBEAT_SECONDS x 3: a busy host that is only slow to heartbeat is not lost.",
+    )
     work_pool: str = Field(default="swarmsync", description="Work pool that runs job flow runs.")
     deployment: str = Field(
         default="container-job/default", description="Deployment that submissions run."
