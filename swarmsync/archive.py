@@ -1,13 +1,16 @@
 """The archive: each job's output as .txt files, its output folder as .tar.gz, and a
 manifest.json with SHA-256 and size of every file, kept in a Prefect filesystem block.
 
-Layout in the store: `<job id>/{stdout.txt, stderr.txt, output.txt, files.tar.gz, manifest.json}`.
+Layout in the store: `<job id>/{stdout.txt, stderr.txt, output.txt, files.tar.gz, manifest.json}`;
+a job with services adds `services/<name>/{stdout.txt, stderr.txt}` per service (then stdout.txt and
+stderr.txt are the main container's, output.txt all containers' lines prefixed with their names).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -28,6 +31,7 @@ TEXT_FILES = ("stdout.txt", "stderr.txt", "output.txt")
 FILES_ARCHIVE = "files.tar.gz"
 MANIFEST = "manifest.json"
 ARCHIVE_FILES = (*TEXT_FILES, FILES_ARCHIVE, MANIFEST)
+SERVICE_FILE_RE = re.compile(r"^services/[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?/(?:stdout|stderr)\.txt$")
 
 
 class ArchiveNotFound(LookupError):
@@ -75,6 +79,15 @@ async def write_archive(
         digest, size = sha256_file(path)
         await _copy_to_store(store, path, f"{job_id}/{name}")
         files[name] = {"sha256": digest, "size": size}
+    if "containers" in manifest:  # a job with services: each service's stdout/stderr
+        for path in sorted((spool / "services").glob("*/*.txt")):
+            name = path.relative_to(spool).as_posix()
+            digest, size = sha256_file(path)
+            await _copy_to_store(store, path, f"{job_id}/{name}")
+            files[name] = {"sha256": digest, "size": size}
+        manifest = {**manifest, "containers": {
+            name: {**entry, "files": {f: files[f] for f in entry.get("files", []) if f in files}}
+            for name, entry in manifest["containers"].items()}}
     manifest = {**manifest, "job_id": job_id, "files": files}
     body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
     await store.awrite_path(f"{job_id}/{MANIFEST}", body)
@@ -172,8 +185,9 @@ def open_archive_file(job_id: str, name: str, store: WritableFileSystem | None =
     import io
 
     job_id = check_job_id(job_id)
-    if name not in ARCHIVE_FILES:
-        raise ArchiveNotFound(f"{name!r} is not an archive file; expected one of {ARCHIVE_FILES}")
+    if name not in ARCHIVE_FILES and not SERVICE_FILE_RE.match(name):
+        raise ArchiveNotFound(f"{name!r} is not an archive file; expected one of {ARCHIVE_FILES} "
+                              "or services/NAME/stdout.txt|stderr.txt")
     store = store or store_for_job(job_id)
     rel = f"{job_id}/{name}"
     try:
@@ -204,8 +218,9 @@ def read_archive_file(job_id: str, name: str, store: WritableFileSystem | None =
     """Bytes of one archived file, whole in memory (fine for manifests; downloads use
     `iter_archive_file`); `name` must be one of ARCHIVE_FILES."""
     job_id = check_job_id(job_id)
-    if name not in ARCHIVE_FILES:
-        raise ArchiveNotFound(f"{name!r} is not an archive file; expected one of {ARCHIVE_FILES}")
+    if name not in ARCHIVE_FILES and not SERVICE_FILE_RE.match(name):
+        raise ArchiveNotFound(f"{name!r} is not an archive file; expected one of {ARCHIVE_FILES} "
+                              "or services/NAME/stdout.txt|stderr.txt")
     store = store or store_for_job(job_id)
     try:
         return store.read_path(f"{job_id}/{name}")

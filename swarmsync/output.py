@@ -44,12 +44,14 @@ class OutputCapture:
     def __init__(
         self, folder: Path, sink: LineSink, log_cap_bytes: int, secrets: list[str] | None = None,
         max_bytes: int | None = None, on_limit: Callable[[], None] | None = None,
+        interleaved: Interleaved | None = None, label: str = "",
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        self.interleaved, self.label = interleaved, label
         self._files = {
             name: open(folder / f"{name}.txt", "wb")  # noqa: SIM115 - closed in close()
-            for name in ("stdout", "stderr", "output")
+            for name in ("stdout", "stderr") + (() if interleaved else ("output",))
         }
         self._sink = sink
         self._cap = log_cap_bytes
@@ -94,7 +96,10 @@ class OutputCapture:
                 self.limit_reached = True
             self.written += len(chunk)
             self._files[stream].write(chunk)
-            self._files["output"].write(chunk)
+            if self.interleaved is not None:
+                self.interleaved.feed(self.label, stream, chunk)
+            else:
+                self._files["output"].write(chunk)
             buf = self._pending[stream] + chunk
             *lines, rest = buf.split(b"\n")
             while len(rest) > _MAX_LINE:
@@ -144,8 +149,43 @@ class OutputCapture:
             self._lines.put(None)
         self._logger.join(timeout=60)
         if self._secrets:
-            for name in ("stdout", "stderr", "output"):
+            for name in self._files:
                 mask_file(self.folder / f"{name}.txt", self._secrets)
+
+
+class Interleaved:
+    """The output.txt of a job of several containers: every container's lines as they arrive,
+    each prefixed with its name (`db | ready`); a partial line waits for its end (or close)."""
+
+    def __init__(self, path: Path, secrets: list[str] | None = None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._pending: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+        self._secrets = sorted({s.encode() for s in (secrets or []) if s}, key=len, reverse=True)
+        self.closed = False
+
+    def feed(self, label: str, stream: str, chunk: bytes) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            *lines, rest = (self._pending.get((label, stream), b"") + chunk).split(b"\n")
+            self._pending[(label, stream)] = rest
+            prefix = label.encode() + b" | "
+            self._file.write(b"".join(prefix + line + b"\n" for line in lines))
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            for (label, _), rest in self._pending.items():
+                if rest:
+                    self._file.write(label.encode() + b" | " + rest + b"\n")
+            self._file.close()
+            self.closed = True
+        if self._secrets:
+            mask_file(self.path, self._secrets)
 
 
 def mask_file(path: Path, secrets: list[bytes], chunk_size: int = 1 << 20) -> None:
