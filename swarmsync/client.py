@@ -23,6 +23,7 @@ import httpx
 from prefect.client.schemas.objects import FlowRun
 
 from swarmsync.archive import ArchiveNotFound
+from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec

@@ -105,6 +105,25 @@ def _submit_copies(count: int, image: str | None, command: list[str] | str | Non
     return _submit_specs([spec] * count, pool, queue, **extra)
 
 
+def _compose_options(path: Path, main: str | None, image: str | None, spec_file: Path | None,
+                     template: str | None) -> tuple[dict[str, Any], str]:
+    """The JobSpec fields of a compose file (other options override the main service's), and its image."""
+    from swarmsync.compose import load_compose
+
+    if image or spec_file or template:
+        fail("--compose replaces IMAGE, --spec and --template: give the command in the compose file")
+    if not main:
+        fail("--compose needs --main SERVICE: the service whose exit ends the job")
+    try:
+        spec = load_compose(path.read_text(), main)
+    except OSError as exc:
+        fail(f"--compose {path}: {exc}")
+    except (ValidationError, JobSpecError) as exc:
+        fail(f"--compose {path}: {exc}")
+    options = spec.model_dump(mode="json", exclude_defaults=True)
+    return options, options.pop("image")
+
+
 @app.command(context_settings={"allow_interspersed_args": False})
 def submit(
     image: Annotated[str | None, typer.Argument(help="Image, e.g. busybox:1.36 (with --template: the command)")] = None,
@@ -135,9 +154,18 @@ def submit(
     template: Template = None,
     at: Annotated[str | None, typer.Option("--at", help="Start at this ISO time, e.g. 2026-12-01T09:00+01:00")] = None,
     delay: Annotated[str | None, typer.Option("--in", help="Start after this delay, e.g. 10m, 1h30m")] = None,
+    compose: Annotated[
+        Path | None, typer.Option("--compose", help="A compose file: its --main service is the job, the others "
+                                  "run beside it (docs/compose-jobs.md)")
+    ] = None,
+    main: Annotated[str | None, typer.Option("--main", help="With --compose: the main service")] = None,
 ) -> None:
     """Submit a container job; prints its id (with --wait: streams output, exits with its code)."""
     loaded = json.loads(spec_file.read_text()) if spec_file else {}
+    if compose:
+        loaded, image = _compose_options(compose, main, image, spec_file, template)
+    elif main:
+        fail("--main goes with --compose")
     if isinstance(loaded, list):
         raise typer.Exit(_submit_list(loaded, pool, queue))
     options = loaded

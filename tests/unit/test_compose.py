@@ -161,3 +161,16 @@ def test_policy_applies_to_every_service() -> None:
     as_root = JobSpec(image="busybox", services={"db": ServiceSpec(image="busybox", user="0:0")})
     with pytest.raises(PolicyViolation, match="service db: user '0:0' runs as root"):
         HostPolicy().check(as_root)
+
+
+def test_the_dashboards_submit_form_takes_a_compose_file() -> None:
+    from swarmsync.dashboard.forms import SubmitForm, build_submission
+
+    text = "services: {web: {image: busybox, command: httpd -f}, app: {image: busybox, command: echo hi}}"
+    spec, _, errors = build_submission(SubmitForm(compose=text, main_service="app", timeout="30", tags="a, b"))
+    assert errors == {} and spec.services["web"].command == ["httpd", "-f"]
+    assert (spec.main_service, spec.timeout, spec.tags) == ("app", 30, ["a", "b"])
+    assert build_submission(SubmitForm(compose=text))[2] == {"main_service": "name the main service: the one whose "
+                                                                             "exit ends the job"}
+    errors = build_submission(SubmitForm(compose="services: {app: {image: busybox, ports: []}}", main_service="app"))[2]
+    assert "services.app.ports is not supported" in errors["compose"]
