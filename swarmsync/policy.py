@@ -241,6 +241,9 @@ class HostPolicy(BaseModel):
             if is_root_user(service.user) and not self.allow_root_user:
                 raise PolicyViolation(f"service {name}: user {service.user!r} runs as root, which this pool "
                                       "does not allow (allow_root_user)")
+        if self.default_network not in (None, BRIDGE, "default", "none"):
+            raise PolicyViolation(f"jobs with services run on a private network of their own, and this pool puts "
+                                  f"its jobs on network {self.default_network!r} (default_network)")
         containers = [spec, *spec.services.values()]
         count = len(containers)
         ceiling = parse_memory(self.max_memory)

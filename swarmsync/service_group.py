@@ -28,6 +28,7 @@ from swarmsync.docker_runner import (
     create_container,
     find_job_containers,
     hardened,
+    list_containers,
     job_labels,
     limits,
     thread_with_context,
@@ -317,7 +318,7 @@ class GroupRun:
 
 def remove_group(client: docker.DockerClient, flow_run_id: str) -> None:
     """Stop (grace, then kill) and remove every container of the run with its anonymous volumes, then its network."""
-    containers = find_job_containers(client, flow_run_id)
+    containers = list_containers(client, f"{LABEL_FLOW_RUN}={flow_run_id}")
     _parallel(lambda c: _stop(c, 5), [c for c in containers if c.status == "running"])
 
     def rm(container: Container) -> None:
@@ -370,7 +371,9 @@ def start_or_adopt_group(
     net = network_name(flow_run_id)
     members: dict[str, Member] = {}
     try:
-        client.networks.create(net, driver="bridge", labels=labels)
+        # a pool that keeps jobs off any network (default_network 'none') gets an internal one: the
+        # containers reach each other, nothing else
+        client.networks.create(net, driver="bridge", labels=labels, internal=policy.default_network == "none")
 
         def attach(alias: str) -> dict[str, Any]:
             return {"network": net, "hostname": alias,

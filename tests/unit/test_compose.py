@@ -174,3 +174,10 @@ def test_the_dashboards_submit_form_takes_a_compose_file() -> None:
                                                                              "exit ends the job"}
     errors = build_submission(SubmitForm(compose="services: {app: {image: busybox, ports: []}}", main_service="app"))[2]
     assert "services.app.ports is not supported" in errors["compose"]
+
+
+def test_a_pool_that_puts_jobs_on_a_network_of_its_own_refuses_services() -> None:
+    spec = JobSpec(image="busybox", services={"db": ServiceSpec(image="busybox")})
+    with pytest.raises(PolicyViolation, match="default_network"):
+        HostPolicy(default_network="corp-net", allowed_networks=["corp-net"]).check(spec)
+    assert HostPolicy(default_network="none").check(spec).network is None
