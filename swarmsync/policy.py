@@ -251,7 +251,11 @@ class HostPolicy(BaseModel):
         if ceiling and unbounded:
             raise PolicyViolation(f"memory: the containers that name none ({', '.join(unbounded)}) have nothing left "
                                   f"of the pool's max_memory {self.max_memory}")
-        total_memory = sum(c.memory_bytes or 0 for c in containers)
+        try:
+            total_memory = sum(c.memory_bytes or 0 for c in containers)
+        except JobSpecError as exc:  # a share of the ceiling below Docker's minimum
+            raise PolicyViolation(f"memory: the pool's max_memory {self.max_memory} shared among the job's {count} "
+                                  f"containers is too little ({exc})") from exc
         if ceiling and total_memory > ceiling:
             raise PolicyViolation(f"memory of the job's {count} containers together ({human_size(total_memory)}) "
                                   f"exceeds the pool's max_memory {self.max_memory}")

@@ -28,9 +28,9 @@ from swarmsync.docker_runner import (
     create_container,
     find_job_containers,
     hardened,
-    list_containers,
     job_labels,
     limits,
+    list_containers,
     thread_with_context,
 )
 from swarmsync.output import Interleaved, OutputCapture
