@@ -259,7 +259,10 @@ class Client:
         """One archived file in chunks as the API streams it (`output.txt`, `stdout.txt`,
         `stderr.txt` or `files.tar.gz`). The request is made at once, so a refusal
         (`ArchiveNotFound`, `APIError`) is raised here, before the first chunk."""
-        if name.endswith(".txt"):
+        if name.startswith("services/") and name.count("/") == 2:  # a service's stdout/stderr
+            _, service, file = name.split("/")
+            path, params = f"/jobs/{job_id}/result.txt", {"stream": file.removesuffix(".txt"), "service": service}
+        elif name.endswith(".txt"):
             path, params = f"/jobs/{job_id}/result.txt", {"stream": name.removesuffix(".txt")}
         elif name == "files.tar.gz":
             path, params = f"/jobs/{job_id}/files", {}

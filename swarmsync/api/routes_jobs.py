@@ -110,14 +110,23 @@ def result(job_id: str, principal: Principal = Depends(reader)) -> ManifestOut:
     responses={200: {"content": {"text/plain": {}}}, **responses(404)},
 )
 def result_txt(
-    job_id: str, stream: Literal["output", "stdout", "stderr"] = "output", principal: Principal = Depends(reader),
+    job_id: str, stream: Literal["output", "stdout", "stderr"] = "output",
+    service: str | None = Query(default=None, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                                description="A service of a job with services: its stdout or stderr"),
+    principal: Principal = Depends(reader),
 ) -> Response:
-    """The archived output as .txt: both streams interleaved, or stdout/stderr alone. Streamed
-    in chunks from the archive store (never read whole into memory)."""
+    """The archived output as .txt: both streams interleaved, or stdout/stderr alone (of a
+    service, with `service`). Streamed in chunks from the archive store (never read whole into memory)."""
     job_id = archive.check_job_id(job_id)
-    chunks = archive.iter_archive_file(job_id, f"{stream}.txt")
+    name = f"{stream}.txt"
+    if service is not None:
+        if stream == "output":
+            raise archive.ArchiveNotFound("a service's output is archived as stdout and stderr: ask for one of them")
+        name = f"services/{service}/{stream}.txt"
+    chunks = archive.iter_archive_file(job_id, name)
+    filename = f"{job_id}-{service + '-' if service else ''}{stream}.txt"
     return StreamingResponse(chunks, media_type="text/plain; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{job_id}-{stream}.txt"'})
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get(

@@ -261,13 +261,18 @@ def result(
     job_id: str,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the .txt here")] = None,
     stream: Annotated[str, typer.Option(help="output (both), stdout or stderr")] = "output",
+    service: Annotated[str | None, typer.Option(help="A service of a job with services (--stream stdout or "
+                                                     "stderr)")] = None,
 ) -> None:
     """The job's archived output as .txt (to stdout, or -o FILE)."""
     if stream not in ("output", "stdout", "stderr"):
         fail("--stream must be output, stdout or stderr")
+    if service and stream == "output":
+        stream = "stdout"  # a service's output is archived as stdout and stderr
     job = _job(job_id)
     try:
-        chunks = job_backend().iter_archive_file(job.id, f"{stream}.txt")
+        name = f"services/{service}/{stream}.txt" if service else f"{stream}.txt"
+        chunks = job_backend().iter_archive_file(job.id, name)
     except ArchiveNotFound as exc:
         fail(f"{exc} (job is {job.status()})")
     if output:

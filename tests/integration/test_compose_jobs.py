@@ -131,6 +131,8 @@ services:
     assert result.stdout == "hello-from-web\n" and result.stderr == "app-done\n"
     assert "web | serving" in result.output and "app | hello-from-web" in result.output
     assert read_archive_file(job.id, "services/web/stdout.txt") == b"serving\n"
+    assert CliRunner().invoke(app, ["result", job.id, "--service", "web"], env={"SWARMSYNC_URL": None}).stdout \
+        == "serving\n"
     containers = result.manifest["containers"]
     assert containers["app"]["exit_code"] == 0 and containers["app"]["role"] == "main"
     assert containers["web"]["image_digest"] and containers["web"]["role"] == "service"
