@@ -27,6 +27,7 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHA256_RE = re.compile(r"^[a-f0-9]{64}$")
 
 PullPolicy = Literal["always", "if-not-present", "never"]
+MAX_SERVICES = 32  # services of one job (each is a container on the worker's host)
 DependsCondition = Literal["service_started", "service_healthy", "service_completed_successfully"]
 _SERVICE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
 
@@ -272,7 +273,7 @@ class JobSpec(BaseModel):
     )
     network: str | None = Field(default=None, description="Docker network (default: bridge)")
     services: dict[str, ServiceSpec] = Field(
-        default_factory=dict,
+        default_factory=dict, max_length=MAX_SERVICES,
         description="Containers run beside this (main) one on a private network, reachable by name "
         "(see docs/compose-jobs.md)")
     main_service: str = Field(default="main", description="The main container's name among the services")

@@ -175,11 +175,17 @@ def test_kill_9_of_the_worker_during_a_group_is_adopted_and_cleaned(stack, busyb
         job = swarmsync.submit(load_compose(f"""
 services:
   web: {{image: {busybox}, command: ["sh", "-c", "mkdir -p /w; echo up > /w/s; exec httpd -f -p 8080 -h /w"]}}
-  app: {{image: {busybox}, command: ["sh", "-c", "echo start; sleep 10; wget -qO- http://web:8080/s; echo end"]}}
+  app: {{image: {busybox}, command: ["sh", "-c", "echo start-$(cat /proc/sys/kernel/random/uuid); sleep 4;
+                                                  wget -qO- http://web:8080/s; echo end"]}}
 """, main="app"), pool=pool)
-        wait_until(lambda: any(c.labels.get(LABEL_SERVICE) == "app" and b"start" in c.logs()
-                               for c in docker_client.containers.list(filters={"label": f"{LABEL_FLOW_RUN}={job.id}"})),
-                   "the main container running", timeout=60, poll=0.1)
+
+        def started() -> str | None:
+            for c in docker_client.containers.list(filters={"label": f"{LABEL_FLOW_RUN}={job.id}"}):
+                if c.labels.get(LABEL_SERVICE) == "app" and b"start-" in c.logs():
+                    return c.logs().decode().strip()
+            return None
+
+        seen = wait_until(started, "the main container running", timeout=60, poll=0.1)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         running = docker_client.containers.list(filters={"label": f"{LABEL_FLOW_RUN}={job.id}"})
@@ -187,7 +193,7 @@ services:
         workers.start(pool)
         job.wait(120)
         assert job.status() == "Completed", job.result().message
-        assert job.result().stdout == "start\nup\nend\n"
+        assert job.result().stdout == f"{seen}\nup\nend\n"  # the same main container: adopted, not run again
         assert set(job.result().manifest["containers"]) == {"web", "app"}
         wait_until(lambda: leftovers(docker_client, job.id) == [], "the group removed", timeout=30)
     finally:
