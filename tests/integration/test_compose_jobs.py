@@ -78,6 +78,11 @@ services:
         healthcheck: {{test: "echo not-ready; exit 1", interval: 300ms, retries: 2}}}}
   app: {{image: {busybox}, command: echo never}}
 """, main="app")
+    never_ready = load_compose(f"""
+services:
+  db: {{image: {busybox}, command: sleep 60, healthcheck: {{test: "exit 1", interval: 1s, retries: 1000}}}}
+  app: {{image: {busybox}, command: echo never}}
+""", main="app", service_start_timeout=2)
     exits_early = load_compose(f"""
 services:
   flaky: {{image: {busybox}, command: ["sh", "-c", "echo flaky-up; sleep 1; exit 3"]}}
@@ -98,8 +103,8 @@ services:
     timed_out = load_compose(sleeper, main="app", timeout=4)
     cancelled = load_compose(sleeper, main="app")
     jobs = {name: swarmsync.submit(spec) for name, spec in [
-        ("web_app", web_app), ("unhealthy", unhealthy), ("exits_early", exits_early), ("allowed", allowed),
-        ("timed_out", timed_out), ("cancelled", cancelled)]}
+        ("web_app", web_app), ("unhealthy", unhealthy), ("never_ready", never_ready), ("exits_early", exits_early),
+        ("allowed", allowed), ("timed_out", timed_out), ("cancelled", cancelled)]}
     volumes = _anonymous_volumes(docker_client, jobs["web_app"].id, "web")
     # the CLI meanwhile (in-process): a file with an unknown key is refused by name; a good one is submitted
     bad = tmp_path / "bad.yaml"
@@ -145,6 +150,10 @@ services:
     job = jobs["unhealthy"]
     assert job.status() == "Failed"
     assert "service db is unhealthy" in job.result().message and "not-ready" in job.result().message
+
+    job = jobs["never_ready"]
+    assert job.status() == "Failed"
+    assert "service db did not become healthy within 2 s (service_start_timeout)" in job.result().message
 
     job = jobs["exits_early"]
     assert job.status() == "Failed"
