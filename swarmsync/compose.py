@@ -168,7 +168,12 @@ def _service_fields(name: str, data: Any) -> dict[str, Any]:
     _refuse_unknown(data, SERVICE_KEYS, where)
     if "image" not in data:
         raise ComposeError(f"services.{name}.image is missing (building images is not supported)")
-    fields: dict[str, Any] = {"image": str(data["image"]), **_limits(data, where)}
+    try:
+        fields: dict[str, Any] = {"image": str(data["image"]), **_limits(data, where)}
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, JobSpecError):
+            raise
+        raise ComposeError(f"services.{name}: a limit is not understood ({exc})") from exc
     if "command" in data:
         fields["command"] = _words(data["command"], f"{where}command")
     if "entrypoint" in data:

@@ -181,3 +181,8 @@ def test_a_pool_that_puts_jobs_on_a_network_of_its_own_refuses_services() -> Non
     with pytest.raises(PolicyViolation, match="default_network"):
         HostPolicy(default_network="corp-net", allowed_networks=["corp-net"]).check(spec)
     assert HostPolicy(default_network="none").check(spec).network is None
+
+
+def test_a_limit_that_is_not_a_number_is_refused_naming_the_service() -> None:
+    with pytest.raises(ComposeError, match="services.app: a limit is not understood"):
+        load_compose("services: {app: {image: busybox, cpus: lots}}", main="app")
