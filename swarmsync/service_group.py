@@ -274,11 +274,6 @@ class GroupRun:
             member.finished_at = member.finished_at or (time.time() if member.started_at else None)
             member.run.capture.close()
 
-    def close_output(self) -> None:
-        for member in self.members.values():
-            member.run.capture.close()
-        self.interleaved.close()
-
     def stop(self) -> None:
         """Cancel or a size cap: stop the main container (or the start-up); the services follow."""
         with self._lock:
