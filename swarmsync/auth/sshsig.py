@@ -120,6 +120,8 @@ def key_from_blob(blob: bytes, comment: str = "", error: type[ValueError] = KeyF
 
 def parse_public_key(line: str) -> PublicKey:
     """One line of an OpenSSH `.pub` file (`TYPE BASE64 [COMMENT]`), e.g. `ssh-ed25519 AAAAC3... me@laptop`."""
+    if "PRIVATE KEY" in line:
+        raise KeyFormatError("this is a private key: give its public half (the .pub file), never the private key")
     parts = line.strip().split(None, 2)
     if len(parts) < 2:
         raise KeyFormatError("not an OpenSSH public key: expected 'TYPE BASE64 [COMMENT]', "
