@@ -41,7 +41,7 @@ def sign(key: str | Path, message: str, namespace: str = NAMESPACE, timeout: flo
             from None
     if done.returncode != 0 or b"BEGIN SSH SIGNATURE" not in done.stdout:
         why = done.stderr.decode(errors="replace").strip().splitlines()
-        hint = " (a .pub file signs only through ssh-agent: is SSH_AUTH_SOCK set and the key added with ssh-add?)" \
-            if path.suffix == ".pub" else ""
+        hint = (" (given a .pub file, ssh-keygen signs through ssh-agent, else with the private key beside it: "
+                "is SSH_AUTH_SOCK set and the key added with ssh-add?)") if path.suffix == ".pub" else ""
         raise SigningError(f"ssh-keygen could not sign with {path}: {why[-1] if why else 'failed'}{hint}")
     return done.stdout.decode()

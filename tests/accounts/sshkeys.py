@@ -31,3 +31,16 @@ def fingerprint_of(key: Path) -> str:
     done = subprocess.run(["ssh-keygen", "-l", "-f", str(key.with_name(key.name + ".pub"))], capture_output=True,
                           text=True, check=True)
     return done.stdout.split()[1]
+
+
+def random_public_line(comment: str = "generated@test") -> str:
+    """A fresh ed25519 public key line without a file (for tests that only register keys)."""
+    import base64
+    import struct
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    blob = b"".join(struct.pack(">I", len(part)) + part for part in (b"ssh-ed25519", raw))
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} {comment}"

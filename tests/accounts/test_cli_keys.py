@@ -67,12 +67,12 @@ def test_add_a_key_then_log_in_with_the_key_file_and_through_the_agent(stack, re
     assert f"{name} (operator, via session)" in cli("whoami", env=config).stdout
     assert audit.events(actor=name, action="login")[0].detail["method"] == "ssh-key"
 
-    no_agent = cli("login", remote["SWARMSYNC_URL"], "-u", name, "--key", str(key.with_name("laptop.pub")),
-                   env={**config, "SSH_AUTH_SOCK": None})
-    assert no_agent.returncode == 1 and "is SSH_AUTH_SOCK set" in flat(no_agent.stderr)
     subprocess.run(["ssh-add", "-q", str(key)], env={**os.environ, "SSH_AUTH_SOCK": agent}, check=True,
                    capture_output=True)
     key.unlink()  # only the agent holds the private key now
+    no_agent = cli("login", remote["SWARMSYNC_URL"], "-u", name, "--key", str(key.with_name("laptop.pub")),
+                   env={**config, "SSH_AUTH_SOCK": None})
+    assert no_agent.returncode == 1 and "is SSH_AUTH_SOCK set" in flat(no_agent.stderr)
     with_agent = cli("login", remote["SWARMSYNC_URL"], "-u", name, "--key", str(key.with_name("laptop.pub")),
                      env={**config, "SSH_AUTH_SOCK": agent})
     assert with_agent.returncode == 0, with_agent.stderr
