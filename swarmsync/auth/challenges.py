@@ -22,7 +22,7 @@ from swarmsync.db import LoginChallenge, session_scope
 from swarmsync.settings import get_settings
 
 NONCE_PREFIX = "ssn_"
-GRACE_SECONDS = 600  # a nonce is remembered this long after its expiry, to name the refusal
+GRACE_SECONDS = 300  # a nonce is remembered this long after its expiry, to name the refusal
 
 
 @dataclass(frozen=True)
