@@ -311,6 +311,20 @@ def tokens(client: Client) -> list[dict[str, Any]]:
     return client.tokens(everyone=True)
 
 
+def keys(client: Client, user: str | None = None) -> list[dict[str, Any]]:
+    """SSH login keys: one's own, or (admins) `user`'s; the columns a table shows."""
+    return [{k: row[k] for k in ("fingerprint", "key_type", "comment", "created_at", "last_used_at")}
+            for row in client.keys(user)]
+
+
+def add_key(client: Client, public_key: str, user: str | None = None) -> dict[str, Any]:
+    return client.add_key(public_key.strip(), user)
+
+
+def remove_key(client: Client, fingerprint: str, user: str | None = None) -> dict[str, Any]:
+    return client.remove_key(fingerprint, user)
+
+
 def audit(client: Client, limit: int = 200) -> list[dict[str, Any]]:
     return client.audit(limit=limit)
 

@@ -66,6 +66,8 @@ if [ "$MODE" = test ]; then
     || want postgresql "PostgreSQL"
   command -v redis-server >/dev/null 2>&1 || want redis-server "Redis"
   [ -x /usr/bin/chromium ] || want chromium "the dashboard's browser test"
+  command -v ssh-keygen >/dev/null 2>&1 && command -v ssh-agent >/dev/null 2>&1 \
+    || want openssh-client "ssh-keygen and ssh-agent for the key-login tests"
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$root" = 1 ] && [ "$apt" = 1 ]; then

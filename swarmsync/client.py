@@ -92,6 +92,29 @@ class Client:
         client.session = body
         return client
 
+    @classmethod
+    def login_with_key(cls, url: str, username: str, key: str | Path, transport=None) -> Client:
+        """Open a session with an SSH key: sign the server's single-use nonce with `ssh-keygen -Y sign`
+        (`key`: the private key file, or its `.pub` whose private half is in ssh-agent)."""
+        from swarmsync.sshsign import sign
+
+        client = cls(url, transport=transport)
+        issued = client.request("POST", "/auth/challenge", json={"user": username}).json()
+        signature = sign(key, issued["nonce"], issued["namespace"])
+        return client.verify_key_login(username, issued["nonce"], signature)
+
+    def challenge(self, username: str) -> dict[str, Any]:
+        """A key-login nonce for `username` (`nonce`, `expires_at`, `namespace`): sign it, then `verify_key_login`."""
+        return self.request("POST", "/auth/challenge", json={"user": username}).json()
+
+    def verify_key_login(self, username: str, nonce: str, signature: str) -> Client:
+        """Send the signed nonce; on success this client carries the new session."""
+        body = self.request("POST", "/auth/verify",
+                            json={"user": username, "nonce": nonce, "signature": signature}).json()
+        self.http.headers["Authorization"] = f"Bearer {body['token']}"
+        self.session = body
+        return self
+
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
@@ -134,6 +157,19 @@ class Client:
 
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         return self.request("DELETE", f"/tokens/{token_id}").json()
+
+    def keys(self, user: str | None = None) -> list[dict[str, Any]]:
+        """One's own SSH login keys, or (admins) `user`'s."""
+        return self.request("GET", f"/users/{user}/keys" if user else "/me/keys").json()
+
+    def add_key(self, public_key: str, user: str | None = None) -> dict[str, Any]:
+        """Register an OpenSSH public key line (`ssh-ed25519 AAAA... comment`) for oneself, or (admins) `user`."""
+        return self.request("POST", f"/users/{user}/keys" if user else "/me/keys",
+                            json={"public_key": public_key}).json()
+
+    def remove_key(self, fingerprint: str, user: str | None = None) -> dict[str, Any]:
+        """Remove a key by its fingerprint (SHA256:...); admins: anyone's with `user`."""
+        return self.request("DELETE", f"/users/{user}/keys/{fingerprint}" if user else f"/me/keys/{fingerprint}").json()
 
     def audit(self, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         """The newest audit events; `before`: older than this id (the last id of the previous page)."""

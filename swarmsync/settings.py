@@ -92,6 +92,11 @@ class SwarmSyncSettings(BaseSettings):
     )
     redis_prefix: str = Field(default="swarmsync:", description="Prefix of every Redis key SwarmSync writes.")
     session_ttl_seconds: int = Field(default=8 * 3600, description="Lifetime of a login session token.")
+    login_challenge_ttl_seconds: int = Field(
+        default=60, ge=5, le=3600,
+        description="Lifetime of a key-login challenge (the nonce of POST /auth/challenge) in seconds; it can be "
+        "used once, within this time.",
+    )
     login_max_failures: int = Field(
         default=5, description="Failed logins of one user within the window before it is locked out."
     )

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from swarmsync import archive, jobs, templates
 from swarmsync.api.schemas import ErrorOut
-from swarmsync.auth import ratelimit, tokens, users
+from swarmsync.auth import ratelimit, ssh_keys, tokens, users
 from swarmsync.auth.roles import AuthError
 from swarmsync.deployments import pools, schedules
 from swarmsync.deployments.schedule_rules import ScheduleError
@@ -24,7 +24,7 @@ from swarmsync.spec import JobSpecError
 from swarmsync.timing import TimingError
 
 NOT_FOUND = (jobs.JobNotFound, archive.ArchiveNotFound, users.UserNotFound, tokens.TokenNotFound,
-             schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound)
+             schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound, ssh_keys.KeyNotFound)
 BAD_REQUEST = (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError)
 
 DESCRIPTIONS = {400: "Bad request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found",
