@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from swarmsync import archive
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
+from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import USER_LABEL, submitted_by, user_tag, without_user_tags
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError
@@ -204,20 +205,21 @@ class Job:
                 if len(page) < 200:
                     return entries
 
+    @uses_prefect_api
+    def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
+        """One request: up to `limit` log lines at or after `since`, oldest first, with their ids."""
+        flt = LogFilter(flow_run_id={"any_": [UUID(self.id)]})
+        if since:
+            flt.timestamp = LogFilterTimestamp(after_=since)
+        with get_client(sync_client=True) as client:
+            page = client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=limit, offset=offset)
+        return [LogEntry(log.timestamp, log.name, log.message, str(log.id)) for log in page]
+
     def follow_logs(self, poll: float = 0.5) -> Iterator[tuple[datetime, str, str]]:
-        """Yield log lines as they arrive until the job ends (then the remainder)."""
-        seen: set[tuple] = set()
-        last: datetime | None = None
-        while True:
-            finished = self.is_finished()
-            for entry in self.logs(after=last):
-                if entry not in seen:
-                    seen.add(entry)
-                    last = entry[0]
-                    yield entry
-            if finished:
-                return
-            time.sleep(poll)
+        """Yield log lines as they arrive until the job ends and its last lines are read, in
+        order, without gaps or duplicates: a batch per poll (swarmsync/log_follow.py)."""
+        for entry in follow(self.log_batch, self.is_finished, poll):
+            yield entry[:3]
 
 
 @cache

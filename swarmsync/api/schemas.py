@@ -156,6 +156,7 @@ class LogLine(BaseModel):
     timestamp: datetime
     name: str
     message: str
+    id: str | None = Field(default=None, description="The Prefect log id (in batches, i.e. with `limit`)")
 
 
 class StateOut(BaseModel):
