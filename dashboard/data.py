@@ -42,6 +42,13 @@ def login(username: str, password: str, url: str | None = None,
     return client, client.me()
 
 
+def login_with_link(secret: str, url: str | None = None,
+                    browser: str | None = None) -> tuple[Client, dict[str, Any]]:
+    """Exchange a one-time login link's secret for a session (`POST /auth/link`); returns the client and `/me`."""
+    client = Client.from_login_link(url or api_url(), secret, forwarded_for=browser)
+    return client, client.me()
+
+
 def browser_address(peer: str | None, forwarded_for: str | None) -> str | None:
     """The X-Forwarded-For chain to send for a browser: what a reverse proxy before the dashboard
     forwarded (if any), then the dashboard's own peer. The API walks it from the right and stops at

@@ -46,6 +46,7 @@ from swarmsync.deployments.schedule_rules import (
     overlap_policy,
     to_deployment_schedule,
 )
+from swarmsync.flows.container_job import SCHEDULE_TAG  # one definition: the flow names a schedule's runs by it
 from swarmsync.jobs import JOB_FLOW_NAME, Job, prepare_spec
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
@@ -57,7 +58,6 @@ __all__ = [
     "add", "create", "delete", "get", "job_with", "list_schedules", "pause", "resume", "run",
 ]
 
-SCHEDULE_TAG = "swarmsync-schedule"
 
 
 class ScheduleNotFound(LookupError):

@@ -45,7 +45,7 @@ from swarmsync.docker_runner import (
 from swarmsync.output import OutputCapture
 from swarmsync.runtime import JobRuntime
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 
 
 class JobFailed(RuntimeError):
@@ -228,7 +228,27 @@ async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
             tg.start_soon(client.create_artifact, artifact)
 
 
-@flow(name="container-job", persist_result=False, log_prints=True)
+SCHEDULE_TAG = "swarmsync-schedule"  # the tag of a schedule's deployment, which its runs inherit
+
+
+def job_flow_run_name() -> str:
+    """The run's name in the Prefect UI (set by the engine when the run starts): the job's image
+    and command, trimmed; a schedule's runs start with the schedule's name. Runs submitted
+    through SwarmSync are named so at creation already (swarmsync.jobs.submit)."""
+    ctx = FlowRunContext.get()
+    try:
+        run = ctx.flow_run
+        schedule = None
+        if SCHEDULE_TAG in (run.tags or []) and run.deployment_id:
+            from prefect.runtime import deployment
+
+            schedule = deployment.name
+        return job_run_name((ctx.parameters or {}).get("job") or {}, schedule)
+    except Exception:  # noqa: BLE001 - a name is never worth failing a job
+        return ctx.flow_run.name
+
+
+@flow(name="container-job", persist_result=False, log_prints=True, flow_run_name=job_flow_run_name)
 async def container_job(job: JobSpec) -> State:
     """Run `job` in a container on this worker's Docker engine and archive the result."""
     logger = get_run_logger()

@@ -112,6 +112,16 @@ class Client:
     def me(self) -> dict[str, Any]:
         return self.request("GET", "/me").json()
 
+    @classmethod
+    def from_login_link(cls, url: str, token: str, forwarded_for: str | None = None) -> Client:
+        """Open a session with a one-time login link's secret (`POST /auth/link`); it works once."""
+        client = cls(url)
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+        body = client.request("POST", "/auth/link", json={"token": token}, headers=headers).json()
+        client.http.headers["Authorization"] = f"Bearer {body['token']}"
+        client.session = body
+        return client
+
     def logout(self) -> None:
         self.request("POST", "/auth/logout")
 

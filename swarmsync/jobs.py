@@ -37,7 +37,7 @@ from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import USER_LABEL, submitted_by, user_tag, without_user_tags
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
 
 JOB_FLOW_NAME = "container-job"
@@ -277,6 +277,7 @@ def _run_request(spec: JobSpec, at: datetime | None, user: str | None = None) ->
     if tags != spec.tags:
         spec = spec.model_copy(update={"tags": tags})
     return {
+        "name": job_run_name(spec),
         "parameters": {"job": spec.model_dump(mode="json", exclude_defaults=True)},
         "tags": [*tags, user_tag(user)] if user else tags,
         "labels": {USER_LABEL: user} if user else None,

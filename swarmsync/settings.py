@@ -92,6 +92,10 @@ class SwarmSyncSettings(BaseSettings):
     )
     redis_prefix: str = Field(default="swarmsync:", description="Prefix of every Redis key SwarmSync writes.")
     session_ttl_seconds: int = Field(default=8 * 3600, description="Lifetime of a login session token.")
+    login_link_ttl_seconds: int = Field(
+        default=600, ge=10, le=86400,
+        description="Lifetime of a one-time dashboard login link (`swarmsync up`, `swarmsync login-link`).",
+    )
     login_max_failures: int = Field(
         default=5, description="Failed logins of one user within the window before it is locked out."
     )

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request
 
 from swarmsync.api.deps import address, bearer_secret, caller
 from swarmsync.api.errors import responses
-from swarmsync.api.schemas import LoginRequest, LoginResponse, UserOut
-from swarmsync.auth import users
+from swarmsync.api.schemas import LinkRequest, LoginRequest, LoginResponse, UserOut
+from swarmsync.auth import login_links, users
 from swarmsync.auth.roles import Principal
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -17,6 +17,13 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 def login(body: LoginRequest, request: Request) -> LoginResponse:
     """Open a session; its token expires after SWARMSYNC_SESSION_TTL_SECONDS. Rate-limited per user and address."""
     session = users.login(body.username, body.password, address(request))
+    return LoginResponse(token=session.token, expires_at=session.expires_at, user=UserOut(**vars(session.user)))
+
+
+@router.post("/link", response_model=LoginResponse, responses=responses(401))
+def link(body: LinkRequest, request: Request) -> LoginResponse:
+    """Exchange a one-time login link (`swarmsync up`, `swarmsync login-link`) for a session; a link works once."""
+    session = login_links.redeem(body.token, address(request))
     return LoginResponse(token=session.token, expires_at=session.expires_at, user=UserOut(**vars(session.user)))
 
 

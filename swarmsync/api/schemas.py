@@ -64,6 +64,10 @@ class LoginRequest(Strict):
     password: Password
 
 
+class LinkRequest(Strict):
+    token: str = Field(min_length=1, max_length=200, description="The secret of a one-time login link")
+
+
 class UserOut(BaseModel):
     id: int
     username: str

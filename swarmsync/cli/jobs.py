@@ -237,7 +237,10 @@ def logs(job_id: str, follow_: Annotated[bool, typer.Option("--follow", "-f")] =
     job = _job(job_id)
     entries = job.follow_logs() if follow_ else job.logs()
     for ts, name, message in entries:
-        typer.echo(f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: {message}")
+        prefix = f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: "
+        for line in message.split("\n"):  # lines logged together are one record: one printed line each
+            sys.stdout.write(prefix + line + "\n")
+    sys.stdout.flush()
 
 
 @app.command()

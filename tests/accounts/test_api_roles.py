@@ -52,6 +52,7 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
 
     return [
         ("POST", "/auth/login", {"username": "nobody-x", "password": "whatever1"}, None),
+        ("POST", "/auth/link", {"token": "ssl_not-a-link"}, None),
         ("GET", "/health", None, None),
         ("POST", "/auth/logout", None, ALL),
         ("GET", "/me", None, ALL),

@@ -42,6 +42,22 @@ def test_submit_prints_the_id_and_result_downloads_the_txt(stack, busybox, tmp_p
     assert job_id in cli("jobs", "--limit", "50").stdout
     logs = cli("logs", job_id).stdout
     assert "hello world" in logs
+    assert swarmsync.get_job(job_id).flow_run().name == f"{busybox} echo hello $WHO"  # readable in the Prefect UI
+
+
+def test_submit_wait_prints_every_line_once_in_order_and_the_cap_marker(stack, busybox, no_leftover_containers):
+    done = cli("submit", "--wait", busybox, "seq", "1", "10000")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(i) for i in range(1, 10_001)]  # no gap, no duplicate, in order
+    # past the stack's log cap (100 kB): the lines up to the cap, in order, then the marker
+    done = cli("submit", "--wait", busybox, "seq", "1", "100000")
+    assert done.returncode == 0, done.stderr
+    *lines, marker = done.stdout.splitlines()
+    assert lines == [str(i) for i in range(1, len(lines) + 1)] and len(lines) > 10_000
+    assert marker.startswith("[swarmsync] output truncated in the log")
+    job_id = re.search(r"job ([0-9a-f-]{36})", done.stderr).group(1)
+    follow = cli("logs", "--follow", job_id).stdout  # a finished job: its whole log, once
+    assert follow.count("[swarmsync] output truncated") == 1 and follow.count("flow_runs.stdout: 10000\n") == 1
 
 
 def test_files_extracts_the_output_folder(stack, busybox, tmp_path, no_leftover_containers):
@@ -86,6 +102,7 @@ def test_prefect_deployment_run_runs_a_job_the_same_way(stack, busybox, no_lefto
     assert done.returncode == 0, done.stdout + done.stderr
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
     assert swarmsync.get_job(run_id).result().stdout == "via-prefect\n"
+    assert swarmsync.get_job(run_id).flow_run().name == f"{busybox} echo via-prefect"  # named as it started
 
 
 def test_env_prints_the_prefect_api_url(stack):
