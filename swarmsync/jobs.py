@@ -6,6 +6,7 @@ and API. The CLI (and later the dashboard and HTTP API) call these same function
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -65,6 +66,8 @@ class JobRow(BaseModel):
     started: datetime | None = None
     ended: datetime | None = None
     duration_s: float | None = None
+    exit_code: int | None = Field(default=None, description="The container's exit code, once it ended "
+                                  "(read from the final state's message)")
     flow_run: FlowRun = Field(description="The Prefect flow run behind the job")
 
     @classmethod
@@ -80,8 +83,14 @@ class JobRow(BaseModel):
             command=" ".join(command) if isinstance(command, list) else (command or ""),
             tags=list(run.tags or []), queue=run.work_queue_name, created=run.created,
             scheduled=run.expected_start_time, started=run.start_time, ended=run.end_time, duration_s=duration,
-            flow_run=run,
+            exit_code=_exit_code(run.state.message if run.state and run.state.is_final() else None), flow_run=run,
         )
+
+
+def _exit_code(message: str | None) -> int | None:
+    """The exit code a final state's message names ('exit code 3', '... (exit code 137)'; swarmsync.outcome)."""
+    found = re.search(r"exit code (-?\d+)", message or "")
+    return int(found.group(1)) if found else None
 
 
 @dataclass

@@ -37,6 +37,30 @@ def test_unauthenticated_users_see_only_the_login_form(stack):
     assert "client" not in at.session_state
 
 
+def test_a_one_time_login_link_logs_in_once_and_leaves_the_address(stack, make_user):
+    from streamlit.testing.v1 import AppTest
+
+    from swarmsync.auth import login_links
+    from tests.dashboard.conftest import APP
+
+    first = new_app()
+    assert "swarmsync user add NAME --role operator" in texts(first)  # the login page says how to add users
+    assert "swarmsync login-link" in texts(first)
+    account = make_user("operator")
+    secret = login_links.create_link(account.username)
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params["login"] = secret
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["me"]["username"] == account.username
+    assert "login" not in at.query_params  # dropped from the URL
+    again = AppTest.from_file(APP, default_timeout=90)
+    again.query_params["login"] = secret
+    again.run()
+    assert "client" not in again.session_state
+    assert "already used or has expired" in again.error[0].value
+
+
 def test_a_page_run_without_a_session_refuses(stack):
     from streamlit.testing.v1 import AppTest
 
