@@ -127,7 +127,8 @@ def _print_ready(processes: dict | None = None) -> None:
         if settings.single_user:
             _print_login_link()
     console.print(f"  archive: {settings.archive_dir}   logs: {settings.home_dir / 'logs'}")
-    console.print(f"  try: {swarmsync_command()} submit --wait {hint_image()} echo hello   (Ctrl-C stops the stack)")
+    console.print(f"  try: {swarmsync_command()} submit --wait {hint_image()} echo hello", soft_wrap=True)
+    console.print("  Ctrl-C stops the stack")
 
 
 def dashboard_url() -> str:
@@ -146,9 +147,9 @@ def _print_login_link() -> None:
         console.print(f"  (no login link: {exc})")
         return
     minutes = max(get_settings().login_link_ttl_seconds // 60, 1)
-    console.print(f"  log in to the dashboard (one-time link, valid {minutes} min):\n    {link}")
-    console.print(f"  a new link: {swarmsync_command()} login-link    more users: "
-                  f"{swarmsync_command()} user add NAME --role operator")
+    console.print(f"  log in to the dashboard (one-time link, valid {minutes} min):\n    {link}", soft_wrap=True)
+    console.print(f"  a new link: {swarmsync_command()} login-link", soft_wrap=True)
+    console.print(f"  more users: {swarmsync_command()} user add NAME --role operator", soft_wrap=True)
 
 
 @app.command("login-link")
@@ -203,7 +204,7 @@ def demo(
         result = job.result()
         console.print(f"[bold]job {result.state.lower()}[/bold]: {result.message}")
         console.print(f"  archived at: {result.archive_location}")
-        console.print(f"  .txt output: {swarmsync_command()} result {job.id}")
+        console.print(f"  .txt output: {swarmsync_command()} result {job.id}", soft_wrap=True)
         console.print(f"  in Prefect:  {api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
         if keep_running:
             _serve_until_stopped(stack)

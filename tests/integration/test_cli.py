@@ -119,20 +119,57 @@ def test_doctor_reports_each_part(stack):
     assert "down" in down.stdout
 
 
-def test_demo_runs_a_sample_job_on_a_fresh_home(tmp_path, busybox):
+def test_demo_runs_a_sample_job_and_every_hint_it_prints_works_as_printed(tmp_path, busybox):
+    """A fresh home: the demo job's output, then the hints (a command to copy, the dashboard's one-time
+    login link), each run exactly as printed from where the demo ran."""
+    import time
+
+    import httpx
+
     from tests.conftest import free_port
 
-    env = {"SWARMSYNC_HOME": str(tmp_path / "home"), "SWARMSYNC_PORT": str(free_port())}
-    inherited = ("SWARMSYNC_DATABASE_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
-    env_clean = {k: v for k, v in os.environ.items() if k not in inherited}
-    done = subprocess.run(
-        [sys.executable, "-m", "swarmsync.cli.main", "demo", "--no-keep-running"],
-        capture_output=True, text=True, timeout=240, env={**env_clean, **env},
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "hello from SwarmSync" in done.stdout
-    assert "archived at" in done.stdout and "Prefect:" in done.stdout
-    assert Path(tmp_path / "home" / "swarmsync.db").exists()
+    home = tmp_path / "home"
+    env = {"SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(free_port()),
+           "SWARMSYNC_API_PORT": str(free_port()), "SWARMSYNC_DASHBOARD_PORT": str(free_port())}
+    inherited = ("SWARMSYNC_DATABASE_URL", "PREFECT_API_DATABASE_CONNECTION_URL", "SWARMSYNC_API_URL",
+                 "SWARMSYNC_REDIS_URL")
+    env = {**{k: v for k, v in os.environ.items() if k not in inherited}, **env}
+    out = tmp_path / "demo.log"
+    with open(out, "wb") as log:
+        demo = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "demo"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while "Ctrl-C stops the stack" not in out.read_text():
+            assert demo.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.5)
+        printed = out.read_text()
+        assert "hello from SwarmSync" in printed and "archived at" in printed and "Prefect:" in printed
+        hints = {line.split(": ", 1)[0].strip(): line.split(": ", 1)[1].strip()
+                 for line in printed.splitlines() if line.startswith("  ") and ": " in line}
+        for what in ("try", ".txt output", "a new link"):
+            done = subprocess.run(hints[what], shell=True, capture_output=True, text=True, env=env, timeout=120)
+            assert done.returncode == 0, f"{what}: {hints[what]}\n{done.stdout}{done.stderr}"
+            if what == "try":
+                assert done.stdout == "hello\n"
+        assert not hints["try"].startswith("swarmsync ") or shutil_which_is_ours()
+        link = re.search(r"http://\S+/\?login=(ssl_\S+)", printed).group(1)
+        api = f"http://127.0.0.1:{env['SWARMSYNC_API_PORT']}"
+        session = httpx.post(f"{api}/auth/link", json={"token": link}, timeout=30)
+        assert session.status_code == 200, session.text
+        assert session.json()["user"]["role"] == "admin"
+        assert httpx.post(f"{api}/auth/link", json={"token": link}, timeout=30).status_code == 401  # once
+    finally:
+        os.killpg(demo.pid, 15)
+        demo.wait(60)
+    assert Path(home / "swarmsync.db").exists()
+
+
+def shutil_which_is_ours() -> bool:
+    import shutil
+
+    found = shutil.which("swarmsync")
+    return bool(found) and Path(found).resolve() == (Path(sys.executable).parent / "swarmsync").resolve()
 
 
 def test_demo_says_how_to_fix_a_missing_docker_engine(tmp_path):
