@@ -208,7 +208,7 @@ class Stack:
             no_migrations = {"PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
                              "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"}
         proc = self._spawn("prefect-server", args, extra_env=no_migrations)
-        wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 90, proc)
+        wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 180, proc)
         if split:
             self._spawn("prefect-services", [sys.executable, "-m", "prefect", "server", "services", "start"],
                         extra_env=no_migrations)
