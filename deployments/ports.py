@@ -4,8 +4,11 @@ as a choice (use it, or start SwarmSync's own elsewhere), never met with a trace
 
 from __future__ import annotations
 
+import shutil
 import socket
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -18,6 +21,20 @@ class PortTaken(RuntimeError):
 class PrefectFound:
     url: str  # its API URL, e.g. http://127.0.0.1:4200/api
     version: str
+
+
+def swarmsync_command() -> str:
+    """How to run this `swarmsync` from the current folder, as a hint to copy: `swarmsync` when that
+    is the one on the PATH, else its path (e.g. `.venv/bin/swarmsync` after `make demo`)."""
+    here = Path(sys.executable).parent / "swarmsync"
+    on_path = shutil.which("swarmsync")
+    if on_path and Path(on_path).resolve() == here.resolve():
+        return "swarmsync"
+    try:
+        relative = here.relative_to(Path.cwd())
+    except ValueError:
+        return str(here)
+    return str(relative) if "/" in str(relative) else f"./{relative}"
 
 
 def port_free(host: str, port: int) -> bool:
@@ -42,7 +59,7 @@ def prefect_server_at(host: str, port: int, timeout: float = 2.0) -> PrefectFoun
     except httpx.HTTPError:
         return None
     if health.status_code == 401 or version.status_code == 401:  # a team-mode Prefect (basic auth)
-        return PrefectFound(base, "unknown (it asks for credentials)")
+        return PrefectFound(base, "unknown: it asks for credentials")
     if health.status_code != 200 or version.status_code != 200:
         return None
     try:
@@ -59,16 +76,16 @@ def check_ports(ports: list[tuple[str, str, int, str]], prefect_setting: str = "
             continue
         if setting == prefect_setting and (found := prefect_server_at(host, port)):
             raise PortTaken(
-                f"A Prefect server (version {found.version}) already listens on {host}:{port}, the port of "
+                f"A Prefect server (API version {found.version}) already listens on {host}:{port}, the port of "
                 f"SwarmSync's own Prefect server ({setting}). Either use that server:\n"
-                f"    swarmsync up --prefect-url {found.url}\n"
+                f"    {swarmsync_command()} up --prefect-url {found.url}\n"
                 f"(SwarmSync's work pool and deployment are created on it), or start SwarmSync's own on a free "
-                f"port:\n    {setting}={free_port_near(host, port)} swarmsync up"
+                f"port:\n    {setting}={free_port_near(host, port)} {swarmsync_command()} up"
             )
         raise PortTaken(
             f"Port {port} on {host} ({what}) is already in use by another program. Stop that program, or "
             f"move {what} to a free port with the setting {setting}, e.g.:\n"
-            f"    {setting}={free_port_near(host, port)} swarmsync up"
+            f"    {setting}={free_port_near(host, port)} {swarmsync_command()} up"
         )
 
 

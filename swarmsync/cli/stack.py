@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +17,7 @@ from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.jobs import follow
 from swarmsync.client import remote_configured
 from swarmsync.connection import api_url
+from swarmsync.deployments.ports import swarmsync_command
 from swarmsync.settings import get_settings
 
 app = typer.Typer()
@@ -43,20 +41,6 @@ def _use_prefect(url: str | None) -> None:
     if url:
         os.environ["SWARMSYNC_API_URL"] = url.rstrip("/")
         get_settings.cache_clear()
-
-
-def swarmsync_command() -> str:
-    """How to run this `swarmsync` from the current folder, as a hint to copy: `swarmsync` when that
-    is the one on the PATH, else its path (e.g. `.venv/bin/swarmsync` after `make demo`)."""
-    here = Path(sys.executable).parent / "swarmsync"
-    on_path = shutil.which("swarmsync")
-    if on_path and Path(on_path).resolve() == here.resolve():
-        return "swarmsync"
-    try:
-        relative = here.relative_to(Path.cwd())
-        return f"{relative}" if "/" in str(relative) else f"./{relative}"
-    except ValueError:
-        return str(here)
 
 
 def hint_image() -> str:

@@ -70,7 +70,7 @@ def test_a_prefect_server_on_the_port_is_offered_and_used_with_prefect_url(tmp_p
     assert done.returncode == 1, done.stdout + done.stderr
     said = " ".join((done.stdout + done.stderr).split())
     assert "Traceback" not in said
-    assert "A Prefect server (version 3." in said and f"127.0.0.1:{prefect_server}" in said
+    assert "A Prefect server (API version " in said and f"127.0.0.1:{prefect_server}" in said
     use = f"--prefect-url http://127.0.0.1:{prefect_server}/api"
     assert use in said and "SWARMSYNC_PORT=" in said
     # the choice as printed: SwarmSync's pool and deployment on that server
