@@ -26,21 +26,13 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from run import start_swarmsync, stop  # noqa: E402 - bench/run.py helpers
+from run import free_port, start_swarmsync, stop  # noqa: E402 - bench/run.py helpers
 
 JOBS = {
     "10,000 lines": "seq 1 10000",
     "100 MB": "yes 012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
               "01234567 | head -c 100000000",
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raw_docker(image: str, command: str) -> dict:

@@ -83,6 +83,14 @@ def print_row(name: str, r: dict) -> None:
           f"{r.get('worker_cpu', 0):>15.2f}s{r.get('server_cpu', 0):>15.2f}s", flush=True)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
@@ -264,7 +272,8 @@ def sync_client(port: int):
 
 def start_swarmsync(home: Path, port: int) -> subprocess.Popen:
     """`swarmsync up` under `home` on `port`, in its own session; returns once it is up."""
-    os.environ.update({"SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(port)})
+    os.environ.update({"SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(port),  # API and dashboard: free ports
+                       "SWARMSYNC_API_PORT": str(free_port()), "SWARMSYNC_DASHBOARD_PORT": str(free_port())})
     os.environ.pop("PREFECT_API_URL", None)
     up = spawn([sys.executable, "-m", "swarmsync.cli.main", "up"], stdout=subprocess.PIPE,
                stderr=subprocess.STDOUT)
