@@ -6,7 +6,8 @@ Python API's `follow_logs`, which the CLI uses), against raw `docker run` + `doc
 Two jobs in the local busybox image: 10,000 short lines (`seq 1 10000`), and 100 MB of
 100-byte lines (the run log keeps the first SWARMSYNC_LOG_CAP_BYTES, 1 MB, then a marker;
 the archive keeps all of it). For SwarmSync: "after end" is the time from the flow run's end
-to the last line printed, and "requests" the API requests the follower made. For raw Docker:
+until every line was printed and the follower returned (when `submit --wait` exits), and
+"requests" the log reads the follower made (plus one state read per 0.5 s poll). For raw Docker:
 the `docker run` time and then the `docker logs` time. Its own stack on a free port and a
 fresh home (Prefect on SQLite, as `swarmsync up` by default).
 """
@@ -63,16 +64,16 @@ def swarmsync_follow(image: str, command: str) -> dict:
     try:
         job = swarmsync.submit(image, command)
         t0 = time.perf_counter()
-        printed, last = 0, None
+        printed = 0
         for _ts, name, message in job.follow_logs():
             if name.startswith("prefect.flow_runs.std") or name.endswith("marker"):
                 printed += len(message) + 1
-                last = datetime.now(UTC)
         total = time.perf_counter() - t0
+        done = datetime.now(UTC)  # everything printed, the follower returned (`submit --wait` would exit)
     finally:
         LogFollower.read = original
     run = job.flow_run()
-    after_end = (last - run.end_time).total_seconds() if last and run.end_time else float("nan")
+    after_end = (done - run.end_time).total_seconds() if run.end_time else float("nan")
     return {"after_end_s": after_end, "total_s": total, "bytes": printed, "requests": calls["n"],
             "state": run.state.name}
 
