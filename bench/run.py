@@ -277,12 +277,14 @@ def start_swarmsync(home: Path, port: int) -> subprocess.Popen:
     os.environ.pop("PREFECT_API_URL", None)
     up = spawn([sys.executable, "-m", "swarmsync.cli.main", "up"], stdout=subprocess.PIPE,
                stderr=subprocess.STDOUT)
+    said = []
     for line in iter(up.stdout.readline, b""):
+        said.append(line.decode(errors="replace"))
         if b"SwarmSync is up" in line:
             break
     else:
         stop(up)
-        raise RuntimeError("swarmsync up failed")
+        raise RuntimeError("swarmsync up failed:\n" + "".join(said[-20:]))
     threading.Thread(target=lambda: [None for _ in iter(up.stdout.readline, b"")], daemon=True).start()
     return up
 
