@@ -218,7 +218,7 @@ def create(
                 client, pool, name=name, concurrency_limit=limit, concurrency_options=concurrency,
                 parameters={"job": spec.model_dump(mode="json", exclude_defaults=True)},
                 schedules=creates, paused=paused, work_queue_name=queue,
-                tags=["swarmsync", SCHEDULE_TAG, *spec.tags],
+                tags=["swarmsync", SCHEDULE_TAG, f"{SCHEDULE_TAG}:{name}", *spec.tags],  # the runs' names say it
                 description=f"SwarmSync schedule {name}: {spec.image} {spec.display_command()}",
             )
 

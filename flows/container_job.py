@@ -237,12 +237,8 @@ def job_flow_run_name() -> str:
     through SwarmSync are named so at creation already (swarmsync.jobs.submit)."""
     ctx = FlowRunContext.get()
     try:
-        run = ctx.flow_run
-        schedule = None
-        if SCHEDULE_TAG in (run.tags or []) and run.deployment_id:
-            from prefect.runtime import deployment
-
-            schedule = deployment.name
+        prefix = f"{SCHEDULE_TAG}:"  # a schedule's deployment tags its runs with its name (no API call here)
+        schedule = next((t.removeprefix(prefix) for t in ctx.flow_run.tags or [] if t.startswith(prefix)), None)
         return job_run_name((ctx.parameters or {}).get("job") or {}, schedule)
     except Exception:  # noqa: BLE001 - a name is never worth failing a job
         return ctx.flow_run.name
