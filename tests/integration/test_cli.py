@@ -148,7 +148,7 @@ def test_demo_runs_a_sample_job_and_every_hint_it_prints_works_as_printed(tmp_pa
         hints = {line.split(": ", 1)[0].strip(): line.split(": ", 1)[1].strip()
                  for line in printed.splitlines() if line.startswith("  ") and ": " in line}
         for what in ("try", ".txt output", "a new link"):
-            done = subprocess.run(hints[what], shell=True, capture_output=True, text=True, env=env, timeout=120)
+            done = subprocess.run(hints[what], shell=True, capture_output=True, text=True, env=env, timeout=300)
             assert done.returncode == 0, f"{what}: {hints[what]}\n{done.stdout}{done.stderr}"
             if what == "try":
                 assert done.stdout == "hello\n"
