@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import swarmsync
 from tests.waiting import wait_until
 
@@ -119,6 +121,7 @@ def test_doctor_reports_each_part(stack):
     assert "down" in down.stdout
 
 
+@pytest.mark.timeout(900)  # a whole stack, a job and three CLI runs: minutes on a busy host
 def test_demo_runs_a_sample_job_and_every_hint_it_prints_works_as_printed(tmp_path, busybox):
     """A fresh home: the demo job's output, then the hints (a command to copy, the dashboard's one-time
     login link), each run exactly as printed from where the demo ran."""

@@ -63,6 +63,7 @@ def prefect_server(tmp_path):
             os.killpg(proc.pid, 9)
 
 
+@pytest.mark.timeout(900)  # two Prefect-backed starts: minutes on a busy host
 def test_a_prefect_server_on_the_port_is_offered_and_used_with_prefect_url(tmp_path, prefect_server):
     env = {"SWARMSYNC_PORT": str(prefect_server), "SWARMSYNC_API_PORT": str(free_port()),
            "SWARMSYNC_DASHBOARD_PORT": str(free_port())}
