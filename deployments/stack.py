@@ -20,6 +20,7 @@ import httpx
 
 from swarmsync.connection import api_healthy, api_url, prefect_api
 from swarmsync.db import migrate
+from swarmsync.deployments.ports import PortTaken, check_ports
 from swarmsync.settings import SwarmSyncSettings, get_settings
 
 
@@ -176,9 +177,24 @@ class Stack:
         self.processes[name] = proc
         return proc
 
+    def check_ports(self, api: bool = True, dashboard: bool = True) -> None:
+        """Every port this `up` will listen on is free (StackError naming the port and its setting
+        otherwise); the Prefect port only when SwarmSync starts its own server (no SWARMSYNC_API_URL)."""
+        s = self.settings
+        ports = [] if s.api_url else [("SWARMSYNC_PORT", s.host, s.port, "the Prefect server")]
+        if api:
+            ports.append(("SWARMSYNC_API_PORT", s.api_bind_host, s.api_port, "the SwarmSync API"))
+        if api and dashboard:
+            ports.append(("SWARMSYNC_DASHBOARD_PORT", s.dashboard_bind_host, s.dashboard_port, "the dashboard"))
+        try:
+            check_ports(ports)
+        except PortTaken as exc:
+            raise StackError(str(exc)) from None
+
     def start_server(self) -> None:
         check_mode(self.settings)
-        if api_healthy():
+        if self.settings.api_url:  # an existing Prefect server (SWARMSYNC_API_URL, `up --prefect-url`)
+            wait_for(api_healthy, f"the Prefect server at {self.settings.api_url}", 30)
             return
         (self.settings.home_dir / "prefect").mkdir(parents=True, exist_ok=True)
         split = split_server(self.settings)
@@ -192,7 +208,7 @@ class Stack:
             no_migrations = {"PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
                              "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"}
         proc = self._spawn("prefect-server", args, extra_env=no_migrations)
-        wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 90, proc)
+        wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 180, proc)
         if split:
             self._spawn("prefect-services", [sys.executable, "-m", "prefect", "server", "services", "start"],
                         extra_env=no_migrations)
@@ -238,6 +254,8 @@ class Stack:
         wait_for(lambda: _answers(url), f"dashboard (log: {self.log_dir}/dashboard.log)", 90, proc)
 
     def up(self, worker: bool = True, api: bool = True, dashboard: bool = True) -> None:
+        check_mode(self.settings)
+        self.check_ports(api, dashboard)
         self.start_server()
         self.prepare()
         if api:

@@ -25,6 +25,7 @@ from prefect.client.schemas.objects import FlowRun
 from swarmsync.archive import ArchiveNotFound
 from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
+from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
 
@@ -134,6 +135,16 @@ class Client:
     # --- accounts -------------------------------------------------------------------
     def me(self) -> dict[str, Any]:
         return self.request("GET", "/me").json()
+
+    @classmethod
+    def from_login_link(cls, url: str, token: str, forwarded_for: str | None = None) -> Client:
+        """Open a session with a one-time login link's secret (`POST /auth/link`); it works once."""
+        client = cls(url)
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+        body = client.request("POST", "/auth/link", json={"token": token}, headers=headers).json()
+        client.http.headers["Authorization"] = f"Bearer {body['token']}"
+        client.session = body
+        return client
 
     def logout(self) -> None:
         self.request("POST", "/auth/logout")
@@ -379,6 +390,17 @@ class RemoteJob(Job):
         params = {"after": after.isoformat()} if after else {}
         lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
         return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
+
+    def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if since:
+            params["after"] = since.isoformat()
+        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
+        return [LogEntry(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"], x.get("id") or "")
+                for x in lines]
+
+    def is_finished(self) -> bool:
+        return self.row().final
 
     def result(self) -> JobResult:
         manifest = self.client.request("GET", f"/jobs/{self.id}/result").json()

@@ -6,6 +6,7 @@ and API. The CLI (and later the dashboard and HTTP API) call these same function
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,9 +35,10 @@ from pydantic import BaseModel, Field
 from swarmsync import archive
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
+from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import USER_LABEL, submitted_by, user_tag, without_user_tags
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
 
 JOB_FLOW_NAME = "container-job"
@@ -64,6 +66,8 @@ class JobRow(BaseModel):
     started: datetime | None = None
     ended: datetime | None = None
     duration_s: float | None = None
+    exit_code: int | None = Field(default=None, description="The container's exit code, once it ended "
+                                  "(read from the final state's message)")
     flow_run: FlowRun = Field(description="The Prefect flow run behind the job")
 
     @classmethod
@@ -79,8 +83,14 @@ class JobRow(BaseModel):
             command=" ".join(command) if isinstance(command, list) else (command or ""),
             tags=list(run.tags or []), queue=run.work_queue_name, created=run.created,
             scheduled=run.expected_start_time, started=run.start_time, ended=run.end_time, duration_s=duration,
-            flow_run=run,
+            exit_code=_exit_code(run.state.message if run.state and run.state.is_final() else None), flow_run=run,
         )
+
+
+def _exit_code(message: str | None) -> int | None:
+    """The exit code a final state's message names ('exit code 3', '... (exit code 137)'; swarmsync.outcome)."""
+    found = re.search(r"exit code (-?\d+)", message or "")
+    return int(found.group(1)) if found else None
 
 
 @dataclass
@@ -204,20 +214,21 @@ class Job:
                 if len(page) < 200:
                     return entries
 
+    @uses_prefect_api
+    def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
+        """One request: up to `limit` log lines at or after `since`, oldest first, with their ids."""
+        flt = LogFilter(flow_run_id={"any_": [UUID(self.id)]})
+        if since:
+            flt.timestamp = LogFilterTimestamp(after_=since)
+        with get_client(sync_client=True) as client:
+            page = client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=limit, offset=offset)
+        return [LogEntry(log.timestamp, log.name, log.message, str(log.id)) for log in page]
+
     def follow_logs(self, poll: float = 0.5) -> Iterator[tuple[datetime, str, str]]:
-        """Yield log lines as they arrive until the job ends (then the remainder)."""
-        seen: set[tuple] = set()
-        last: datetime | None = None
-        while True:
-            finished = self.is_finished()
-            for entry in self.logs(after=last):
-                if entry not in seen:
-                    seen.add(entry)
-                    last = entry[0]
-                    yield entry
-            if finished:
-                return
-            time.sleep(poll)
+        """Yield log lines as they arrive until the job ends and its last lines are read, in
+        order, without gaps or duplicates: a batch per poll (swarmsync/log_follow.py)."""
+        for entry in follow(self.log_batch, self.is_finished, poll):
+            yield entry[:3]
 
 
 @cache
@@ -275,6 +286,7 @@ def _run_request(spec: JobSpec, at: datetime | None, user: str | None = None) ->
     if tags != spec.tags:
         spec = spec.model_copy(update={"tags": tags})
     return {
+        "name": job_run_name(spec),
         "parameters": {"job": spec.model_dump(mode="json", exclude_defaults=True)},
         "tags": [*tags, user_tag(user)] if user else tags,
         "labels": {USER_LABEL: user} if user else None,

@@ -16,7 +16,10 @@ from pathlib import Path
 LineSink = Callable[[str, str], None]  # (stream name, decoded line)
 MASK = b"***"
 _MAX_LINE = 16 * 1024  # a line longer than this is logged in pieces
-_LOG_QUEUE_LINES = 2000  # lines waiting for the log; more are skipped in the log (never in the archive)
+_LOG_QUEUE_LINES = 100_000  # lines waiting for the log (their bytes are bounded by the log cap too);
+# more are skipped in the log (never in the archive)
+_GROUP_LINES = 1000  # lines already waiting for the log are sent as one record of up to this many lines
+_GROUP_BYTES = 256 * 1024  # ... and this many bytes (Prefect's own cap on a record is 1 MB)
 
 
 def mask_bytes(data: bytes, secrets: list[bytes]) -> bytes:
@@ -39,6 +42,9 @@ class OutputCapture:
     (a Prefect log record costs ~1 ms) never slows the reading of the container's output: a
     job printing millions of short lines is spooled at full speed, and lines the queue has
     no room for are skipped in the log (one marker says how many; the archive has them).
+    Lines of one stream that are already waiting when the thread takes one are sent
+    together, as one multi-line record (up to _GROUP_LINES lines / _GROUP_BYTES): a job
+    printing 10,000 lines at once costs tens of records, not 10,000, and none is skipped.
     """
 
     def __init__(
@@ -70,14 +76,32 @@ class OutputCapture:
         self._logger = threading.Thread(target=contextvars.copy_context().run, args=(self._log_lines,), daemon=True)
         self._logger.start()
 
+    def _text(self, line: bytes | str) -> str:
+        if isinstance(line, str):
+            return line
+        return mask_bytes(line, self._secrets).decode("utf-8", errors="replace").rstrip("\r")
+
     def _log_lines(self) -> None:
-        while (item := self._lines.get()) is not None:
+        pending: list[tuple[str, bytes | str] | None] = []  # taken from the queue, not sent yet
+        while True:
+            item = pending.pop() if pending else self._lines.get()
+            if item is None:
+                return
             stream, line = item
+            texts = [self._text(line)]
+            size = len(texts[0])
+            while stream != "marker" and len(texts) < _GROUP_LINES and size < _GROUP_BYTES:
+                try:
+                    nxt = self._lines.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None or nxt[0] != stream:
+                    pending.append(nxt)
+                    break
+                texts.append(self._text(nxt[1]))
+                size += len(texts[-1]) + 1
             try:
-                if isinstance(line, str):
-                    self._sink(stream, line)
-                else:
-                    self._sink(stream, mask_bytes(line, self._secrets).decode("utf-8", errors="replace").rstrip("\r"))
+                self._sink(stream, "\n".join(texts))
             except Exception:  # noqa: BLE001 - a failing log never stops the capture
                 pass
 

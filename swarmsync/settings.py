@@ -97,6 +97,10 @@ class SwarmSyncSettings(BaseSettings):
         description="Lifetime of a key-login challenge (the nonce of POST /auth/challenge) in seconds; it can be "
         "used once, within this time.",
     )
+    login_link_ttl_seconds: int = Field(
+        default=600, ge=10, le=86400,
+        description="Lifetime of a one-time dashboard login link (`swarmsync up`, `swarmsync login-link`).",
+    )
     login_max_failures: int = Field(
         default=5, description="Failed logins of one user within the window before it is locked out."
     )

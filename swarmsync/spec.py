@@ -406,3 +406,26 @@ class JobSpec(BaseModel):
         for item in data["inputs"]:
             item.pop("content_b64", None)
         return data
+
+
+RUN_NAME_CHARS = 60  # a flow run's name in the Prefect UI: image and command, trimmed
+
+
+def job_run_name(job: JobSpec | dict, schedule: str | None = None) -> str:
+    """A job's flow-run name, readable in the Prefect UI: "IMAGE COMMAND" trimmed, or for a
+    schedule's runs "SCHEDULE: IMAGE COMMAND" (instead of Prefect's random pair of words)."""
+    if isinstance(job, dict):
+        image, command = str(job.get("image") or "?"), job.get("command")
+        if command is None:
+            shown = ""
+        elif isinstance(command, str):
+            shown = command
+        else:
+            shown = shlex.join(str(c) for c in command)
+    else:
+        image, shown = job.image, ("" if job.command is None else job.display_command())
+    image = image.removeprefix("docker.io/").removeprefix("library/")
+    name = " ".join(" ".join(part for part in (image, shown) if part).split())  # one line
+    if schedule:
+        name = f"{schedule}: {name}"
+    return name if len(name) <= RUN_NAME_CHARS else name[: RUN_NAME_CHARS - 1] + "…"

@@ -6,8 +6,16 @@ from fastapi import APIRouter, Depends, Request
 
 from swarmsync.api.deps import address, bearer_secret, caller
 from swarmsync.api.errors import responses
-from swarmsync.api.schemas import ChallengeOut, ChallengeRequest, LoginRequest, LoginResponse, UserOut, VerifyRequest
-from swarmsync.auth import ssh_keys, users
+from swarmsync.api.schemas import (
+    ChallengeOut,
+    ChallengeRequest,
+    LinkRequest,
+    LoginRequest,
+    LoginResponse,
+    UserOut,
+    VerifyRequest,
+)
+from swarmsync.auth import login_links, ssh_keys, users
 from swarmsync.auth.roles import Principal
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -33,6 +41,13 @@ def verify(body: VerifyRequest, request: Request) -> LoginResponse:
     """Open a session with an SSH signature of the nonce (`ssh-keygen -Y sign -n swarmsync-login`) by one of
     the user's registered keys. Refusals are audited; rate-limited per user and address like /auth/login."""
     session = ssh_keys.key_login(body.user, body.nonce, body.signature, address(request))
+    return LoginResponse(token=session.token, expires_at=session.expires_at, user=UserOut(**vars(session.user)))
+
+
+@router.post("/link", response_model=LoginResponse, responses=responses(401))
+def link(body: LinkRequest, request: Request) -> LoginResponse:
+    """Exchange a one-time login link (`swarmsync up`, `swarmsync login-link`) for a session; a link works once."""
+    session = login_links.redeem(body.token, address(request))
     return LoginResponse(token=session.token, expires_at=session.expires_at, user=UserOut(**vars(session.user)))
 
 

@@ -19,6 +19,7 @@ from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, ManifestOut, S
 from swarmsync.api.secret_checks import checked, hidden_rows
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
+from swarmsync.log_follow import LOG_BATCH
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 403))
 reader = require(Permission.JOBS_READ)
@@ -73,9 +74,20 @@ def get_job(job_id: str, principal: Principal = Depends(reader)) -> JobOut:
 
 
 @router.get("/{job_id}/logs", response_model=list[LogLine], responses=responses(404))
-def logs(job_id: str, after: datetime | None = None, principal: Principal = Depends(reader)) -> list[LogLine]:
-    """The run log, oldest first; `after` returns only newer lines (for following)."""
-    return [LogLine(timestamp=ts, name=name, message=msg) for ts, name, msg in jobs.get_job(job_id).logs(after)]
+def logs(
+    job_id: str, after: datetime | None = None,
+    limit: int | None = Query(None, ge=1, le=LOG_BATCH, description="One batch of at most this many lines "
+                              "(for following: one request per poll); without it, the whole log"),
+    offset: int = Query(0, ge=0), principal: Principal = Depends(reader),
+) -> list[LogLine]:
+    """The run log, oldest first; `after` (inclusive) returns only lines at or after that time. Each line
+    has its id: a follower asks for lines at or after the newest timestamp it has and drops the ids it
+    has (swarmsync/log_follow.py)."""
+    job = jobs.get_job(job_id)
+    if limit is None:
+        return [LogLine(timestamp=ts, name=name, message=msg) for ts, name, msg in job.logs(after)]
+    return [LogLine(timestamp=e.timestamp, name=e.name, message=e.message, id=e.id)
+            for e in job.log_batch(after, limit, offset)]
 
 
 @router.get("/{job_id}/states", response_model=list[StateOut], responses=responses(404))

@@ -64,6 +64,10 @@ class LoginRequest(Strict):
     password: Password
 
 
+class LinkRequest(Strict):
+    token: str = Field(min_length=1, max_length=200, description="The secret of a one-time login link")
+
+
 class UserOut(BaseModel):
     id: int
     username: str
@@ -188,6 +192,7 @@ class LogLine(BaseModel):
     timestamp: datetime
     name: str
     message: str
+    id: str | None = Field(default=None, description="The Prefect log id (in batches, i.e. with `limit`)")
 
 
 class StateOut(BaseModel):

@@ -6,6 +6,7 @@ import json
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -30,11 +31,22 @@ app = typer.Typer()
 def follow(job: jobs.Job) -> int:
     """Print the job's container output as it streams; return its exit code."""
     with console.status(f"job {job.id}: {job.status()}") as status:
-        for _ts, name, message in job.follow_logs():
+        shown, last = time.monotonic(), sys.stdout
+        for _ts, name, message in job.follow_logs():  # a batch of lines per request, never one per line
             if name.startswith("prefect.flow_runs.std") or name == "prefect.flow_runs.marker":
                 stream = sys.stderr if name.endswith("stderr") else sys.stdout
-                print(message, file=stream, flush=True)
-            status.update(f"job {job.id}: {job.status()}")
+                if stream is not last:  # stdout and stderr stay in order when both go to one terminal
+                    last.flush()
+                    last = stream
+                stream.write(message + "\n")
+            elif name == "prefect.flow_runs" and message.startswith("Finished in state "):
+                status.update(f"job {job.id}: {message.removeprefix('Finished in state ')}")
+            if time.monotonic() - shown > 0.2:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                shown = time.monotonic()
+        sys.stdout.flush()
+        sys.stderr.flush()
     try:
         result = job.result()
     except ArchiveNotFound:
@@ -253,7 +265,10 @@ def logs(job_id: str, follow_: Annotated[bool, typer.Option("--follow", "-f")] =
     job = _job(job_id)
     entries = job.follow_logs() if follow_ else job.logs()
     for ts, name, message in entries:
-        typer.echo(f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: {message}")
+        prefix = f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: "
+        for line in message.split("\n"):  # lines logged together are one record: one printed line each
+            sys.stdout.write(prefix + line + "\n")
+    sys.stdout.flush()
 
 
 @app.command()

@@ -65,6 +65,7 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
 
     return [
         ("POST", "/auth/login", {"username": "nobody-x", "password": "whatever1"}, None),
+        ("POST", "/auth/link", {"token": "ssl_not-a-link"}, None),
         ("GET", "/health", None, None),
         ("POST", "/auth/challenge", {"user": "nobody-x"}, None),
         ("POST", "/auth/verify", {"user": "nobody-x", "nonce": "ssn_x", "signature": "x"}, None),
