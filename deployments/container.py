@@ -155,15 +155,15 @@ def migrate_swarmsync() -> None:
     block types, the work pool and its job deployment: what `swarmsync up` prepares."""
     import anyio
 
-    from swarmsync.api.server import prepare
-    from swarmsync.connection import prefect_api
+    from swarmsync.auth.users import ensure_first_admin
+    from swarmsync.connection import api_healthy, prefect_api
+    from swarmsync.db import migrate
     from swarmsync.deployments.pools import create_pool
-    from swarmsync.deployments.stack import _register_block_types
+    from swarmsync.deployments.stack import _register_block_types, wait_for
 
-    from swarmsync.connection import api_healthy
-    from swarmsync.deployments.stack import wait_for
-
-    prepare()  # migrations + first admin when no user exists
+    migrate()
+    if admin := ensure_first_admin():  # only while there is no user at all
+        print(f"created the first admin {admin.username!r}", flush=True)
     wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)", float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "300")))
     with prefect_api():
         anyio.run(_register_block_types)

@@ -23,6 +23,7 @@
 #      SWARMSYNC_IMAGE_CACHE (default /var/cache/swarmsync), DEBIAN_MIRROR (default: from apt sources),
 #      SWARMSYNC_IMAGES ("swarmsync services", the images to build).
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -81,7 +82,8 @@ base_image() {
     tar -C "$rootfs" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
-  docker import -q -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' "$tarball" "$tag" >/dev/null
+  docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' "$tarball" "$tag" >/dev/null \
+    || die "docker import of $tarball failed"
   say "base: $tag imported from $tarball ($(since))" >&2
   echo "$tag"
 }
