@@ -105,6 +105,7 @@ def run(command: str, args: list[str]) -> None:
     """Start `command` in place of this process (exec), or run a one-shot step and return."""
     settings = _settings()
     python = sys.executable
+    swarmsync_cli = str(Path(python).with_name("swarmsync"))  # the console script beside this Python
     if command in SERVICES:
         try:
             ROLE_FILE.write_text(command)
@@ -133,7 +134,7 @@ def run(command: str, args: list[str]) -> None:
         from swarmsync.deployments.stack import check_mode
 
         check_mode(settings)
-        _exec([python, "-m", "swarmsync.cli.main", "api", *args], client_env())
+        _exec([swarmsync_cli, "api", *args], client_env())
     elif command == "dashboard":
         from swarmsync.deployments.stack import dashboard_command
 
@@ -141,11 +142,9 @@ def run(command: str, args: list[str]) -> None:
         _exec([*dashboard_command(settings), *args], client_env())
     elif command == "worker":
         name = os.environ.get("SWARMSYNC_WORKER_NAME") or socket.gethostname()
-        _exec([python, "-m", "swarmsync.cli.main", "worker", "start", "--name", name, *args], client_env())
-    elif command == "healthcheck":
-        sys.exit(0 if healthy(args[0] if args else _role()) else 1)
+        _exec([swarmsync_cli, "worker", "start", "--name", name, *args], client_env())
     elif command == "cli":
-        _exec([python, "-m", "swarmsync.cli.main", *args], client_env())
+        _exec([swarmsync_cli, *args], client_env())
     else:
         _exec([command, *args], client_env())
 
@@ -164,7 +163,7 @@ def migrate_swarmsync() -> None:
     migrate()
     if admin := ensure_first_admin():  # only while there is no user at all
         print(f"created the first admin {admin.username!r}", flush=True)
-    wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)", float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "300")))
+    wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)", float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
     with prefect_api():
         anyio.run(_register_block_types)
     create_pool(_settings().work_pool)
@@ -180,29 +179,28 @@ def _role() -> str:
 
 def healthy(role: str) -> bool:
     """The part this container runs answers: Prefect's /api/health, the API's /health, Streamlit's
-    health probe, the worker ONLINE in its pool. One-shot commands and the CLI are always healthy."""
-    import httpx
-
-    settings = _settings()
+    health probe, the worker ONLINE in its pool. One-shot commands and the CLI are always healthy.
+    Only the standard library for the HTTP checks: a check must stay cheap on a busy host."""
+    import urllib.request
 
     def answers(url: str) -> bool:
         try:
-            return httpx.get(url, timeout=5).status_code == 200
-        except httpx.HTTPError:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own URL
+                return response.status == 200
+        except OSError:
             return False
 
+    env = os.environ.get
     if role in ("server", "server-api"):
-        return answers(f"http://127.0.0.1:{settings.port}/api/health")
+        return answers(f"http://127.0.0.1:{env('SWARMSYNC_PORT') or 4200}/api/health")
     if role == "server-services":
-        from swarmsync.connection import api_healthy
-
-        return api_healthy()
+        return answers(f"{(env('SWARMSYNC_API_URL') or 'http://prefect:4200/api').rstrip('/')}/health")
     if role == "api":
-        return answers(f"http://127.0.0.1:{settings.api_port}/health")
+        return answers(f"http://127.0.0.1:{env('SWARMSYNC_API_PORT') or 4280}/health")
     if role == "dashboard":
-        return answers(f"http://127.0.0.1:{settings.dashboard_port}/_stcore/health")
+        return answers(f"http://127.0.0.1:{env('SWARMSYNC_DASHBOARD_PORT') or 4290}/_stcore/health")
     if role == "worker":
-        return worker_online(os.environ.get("SWARMSYNC_WORKER_NAME") or socket.gethostname())
+        return worker_online(env("SWARMSYNC_WORKER_NAME") or socket.gethostname())
     return True
 
 
@@ -229,6 +227,8 @@ def main() -> None:
     env = database_url_from_parts(secrets_from_files(dict(os.environ)))
     os.environ.clear()
     os.environ.update(env)
+    if sys.argv[1:2] == ["healthcheck"]:  # before the heavy imports below
+        sys.exit(0 if healthy(sys.argv[2] if len(sys.argv) > 2 else _role()) else 1)
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "help"):
         print(__doc__)
         sys.exit(0 if len(sys.argv) >= 2 else 2)
