@@ -142,7 +142,8 @@ def run(command: str, args: list[str]) -> None:
         _exec([*dashboard_command(settings), *args], client_env())
     elif command == "worker":
         name = os.environ.get("SWARMSYNC_WORKER_NAME") or socket.gethostname()
-        _exec([swarmsync_cli, "worker", "start", "--name", name, *args], client_env())
+        env = {"PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1", "PREFECT_WORKER_WEBSERVER_PORT": "8080", **client_env()}
+        _exec([swarmsync_cli, "worker", "start", "--name", name, "--with-healthcheck", *args], env)
     elif command == "cli":
         _exec([swarmsync_cli, *args], client_env())
     else:
@@ -179,7 +180,7 @@ def _role() -> str:
 
 def healthy(role: str) -> bool:
     """The part this container runs answers: Prefect's /api/health, the API's /health, Streamlit's
-    health probe, the worker ONLINE in its pool. One-shot commands and the CLI are always healthy.
+    health probe, Prefect's worker health check (still polling). One-shot commands and the CLI are always healthy.
     Only the standard library for the HTTP checks: a check must stay cheap on a busy host."""
     import urllib.request
 
@@ -199,28 +200,9 @@ def healthy(role: str) -> bool:
         return answers(f"http://127.0.0.1:{env('SWARMSYNC_API_PORT') or 4280}/health")
     if role == "dashboard":
         return answers(f"http://127.0.0.1:{env('SWARMSYNC_DASHBOARD_PORT') or 4290}/_stcore/health")
-    if role == "worker":
-        return worker_online(env("SWARMSYNC_WORKER_NAME") or socket.gethostname())
+    if role == "worker":  # Prefect's worker health check: it is still polling for runs
+        return answers(f"http://127.0.0.1:{env('PREFECT_WORKER_WEBSERVER_PORT') or 8080}/health")
     return True
-
-
-def worker_online(name: str) -> bool:
-    """This worker (by name) has a recent heartbeat in its pool, by Prefect's account."""
-    import anyio
-    from prefect.client.orchestration import get_client
-
-    from swarmsync.connection import prefect_api
-
-    async def check() -> bool:
-        async with get_client() as client:
-            workers = await client.read_workers_for_work_pool(_settings().work_pool)
-        return any(w.name == name and w.status and w.status.value == "ONLINE" for w in workers)
-
-    try:
-        with prefect_api():
-            return anyio.run(check)
-    except Exception:  # noqa: BLE001 - unreachable server, refused: not healthy
-        return False
 
 
 def main() -> None:
