@@ -39,7 +39,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("apt-get"), reason="needs root on Debian (debootstrap)"),
     pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker client and engine"),
     pytest.mark.docker,
-    pytest.mark.timeout(900),
+    pytest.mark.timeout(1800),  # (the first run on a machine builds the base image and downloads the wheels)
 ]
 
 
