@@ -2,7 +2,8 @@
 # Host set-up for SwarmSync, idempotent: what `make demo` and `make test` need on this machine.
 #
 #   bash infra/host-setup.sh demo   # Docker engine, busybox-static (the offline demo image), python3-venv
-#   bash infra/host-setup.sh test   # the same, plus PostgreSQL, Redis (with a password) and chromium
+#   bash infra/host-setup.sh test   # the same, plus PostgreSQL, Redis (with a password), chromium and
+#                                   # openssh-server (installed only: the SFTP tests start their own sshd)
 #
 # As root on Debian/Ubuntu it installs (apt-get, only what is missing) and starts (only what is
 # not running) each part. Otherwise it says exactly what is missing and the one command that
@@ -66,6 +67,7 @@ if [ "$MODE" = test ]; then
     || want postgresql "PostgreSQL"
   command -v redis-server >/dev/null 2>&1 || want redis-server "Redis"
   [ -x /usr/bin/chromium ] || want chromium "the dashboard's browser test"
+  [ -x /usr/sbin/sshd ] || want openssh-server "the SFTP archive-store tests (they start their own sshd)"
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$root" = 1 ] && [ "$apt" = 1 ]; then

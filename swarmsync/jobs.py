@@ -476,7 +476,8 @@ class LocalJobs:
         return get_job(job_id)
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
-        return archive.read_archive_file(job_id, name)
+        return b"".join(self.iter_archive_file(job_id, name))
 
     def iter_archive_file(self, job_id: str, name: str) -> Iterator[bytes]:
-        return archive.iter_archive_file(job_id, name)
+        """Checked against the manifest as the API checks it (`archive.iter_verified_file`)."""
+        return archive.iter_verified_file(job_id, name)[1]
