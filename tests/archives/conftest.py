@@ -31,9 +31,7 @@ def sftp_server(tmp_path_factory) -> Iterator[SftpServer]:
 def s3_server(tmp_path_factory) -> Iterator[S3Server]:
     pytest.importorskip("moto.server", reason="moto[server] is installed with swarmsync[dev]")
     server = S3Server(tmp_path_factory.mktemp("s3"))
-    import s3fs
-
-    s3fs.S3FileSystem(**server.settings()).mkdir(BUCKET)
+    server.create_bucket(BUCKET)
     yield server
     server.stop()
 

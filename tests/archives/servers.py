@@ -125,6 +125,7 @@ def sshd_available() -> str | None:
 class S3Server:
     def __init__(self, folder: Path):
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.start()
@@ -143,6 +144,12 @@ class S3Server:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+    def create_bucket(self, name: str) -> None:
+        import boto3
+
+        boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="swarmsync-test",
+                     aws_secret_access_key="swarmsync-test-secret").create_bucket(Bucket=name)
 
     def settings(self) -> dict:
         """s3fs options for a RemoteFileSystem block (moto accepts any key)."""
