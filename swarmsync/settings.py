@@ -55,6 +55,11 @@ class SwarmSyncSettings(BaseSettings):
         description="Slug of a Prefect filesystem block (e.g. 'remote-file-system/archive') "
         "holding the archive. Default: a local folder HOME/archive.",
     )
+    start_timeout_seconds: float = Field(
+        default=90, gt=0,
+        description="How long `swarmsync up` waits for the Prefect server and the dashboard to answer "
+        "(a first start migrates Prefect's database; a loaded machine may need more).",
+    )
     archive_write_attempts: int = Field(
         default=3, ge=1, le=20,
         description="Tries to write a job's archive to its store (with 2, 4, ... s between them) before the "
