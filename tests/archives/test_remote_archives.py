@@ -98,11 +98,17 @@ def test_a_job_from_another_host_is_downloaded_via_api_cli_and_client_with_match
     assert sha(out.read_bytes()) == expected["output.txt"]
     ran = cli("files", job_id, "-o", str(tmp_path / "files"), env=remote_user)
     assert ran.exit_code == 0, ran.output
-    assert (tmp_path / "files" / "a.txt").read_bytes() == b"data\n"
+    assert [p.read_bytes() for p in (tmp_path / "files").rglob("a.txt")] == [b"data\n"]
 
     local = swarmsync.jobs.LocalJobs()  # the server host's own Python API reads the store directly
     assert sha(local.read_archive_file(job_id, "stderr.txt")) == expected["stderr.txt"]
     assert archive.verify_archive(job_id) == []
+
+    with fs.open(f"{root}/{job_id}/output.txt", "wb") as handle:  # changed in the store: the CLI refuses it
+        handle.write(b"from-another-hosT\noops\n")
+    ran = cli("result", job_id, "-o", str(tmp_path / "bad.txt"), env=remote_user)
+    assert ran.exit_code != 0 and "does not match" in " ".join(ran.output.split())  # Rich wraps at 80
+    assert not (tmp_path / "bad.txt").exists(), "a file that failed its check was left behind"
 
 
 def test_a_tampered_remote_file_is_an_error_never_served(remote_store, remote_user, tmp_path):
@@ -126,9 +132,6 @@ def test_a_tampered_remote_file_is_an_error_never_served(remote_store, remote_us
         client.read_archive_file(job_id, "files.tar.gz")
     with pytest.raises(httpx.HTTPError):  # any HTTP client sees an incomplete body, never the whole file
         httpx.get(f"{remote_user['SWARMSYNC_URL']}/jobs/{job_id}/files", headers=headers)
-    ran = cli("result", job_id, "-o", str(tmp_path / "out.txt"), env=remote_user)
-    assert ran.exit_code != 0 and "does not match" in ran.output
-    assert not (tmp_path / "out.txt").exists(), "a file that failed its check was left behind"
     assert set(archive.verify_archive(job_id)) == {"output.txt", "files.tar.gz"}
 
     # a manifest rewritten to match the fake bytes is caught by the SHA-256 the index row keeps

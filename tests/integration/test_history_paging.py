@@ -23,9 +23,8 @@ JOBS = 300
 
 def create_runs(user: str, states) -> list[str]:
     """Flow runs of the default job deployment, tagged as `user`'s, each in the state `states(i)` gives."""
-    deployment = jobs._deployment_id(jobs.deployment_for_pool(None), api_url())
-
     async def create_all() -> list[str]:
+        deployment = await asyncio.to_thread(jobs._deployment_id, jobs.deployment_for_pool(None), api_url())
         limit = asyncio.Semaphore(8)
         async with get_client() as client:
             async def one(i: int) -> str:
@@ -53,9 +52,13 @@ def delete_runs(user: str) -> None:
 
 
 def pages(user: str, limit: int) -> list[str]:
+    return [row.id for row in page_rows(user, limit)]
+
+
+def page_rows(user: str, limit: int) -> list[jobs.JobRow]:
     seen, offset = [], 0
     while rows := jobs.list_jobs(limit=limit, user=user, offset=offset):
-        seen += [row.id for row in rows]
+        seen += rows
         offset += limit
     return seen
 
@@ -89,9 +92,9 @@ def test_a_batch_sharing_one_start_time_pages_without_gaps_or_duplicates(batch_u
 
 def test_finished_jobs_page_newest_first_without_gaps_or_duplicates(batch_user):
     made = create_runs(batch_user, lambda i: Completed(message=f"job {i}"))
-    seen = pages(batch_user, 50)
+    rows = page_rows(batch_user, 50)
+    seen = [row.id for row in rows]
     assert len(seen) == len(set(seen)) == JOBS and set(seen) == set(made)
-    rows = jobs.list_jobs(limit=JOBS, user=batch_user)
     starts = [row.flow_run.expected_start_time for row in rows]
     assert starts == sorted(starts, reverse=True)
 
