@@ -202,7 +202,7 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     try:
         location, manifest = await _store_archive(flow_run_id, spool, manifest, runtime.archive_block)
     except archive.ArchiveStoreError as exc:  # the outcome is kept (indexed); the files stay on this host
-        return await _keep_unstored(flow_run_id, spool, runtime, exc)
+        return await _keep_unstored(flow_run_id, spool, manifest, runtime, exc)
     shutil.rmtree(spool, ignore_errors=True)
     ids = {"flow_run_id": ctx.task_run.flow_run_id, "task_run_id": ctx.task_run.id}
     artifacts = [  # Prefect's own artifact kinds, formatted by Prefect, sent with explicit run ids
@@ -246,15 +246,11 @@ async def _store_archive(job_id: str, spool: Path, manifest: dict[str, Any],
     raise AssertionError("unreachable")
 
 
-async def _keep_unstored(job_id: str, spool: Path, runtime: JobRuntime, exc: Exception) -> dict[str, Any]:
+async def _keep_unstored(job_id: str, spool: Path, manifest: dict[str, Any], runtime: JobRuntime,
+                         exc: Exception) -> dict[str, Any]:
     """The store stayed unreachable: index the outcome with no location (downloads then say why),
     keep the files and manifest.json in the spool on this worker host, and say so in the run's message."""
-    import hashlib
-    import json
-
-    body = (spool / archive.MANIFEST).read_bytes()
-    manifest = json.loads(body)
-    manifest["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+    manifest = await anyio.to_thread.run_sync(archive.spool_manifest, job_id, spool, manifest)
     note = f"archive not stored ({exc}); its files are kept on worker host {socket.gethostname()} in {spool}"
     get_run_logger().error(note)
     indexed = {**manifest, "message": f"{manifest.get('message') or ''}; {note}".lstrip("; ")}

@@ -231,6 +231,15 @@ async def write_archive(
     """Copy spool files to the store, then write the manifest; returns (location, manifest).
     The manifest is also left in the spool (so a job whose store was down keeps it on its host)."""
     store = store or get_archive_store()
+    manifest = spool_manifest(job_id, spool, manifest)
+    for name in manifest["files"]:
+        await _copy_to_store(store, spool / name, f"{job_id}/{name}")
+    await _copy_to_store(store, spool / MANIFEST, f"{job_id}/{MANIFEST}")  # last: its presence means complete
+    return archive_location(store, job_id), manifest
+
+
+def spool_manifest(job_id: str, spool: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Hash the spool's files and write its manifest.json; returns the manifest with `manifest_sha256`."""
     files: dict[str, dict[str, Any]] = {}
     for name in (*TEXT_FILES, FILES_ARCHIVE):
         path = spool / name
@@ -240,11 +249,7 @@ async def write_archive(
     manifest = {**manifest, "job_id": job_id, "files": files}
     body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
     (spool / MANIFEST).write_bytes(body)
-    for name in files:
-        await _copy_to_store(store, spool / name, f"{job_id}/{name}")
-    await _copy_to_store(store, spool / MANIFEST, f"{job_id}/{MANIFEST}")  # last: its presence means complete
-    manifest["manifest_sha256"] = hashlib.sha256(body).hexdigest()
-    return archive_location(store, job_id), manifest
+    return {**manifest, "manifest_sha256": hashlib.sha256(body).hexdigest()}
 
 
 def _local_path(store: LocalFileSystem, rel: str) -> Path:
