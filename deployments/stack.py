@@ -208,7 +208,8 @@ class Stack:
             no_migrations = {"PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
                              "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"}
         proc = self._spawn("prefect-server", args, extra_env=no_migrations)
-        wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 180, proc)
+        wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)",
+                 self.settings.start_timeout_seconds, proc)
         if split:
             self._spawn("prefect-services", [sys.executable, "-m", "prefect", "server", "services", "start"],
                         extra_env=no_migrations)
@@ -245,13 +246,14 @@ class Stack:
         url = f"http://{self.settings.api_bind_host}:{self.settings.api_port}/health"
         proc = self._spawn("api", [sys.executable, "-m", "swarmsync.cli.main", "api"])
         wait_for(lambda: api_healthy(url.removesuffix("/health")), f"SwarmSync API (log: {self.log_dir}/api.log)",
-                 60, proc)
+                 self.settings.start_timeout_seconds, proc)
 
     def start_dashboard(self) -> None:
         """The Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (it talks to the SwarmSync API)."""
         url = f"http://{self.settings.dashboard_bind_host}:{self.settings.dashboard_port}/_stcore/health"
         proc = self._spawn("dashboard", dashboard_command(self.settings))
-        wait_for(lambda: _answers(url), f"dashboard (log: {self.log_dir}/dashboard.log)", 90, proc)
+        wait_for(lambda: _answers(url), f"dashboard (log: {self.log_dir}/dashboard.log)",
+                 self.settings.start_timeout_seconds, proc)
 
     def up(self, worker: bool = True, api: bool = True, dashboard: bool = True) -> None:
         check_mode(self.settings)
@@ -266,7 +268,8 @@ class Stack:
             self.start_worker()
             with prefect_api():
                 wait_for(lambda: anyio.run(_worker_online, self.settings.work_pool),
-                         f"worker (log: {self.log_dir}/worker.log)", 60, self.processes["worker"])
+                         f"worker (log: {self.log_dir}/worker.log)", self.settings.start_timeout_seconds,
+                         self.processes["worker"])
 
     def stop(self) -> None:
         for proc in reversed(list(self.processes.values())):

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -231,8 +232,10 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     for name in archive.TEXT_FILES:  # a job refused before it ran still gets (empty) .txt files
         (spool / name).touch()
     manifest = outcome.build_manifest(spec, image, result, state, _worker_name())
-    store = await anyio.to_thread.run_sync(archive.get_archive_store, runtime.archive_block)
-    location, manifest = await archive.write_archive(flow_run_id, spool, manifest, store)
+    try:
+        location, manifest = await _store_archive(flow_run_id, spool, manifest, runtime.archive_block)
+    except archive.ArchiveStoreError as exc:  # the outcome is kept (indexed); the files stay on this host
+        return await _keep_unstored(flow_run_id, spool, manifest, runtime, exc)
     shutil.rmtree(spool, ignore_errors=True)
     ids = {"flow_run_id": ctx.task_run.flow_run_id, "task_run_id": ctx.task_run.id}
     artifacts = [  # Prefect's own artifact kinds, formatted by Prefect, sent with explicit run ids
@@ -252,6 +255,40 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     if deferred is not None:
         deferred.append(partial(create_artifacts, artifacts))
     return manifest
+
+
+async def _store_archive(job_id: str, spool: Path, manifest: dict[str, Any],
+                         block: str | None) -> tuple[str, dict[str, Any]]:
+    """Write the archive, trying SWARMSYNC_ARCHIVE_WRITE_ATTEMPTS times (2, 4, ... s apart) when
+    its store cannot be loaded or reached; the last failure is raised as ArchiveStoreError."""
+    attempts = get_settings().archive_write_attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            try:
+                store = await anyio.to_thread.run_sync(archive.get_archive_store, block)
+            except Exception as exc:  # noqa: BLE001 - a deleted block, Prefect unreachable, ...
+                raise archive.ArchiveStoreError(
+                    f"archive store {block or 'SWARMSYNC_ARCHIVE_BLOCK'} cannot be loaded: "
+                    f"{type(exc).__name__}: {str(exc)[:300]}") from None
+            return await archive.write_archive(job_id, spool, manifest, store)
+        except archive.ArchiveStoreError as exc:
+            if attempt == attempts:
+                raise
+            logging.getLogger("swarmsync.archive").warning("archive of job %s: %s; trying again", job_id, exc)
+            await anyio.sleep(2 * attempt)
+    raise AssertionError("unreachable")
+
+
+async def _keep_unstored(job_id: str, spool: Path, manifest: dict[str, Any], runtime: JobRuntime,
+                         exc: Exception) -> dict[str, Any]:
+    """The store stayed unreachable: index the outcome with no location (downloads then say why),
+    keep the files and manifest.json in the spool on this worker host, and say so in the run's message."""
+    manifest = await anyio.to_thread.run_sync(archive.spool_manifest, job_id, spool, manifest)
+    note = f"archive not stored ({exc}); its files are kept on worker host {socket.gethostname()} in {spool}"
+    get_run_logger().error(note)
+    indexed = {**manifest, "message": f"{manifest.get('message') or ''}; {note}".lstrip("; ")}
+    await anyio.to_thread.run_sync(archive.index_archive, indexed, "", runtime.archive_block)
+    return {**manifest, "archive_error": note}
 
 
 async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
@@ -322,7 +359,8 @@ async def _run_job(spec: JobSpec, runtime: JobRuntime, logger: Any) -> State:
         result = ContainerOutcome(None, "error", f"error: {type(exc).__name__}: {exc}", started, time.time())
     final = outcome.final_state_type(spec, result.exit_code, result.reason)
     manifest = await archive_result(spec, image, result, final)
-    return outcome.final_state(final, result.message, outcome.summary(manifest))
+    message = f"{result.message}; {manifest['archive_error']}" if manifest.get("archive_error") else result.message
+    return outcome.final_state(final, message, outcome.summary(manifest))
 
 
 def _refused(state: State) -> bool:

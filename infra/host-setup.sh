@@ -2,7 +2,8 @@
 # Host set-up for SwarmSync, idempotent: what `make demo` and `make test` need on this machine.
 #
 #   bash infra/host-setup.sh demo   # Docker engine, busybox-static (the offline demo image), python3-venv
-#   bash infra/host-setup.sh test   # the same, plus PostgreSQL, Redis (with a password) and chromium
+#   bash infra/host-setup.sh test   # the same, plus PostgreSQL, Redis (with a password), chromium and
+#                                   # openssh-server (installed only: the SFTP tests start their own sshd)
 #
 # As root on Debian/Ubuntu it installs (apt-get, only what is missing) and starts (only what is
 # not running) each part. Otherwise it says exactly what is missing and the one command that
@@ -68,6 +69,7 @@ if [ "$MODE" = test ]; then
   [ -x /usr/bin/chromium ] || want chromium "the dashboard's browser test"
   command -v ssh-keygen >/dev/null 2>&1 && command -v ssh-agent >/dev/null 2>&1 \
     || want openssh-client "ssh-keygen and ssh-agent for the key-login tests"
+  [ -x /usr/sbin/sshd ] || want openssh-server "the SFTP archive-store tests (they start their own sshd)"
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$root" = 1 ] && [ "$apt" = 1 ]; then

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from prefect.client.schemas.objects import FlowRun
 
-from swarmsync.archive import ArchiveNotFound
+from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError, checked_chunks
 from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
@@ -129,6 +129,9 @@ class Client:
             if response.status_code == 404 and path.startswith("/jobs/"):
                 downloads = ("/result", "/result.txt", "/files")
                 raise (ArchiveNotFound if path.endswith(downloads) else JobNotFound)(str(detail))
+            if response.status_code in (502, 503) and path.startswith("/jobs/") and \
+                    path.endswith(("/result", "/result.txt", "/files")):
+                raise (ArchiveCorrupt if response.status_code == 502 else ArchiveStoreError)(str(detail))
             error = {400: APIInputError, 422: APIInputError, 404: APINotFound}.get(response.status_code, APIError)
             raise error(response.status_code, f"{response.status_code}: {_reason(detail)}", detail, errors)
 
@@ -305,7 +308,9 @@ class Client:
     def iter_archive_file(self, job_id: str, name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """One archived file in chunks as the API streams it (`output.txt`, `stdout.txt`,
         `stderr.txt` or `files.tar.gz`). The request is made at once, so a refusal
-        (`ArchiveNotFound`, `APIError`) is raised here, before the first chunk."""
+        (`ArchiveNotFound`, `APIError`) is raised here, before the first chunk. The bytes are
+        checked against the manifest's SHA-256 (`X-Archive-SHA256`) as they arrive; the last chunk
+        is held back until they match, else `ArchiveCorrupt` is raised."""
         if name.startswith("services/") and name.count("/") == 2:  # a service's stdout/stderr
             _, service, file = name.split("/")
             path, params = f"/jobs/{job_id}/result.txt", {"stream": file.removesuffix(".txt"), "service": service}
@@ -321,9 +326,19 @@ class Client:
             response.close()
             self._raise_for(response, path)
 
+        expected = response.headers.get("X-Archive-SHA256")
+        size = response.headers.get("Content-Length")
+
         def chunks() -> Iterator[bytes]:
             try:
-                yield from response.iter_bytes(chunk_size)
+                if expected is None or size is None:  # an older server: nothing to check against
+                    yield from response.iter_bytes(chunk_size)
+                    return
+                yield from checked_chunks(response.iter_bytes(chunk_size), {"sha256": expected, "size": int(size)},
+                                          f"{name} of job {job_id}")
+            except httpx.RemoteProtocolError as exc:  # the server aborted: its own check failed
+                raise ArchiveCorrupt(f"{name} of job {job_id}: the download was cut short by the server "
+                                     f"(does not match its manifest, or the store failed): {exc}") from None
             finally:
                 response.close()
 

@@ -440,28 +440,63 @@ def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None
     `offset` skips that many of the whole list (paging); `user`: only those this user submitted
     through the API. Input file bytes are left out of the rows.
 
-    (Prefect sorts runs by due time but not by creation, and its run ids are random UUIDs.)"""
+    (Prefect sorts runs by due time but not by creation, and its run ids are random UUIDs.) Jobs
+    that share a due time (a batch sent with one `at`) are ordered by id, so pages never repeat
+    or skip one (see `_ordered_page`)."""
     conditions: dict[str, Any] = {}
     if state:
         conditions["state"] = {"name": {"any_": [state.capitalize()]}}
     if user:
         conditions["tags"] = {"all_": [user_tag(user)]}
     now = datetime.now(UTC)
-    due = FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(before_=now))
-    later = FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(
-        after_=now + timedelta(microseconds=1)))
+    due = {"before_": now}
+    later = {"after_": now + timedelta(microseconds=1)}
     flows = FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME]))
     runs: list[FlowRun] = []
     with get_client(sync_client=True) as client:
-        due_count = client.count_flow_runs(flow_filter=flows, flow_run_filter=due)
+        due_count = client.count_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, due))
         if offset < due_count:
-            runs = client.read_flow_runs(flow_filter=flows, flow_run_filter=due,
-                                         sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit, offset=offset)
+            runs = _ordered_page(client, flows, conditions, due, True, offset, limit)
         if len(runs) < limit:
-            runs += client.read_flow_runs(flow_filter=flows, flow_run_filter=later,
-                                          sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=limit - len(runs),
-                                          offset=max(offset - due_count, 0))
+            runs += _ordered_page(client, flows, conditions, later, False, max(offset - due_count, 0),
+                                  limit - len(runs))
     return [JobRow.from_flow_run(_without_input_bytes(run)) for run in runs]
+
+
+def _window(conditions: dict[str, Any], times: dict[str, datetime]) -> FlowRunFilter:
+    return FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(**times))
+
+
+def _ordered_page(client: Any, flows: FlowFilter, conditions: dict[str, Any], section: dict[str, datetime],
+                  newest_first: bool, offset: int, limit: int) -> list[FlowRun]:
+    """Runs `offset`..`offset + limit` of `section` in a total order: by expected start time
+    (newest or soonest first), then by id. Prefect sorts by time alone, so runs sharing a time
+    come in any order, and one that straddles a page edge could show on both pages or on neither
+    (PostgreSQL's top-N sort orders ties differently for different LIMIT/OFFSET). The page is read
+    as Prefect sorts it; then, at each of its two edge times, the runs at exactly that time are
+    read and placed by their rank (how many come strictly before that time, plus their order by id)."""
+    sort = FlowRunSort.EXPECTED_START_TIME_DESC if newest_first else FlowRunSort.EXPECTED_START_TIME_ASC
+    page = client.read_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, section), sort=sort,
+                                 limit=limit, offset=offset)
+    if not page:
+        return page
+    edges = {page[0].expected_start_time, page[-1].expected_start_time}
+    picked = [run for run in page if run.expected_start_time not in edges]
+    tick = timedelta(microseconds=1)
+    for at in edges:
+        earlier = {"after_": at + tick} if newest_first else {"before_": at - tick}  # strictly before `at` here
+        ahead = client.count_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, {**section, **earlier}))
+        tied: list[FlowRun] = []
+        while batch := client.read_flow_runs(
+                flow_filter=flows, flow_run_filter=_window(conditions, {"before_": at, "after_": at}),
+                sort=FlowRunSort.ID_DESC, limit=200, offset=len(tied)):
+            tied += batch
+            if len(batch) < 200:
+                break
+        tied.sort(key=lambda run: run.id, reverse=newest_first)
+        picked += [run for rank, run in enumerate(tied, start=ahead) if offset <= rank < offset + limit]
+    picked.sort(key=lambda run: (run.expected_start_time, run.id), reverse=newest_first)
+    return picked
 
 
 class LocalJobs:
@@ -488,7 +523,8 @@ class LocalJobs:
         return get_job(job_id)
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
-        return archive.read_archive_file(job_id, name)
+        return b"".join(self.iter_archive_file(job_id, name))
 
     def iter_archive_file(self, job_id: str, name: str) -> Iterator[bytes]:
-        return archive.iter_archive_file(job_id, name)
+        """Checked against the manifest as the API checks it (`archive.iter_verified_file`)."""
+        return archive.iter_verified_file(job_id, name)[1]

@@ -55,6 +55,16 @@ class SwarmSyncSettings(BaseSettings):
         description="Slug of a Prefect filesystem block (e.g. 'remote-file-system/archive') "
         "holding the archive. Default: a local folder HOME/archive.",
     )
+    start_timeout_seconds: float = Field(
+        default=180, gt=0,
+        description="How long `swarmsync up` waits for the Prefect server and the dashboard to answer "
+        "(a first start migrates Prefect's database; a loaded machine may need more).",
+    )
+    archive_write_attempts: int = Field(
+        default=3, ge=1, le=20,
+        description="Tries to write a job's archive to its store (with 2, 4, ... s between them) before the "
+        "job ends with its outcome indexed and its files kept on the worker host (docs/archives.md).",
+    )
     log_cap_bytes: int = Field(
         default=1_000_000,
         description="Bytes of a job's output copied into the Prefect run log; the rest "

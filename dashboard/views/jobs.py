@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from swarmsync.client import APIError, Client
+from swarmsync.client import APIError, ArchiveCorrupt, ArchiveStoreError, Client
 from swarmsync.dashboard import data, session
 from swarmsync.dashboard.options import load_options
 
@@ -107,8 +107,12 @@ def live_view() -> None:
 
 live_view()
 
-result = data.manifest(job)
 st.subheader("Result")
+try:
+    result = data.manifest(job)
+except (ArchiveCorrupt, ArchiveStoreError) as exc:  # a manifest that does not match its index row, a store down
+    st.error(str(exc))
+    st.stop()
 if result is None:
     st.caption("Not archived yet: the result appears when the job ends.")
     st.stop()
@@ -123,14 +127,15 @@ with st.expander("Whole manifest"):
 
 files = result.get("files") or {}
 d1, d2, d3, d4 = st.columns(4)
-for column, name in ((d1, "output.txt"), (d2, "stdout.txt"), (d3, "stderr.txt")):
+for column, name in ((d1, "output.txt"), (d2, "stdout.txt"), (d3, "stderr.txt"), (d4, "files.tar.gz")):
     if data.downloadable(result, name):
-        column.download_button(f"Download {name}", data.download(client, job.id, name),
-                               file_name=f"{job.id}-{name}", mime="text/plain", key=f"download_{name}")
+        try:  # checked against the manifest's SHA-256 on the way (a mismatch is shown, never offered)
+            body = data.download(client, job.id, name)
+        except (ArchiveCorrupt, ArchiveStoreError) as exc:
+            column.error(f"{name}: {exc}")
+            continue
+        mime = "application/gzip" if name == "files.tar.gz" else "text/plain"
+        key = "download_files" if name == "files.tar.gz" else f"download_{name}"
+        column.download_button(f"Download {name}", body, file_name=f"{job.id}-{name}", mime=mime, key=key)
     elif name in files:
         column.caption(data.download_hint(client, job.id, name))
-if data.downloadable(result, "files.tar.gz"):
-    d4.download_button("Download files.tar.gz", data.download(client, job.id, "files.tar.gz"),
-                       file_name=f"{job.id}-files.tar.gz", mime="application/gzip", key="download_files")
-elif "files.tar.gz" in files:
-    d4.caption(data.download_hint(client, job.id, "files.tar.gz"))

@@ -111,7 +111,7 @@ def cancel(
 
 
 @router.get("/{job_id}/result", response_model=ManifestOut, response_model_exclude_unset=True,
-            responses=responses(404))
+            responses=responses(404, 502, 503))
 def result(job_id: str, principal: Principal = Depends(reader)) -> ManifestOut:
     """The archive manifest: state, exit code, reason, timings, SHA-256 of every file."""
     return ManifestOut.model_validate(archive.read_manifest(archive.check_job_id(job_id)))
@@ -119,7 +119,7 @@ def result(job_id: str, principal: Principal = Depends(reader)) -> ManifestOut:
 
 @router.get(
     "/{job_id}/result.txt", response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, **responses(404)},
+    responses={200: {"content": {"text/plain": {}}}, **responses(404, 502, 503)},
 )
 def result_txt(
     job_id: str, stream: Literal["output", "stdout", "stderr"] = "output",
@@ -128,26 +128,33 @@ def result_txt(
     principal: Principal = Depends(reader),
 ) -> Response:
     """The archived output as .txt: both streams interleaved, or stdout/stderr alone (of a
-    service, with `service`). Streamed in chunks from the archive store (never read whole into memory)."""
+    service, with `service`). Streamed in chunks from the archive store (never read whole into
+    memory) and checked against the manifest's SHA-256 on the way (see `download`)."""
     job_id = archive.check_job_id(job_id)
     name = f"{stream}.txt"
     if service is not None:
         if stream == "output":
             raise archive.ArchiveNotFound("a service's output is archived as stdout and stderr: ask for one of them")
         name = f"services/{service}/{stream}.txt"
-    chunks = archive.iter_archive_file(job_id, name)
     filename = f"{job_id}-{service + '-' if service else ''}{stream}.txt"
-    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return download(job_id, name, "text/plain; charset=utf-8", filename)
 
 
 @router.get(
     "/{job_id}/files", response_class=Response,
-    responses={200: {"content": {"application/gzip": {}}}, **responses(404)},
+    responses={200: {"content": {"application/gzip": {}}}, **responses(404, 502, 503)},
 )
 def files(job_id: str, principal: Principal = Depends(reader)) -> Response:
-    """The job's output folder as files.tar.gz (when the job set `output_dir`), streamed."""
-    job_id = archive.check_job_id(job_id)
-    chunks = archive.iter_archive_file(job_id, archive.FILES_ARCHIVE)
-    return StreamingResponse(chunks, media_type="application/gzip",
-                             headers={"Content-Disposition": f'attachment; filename="{job_id}-files.tar.gz"'})
+    """The job's output folder as files.tar.gz (when the job set `output_dir`), streamed and checked."""
+    return download(archive.check_job_id(job_id), archive.FILES_ARCHIVE, "application/gzip")
+
+
+def download(job_id: str, name: str, media_type: str, filename: str | None = None) -> StreamingResponse:
+    """One archived file, checked against the manifest (`archive.iter_verified_file`): up to 8 MiB
+    before the first byte (a mismatch is a 502), larger files as they stream (the last chunk is held
+    back and the connection aborted on a mismatch, so the declared Content-Length is never reached).
+    `X-Archive-SHA256` carries the manifest's digest so any client can check too."""
+    meta, chunks = archive.iter_verified_file(job_id, name)
+    return StreamingResponse(chunks, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename or f"{job_id}-{name}"}"',
+        "Content-Length": str(meta["size"]), "X-Archive-SHA256": meta["sha256"]})

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from swarmsync import jobs
-from swarmsync.archive import ArchiveNotFound
+from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import parse_env
 from swarmsync.cli.options import Command, Cpu, Env, Memory, Pool, Queue, Retries, Secret, Shell, Tag, Template, Timeout
@@ -290,12 +290,21 @@ def result(
         chunks = job_backend().iter_archive_file(job.id, name)
     except ArchiveNotFound as exc:
         fail(f"{exc} (job is {job.status()})")
+    except (ArchiveCorrupt, ArchiveStoreError) as exc:
+        fail(str(exc))
     if output:
-        with open(output, "wb") as sink:
-            size = _copy(chunks, sink)
-        err.print(f"wrote {size} bytes to {output}")
+        try:
+            with open(output, "wb") as sink:
+                size = _copy(chunks, sink)
+        except (ArchiveCorrupt, ArchiveStoreError) as exc:
+            output.unlink(missing_ok=True)  # a file that failed its check is not left behind
+            fail(str(exc))
+        err.print(f"wrote {size} bytes to {output} (SHA-256 checked)")
     else:
-        _copy(chunks, sys.stdout.buffer)
+        try:
+            _copy(chunks, sys.stdout.buffer)
+        except (ArchiveCorrupt, ArchiveStoreError) as exc:
+            fail(str(exc))
 
 
 def _copy(chunks: Iterator[bytes], sink: BinaryIO) -> int:
@@ -319,9 +328,14 @@ def files(
         chunks = job_backend().iter_archive_file(job.id, "files.tar.gz")
     except ArchiveNotFound as exc:
         fail(f"{exc}: did the job set --output-dir?")
+    except (ArchiveCorrupt, ArchiveStoreError) as exc:
+        fail(str(exc))
     output.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile() as spooled:  # streamed to disk, then extracted from there
-        _copy(chunks, spooled)
+    with tempfile.TemporaryFile() as spooled:  # streamed to disk and checked, then extracted from there
+        try:
+            _copy(chunks, spooled)
+        except (ArchiveCorrupt, ArchiveStoreError) as exc:
+            fail(str(exc))
         spooled.seek(0)
         with tarfile.open(fileobj=spooled, mode="r:gz") as tar:
             tar.extractall(output, filter="data")
