@@ -179,7 +179,46 @@ class HealthCheck(BaseModel):
                 "retries": self.retries, "start_period": int(self.start_period * ns)}
 
 
-class ServiceSpec(BaseModel):
+class _ContainerChecks(BaseModel):
+    """The checks every container's fields get, in a job's main container and in its services alike."""
+
+    @field_validator("image", check_fields=False)
+    @classmethod
+    def _valid_image(cls, v: str) -> str:
+        parse_image(v.strip())
+        return v.strip()
+
+    @field_validator("command", check_fields=False)
+    @classmethod
+    def _nonempty_command(cls, v: list[str] | str | None) -> list[str] | str | None:
+        return _check_command(v)
+
+    @field_validator("memory", check_fields=False)
+    @classmethod
+    def _valid_memory(cls, v: str | None) -> str | None:
+        parse_memory(v)
+        return v
+
+    @field_validator("env", "secrets", check_fields=False)
+    @classmethod
+    def _valid_env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_env_names(v)
+
+    @field_validator("working_dir", "output_dir", check_fields=False)
+    @classmethod
+    def _absolute_dir(cls, v: str | None) -> str | None:
+        return _check_absolute(v)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory)  # type: ignore[attr-defined]
+
+    def docker_command(self) -> list[str] | None:
+        """The command in exec form: a shell string becomes ['/bin/sh', '-c', string]."""
+        return exec_form(self.command)  # type: ignore[attr-defined]
+
+
+class ServiceSpec(_ContainerChecks):
     """A container that runs beside a job's main container (a database, a web service), on the
     job's private network, reachable by its name. It is stopped and removed with the job."""
 
@@ -201,42 +240,8 @@ class ServiceSpec(BaseModel):
     allow_exit: bool = Field(
         default=False, description="May exit on its own while the job runs (else that fails the job)")
 
-    @field_validator("image")
-    @classmethod
-    def _valid_image(cls, v: str) -> str:
-        parse_image(v.strip())
-        return v.strip()
 
-    @field_validator("command")
-    @classmethod
-    def _nonempty_command(cls, v: list[str] | str | None) -> list[str] | str | None:
-        return _check_command(v)
-
-    @field_validator("env")
-    @classmethod
-    def _valid_env_names(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_env_names(v)
-
-    @field_validator("working_dir")
-    @classmethod
-    def _absolute_dir(cls, v: str | None) -> str | None:
-        return _check_absolute(v)
-
-    @field_validator("memory")
-    @classmethod
-    def _valid_memory(cls, v: str | None) -> str | None:
-        parse_memory(v)
-        return v
-
-    @property
-    def memory_bytes(self) -> int | None:
-        return parse_memory(self.memory)
-
-    def docker_command(self) -> list[str] | None:
-        return exec_form(self.command)
-
-
-class JobSpec(BaseModel):
+class JobSpec(_ContainerChecks):
     """What to run. `command` is a list (exec form) or a string run by the image's shell."""
 
     model_config = ConfigDict(extra="forbid")
@@ -282,38 +287,6 @@ class JobSpec(BaseModel):
         "service; healthy when it has a healthcheck, else started)")
     service_start_timeout: float = Field(
         default=120, gt=0, le=86400, description="Seconds the services may take to meet the conditions waited for")
-
-    @field_validator("image")
-    @classmethod
-    def _valid_image(cls, v: str) -> str:
-        parse_image(v.strip())
-        return v.strip()
-
-    @field_validator("command")
-    @classmethod
-    def _nonempty_command(cls, v: list[str] | str | None) -> list[str] | str | None:
-        return _check_command(v)
-
-    @field_validator("memory")
-    @classmethod
-    def _valid_memory(cls, v: str | None) -> str | None:
-        parse_memory(v)
-        return v
-
-    @field_validator("env", "secrets")
-    @classmethod
-    def _valid_env_names(cls, v: dict[str, str]) -> dict[str, str]:
-        for name in v:
-            if not _ENV_NAME_RE.match(name):
-                raise JobSpecError(f"environment variable name {name!r} is not valid")
-        return v
-
-    @field_validator("working_dir", "output_dir")
-    @classmethod
-    def _absolute_dir(cls, v: str | None) -> str | None:
-        if v is not None and not PurePosixPath(v).is_absolute():
-            raise JobSpecError(f"{v!r} must be an absolute path inside the container")
-        return v
 
     @model_validator(mode="after")
     def _no_overlap(self) -> JobSpec:
@@ -381,16 +354,8 @@ class JobSpec(BaseModel):
         return any(w.get(service) == "service_completed_successfully" for w in waits)
 
     @property
-    def memory_bytes(self) -> int | None:
-        return parse_memory(self.memory)
-
-    @property
     def digest(self) -> str | None:
         return parse_image(self.image)[2]
-
-    def docker_command(self) -> list[str] | None:
-        """The command in exec form: a shell string becomes ['/bin/sh', '-c', string]."""
-        return exec_form(self.command)
 
     def display_command(self) -> str:
         if self.command is None:
