@@ -28,7 +28,7 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from run import pct, start_server, start_stock_worker, start_swarmsync, sync_client  # noqa: E402 - bench/run.py helpers
+from run import pct, start_server, start_stock_worker, start_swarmsync, stop, sync_client  # noqa: E402 - bench/run.py helpers
 
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
@@ -102,8 +102,7 @@ def bench_swarmsync(image: str, jobs: int, lead: float, spread: float, home: Pat
                 container_late.append((datetime.fromisoformat(started) - at).total_seconds())
         return {**summary(flow_late), "container": summary(container_late), "failed": failed}
     finally:
-        os.killpg(up.pid, 15)
-        up.wait(30)
+        stop(up)
 
 
 def bench_stock(image: str, jobs: int, lead: float, spread: float, home: Path, port: int) -> dict:
@@ -123,10 +122,8 @@ def bench_stock(image: str, jobs: int, lead: float, spread: float, home: Path, p
                 if runs[i].start_time]
         return {**summary(late), "failed": sum(r.state.type.value != "COMPLETED" for r in runs.values())}
     finally:
-        for proc in (worker, server):
-            if proc and proc.poll() is None:
-                os.killpg(proc.pid, 15)
-                proc.wait(30)
+        stop(worker)  # killed after a grace if it hangs
+        stop(server)
 
 
 def run_lateness(image: str, tmp: Path, jobs: int = 20, lead: float = 30, spread: float = 0.5,

@@ -10,8 +10,10 @@ folder; nothing of the user's ~/.swarmsync is touched.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +29,66 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_PASSWORD_FILE = Path("/etc/swarmsync/redis.pass")  # written by infra/host-setup.sh
 sys.path.insert(0, str(ROOT))
+
+
+STARTED: list[subprocess.Popen] = []  # every process group this run started; stopped whatever happens
+GRACE_S = 20  # how long a stopped process group gets before it is killed
+
+
+def spawn(args: list[str], **kwargs) -> subprocess.Popen:
+    """Start a process in a session (process group) of its own and remember it for `stop_all`."""
+    proc = subprocess.Popen(args, start_new_session=True, **kwargs)
+    STARTED.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen | None, grace: float = GRACE_S) -> None:
+    """SIGTERM the process's group, SIGKILL the group after `grace` s (a stock worker can take
+    longer than 30 s to stop, or hang); never raises."""
+    if proc is None:
+        return
+    for sig, wait_s in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:  # the leader is gone: its children (server, services) still get killed
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        break
+    if proc in STARTED:
+        STARTED.remove(proc)
+
+
+def stop_all() -> None:
+    while STARTED:
+        stop(STARTED[-1])
+
+
+atexit.register(stop_all)
+HEADER = (f"{'system':<18}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'submit s':>10}{'idle MB':>9}{'peak MB':>9}"
+          f"{'lost/failed':>12}{'worker CPU/job':>16}{'server CPU/job':>16}")
+
+
+def print_row(name: str, r: dict) -> None:
+    """One system's row, printed (and flushed) as soon as it is measured."""
+    print(f"{name:<18}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}{r.get('submit_s', 0):>10.1f}"
+          f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>12}"
+          f"{r.get('worker_cpu', 0):>15.2f}s{r.get('server_cpu', 0):>15.2f}s", flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -98,8 +160,8 @@ def fresh_pg_database(admin_url: str) -> str:
 def start_server(home: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = spawn([sys.executable, "-m", "prefect", "server", "start", "--port", str(port)],
+                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     import httpx
 
     for _ in range(240):
@@ -109,6 +171,7 @@ def start_server(home: Path, port: int) -> subprocess.Popen:
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
+    stop(proc)
     raise RuntimeError("prefect server did not start")
 
 
@@ -209,21 +272,32 @@ def sync_client(port: int):
 
 def start_swarmsync(home: Path, port: int) -> subprocess.Popen:
     """`swarmsync up` under `home` on `port`, in its own session; returns once it is up."""
-    os.environ.update({"SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(port)})
+    os.environ.update({"SWARMSYNC_HOME": str(home), "SWARMSYNC_PORT": str(port),  # API and dashboard: free ports
+                       "SWARMSYNC_API_PORT": str(free_port()), "SWARMSYNC_DASHBOARD_PORT": str(free_port())})
     os.environ.pop("PREFECT_API_URL", None)
-    up = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "up"], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, start_new_session=True)
+    up = spawn([sys.executable, "-m", "swarmsync.cli.main", "up"], stdout=subprocess.PIPE,
+               stderr=subprocess.STDOUT)
+    said = []
     for line in iter(up.stdout.readline, b""):
+        said.append(line.decode(errors="replace"))
         if b"SwarmSync is up" in line:
             break
     else:
-        raise RuntimeError("swarmsync up failed")
+        stop(up)
+        raise RuntimeError("swarmsync up failed:\n" + "".join(said[-20:]))
     threading.Thread(target=lambda: [None for _ in iter(up.stdout.readline, b"")], daemon=True).start()
     return up
 
 
 def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int) -> dict:
     up = start_swarmsync(home, port)
+    try:
+        return _bench_swarmsync(up, image, singles, burst, port)
+    finally:
+        stop(up)
+
+
+def _bench_swarmsync(up: subprocess.Popen, image: str, singles: int, burst: int, port: int) -> dict:
     import swarmsync
     from swarmsync.settings import get_settings
 
@@ -248,12 +322,8 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
                                     capture_output=True, text=True).stdout.split()[0])
     server_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "prefect[_ ]server"],  # + services
                                                   capture_output=True, text=True).stdout.split()]
-    try:
-        return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker_pid],
-                            create_many, server_pids=lambda: server_pids)
-    finally:
-        os.killpg(up.pid, 15)
-        up.wait(30)
+    return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker_pid],
+                        create_many, server_pids=lambda: server_pids)
 
 
 def start_stock_worker(client, home: Path, port: int):
@@ -270,9 +340,8 @@ def start_stock_worker(client, home: Path, port: int):
         entrypoint="bench/stock_flow.py:stock_container_job", path=str(ROOT),
         pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
     )
-    worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "stock",
-                               "--type", "process"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    worker = spawn([sys.executable, "-m", "prefect", "worker", "start", "--pool", "stock",
+                    "--type", "process"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     while not any(w.status and w.status.value == "ONLINE" for w in client.read_workers_for_work_pool("stock")):
         time.sleep(0.5)
     return dep_id, worker
@@ -295,10 +364,8 @@ def bench_stock(image: str, singles: int, burst: int, home: Path, port: int) -> 
         return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker.pid],
                             server_pids=lambda: [server.pid])
     finally:
-        for proc in (worker, server):
-            if proc and proc.poll() is None:
-                os.killpg(proc.pid, 15)
-                proc.wait(30)
+        stop(worker)  # the stock worker may hang on SIGTERM: its group is killed after the grace
+        stop(server)
 
 
 def main() -> None:
@@ -308,6 +375,8 @@ def main() -> None:
     parser.add_argument("--stock-burst", type=int, default=20,
                         help="burst size for stock Prefect (it manages ~13 jobs/min here; 100 takes ~8 min)")
     parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument("--follow", action="store_true",
+                        help="also time following output: 10,000 lines and 100 MB (follow.py), vs docker logs")
     parser.add_argument("--lateness", action="store_true", help="also start lateness of 20 delayed jobs (lateness.py)")
     parser.add_argument(
         "--postgres", default=os.environ.get("SWARMSYNC_TEST_PG"),
@@ -331,38 +400,58 @@ def main() -> None:
 
     image = ensure_busybox_image(docker.from_env())
     tmp = Path(tempfile.mkdtemp(prefix="swarmsync-bench-"))
-    results = {"raw docker run": bench_raw_docker(image, max(args.singles, 10))}
-    results["SwarmSync"] = bench_swarmsync(image, args.singles, args.burst, tmp / "swarmsync", 4411)
-    if args.postgres:
-        pg_url = fresh_pg_database(args.postgres)
-        os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = pg_url.replace("+psycopg", "+asyncpg")
-        results["SwarmSync (PG)"] = bench_swarmsync(image, args.singles, args.burst, tmp / "swarmsync-pg", 4413)
-        if args.prefect_redis:  # the same, with Prefect as separate API and services processes
-            os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_pg_database(args.postgres).replace(
-                "+psycopg", "+asyncpg")
-            redis.Redis.from_url(args.prefect_redis).flushdb()
-            os.environ["SWARMSYNC_PREFECT_REDIS_URL"] = args.prefect_redis
-            results["SwarmSync (PG+R)"] = bench_swarmsync(image, args.singles, args.burst,
-                                                         tmp / "swarmsync-pg-redis", 4414)
-            os.environ.pop("SWARMSYNC_PREFECT_REDIS_URL")
-        os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL")
-    if not args.skip_stock:
-        results["stock Prefect"] = bench_stock(image, args.singles, args.stock_burst, tmp / "stock", 4412)
-    if args.lateness:
-        from lateness import print_lateness, run_lateness
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally blocks and atexit run on a plain kill too
+    results: dict[str, dict] = {}
 
-        print_lateness(run_lateness(image, tmp, stock=not args.skip_stock, postgres=args.postgres), 20)
-    if os.environ.get("SWARMSYNC_BENCH_KEEP"):
-        print(f"logs kept in {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{'system':<18}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'submit s':>10}{'idle MB':>9}{'peak MB':>9}"
-          f"{'lost/failed':>12}{'worker CPU/job':>16}{'server CPU/job':>16}")
-    for name, r in results.items():
-        print(f"{name:<18}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}{r.get('submit_s', 0):>10.1f}"
-              f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>12}"
-              f"{r.get('worker_cpu', 0):>15.2f}s{r.get('server_cpu', 0):>15.2f}s")
-    raw, ss = results["raw docker run"], results["SwarmSync"]
+    def measured(name: str, measure) -> None:
+        try:
+            results[name] = measure()
+        except Exception as exc:  # noqa: BLE001 - one system failing keeps the rows of the others
+            print(f"{name:<18}failed: {type(exc).__name__}: {exc}", flush=True)
+            return
+        print_row(name, results[name])
+
+    print(HEADER, flush=True)
+    try:
+        measured("raw docker run", lambda: bench_raw_docker(image, max(args.singles, 10)))
+        measured("SwarmSync", lambda: bench_swarmsync(image, args.singles, args.burst, tmp / "swarmsync", 4411))
+        if args.postgres:
+            pg_url = fresh_pg_database(args.postgres)
+            os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = pg_url.replace("+psycopg", "+asyncpg")
+            measured("SwarmSync (PG)", lambda: bench_swarmsync(image, args.singles, args.burst,
+                                                               tmp / "swarmsync-pg", 4413))
+            if args.prefect_redis:  # the same, with Prefect as separate API and services processes
+                os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_pg_database(args.postgres).replace(
+                    "+psycopg", "+asyncpg")
+                redis.Redis.from_url(args.prefect_redis).flushdb()
+                os.environ["SWARMSYNC_PREFECT_REDIS_URL"] = args.prefect_redis
+                measured("SwarmSync (PG+R)", lambda: bench_swarmsync(image, args.singles, args.burst,
+                                                                     tmp / "swarmsync-pg-redis", 4414))
+                os.environ.pop("SWARMSYNC_PREFECT_REDIS_URL")
+            os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL")
+        if not args.skip_stock:
+            measured("stock Prefect", lambda: bench_stock(image, args.singles, args.stock_burst, tmp / "stock", 4412))
+        if args.follow:
+            from follow import print_follow, run_follow
+
+            print_follow(run_follow(image, tmp / "follow"))
+        if args.lateness:
+            from lateness import print_lateness, run_lateness
+
+            print_lateness(run_lateness(image, tmp, stock=not args.skip_stock, postgres=args.postgres), 20)
+    finally:
+        stop_all()
+        if os.environ.get("SWARMSYNC_BENCH_KEEP"):
+            print(f"logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print_ratios(results, args.burst)
+
+
+def print_ratios(results: dict[str, dict], burst: int) -> None:
+    raw, ss = results.get("raw docker run"), results.get("SwarmSync")
+    if not raw or not ss:
+        return
     if "SwarmSync (PG)" in results:
         pg = results["SwarmSync (PG)"]
         print(f"SwarmSync with Prefect on PostgreSQL vs SQLite: throughput {pg['per_min'] / ss['per_min']:.1f}x")
@@ -378,7 +467,7 @@ def main() -> None:
               f"{ss['per_min'] / st['per_min']:.1f}x, peak RSS {st['peak_mb'] / max(ss['peak_mb'], 1):.1f}x less")
     if ss["peak_mb"]:
         print(f"SwarmSync worker RSS growth under burst: {(ss['peak_mb'] - ss['idle_mb']):.0f} MB "
-              f"for up to {args.burst} jobs")
+              f"for up to {burst} jobs")
 
 
 if __name__ == "__main__":

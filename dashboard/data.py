@@ -16,8 +16,12 @@ from swarmsync.client import APIError, Client, JobRow, RemoteJob, dashboard_sett
 from swarmsync.spec import JobSpec
 
 SECRET_MASK = "***"
-TABLE_COLUMNS = ["id", "state", "user", "image", "command", "tags", "queue", "created", "started", "ended",
-                 "duration_s"]
+TABLE_COLUMNS = ["id", "state", "exit_code", "duration_s", "user", "image", "command", "tags", "queue", "created",
+                 "started", "ended"]
+STATE_COLOURS = {  # Prefect state type -> background of the state cell (the Prefect UI's hues, lighter)
+    "COMPLETED": "#d3f9d8", "FAILED": "#ffe3e3", "CRASHED": "#ffd8a8", "CANCELLED": "#e9ecef",
+    "CANCELLING": "#e9ecef", "RUNNING": "#d0ebff", "PENDING": "#fff3bf", "SCHEDULED": "#fff9db", "PAUSED": "#e5dbff",
+}
 
 
 def api_url() -> str:
@@ -39,6 +43,13 @@ def login(username: str, password: str, url: str | None = None,
     person's address (`browser_address()`), sent as X-Forwarded-For so that the API's per-address
     lockout and audit see them, not the dashboard's host."""
     client = Client.login(url or api_url(), username, password, forwarded_for=browser)
+    return client, client.me()
+
+
+def login_with_link(secret: str, url: str | None = None,
+                    browser: str | None = None) -> tuple[Client, dict[str, Any]]:
+    """Exchange a one-time login link's secret for a session (`POST /auth/link`); returns the client and `/me`."""
+    client = Client.from_login_link(url or api_url(), secret, forwarded_for=browser)
     return client, client.me()
 
 
@@ -77,6 +88,20 @@ def table(rows: list[JobRow]) -> list[dict[str, Any]]:
     """Rows as a table shows them (TABLE_COLUMNS): tags as one text, no user as ''."""
     return [{**row.model_dump(include=set(TABLE_COLUMNS)), "state": row.state or "Unknown", "user": row.user or "",
              "tags": ", ".join(row.tags), "queue": row.queue or ""} for row in rows]
+
+
+def styled_table(rows: list[JobRow]) -> Any:
+    """The jobs table as a pandas Styler: state cells coloured by state type, duration in seconds (1 decimal)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(table(rows), columns=TABLE_COLUMNS)
+    frame["exit_code"] = frame["exit_code"].astype("Int64")
+    colours = [STATE_COLOURS.get(row.state_type or "", "") for row in rows]
+
+    def state_colour(column: Any) -> list[str]:
+        return [f"background-color: {c}" if c else "" for c in colours]
+
+    return frame.style.apply(state_colour, subset=["state"]).format({"duration_s": "{:.1f}"}, na_rep="")
 
 
 def filter_rows(rows: list[JobRow], states: list[str] | None = None, image: str = "", tag: str = "",
@@ -125,6 +150,25 @@ def state_history(job: RemoteJob) -> list[dict[str, Any]]:
 
 def log_tail(job: RemoteJob, lines: int = 200) -> str:
     return "\n".join(message for _ts, _name, message in job.logs()[-lines:])
+
+
+def live_tail(state: Any, job: RemoteJob, lines: int = 200, max_batches: int = 50) -> list[str]:
+    """The last `lines` lines of the job's log, kept in `state` (st.session_state) between refreshes:
+    each refresh reads only what is new, a batch per request (at most `max_batches` at a time)."""
+    from collections import deque
+
+    from swarmsync.client import LogFollower
+
+    key = f"live_tail:{job.id}"
+    follower, tail = state.get(key) or (LogFollower(job.log_batch), deque(maxlen=lines))
+    for _ in range(max_batches):
+        new, more = follower.read()
+        for entry in new:
+            tail.extend(entry.message.split("\n"))
+        if not more:
+            break
+    state[key] = (follower, tail)
+    return list(tail)
 
 
 def manifest(job: RemoteJob) -> dict[str, Any] | None:
@@ -309,6 +353,20 @@ def users(client: Client) -> list[dict[str, Any]]:
 
 def tokens(client: Client) -> list[dict[str, Any]]:
     return client.tokens(everyone=True)
+
+
+def keys(client: Client, user: str | None = None) -> list[dict[str, Any]]:
+    """SSH login keys: one's own, or (admins) `user`'s; the columns a table shows."""
+    return [{k: row[k] for k in ("fingerprint", "key_type", "comment", "created_at", "last_used_at")}
+            for row in client.keys(user)]
+
+
+def add_key(client: Client, public_key: str, user: str | None = None) -> dict[str, Any]:
+    return client.add_key(public_key.strip(), user)
+
+
+def remove_key(client: Client, fingerprint: str, user: str | None = None) -> dict[str, Any]:
+    return client.remove_key(fingerprint, user)
 
 
 def audit(client: Client, limit: int = 200) -> list[dict[str, Any]]:

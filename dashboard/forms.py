@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from swarmsync.client import dashboard_settings
+from swarmsync.client import dashboard_settings, load_compose
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 
@@ -56,6 +56,8 @@ class SubmitForm:
     queue: str = ""
     at: datetime | None = None
     inputs: list[Upload] = field(default_factory=list)
+    compose: str = ""  # a compose file: its main service is the job (image, command, env... come from it)
+    main_service: str = ""
 
 
 def _pairs(text: str, name: str, errors: dict[str, str]) -> dict[str, str]:
@@ -139,11 +141,33 @@ def build_submission(form: SubmitForm) -> tuple[JobSpec | None, dict[str, str], 
             errors["command"] = f"cannot split the command: {exc}"
     if form.at is not None and form.at < datetime.now(UTC) - timedelta(minutes=1):
         errors["at"] = "the start time is in the past"
+    if form.compose.strip():
+        return _compose_submission(form, options, secrets, errors)
     try:
         spec = JobSpec(image=form.image.strip() or "x", command=command,
                        **{k: v for k, v in options.items() if v not in (None, [], {})})
     except (ValidationError, JobSpecError) as exc:
         errors.update(_field_errors(exc))
+        spec = None
+    return (None if errors else spec), secrets, errors
+
+
+COMPOSE_OPTIONS = ("timeout", "tags", "output_dir", "inputs")  # what the form adds to a compose file's job
+
+
+def _compose_submission(form: SubmitForm, options: dict[str, Any], secrets: dict[str, str],
+                        errors: dict[str, str]) -> tuple[JobSpec | None, dict[str, str], dict[str, str]]:
+    """A compose file's job: the main service's image, command and environment; the form adds
+    the timeout, tags, output folder, input files and secret."""
+    errors.pop("image", None)
+    if not form.main_service.strip():
+        errors["main_service"] = "name the main service: the one whose exit ends the job"
+        return None, secrets, errors
+    extra = {k: options[k] for k in COMPOSE_OPTIONS if options.get(k) not in (None, [], {})}
+    try:
+        spec = load_compose(form.compose, form.main_service.strip(), **extra)
+    except (ValidationError, JobSpecError) as exc:
+        errors["compose"] = _message(exc)
         spec = None
     return (None if errors else spec), secrets, errors
 

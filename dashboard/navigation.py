@@ -33,6 +33,7 @@ PAGES: list[PageSpec] = [
     PageSpec("schedules.py", "Schedules", ":material/schedule:", "schedules:read"),
     PageSpec("workers.py", "Workers", ":material/dns:", "health:read"),
     PageSpec("admin.py", "Admin", ":material/admin_panel_settings:", "users:manage"),
+    PageSpec("keys.py", "My keys", ":material/key:", "keys:own"),
     PageSpec("settings.py", "Settings", ":material/settings:"),
 ]
 

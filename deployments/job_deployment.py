@@ -12,7 +12,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.utilities.callables import parameter_schema
 
 JOB_ENTRYPOINT = "swarmsync.flows.container_job:container_job"
@@ -41,10 +41,13 @@ async def ensure_work_pool(
     try:
         await client.read_work_pool(name)
     except ObjectNotFound:
-        await client.create_work_pool(
-            WorkPoolCreate(name=name, type=worker_type, base_job_template=template), overwrite=False
-        )
-        return
+        try:
+            await client.create_work_pool(
+                WorkPoolCreate(name=name, type=worker_type, base_job_template=template), overwrite=False
+            )
+            return
+        except ObjectAlreadyExists:  # made meanwhile (a worker starting creates its pool): as if it existed
+            pass
     if policy:
         await client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
 

@@ -92,11 +92,11 @@ def create_pool(name: str, **policy: Any) -> str:
 def _check_archive_block(slug: str) -> None:
     from prefect.exceptions import ObjectNotFound
 
-    from swarmsync.archive import get_archive_store
+    from swarmsync.archive import ArchiveStoreError, check_store, get_archive_store
 
     try:
-        get_archive_store(slug)
-    except (ValueError, TypeError, ObjectNotFound) as exc:
+        check_store(get_archive_store(slug))  # loads, and writes/reads/deletes a probe file: reachable from here
+    except (ValueError, TypeError, ObjectNotFound, ArchiveStoreError) as exc:
         raise ValueError(f"archive_block {slug!r}: {exc}") from None
 
 

@@ -46,6 +46,7 @@ from swarmsync.deployments.schedule_rules import (
     overlap_policy,
     to_deployment_schedule,
 )
+from swarmsync.flows.container_job import SCHEDULE_TAG  # one definition: the flow names a schedule's runs by it
 from swarmsync.jobs import JOB_FLOW_NAME, Job, prepare_spec
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
@@ -57,7 +58,6 @@ __all__ = [
     "add", "create", "delete", "get", "job_with", "list_schedules", "pause", "resume", "run",
 ]
 
-SCHEDULE_TAG = "swarmsync-schedule"
 
 
 class ScheduleNotFound(LookupError):
@@ -218,7 +218,7 @@ def create(
                 client, pool, name=name, concurrency_limit=limit, concurrency_options=concurrency,
                 parameters={"job": spec.model_dump(mode="json", exclude_defaults=True)},
                 schedules=creates, paused=paused, work_queue_name=queue,
-                tags=["swarmsync", SCHEDULE_TAG, *spec.tags],
+                tags=["swarmsync", SCHEDULE_TAG, f"{SCHEDULE_TAG}:{name}", *spec.tags],  # the runs' names say it
                 description=f"SwarmSync schedule {name}: {spec.image} {spec.display_command()}",
             )
 

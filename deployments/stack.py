@@ -20,6 +20,7 @@ import httpx
 
 from swarmsync.connection import api_healthy, api_url, prefect_api
 from swarmsync.db import migrate
+from swarmsync.deployments.ports import PortTaken, check_ports
 from swarmsync.settings import SwarmSyncSettings, get_settings
 
 
@@ -233,9 +234,24 @@ class Stack:
         (run_dir / f"{name}.pid").write_text(str(proc.pid))  # for operators and the multi-host tests
         return proc
 
+    def check_ports(self, api: bool = True, dashboard: bool = True) -> None:
+        """Every port this `up` will listen on is free (StackError naming the port and its setting
+        otherwise); the Prefect port only when SwarmSync starts its own server (no SWARMSYNC_API_URL)."""
+        s = self.settings
+        ports = [] if s.api_url else [("SWARMSYNC_PORT", s.host, s.port, "the Prefect server")]
+        if api:
+            ports.append(("SWARMSYNC_API_PORT", s.api_bind_host, s.api_port, "the SwarmSync API"))
+        if api and dashboard:
+            ports.append(("SWARMSYNC_DASHBOARD_PORT", s.dashboard_bind_host, s.dashboard_port, "the dashboard"))
+        try:
+            check_ports(ports)
+        except PortTaken as exc:
+            raise StackError(str(exc)) from None
+
     def start_server(self) -> None:
         check_mode(self.settings)
-        if api_healthy():
+        if self.settings.api_url:  # an existing Prefect server (SWARMSYNC_API_URL, `up --prefect-url`)
+            wait_for(api_healthy, f"the Prefect server at {self.settings.api_url}", 30)
             return
         (self.settings.home_dir / "prefect").mkdir(parents=True, exist_ok=True)
         split = split_server(self.settings)
@@ -270,7 +286,8 @@ class Stack:
             self._start_api_process(index, port, no_migrations)
         for index, port in enumerate(ha_backend_ports(self.settings), start=1):
             wait_for(lambda port=port: api_healthy(f"http://127.0.0.1:{port}/api"),
-                     f"Prefect API process {index} (log: {self.log_dir}/prefect-api-{index}.log)", 90,
+                     f"Prefect API process {index} (log: {self.log_dir}/prefect-api-{index}.log)",
+                     self.settings.start_timeout_seconds,
                      self.processes[f"prefect-api-{index}"])
         config = self.settings.home_dir / "haproxy.cfg"
         config.write_text(haproxy_config(self.settings))
@@ -316,15 +333,18 @@ class Stack:
         url = f"http://{self.settings.api_bind_host}:{self.settings.api_port}/health"
         proc = self._spawn("api", [sys.executable, "-m", "swarmsync.cli.main", "api"])
         wait_for(lambda: api_healthy(url.removesuffix("/health")), f"SwarmSync API (log: {self.log_dir}/api.log)",
-                 60, proc)
+                 self.settings.start_timeout_seconds, proc)
 
     def start_dashboard(self) -> None:
         """The Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (it talks to the SwarmSync API)."""
         url = f"http://{self.settings.dashboard_bind_host}:{self.settings.dashboard_port}/_stcore/health"
         proc = self._spawn("dashboard", dashboard_command(self.settings))
-        wait_for(lambda: _answers(url), f"dashboard (log: {self.log_dir}/dashboard.log)", 90, proc)
+        wait_for(lambda: _answers(url), f"dashboard (log: {self.log_dir}/dashboard.log)",
+                 self.settings.start_timeout_seconds, proc)
 
     def up(self, worker: bool = True, api: bool = True, dashboard: bool = True) -> None:
+        check_mode(self.settings)
+        self.check_ports(api, dashboard)
         self.start_server()
         self.prepare()
         if api:
@@ -335,7 +355,8 @@ class Stack:
             self.start_worker()
             with prefect_api():
                 wait_for(lambda: anyio.run(_worker_online, self.settings.work_pool),
-                         f"worker (log: {self.log_dir}/worker.log)", 60, self.processes["worker"])
+                         f"worker (log: {self.log_dir}/worker.log)", self.settings.start_timeout_seconds,
+                         self.processes["worker"])
 
     def stop(self) -> None:
         for proc in reversed(list(self.processes.values())):

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -42,10 +43,11 @@ from swarmsync.docker_runner import (
     start_or_adopt,
     thread_with_context,
 )
-from swarmsync.output import OutputCapture
+from swarmsync.output import Interleaved, OutputCapture
 from swarmsync.runtime import JobRuntime
+from swarmsync.service_group import GroupRun, group_output, start_or_adopt_group
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 
 
 class JobFailed(RuntimeError):
@@ -81,19 +83,27 @@ async def _resolve_secrets(spec: JobSpec) -> dict[str, str]:
     return values
 
 
-async def prepare_job(spec: JobSpec, runtime: JobRuntime) -> tuple[ResolvedImage, bytes | None]:
-    """Resolve the image per pull policy and verify every input file's SHA-256 (a step of
-    the flow, not a task: it costs no task run)."""
+async def prepare_job(
+    spec: JobSpec, runtime: JobRuntime
+) -> tuple[ResolvedImage, bytes | None, dict[str, ResolvedImage]]:
+    """Resolve the images per pull policy (the main's, and each service's) and verify every input
+    file's SHA-256 (a step of the flow, not a task: it costs no task run)."""
     logger = get_run_logger()
     client = docker_client(runtime.engine)
     pull_policy = spec.pull_policy or runtime.pull_policy or get_settings().pull_policy
     login = _registry_login(client, runtime.registry_credentials)
     image = await anyio.to_thread.run_sync(resolve_image, client, spec, pull_policy, login)
     logger.info("image %s resolved to %s", spec.image, image.digest)
+    service_images = {}
+    for name, service in spec.services.items():
+        as_job = JobSpec(image=service.image, pull_policy=spec.pull_policy)
+        resolved = await anyio.to_thread.run_sync(resolve_image, client, as_job, pull_policy, login)
+        service_images[name] = resolved
+        logger.info("service %s: image %s resolved to %s", name, service.image, resolved.digest)
     inputs = await anyio.to_thread.run_sync(input_archive, spec)
     if spec.inputs:
         logger.info("%d input file(s) verified by SHA-256", len(spec.inputs))
-    return image, inputs
+    return image, inputs, service_images
 
 
 def _registry_login(client: Any, credentials: Any | None) -> Callable[[], None] | None:
@@ -125,6 +135,7 @@ async def _watch_cancellation(flow_run_id: str, run: ContainerRun, runtime: JobR
 @task(name="run-container", persist_result=False)
 async def run_container(
     spec: JobSpec, image: ResolvedImage, inputs: bytes | None, secret_values: dict[str, str],
+    service_images: dict[str, ResolvedImage] | None = None,
 ) -> ContainerOutcome:
     """Start (or, after a worker died, adopt) the container, stream and wait for it; harvest its output folder."""
     runtime = JobRuntime.current()
@@ -133,18 +144,32 @@ async def run_container(
     spool = settings.home_dir / "spool" / flow_run_id
     shutil.rmtree(spool, ignore_errors=True)
     loggers = {s: _stream_logger(s) for s in ("stdout", "stderr", "marker")}
-    capture = OutputCapture(
-        spool, lambda stream, line: loggers[stream].info(line), settings.log_cap_bytes,
-        secrets=list(secret_values.values()), max_bytes=runtime.policy.max_output_bytes,
-    )
     client = docker_client(runtime.engine)
     await _finish_removals(runtime)  # a retry must not find (and adopt) the previous attempt's container
-    run: ContainerRun | None = None
-    try:
-        run, remaining, started, adopted = await anyio.to_thread.run_sync(
-            start_or_adopt, client, spec, image, runtime.policy, flow_run_id, secret_values, capture, inputs,
-            _worker_name(), runtime.pool,
+    run: ContainerRun | GroupRun | None = None
+    if spec.services:  # a group: a capture per container, one interleaved output.txt
+        captures, interleaved = group_output(
+            spool, lambda stream, line: loggers[stream].info(line), settings.log_cap_bytes,
+            list(secret_values.values()), runtime.policy.max_output_bytes, spec)
+        close_output = partial(_close_group_output, captures, interleaved)
+    else:
+        capture = OutputCapture(
+            spool, lambda stream, line: loggers[stream].info(line), settings.log_cap_bytes,
+            secrets=list(secret_values.values()), max_bytes=runtime.policy.max_output_bytes,
         )
+        close_output = capture.close
+    try:
+        if spec.services:
+            images = {**(service_images or {}), spec.main_service: image}
+            run, remaining, started, adopted = await anyio.to_thread.run_sync(
+                start_or_adopt_group, client, spec, images, runtime.policy, flow_run_id, secret_values, captures,
+                interleaved, inputs, _worker_name(), runtime.pool,
+            )
+        else:
+            run, remaining, started, adopted = await anyio.to_thread.run_sync(
+                start_or_adopt, client, spec, image, runtime.policy, flow_run_id, secret_values, capture, inputs,
+                _worker_name(), runtime.pool,
+            )
         if adopted:
             get_run_logger().warning(
                 "resuming: following container %s left by a previous worker", run.container.short_id
@@ -158,13 +183,16 @@ async def run_container(
             note = await anyio.to_thread.run_sync(run.harvest, spec.output_dir, dest, runtime.policy.max_files_bytes)
             if run.cap_reason == "files-cap" and reason is None:
                 reason = "files-cap"
-        result = ContainerOutcome(
-            exit_code, reason, outcome.describe(spec, exit_code, reason, runtime.policy), started, time.time()
-        )
+        message = outcome.describe(spec, exit_code, reason, runtime.policy)
+        if isinstance(run, GroupRun):
+            message = run.failure if reason == "service" and run.failure else message
+        result = ContainerOutcome(exit_code, reason, message, started, time.time())
         if spec.output_dir:
             result.output_note = note
+        if isinstance(run, GroupRun):
+            result.extra["containers"] = run.manifest()
     finally:
-        capture.close()
+        close_output()
         if run is not None:
             _remove_soon(run, runtime)
     if outcome.is_failure(spec, exit_code, reason):
@@ -172,7 +200,13 @@ async def run_container(
     return result
 
 
-def _remove_soon(run: ContainerRun, runtime: JobRuntime) -> None:
+def _close_group_output(captures: dict[str, OutputCapture], interleaved: Interleaved) -> None:
+    for capture in captures.values():
+        capture.close()
+    interleaved.close()
+
+
+def _remove_soon(run: ContainerRun | GroupRun, runtime: JobRuntime) -> None:
     """Remove the container in the background while the result is archived; the flow waits
     for it before it ends (see `_finish_removals`)."""
     thread = thread_with_context(run.remove)
@@ -198,8 +232,10 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     for name in archive.TEXT_FILES:  # a job refused before it ran still gets (empty) .txt files
         (spool / name).touch()
     manifest = outcome.build_manifest(spec, image, result, state, _worker_name())
-    store = await anyio.to_thread.run_sync(archive.get_archive_store, runtime.archive_block)
-    location, manifest = await archive.write_archive(flow_run_id, spool, manifest, store)
+    try:
+        location, manifest = await _store_archive(flow_run_id, spool, manifest, runtime.archive_block)
+    except archive.ArchiveStoreError as exc:  # the outcome is kept (indexed); the files stay on this host
+        return await _keep_unstored(flow_run_id, spool, manifest, runtime, exc)
     shutil.rmtree(spool, ignore_errors=True)
     ids = {"flow_run_id": ctx.task_run.flow_run_id, "task_run_id": ctx.task_run.id}
     artifacts = [  # Prefect's own artifact kinds, formatted by Prefect, sent with explicit run ids
@@ -221,6 +257,40 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     return manifest
 
 
+async def _store_archive(job_id: str, spool: Path, manifest: dict[str, Any],
+                         block: str | None) -> tuple[str, dict[str, Any]]:
+    """Write the archive, trying SWARMSYNC_ARCHIVE_WRITE_ATTEMPTS times (2, 4, ... s apart) when
+    its store cannot be loaded or reached; the last failure is raised as ArchiveStoreError."""
+    attempts = get_settings().archive_write_attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            try:
+                store = await anyio.to_thread.run_sync(archive.get_archive_store, block)
+            except Exception as exc:  # noqa: BLE001 - a deleted block, Prefect unreachable, ...
+                raise archive.ArchiveStoreError(
+                    f"archive store {block or 'SWARMSYNC_ARCHIVE_BLOCK'} cannot be loaded: "
+                    f"{type(exc).__name__}: {str(exc)[:300]}") from None
+            return await archive.write_archive(job_id, spool, manifest, store)
+        except archive.ArchiveStoreError as exc:
+            if attempt == attempts:
+                raise
+            logging.getLogger("swarmsync.archive").warning("archive of job %s: %s; trying again", job_id, exc)
+            await anyio.sleep(2 * attempt)
+    raise AssertionError("unreachable")
+
+
+async def _keep_unstored(job_id: str, spool: Path, manifest: dict[str, Any], runtime: JobRuntime,
+                         exc: Exception) -> dict[str, Any]:
+    """The store stayed unreachable: index the outcome with no location (downloads then say why),
+    keep the files and manifest.json in the spool on this worker host, and say so in the run's message."""
+    manifest = await anyio.to_thread.run_sync(archive.spool_manifest, job_id, spool, manifest)
+    note = f"archive not stored ({exc}); its files are kept on worker host {socket.gethostname()} in {spool}"
+    get_run_logger().error(note)
+    indexed = {**manifest, "message": f"{manifest.get('message') or ''}; {note}".lstrip("; ")}
+    await anyio.to_thread.run_sync(archive.index_archive, indexed, "", runtime.archive_block)
+    return {**manifest, "archive_error": note}
+
+
 async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
     """The run's summary and its link to the archive, created at once."""
     async with get_client() as client, anyio.create_task_group() as tg:
@@ -228,7 +298,23 @@ async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
             tg.start_soon(client.create_artifact, artifact)
 
 
-@flow(name="container-job", persist_result=False, log_prints=True)
+SCHEDULE_TAG = "swarmsync-schedule"  # the tag of a schedule's deployment, which its runs inherit
+
+
+def job_flow_run_name() -> str:
+    """The run's name in the Prefect UI (set by the engine when the run starts): the job's image
+    and command, trimmed; a schedule's runs start with the schedule's name. Runs submitted
+    through SwarmSync are named so at creation already (swarmsync.jobs.submit)."""
+    ctx = FlowRunContext.get()
+    try:
+        prefix = f"{SCHEDULE_TAG}:"  # a schedule's deployment tags its runs with its name (no API call here)
+        schedule = next((t.removeprefix(prefix) for t in ctx.flow_run.tags or [] if t.startswith(prefix)), None)
+        return job_run_name((ctx.parameters or {}).get("job") or {}, schedule)
+    except Exception:  # noqa: BLE001 - a name is never worth failing a job
+        return ctx.flow_run.name
+
+
+@flow(name="container-job", persist_result=False, log_prints=True, flow_run_name=job_flow_run_name)
 async def container_job(job: JobSpec) -> State:
     """Run `job` in a container on this worker's Docker engine and archive the result."""
     logger = get_run_logger()
@@ -257,12 +343,12 @@ async def _run_job(spec: JobSpec, runtime: JobRuntime, logger: Any) -> State:
     try:
         spec = runtime.check(spec)  # who may use the pool, and the job as it runs: before anything is pulled
         secret_values = await _resolve_secrets(spec)
-        image, inputs = await prepare_job(spec, runtime)
+        image, inputs, service_images = await prepare_job(spec, runtime)
         runner = run_container.with_options(
             retries=spec.retries, retry_delay_seconds=spec.retry_delay,
             retry_condition_fn=lambda _t, _r, state: not _refused(state),
         )
-        result = await runner(spec, image, inputs, secret_values)
+        result = await runner(spec, image, inputs, secret_values, service_images or None)
     except JobFailed as exc:
         result = exc.outcome
     except (JobRefused, JobSpecError) as exc:
@@ -273,7 +359,8 @@ async def _run_job(spec: JobSpec, runtime: JobRuntime, logger: Any) -> State:
         result = ContainerOutcome(None, "error", f"error: {type(exc).__name__}: {exc}", started, time.time())
     final = outcome.final_state_type(spec, result.exit_code, result.reason)
     manifest = await archive_result(spec, image, result, final)
-    return outcome.final_state(final, result.message, outcome.summary(manifest))
+    message = f"{result.message}; {manifest['archive_error']}" if manifest.get("archive_error") else result.message
+    return outcome.final_state(final, message, outcome.summary(manifest))
 
 
 def _refused(state: State) -> bool:

@@ -3,7 +3,8 @@
 #
 #   bash infra/host-setup.sh demo   # Docker engine, busybox-static (the offline demo image), python3-venv
 #   bash infra/host-setup.sh test   # the same, plus PostgreSQL, Redis (with a password), chromium,
-#                                   # haproxy (installed only; swarmsync up --ha and tests/multihost start it)
+#                                   # openssh-server (the SFTP tests start their own sshd) and haproxy
+#                                   # (installed only; swarmsync up --ha and tests/multihost start it)
 #
 # As root on Debian/Ubuntu it installs (apt-get, only what is missing) and starts (only what is
 # not running) each part. Otherwise it says exactly what is missing and the one command that
@@ -71,6 +72,9 @@ if [ "$MODE" = test ]; then
     || want haproxy "the load balancer of Prefect's HA shape (tests/multihost)"
   command -v nsenter >/dev/null 2>&1 || want util-linux "nsenter/unshare for infra/hosts.py"
   command -v ip >/dev/null 2>&1 || want iproute2 "network namespaces for infra/hosts.py"
+  command -v ssh-keygen >/dev/null 2>&1 && command -v ssh-agent >/dev/null 2>&1 \
+    || want openssh-client "ssh-keygen and ssh-agent for the key-login tests"
+  [ -x /usr/sbin/sshd ] || want openssh-server "the SFTP archive-store tests (they start their own sshd)"
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$root" = 1 ] && [ "$apt" = 1 ]; then

@@ -306,16 +306,16 @@ def start_server_stack(state: dict) -> None:
 
 
 def configure_archive(state: dict) -> None:
-    """The pool's archive: a RemoteFileSystem block on the server host's SFTP store. Its own SSH
-    connection per use (`skip_instance_cache`): fsspec would otherwise share one paramiko SFTP
-    session between the jobs archiving at once, and concurrent requests on it hang."""
+    """The pool's archive: a RemoteFileSystem block on the server host's SFTP store (each use
+    takes an SFTP session of its own from swarmsync.archive's pool: concurrent requests on one
+    paramiko session hang)."""
     code = f"""
 from prefect.filesystems import RemoteFileSystem
 from swarmsync.connection import prefect_api
 from swarmsync.deployments.pools import create_pool
 with prefect_api():
     store = RemoteFileSystem(basepath="sftp://{SERVER_IP}/archive",
-                             settings={{"host": "{SERVER_IP}", "username": "root", "skip_instance_cache": True}})
+                             settings={{"host": "{SERVER_IP}", "username": "root"}})
     store.save("hosts-archive", overwrite=True)
 create_pool("swarmsync", archive_block="remote-file-system/hosts-archive")
 """

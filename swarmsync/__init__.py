@@ -7,13 +7,16 @@
 
 from swarmsync import templates
 from swarmsync.client import APIError, Client
+from swarmsync.compose import ComposeError, load_compose
 from swarmsync.deployments import schedules
 from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
-from swarmsync.spec import InputFile, JobSpec, JobSpecError
+from swarmsync.spec import HealthCheck, InputFile, JobSpec, JobSpecError, ServiceSpec
 
 __all__ = [
     "APIError",
     "Client",
+    "ComposeError",
+    "HealthCheck",
     "InputFile",
     "Job",
     "JobNotFound",
@@ -24,6 +27,8 @@ __all__ = [
     "schedules",
     "templates",
     "list_jobs",
+    "load_compose",
+    "ServiceSpec",
     "submit",
     "submit_many",
     "Submission",

@@ -22,8 +22,10 @@ from typing import Any
 import httpx
 from prefect.client.schemas.objects import FlowRun
 
-from swarmsync.archive import ArchiveNotFound
+from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError, checked_chunks
+from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
+from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
 
@@ -91,6 +93,29 @@ class Client:
         client.session = body
         return client
 
+    @classmethod
+    def login_with_key(cls, url: str, username: str, key: str | Path, transport=None) -> Client:
+        """Open a session with an SSH key: sign the server's single-use nonce with `ssh-keygen -Y sign`
+        (`key`: the private key file, or its `.pub` whose private half is in ssh-agent)."""
+        from swarmsync.sshsign import sign
+
+        client = cls(url, transport=transport)
+        issued = client.request("POST", "/auth/challenge", json={"user": username}).json()
+        signature = sign(key, issued["nonce"], issued["namespace"])
+        return client.verify_key_login(username, issued["nonce"], signature)
+
+    def challenge(self, username: str) -> dict[str, Any]:
+        """A key-login nonce for `username` (`nonce`, `expires_at`, `namespace`): sign it, then `verify_key_login`."""
+        return self.request("POST", "/auth/challenge", json={"user": username}).json()
+
+    def verify_key_login(self, username: str, nonce: str, signature: str) -> Client:
+        """Send the signed nonce; on success this client carries the new session."""
+        body = self.request("POST", "/auth/verify",
+                            json={"user": username, "nonce": nonce, "signature": signature}).json()
+        self.http.headers["Authorization"] = f"Bearer {body['token']}"
+        self.session = body
+        return self
+
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
@@ -104,12 +129,25 @@ class Client:
             if response.status_code == 404 and path.startswith("/jobs/"):
                 downloads = ("/result", "/result.txt", "/files")
                 raise (ArchiveNotFound if path.endswith(downloads) else JobNotFound)(str(detail))
+            if response.status_code in (502, 503) and path.startswith("/jobs/") and \
+                    path.endswith(("/result", "/result.txt", "/files")):
+                raise (ArchiveCorrupt if response.status_code == 502 else ArchiveStoreError)(str(detail))
             error = {400: APIInputError, 422: APIInputError, 404: APINotFound}.get(response.status_code, APIError)
             raise error(response.status_code, f"{response.status_code}: {_reason(detail)}", detail, errors)
 
     # --- accounts -------------------------------------------------------------------
     def me(self) -> dict[str, Any]:
         return self.request("GET", "/me").json()
+
+    @classmethod
+    def from_login_link(cls, url: str, token: str, forwarded_for: str | None = None) -> Client:
+        """Open a session with a one-time login link's secret (`POST /auth/link`); it works once."""
+        client = cls(url)
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+        body = client.request("POST", "/auth/link", json={"token": token}, headers=headers).json()
+        client.http.headers["Authorization"] = f"Bearer {body['token']}"
+        client.session = body
+        return client
 
     def logout(self) -> None:
         self.request("POST", "/auth/logout")
@@ -133,6 +171,19 @@ class Client:
 
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         return self.request("DELETE", f"/tokens/{token_id}").json()
+
+    def keys(self, user: str | None = None) -> list[dict[str, Any]]:
+        """One's own SSH login keys, or (admins) `user`'s."""
+        return self.request("GET", f"/users/{user}/keys" if user else "/me/keys").json()
+
+    def add_key(self, public_key: str, user: str | None = None) -> dict[str, Any]:
+        """Register an OpenSSH public key line (`ssh-ed25519 AAAA... comment`) for oneself, or (admins) `user`."""
+        return self.request("POST", f"/users/{user}/keys" if user else "/me/keys",
+                            json={"public_key": public_key}).json()
+
+    def remove_key(self, fingerprint: str, user: str | None = None) -> dict[str, Any]:
+        """Remove a key by its fingerprint (SHA256:...); admins: anyone's with `user`."""
+        return self.request("DELETE", f"/users/{user}/keys/{fingerprint}" if user else f"/me/keys/{fingerprint}").json()
 
     def audit(self, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         """The newest audit events; `before`: older than this id (the last id of the previous page)."""
@@ -257,8 +308,13 @@ class Client:
     def iter_archive_file(self, job_id: str, name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """One archived file in chunks as the API streams it (`output.txt`, `stdout.txt`,
         `stderr.txt` or `files.tar.gz`). The request is made at once, so a refusal
-        (`ArchiveNotFound`, `APIError`) is raised here, before the first chunk."""
-        if name.endswith(".txt"):
+        (`ArchiveNotFound`, `APIError`) is raised here, before the first chunk. The bytes are
+        checked against the manifest's SHA-256 (`X-Archive-SHA256`) as they arrive; the last chunk
+        is held back until they match, else `ArchiveCorrupt` is raised."""
+        if name.startswith("services/") and name.count("/") == 2:  # a service's stdout/stderr
+            _, service, file = name.split("/")
+            path, params = f"/jobs/{job_id}/result.txt", {"stream": file.removesuffix(".txt"), "service": service}
+        elif name.endswith(".txt"):
             path, params = f"/jobs/{job_id}/result.txt", {"stream": name.removesuffix(".txt")}
         elif name == "files.tar.gz":
             path, params = f"/jobs/{job_id}/files", {}
@@ -270,9 +326,19 @@ class Client:
             response.close()
             self._raise_for(response, path)
 
+        expected = response.headers.get("X-Archive-SHA256")
+        size = response.headers.get("Content-Length")
+
         def chunks() -> Iterator[bytes]:
             try:
-                yield from response.iter_bytes(chunk_size)
+                if expected is None or size is None:  # an older server: nothing to check against
+                    yield from response.iter_bytes(chunk_size)
+                    return
+                yield from checked_chunks(response.iter_bytes(chunk_size), {"sha256": expected, "size": int(size)},
+                                          f"{name} of job {job_id}")
+            except httpx.RemoteProtocolError as exc:  # the server aborted: its own check failed
+                raise ArchiveCorrupt(f"{name} of job {job_id}: the download was cut short by the server "
+                                     f"(does not match its manifest, or the store failed): {exc}") from None
             finally:
                 response.close()
 
@@ -339,6 +405,17 @@ class RemoteJob(Job):
         params = {"after": after.isoformat()} if after else {}
         lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
         return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
+
+    def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if since:
+            params["after"] = since.isoformat()
+        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
+        return [LogEntry(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"], x.get("id") or "")
+                for x in lines]
+
+    def is_finished(self) -> bool:
+        return self.row().final
 
     def result(self) -> JobResult:
         manifest = self.client.request("GET", f"/jobs/{self.id}/result").json()

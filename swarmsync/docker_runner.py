@@ -172,6 +172,29 @@ class ContainerOutcome:
     extra: dict = field(default_factory=dict)
 
 
+def job_labels(flow_run_id: str, worker: str | None = None, pool: str | None = None) -> dict[str, str]:
+    """The labels on every container (and network) of a job: recovery and cleanup find them by these."""
+    from swarmsync.connection import api_url
+
+    labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: flow_run_id, LABEL_INSTANCE: api_url()}
+    if worker:
+        labels[LABEL_WORKER] = worker
+    if pool:
+        labels[LABEL_POOL] = pool
+    return labels
+
+
+def hardened(policy: HostPolicy) -> dict[str, Any]:
+    """What every container of a job gets, whatever it asks for."""
+    return {"detach": True, "stdin_open": False, "tty": False, "security_opt": ["no-new-privileges"],
+            "cap_drop": list(policy.cap_drop), "init": True}
+
+
+def limits(memory: int | None, cpu: float | None, pids_limit: int | None) -> dict[str, Any]:
+    return {"mem_limit": memory, "memswap_limit": memory,  # no swap beyond the memory limit
+            "nano_cpus": int(cpu * 1e9) if cpu else None, "pids_limit": pids_limit}
+
+
 def create_container(
     client: docker.DockerClient,
     spec: JobSpec,
@@ -181,23 +204,21 @@ def create_container(
     secret_values: dict[str, str],
     worker: str | None = None,
     pool: str | None = None,
+    group: dict[str, Any] | None = None,
 ) -> Container:
     """Create (not start) the job's container with limits and safe defaults: the job as the pool's
-    policy resolves and checks it (`HostPolicy.check`), so what was checked is what runs."""
+    policy resolves and checks it (`HostPolicy.check`), so what was checked is what runs.
+    `group` (a job with services): extra labels and the private network with the main's alias."""
     spec = policy.check(spec)
     if spec.command is None and spec.entrypoint is None:
         config = image_config(client, image.image_id)
         if not config.get("Cmd") and not config.get("Entrypoint"):
             raise JobSpecError(f"image {spec.image!r} has no default command: give a command")
-    memory = spec.memory_bytes
-    cpu = spec.cpu
-    from swarmsync.connection import api_url
-
-    labels = {LABEL_JOB: "1", LABEL_FLOW_RUN: flow_run_id, LABEL_INSTANCE: api_url()}
-    if worker:
-        labels[LABEL_WORKER] = worker
-    if pool:
-        labels[LABEL_POOL] = pool
+    labels = job_labels(flow_run_id, worker, pool)
+    network: dict[str, Any] = {"network": spec.network}
+    if group:
+        labels.update(group["labels"])
+        network = group["network"]
     device_requests = None
     if spec.gpus:
         count = -1 if spec.gpus == "all" else int(spec.gpus)
@@ -211,19 +232,11 @@ def create_container(
         user=spec.user or "",
         labels=labels,
         name=f"swarmsync-{flow_run_id}",
-        detach=True,
-        stdin_open=False,
-        tty=False,
         privileged=spec.privileged and policy.allow_privileged,
-        security_opt=["no-new-privileges"],
-        cap_drop=list(policy.cap_drop),
-        mem_limit=memory,
-        memswap_limit=memory,  # no swap beyond the memory limit
-        nano_cpus=int(cpu * 1e9) if cpu else None,
-        pids_limit=spec.pids_limit,
-        network=spec.network,
-        init=True,
         device_requests=device_requests,
+        **hardened(policy),
+        **limits(spec.memory_bytes, spec.cpu, spec.pids_limit),
+        **network,
     )
 
 

@@ -1,4 +1,4 @@
-"""Health checks of each part: Prefect API, Docker engine, database, Redis, workers."""
+"""Health checks of each part: Prefect API, Docker engine, database, Redis, workers, archive store."""
 
 from __future__ import annotations
 
@@ -144,8 +144,21 @@ def _redact(url: str) -> str:
         return url.split("@")[-1]
 
 
+def check_archive_store() -> Check:
+    """The installation's archive store (SWARMSYNC_ARCHIVE_BLOCK, else the local folder) takes a
+    probe file from here: written, read back, deleted. Credentials never appear in the detail."""
+    from swarmsync.archive import check_store, get_archive_store
+
+    block = get_settings().archive_block
+    try:
+        return Check("Archive store", True, check_store(get_archive_store(block)))
+    except Exception as exc:  # noqa: BLE001 - every failure means "cannot archive"
+        return Check("Archive store", False, f"{block or 'local folder'}: {type(exc).__name__}: {exc}"[:400])
+
+
 def run_checks() -> list[Check]:
-    return [check_prefect(), check_docker(), check_database(), check_redis(), check_workers()]
+    return [check_prefect(), check_docker(), check_database(), check_redis(), check_workers(),
+            check_archive_store()]
 
 
 def remote_checks() -> list[Check]:

@@ -6,6 +6,7 @@ and API. The CLI (and later the dashboard and HTTP API) call these same function
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,9 +35,10 @@ from pydantic import BaseModel, Field
 from swarmsync import archive
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
+from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import USER_LABEL, submitted_by, user_tag, without_user_tags
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
 
 JOB_FLOW_NAME = "container-job"
@@ -64,6 +66,8 @@ class JobRow(BaseModel):
     started: datetime | None = None
     ended: datetime | None = None
     duration_s: float | None = None
+    exit_code: int | None = Field(default=None, description="The container's exit code, once it ended "
+                                  "(read from the final state's message)")
     flow_run: FlowRun = Field(description="The Prefect flow run behind the job")
 
     @classmethod
@@ -79,8 +83,14 @@ class JobRow(BaseModel):
             command=" ".join(command) if isinstance(command, list) else (command or ""),
             tags=list(run.tags or []), queue=run.work_queue_name, created=run.created,
             scheduled=run.expected_start_time, started=run.start_time, ended=run.end_time, duration_s=duration,
-            flow_run=run,
+            exit_code=_exit_code(run.state.message if run.state and run.state.is_final() else None), flow_run=run,
         )
+
+
+def _exit_code(message: str | None) -> int | None:
+    """The exit code a final state's message names ('exit code 3', '... (exit code 137)'; swarmsync.outcome)."""
+    found = re.search(r"exit code (-?\d+)", message or "")
+    return int(found.group(1)) if found else None
 
 
 @dataclass
@@ -204,20 +214,21 @@ class Job:
                 if len(page) < 200:
                     return entries
 
+    @uses_prefect_api
+    def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
+        """One request: up to `limit` log lines at or after `since`, oldest first, with their ids."""
+        flt = LogFilter(flow_run_id={"any_": [UUID(self.id)]})
+        if since:
+            flt.timestamp = LogFilterTimestamp(after_=since)
+        with get_client(sync_client=True) as client:
+            page = client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=limit, offset=offset)
+        return [LogEntry(log.timestamp, log.name, log.message, str(log.id)) for log in page]
+
     def follow_logs(self, poll: float = 0.5) -> Iterator[tuple[datetime, str, str]]:
-        """Yield log lines as they arrive until the job ends (then the remainder)."""
-        seen: set[tuple] = set()
-        last: datetime | None = None
-        while True:
-            finished = self.is_finished()
-            for entry in self.logs(after=last):
-                if entry not in seen:
-                    seen.add(entry)
-                    last = entry[0]
-                    yield entry
-            if finished:
-                return
-            time.sleep(poll)
+        """Yield log lines as they arrive until the job ends and its last lines are read, in
+        order, without gaps or duplicates: a batch per poll (swarmsync/log_follow.py)."""
+        for entry in follow(self.log_batch, self.is_finished, poll):
+            yield entry[:3]
 
 
 @cache
@@ -275,6 +286,7 @@ def _run_request(spec: JobSpec, at: datetime | None, user: str | None = None) ->
     if tags != spec.tags:
         spec = spec.model_copy(update={"tags": tags})
     return {
+        "name": job_run_name(spec),
         "parameters": {"job": spec.model_dump(mode="json", exclude_defaults=True)},
         "tags": [*tags, user_tag(user)] if user else tags,
         "labels": {USER_LABEL: user} if user else None,
@@ -431,28 +443,63 @@ def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None
     `offset` skips that many of the whole list (paging); `user`: only those this user submitted
     through the API. Input file bytes are left out of the rows.
 
-    (Prefect sorts runs by due time but not by creation, and its run ids are random UUIDs.)"""
+    (Prefect sorts runs by due time but not by creation, and its run ids are random UUIDs.) Jobs
+    that share a due time (a batch sent with one `at`) are ordered by id, so pages never repeat
+    or skip one (see `_ordered_page`)."""
     conditions: dict[str, Any] = {}
     if state:
         conditions["state"] = {"name": {"any_": [state.capitalize()]}}
     if user:
         conditions["tags"] = {"all_": [user_tag(user)]}
     now = datetime.now(UTC)
-    due = FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(before_=now))
-    later = FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(
-        after_=now + timedelta(microseconds=1)))
+    due = {"before_": now}
+    later = {"after_": now + timedelta(microseconds=1)}
     flows = FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME]))
     runs: list[FlowRun] = []
     with get_client(sync_client=True) as client:
-        due_count = client.count_flow_runs(flow_filter=flows, flow_run_filter=due)
+        due_count = client.count_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, due))
         if offset < due_count:
-            runs = client.read_flow_runs(flow_filter=flows, flow_run_filter=due,
-                                         sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit, offset=offset)
+            runs = _ordered_page(client, flows, conditions, due, True, offset, limit)
         if len(runs) < limit:
-            runs += client.read_flow_runs(flow_filter=flows, flow_run_filter=later,
-                                          sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=limit - len(runs),
-                                          offset=max(offset - due_count, 0))
+            runs += _ordered_page(client, flows, conditions, later, False, max(offset - due_count, 0),
+                                  limit - len(runs))
     return [JobRow.from_flow_run(_without_input_bytes(run)) for run in runs]
+
+
+def _window(conditions: dict[str, Any], times: dict[str, datetime]) -> FlowRunFilter:
+    return FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(**times))
+
+
+def _ordered_page(client: Any, flows: FlowFilter, conditions: dict[str, Any], section: dict[str, datetime],
+                  newest_first: bool, offset: int, limit: int) -> list[FlowRun]:
+    """Runs `offset`..`offset + limit` of `section` in a total order: by expected start time
+    (newest or soonest first), then by id. Prefect sorts by time alone, so runs sharing a time
+    come in any order, and one that straddles a page edge could show on both pages or on neither
+    (PostgreSQL's top-N sort orders ties differently for different LIMIT/OFFSET). The page is read
+    as Prefect sorts it; then, at each of its two edge times, the runs at exactly that time are
+    read and placed by their rank (how many come strictly before that time, plus their order by id)."""
+    sort = FlowRunSort.EXPECTED_START_TIME_DESC if newest_first else FlowRunSort.EXPECTED_START_TIME_ASC
+    page = client.read_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, section), sort=sort,
+                                 limit=limit, offset=offset)
+    if not page:
+        return page
+    edges = {page[0].expected_start_time, page[-1].expected_start_time}
+    picked = [run for run in page if run.expected_start_time not in edges]
+    tick = timedelta(microseconds=1)
+    for at in edges:
+        earlier = {"after_": at + tick} if newest_first else {"before_": at - tick}  # strictly before `at` here
+        ahead = client.count_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, {**section, **earlier}))
+        tied: list[FlowRun] = []
+        while batch := client.read_flow_runs(
+                flow_filter=flows, flow_run_filter=_window(conditions, {"before_": at, "after_": at}),
+                sort=FlowRunSort.ID_DESC, limit=200, offset=len(tied)):
+            tied += batch
+            if len(batch) < 200:
+                break
+        tied.sort(key=lambda run: run.id, reverse=newest_first)
+        picked += [run for rank, run in enumerate(tied, start=ahead) if offset <= rank < offset + limit]
+    picked.sort(key=lambda run: (run.expected_start_time, run.id), reverse=newest_first)
+    return picked
 
 
 class LocalJobs:
@@ -479,7 +526,8 @@ class LocalJobs:
         return get_job(job_id)
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
-        return archive.read_archive_file(job_id, name)
+        return b"".join(self.iter_archive_file(job_id, name))
 
     def iter_archive_file(self, job_id: str, name: str) -> Iterator[bytes]:
-        return archive.iter_archive_file(job_id, name)
+        """Checked against the manifest as the API checks it (`archive.iter_verified_file`)."""
+        return archive.iter_verified_file(job_id, name)[1]

@@ -70,7 +70,7 @@ def build_manifest(spec: JobSpec, image: ResolvedImage | None, outcome: Containe
                    worker: str) -> dict[str, Any]:
     """The manifest before the archive adds `job_id` and the files' SHA-256s (no secrets:
     the spec's public form keeps only the names of its Secret blocks)."""
-    return {
+    manifest = {
         "spec": spec.public_dict(),
         "image_digest": image.digest if image else None,
         "image_id": image.image_id if image else None,
@@ -84,6 +84,9 @@ def build_manifest(spec: JobSpec, image: ResolvedImage | None, outcome: Containe
         "duration_seconds": round(outcome.finished_at - outcome.started_at, 3),
         "worker": worker,
     }
+    if "containers" in outcome.extra:  # a job with services: every container, its digest, exit code, timings
+        manifest["containers"] = outcome.extra["containers"]
+    return manifest
 
 
 def summary(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,10 @@ from pathlib import Path
 LineSink = Callable[[str, str], None]  # (stream name, decoded line)
 MASK = b"***"
 _MAX_LINE = 16 * 1024  # a line longer than this is logged in pieces
-_LOG_QUEUE_LINES = 2000  # lines waiting for the log; more are skipped in the log (never in the archive)
+_LOG_QUEUE_LINES = 100_000  # lines waiting for the log (their bytes are bounded by the log cap too);
+# more are skipped in the log (never in the archive)
+_GROUP_LINES = 1000  # lines already waiting for the log are sent as one record of up to this many lines
+_GROUP_BYTES = 256 * 1024  # ... and this many bytes (Prefect's own cap on a record is 1 MB)
 
 
 def mask_bytes(data: bytes, secrets: list[bytes]) -> bytes:
@@ -39,17 +42,22 @@ class OutputCapture:
     (a Prefect log record costs ~1 ms) never slows the reading of the container's output: a
     job printing millions of short lines is spooled at full speed, and lines the queue has
     no room for are skipped in the log (one marker says how many; the archive has them).
+    Lines of one stream that are already waiting when the thread takes one are sent
+    together, as one multi-line record (up to _GROUP_LINES lines / _GROUP_BYTES): a job
+    printing 10,000 lines at once costs tens of records, not 10,000, and none is skipped.
     """
 
     def __init__(
         self, folder: Path, sink: LineSink, log_cap_bytes: int, secrets: list[str] | None = None,
         max_bytes: int | None = None, on_limit: Callable[[], None] | None = None,
+        interleaved: Interleaved | None = None, label: str = "",
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        self.interleaved, self.label = interleaved, label
         self._files = {
             name: open(folder / f"{name}.txt", "wb")  # noqa: SIM115 - closed in close()
-            for name in ("stdout", "stderr", "output")
+            for name in ("stdout", "stderr") + (() if interleaved else ("output",))
         }
         self._sink = sink
         self._cap = log_cap_bytes
@@ -68,14 +76,32 @@ class OutputCapture:
         self._logger = threading.Thread(target=contextvars.copy_context().run, args=(self._log_lines,), daemon=True)
         self._logger.start()
 
+    def _text(self, line: bytes | str) -> str:
+        if isinstance(line, str):
+            return line
+        return mask_bytes(line, self._secrets).decode("utf-8", errors="replace").rstrip("\r")
+
     def _log_lines(self) -> None:
-        while (item := self._lines.get()) is not None:
+        pending: list[tuple[str, bytes | str] | None] = []  # taken from the queue, not sent yet
+        while True:
+            item = pending.pop() if pending else self._lines.get()
+            if item is None:
+                return
             stream, line = item
+            texts = [self._text(line)]
+            size = len(texts[0])
+            while stream != "marker" and len(texts) < _GROUP_LINES and size < _GROUP_BYTES:
+                try:
+                    nxt = self._lines.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None or nxt[0] != stream:
+                    pending.append(nxt)
+                    break
+                texts.append(self._text(nxt[1]))
+                size += len(texts[-1]) + 1
             try:
-                if isinstance(line, str):
-                    self._sink(stream, line)
-                else:
-                    self._sink(stream, mask_bytes(line, self._secrets).decode("utf-8", errors="replace").rstrip("\r"))
+                self._sink(stream, "\n".join(texts))
             except Exception:  # noqa: BLE001 - a failing log never stops the capture
                 pass
 
@@ -94,7 +120,10 @@ class OutputCapture:
                 self.limit_reached = True
             self.written += len(chunk)
             self._files[stream].write(chunk)
-            self._files["output"].write(chunk)
+            if self.interleaved is not None:
+                self.interleaved.feed(self.label, stream, chunk)
+            else:
+                self._files["output"].write(chunk)
             buf = self._pending[stream] + chunk
             *lines, rest = buf.split(b"\n")
             while len(rest) > _MAX_LINE:
@@ -144,8 +173,43 @@ class OutputCapture:
             self._lines.put(None)
         self._logger.join(timeout=60)
         if self._secrets:
-            for name in ("stdout", "stderr", "output"):
+            for name in self._files:
                 mask_file(self.folder / f"{name}.txt", self._secrets)
+
+
+class Interleaved:
+    """The output.txt of a job of several containers: every container's lines as they arrive,
+    each prefixed with its name (`db | ready`); a partial line waits for its end (or close)."""
+
+    def __init__(self, path: Path, secrets: list[str] | None = None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._pending: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+        self._secrets = sorted({s.encode() for s in (secrets or []) if s}, key=len, reverse=True)
+        self.closed = False
+
+    def feed(self, label: str, stream: str, chunk: bytes) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            *lines, rest = (self._pending.get((label, stream), b"") + chunk).split(b"\n")
+            self._pending[(label, stream)] = rest
+            prefix = label.encode() + b" | "
+            self._file.write(b"".join(prefix + line + b"\n" for line in lines))
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            for (label, _), rest in self._pending.items():
+                if rest:
+                    self._file.write(label.encode() + b" | " + rest + b"\n")
+            self._file.close()
+            self.closed = True
+        if self._secrets:
+            mask_file(self.path, self._secrets)
 
 
 def mask_file(path: Path, secrets: list[bytes], chunk_size: int = 1 << 20) -> None:

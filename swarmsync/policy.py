@@ -63,6 +63,17 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
+def _shares(given: list, default: Any, ceiling: Any, kind: type) -> list:
+    """Per container: its own value, else the default, else an equal share of what the ceiling
+    leaves after the given values (None without a ceiling)."""
+    if default or not ceiling:
+        return [g or default for g in given]
+    missing = sum(1 for g in given if not g)
+    left = ceiling - sum(g for g in given if g)
+    share = kind(left / missing) if missing and left > 0 else None
+    return [g or share for g in given]
+
+
 class HostPolicy(BaseModel):
     """Ceilings and defaults applied to every job on a host, and who may use it."""
 
@@ -166,18 +177,37 @@ class HostPolicy(BaseModel):
 
     def resolve(self, spec: JobSpec) -> JobSpec:
         """The job as it runs on this pool: memory, cpu, pids limit, timeout and network it leaves
-        out come from the pool's defaults, else its ceilings (so an omitted limit cannot escape one)."""
-        return spec.model_copy(update={
-            "memory": spec.memory or self.default_memory or self.max_memory,
-            "cpu": spec.cpu or self.default_cpu or self.max_cpu,
-            "pids_limit": spec.pids_limit or self.default_pids_limit,
-            "timeout": spec.timeout or self.default_timeout or self.max_timeout,
-            "network": spec.network or self.default_network,
-        })
+        out come from the pool's defaults, else its ceilings (so an omitted limit cannot escape one).
+
+        A job with services: each container (main and services) leaves out a limit -> the pool's
+        default; with no default, an equal share of what the ceiling leaves after the containers that
+        name one (so the sum stays within it). Such a job runs on its private network only."""
+        if not spec.services:
+            return spec.model_copy(update={
+                "memory": spec.memory or self.default_memory or self.max_memory,
+                "cpu": spec.cpu or self.default_cpu or self.max_cpu,
+                "pids_limit": spec.pids_limit or self.default_pids_limit,
+                "timeout": spec.timeout or self.default_timeout or self.max_timeout,
+                "network": spec.network or self.default_network,
+            })
+        containers = [spec, *spec.services.values()]
+        ceiling = parse_memory(self.max_memory)
+        memory = _shares([c.memory_bytes for c in containers], self.default_memory_bytes, ceiling, int)
+        cpu = _shares([c.cpu for c in containers], self.default_cpu, self.max_cpu, float)
+        filled = [{"memory": str(m) if m and not c.memory else c.memory, "cpu": cp if not c.cpu else c.cpu,
+                   "pids_limit": c.pids_limit or self.default_pids_limit}
+                  for c, m, cp in zip(containers, memory, cpu, strict=True)]
+        services = {name: s.model_copy(update=f) for (name, s), f in zip(spec.services.items(), filled[1:],
+                                                                          strict=True)}
+        return spec.model_copy(update={**filled[0], "services": services,
+                                       "timeout": spec.timeout or self.default_timeout or self.max_timeout})
 
     def check(self, spec: JobSpec) -> JobSpec:
-        """The resolved job (see `resolve`); PolicyViolation naming the first limit it exceeds."""
+        """The resolved job (see `resolve`); PolicyViolation naming the first limit it exceeds.
+        A job with services: every container is checked, and the ceilings bound their sum."""
         spec = self.resolve(spec)
+        if spec.services:
+            self._check_group(spec)
         if spec.privileged and not self.allow_privileged:
             raise PolicyViolation("privileged containers are not allowed on this pool (allow_privileged)")
         if spec.gpus and not self.allow_gpu:
@@ -200,6 +230,43 @@ class HostPolicy(BaseModel):
         if self.max_timeout and spec.timeout and spec.timeout > self.max_timeout:
             raise PolicyViolation(f"timeout {spec.timeout}s exceeds the pool's max_timeout {self.max_timeout}s")
         return spec
+
+    def _check_group(self, spec: JobSpec) -> None:
+        """Each service as a container of its own (privileged, root user), then the job's total:
+        summed memory, cpu and pids of all its containers against max_memory, max_cpu, max_pids."""
+        for name, service in spec.services.items():
+            if service.privileged and not self.allow_privileged:
+                raise PolicyViolation(f"service {name}: privileged containers are not allowed on this pool "
+                                      "(allow_privileged)")
+            if is_root_user(service.user) and not self.allow_root_user:
+                raise PolicyViolation(f"service {name}: user {service.user!r} runs as root, which this pool "
+                                      "does not allow (allow_root_user)")
+        if self.default_network not in (None, BRIDGE, "default", "none"):
+            raise PolicyViolation(f"jobs with services run on a private network of their own, and this pool puts "
+                                  f"its jobs on network {self.default_network!r} (default_network)")
+        containers = [spec, *spec.services.values()]
+        count = len(containers)
+        ceiling = parse_memory(self.max_memory)
+        unbounded = [n for n, c in zip([spec.main_service, *spec.services], containers, strict=True) if not c.memory]
+        if ceiling and unbounded:
+            raise PolicyViolation(f"memory: the containers that name none ({', '.join(unbounded)}) have nothing left "
+                                  f"of the pool's max_memory {self.max_memory}")
+        try:
+            total_memory = sum(c.memory_bytes or 0 for c in containers)
+        except JobSpecError as exc:  # a share of the ceiling below Docker's minimum
+            raise PolicyViolation(f"memory: the pool's max_memory {self.max_memory} shared among the job's {count} "
+                                  f"containers is too little ({exc})") from exc
+        if ceiling and total_memory > ceiling:
+            raise PolicyViolation(f"memory of the job's {count} containers together ({human_size(total_memory)}) "
+                                  f"exceeds the pool's max_memory {self.max_memory}")
+        total_cpu = sum(c.cpu or 0 for c in containers)
+        if self.max_cpu and total_cpu > self.max_cpu:
+            raise PolicyViolation(f"cpu of the job's {count} containers together ({total_cpu:g}) exceeds the "
+                                  f"pool's max_cpu {self.max_cpu}")
+        total_pids = sum(c.pids_limit or 0 for c in containers)
+        if self.max_pids and total_pids > self.max_pids:
+            raise PolicyViolation(f"pids_limit of the job's {count} containers together ({total_pids}) exceeds "
+                                  f"the pool's max_pids {self.max_pids}")
 
     def _check_network(self, network: str | None, default_ok: bool = True) -> None:
         """Allowed: the pool's default network (Docker's bridge when none is set), 'none', the

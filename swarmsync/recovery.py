@@ -23,7 +23,8 @@ retry (`crash_runs_of_lost_workers`). The run names its worker in Prefect's own
 is older than SWARMSYNC_LOST_WORKER_SECONDS (90): a host that is merely slow to heartbeat (a
 loaded machine) must not have its live jobs crashed.
 
-Containers whose run already ended (e.g. removal interrupted by the crash) are removed,
+Containers (and the private networks of jobs with services) whose run already ended (e.g.
+removal interrupted by the crash) are removed,
 and so are those whose run the server says does not exist (`ObjectNotFound`). Any other
 error reading a run (a 503, a timeout) leaves its container alone until the next heartbeat:
 a transient fault never removes a running job.
@@ -284,6 +285,27 @@ async def _remove_finished_containers(client: PrefectClient, engine) -> None:
             continue
         if run is None or (run.state and run.state.is_final()):
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass  # removed meanwhile by its flow or another worker
+            except docker.errors.APIError as exc:  # e.g. its removal is already in progress
+                logger.warning("could not remove container %s: %s", container.name, exc)
+    await _remove_finished_networks(client, engine, mine["label"])
+
+
+async def _remove_finished_networks(client: PrefectClient, engine, labels: list[str]) -> None:
+    """The private networks of jobs with services, once their runs are final (or deleted) and
+    their containers gone; the same rules as for containers."""
+    for network in engine.networks.list(filters={"label": labels}):
+        run_id = (network.attrs.get("Labels") or {}).get(LABEL_FLOW_RUN)
+        try:
+            run = await client.read_flow_run(UUID(str(run_id)))
+        except (ObjectNotFound, ValueError):
+            run = None
+        except Exception:  # noqa: BLE001 - a transient fault: keep it until a later heartbeat
+            continue
+        if run is None or (run.state and run.state.is_final()):
+            try:
+                network.remove()
+            except docker.errors.APIError:
+                pass  # removed meanwhile, or a container still attached: the next heartbeat tries again

@@ -68,6 +68,16 @@ class SwarmSyncSettings(BaseSettings):
         description="Slug of a Prefect filesystem block (e.g. 'remote-file-system/archive') "
         "holding the archive. Default: a local folder HOME/archive.",
     )
+    start_timeout_seconds: float = Field(
+        default=180, gt=0,
+        description="How long `swarmsync up` waits for the Prefect server and the dashboard to answer "
+        "(a first start migrates Prefect's database; a loaded machine may need more).",
+    )
+    archive_write_attempts: int = Field(
+        default=3, ge=1, le=20,
+        description="Tries to write a job's archive to its store (with 2, 4, ... s between them) before the "
+        "job ends with its outcome indexed and its files kept on the worker host (docs/archives.md).",
+    )
     log_cap_bytes: int = Field(
         default=1_000_000,
         description="Bytes of a job's output copied into the Prefect run log; the rest "
@@ -105,6 +115,15 @@ class SwarmSyncSettings(BaseSettings):
     )
     redis_prefix: str = Field(default="swarmsync:", description="Prefix of every Redis key SwarmSync writes.")
     session_ttl_seconds: int = Field(default=8 * 3600, description="Lifetime of a login session token.")
+    login_challenge_ttl_seconds: int = Field(
+        default=60, ge=5, le=3600,
+        description="Lifetime of a key-login challenge (the nonce of POST /auth/challenge) in seconds; it can be "
+        "used once, within this time.",
+    )
+    login_link_ttl_seconds: int = Field(
+        default=600, ge=10, le=86400,
+        description="Lifetime of a one-time dashboard login link (`swarmsync up`, `swarmsync login-link`).",
+    )
     login_max_failures: int = Field(
         default=5, description="Failed logins of one user within the window before it is locked out."
     )

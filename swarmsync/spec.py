@@ -27,6 +27,9 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHA256_RE = re.compile(r"^[a-f0-9]{64}$")
 
 PullPolicy = Literal["always", "if-not-present", "never"]
+MAX_SERVICES = 32  # services of one job (each is a container on the worker's host)
+DependsCondition = Literal["service_started", "service_healthy", "service_completed_successfully"]
+_SERVICE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
 
 
 class JobSpecError(ValueError):
@@ -118,7 +121,127 @@ class InputFile(BaseModel):
         )
 
 
-class JobSpec(BaseModel):
+def _check_command(v: list[str] | str | None) -> list[str] | str | None:
+    if isinstance(v, str) and not v.strip():
+        raise JobSpecError("command is an empty string: give a command or leave it out")
+    if isinstance(v, list) and (not v or any(not isinstance(a, str) for a in v)):
+        raise JobSpecError("command must be a non-empty list of strings")
+    return v
+
+
+def _check_env_names(v: dict[str, str]) -> dict[str, str]:
+    for name in v:
+        if not _ENV_NAME_RE.match(name):
+            raise JobSpecError(f"environment variable name {name!r} is not valid")
+    return v
+
+
+def _check_absolute(v: str | None) -> str | None:
+    if v is not None and not PurePosixPath(v).is_absolute():
+        raise JobSpecError(f"{v!r} must be an absolute path inside the container")
+    return v
+
+
+def exec_form(command: list[str] | str | None) -> list[str] | None:
+    """A command in exec form: a shell string becomes ['/bin/sh', '-c', string]."""
+    return ["/bin/sh", "-c", command] if isinstance(command, str) else command
+
+
+class HealthCheck(BaseModel):
+    """A service's health check (Docker's HEALTHCHECK): `test` is a shell string, or a list
+    starting with CMD or CMD-SHELL as in Compose. Times in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    test: list[str] | str = Field(description="Shell string, or ['CMD', ...] / ['CMD-SHELL', '...']")
+    interval: float = Field(default=1.0, gt=0, le=3600, description="Seconds between checks")
+    timeout: float = Field(default=5.0, gt=0, le=3600, description="Seconds one check may take")
+    retries: int = Field(default=3, ge=1, le=1000, description="Failures in a row that make it unhealthy")
+    start_period: float = Field(default=0.0, ge=0, le=3600, description="Seconds of failures not counted at first")
+
+    @field_validator("test")
+    @classmethod
+    def _valid_test(cls, v: list[str] | str) -> list[str] | str:
+        if isinstance(v, str):
+            if not v.strip():
+                raise JobSpecError("healthcheck test is empty")
+            return v
+        if len(v) < 2 or v[0] not in ("CMD", "CMD-SHELL"):
+            raise JobSpecError("healthcheck test must be a string or a list starting with CMD or CMD-SHELL "
+                               "and a command ('NONE' is not supported: leave the healthcheck out)")
+        return v
+
+    def docker(self) -> dict:
+        """The `healthcheck` argument of Docker's container create (nanoseconds)."""
+        test = ["CMD-SHELL", self.test] if isinstance(self.test, str) else self.test
+        ns = 1_000_000_000
+        return {"test": test, "interval": int(self.interval * ns), "timeout": int(self.timeout * ns),
+                "retries": self.retries, "start_period": int(self.start_period * ns)}
+
+
+class _ContainerChecks(BaseModel):
+    """The checks every container's fields get, in a job's main container and in its services alike."""
+
+    @field_validator("image", check_fields=False)
+    @classmethod
+    def _valid_image(cls, v: str) -> str:
+        parse_image(v.strip())
+        return v.strip()
+
+    @field_validator("command", check_fields=False)
+    @classmethod
+    def _nonempty_command(cls, v: list[str] | str | None) -> list[str] | str | None:
+        return _check_command(v)
+
+    @field_validator("memory", check_fields=False)
+    @classmethod
+    def _valid_memory(cls, v: str | None) -> str | None:
+        parse_memory(v)
+        return v
+
+    @field_validator("env", "secrets", check_fields=False)
+    @classmethod
+    def _valid_env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_env_names(v)
+
+    @field_validator("working_dir", "output_dir", check_fields=False)
+    @classmethod
+    def _absolute_dir(cls, v: str | None) -> str | None:
+        return _check_absolute(v)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory)  # type: ignore[attr-defined]
+
+    def docker_command(self) -> list[str] | None:
+        """The command in exec form: a shell string becomes ['/bin/sh', '-c', string]."""
+        return exec_form(self.command)  # type: ignore[attr-defined]
+
+
+class ServiceSpec(_ContainerChecks):
+    """A container that runs beside a job's main container (a database, a web service), on the
+    job's private network, reachable by its name. It is stopped and removed with the job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="Image reference: NAME[:TAG] or NAME@sha256:DIGEST")
+    command: list[str] | str | None = Field(default=None, description="Command (list or shell string)")
+    entrypoint: list[str] | None = Field(default=None, description="Override the image entrypoint")
+    env: dict[str, str] = Field(default_factory=dict, description="Plain environment variables")
+    working_dir: str | None = Field(default=None, description="Working directory in the container")
+    user: str | None = Field(default=None, description="User to run as (default: the image's)")
+    cpu: float | None = Field(default=None, gt=0, le=512, description="CPU cores, e.g. 0.5")
+    memory: str | None = Field(default=None, description="Memory limit, e.g. '256m'")
+    pids_limit: int | None = Field(default=None, gt=0, description="Max processes in the container")
+    privileged: bool = Field(default=False, description="Needs a pool that allows it")
+    healthcheck: HealthCheck | None = Field(default=None, description="Docker health check")
+    depends_on: dict[str, DependsCondition] = Field(
+        default_factory=dict, description="Services to wait for before this one starts, with the condition")
+    allow_exit: bool = Field(
+        default=False, description="May exit on its own while the job runs (else that fails the job)")
+
+
+class JobSpec(_ContainerChecks):
     """What to run. `command` is a list (exec form) or a string run by the image's shell."""
 
     model_config = ConfigDict(extra="forbid")
@@ -154,42 +277,16 @@ class JobSpec(BaseModel):
         default=None, description="GPUs to pass through (a count or 'all'); needs a pool that allows GPUs"
     )
     network: str | None = Field(default=None, description="Docker network (default: bridge)")
-
-    @field_validator("image")
-    @classmethod
-    def _valid_image(cls, v: str) -> str:
-        parse_image(v.strip())
-        return v.strip()
-
-    @field_validator("command")
-    @classmethod
-    def _nonempty_command(cls, v: list[str] | str | None) -> list[str] | str | None:
-        if isinstance(v, str) and not v.strip():
-            raise JobSpecError("command is an empty string: give a command or leave it out")
-        if isinstance(v, list) and (not v or any(not isinstance(a, str) for a in v)):
-            raise JobSpecError("command must be a non-empty list of strings")
-        return v
-
-    @field_validator("memory")
-    @classmethod
-    def _valid_memory(cls, v: str | None) -> str | None:
-        parse_memory(v)
-        return v
-
-    @field_validator("env", "secrets")
-    @classmethod
-    def _valid_env_names(cls, v: dict[str, str]) -> dict[str, str]:
-        for name in v:
-            if not _ENV_NAME_RE.match(name):
-                raise JobSpecError(f"environment variable name {name!r} is not valid")
-        return v
-
-    @field_validator("working_dir", "output_dir")
-    @classmethod
-    def _absolute_dir(cls, v: str | None) -> str | None:
-        if v is not None and not PurePosixPath(v).is_absolute():
-            raise JobSpecError(f"{v!r} must be an absolute path inside the container")
-        return v
+    services: dict[str, ServiceSpec] = Field(
+        default_factory=dict, max_length=MAX_SERVICES,
+        description="Containers run beside this (main) one on a private network, reachable by name "
+        "(see docs/compose-jobs.md)")
+    main_service: str = Field(default="main", description="The main container's name among the services")
+    depends_on: dict[str, DependsCondition] | None = Field(
+        default=None, description="Services the main container waits for, with the condition (default: every "
+        "service; healthy when it has a healthcheck, else started)")
+    service_start_timeout: float = Field(
+        default=120, gt=0, le=86400, description="Seconds the services may take to meet the conditions waited for")
 
     @model_validator(mode="after")
     def _no_overlap(self) -> JobSpec:
@@ -198,21 +295,67 @@ class JobSpec(BaseModel):
             raise JobSpecError(f"{sorted(both)} given both as plain env and as secret")
         if not self.allowed_exit_codes:
             raise JobSpecError("allowed_exit_codes must list at least one code")
+        if self.services or self.depends_on:
+            self._check_services()
         return self
 
-    @property
-    def memory_bytes(self) -> int | None:
-        return parse_memory(self.memory)
+    def _check_services(self) -> None:
+        names = [*self.services, self.main_service]
+        for name in names:
+            if not _SERVICE_NAME_RE.match(name):
+                raise JobSpecError(f"service name {name!r} is not valid: lowercase letters, digits, '-' and '_', "
+                                   "at most 63, starting and ending with a letter or digit")
+        if self.main_service in self.services:
+            raise JobSpecError(f"service {self.main_service!r} is the main container's name (main_service)")
+        if self.network is not None:
+            raise JobSpecError(f"network {self.network!r}: a job with services runs on a private network of its own")
+        for name, deps in [(self.main_service, self.depends_on or {}),
+                           *((n, s.depends_on) for n, s in self.services.items())]:
+            for dep, condition in deps.items():
+                if dep not in self.services:
+                    raise JobSpecError(f"service {name!r} depends on {dep!r}, which is not a service of the job")
+                if condition == "service_healthy" and self.services[dep].healthcheck is None:
+                    raise JobSpecError(f"service {name!r} waits for {dep!r} to be healthy, but {dep!r} has no "
+                                       "healthcheck")
+        self.service_order()  # refuses cycles
+
+    def waits_for(self) -> dict[str, str]:
+        """What the main container waits for: `depends_on`, else every service (healthy when it has
+        a healthcheck, else started)."""
+        if self.depends_on is not None:
+            return dict(self.depends_on)
+        return {name: "service_healthy" if s.healthcheck else "service_started" for name, s in self.services.items()}
+
+    def service_order(self) -> list[str]:
+        """The services in an order that starts each after what it depends on; refuses cycles."""
+        order: list[str] = []
+        state: dict[str, str] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == "done":
+                return
+            if state.get(name) == "visiting":
+                raise JobSpecError(f"services depend on each other in a cycle: {' -> '.join([*path, name])}")
+            state[name] = "visiting"
+            for dep in self.services[name].depends_on:
+                visit(dep, [*path, name])
+            state[name] = "done"
+            order.append(name)
+
+        for name in self.services:
+            visit(name, [])
+        return order
+
+    def may_exit(self, service: str) -> bool:
+        """A service may end on its own: marked `allow_exit`, or waited for until it completed."""
+        if self.services[service].allow_exit:
+            return True
+        waits = [self.waits_for(), *(s.depends_on for s in self.services.values())]
+        return any(w.get(service) == "service_completed_successfully" for w in waits)
 
     @property
     def digest(self) -> str | None:
         return parse_image(self.image)[2]
-
-    def docker_command(self) -> list[str] | None:
-        """The command in exec form: a shell string becomes ['/bin/sh', '-c', string]."""
-        if isinstance(self.command, str):
-            return ["/bin/sh", "-c", self.command]
-        return self.command
 
     def display_command(self) -> str:
         if self.command is None:
@@ -228,3 +371,26 @@ class JobSpec(BaseModel):
         for item in data["inputs"]:
             item.pop("content_b64", None)
         return data
+
+
+RUN_NAME_CHARS = 60  # a flow run's name in the Prefect UI: image and command, trimmed
+
+
+def job_run_name(job: JobSpec | dict, schedule: str | None = None) -> str:
+    """A job's flow-run name, readable in the Prefect UI: "IMAGE COMMAND" trimmed, or for a
+    schedule's runs "SCHEDULE: IMAGE COMMAND" (instead of Prefect's random pair of words)."""
+    if isinstance(job, dict):
+        image, command = str(job.get("image") or "?"), job.get("command")
+        if command is None:
+            shown = ""
+        elif isinstance(command, str):
+            shown = command
+        else:
+            shown = shlex.join(str(c) for c in command)
+    else:
+        image, shown = job.image, ("" if job.command is None else job.display_command())
+    image = image.removeprefix("docker.io/").removeprefix("library/")
+    name = " ".join(" ".join(part for part in (image, shown) if part).split())  # one line
+    if schedule:
+        name = f"{schedule}: {name}"
+    return name if len(name) <= RUN_NAME_CHARS else name[: RUN_NAME_CHARS - 1] + "…"

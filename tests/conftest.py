@@ -136,7 +136,8 @@ def running_stack(home: Path, extra_env: dict[str, str] | None = None, name: str
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 240  # generous: a loaded machine starts Prefect, the API and dashboard slowly
+        # generous: a loaded machine starts Prefect, the API and dashboard slowly (SWARMSYNC_TEST_STACK_START_S)
+        deadline = time.monotonic() + float(os.environ.get("SWARMSYNC_TEST_STACK_START_S", 240))
         while b"SwarmSync is up" not in (home / "up.log").read_bytes():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"swarmsync up failed:\n{(home / 'up.log').read_text()}")

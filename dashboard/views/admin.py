@@ -1,4 +1,4 @@
-"""Admin (admins only): users and roles, API tokens, the audit log."""
+"""Admin (admins only): users and roles (and their SSH login keys), API tokens, the audit log."""
 
 from __future__ import annotations
 
@@ -44,6 +44,33 @@ with users_tab:
                     st.success(f"Updated {target}: {changes}")
             except APIError as exc:
                 st.error(str(exc))
+
+    with st.expander("SSH login keys of a user", expanded=False):
+        owner = st.selectbox("User", [u["username"] for u in users], key="admin_keys_user")
+        if owner:
+            user_keys = data.keys(client, owner)
+            if user_keys:
+                st.table(user_keys)
+            else:
+                st.caption(f"{owner} has no SSH login keys.")
+            if user_keys:
+                with st.form("admin_remove_key"):
+                    fingerprint = st.selectbox("Key", [k["fingerprint"] for k in user_keys], key="admin_key_fp")
+                    if st.form_submit_button("Remove key"):
+                        try:
+                            data.remove_key(client, fingerprint, owner)
+                            st.success(f"Removed {fingerprint} of {owner}: logins with it are refused now")
+                        except APIError as exc:
+                            st.error(str(exc))
+            with st.form("admin_add_key", clear_on_submit=True):
+                line = st.text_area("Add a public key for this user", key="admin_key_line",
+                                    placeholder="ssh-ed25519 AAAA... comment")
+                if st.form_submit_button("Add key"):
+                    try:
+                        added = data.add_key(client, line, owner)
+                        st.success(f"Added {added['fingerprint']} for {owner}")
+                    except APIError as exc:
+                        st.error(str(exc))
 
 with tokens_tab:
     tokens = data.tokens(client)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from swarmsync.client import APIError, Client
+from swarmsync.client import APIError, ArchiveCorrupt, ArchiveStoreError, Client
 from swarmsync.dashboard import data, session
 from swarmsync.dashboard.options import load_options
 
@@ -27,7 +27,16 @@ image = f2.text_input("Image contains", key="filter_image")
 tag = f3.text_input("Tag contains", key="filter_tag")
 window = SINCE[f5.selectbox("Created", list(SINCE), key="filter_since")]
 shown = data.filter_rows(rows, states, image, tag, datetime.now(UTC) - window if window else None, user)
-st.dataframe(pd.DataFrame(data.table(shown), columns=data.TABLE_COLUMNS), hide_index=True)
+picked = st.dataframe(
+    data.styled_table(shown), hide_index=True, key="jobs_table", on_select="rerun", selection_mode="single-row",
+    column_config={"exit_code": st.column_config.NumberColumn("exit code", format="%d"),
+                   "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")},
+)
+st.caption("Click a row to open its job.")
+clicked = [shown[i].id for i in (picked.selection.rows if picked else []) if i < len(shown)]
+if clicked and clicked[0] != st.session_state.get("clicked_job"):
+    st.session_state["clicked_job"] = clicked[0]
+    st.session_state["open_job"] = clicked[0]  # opened below, as a link or a pick would
 
 labels = {r.id: f"{r.id[:8]} · {r.state} · {r.user or '-'} · {r.image} · {r.command[:40]}" for r in shown}
 # A job to open: just submitted or re-run (open_job), else the link (?job=ID), else the user's pick.
@@ -79,23 +88,31 @@ if row.final and session.may("jobs:submit"):
 st.subheader("Spec")
 st.code(json.dumps(data.masked_spec(run), indent=2), language="json")
 
-st.subheader("State history")
-st.dataframe(pd.DataFrame(data.state_history(job)), hide_index=True)
 
 
 @st.fragment(run_every=None if row.final else options.refresh_seconds)
-def live_log() -> None:
+def live_view() -> None:
+    """State, state history and the log's tail, refreshed every few seconds until the job ends
+    (the log read in batches from where the last refresh stopped: swarmsync/log_follow.py)."""
     current = job.row()
+    st.markdown(f"**Now:** {current.state or 'Unknown'} {current.message or ''}")
+    st.subheader("State history")
+    st.dataframe(pd.DataFrame(data.state_history(job)), hide_index=True)
     st.subheader(f"Log ({current.state or 'Unknown'})")
-    st.code(data.log_tail(job, options.log_tail_lines) or "(no output yet)", language="text")
+    tail = data.live_tail(st.session_state, job, options.log_tail_lines)
+    st.code("\n".join(tail) or "(no output yet)", language="text")
     if current.final and not row.final:
         st.rerun()  # finished while we watched: show the result and downloads
 
 
-live_log()
+live_view()
 
-result = data.manifest(job)
 st.subheader("Result")
+try:
+    result = data.manifest(job)
+except (ArchiveCorrupt, ArchiveStoreError) as exc:  # a manifest that does not match its index row, a store down
+    st.error(str(exc))
+    st.stop()
 if result is None:
     st.caption("Not archived yet: the result appears when the job ends.")
     st.stop()
@@ -110,14 +127,15 @@ with st.expander("Whole manifest"):
 
 files = result.get("files") or {}
 d1, d2, d3, d4 = st.columns(4)
-for column, name in ((d1, "output.txt"), (d2, "stdout.txt"), (d3, "stderr.txt")):
+for column, name in ((d1, "output.txt"), (d2, "stdout.txt"), (d3, "stderr.txt"), (d4, "files.tar.gz")):
     if data.downloadable(result, name):
-        column.download_button(f"Download {name}", data.download(client, job.id, name),
-                               file_name=f"{job.id}-{name}", mime="text/plain", key=f"download_{name}")
+        try:  # checked against the manifest's SHA-256 on the way (a mismatch is shown, never offered)
+            body = data.download(client, job.id, name)
+        except (ArchiveCorrupt, ArchiveStoreError) as exc:
+            column.error(f"{name}: {exc}")
+            continue
+        mime = "application/gzip" if name == "files.tar.gz" else "text/plain"
+        key = "download_files" if name == "files.tar.gz" else f"download_{name}"
+        column.download_button(f"Download {name}", body, file_name=f"{job.id}-{name}", mime=mime, key=key)
     elif name in files:
         column.caption(data.download_hint(client, job.id, name))
-if data.downloadable(result, "files.tar.gz"):
-    d4.download_button("Download files.tar.gz", data.download(client, job.id, "files.tar.gz"),
-                       file_name=f"{job.id}-files.tar.gz", mime="application/gzip", key="download_files")
-elif "files.tar.gz" in files:
-    d4.caption(data.download_hint(client, job.id, "files.tar.gz"))

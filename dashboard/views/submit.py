@@ -15,7 +15,7 @@ client = session.require("jobs:submit")
 st.title("Submit a job")
 
 FIELDS = ("image", "command", "shell", "env", "secret_name", "secret_value", "cpu", "memory", "timeout",
-          "pids_limit", "output_dir", "tags", "pool", "queue")
+          "pids_limit", "output_dir", "tags", "pool", "queue", "compose", "main_service")
 NOW, AT, SCHEDULE = "Now", "At a time (UTC)", "On a schedule"
 TEMPLATE_FIELDS = {"name": "template_name"}
 
@@ -41,6 +41,7 @@ def _form() -> forms.SubmitForm:
         env=value["env"] or "", secret_env=secret, cpu=value["cpu"] or "", memory=value["memory"] or "",
         timeout=value["timeout"] or "", pids_limit=value["pids_limit"] or "", output_dir=value["output_dir"] or "",
         tags=value["tags"] or "", pool=value["pool"] or "", queue=value["queue"] or "", at=at, inputs=_uploads(),
+        compose=value["compose"] or "", main_service=value["main_service"] or "",
     )
 
 
@@ -176,6 +177,16 @@ t2.text_input("Pool (default: the default pool)", key="submit_pool")
 t3.text_input("Queue (default: the pool's default)", key="submit_queue")
 error_for("tags")
 input_files_section()
+with st.expander("Services: a compose file (the main service replaces image, command and environment)",
+                 expanded=bool(st.session_state.get("submit_compose"))):
+    st.text_area("Compose file (YAML)", key="submit_compose", height=200,
+                 placeholder="services:\n  web: {image: busybox, command: httpd -f -p 8080}\n"
+                             "  app: {image: busybox, command: wget -qO- http://web:8080/, depends_on: [web]}")
+    error_for("compose")
+    st.text_input("Main service (its exit ends the job)", key="submit_main_service", placeholder="app")
+    error_for("main_service")
+    st.caption("Timeout, tags, output folder, input files and the secret above apply to the main service; "
+               "see docs/compose-jobs.md for the keys supported.")
 
 st.subheader("When")
 when = st.radio("When", [NOW, AT, SCHEDULE], horizontal=True, key="submit_when", label_visibility="collapsed")

@@ -17,6 +17,7 @@ from swarmsync.api import (
     routes_auth,
     routes_health,
     routes_jobs,
+    routes_keys,
     routes_me,
     routes_pools,
     routes_schedules,
@@ -33,6 +34,7 @@ from swarmsync.settings import get_settings
 ROUTERS = [
     routes_auth.router,
     routes_me.router,
+    routes_keys.router,
     routes_jobs.router,
     routes_health.router,
     routes_workers.router,

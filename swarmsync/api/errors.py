@@ -2,7 +2,8 @@
 
 Endpoints raise the core's exceptions (`JobNotFound`, `AccountError`, `ScheduleError`, ...);
 `install()` maps them: not found -> 404, bad input -> 400, `Conflict` -> 409, `FieldErrors`
--> 422 with `errors` naming each field, Prefect unreachable -> 503. Every body is `ErrorOut`.
+-> 422 with `errors` naming each field, Prefect or an archive store unreachable -> 503,
+an archive that does not match its manifest -> 502. Every body is `ErrorOut`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 from swarmsync import archive, jobs, templates
 from swarmsync.api.schemas import ErrorOut
-from swarmsync.auth import ratelimit, tokens, users
+from swarmsync.auth import ratelimit, ssh_keys, tokens, users
 from swarmsync.auth.roles import AuthError
 from swarmsync.deployments import pools, schedules
 from swarmsync.deployments.schedule_rules import ScheduleError
@@ -24,11 +25,12 @@ from swarmsync.spec import JobSpecError
 from swarmsync.timing import TimingError
 
 NOT_FOUND = (jobs.JobNotFound, archive.ArchiveNotFound, users.UserNotFound, tokens.TokenNotFound,
-             schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound)
+             schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound, ssh_keys.KeyNotFound)
 BAD_REQUEST = (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError)
 
 DESCRIPTIONS = {400: "Bad request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found",
-                409: "Conflict", 422: "Invalid fields", 429: "Too many attempts"}
+                409: "Conflict", 422: "Invalid fields", 429: "Too many attempts",
+                502: "Archive does not match its manifest", 503: "Archive store unreachable"}
 
 
 class Conflict(Exception):
@@ -86,6 +88,14 @@ def install(app: FastAPI) -> None:
         return error_response(400 if status < 500 else 502,
                               f"the Prefect API answered {status}: {exc.response.text[:300]}")
 
+    def archive_corrupt(_request: Request, exc: archive.ArchiveCorrupt) -> JSONResponse:
+        return error_response(502, str(exc))
+
+    def store_down(_request: Request, exc: archive.ArchiveStoreError) -> JSONResponse:
+        return error_response(503, str(exc))
+
+    app.add_exception_handler(archive.ArchiveCorrupt, archive_corrupt)
+    app.add_exception_handler(archive.ArchiveStoreError, store_down)
     app.add_exception_handler(AuthError, auth_error)
     app.add_exception_handler(ratelimit.LockedOut, locked_out)
     for exc_type in NOT_FOUND:

@@ -19,6 +19,7 @@ from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, ManifestOut, S
 from swarmsync.api.secret_checks import checked, hidden_rows
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Permission, Principal
+from swarmsync.log_follow import LOG_BATCH
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 403))
 reader = require(Permission.JOBS_READ)
@@ -73,9 +74,20 @@ def get_job(job_id: str, principal: Principal = Depends(reader)) -> JobOut:
 
 
 @router.get("/{job_id}/logs", response_model=list[LogLine], responses=responses(404))
-def logs(job_id: str, after: datetime | None = None, principal: Principal = Depends(reader)) -> list[LogLine]:
-    """The run log, oldest first; `after` returns only newer lines (for following)."""
-    return [LogLine(timestamp=ts, name=name, message=msg) for ts, name, msg in jobs.get_job(job_id).logs(after)]
+def logs(
+    job_id: str, after: datetime | None = None,
+    limit: int | None = Query(None, ge=1, le=LOG_BATCH, description="One batch of at most this many lines "
+                              "(for following: one request per poll); without it, the whole log"),
+    offset: int = Query(0, ge=0), principal: Principal = Depends(reader),
+) -> list[LogLine]:
+    """The run log, oldest first; `after` (inclusive) returns only lines at or after that time. Each line
+    has its id: a follower asks for lines at or after the newest timestamp it has and drops the ids it
+    has (swarmsync/log_follow.py)."""
+    job = jobs.get_job(job_id)
+    if limit is None:
+        return [LogLine(timestamp=ts, name=name, message=msg) for ts, name, msg in job.logs(after)]
+    return [LogLine(timestamp=e.timestamp, name=e.name, message=e.message, id=e.id)
+            for e in job.log_batch(after, limit, offset)]
 
 
 @router.get("/{job_id}/states", response_model=list[StateOut], responses=responses(404))
@@ -99,7 +111,7 @@ def cancel(
 
 
 @router.get("/{job_id}/result", response_model=ManifestOut, response_model_exclude_unset=True,
-            responses=responses(404))
+            responses=responses(404, 502, 503))
 def result(job_id: str, principal: Principal = Depends(reader)) -> ManifestOut:
     """The archive manifest: state, exit code, reason, timings, SHA-256 of every file."""
     return ManifestOut.model_validate(archive.read_manifest(archive.check_job_id(job_id)))
@@ -107,26 +119,42 @@ def result(job_id: str, principal: Principal = Depends(reader)) -> ManifestOut:
 
 @router.get(
     "/{job_id}/result.txt", response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, **responses(404)},
+    responses={200: {"content": {"text/plain": {}}}, **responses(404, 502, 503)},
 )
 def result_txt(
-    job_id: str, stream: Literal["output", "stdout", "stderr"] = "output", principal: Principal = Depends(reader),
+    job_id: str, stream: Literal["output", "stdout", "stderr"] = "output",
+    service: str | None = Query(default=None, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                                description="A service of a job with services: its stdout or stderr"),
+    principal: Principal = Depends(reader),
 ) -> Response:
-    """The archived output as .txt: both streams interleaved, or stdout/stderr alone. Streamed
-    in chunks from the archive store (never read whole into memory)."""
+    """The archived output as .txt: both streams interleaved, or stdout/stderr alone (of a
+    service, with `service`). Streamed in chunks from the archive store (never read whole into
+    memory) and checked against the manifest's SHA-256 on the way (see `download`)."""
     job_id = archive.check_job_id(job_id)
-    chunks = archive.iter_archive_file(job_id, f"{stream}.txt")
-    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{job_id}-{stream}.txt"'})
+    name = f"{stream}.txt"
+    if service is not None:
+        if stream == "output":
+            raise archive.ArchiveNotFound("a service's output is archived as stdout and stderr: ask for one of them")
+        name = f"services/{service}/{stream}.txt"
+    filename = f"{job_id}-{service + '-' if service else ''}{stream}.txt"
+    return download(job_id, name, "text/plain; charset=utf-8", filename)
 
 
 @router.get(
     "/{job_id}/files", response_class=Response,
-    responses={200: {"content": {"application/gzip": {}}}, **responses(404)},
+    responses={200: {"content": {"application/gzip": {}}}, **responses(404, 502, 503)},
 )
 def files(job_id: str, principal: Principal = Depends(reader)) -> Response:
-    """The job's output folder as files.tar.gz (when the job set `output_dir`), streamed."""
-    job_id = archive.check_job_id(job_id)
-    chunks = archive.iter_archive_file(job_id, archive.FILES_ARCHIVE)
-    return StreamingResponse(chunks, media_type="application/gzip",
-                             headers={"Content-Disposition": f'attachment; filename="{job_id}-files.tar.gz"'})
+    """The job's output folder as files.tar.gz (when the job set `output_dir`), streamed and checked."""
+    return download(archive.check_job_id(job_id), archive.FILES_ARCHIVE, "application/gzip")
+
+
+def download(job_id: str, name: str, media_type: str, filename: str | None = None) -> StreamingResponse:
+    """One archived file, checked against the manifest (`archive.iter_verified_file`): up to 8 MiB
+    before the first byte (a mismatch is a 502), larger files as they stream (the last chunk is held
+    back and the connection aborted on a mismatch, so the declared Content-Length is never reached).
+    `X-Archive-SHA256` carries the manifest's digest so any client can check too."""
+    meta, chunks = archive.iter_verified_file(job_id, name)
+    return StreamingResponse(chunks, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename or f"{job_id}-{name}"}"',
+        "Content-Length": str(meta["size"]), "X-Archive-SHA256": meta["sha256"]})

@@ -64,6 +64,10 @@ class LoginRequest(Strict):
     password: Password
 
 
+class LinkRequest(Strict):
+    token: str = Field(min_length=1, max_length=200, description="The secret of a one-time login link")
+
+
 class UserOut(BaseModel):
     id: int
     username: str
@@ -76,6 +80,38 @@ class LoginResponse(BaseModel):
     token: str = Field(description="Session token: send as 'Authorization: Bearer <token>'")
     expires_at: datetime
     user: UserOut
+
+
+class ChallengeRequest(Strict):
+    user: Name
+
+
+class ChallengeOut(BaseModel):
+    nonce: str = Field(description="Sign exactly these bytes (UTF-8): ssh-keygen -Y sign -n NAMESPACE -f KEY")
+    expires_at: datetime = Field(description="The nonce is refused after this (and after its first use)")
+    namespace: str = Field(description="The SSHSIG namespace the signature must carry")
+
+
+class VerifyRequest(Strict):
+    user: Name
+    nonce: Annotated[str, Field(min_length=1, max_length=200)]
+    signature: Annotated[str, Field(min_length=1, max_length=16_000, description="The armored SSH signature "
+                                    "(-----BEGIN SSH SIGNATURE----- ...) of the nonce")]
+
+
+class KeyAdd(Strict):
+    public_key: Annotated[str, Field(min_length=1, max_length=20_000,
+                                     description="One OpenSSH public key line: 'ssh-ed25519 AAAA... comment'")]
+
+
+class KeyOut(BaseModel):
+    fingerprint: str = Field(description="SHA256:..., as ssh-keygen -l prints it")
+    key_type: str
+    comment: str
+    owner: str
+    created_at: datetime
+    last_used_at: datetime | None
+    public_key: str
 
 
 class Me(BaseModel):
@@ -156,6 +192,7 @@ class LogLine(BaseModel):
     timestamp: datetime
     name: str
     message: str
+    id: str | None = Field(default=None, description="The Prefect log id (in batches, i.e. with `limit`)")
 
 
 class StateOut(BaseModel):

@@ -26,13 +26,15 @@ class Permission(StrEnum):
     HEALTH_READ = "health:read"  # workers and health checks
     TOKENS_OWN = "tokens:own"  # create, list and revoke one's own API tokens
     TOKENS_MANAGE = "tokens:manage"  # everyone's tokens
+    KEYS_OWN = "keys:own"  # add, list and remove one's own SSH login keys (everyone's: users:manage)
     USERS_MANAGE = "users:manage"
     POOLS_MANAGE = "pools:manage"  # pool policy
     AUDIT_READ = "audit:read"
     SETTINGS_MANAGE = "settings:manage"  # the dashboard's options file
 
 
-_VIEWER = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN}
+_VIEWER = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN,
+           Permission.KEYS_OWN}
 _OPERATOR = _VIEWER | {Permission.JOBS_SUBMIT, Permission.JOBS_CANCEL, Permission.SCHEDULES_WRITE}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from swarmsync.cli.console import err, fail, read_password
 from swarmsync.cli.options import PasswordStdin
 from swarmsync.client import APIError, Client, forget_credentials, load_credentials, save_credentials
+from swarmsync.sshsign import SigningError
 
 app = typer.Typer()
 
@@ -31,12 +33,19 @@ def login(
     url: Annotated[str, typer.Argument(help="The SwarmSync API, e.g. http://server:4280")],
     username: Annotated[str, typer.Option("--username", "-u", prompt=True)],
     password_stdin: PasswordStdin = False,
+    key: Annotated[
+        Path | None, typer.Option("--key", "-k", help="Log in with this SSH key instead of a password: the private "
+                                  "key file (e.g. ~/.ssh/id_ed25519), or its .pub whose private half is in ssh-agent "
+                                  "(SSH_AUTH_SOCK). Register it first: 'swarmsync key add KEY.pub'.")
+    ] = None,
 ) -> None:
     """Log in; the session token is stored in SWARMSYNC_CONFIG_DIR/credentials.json (mode 0600)."""
-    password = read_password(password_stdin)
     try:
-        client = Client.login(url, username, password)
-    except APIError as exc:
+        if key is not None:
+            client = Client.login_with_key(url, username, key)
+        else:
+            client = Client.login(url, username, read_password(password_stdin))
+    except (APIError, SigningError) as exc:
         fail(f"login failed: {exc}", 1)
     path = save_credentials(url, client.session["token"], username)
     err.print(f"logged in to {url} as {username} ({client.session['user']['role']}); "

@@ -21,7 +21,7 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print `error: MESSAGE` to stderr and end the command with exit code `code`."""
-    err.print(f"[red]error:[/red] {escape(message)}")
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)  # commands in it stay copyable
     raise typer.Exit(code)
 
 

@@ -6,6 +6,7 @@ import json
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from swarmsync import jobs
-from swarmsync.archive import ArchiveNotFound
+from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import parse_env
 from swarmsync.cli.options import Command, Cpu, Env, Memory, Pool, Queue, Retries, Secret, Shell, Tag, Template, Timeout
@@ -30,11 +31,22 @@ app = typer.Typer()
 def follow(job: jobs.Job) -> int:
     """Print the job's container output as it streams; return its exit code."""
     with console.status(f"job {job.id}: {job.status()}") as status:
-        for _ts, name, message in job.follow_logs():
+        shown, last = time.monotonic(), sys.stdout
+        for _ts, name, message in job.follow_logs():  # a batch of lines per request, never one per line
             if name.startswith("prefect.flow_runs.std") or name == "prefect.flow_runs.marker":
                 stream = sys.stderr if name.endswith("stderr") else sys.stdout
-                print(message, file=stream, flush=True)
-            status.update(f"job {job.id}: {job.status()}")
+                if stream is not last:  # stdout and stderr stay in order when both go to one terminal
+                    last.flush()
+                    last = stream
+                stream.write(message + "\n")
+            elif name == "prefect.flow_runs" and message.startswith("Finished in state "):
+                status.update(f"job {job.id}: {message.removeprefix('Finished in state ')}")
+            if time.monotonic() - shown > 0.2:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                shown = time.monotonic()
+        sys.stdout.flush()
+        sys.stderr.flush()
     try:
         result = job.result()
     except ArchiveNotFound:
@@ -105,6 +117,25 @@ def _submit_copies(count: int, image: str | None, command: list[str] | str | Non
     return _submit_specs([spec] * count, pool, queue, **extra)
 
 
+def _compose_options(path: Path, main: str | None, image: str | None, spec_file: Path | None,
+                     template: str | None) -> tuple[dict[str, Any], str]:
+    """The JobSpec fields of a compose file (other options override the main service's), and its image."""
+    from swarmsync.compose import load_compose
+
+    if image or spec_file or template:
+        fail("--compose replaces IMAGE, --spec and --template: give the command in the compose file")
+    if not main:
+        fail("--compose needs --main SERVICE: the service whose exit ends the job")
+    try:
+        spec = load_compose(path.read_text(), main)
+    except OSError as exc:
+        fail(f"--compose {path}: {exc}")
+    except (ValidationError, JobSpecError) as exc:
+        fail(f"--compose {path}: {exc}")
+    options = spec.model_dump(mode="json", exclude_defaults=True)
+    return options, options.pop("image")
+
+
 @app.command(context_settings={"allow_interspersed_args": False})
 def submit(
     image: Annotated[str | None, typer.Argument(help="Image, e.g. busybox:1.36 (with --template: the command)")] = None,
@@ -135,9 +166,18 @@ def submit(
     template: Template = None,
     at: Annotated[str | None, typer.Option("--at", help="Start at this ISO time, e.g. 2026-12-01T09:00+01:00")] = None,
     delay: Annotated[str | None, typer.Option("--in", help="Start after this delay, e.g. 10m, 1h30m")] = None,
+    compose: Annotated[
+        Path | None, typer.Option("--compose", help="A compose file: its --main service is the job, the others "
+                                  "run beside it (docs/compose-jobs.md)")
+    ] = None,
+    main: Annotated[str | None, typer.Option("--main", help="With --compose: the main service")] = None,
 ) -> None:
     """Submit a container job; prints its id (with --wait: streams output, exits with its code)."""
     loaded = json.loads(spec_file.read_text()) if spec_file else {}
+    if compose:
+        loaded, image = _compose_options(compose, main, image, spec_file, template)
+    elif main:
+        fail("--main goes with --compose")
     if isinstance(loaded, list):
         raise typer.Exit(_submit_list(loaded, pool, queue))
     options = loaded
@@ -225,7 +265,10 @@ def logs(job_id: str, follow_: Annotated[bool, typer.Option("--follow", "-f")] =
     job = _job(job_id)
     entries = job.follow_logs() if follow_ else job.logs()
     for ts, name, message in entries:
-        typer.echo(f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: {message}")
+        prefix = f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: "
+        for line in message.split("\n"):  # lines logged together are one record: one printed line each
+            sys.stdout.write(prefix + line + "\n")
+    sys.stdout.flush()
 
 
 @app.command()
@@ -233,21 +276,35 @@ def result(
     job_id: str,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the .txt here")] = None,
     stream: Annotated[str, typer.Option(help="output (both), stdout or stderr")] = "output",
+    service: Annotated[str | None, typer.Option(help="A service of a job with services (--stream stdout or "
+                                                     "stderr)")] = None,
 ) -> None:
     """The job's archived output as .txt (to stdout, or -o FILE)."""
     if stream not in ("output", "stdout", "stderr"):
         fail("--stream must be output, stdout or stderr")
+    if service and stream == "output":
+        stream = "stdout"  # a service's output is archived as stdout and stderr
     job = _job(job_id)
     try:
-        chunks = job_backend().iter_archive_file(job.id, f"{stream}.txt")
+        name = f"services/{service}/{stream}.txt" if service else f"{stream}.txt"
+        chunks = job_backend().iter_archive_file(job.id, name)
     except ArchiveNotFound as exc:
         fail(f"{exc} (job is {job.status()})")
+    except (ArchiveCorrupt, ArchiveStoreError) as exc:
+        fail(str(exc))
     if output:
-        with open(output, "wb") as sink:
-            size = _copy(chunks, sink)
-        err.print(f"wrote {size} bytes to {output}")
+        try:
+            with open(output, "wb") as sink:
+                size = _copy(chunks, sink)
+        except (ArchiveCorrupt, ArchiveStoreError) as exc:
+            output.unlink(missing_ok=True)  # a file that failed its check is not left behind
+            fail(str(exc))
+        err.print(f"wrote {size} bytes to {output} (SHA-256 checked)")
     else:
-        _copy(chunks, sys.stdout.buffer)
+        try:
+            _copy(chunks, sys.stdout.buffer)
+        except (ArchiveCorrupt, ArchiveStoreError) as exc:
+            fail(str(exc))
 
 
 def _copy(chunks: Iterator[bytes], sink: BinaryIO) -> int:
@@ -271,9 +328,14 @@ def files(
         chunks = job_backend().iter_archive_file(job.id, "files.tar.gz")
     except ArchiveNotFound as exc:
         fail(f"{exc}: did the job set --output-dir?")
+    except (ArchiveCorrupt, ArchiveStoreError) as exc:
+        fail(str(exc))
     output.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile() as spooled:  # streamed to disk, then extracted from there
-        _copy(chunks, spooled)
+    with tempfile.TemporaryFile() as spooled:  # streamed to disk and checked, then extracted from there
+        try:
+            _copy(chunks, spooled)
+        except (ArchiveCorrupt, ArchiveStoreError) as exc:
+            fail(str(exc))
         spooled.seek(0)
         with tarfile.open(fileobj=spooled, mode="r:gz") as tar:
             tar.extractall(output, filter="data")

@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from swarmsync.auth.roles import AuthError
 from swarmsync.auth.users import AccountError, UserNotFound
-from swarmsync.cli import accounts, jobs, pools, schedules, stack, templates, tokens, users, worker
+from swarmsync.cli import accounts, jobs, keys, pools, schedules, stack, templates, tokens, users, worker
 from swarmsync.cli.console import fail
 from swarmsync.client import APIError
 from swarmsync.connection import api_url
@@ -47,6 +47,7 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(pools.app, name="pool")
 app.add_typer(users.app, name="user")
 app.add_typer(tokens.app, name="token")
+app.add_typer(keys.app, name="key")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(templates.app, name="template")
 

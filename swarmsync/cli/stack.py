@@ -13,10 +13,11 @@ import typer
 from rich.table import Table
 
 from swarmsync import jobs
-from swarmsync.cli.console import console, fail
+from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.jobs import follow
 from swarmsync.client import remote_configured
 from swarmsync.connection import api_url
+from swarmsync.deployments.ports import swarmsync_command
 from swarmsync.settings import get_settings
 
 app = typer.Typer()
@@ -31,6 +32,30 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+PrefectUrl = Annotated[str | None, typer.Option(
+    "--prefect-url", help="Use the Prefect server at this API URL (e.g. http://127.0.0.1:4200/api) instead of "
+    "starting one (sets SWARMSYNC_API_URL)")]
+
+
+def _use_prefect(url: str | None) -> None:
+    if url:
+        os.environ["SWARMSYNC_API_URL"] = url.rstrip("/")
+        get_settings.cache_clear()
+
+
+def hint_image() -> str:
+    """An image the hints can name that runs here: the local offline busybox when it is there."""
+    from swarmsync.images import LOCAL_BUSYBOX
+
+    try:
+        from swarmsync.docker_runner import docker_client
+
+        docker_client().images.get(LOCAL_BUSYBOX)
+        return LOCAL_BUSYBOX
+    except Exception:  # noqa: BLE001 - no engine or no local image: the registry's busybox
+        return "busybox"
+
+
 @app.command()
 def up(
     worker: Annotated[bool, typer.Option(help="Also start a worker on the job pool.")] = True,
@@ -42,6 +67,7 @@ def up(
         "--ha", min=1, max=16,
         help="Prefect API processes behind HAProxy (SWARMSYNC_PREFECT_API_PROCESSES); needs "
         "SWARMSYNC_PREFECT_REDIS_URL and Prefect on PostgreSQL. See docs/many-hosts.md.")] = None,
+    prefect_url: PrefectUrl = None,
 ) -> None:
     """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""
     from swarmsync.deployments.stack import Stack, StackError
@@ -49,6 +75,7 @@ def up(
     if ha is not None:
         os.environ["SWARMSYNC_PREFECT_API_PROCESSES"] = str(ha)
         get_settings.cache_clear()
+    _use_prefect(prefect_url)
 
     def serve(stack: Stack) -> None:
         with console.status("starting SwarmSync..."):
@@ -88,16 +115,63 @@ def _print_ready(processes: dict | None = None) -> None:
         console.print(f"  SwarmSync API: http://{settings.api_bind_host}:{settings.api_port} (OpenAPI at /docs)")
     if "dashboard" in processes:
         console.print(f"  dashboard: http://{settings.dashboard_bind_host}:{settings.dashboard_port}")
+        if settings.single_user:
+            _print_login_link()
     console.print(f"  archive: {settings.archive_dir}   logs: {settings.home_dir / 'logs'}")
-    console.print("  try: swarmsync submit --wait busybox echo hello   (Ctrl-C stops the stack)")
+    console.print(f"  try: {swarmsync_command()} submit --wait {hint_image()} echo hello", soft_wrap=True)
+    console.print("  Ctrl-C stops the stack")
+
+
+def dashboard_url() -> str:
+    settings = get_settings()
+    host = settings.dashboard_bind_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{host}:{settings.dashboard_port}"
+
+
+def _print_login_link() -> None:
+    from swarmsync.auth.login_links import login_link
+
+    try:
+        link = login_link(dashboard_url())
+    except LookupError as exc:
+        console.print(f"  (no login link: {exc})")
+        return
+    minutes = max(get_settings().login_link_ttl_seconds // 60, 1)
+    console.print(f"  log in to the dashboard (one-time link, valid {minutes} min):\n    {link}", soft_wrap=True)
+    console.print(f"  a new link: {swarmsync_command()} login-link", soft_wrap=True)
+    console.print(f"  more users: {swarmsync_command()} user add NAME --role operator", soft_wrap=True)
+
+
+@app.command("login-link")
+def login_link_command() -> None:
+    """Print a one-time dashboard login link for the local admin (embedded mode, on the machine
+    that runs SwarmSync); the admin is created, with no usable password, if there is no user yet."""
+    from swarmsync.auth.login_links import login_link
+    from swarmsync.db import migrate
+
+    settings = get_settings()
+    if not settings.single_user:
+        fail("login links are for embedded mode; in team mode log in with your account "
+             "(an admin adds users with 'swarmsync user add NAME --role ROLE')")
+    migrate()
+    try:
+        typer.echo(login_link(dashboard_url()))
+    except LookupError as exc:
+        fail(str(exc))
+    minutes = max(settings.login_link_ttl_seconds // 60, 1)
+    err.print(f"one-time link for the dashboard, valid {minutes} min")
 
 
 @app.command()
 def demo(
     keep_running: Annotated[bool, typer.Option(help="Keep the stack up after the demo job.")] = True,
+    prefect_url: PrefectUrl = None,
 ) -> None:
     """Start the stack, run a sample container job, print its output and where things are."""
     from swarmsync.deployments.stack import Stack, StackError
+
+    _use_prefect(prefect_url)
     from swarmsync.docker_runner import docker_client
     from swarmsync.doctor import check_docker
     from swarmsync.images import ImageUnavailable, demo_image
@@ -121,7 +195,7 @@ def demo(
         result = job.result()
         console.print(f"[bold]job {result.state.lower()}[/bold]: {result.message}")
         console.print(f"  archived at: {result.archive_location}")
-        console.print(f"  .txt output: swarmsync result {job.id}")
+        console.print(f"  .txt output: {swarmsync_command()} result {job.id}", soft_wrap=True)
         console.print(f"  in Prefect:  {api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
         if keep_running:
             _serve_until_stopped(stack)

@@ -4,6 +4,7 @@ login` stored one (see `target.hibernator`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,7 +21,7 @@ app = typer.Typer(no_args_is_help=True, help="Saved job templates (Prefect block
 @app.command("save")
 def save(
     name: Annotated[str, typer.Argument(help="Template name: lowercase letters, digits, dashes")],
-    image: Annotated[str, typer.Argument(help="Image")],
+    image: Annotated[str | None, typer.Argument(help="Image (not with --compose)")] = None,
     command: Command = None,
     shell: Shell = None,
     env: Env = None,
@@ -30,12 +31,25 @@ def save(
     timeout: Timeout = None,
     tag: Tag = None,
     retries: Retries = None,
+    compose: Annotated[Path | None, typer.Option("--compose", help="A compose file (docs/compose-jobs.md)")] = None,
+    main: Annotated[str | None, typer.Option("--main", help="With --compose: the main service")] = None,
 ) -> None:
     """Save (or replace) a job template, shown in the Prefect UI as a block."""
+    options = job_options(env, memory, cpu, timeout, tag, retries)
     try:
+        if compose:
+            if image or not main:
+                fail("--compose takes --main SERVICE and no IMAGE")
+            from swarmsync.compose import load_compose
+
+            spec = load_compose(compose.read_text(), main).model_dump(mode="json", exclude_defaults=True)
+            image, from_file = spec.pop("image"), spec.pop("command", None)
+            command = command or from_file
+            options = {**spec, **options, "env": {**spec.get("env", {}), **options.get("env", {})}}
+        elif not image:
+            fail("give an IMAGE (or --compose FILE --main SERVICE)")
         hibernator().save_template(
-            name, image, command_from(command, shell), secret_env=parse_env(secret, "--secret") or None,
-            **job_options(env, memory, cpu, timeout, tag, retries),
+            name, image, command_from(command, shell), secret_env=parse_env(secret, "--secret") or None, **options,
         )
     except USER_ERRORS as exc:
         fail(str(exc))

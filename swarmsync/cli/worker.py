@@ -30,6 +30,10 @@ def start(
     query_seconds: Annotated[float, typer.Option(
         help="Seconds between polls for new runs (a fallback: new runs and free slots wake the worker at once)"
     )] = 2.0,
+    with_healthcheck: Annotated[bool, typer.Option(
+        help="Serve Prefect's worker health check (GET /health on PREFECT_WORKER_WEBSERVER_HOST:PORT, "
+             "default 0.0.0.0:8080), as `prefect worker start --with-healthcheck`"
+    )] = False,
 ) -> None:
     """Start a SwarmSync worker (same as `prefect worker start --type swarmsync`)."""
     from swarmsync.routing import worker_queues
@@ -47,7 +51,7 @@ def start(
             work_pool_name=pool or get_settings().work_pool, name=name, limit=limit,
             work_queues=queues or None, create_pool_if_not_found=True,
         )
-        await worker.start(printer=console.print)
+        await worker.start(printer=console.print, with_healthcheck=with_healthcheck)
 
     with prefect_api(), temporary_settings({PREFECT_WORKER_QUERY_SECONDS: query_seconds}):
         try:

@@ -1,4 +1,5 @@
-"""SwarmSync's own database: archive index, worker telemetry, users, tokens, sessions, audit.
+"""SwarmSync's own database: archive index, worker telemetry, users, tokens, sessions, audit,
+SSH login keys and their challenges.
 
 SQLAlchemy models in `models.py`, Alembic migrations in `migrations/`, engine and
 sessions in `session.py`. SQLite under SWARMSYNC_HOME by default; PostgreSQL via
@@ -10,15 +11,18 @@ from swarmsync.db.models import (
     ArchiveRecord,
     AuditEvent,
     Base,
+    LoginChallenge,
     LoginFailure,
     SecretOwner,
     SessionRecord,
+    SshKey,
     User,
     WorkerTelemetry,
 )
 from swarmsync.db.session import get_engine, migrate, session_scope
 
 __all__ = [
-    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginFailure", "SecretOwner", "SessionRecord", "User",
+    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginChallenge", "LoginFailure", "SecretOwner", "SessionRecord",
+    "SshKey", "User",
     "WorkerTelemetry", "get_engine", "migrate", "session_scope",
 ]

@@ -83,3 +83,27 @@ def test_invalid_jobs_get_a_clear_message_not_a_crash(api, make_user):
     assert unknown.status_code == 404 and "no-such-pool" in unknown.json()["detail"]
     missing = api.get("/jobs/00000000-0000-0000-0000-000000000000", headers=auth(token))
     assert missing.status_code == 404 and "no job" in missing.json()["detail"]
+
+
+def test_a_job_with_services_through_the_api_and_its_services_output(api, make_user, client_for, busybox,
+                                                                      no_leftover_containers):
+    from swarmsync.compose import load_compose
+
+    op = make_user("operator")
+    client = client_for(op.login(api))
+    job = client.submit(load_compose(f"""
+services:
+  web:
+    image: {busybox}
+    command: ["sh", "-c", "mkdir /w; echo reached-web > /w/i; echo web-up >&2; exec httpd -f -p 8080 -h /w"]
+    healthcheck: {{test: "wget -qO- http://127.0.0.1:8080/i", interval: 300ms, retries: 30}}
+  app: {{image: {busybox}, command: wget -qO- http://web:8080/i}}
+""", main="app", pull_policy="never"))
+    job.wait(120)
+    assert job.status() == "Completed", job.result().message
+    assert job.result().stdout == "reached-web\n"
+    assert b"".join(client.iter_archive_file(job.id, "services/web/stderr.txt")) == b"web-up\n"
+    assert set(job.result().manifest["containers"]) == {"web", "app"}
+    wrong = api.get(f"/jobs/{job.id}/result.txt", params={"service": "web", "stream": "output"},
+                    headers=auth(op.login(api)))
+    assert wrong.status_code == 404 and "stdout and stderr" in wrong.json()["detail"]

@@ -14,6 +14,7 @@ from swarmsync.api import create_app
 from swarmsync.auth import audit
 from swarmsync.settings import get_settings
 from tests.accounts.conftest import PASSWORD, auth
+from tests.accounts.sshkeys import random_public_line
 
 ALL = {"admin", "operator", "viewer"}
 WRITERS = {"admin", "operator"}
@@ -41,6 +42,18 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
             return f"/schedules/{name}{suffix}", bodies.get(suffix)
         return make
 
+    def new_key(owner: str | None = None):
+        def make(api, token):
+            return (f"/users/{owner}/keys" if owner else "/me/keys"), {"public_key": random_public_line()}
+        return make
+
+    def a_key(owner: str | None = None):
+        def make(api, token):
+            where = f"/users/{owner}/keys" if owner else "/me/keys"
+            added = api.post(where, json={"public_key": random_public_line()}, headers=auth(token)).json()
+            return f"{where}/{added['fingerprint']}", None
+        return make
+
     def new_schedule(api, token):
         return "/schedules", {"name": f"m-{uuid.uuid4().hex[:8]}", "every": "1h", "paused": True,
                               "spec": {"image": busybox, "command": "echo matrix", "pull_policy": "never"}}
@@ -52,7 +65,16 @@ def matrix(job_id: str, running: object, busybox: str) -> list[tuple[str, str, o
 
     return [
         ("POST", "/auth/login", {"username": "nobody-x", "password": "whatever1"}, None),
+        ("POST", "/auth/link", {"token": "ssl_not-a-link"}, None),
         ("GET", "/health", None, None),
+        ("POST", "/auth/challenge", {"user": "nobody-x"}, None),
+        ("POST", "/auth/verify", {"user": "nobody-x", "nonce": "ssn_x", "signature": "x"}, None),
+        ("GET", "/me/keys", None, ALL),
+        ("POST", "/me/keys", new_key(), ALL),
+        ("DELETE", "/me/keys/{fingerprint}", a_key(), ALL),
+        ("GET", f"/users/{MATRIX_USER}/keys", None, ADMIN),
+        ("POST", "/users/{username}/keys", new_key(MATRIX_USER), ADMIN),
+        ("DELETE", "/users/{username}/keys/{fingerprint}", a_key(MATRIX_USER), ADMIN),
         ("POST", "/auth/logout", None, ALL),
         ("GET", "/me", None, ALL),
         ("GET", "/jobs", None, ALL),
@@ -99,8 +121,10 @@ def _template(path: str) -> str:
     parts = path.split("/")
     if len(parts) > 2 and parts[1] == "jobs":
         parts[2] = "{job_id}"
-    if len(parts) == 3 and parts[1] == "users":
+    if len(parts) >= 3 and parts[1] == "users":
         parts[2] = "{username}"
+    if "keys" in parts and parts.index("keys") + 1 < len(parts):  # /me/keys/FP, /users/NAME/keys/FP (FP has '/')
+        parts[parts.index("keys") + 1:] = ["{fingerprint}"]
     if len(parts) == 3 and parts[1] == "tokens":
         parts[2] = "{token_id}"
     if len(parts) > 2 and parts[1] in ("schedules", "templates", "pools"):

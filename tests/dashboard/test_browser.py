@@ -120,7 +120,8 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
 
         go(page, "Submit", "Submit a job", "Submit job")
         fill(page, "Image", busybox)
-        fill(page, "Command", "echo hello from chromium; seq 1 3; cat /in/hello.txt")
+        # still running when its page opens: the result must appear without any click (the page refreshes itself)
+        fill(page, "Command", "sleep 15; echo hello from chromium; seq 1 3; cat /in/hello.txt")
         fill(page, "Tags (comma separated)", "browser")
         upload(page, "hello.txt", INPUT)
         page.get_by_text(hashlib.sha256(INPUT).hexdigest()).wait_for()  # shown once uploaded
@@ -132,8 +133,11 @@ def test_log_in_submit_a_job_see_it_complete_and_download_its_output(browser_pag
         page.get_by_role("button", name="Open the job").click()
 
         page.get_by_role("heading", name=f"Job {job_id}").wait_for()
+        settle(page)
         download_button = page.get_by_role("button", name="Download output.txt")
-        download_button.wait_for(timeout=180_000)  # the page refreshes itself until the job ends
+        assert download_button.count() == 0, "the job sleeps 15 s: it cannot have ended yet"
+        page.get_by_text("Not archived yet").wait_for()
+        download_button.wait_for(timeout=180_000)  # no input from here: the page refreshes itself until the job ends
         page.locator('[data-testid="stMetricValue"]', has_text="COMPLETED").wait_for()  # the final state
         shot(page, "05-job")
         with page.expect_download() as download_info:

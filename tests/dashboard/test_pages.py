@@ -37,6 +37,30 @@ def test_unauthenticated_users_see_only_the_login_form(stack):
     assert "client" not in at.session_state
 
 
+def test_a_one_time_login_link_logs_in_once_and_leaves_the_address(stack, make_user):
+    from streamlit.testing.v1 import AppTest
+
+    from swarmsync.auth import login_links
+    from tests.dashboard.conftest import APP
+
+    first = new_app()
+    assert "swarmsync user add NAME --role operator" in texts(first)  # the login page says how to add users
+    assert "swarmsync login-link" in texts(first)
+    account = make_user("operator")
+    secret = login_links.create_link(account.username)
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params["login"] = secret
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["me"]["username"] == account.username
+    assert "login" not in at.query_params  # dropped from the URL
+    again = AppTest.from_file(APP, default_timeout=90)
+    again.query_params["login"] = secret
+    again.run()
+    assert "client" not in again.session_state
+    assert "already used or has expired" in again.error[0].value
+
+
 def test_a_page_run_without_a_session_refuses(stack):
     from streamlit.testing.v1 import AppTest
 
@@ -67,8 +91,8 @@ def test_login_keeps_the_token_server_side_and_logout_ends_the_session(app_as):
 
 # --- role gating ---------------------------------------------------------------------------
 @pytest.mark.parametrize("role, expected", [
-    ("viewer", ["Overview", "Jobs", "Schedules", "Workers", "Settings"]),
-    ("operator", ["Overview", "Jobs", "Submit", "Schedules", "Workers", "Settings"]),
+    ("viewer", ["Overview", "Jobs", "Schedules", "Workers", "My keys", "Settings"]),
+    ("operator", ["Overview", "Jobs", "Submit", "Schedules", "Workers", "My keys", "Settings"]),
     ("admin", [p.title for p in PAGES]),
 ])
 def test_each_role_sees_its_pages(app_as, role, expected):
@@ -313,3 +337,23 @@ def test_a_job_submitted_for_a_later_time_waits_scheduled_until_then(app_as, api
     run = api_client.get_job(at.session_state["submitted_job"]).flow_run()
     assert run.state.name == "Scheduled"
     assert run.expected_start_time == datetime.combine(day, time(3, 30), tzinfo=UTC)
+
+
+def test_a_job_opens_by_clicking_its_row_which_shows_exit_code_duration_and_state_colour(
+        app_as, api_client, busybox, no_leftover_containers):
+    bad = api_client.submit(busybox, "exit 3", pull_policy="never", tags=["click-row"])
+    bad.wait(120)
+    at, _ = app_as("viewer")
+    at.switch_page("views/jobs.py").run()
+    at.text_input(key="filter_tag").input("click-row").run()
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [bad.id]
+    assert table["exit_code"][0] == 3 and table["duration_s"][0] >= 0
+    assert table["state"][0] == "Failed"
+    styled = data.styled_table(data.filter_rows(data.list_jobs(api_client, limit=50), tag="click-row")).to_html()
+    assert f"background-color: {data.STATE_COLOURS['FAILED']}" in styled
+    at.session_state["jobs_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}  # a click on row 0
+    at.run()
+    assert not at.exception, at.exception
+    assert f"Job {bad.id}" in [h.value for h in at.header]
+    assert at.query_params["job"] == [bad.id] or at.query_params["job"] == bad.id

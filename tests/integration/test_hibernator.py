@@ -197,6 +197,7 @@ def test_schedule_cli_with_several_schedules_their_own_parameters_and_run_now(st
     assert done.returncode == 0, done.stderr
     result = swarmsync.get_job(done.stdout.strip()).wait(90).result()
     assert result.output == "report daily\n"
+    assert swarmsync.get_job(done.stdout.strip()).flow_run().name == f"reports: {busybox} echo report $MODE"
     bad = cli("schedule", "create", "bad-one", busybox, "echo", "--cron", "61 * * * *")
     assert bad.returncode == 2 and "out of range" in bad.stderr, bad.stderr
     for when, why in [

@@ -62,3 +62,23 @@ def test_job_ids_must_be_uuids():
     for bad in ("../etc/passwd", "x", "1234"):
         with pytest.raises(ArchiveNotFound):
             check_job_id(bad)
+
+
+def test_lines_waiting_for_a_slow_log_go_as_one_record_none_skipped(tmp_path):
+    import time
+
+    records = []
+
+    def slow_sink(stream, text):  # a Prefect log record costs ~1 ms
+        time.sleep(0.001)
+        records.append((stream, text))
+
+    cap = OutputCapture(tmp_path, slow_sink, 10_000_000)
+    for start in range(0, 10_000, 500):
+        cap.feed("stdout", "".join(f"{i}\n" for i in range(start, start + 500)).encode())
+    cap.feed("stderr", b"done\n")
+    cap.close()
+    lines = [line for stream, text in records if stream == "stdout" for line in text.split("\n")]
+    assert lines == [str(i) for i in range(10_000)]  # every line, once, in order: nothing skipped
+    assert records[-1] == ("stderr", "done")
+    assert len(records) < 1000  # grouped, not one record per line

@@ -14,7 +14,8 @@ from swarmsync.auth.roles import (
     parse_scopes,
 )
 
-VIEWER_MAY = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN}
+VIEWER_MAY = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN,
+              Permission.KEYS_OWN}
 OPERATOR_MAY = VIEWER_MAY | {Permission.JOBS_SUBMIT, Permission.JOBS_CANCEL, Permission.SCHEDULES_WRITE}
 
 

@@ -85,3 +85,15 @@ def test_policy_names_the_limit_exceeded():
     with pytest.raises(JobSpecError, match="allow_privileged"):
         policy.check(JobSpec(image="busybox", privileged=True))
     HostPolicy(allow_privileged=True).check(JobSpec(image="busybox", privileged=True))
+
+
+def test_a_job_run_name_is_its_image_and_command_trimmed_with_a_schedule_first():
+    from swarmsync.spec import RUN_NAME_CHARS, JobSpec, job_run_name
+
+    assert job_run_name(JobSpec(image="docker.io/library/busybox", command=["echo", "hi there"])) == \
+        "busybox echo 'hi there'"
+    assert job_run_name({"image": "busybox", "command": "sh -c 'date;\n echo x'"}, "nightly") == \
+        "nightly: busybox sh -c 'date; echo x'"
+    long = job_run_name({"image": "img", "command": ["echo", "x" * 200]})
+    assert len(long) == RUN_NAME_CHARS and long.endswith("…")
+    assert job_run_name({"image": "img"}) == "img"

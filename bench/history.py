@@ -1,0 +1,167 @@
+"""A long job history: how fast `swarmsync jobs`, `GET /jobs` (paged) and the dashboard's
+Overview and Jobs pages stay with 10,000 jobs, compared with 100.
+
+    python bench/history.py [--jobs 10000] [--small 100] [--repeat 3]
+
+For each size, a fresh stack (`swarmsync up` on free ports, Prefect's and SwarmSync's databases
+on fresh PostgreSQL databases, as the test suite makes them: SWARMSYNC_TEST_PG) is filled with
+that many finished jobs: flow runs of the `container-job` deployment created through the Prefect
+client with their final state (80% Completed, 15% Failed, 5% Cancelled; 16 at a time), plus
+their archive index rows (one bulk insert). No container runs. Then each measurement runs
+`--repeat` times and the median is printed as soon as it is known:
+
+- `swarmsync jobs` (a new CLI process, through the API, default 20 rows);
+- `GET /jobs?limit=50` (the first page), a page at offset N-50 (the deepest), and walking
+  every page at limit=200 (also checked: no gap, no duplicate);
+- the dashboard's Overview and Jobs pages rendered by Streamlit's AppTest against the API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from tests.conftest import running_stack  # noqa: E402 - the suite's own stack helper (fresh PG databases)
+
+STATES = ["COMPLETED"] * 16 + ["FAILED"] * 3 + ["CANCELLED"]
+
+
+def fill(jobs: int) -> float:
+    """`jobs` finished jobs (flow runs with their final state, and index rows); returns seconds taken."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled, Completed, Failed
+    from sqlalchemy import insert
+
+    from swarmsync.connection import api_url, prefect_api
+    from swarmsync.db import ArchiveRecord, session_scope
+    from swarmsync.jobs import _deployment_id, deployment_for_pool
+    from swarmsync.owners import user_tag
+
+    started = time.perf_counter()
+    final = {"COMPLETED": Completed, "FAILED": Failed, "CANCELLED": Cancelled}
+    spec = {"image": "busybox", "command": ["echo", "hi"]}
+
+    async def create_all(deployment: uuid.UUID) -> list[tuple[str, str]]:
+        limit = asyncio.Semaphore(16)
+        async with get_client() as client:
+
+            async def one(i: int) -> tuple[str, str]:
+                state = STATES[i % len(STATES)]
+                async with limit:
+                    run = await client.create_flow_run_from_deployment(
+                        deployment, parameters={"job": spec}, state=final[state](message=f"exit {i % 3}"),
+                        tags=[user_tag(f"user{i % 7}")])
+                return str(run.id), state
+
+            return await asyncio.gather(*(one(i) for i in range(jobs)))
+
+    with prefect_api():
+        created = asyncio.run(create_all(_deployment_id(deployment_for_pool(None), api_url())))
+    now = datetime.now(UTC)
+    rows = [dict(job_id=job_id, image="busybox", command='["echo", "hi"]', state=state, exit_code=0,
+                 archive_path=f"/nowhere/{job_id}", manifest_sha256="0" * 64, output_bytes=3, tags=[],
+                 started_at=now - timedelta(seconds=2), finished_at=now) for job_id, state in created]
+    with session_scope() as session:
+        for i in range(0, len(rows), 1000):
+            session.execute(insert(ArchiveRecord), rows[i:i + 1000])
+    return time.perf_counter() - started
+
+
+def median_of(repeat: int, fn) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def measure(jobs: int, repeat: int, env: dict[str, str]) -> dict[str, float]:
+    import httpx
+    from streamlit.testing.v1 import AppTest
+
+    from swarmsync.auth import tokens, users
+    from swarmsync.auth.roles import Principal
+
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    users.add_user(Principal.local(), name, "correct horse battery staple", "viewer")
+    token = tokens.create_token(Principal.local(), "bench", name).token
+    url = f"http://127.0.0.1:{env['SWARMSYNC_API_PORT']}"
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    results: dict[str, float] = {}
+
+    def show(key: str, seconds: float) -> None:
+        results[key] = seconds
+        print(f"  {jobs:>6} jobs  {key:<34} {seconds * 1000:8.0f} ms", flush=True)
+
+    cli_env = {**os.environ, "SWARMSYNC_URL": url, "SWARMSYNC_TOKEN": token}
+    show("swarmsync jobs (new process)", median_of(repeat, lambda: subprocess.run(
+        [sys.executable, "-m", "swarmsync.cli.main", "jobs"], env=cli_env, check=True, capture_output=True)))
+    show("GET /jobs?limit=50", median_of(repeat, lambda: http.get("/jobs", params={"limit": 50}).raise_for_status()))
+    deepest = max(jobs - 50, 0)
+    show("GET /jobs?limit=50, deepest page", median_of(
+        repeat, lambda: http.get("/jobs", params={"limit": 50, "offset": deepest}).raise_for_status()))
+
+    def walk() -> None:
+        seen, offset = [], 0
+        while True:
+            response = http.get("/jobs", params={"limit": 200, "offset": offset})
+            response.raise_for_status()
+            seen += [row["id"] for row in response.json()]
+            if "X-Next-Offset" not in response.headers:
+                break
+            offset = int(response.headers["X-Next-Offset"])
+        assert len(seen) == len(set(seen)) >= jobs, f"{len(seen)} rows, {len(set(seen))} distinct, {jobs} made"
+
+    show("every page, limit=200", median_of(1, walk))
+
+    def page(path: str | None) -> None:
+        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=300)
+        at.run()
+        at.text_input(key="login_username").input(name)
+        at.text_input(key="login_password").input("correct horse battery staple")
+        at.button(key="FormSubmitter:login-Log in").click().run()
+        if path:
+            at.switch_page(path).run()
+        assert not at.exception, at.exception
+
+    show("dashboard: log in + Overview", median_of(repeat, lambda: page(None)))
+    show("dashboard: log in + Overview + Jobs", median_of(repeat, lambda: page("views/jobs.py")))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--small", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    table: dict[int, dict[str, float]] = {}
+    for jobs in (args.small, args.jobs):
+        with tempfile.TemporaryDirectory(prefix="swarmsync-history-") as home, \
+                running_stack(Path(home), name=f"history-{jobs}") as env:
+            from swarmsync.settings import get_settings
+
+            get_settings.cache_clear()
+            print(f"{jobs} jobs: filled in {fill(jobs):.1f} s", flush=True)
+            table[jobs] = measure(jobs, args.repeat, env)
+    print(f"\n| measurement | {args.small} jobs | {args.jobs} jobs |\n|---|---|---|")
+    for key in table[args.jobs]:
+        small = table[args.small].get(key)
+        print(f"| {key} | {small * 1000 if small else float('nan'):.0f} ms | {table[args.jobs][key] * 1000:.0f} ms |")
+
+
+if __name__ == "__main__":
+    main()

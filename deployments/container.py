@@ -1,0 +1,226 @@
+"""The entrypoint of SwarmSync's container image (`swarmsync-entrypoint COMMAND`): one image, one
+command per part of the stack, each with its health check.
+
+    server           Prefect's server in one process (API + background services; migrates at start)
+    prefect-migrate  Prefect's database migrations and block types, once (then exits)
+    server-api       Prefect's API only (`--no-services`, no migrations): several behind a load balancer
+    server-services  Prefect's background services (`prefect server services start`), one per installation
+    migrate          SwarmSync's migrations, the first admin, block types, the work pool and its deployment
+    api              the SwarmSync API            dashboard   the Streamlit dashboard
+    worker           a SwarmSync worker (needs a Docker engine: the socket or DOCKER_HOST)
+    healthcheck      the health check of the command this container runs (the image's HEALTHCHECK)
+    cli ARGS...      `swarmsync ARGS...`; `swarmsync ARGS...`, `prefect ARGS...` and any other program run as given
+
+Secrets may come from files (compose secrets): for each `NAME_FILE` naming a readable file, the
+setting `NAME` is read from it (e.g. SWARMSYNC_PREFECT_AUTH_STRING_FILE=/run/secrets/prefect_auth).
+SWARMSYNC_PREFECT_AUTH_STRING becomes Prefect's PREFECT_SERVER_API_AUTH_STRING (server) and
+PREFECT_API_AUTH_STRING (clients), as `swarmsync up` does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+ROLE_FILE = Path(os.environ.get("SWARMSYNC_ROLE_FILE", "/tmp/swarmsync-role"))
+SERVICES = ("server", "prefect-migrate", "server-api", "server-services", "migrate", "api", "dashboard", "worker")
+SECRET_PREFIXES = ("SWARMSYNC_", "PREFECT_", "POSTGRES_", "REDIS_")
+
+
+def secrets_from_files(env: dict[str, str]) -> dict[str, str]:
+    """`NAME_FILE=/path` -> `NAME=<the file's content, without the final newline>` (a set NAME wins)."""
+    out = dict(env)
+    for key, path in env.items():
+        name = key.removesuffix("_FILE")
+        if key.endswith("_FILE") and name.startswith(SECRET_PREFIXES) and not env.get(name):
+            try:
+                out[name] = Path(path).read_text().rstrip("\r\n")
+            except OSError as exc:
+                sys.exit(f"swarmsync-entrypoint: {key}={path}: {exc.strerror}")
+    return out
+
+
+def database_url_from_parts(env: dict[str, str]) -> dict[str, str]:
+    """SWARMSYNC_DATABASE_URL unset (or empty) but POSTGRES_PASSWORD set: SwarmSync's database on
+    POSTGRES_HOST (default `postgres`), POSTGRES_PORT, database POSTGRES_DB (default `swarmsync`),
+    role POSTGRES_USER (default `swarmsync`), the password URL-quoted. (worker.yaml uses this.)"""
+    from urllib.parse import quote
+
+    out = dict(env)
+    if not env.get("SWARMSYNC_DATABASE_URL") and env.get("POSTGRES_PASSWORD"):
+        out["SWARMSYNC_DATABASE_URL"] = (
+            f"postgresql+psycopg://{quote(env.get('POSTGRES_USER') or 'swarmsync', safe='')}:"
+            f"{quote(env['POSTGRES_PASSWORD'], safe='')}@{env.get('POSTGRES_HOST') or 'postgres'}:"
+            f"{env.get('POSTGRES_PORT') or '5432'}/{env.get('POSTGRES_DB') or 'swarmsync'}"
+        )
+    out.pop("POSTGRES_PASSWORD", None)  # only the URL goes on to SwarmSync
+    return out
+
+
+def _exec(args: list[str], env: dict[str, str]) -> None:
+    sys.stdout.flush()
+    os.execvpe(args[0], args, env)
+
+
+def _settings():
+    from swarmsync.settings import get_settings
+
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def prefect_server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The Prefect environment `swarmsync up` gives its server (auth string, PostgreSQL, Redis), as a
+    container: bound to SWARMSYNC_HOST (0.0.0.0 here), its UI told where its API is."""
+    from swarmsync.deployments.stack import check_mode, prefect_env, split_server
+
+    settings = _settings()
+    check_mode(settings)  # all-interfaces binds need team mode (an auth string)
+    split_server(settings)  # refuses Redis messaging without PostgreSQL, several API workers without Redis
+    env = prefect_env(settings)
+    env.setdefault("PREFECT_UI_API_URL", "/api")
+    env.update(extra or {})
+    return env
+
+
+def client_env() -> dict[str, str]:
+    """Prefect's client settings for SwarmSync's processes (and the flow runs they start): the server's
+    URL and, in team mode, its auth string."""
+    from swarmsync.connection import api_url
+
+    env = dict(os.environ)
+    env["PREFECT_API_URL"] = api_url()
+    auth = _settings().prefect_auth_string
+    if auth is not None:
+        env["PREFECT_API_AUTH_STRING"] = auth.get_secret_value()
+    return env
+
+
+NO_MIGRATIONS = {"PREFECT_API_DATABASE_MIGRATE_ON_START": "false", "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"}
+
+
+def run(command: str, args: list[str]) -> None:
+    """Start `command` in place of this process (exec), or run a one-shot step and return."""
+    settings = _settings()
+    python = sys.executable
+    swarmsync_cli = str(Path(python).with_name("swarmsync"))  # the console script beside this Python
+    if command in SERVICES:
+        try:
+            ROLE_FILE.write_text(command)
+        except OSError:
+            pass
+    server = [python, "-m", "swarmsync.prefect_server", "server", "start",
+              "--host", settings.host, "--port", str(settings.port)]
+    if command == "server":
+        _exec([*server, *args], prefect_server_env())
+    elif command == "server-api":
+        _exec([*server, "--no-services", "--workers", str(settings.prefect_api_workers), *args],
+              prefect_server_env(NO_MIGRATIONS))
+    elif command == "server-services":
+        _exec([python, "-m", "prefect", "server", "services", "start", *args], prefect_server_env(NO_MIGRATIONS))
+    elif command == "prefect-migrate":
+        import anyio
+
+        from swarmsync.deployments.stack import prepare_prefect_database
+
+        os.environ.update(prefect_server_env())
+        anyio.run(prepare_prefect_database)
+        print("Prefect's database is migrated and its block types registered", flush=True)
+    elif command == "migrate":
+        migrate_swarmsync()
+    elif command == "api":
+        from swarmsync.deployments.stack import check_mode
+
+        check_mode(settings)
+        _exec([swarmsync_cli, "api", *args], client_env())
+    elif command == "dashboard":
+        from swarmsync.deployments.stack import dashboard_command
+
+        # (no Prefect auth string here: the dashboard reaches only the SwarmSync API, which needs a login)
+        _exec([*dashboard_command(settings), *args], client_env())
+    elif command == "worker":
+        name = os.environ.get("SWARMSYNC_WORKER_NAME") or socket.gethostname()
+        env = {"PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1", "PREFECT_WORKER_WEBSERVER_PORT": "8080", **client_env()}
+        _exec([swarmsync_cli, "worker", "start", "--name", name, "--with-healthcheck", *args], env)
+    elif command == "cli":
+        _exec([swarmsync_cli, *args], client_env())
+    else:
+        _exec([command, *args], client_env())
+
+
+def migrate_swarmsync() -> None:
+    """SwarmSync's database, the first admin (from the environment), and on the Prefect server the
+    block types, the work pool and its job deployment: what `swarmsync up` prepares."""
+    import anyio
+
+    from swarmsync.auth.users import ensure_first_admin
+    from swarmsync.connection import api_healthy, prefect_api
+    from swarmsync.db import migrate
+    from swarmsync.deployments.pools import create_pool
+    from swarmsync.deployments.stack import _register_block_types, wait_for
+
+    migrate()
+    if admin := ensure_first_admin():  # only while there is no user at all
+        print(f"created the first admin {admin.username!r}", flush=True)
+    wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)", float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
+    with prefect_api():
+        anyio.run(_register_block_types)
+    create_pool(_settings().work_pool)
+    print(f"SwarmSync's database is migrated; pool {_settings().work_pool!r} and its deployment are ready", flush=True)
+
+
+def _role() -> str:
+    try:
+        return ROLE_FILE.read_text().strip()
+    except OSError:
+        return ""
+
+
+def healthy(role: str) -> bool:
+    """The part this container runs answers: Prefect's /api/health, the API's /health, Streamlit's
+    health probe, Prefect's worker health check (still polling). One-shot commands and the CLI are always healthy.
+    Only the standard library for the HTTP checks: a check must stay cheap on a busy host."""
+    import urllib.request
+
+    def answers(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own URL
+                return response.status == 200
+        except OSError:
+            return False
+
+    env = os.environ.get
+    if role in ("server", "server-api"):
+        return answers(f"http://127.0.0.1:{env('SWARMSYNC_PORT') or 4200}/api/health")
+    if role == "server-services":
+        return answers(f"{(env('SWARMSYNC_API_URL') or 'http://prefect:4200/api').rstrip('/')}/health")
+    if role == "api":
+        return answers(f"http://127.0.0.1:{env('SWARMSYNC_API_PORT') or 4280}/health")
+    if role == "dashboard":
+        return answers(f"http://127.0.0.1:{env('SWARMSYNC_DASHBOARD_PORT') or 4290}/_stcore/health")
+    if role == "worker":  # Prefect's worker health check: it is still polling for runs
+        return answers(f"http://127.0.0.1:{env('PREFECT_WORKER_WEBSERVER_PORT') or 8080}/health")
+    return True
+
+
+def main() -> None:
+    env = database_url_from_parts(secrets_from_files(dict(os.environ)))
+    os.environ.clear()
+    os.environ.update(env)
+    if sys.argv[1:2] == ["healthcheck"]:  # before the heavy imports below
+        sys.exit(0 if healthy(sys.argv[2] if len(sys.argv) > 2 else _role()) else 1)
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "help"):
+        print(__doc__)
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
+    from swarmsync.deployments.stack import StackError
+
+    try:
+        run(sys.argv[1], sys.argv[2:])
+    except StackError as exc:
+        sys.exit(f"swarmsync-entrypoint {sys.argv[1]}: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Compose files as JobSpecs: the subset of the Compose format a SwarmSync job supports, mapped
+to `JobSpec.services` plus the main container. Anything else is refused by name (never ignored):
+
+    >>> spec = load_compose('''
+    ... services:
+    ...   web: {image: busybox, command: httpd -f -p 8080}
+    ...   app: {image: busybox, command: [wget, -qO-, http://web:8080/], depends_on: [web]}
+    ... ''', main="app")
+    >>> spec.image, spec.command, spec.depends_on, spec.services["web"].command
+    ('busybox', ['wget', '-qO-', 'http://web:8080/'], {'web': 'service_started'}, ['httpd', '-f', '-p', '8080'])
+    >>> load_compose("services: {app: {image: busybox, ports: ['80:80']}}", main="app")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    swarmsync.compose.ComposeError: services.app.ports is not supported in a SwarmSync compose job ...
+
+Supported per service: image, command, entrypoint, environment, working_dir, user, healthcheck
+(test, interval, timeout, retries, start_period), depends_on (a list, or conditions
+service_started / service_healthy / service_completed_successfully), cpus, mem_limit, pids_limit,
+deploy.resources.limits (cpus, memory, pids), privileged, and `x-swarmsync-allow-exit` (a service
+that may exit on its own). Top level: services, plus `name` and `version`, which are accepted and
+have no effect (Compose itself ignores `version`). Strings in command and entrypoint are split as
+Compose splits them (no shell); use `sh -c '...'` for a shell.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+import yaml
+
+from swarmsync.spec import HealthCheck, JobSpec, JobSpecError, ServiceSpec
+
+ALLOW_EXIT_KEY = "x-swarmsync-allow-exit"
+TOP_LEVEL = {"services", "name", "version"}
+SERVICE_KEYS = {
+    "image", "command", "entrypoint", "environment", "working_dir", "user", "healthcheck", "depends_on",
+    "cpus", "mem_limit", "pids_limit", "deploy", "privileged", ALLOW_EXIT_KEY,
+}
+MAIN_ONLY_REFUSED = {"healthcheck", ALLOW_EXIT_KEY}
+HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period"}
+DEPENDS_KEYS = {"condition"}
+CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+LIMIT_KEYS = {"cpus": "cpu", "memory": "memory", "pids": "pids_limit"}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class ComposeError(JobSpecError):
+    """A compose file SwarmSync cannot run as a job; the message names the key."""
+
+
+def _refuse_unknown(data: dict, allowed: set[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ComposeError(f"{where}{key} is not supported in a SwarmSync compose job "
+                               f"(supported here: {', '.join(sorted(allowed))})")
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ComposeError(f"{where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def parse_duration(value: Any, where: str) -> float:
+    """Compose durations: '1m30s', '500ms', '10s', or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    parts = _DURATION_RE.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ComposeError(f"{where}: {value!r} is not a duration (e.g. '10s', '1m30s', '500ms')")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def _words(value: Any, where: str) -> list[str] | None:
+    """A Compose command/entrypoint: a list as is; a string split as Compose splits it (no shell)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        words = shlex.split(value)
+        if not words:
+            raise ComposeError(f"{where} is empty")
+        return words
+    if isinstance(value, list) and value and all(isinstance(w, str | int | float) for w in value):
+        return [str(w) for w in value]
+    raise ComposeError(f"{where} must be a string or a non-empty list of strings")
+
+
+def _environment(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        items = {}
+        for entry in value:
+            name, eq, val = str(entry).partition("=")
+            items[name] = val if eq else None
+        value = items
+    env = {}
+    for name, val in _mapping(value, where).items():
+        if val is None:
+            raise ComposeError(f"{where}.{name} has no value: taking it from the submitter's environment "
+                               "is not supported (give the value, or use a SwarmSync secret)")
+        env[str(name)] = str(val).lower() if isinstance(val, bool) else str(val)
+    return env
+
+
+def _healthcheck(value: Any, where: str) -> HealthCheck:
+    data = _mapping(value, where)
+    _refuse_unknown(data, HEALTHCHECK_KEYS, f"{where}.")
+    if "test" not in data:
+        raise ComposeError(f"{where}.test is missing")
+    test = data["test"]
+    if isinstance(test, list) and test[:1] == ["NONE"]:
+        raise ComposeError(f"{where}.test NONE is not supported: leave the healthcheck out")
+    fields: dict[str, Any] = {"test": test}
+    for key in ("interval", "timeout", "start_period"):
+        if key in data:
+            fields[key] = parse_duration(data[key], f"{where}.{key}")
+    if "retries" in data:
+        fields["retries"] = data["retries"]
+    return HealthCheck(**fields)
+
+
+def _depends_on(value: Any, where: str) -> dict[str, str]:
+    if isinstance(value, list):
+        return {str(name): "service_started" for name in value}
+    deps = {}
+    for name, options in _mapping(value, where).items():
+        options = _mapping(options or {}, f"{where}.{name}")
+        _refuse_unknown(options, DEPENDS_KEYS, f"{where}.{name}.")
+        condition = options.get("condition", "service_started")
+        if condition not in CONDITIONS:
+            raise ComposeError(f"{where}.{name}.condition {condition!r} is not one of {', '.join(CONDITIONS)}")
+        deps[str(name)] = condition
+    return deps
+
+
+def _limits(data: dict, where: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if "cpus" in data:
+        fields["cpu"] = float(data["cpus"])
+    if "mem_limit" in data:
+        fields["memory"] = str(data["mem_limit"])
+    if "pids_limit" in data:
+        fields["pids_limit"] = data["pids_limit"]
+    if "deploy" in data:
+        deploy = _mapping(data["deploy"], f"{where}deploy")
+        _refuse_unknown(deploy, {"resources"}, f"{where}deploy.")
+        resources = _mapping(deploy["resources"], f"{where}deploy.resources")
+        _refuse_unknown(resources, {"limits"}, f"{where}deploy.resources.")
+        limits = _mapping(resources["limits"], f"{where}deploy.resources.limits")
+        _refuse_unknown(limits, set(LIMIT_KEYS), f"{where}deploy.resources.limits.")
+        for key, field in LIMIT_KEYS.items():
+            if key in limits:
+                if field in fields:
+                    raise ComposeError(f"{where}deploy.resources.limits.{key} repeats a limit set at the service's "
+                                       "top level: give it once")
+                fields[field] = {"cpu": float, "memory": str, "pids_limit": int}[field](limits[key])
+    return fields
+
+
+def _service_fields(name: str, data: Any) -> dict[str, Any]:
+    where = f"services.{name}."
+    data = _mapping(data, f"services.{name}")
+    _refuse_unknown(data, SERVICE_KEYS, where)
+    if "image" not in data:
+        raise ComposeError(f"services.{name}.image is missing (building images is not supported)")
+    try:
+        fields: dict[str, Any] = {"image": str(data["image"]), **_limits(data, where)}
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, JobSpecError):
+            raise
+        raise ComposeError(f"services.{name}: a limit is not understood ({exc})") from exc
+    if "command" in data:
+        fields["command"] = _words(data["command"], f"{where}command")
+    if "entrypoint" in data:
+        fields["entrypoint"] = _words(data["entrypoint"], f"{where}entrypoint")
+    if "environment" in data:
+        fields["env"] = _environment(data["environment"], f"{where}environment")
+    for key in ("working_dir", "user"):
+        if key in data:
+            fields[key] = str(data[key])
+    if "privileged" in data:
+        fields["privileged"] = bool(data["privileged"])
+    if "depends_on" in data:
+        fields["depends_on"] = _depends_on(data["depends_on"], f"{where}depends_on")
+    if "healthcheck" in data:
+        fields["healthcheck"] = _healthcheck(data["healthcheck"], f"{where}healthcheck")
+    if ALLOW_EXIT_KEY in data:
+        fields["allow_exit"] = bool(data[ALLOW_EXIT_KEY])
+    return fields
+
+
+def parse_compose(text: str) -> dict[str, Any]:
+    """The YAML of a compose file, its top level checked."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ComposeError(f"not a YAML compose file: {exc}") from exc
+    data = _mapping(data, "the compose file")
+    _refuse_unknown(data, TOP_LEVEL, "")
+    services = _mapping(data.get("services"), "services")
+    if not services:
+        raise ComposeError("services is empty")
+    return services
+
+
+def load_compose(text: str, main: str, **job_options: Any) -> JobSpec:
+    """The JobSpec of a compose file whose service `main` is the job's main container; the
+    other services run beside it. `job_options` are further JobSpec fields (timeout, tags, ...)."""
+    services = parse_compose(text)
+    if main not in services:
+        raise ComposeError(f"main service {main!r} is not in the compose file (services: "
+                           f"{', '.join(map(str, services))})")
+    main_data = _mapping(services[main], f"services.{main}")
+    for key in MAIN_ONLY_REFUSED:
+        if key in main_data:
+            raise ComposeError(f"services.{main}.{key} is not supported on the main service: the job ends "
+                               "when it exits")
+    main_fields = _service_fields(main, main_data)
+    depends_on = main_fields.pop("depends_on", None)
+    others = {str(name): ServiceSpec(**_service_fields(str(name), data))
+              for name, data in services.items() if name != main}
+    return JobSpec(**{**main_fields, **job_options, "services": others, "main_service": main,
+                      "depends_on": depends_on})
