@@ -37,6 +37,7 @@ from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import USER_LABEL, submitted_by, user_tag, without_user_tags
+from swarmsync.routing import labels_of_queue
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
@@ -324,6 +325,7 @@ def submit(
     """
     at = start_time(at, delay)
     spec = prepare_spec(image, command, None, options, template)
+    check_queue(queue)
     deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
     stored = _store_secrets(secret_env, user) if secret_env else {}
     spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}}) if stored else spec
@@ -338,6 +340,14 @@ def submit(
     if stored:
         secret_owners.attach(stored.values(), str(flow_run.id))  # retention deletes them with the job
     return Job(flow_run.id, flow_run)
+
+
+def check_queue(queue: str | None) -> None:
+    """A `host:` queue (jobs requiring host labels, swarmsync.routing) must name valid labels."""
+    try:
+        labels_of_queue(queue)
+    except ValueError as exc:
+        raise JobSpecError(f"queue {queue!r}: {exc}") from None
 
 
 @dataclass
@@ -364,6 +374,7 @@ def submit_many(
     """
     import anyio
 
+    check_queue(queue)
     deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
     results: list[Submission | None] = [None] * len(specs)
 

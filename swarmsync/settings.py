@@ -59,6 +59,12 @@ class SwarmSyncSettings(BaseSettings):
         "elsewhere) when Prefect marks it OFFLINE and its last heartbeat is older than this. Keep it well "
         "above PREFECT_WORKER_HEARTBEAT_SECONDS x 3: a busy host that is only slow to heartbeat is not lost.",
     )
+    worker_labels: str = Field(
+        default="",
+        description="Host labels of a worker started on this host, comma-separated (e.g. 'gpu,region=eu'; "
+        "`swarmsync worker start --label` adds to them): the worker also runs jobs that require them "
+        "(queues `host:...`, see docs/many-hosts.md).",
+    )
     work_pool: str = Field(default="swarmsync", description="Work pool that runs job flow runs.")
     deployment: str = Field(
         default="container-job/default", description="Deployment that submissions run."

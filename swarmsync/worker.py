@@ -48,7 +48,9 @@ from swarmsync.recovery import (
     recover_orphaned_runs,
     worker_identity,
 )
+from swarmsync.routing import can_take, clean_labels, host_queues, parse_labels
 from swarmsync.runtime import JobRuntime
+from swarmsync.settings import get_settings
 
 
 class PoolPlaces(BaseModel):
@@ -158,8 +160,12 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
     _display_name = "SwarmSync"
     _documentation_url = "https://github.com/swarmsync/swarmsync"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, labels: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # host labels (swarmsync.routing): `worker start --label`, else SWARMSYNC_WORKER_LABELS
+        self.labels: list[str] = (
+            clean_labels(labels) if labels is not None else parse_labels(get_settings().worker_labels)
+        )
         self._flows: dict[UUID, Flow] = {}
         self._running: set[UUID] = set()
         self._cancel_events: dict[UUID, anyio.Event] = {}
@@ -400,14 +406,21 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         except Exception:  # noqa: BLE001 - as above
             self._logger.exception("recovery of runs of lost hosts failed; retrying at the next heartbeat")
 
+    async def _get_scheduled_flow_runs(self) -> list[Any]:
+        """Prefect's poll, less the runs of `host:` queues requiring labels this host lacks
+        (swarmsync.routing): they stay Scheduled for a host that has them."""
+        runs = await super()._get_scheduled_flow_runs()
+        return [run for run in runs if can_take(run.flow_run.work_queue_name, self.labels)]
+
     async def _create_work_queues(self) -> None:
-        """Create the queues this worker polls (e.g. those of its host labels) once: Prefect answers a
+        """Create the queues this worker polls and those of its host labels once: Prefect answers a
         poll naming a queue that does not exist yet with 404, and the worker would take no run at all."""
-        if self._queues_created or not self._work_queues or self._work_pool is None:
+        wanted = set(self._work_queues or ()) | set(host_queues(self.labels))
+        if self._queues_created or not wanted or self._work_pool is None:
             return
         from prefect.exceptions import ObjectAlreadyExists
 
-        for name in sorted(self._work_queues):
+        for name in sorted(wanted):
             try:
                 await self.client.create_work_queue(name=name, work_pool_name=self._work_pool_name)
             except ObjectAlreadyExists:

@@ -19,7 +19,21 @@ from swarmsync import jobs
 from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import parse_env
-from swarmsync.cli.options import Command, Cpu, Env, Memory, Pool, Queue, Retries, Secret, Shell, Tag, Template, Timeout
+from swarmsync.cli.options import (
+    Command,
+    Cpu,
+    Env,
+    Memory,
+    Pool,
+    Queue,
+    Require,
+    Retries,
+    Secret,
+    Shell,
+    Tag,
+    Template,
+    Timeout,
+)
 from swarmsync.cli.target import job_backend
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 from swarmsync.templates import TemplateNotFound
@@ -77,6 +91,20 @@ def _input_files(items: list[str]) -> list[InputFile]:
         except (OSError, ValidationError, JobSpecError) as exc:
             fail(f"--input {item}: {exc}")
     return inputs
+
+
+def _queue_with_requirements(queue: str | None, require: list[str] | None) -> str | None:
+    """--require LABEL... as the queue of jobs needing those host labels (not with --queue)."""
+    if not require:
+        return queue
+    if queue:
+        fail("give --queue or --require, not both (--require picks the queue host:LABEL+...)")
+    from swarmsync.routing import queue_for
+
+    try:
+        return queue_for(require)
+    except ValueError as exc:
+        fail(f"--require: {exc}")
 
 
 def _submit_specs(specs: list[JobSpec], pool: str | None, queue: str | None, **extra: Any) -> int:
@@ -161,6 +189,7 @@ def submit(
     ] = None,
     pool: Pool = None,
     queue: Queue = None,
+    require: Require = None,
     count: Annotated[int, typer.Option(min=1, help="Submit this many copies at once")] = 1,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Stream output; exit with the job's code")] = False,
     template: Template = None,
@@ -173,6 +202,7 @@ def submit(
     main: Annotated[str | None, typer.Option("--main", help="With --compose: the main service")] = None,
 ) -> None:
     """Submit a container job; prints its id (with --wait: streams output, exits with its code)."""
+    queue = _queue_with_requirements(queue, require)
     loaded = json.loads(spec_file.read_text()) if spec_file else {}
     if compose:
         loaded, image = _compose_options(compose, main, image, spec_file, template)

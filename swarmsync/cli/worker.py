@@ -25,8 +25,8 @@ def start(
     ] = None,
     label: Annotated[list[str] | None, typer.Option(
         "--label", "-l",
-        help="Host label (repeatable, e.g. gpu, region=eu): also poll the queues of jobs requiring "
-        "these labels (see swarmsync.routing; submit with --queue gpu+region=eu)")] = None,
+        help="Host label (repeatable, e.g. gpu, region=eu; adds to SWARMSYNC_WORKER_LABELS): also run "
+        "jobs that require these labels (`swarmsync submit --require gpu`; see docs/many-hosts.md)")] = None,
     query_seconds: Annotated[float, typer.Option(
         help="Seconds between polls for new runs (a fallback: new runs and free slots wake the worker at once)"
     )] = 2.0,
@@ -36,20 +36,21 @@ def start(
     )] = False,
 ) -> None:
     """Start a SwarmSync worker (same as `prefect worker start --type swarmsync`)."""
-    from swarmsync.routing import worker_queues
+    from swarmsync.routing import clean_labels, host_queues, parse_labels
     from swarmsync.worker import SwarmSyncWorker
 
+    try:
+        labels = clean_labels(parse_labels(get_settings().worker_labels) + list(label or []))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--label / SWARMSYNC_WORKER_LABELS") from exc
     queues = list(queue or [])
-    if label:
-        try:
-            queues += [q for q in worker_queues(label) if q not in queues]
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--label") from exc
+    if queues:  # only these queues, and those of jobs requiring this host's labels
+        queues += [q for q in host_queues(labels) if q not in queues]
 
     async def run() -> None:
         worker = SwarmSyncWorker(
             work_pool_name=pool or get_settings().work_pool, name=name, limit=limit,
-            work_queues=queues or None, create_pool_if_not_found=True,
+            work_queues=queues or None, create_pool_if_not_found=True, labels=labels,
         )
         await worker.start(printer=console.print, with_healthcheck=with_healthcheck)
 

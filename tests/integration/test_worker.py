@@ -334,6 +334,25 @@ def test_queues_route_jobs_to_the_workers_that_serve_them(pool, workers, busybox
     assert job.result().manifest["worker"] == special.worker_name
 
 
+def test_host_labels_route_jobs_only_to_workers_having_every_label(pool, workers, busybox, no_leftover_containers):
+    """A worker polling the whole pool (no --queue) takes no job of a `host:` queue unless it has
+    every label the queue names; it still takes every other job."""
+    from swarmsync.routing import queue_for
+
+    plain_worker = workers(pool)
+    both = swarmsync.submit(busybox, "echo both", pool=pool, queue=queue_for(["gpu", "region=eu"]))
+    # a later plain job completing shows the unlabelled worker polled after `both` was created
+    plain = swarmsync.submit(busybox, "echo plain", pool=pool).wait(60)
+    assert plain.result().manifest["worker"] == plain_worker.worker_name
+    gpu_worker = workers(pool, "--label", "gpu")
+    gpu = swarmsync.submit(busybox, "echo gpu", pool=pool, queue=queue_for(["gpu"])).wait(60)
+    assert gpu.result().manifest["worker"] == gpu_worker.worker_name
+    assert both.status() == "Scheduled"  # neither worker has region=eu
+    full = workers(pool, "--label", "gpu", "--label", "region=eu")
+    assert both.wait(60).status() == "Completed"
+    assert both.result().manifest["worker"] == full.worker_name
+
+
 def test_cancel_with_prefects_cli_stops_the_container(stack, busybox, no_leftover_containers):
     job = swarmsync.submit(busybox, "echo partial; sleep 60")
     _wait_for_log(job, "partial")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from swarmsync.routing import queue_for
 from tests.multihost.conftest import (
     IMAGE,
     LIMIT,
@@ -70,9 +71,9 @@ def test_100_jobs_across_3_hosts_run_once_with_archives_on_the_server(api, multi
 
 
 def test_jobs_requiring_labels_run_only_on_hosts_having_them(api, multihost_hosts):
-    gpu = submit_all(api, 4, "echo gpu-{i}", queue="gpu")
-    eu = submit_all(api, 3 * LIMIT, "sleep 3", queue="region=eu")
-    both = submit_all(api, 2, "echo both-{i}", queue="gpu+region=eu")
+    gpu = submit_all(api, 4, "echo gpu-{i}", queue=queue_for(["gpu"]))
+    eu = submit_all(api, 3 * LIMIT, "sleep 3", queue=queue_for(["region=eu"]))
+    both = submit_all(api, 2, "echo both-{i}", queue=queue_for(["gpu", "region=eu"]))
     wait_all(gpu + eu + both)
     assert {worker_of(j) for j in gpu + both} == {"ss-w2"}
     eu_hosts = [worker_of(j) for j in eu]
@@ -85,7 +86,7 @@ def test_jobs_requiring_labels_run_only_on_hosts_having_them(api, multihost_host
 
 
 def test_cancel_from_another_host_stops_the_container_where_it_runs(api, multihost_hosts):
-    job = api.submit(IMAGE, "echo started; sleep 300", queue="gpu")  # runs on ss-w2
+    job = api.submit(IMAGE, "echo started; sleep 300", queue=queue_for(["gpu"]))  # runs on ss-w2
     wait_until(lambda: "started" in "".join(m for _, _, m in job.logs()), "the job started", timeout=120)
     assert worker_of(job) == "ss-w2"
     containers = engine("ss-w2").containers.list(filters={"label": f"io.swarmsync.flow-run={job.id}"})
@@ -164,7 +165,8 @@ def test_restarting_the_services_process_loses_no_schedule_and_no_delayed_job(ap
 
 @pytest.mark.multihost_full
 def test_a_lost_worker_host_crashes_its_jobs_which_retry_elsewhere_and_never_run_twice(api, multihost_hosts):
-    jobs = submit_all(api, 2 * LIMIT, "echo started-{i}; sleep 25; echo done", queue="region=eu", retries=1)
+    jobs = submit_all(api, 2 * LIMIT, "echo started-{i}; sleep 25; echo done",
+                      queue=queue_for(["region=eu"]), retries=1)
     wait_until(lambda: all(j.status() == "Running" for j in jobs), "all jobs running", timeout=180, poll=1)
     lost_host = worker_of(jobs[0])
     other = ({"ss-w2", "ss-w3"} - {lost_host}).pop()

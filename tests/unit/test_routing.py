@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import pytest
 
-from swarmsync.routing import label_options, queue_for, worker_queues
+from swarmsync.routing import can_take, host_queues, label_options, labels_of_queue, parse_labels, queue_for
 
 
-def test_a_job_requiring_labels_goes_to_the_queue_named_for_all_of_them():
+def test_a_job_requiring_labels_goes_to_the_host_queue_named_for_all_of_them():
     assert queue_for([]) == "default"
-    assert queue_for(["region=eu", "gpu", "gpu"]) == "gpu+region=eu"
+    assert queue_for(["region=eu", "gpu", "gpu"]) == "host:gpu+region=eu"
+    assert labels_of_queue("host:gpu+region=eu") == ["gpu", "region=eu"]
+    assert labels_of_queue("default") is None and labels_of_queue("nightly") is None
 
 
-def test_a_worker_polls_default_and_every_combination_of_its_labels():
-    assert worker_queues([]) == ["default"]
-    assert worker_queues(["region=eu", "gpu"]) == ["default", "gpu", "region=eu", "gpu+region=eu"]
-    # a worker with labels {gpu, region=eu} takes every job whose requirements it meets
-    mine = set(worker_queues(["gpu", "region=eu", "ssd"]))
-    assert {queue_for(["gpu"]), queue_for(["ssd", "gpu"]), queue_for(["region=eu", "gpu", "ssd"])} <= mine
-    assert queue_for(["region=us"]) not in mine
+def test_a_worker_takes_host_queues_only_when_it_has_every_label_and_other_queues_always():
+    mine = ["gpu", "region=eu", "ssd"]
+    for labels in (["gpu"], ["ssd", "gpu"], ["region=eu", "gpu", "ssd"]):
+        assert can_take(queue_for(labels), mine)
+    assert not can_take(queue_for(["region=us"]), mine)
+    assert not can_take(queue_for(["gpu", "region=us"]), mine)
+    # an unlabelled worker polling the whole pool takes no host-label job, but every other queue's
+    assert not can_take("host:gpu", [])
+    assert can_take("default", []) and can_take("nightly", []) and can_take(None, [])
+    assert not can_take("host:a b", mine)  # malformed: nobody
 
 
-@pytest.mark.parametrize("bad", ["a+b", "a/b", "with space", "x" * 61])
+def test_the_queues_a_labelled_worker_creates():
+    assert host_queues([]) == []
+    assert host_queues(["region=eu", "gpu"]) == ["host:gpu", "host:region=eu", "host:gpu+region=eu"]
+    assert parse_labels(" gpu, region=eu ,,") == ["gpu", "region=eu"]
+
+
+@pytest.mark.parametrize("bad", ["a+b", "a/b", "with space", "a,b", "x" * 61])
 def test_labels_that_would_make_queue_names_ambiguous_are_refused(bad):
     with pytest.raises(ValueError):
-        worker_queues([bad])
+        queue_for([bad])
 
 
 def test_label_options():
