@@ -293,6 +293,10 @@ def give_ssh_key(home: Path) -> None:
     ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copy(ROOT / SERVER / "ssh" / "client", ssh / "id_ed25519")
     (ssh / "id_ed25519").chmod(0o600)
+    # the store's host key, pinned (the block's `known_hosts: ~/.ssh/known_hosts`)
+    host_key = (ROOT / SERVER / "ssh" / "host_ed25519.pub").read_text().split()[:2]
+    name = SERVER_IP if SSH_PORT == 22 else f"[{SERVER_IP}]:{SSH_PORT}"
+    (ssh / "known_hosts").write_text(f"{name} {' '.join(host_key)}\n")
 
 
 def start_server_stack(state: dict) -> None:
@@ -315,7 +319,8 @@ from swarmsync.connection import prefect_api
 from swarmsync.deployments.pools import create_pool
 with prefect_api():
     store = RemoteFileSystem(basepath="sftp://{SERVER_IP}/archive",
-                             settings={{"host": "{SERVER_IP}", "username": "root"}})
+                             settings={{"host": "{SERVER_IP}", "username": "root",
+                                       "known_hosts": "~/.ssh/known_hosts"}})
     store.save("hosts-archive", overwrite=True)
 create_pool("swarmsync", archive_block="remote-file-system/hosts-archive")
 """

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import threading
@@ -240,7 +241,7 @@ def _known_hosts_policy(path: str) -> Any:
         """Accept a host key only if the known_hosts file lists it for that host (and port)."""
 
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-            known = paramiko.HostKeys(path)
+            known = paramiko.HostKeys(os.path.expanduser(path))  # ~ is the home of the host using the store
             port = client.get_transport().getpeername()[1]
             names = [hostname] if port == 22 else [f"[{hostname}]:{port}", hostname]
             for name in names:
