@@ -4,7 +4,7 @@ Prefect as one process and in its high-availability shape (2 API processes behin
     sudo .venv/bin/python bench/scale.py [--jobs 300] [--hosts 1,2,3] [--shapes single,ha] [--limit 20]
 
 For each shape the hosts are built once: worker host ss-wK carries the labels nK..n3, so jobs sent
-to queue `nK` can run on the first K hosts only (ss-w1 polls n1, n2, n3; ss-w2 n2, n3; ss-w3 n3).
+to queue `host:nK` can run on the first K hosts only (ss-w1 has n1, n2, n3; ss-w2 n2, n3; ss-w3 n3).
 N trivial jobs (`echo`) are submitted at once through Prefect's API, as a worker host would (with
 the server's address and auth string), and followed to the end. Per row:
 
@@ -58,12 +58,13 @@ def measure(n: int, hosts: int, tag: str) -> dict:
 
     import swarmsync
     from swarmsync.connection import prefect_api
+    from swarmsync.routing import queue_for
     from swarmsync.spec import JobSpec
 
     cpu0 = server_cpu_seconds()
     specs = [JobSpec(image=IMAGE, command=f"echo {i}", tags=[tag]) for i in range(n)]
     t0 = time.time()
-    made = [s for s in swarmsync.submit_many(specs, queue=f"n{hosts}", concurrency=8) if s.job]
+    made = [s for s in swarmsync.submit_many(specs, queue=queue_for([f"n{hosts}"]), concurrency=8) if s.job]
     ids = {str(s.job.id) for s in made}
 
     async def runs() -> list:
