@@ -66,7 +66,7 @@ def multihost_hosts() -> Iterator[dict]:
 def _keep_logs() -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for log in [*ROOT.glob("*/logs/*.log"), *ROOT.glob("ss-server/swarmsync/logs/*.log")]:
-        host = next(p for p in log.parts if p.startswith("ss-"))
+        host = log.relative_to(ROOT).parts[0]  # ss-server, ss-w1, ...
         (ARTIFACTS / f"multihost-{host}-{log.name}").write_bytes(log.read_bytes()[-2_000_000:])
 
 

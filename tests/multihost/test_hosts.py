@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from swarmsync.docker_runner import LABEL_FLOW_RUN
 from swarmsync.routing import queue_for
 from tests.multihost.conftest import (
     IMAGE,
@@ -89,7 +90,7 @@ def test_cancel_from_another_host_stops_the_container_where_it_runs(api, multiho
     job = api.submit(IMAGE, "echo started; sleep 300", queue=queue_for(["gpu"]))  # runs on ss-w2
     wait_until(lambda: "started" in "".join(m for _, _, m in job.logs()), "the job started", timeout=120)
     assert worker_of(job) == "ss-w2"
-    containers = engine("ss-w2").containers.list(filters={"label": f"io.swarmsync.flow-run={job.id}"})
+    containers = engine("ss-w2").containers.list(filters={"label": f"{LABEL_FLOW_RUN}={job.id}"})
     assert containers, "no container of the job on ss-w2's engine"
     # cancel from worker host ss-w3, with nothing of ss-w2 there: its own CLI through the server's API
     token = api.create_token("multihost-cancel", scopes=None)["token"]
@@ -102,7 +103,7 @@ def test_cancel_from_another_host_stops_the_container_where_it_runs(api, multiho
     assert done.returncode == 0, done.stdout + done.stderr
     job.wait(120, poll=1)
     assert job.status() == "Cancelled"
-    wait_until(lambda: not engine("ss-w2").containers.list(filters={"label": f"io.swarmsync.flow-run={job.id}"}),
+    wait_until(lambda: not engine("ss-w2").containers.list(filters={"label": f"{LABEL_FLOW_RUN}={job.id}"}),
                "the container on ss-w2 stopped", timeout=60)
 
 
