@@ -49,9 +49,12 @@ mkdir -p "$CACHE"
 # ---------------------------------------------------------------------------- 1. base image
 mirror() {
   if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
+  # the host's own Debian mirror, from the files apt reads (one-line .list and deb822 .sources);
+  # `|| true`: a missing file must not end this function early (pipefail + inherit_errexit), which
+  # once left the base image with an empty mirror in its sources.list
   local m
-  m=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-      | grep -v security | head -1 | awk '{print $2}')
+  m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+      | grep -oE '^(URIs:|deb) +https?://[^ ]+/debian/?' | grep -v security | head -1 | awk '{print $2}' || true)
   echo "${m:-http://deb.debian.org/debian}"
 }
 base_image() {
@@ -61,7 +64,7 @@ base_image() {
     echo "$slim"; return
   fi
   local hash tag tarball
-  hash=$(printf '%s\n' "v1" "$SUITE" "$BASE_PACKAGES" | sha256sum | cut -c1-12)
+  hash=$(printf '%s\n' "v2" "$SUITE" "$BASE_PACKAGES" | sha256sum | cut -c1-12)
   tag=swarmsync/debian-base:$SUITE-$hash
   if docker image inspect "$tag" >/dev/null 2>&1; then say "base: $tag (cached)" >&2; echo "$tag"; return; fi
   tarball=$CACHE/debian-base-$SUITE-$hash.tar
