@@ -4,8 +4,9 @@ and three worker hosts, each with its own dockerd and SwarmSync worker:
 
 - ss-w1: no labels;  ss-w2: gpu, region=eu;  ss-w3: region=eu;  each runs at most LIMIT jobs at once.
 
-Built once per session (`multihost_hosts`, ~3-4 min on 2 cores) and torn down after, also
-when a test fails. Needs root (namespaces, dockerd), HAProxy and sshd (infra/host-setup.sh test).
+Built once per test module (`multihost_hosts`, 65-100 s on 2 cores) and torn down after its
+last test, also when a test fails, so the rest of the suite does not run beside them.
+Needs root (namespaces, dockerd), HAProxy and sshd (infra/host-setup.sh test).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def state() -> dict:
     return json.loads((ROOT / "state.json").read_text())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def multihost_hosts() -> Iterator[dict]:
     if os.geteuid() != 0:
         pytest.fail("the multi-host tests need root (network namespaces, a dockerd per host)")
@@ -70,7 +71,7 @@ def _keep_logs() -> None:
         (ARTIFACTS / f"multihost-{host}-{log.name}").write_bytes(log.read_bytes()[-2_000_000:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api(multihost_hosts):
     """The SwarmSync API of the server host, logged in as its admin."""
     from swarmsync.client import Client
