@@ -346,7 +346,11 @@ def test_host_labels_route_jobs_only_to_workers_having_every_label(pool, workers
     plain = swarmsync.submit(busybox, "echo plain", pool=pool).wait(60)
     assert plain.result().manifest["worker"] == plain_worker.worker_name
     gpu_worker = workers(pool, "--label", "gpu")
-    gpu = swarmsync.submit(busybox, "echo gpu", pool=pool, queue=queue_for(["gpu"])).wait(60)
+    done = subprocess.run([sys.executable, "-m", "swarmsync.cli.main", "submit", "--pool", pool, "--require", "gpu",
+                           busybox, "echo", "gpu"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    gpu = swarmsync.get_job(done.stdout.split()[-1]).wait(60)
+    assert gpu.row().queue == "host:gpu"
     assert gpu.result().manifest["worker"] == gpu_worker.worker_name
     assert both.status() == "Scheduled"  # neither worker has region=eu
     full = workers(pool, "--label", "gpu", "--label", "region=eu")

@@ -61,3 +61,26 @@ def test_the_ha_shape_is_refused_without_prefect_on_redis():
 
     with pytest.raises(StackError, match="needs SWARMSYNC_PREFECT_REDIS_URL"):
         split_server(SwarmSyncSettings(prefect_api_processes=2, prefect_redis_url=None))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--queue", "nightly", "--require", "gpu"], "give --queue or --require, not both"),
+    (["--require", "a+b"], "--require: host label 'a+b'"),
+])
+def test_submit_refuses_conflicting_or_bad_requirements_before_submitting(args, message):
+    from typer.testing import CliRunner
+
+    from swarmsync.cli.main import app
+
+    result = CliRunner().invoke(app, ["submit", *args, "busybox", "true"])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_a_malformed_host_queue_is_refused_at_submission():
+    from swarmsync.jobs import check_queue
+    from swarmsync.spec import JobSpecError
+
+    check_queue(None), check_queue("nightly"), check_queue("host:gpu+region=eu")
+    with pytest.raises(JobSpecError, match="queue 'host:gpu region'"):
+        check_queue("host:gpu region")
