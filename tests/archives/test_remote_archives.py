@@ -46,8 +46,10 @@ def cli(*args: str, env: dict[str, str]):
 
 
 def remote_fs(slug: str):
-    """The fsspec filesystem and root folder of a block, as SwarmSync opens it."""
-    return archive._filesystem(archive.get_archive_store(slug))
+    """The fsspec filesystem and root folder of a block, as SwarmSync opens it (for SFTP, a
+    session of the test's own, never given back to the pool)."""
+    _key, fs, root = archive._filesystem(archive.get_archive_store(slug))
+    return fs, root
 
 
 def archived(tmp_path: Path, block: str, files: dict[str, bytes], finished: str | None = None) -> str:
