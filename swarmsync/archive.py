@@ -127,8 +127,8 @@ def _filesystem(store: WritableFileSystem, fresh: bool = False) -> tuple[tuple[s
     block's settings (`url_to_fs`: sftp://user@host:port/path gives host, port and user).
 
     Object stores (s3fs) are safe to share between threads: one filesystem per store is kept.
-    An SFTP session is not (concurrent requests on one paramiko session hang, as 100 jobs over
-    three hosts showed), so each use checks out a session of its own from a small pool of idle
+    An SFTP session is not shared: concurrent jobs on one paramiko session hung in an early
+    multi-host run (not reproduced since), so each use checks out a session of its own from a small pool of idle
     ones and gives it back after (`_give_back`); `fresh` never reuses a kept one (after a
     dropped connection)."""
     settings = _settings(store)

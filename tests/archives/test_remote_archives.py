@@ -205,3 +205,43 @@ def test_an_sftp_server_with_another_host_key_is_refused(sftp_server, stack, tmp
     block = sftp_block(sftp_server, "/refused", known_hosts=other)
     with pytest.raises(ValueError, match="host key"):
         create_pool(f"t-{uuid.uuid4().hex[:8]}", archive_block=block)
+
+
+def test_jobs_archiving_at_once_to_one_sftp_store_all_finish_with_their_bytes(sftp_server, stack, tmp_path):
+    """A worker archives several jobs at once (its threads share the store): each write must
+    finish with its own bytes. One paramiko session shared by concurrent writes hung here."""
+    import os
+    import threading
+
+    store = archive.get_archive_store(sftp_block(sftp_server, f"/{uuid.uuid4().hex[:6]}"))
+    payloads = {i: os.urandom((1 << 20) + i) for i in range(12)}  # > 1 MiB: several SFTP requests each
+    for i, data in payloads.items():
+        (tmp_path / f"p{i}").write_bytes(data)
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            anyio.run(archive._copy_to_store, store, tmp_path / f"p{i}", f"job-{i}/stdout.txt")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert not [t for t in threads if t.is_alive()], "archive writes still hanging after 90 s"
+    assert not errors, errors
+    fs, root = remote_fs_of_store(store)
+    for i, data in payloads.items():
+        with fs.open(f"{root}/job-{i}/stdout.txt", "rb") as handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def remote_fs_of_store(store):
+    """A fresh fsspec connection to the store, made here (not SwarmSync's pool)."""
+    from fsspec.core import url_to_fs
+
+    settings = archive._sftp_settings(archive._settings(store))
+    fs, root = url_to_fs(str(store.basepath), skip_instance_cache=True, **settings)
+    return fs, root.rstrip("/")
