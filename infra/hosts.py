@@ -312,7 +312,7 @@ def start_server_stack(state: dict) -> None:
 def configure_archive(state: dict) -> None:
     """The pool's archive: a RemoteFileSystem block on the server host's SFTP store (each use
     takes an SFTP session of its own from swarmsync.archive's pool: concurrent requests on one
-    paramiko session hang)."""
+    paramiko session hung in an early run)."""
     code = f"""
 from prefect.filesystems import RemoteFileSystem
 from swarmsync.connection import prefect_api
