@@ -468,13 +468,18 @@ def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None
     flows = FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME]))
     runs: list[FlowRun] = []
     with get_client(sync_client=True) as client:
-        due_count = client.count_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, due))
-        if offset < due_count:
-            runs = _ordered_page(client, flows, conditions, due, True, offset, limit)
-        if len(runs) < limit:
+        runs = _ordered_page(client, flows, conditions, due, True, offset, limit)
+        if len(runs) < limit:  # the due section ends on this page (or before it): then the later one
+            # a page is exact (see _ordered_page), so a short one tells where the due section ends;
+            # only a page past its end needs the count
+            due_count = offset + len(runs) if runs or offset == 0 else client.count_flow_runs(
+                flow_filter=flows, flow_run_filter=_window(conditions, due))
             runs += _ordered_page(client, flows, conditions, later, False, max(offset - due_count, 0),
                                   limit - len(runs))
     return [JobRow.from_flow_run(_without_input_bytes(run)) for run in runs]
+
+
+PREFECT_PAGE = 200  # the most runs Prefect's API returns per read
 
 
 def _window(conditions: dict[str, Any], times: dict[str, datetime]) -> FlowRunFilter:
@@ -487,13 +492,34 @@ def _ordered_page(client: Any, flows: FlowFilter, conditions: dict[str, Any], se
     (newest or soonest first), then by id. Prefect sorts by time alone, so runs sharing a time
     come in any order, and one that straddles a page edge could show on both pages or on neither
     (PostgreSQL's top-N sort orders ties differently for different LIMIT/OFFSET). The page is read
-    as Prefect sorts it; then, at each of its two edge times, the runs at exactly that time are
-    read and placed by their rank (how many come strictly before that time, plus their order by id)."""
+    as Prefect sorts it, with the run just before and just after it: when neither shares the time
+    at its edge of the page, the page holds every run of its edge times and is exact (one request,
+    the usual case: 10,000 jobs page as fast as 100). Otherwise, at each of its two edge times, the
+    runs at exactly that time are read and placed by their rank (how many come strictly before
+    that time, plus their order by id)."""
+    if limit <= 0:
+        return []
     sort = FlowRunSort.EXPECTED_START_TIME_DESC if newest_first else FlowRunSort.EXPECTED_START_TIME_ASC
-    page = client.read_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, section), sort=sort,
-                                 limit=limit, offset=offset)
+    # the page and its two neighbours in one read: when neither neighbour shares its edge's time,
+    # every run at the edge times is on the page and the page is exact as read (the usual case,
+    # one request); otherwise the runs at a shared edge time are placed by rank below
+    before = 1 if offset > 0 else 0
+    window: list[FlowRun] = []
+    wanted = limit + before + 1
+    while len(window) < wanted:  # Prefect answers at most PREFECT_PAGE runs per read
+        chunk = client.read_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, section), sort=sort,
+                                      limit=min(wanted - len(window), PREFECT_PAGE),
+                                      offset=offset - before + len(window))
+        window += chunk
+        if len(chunk) < PREFECT_PAGE:
+            break
+    page = window[before:before + limit]
     if not page:
         return page
+    after = window[before + limit] if len(window) > before + limit else None
+    if (not before or window[0].expected_start_time != page[0].expected_start_time) and (
+            after is None or after.expected_start_time != page[-1].expected_start_time):
+        return sorted(page, key=lambda run: (run.expected_start_time, run.id), reverse=newest_first)
     edges = {page[0].expected_start_time, page[-1].expected_start_time}
     picked = [run for run in page if run.expected_start_time not in edges]
     tick = timedelta(microseconds=1)

@@ -350,9 +350,9 @@ def test_host_labels_route_jobs_only_to_workers_having_every_label(pool, workers
                            busybox, "echo", "gpu"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     gpu = swarmsync.get_job(done.stdout.split()[-1]).wait(60)
-    assert gpu.row().queue == "host:gpu"
+    assert gpu.flow_run().work_queue_name == "host:gpu"
     assert gpu.result().manifest["worker"] == gpu_worker.worker_name
-    assert both.status() == "Scheduled"  # neither worker has region=eu
+    assert both.status() in ("Scheduled", "Late")  # not taken: neither worker has region=eu
     full = workers(pool, "--label", "gpu", "--label", "region=eu")
     assert both.wait(60).status() == "Completed"
     assert both.result().manifest["worker"] == full.worker_name
