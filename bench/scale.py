@@ -113,32 +113,43 @@ def main() -> None:
     parser.add_argument("--shapes", default="single,ha")
     parser.add_argument("--limit", type=int, default=20, help="jobs at once per worker host")
     parser.add_argument("--json", type=Path, help="also append each row to this file (JSON lines)")
+    parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     counts = [int(x) for x in args.hosts.split(",")]
     labels = ";".join(f"ss-w{k}={','.join(f'n{j}' for j in range(k, 4))}" for k in (1, 2, 3))
     header = f"{'shape':<8} {'hosts':>5} {'jobs':>5} {'jobs/min':>9} {'p50 s':>7} {'p95 s':>7} {'lost':>5} " \
              f"{'doubled':>7} {'server CPU ms/job':>18}"
-    print(header, flush=True)
-    for shape in args.shapes.split(","):
-        ha = "2" if shape == "ha" else "1"
-        try:
-            hosts_cmd("up", "--workers", str(max(counts)), "--ha", ha, "--labels", labels, "--limit", str(args.limit))
-            env = json.loads(subprocess.run([*HOSTS, "env", "--json"], capture_output=True, text=True,
-                                            check=True).stdout)
-            os.environ.update(env)
-            from swarmsync.settings import get_settings
+    if not args.no_header:
+        print(header, flush=True)
+    shapes = args.shapes.split(",")
+    if len(shapes) > 1:  # each shape in a process of its own: Prefect keeps the first server's
+        # settings (address, auth string) for the life of a process, and each build has new ones
+        for shape in shapes:
+            subprocess.run([sys.executable, __file__, "--jobs", str(args.jobs), "--hosts", args.hosts,
+                            "--shapes", shape, "--limit", str(args.limit), "--no-header",
+                            *(["--json", str(args.json)] if args.json else [])], check=False)
+        return
+    shape = shapes[0]
+    ha = "2" if shape == "ha" else "1"
+    try:
+        hosts_cmd("up", "--workers", str(max(counts)), "--ha", ha, "--labels", labels, "--limit", str(args.limit))
+        env = json.loads(subprocess.run([*HOSTS, "env", "--json"], capture_output=True, text=True,
+                                        check=True).stdout)
+        os.environ.update(env)
+        from swarmsync.settings import get_settings
 
-            get_settings.cache_clear()
-            for k in counts:
-                row = measure(args.jobs, k, f"bench-scale-{uuid.uuid4().hex[:8]}")
-                print(f"{shape:<8} {k:>5} {row['jobs']:>5} {row['throughput_per_min']:>9} {row['p50_s']:>7} "
-                      f"{row['p95_s']:>7} {row['lost']:>5} {row['doubled']:>7} {row['server_cpu_ms_per_job']:>18}",
-                      flush=True)
-                if args.json:
-                    with open(args.json, "a") as out:
-                        out.write(json.dumps({"shape": shape, **row}) + "\n")
-        finally:
-            subprocess.run([*HOSTS, "down"], capture_output=True)
+        get_settings.cache_clear()
+        for k in counts:
+            row = measure(args.jobs, k, f"bench-scale-{uuid.uuid4().hex[:8]}")
+            cells = [row[key] if row[key] is not None else "-" for key in (
+                "jobs", "throughput_per_min", "p50_s", "p95_s", "lost", "doubled", "server_cpu_ms_per_job")]
+            print(f"{shape:<8} {k:>5} {cells[0]:>5} {cells[1]:>9} {cells[2]:>7} {cells[3]:>7} {cells[4]:>5} "
+                  f"{cells[5]:>7} {cells[6]:>18}", flush=True)
+            if args.json:
+                with open(args.json, "a") as out:
+                    out.write(json.dumps({"shape": shape, **row}) + "\n")
+    finally:
+        subprocess.run([*HOSTS, "down"], capture_output=True)
 
 
 if __name__ == "__main__":
