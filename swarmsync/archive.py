@@ -112,9 +112,11 @@ def _settings(store: WritableFileSystem) -> dict[str, Any]:
     return {k: (v.get_secret_value() if hasattr(v, "get_secret_value") else v) for k, v in dict(value).items()}
 
 
-SFTP_IDLE_SESSIONS = 8  # idle SFTP sessions kept per store
+SFTP_SESSIONS = 4  # SFTP sessions per store and process at once (sshd's MaxStartups is 10 by default)
+SFTP_WAIT_SECONDS = 300  # how long a use waits for a free session
 _FILESYSTEMS: dict[tuple[str, str], tuple[Any, str]] = {}
 _IDLE_SESSIONS: dict[tuple[str, str], list[tuple[Any, str]]] = {}
+_SESSION_SLOTS: dict[tuple[str, str], threading.BoundedSemaphore] = {}
 _POOL_LOCK = threading.Lock()
 
 
@@ -127,30 +129,42 @@ def _filesystem(store: WritableFileSystem, fresh: bool = False) -> tuple[tuple[s
     block's settings (`url_to_fs`: sftp://user@host:port/path gives host, port and user).
 
     Object stores (s3fs) are safe to share between threads: one filesystem per store is kept.
-    An SFTP session is not shared: concurrent jobs on one paramiko session hung in an early
-    multi-host run (not reproduced since), so each use checks out a session of its own from a small pool of idle
-    ones and gives it back after (`_give_back`); `fresh` never reuses a kept one (after a
-    dropped connection)."""
+    An SFTP session is not shared (concurrent jobs on one paramiko session hung in an early
+    multi-host run, not reproduced since): each use checks out a session of its own, at most
+    SFTP_SESSIONS per store and process at once (more wait: sshd refuses a burst of new
+    connections beyond its MaxStartups, 10 by default), reusing idle ones, and gives it back after
+    (`_give_back`, or `_drop` after an error); `fresh` never reuses a kept one."""
     settings = _settings(store)
     key = (str(store.basepath), json.dumps(settings, sort_keys=True, default=str))
-    with _POOL_LOCK:
-        if _is_sftp(store):
+    if _is_sftp(store):
+        with _POOL_LOCK:
+            slots = _SESSION_SLOTS.setdefault(key, threading.BoundedSemaphore(SFTP_SESSIONS))
+        if not slots.acquire(timeout=SFTP_WAIT_SECONDS):
+            raise ArchiveStoreError(f"archive store {describe_store(store)}: all {SFTP_SESSIONS} SFTP sessions "
+                                    f"of this process stayed busy for {SFTP_WAIT_SECONDS} s")
+        with _POOL_LOCK:
             idle = _IDLE_SESSIONS.setdefault(key, [])
             if fresh:
+                for old, _ in idle:
+                    _close(old)
                 idle.clear()
             elif idle:
                 return (key, *idle.pop())
-        else:
-            if fresh:
-                kept = _FILESYSTEMS.pop(key, None)
-                if kept is not None:
-                    type(kept[0]).clear_instance_cache()
-            if key in _FILESYSTEMS:
-                return (key, *_FILESYSTEMS[key])
+        try:
+            return (key, *_connect(store, settings))
+        except BaseException:
+            slots.release()
+            raise
+    with _POOL_LOCK:
+        if fresh:
+            kept = _FILESYSTEMS.pop(key, None)
+            if kept is not None:
+                type(kept[0]).clear_instance_cache()
+        if key in _FILESYSTEMS:
+            return (key, *_FILESYSTEMS[key])
     fs, root = _connect(store, settings)
-    if not _is_sftp(store):
-        with _POOL_LOCK:
-            fs, root = _FILESYSTEMS.setdefault(key, (fs, root))
+    with _POOL_LOCK:
+        fs, root = _FILESYSTEMS.setdefault(key, (fs, root))
     return key, fs, root
 
 
@@ -170,14 +184,19 @@ def _connect(store: WritableFileSystem, settings: dict[str, Any]) -> tuple[Any, 
 
 
 def _give_back(key: tuple[str, str], fs: Any, root: str) -> None:
-    """An SFTP session that served one use without error goes back to the idle pool (at most
-    SFTP_IDLE_SESSIONS kept per store; more are closed)."""
+    """An SFTP session that served one use without error goes back to the idle pool, and its
+    slot is free again."""
     with _POOL_LOCK:
         idle = _IDLE_SESSIONS.setdefault(key, [])
-        if len(idle) < SFTP_IDLE_SESSIONS and all(kept is not fs for kept, _ in idle):
+        if all(kept is not fs for kept, _ in idle):
             idle.append((fs, root))
-            return
+    _SESSION_SLOTS[key].release()
+
+
+def _drop(key: tuple[str, str], fs: Any) -> None:
+    """An SFTP session that failed is closed, and its slot is free again."""
     _close(fs)
+    _SESSION_SLOTS[key].release()
 
 
 class _HeldSession:
@@ -272,7 +291,7 @@ def _remote(store: WritableFileSystem, action: Any, keep: bool = False) -> Any:
             raise
         except Exception as exc:  # noqa: BLE001 - boto, paramiko, socket errors all mean "cannot use"
             if _is_sftp(store):
-                _close(fs)
+                _drop(key, fs)
             if attempt == 2:
                 raise _store_error(store, exc) from None
             continue

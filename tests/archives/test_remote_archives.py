@@ -46,10 +46,8 @@ def cli(*args: str, env: dict[str, str]):
 
 
 def remote_fs(slug: str):
-    """The fsspec filesystem and root folder of a block, as SwarmSync opens it (for SFTP, a
-    session of the test's own, never given back to the pool)."""
-    _key, fs, root = archive._filesystem(archive.get_archive_store(slug))
-    return fs, root
+    """The fsspec filesystem and root folder of a block, on a connection of the test's own."""
+    return remote_fs_of_store(archive.get_archive_store(slug))
 
 
 def archived(tmp_path: Path, block: str, files: dict[str, bytes], finished: str | None = None) -> str:
@@ -239,9 +237,11 @@ def test_jobs_archiving_at_once_to_one_sftp_store_all_finish_with_their_bytes(sf
 
 
 def remote_fs_of_store(store):
-    """A fresh fsspec connection to the store, made here (not SwarmSync's pool)."""
+    """A fresh fsspec connection to the store, made here (not SwarmSync's pool of SFTP sessions)."""
     from fsspec.core import url_to_fs
 
-    settings = archive._sftp_settings(archive._settings(store))
+    settings = archive._settings(store)
+    if str(store.basepath).startswith("sftp://"):
+        settings = archive._sftp_settings(settings)
     fs, root = url_to_fs(str(store.basepath), skip_instance_cache=True, **settings)
     return fs, root.rstrip("/")
