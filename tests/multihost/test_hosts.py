@@ -2,7 +2,8 @@
 archives read back from the server host, routing by host labels, cancel across hosts, a Prefect
 API process killed during a burst, the services process restarted, a worker host lost mid-job.
 
-CI runs the tests not marked `multihost_full` (and 30 jobs instead of 100 in the spread test);
+CI runs the tests not marked `multihost_full` (spread with 30 jobs instead of 100, routing, cancel
+across hosts: about 4 min with building the hosts); the HA kills and the lost host are full-only;
 `SWARMSYNC_TEST_MULTIHOST_FULL=1` runs them all. The services restart comes last: after a SIGKILL
 of the services process, Prefect's perpetual services that were mid-run (the foreman among them)
 resume only after Docket's redelivery timeout (5 min), so a host lost right after it is detected
@@ -121,6 +122,7 @@ def _kill_from_pidfile(name: str) -> int:
     return pid
 
 
+@pytest.mark.multihost_full
 def test_a_prefect_api_process_killed_during_a_burst_loses_no_job(api, multihost_hosts):
     submitted: list = []
     errors: list[str] = []
@@ -177,6 +179,7 @@ def test_a_lost_worker_host_crashes_its_jobs_which_retry_elsewhere_and_never_run
     assert not engine(lost_host).containers.list(filters={"label": "io.swarmsync.job"})
 
 
+@pytest.mark.multihost_full
 def test_restarting_the_services_process_loses_no_schedule_and_no_delayed_job(api, multihost_hosts):
     delayed = api.submit(IMAGE, "echo delayed", at=datetime.now(UTC) + timedelta(seconds=25))
     from swarmsync.spec import JobSpec
