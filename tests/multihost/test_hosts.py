@@ -4,10 +4,10 @@ API process killed during a burst, the services process restarted, a worker host
 
 CI runs the tests not marked `multihost_full` (spread with 30 jobs instead of 100, routing, cancel
 across hosts: about 4 min with building the hosts); the HA kills and the lost host are full-only;
-`SWARMSYNC_TEST_MULTIHOST_FULL=1` runs them all. The services restart comes last: after a SIGKILL
-of the services process, Prefect's perpetual services that were mid-run (the foreman among them)
-resume only after Docket's redelivery timeout (5 min), so a host lost right after it is detected
-late (see docs/many-hosts.md)."""
+`SWARMSYNC_TEST_MULTIHOST_FULL=1` runs them all. The services restart comes last: once, a lost-host
+test right after it saw no crash within 300 s (not reproduced: a host lost 5 s after a services
+restart was detected in 50 s; Docket's redelivery of a killed process's in-flight perpetual tasks,
+5 min, is a suspect)."""
 
 from __future__ import annotations
 
