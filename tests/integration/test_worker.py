@@ -151,17 +151,17 @@ def test_container_gone_while_worker_down_crashes_then_retries(pool, workers, bu
 
 
 @pytest.mark.timeout(600)  # ~3 min here; a job that never ends fails job.wait(300) with its id first
-def test_three_workers_on_one_pool_run_each_of_50_jobs_once(pool, workers, busybox, docker_client,
+def test_three_workers_on_one_pool_run_each_of_30_jobs_once(pool, workers, busybox, docker_client,
                                                               no_leftover_containers):
-    # 50 here; 100 across three real hosts in tests/multihost (full runs)
+    # 30 here (CI time); 100 across three real hosts in tests/multihost (full runs)
     creates = ContainerCreates(docker_client)
     for _ in range(3):
         workers(pool)
-    specs = [JobSpec(image=busybox, command=["echo", f"n{i}"]) for i in range(50)]
+    specs = [JobSpec(image=busybox, command=["echo", f"n{i}"]) for i in range(30)]
     submitted = swarmsync.submit_many(specs, pool=pool)
-    assert len({s.job.id for s in submitted if s.job}) == 50
+    assert len({s.job.id for s in submitted if s.job}) == 30
     results = [s.job.wait(300).result() for s in submitted]
-    assert [r.stdout for r in results] == [f"n{i}\n" for i in range(50)]
+    assert [r.stdout for r in results] == [f"n{i}\n" for i in range(30)]
     counts = creates.stop()
     wrong = {s.job.id: counts.get(s.job.id) for s in submitted if counts.get(s.job.id) != 1}
     assert not wrong, f"jobs not run exactly once: {wrong}"
