@@ -295,6 +295,10 @@ def _remote(store: WritableFileSystem, action: Any, keep: bool = False) -> Any:
             if attempt == 2:
                 raise _store_error(store, exc) from None
             continue
+        except BaseException:  # cancelled or interrupted: never keep a session's slot
+            if _is_sftp(store):
+                _drop(key, fs)
+            raise
         if _is_sftp(store):
             if keep:
                 return _HeldSession(result, lambda key=key, fs=fs, root=root: _give_back(key, fs, root))
