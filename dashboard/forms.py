@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from swarmsync.client import dashboard_settings, load_compose
+from swarmsync.routing import queue_for
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 
@@ -54,6 +55,7 @@ class SubmitForm:
     tags: str = ""  # comma separated
     pool: str = ""
     queue: str = ""
+    requires: str = ""  # host labels, comma separated: the job runs only on a host having every one
     at: datetime | None = None
     inputs: list[Upload] = field(default_factory=list)
     compose: str = ""  # a compose file: its main service is the job (image, command, env... come from it)
@@ -150,6 +152,22 @@ def build_submission(form: SubmitForm) -> tuple[JobSpec | None, dict[str, str], 
         errors.update(_field_errors(exc))
         spec = None
     return (None if errors else spec), secrets, errors
+
+
+def target_queue(form: SubmitForm, errors: dict[str, str]) -> str:
+    """The work queue to submit to: the one named, or the `host:` queue of the host labels the job
+    requires (as `swarmsync submit --require`); an error under `requires` for bad labels or both."""
+    labels = [label for label in form.requires.split(",") if label.strip()]
+    if not labels:
+        return form.queue.strip()
+    if form.queue.strip():
+        errors["requires"] = "give either a queue or the host labels the job requires, not both"
+        return ""
+    try:
+        return queue_for(labels)
+    except ValueError as exc:
+        errors["requires"] = str(exc)
+        return ""
 
 
 COMPOSE_OPTIONS = ("timeout", "tags", "output_dir", "inputs")  # what the form adds to a compose file's job

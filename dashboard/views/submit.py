@@ -15,7 +15,7 @@ client = session.require("jobs:submit")
 st.title("Submit a job")
 
 FIELDS = ("image", "command", "shell", "env", "secret_name", "secret_value", "cpu", "memory", "timeout",
-          "pids_limit", "output_dir", "tags", "pool", "queue", "compose", "main_service")
+          "pids_limit", "output_dir", "tags", "pool", "queue", "requires", "compose", "main_service")
 NOW, AT, SCHEDULE = "Now", "At a time (UTC)", "On a schedule"
 TEMPLATE_FIELDS = {"name": "template_name"}
 
@@ -40,7 +40,8 @@ def _form() -> forms.SubmitForm:
         image=value["image"] or "", command=value["command"] or "", shell=bool(value["shell"]),
         env=value["env"] or "", secret_env=secret, cpu=value["cpu"] or "", memory=value["memory"] or "",
         timeout=value["timeout"] or "", pids_limit=value["pids_limit"] or "", output_dir=value["output_dir"] or "",
-        tags=value["tags"] or "", pool=value["pool"] or "", queue=value["queue"] or "", at=at, inputs=_uploads(),
+        tags=value["tags"] or "", pool=value["pool"] or "", queue=value["queue"] or "",
+        requires=value["requires"] or "", at=at, inputs=_uploads(),
         compose=value["compose"] or "", main_service=value["main_service"] or "",
     )
 
@@ -55,6 +56,7 @@ def _checked() -> tuple[forms.SubmitForm, object, dict[str, str], dict[str, str]
 
 def on_submit() -> None:
     form, spec, secrets, errors = _checked()
+    queue = forms.target_queue(form, errors)
     when = st.session_state.get("submit_when")
     if when == AT and form.at is None:
         errors["at"] = "choose a day and a time"
@@ -73,10 +75,10 @@ def on_submit() -> None:
             created = data.create_schedule(
                 client, name, spec, secrets, st.session_state.get("submit_schedule_kind") or "cron", value,
                 st.session_state.get("submit_timezone") or "", st.session_state.get("submit_overlap") or "allow",
-                form.pool, form.queue)
+                form.pool, queue)
             st.session_state["created_schedule"] = created
         else:
-            st.session_state["submitted_job"] = data.submit(client, spec, secrets, form.pool, form.queue, form.at).id
+            st.session_state["submitted_job"] = data.submit(client, spec, secrets, form.pool, queue, form.at).id
     except APIError as exc:
         fields = data.SCHEDULE_FIELDS if when == SCHEDULE else {}
         st.session_state["submit_errors"] = data.form_errors(exc, fields, data.SCHEDULE_WORDS if fields else None)
@@ -171,11 +173,13 @@ for column, name, label, hint in ((c1, "cpu", "CPU cores", "0.5"), (c2, "memory"
 st.text_input("Output folder to archive (absolute path in the container)", key="submit_output_dir",
               placeholder="/out")
 error_for("output_dir")
-t1, t2, t3 = st.columns(3)
+t1, t2, t3, t4 = st.columns(4)
 t1.text_input("Tags (comma separated)", key="submit_tags")
 t2.text_input("Pool (default: the default pool)", key="submit_pool")
 t3.text_input("Queue (default: the pool's default)", key="submit_queue")
-error_for("tags")
+t4.text_input("Requires host labels", key="submit_requires", placeholder="gpu, region=eu",
+              help="Runs only on a worker started with every one of these labels (instead of a queue)")
+error_for("tags", "requires")
 input_files_section()
 with st.expander("Services: a compose file (the main service replaces image, command and environment)",
                  expanded=bool(st.session_state.get("submit_compose"))):

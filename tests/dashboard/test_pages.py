@@ -150,13 +150,13 @@ def test_invalid_inputs_show_an_error_beside_each_field(app_as, api_client):
     at.switch_page("views/submit.py").run()
     before = len(api_client.list_jobs(limit=200))
     fill(at, image="Not An Image!!", memory="12 parsecs", cpu="-1", timeout="soon", env="NOVALUE",
-         output_dir="relative/dir", pids_limit="1.5")
+         output_dir="relative/dir", pids_limit="1.5", requires="gpu, two words")
     at.button(key=SUBMIT).click().run()
     assert not at.exception
     errors = at.session_state["submit_errors"]
-    assert set(errors) >= {"image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit"}
+    assert set(errors) >= {"image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit", "requires"}
     shown = [e.value for e in at.error]
-    for field in ("image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit"):
+    for field in ("image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit", "requires"):
         assert errors[field] in shown
     assert "'soon' is not a number" in shown
     assert "submitted_job" not in at.session_state
@@ -322,13 +322,13 @@ def test_settings_are_edited_by_admins_and_read_only_for_others(app_as, dashboar
     assert data.run_url("abc") == "http://prefect.example:4200/runs/flow-run/abc"
 
 
-def test_a_job_submitted_for_a_later_time_waits_scheduled_until_then(app_as, api_client, busybox):
+def test_a_job_submitted_for_a_later_time_waits_scheduled_until_then_in_its_host_queue(app_as, api_client, busybox):
     from datetime import UTC, datetime, time, timedelta
 
     day = (datetime.now(UTC) + timedelta(days=30)).date()  # long after this test session's stack is gone
     at, _ = app_as("operator")
     at.switch_page("views/submit.py").run()
-    fill(at, image=busybox, command="echo later")
+    fill(at, image=busybox, command="echo later", requires="region=eu, gpu")
     at.radio(key="submit_when").set_value("At a time (UTC)").run()
     at.date_input(key="submit_day").set_value(day)
     at.time_input(key="submit_time").set_value(time(3, 30))
@@ -337,6 +337,7 @@ def test_a_job_submitted_for_a_later_time_waits_scheduled_until_then(app_as, api
     run = api_client.get_job(at.session_state["submitted_job"]).flow_run()
     assert run.state.name == "Scheduled"
     assert run.expected_start_time == datetime.combine(day, time(3, 30), tzinfo=UTC)
+    assert run.work_queue_name == "host:gpu+region=eu"  # only a worker with both labels takes it
 
 
 def test_a_job_opens_by_clicking_its_row_which_shows_exit_code_duration_and_state_colour(

@@ -97,7 +97,10 @@ def test_jobs_requiring_labels_run_only_on_hosts_having_them(api, multihost_host
 
 def test_cancel_from_another_host_stops_the_container_where_it_runs(api, multihost_hosts):
     job = api.submit(IMAGE, "echo started; sleep 300", queue=queue_for(["gpu"]))  # runs on ss-w2
-    wait_until(lambda: "started" in "".join(m for _, _, m in job.logs()), "the job started", timeout=120)
+    # the container's own output line: the flow's first log line ("job: IMAGE echo started; ...") names
+    # the command before any container exists (CI once raced on a substring match of it)
+    wait_until(lambda: any(name.endswith("stdout") and m == "started" for _, name, m in job.logs()),
+               "the job's container printed 'started'", timeout=120)
     assert worker_of(job) == "ss-w2"
     containers = engine("ss-w2").containers.list(filters={"label": f"{LABEL_FLOW_RUN}={job.id}"})
     assert containers, "no container of the job on ss-w2's engine"

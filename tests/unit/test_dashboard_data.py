@@ -44,6 +44,17 @@ def test_every_invalid_field_gets_its_own_error():
     assert errors["env"] == "line 1: write NAME=value"
 
 
+def test_required_host_labels_become_the_host_queue_and_conflict_with_a_named_queue():
+    errors: dict[str, str] = {}
+    assert forms.target_queue(forms.SubmitForm(requires="region=eu, gpu"), errors) == "host:gpu+region=eu"
+    assert forms.target_queue(forms.SubmitForm(queue=" fast "), errors) == "fast" and errors == {}
+    assert forms.target_queue(forms.SubmitForm(queue="fast", requires="gpu"), errors) == ""
+    assert errors["requires"] == "give either a queue or the host labels the job requires, not both"
+    errors.clear()
+    forms.target_queue(forms.SubmitForm(requires="gpu+cuda"), errors)
+    assert "'gpu+cuda'" in errors["requires"]
+
+
 def _row(state: str, image: str, tags: list[str], created: datetime, user: str | None = None,
          ended: datetime | None = None) -> JobRow:
     """A job row as the API returns it, from a flow run in that state."""
