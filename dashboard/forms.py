@@ -16,8 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from swarmsync.client import dashboard_settings, load_compose
-from swarmsync.routing import queue_for
+from swarmsync.client import dashboard_settings, load_compose, queue_for
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 

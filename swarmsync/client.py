@@ -26,6 +26,7 @@ from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
+from swarmsync.routing import queue_for  # noqa: F401 - the queue of required host labels, for the dashboard
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
 
