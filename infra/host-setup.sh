@@ -86,7 +86,7 @@ if [ ${#need[@]} -gt 0 ]; then
   elif [ "$apt" = 1 ]; then
     die "missing: ${why[*]}. Install and start them with: $FIX"
   else
-    die "missing: ${why[*]}. This script installs with apt-get (Debian/Ubuntu); install them yourself."
+    die "missing: ${why[*]} (Debian package names). This script installs with apt-get (Debian/Ubuntu); install them with your system's package manager, then run it again."
   fi
 fi
 
@@ -102,8 +102,10 @@ else
     esac
   fi
   mkdir -p "$LOGS"
-  if pgrep -x dockerd >/dev/null; then
-    say "docker: dockerd (pid $(pgrep -x dockerd | head -1)) is starting; waiting for it"
+  # the machine's engine only (its pidfile): the dockerds of tests/multihost's hosts do not count
+  engine_pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if [ -n "$engine_pid" ] && kill -0 "$engine_pid" 2>/dev/null && [ "$(cat /proc/"$engine_pid"/comm 2>/dev/null)" = dockerd ]; then
+    say "docker: dockerd (pid $engine_pid) is starting; waiting for it"
   elif [ -d /run/systemd/system ]; then
     systemctl start docker
     started+=("dockerd (systemd unit docker; log: journalctl -u docker)")

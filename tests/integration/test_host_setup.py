@@ -1,7 +1,8 @@
-"""`make test`'s host set-up as a newcomer meets it: infra/host-setup.sh with PostgreSQL and
-Redis stopped brings both up and says what it started and where the logs are; a second run
-starts nothing and reports everything ready. Both are running again afterwards, even when
-the test fails. (The Docker engine is left alone: other tests on the machine use it.)
+"""`make test`'s host set-up as a newcomer meets it: infra/host-setup.sh with the Docker engine,
+PostgreSQL and Redis stopped brings all three up and says what it started and where the logs
+are; a second run starts nothing and reports everything ready. All are running again
+afterwards, even when the test fails. The Docker engine is stopped only when no container runs
+on it (as when `make test` starts: these tests run first); on a busy engine it is left alone.
 
 It changes the host, so it runs where CI does: as root on Debian/Ubuntu."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -55,6 +57,29 @@ def redis_ready() -> bool:
         return False
 
 
+DOCKER_PIDFILE = Path("/var/run/docker.pid")
+
+
+def docker_ready() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+
+
+def docker_idle() -> bool:
+    """The machine's engine answers and runs no container (stopping it then harms nothing)."""
+    done = subprocess.run(["docker", "ps", "-q"], capture_output=True, text=True, timeout=60)
+    return done.returncode == 0 and not done.stdout.strip()
+
+
+def stop_docker() -> None:
+    if Path("/run/systemd/system").is_dir():
+        subprocess.run(["systemctl", "stop", "docker.socket", "docker.service"], check=True, cwd="/")
+        wait_until(lambda: not docker_ready(), timeout=60, what="the Docker engine stopped")
+        return
+    pid = int(DOCKER_PIDFILE.read_text())
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=60, what=f"dockerd (pid {pid}) gone")
+
+
 def stop_services() -> None:
     ver, name = pg_cluster()
     subprocess.run(["pg_ctlcluster", ver, name, "stop", "-m", "fast"], check=True, cwd="/")
@@ -67,7 +92,10 @@ def stop_services() -> None:
 
 
 def restore_services() -> None:
-    """Whatever happened, leave PostgreSQL and Redis running for the rest of the machine."""
+    """Whatever happened, leave the Docker engine, PostgreSQL and Redis running for the rest of the
+    machine."""
+    if not docker_ready():
+        setup()
     if not pg_ready():
         ver, name = pg_cluster()
         subprocess.run(["pg_ctlcluster", ver, name, "start"], cwd="/")
@@ -79,20 +107,29 @@ def restore_services() -> None:
 def test_setup_starts_stopped_services_and_a_second_run_does_nothing():
     first = setup()  # the machine as make test finds it: everything installed and ready
     assert first.returncode == 0, first.stdout + first.stderr
+    stopping_docker = docker_idle()
     try:
+        if stopping_docker:
+            stop_docker()
         stop_services()
         started = setup()
         out = started.stdout + started.stderr
         assert started.returncode == 0, out
         assert pg_ready() and redis_ready(), out
+        assert docker_ready(), out
         this_run = [line for line in started.stdout.splitlines() if "this run:" in line]
         pg_line = next((line for line in this_run if "PostgreSQL" in line and "log /" in line), None)
         redis_line = next((line for line in this_run if "Redis on 127.0.0.1:6379" in line and "log /" in line), None)
+        docker_line = next((line for line in this_run if "dockerd" in line), None)
         assert pg_line and redis_line, f"the set-up does not report what it started and where its logs are:\n{out}"
-        for line in (pg_line, redis_line):
+        for line in (pg_line, redis_line, *([docker_line] if docker_line and "log /" in docker_line else [])):
             log = line.split("log ", 1)[1].rstrip(")")
             assert Path(log).exists(), f"reported log {log} does not exist"
-        assert "dockerd" not in " ".join(this_run), out  # the engine was running: not started twice
+        if stopping_docker:
+            assert docker_line and ("log /" in docker_line or "journalctl" in docker_line), \
+                f"the set-up does not report starting dockerd and where its log is:\n{out}"
+        else:
+            assert docker_line is None, out  # the engine was running: not started twice
 
         t0 = time.monotonic()
         again = setup()
