@@ -313,8 +313,10 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
     def _pool_policy(self, flow_run: FlowRun, configuration: SwarmSyncJobConfiguration) -> HostPolicy:
         """The pool's policy from its base job template alone. Prefect merges a deployment's and a
         run's job variables into `configuration`; those may not loosen (or change) policy: ignored, logged."""
-        if self._work_pool is None:  # not set up: nothing but the configuration to go by
-            return configuration.host_policy()
+        if self._work_pool is None:  # the pool not read (yet): fail closed, never on job variables
+            self._logger.warning("flow run %s: the pool's policy is not known yet: the secure defaults apply",
+                                 flow_run.id)
+            return HostPolicy()
         policy = HostPolicy.from_template(self._work_pool.base_job_template)
         asked = configuration.host_policy()
         ignored = sorted(k for k in HostPolicy.model_fields if getattr(asked, k) != getattr(policy, k))

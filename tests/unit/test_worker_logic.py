@@ -79,3 +79,16 @@ def test_a_claim_with_no_final_state_before_it_restores_nothing():
 
     ours = _at(Pending(), 3)
     assert latest_final_state([_at(Running(), 1), ours]) is None
+
+
+def test_a_worker_that_has_not_read_its_pool_applies_the_secure_defaults_not_job_variables():
+    """Job variables (a run's or a deployment's) never set policy: with the pool not read yet the
+    worker fails closed, on HostPolicy's defaults."""
+    from swarmsync.policy import HostPolicy
+    from swarmsync.worker import SwarmSyncJobConfiguration, SwarmSyncWorker
+
+    worker = SwarmSyncWorker(work_pool_name="never-read")
+    assert worker._work_pool is None
+    asked = SwarmSyncJobConfiguration(allow_privileged=True, allow_host_network=True, allow_root_user=True,
+                                      allowed_networks=["server-net"], max_memory="1t")
+    assert worker._pool_policy(FlowRun(flow_id=uuid.uuid4()), asked) == HostPolicy()
