@@ -175,18 +175,39 @@ def test_the_worker_refuses_a_container_network_that_reached_it_without_the_api(
 
 # --- run-level job variables -------------------------------------------------------------------------
 
-def test_job_variables_of_a_run_cannot_loosen_the_pools_policy(pool, busybox, no_leftover_containers):
+@pytest.mark.parametrize("where", ["run", "deployment"])
+def test_job_variables_of_a_run_or_deployment_cannot_loosen_the_pools_policy(pool, busybox, where,
+                                                                             no_leftover_containers):
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    from swarmsync.worker import DEFINITION_CACHE_SECONDS
+
+    loosened = {"allow_privileged": True, "max_memory": None}
+
     async def create():
         async with get_client() as client:
             deployment = await client.read_deployment_by_name(f"container-job/{pool}")
-            return await client.create_flow_run_from_deployment(
+            if where == "deployment":
+                await client.update_deployment(deployment.id, DeploymentUpdate(
+                    job_variables={**(deployment.job_variables or {}), **loosened}))
+                await anyio.sleep(DEFINITION_CACHE_SECONDS + 1)  # the worker's cached read of it expires
+            return deployment, await client.create_flow_run_from_deployment(
                 deployment.id, parameters={"job": {"image": busybox, "command": "true", "pull_policy": "never",
                                                    "privileged": True}},
-                job_variables={"allow_privileged": True, "max_memory": None})
+                job_variables=loosened if where == "run" else None)
+
+    async def restore(deployment):
+        async with get_client() as client:
+            await client.update_deployment(deployment.id, DeploymentUpdate(job_variables=deployment.job_variables))
 
     with prefect_api():
-        run = anyio.run(create)
-    job = swarmsync.get_job(run.id).wait(60)
+        deployment, run = anyio.run(create)
+    try:
+        job = swarmsync.get_job(run.id).wait(60)
+    finally:
+        if where == "deployment":
+            with prefect_api():
+                anyio.run(restore, deployment)
     result = job.result()
     assert job.status() == "Failed" and result.reason == "refused", result.message
     # the policy refused it (nothing reached Docker: no engine message, and the run says why)
