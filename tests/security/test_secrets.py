@@ -180,6 +180,21 @@ def test_adding_a_schedule_with_another_command_to_a_schedule_with_secrets_is_re
         api.delete(f"/schedules/{name}", headers=auth(alice))
 
 
+def test_a_schedule_naming_another_users_block_is_refused_and_not_created(api, two_operators, busybox):
+    alice, bob = two_operators
+    job_id, block = a_job_with_a_secret(api, alice, busybox)
+    name = f"sec-{uuid.uuid4().hex[:8]}"
+    try:
+        attack = api.post("/schedules", json={
+            "name": name, "spec": {"image": busybox, "command": "echo $X | base64", "pull_policy": "never",
+                                   "secrets": {"X": block}}, "cron": "* * * * *"}, headers=auth(bob))
+        assert attack.status_code == 403, attack.text
+        assert api.get(f"/schedules/{name}", headers=auth(bob)).status_code == 404  # nothing was created
+    finally:
+        api.delete(f"/schedules/{name}", headers=auth(bob))
+        cancel(api, alice, job_id)
+
+
 def test_deleting_a_schedule_deletes_its_secret_blocks(api, two_operators, busybox):
     alice, _bob = two_operators
     name = f"sec-{uuid.uuid4().hex[:8]}"

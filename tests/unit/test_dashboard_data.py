@@ -194,3 +194,24 @@ def test_each_role_sees_only_its_pages():
                                  "Settings"]
     assert data.may({"permissions": ["jobs:read"]}, "jobs:submit") is False
     assert data.may(None, "jobs:read") is False
+
+
+def test_a_dashboard_login_reaches_the_api_with_the_browsers_own_address_and_a_forged_one_gains_nothing():
+    """The dashboard's X-Forwarded-For chain as the API reads it (the dashboard host, 127.0.0.1, and a
+    reverse proxy, 10.0.0.2, trusted): each browser is counted under its own address."""
+    from swarmsync.api.deps import client_address
+
+    trusted = "127.0.0.1,10.0.0.2"
+
+    def seen_by_api(peer_of_dashboard: str | None, forwarded_to_dashboard: str | None) -> str | None:
+        chain = data.browser_address(peer_of_dashboard, forwarded_to_dashboard)
+        return client_address("127.0.0.1", [chain] if chain else [], trusted)
+
+    assert seen_by_api("203.0.113.5", None) == "203.0.113.5"
+    assert seen_by_api("203.0.113.6", None) == "203.0.113.6"  # another person: another address, another limit
+    assert seen_by_api("203.0.113.5", "198.51.100.9") == "203.0.113.5"  # made up by the browser: ignored
+    assert seen_by_api("10.0.0.2", "203.0.113.7") == "203.0.113.7"  # through the trusted reverse proxy
+    assert seen_by_api("10.0.0.2", "198.51.100.9, 203.0.113.7") == "203.0.113.7"  # forged before the proxy
+    assert seen_by_api(None, None) == "127.0.0.1"  # no browser address known: the dashboard host itself
+    assert data.browser_address("203.0.113.5", "x" * 5000) is not None and len(data.browser_address(
+        "203.0.113.5", "x" * 5000)) <= 1000
