@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import anyio
 import docker.errors
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
@@ -183,13 +184,13 @@ async def recover_orphaned_runs(
         limit=200,
     )
     handled = 0
-    engine = docker_client(engine)
+    engine = await anyio.to_thread.run_sync(docker_client, engine)  # Docker calls: in a thread, never on the loop
     for run in runs:
         if not is_orphaned(run):
             continue
         handled += 1
         log = run_logger(run)
-        has_container = bool(find_job_containers(engine, str(run.id)))
+        has_container = bool(await anyio.to_thread.run_sync(find_job_containers, engine, str(run.id)))
         if has_container or run.state.type == StateType.PENDING:
             log.warning("worker of this run died; re-enqueued to resume it")
             await client.set_flow_run_state(
@@ -274,7 +275,7 @@ async def _remove_finished_containers(client: PrefectClient, engine) -> None:
     connection) may be a passing fault, so the container stays until a later heartbeat can
     read its run."""
     mine = {"label": [LABEL_JOB, f"{LABEL_INSTANCE}={api_url()}"]}
-    for container in list_containers(engine, mine["label"]):
+    for container in await anyio.to_thread.run_sync(list_containers, engine, mine["label"]):
         run_id = container.labels.get(LABEL_FLOW_RUN)
         try:
             run = await client.read_flow_run(UUID(str(run_id)))
@@ -284,19 +285,24 @@ async def _remove_finished_containers(client: PrefectClient, engine) -> None:
             logger.warning("could not read flow run %s (%s); its container is kept", run_id, exc)
             continue
         if run is None or (run.state and run.state.is_final()):
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass  # removed meanwhile by its flow or another worker
-            except docker.errors.APIError as exc:  # e.g. its removal is already in progress
-                logger.warning("could not remove container %s: %s", container.name, exc)
+            await anyio.to_thread.run_sync(_remove_container, container)
     await _remove_finished_networks(client, engine, mine["label"])
+
+
+def _remove_container(container) -> None:
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.NotFound:
+        pass  # removed meanwhile by its flow or another worker
+    except docker.errors.APIError as exc:  # e.g. its removal is already in progress
+        logger.warning("could not remove container %s: %s", container.name, exc)
 
 
 async def _remove_finished_networks(client: PrefectClient, engine, labels: list[str]) -> None:
     """The private networks of jobs with services, once their runs are final (or deleted) and
     their containers gone; the same rules as for containers."""
-    for network in engine.networks.list(filters={"label": labels}):
+    networks = await anyio.to_thread.run_sync(lambda: engine.networks.list(filters={"label": labels}))
+    for network in networks:
         run_id = (network.attrs.get("Labels") or {}).get(LABEL_FLOW_RUN)
         try:
             run = await client.read_flow_run(UUID(str(run_id)))
@@ -305,7 +311,11 @@ async def _remove_finished_networks(client: PrefectClient, engine, labels: list[
         except Exception:  # noqa: BLE001 - a transient fault: keep it until a later heartbeat
             continue
         if run is None or (run.state and run.state.is_final()):
-            try:
-                network.remove()
-            except docker.errors.APIError:
-                pass  # removed meanwhile, or a container still attached: the next heartbeat tries again
+            await anyio.to_thread.run_sync(_remove_network, network)
+
+
+def _remove_network(network) -> None:
+    try:
+        network.remove()
+    except docker.errors.APIError:
+        pass  # removed meanwhile, or a container still attached: the next heartbeat tries again

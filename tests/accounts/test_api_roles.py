@@ -3,7 +3,6 @@ an admin. Allowed calls go through; the others get 401/403 with a clear message,
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +14,7 @@ from swarmsync.auth import audit
 from swarmsync.settings import get_settings
 from tests.accounts.conftest import PASSWORD, auth
 from tests.accounts.sshkeys import random_public_line
+from tests.waiting import wait_until
 
 ALL = {"admin", "operator", "viewer"}
 WRITERS = {"admin", "operator"}
@@ -149,8 +149,8 @@ def jobs_for_matrix(stack, busybox, no_leftover_containers):
     def running(api, token):
         job = swarmsync.submit(busybox, "echo started; sleep 60", pull_policy="never")
         submitted.append(job.id)
-        while job.status() in ("Scheduled", "Pending"):
-            time.sleep(0.2)
+        wait_until(lambda: job.status() not in ("Scheduled", "Pending"), "the job left Scheduled/Pending",
+                   timeout=120)
         return f"/jobs/{job.id}/cancel", None
 
     yield done.id, running, submitted
