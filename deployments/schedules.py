@@ -46,10 +46,9 @@ from swarmsync.deployments.schedule_rules import (
     overlap_policy,
     to_deployment_schedule,
 )
-from swarmsync.flows.container_job import SCHEDULE_TAG  # one definition: the flow names a schedule's runs by it
 from swarmsync.jobs import JOB_FLOW_NAME, Job, prepare_spec
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec
+from swarmsync.spec import SCHEDULE_TAG, JobSpec
 from swarmsync.templates import check_name
 from swarmsync.timing import aware, parse_duration
 

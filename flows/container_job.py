@@ -47,7 +47,7 @@ from swarmsync.output import Interleaved, OutputCapture
 from swarmsync.runtime import JobRuntime
 from swarmsync.service_group import GroupRun, group_output, start_or_adopt_group
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec, JobSpecError, job_run_name
+from swarmsync.spec import SCHEDULE_TAG, JobSpec, JobSpecError, job_run_name
 
 
 class JobFailed(RuntimeError):
@@ -298,7 +298,6 @@ async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
             tg.start_soon(client.create_artifact, artifact)
 
 
-SCHEDULE_TAG = "swarmsync-schedule"  # the tag of a schedule's deployment, which its runs inherit
 
 
 def job_flow_run_name() -> str:

@@ -374,6 +374,7 @@ class JobSpec(_ContainerChecks):
 
 
 RUN_NAME_CHARS = 60  # a flow run's name in the Prefect UI: image and command, trimmed
+SCHEDULE_TAG = "swarmsync-schedule"  # the tag of a schedule's deployment, which its runs inherit
 
 
 def job_run_name(job: JobSpec | dict, schedule: str | None = None) -> str:
