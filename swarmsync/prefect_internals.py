@@ -74,7 +74,30 @@ BASE_WORKER_HOOKS: dict[str, tuple[str, ...]] = {
     "_mark_flow_run_as_cancelled": ("self", "flow_run", "state_updates"),
     "_worker_metadata": ("self",),
     "get_and_submit_flow_runs": ("self",),
+    "_get_scheduled_flow_runs": ("self",),
 }
+
+# private attributes of a BaseWorker instance that SwarmSyncWorker reads (set in BaseWorker.__init__)
+BASE_WORKER_ATTRIBUTES = ("_work_pool", "_work_pool_name", "_limiter", "_logger", "_exit_stack", "_runs_task_group")
+
+
+def check_base_worker_attributes(worker: Any) -> None:
+    """PrefectInternalsChanged if a fresh worker lacks a private attribute SwarmSync reads, or
+    Prefect's client context no longer keeps its ContextVar in `__var__` (the worker sets it
+    so that flows in its process share its client)."""
+    for name in BASE_WORKER_ATTRIBUTES:
+        if not hasattr(worker, name):
+            raise PrefectInternalsChanged(f"BaseWorker().{name} is not in Prefect {prefect.__version__}")
+    context = internal("prefect.context", "AsyncClientContext")
+    if not hasattr(getattr(context, "__var__", None), "set"):
+        raise PrefectInternalsChanged(
+            f"AsyncClientContext.__var__ is not a ContextVar in Prefect {prefect.__version__}")
+
+
+def enter_client_context(context: Any) -> None:
+    """Make `context` (an entered AsyncClientContext) current in this task and the tasks it starts,
+    as Prefect's own `__enter__` does, without a `with` block around the worker's whole life."""
+    internal("prefect.context", "AsyncClientContext").__var__.set(context)
 
 
 def check_base_worker_hooks() -> None:

@@ -220,7 +220,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         while not getattr(self, "is_setup", False) or self._work_pool is None:
             await anyio.sleep(0.2)
         # runs submitted from here share the worker's API client, as those from Prefect's loops do
-        AsyncClientContext.__var__.set(self._client_context)
+        prefect_internals.enter_client_context(self._client_context)
         self._wake, wake_recv = anyio.create_memory_object_stream[None](1)
         event_filter = EventFilter(
             event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),

@@ -85,3 +85,16 @@ def test_the_server_patches_find_what_they_patch():
     assert callable(validator.check_schema)
     config = internal("prefect.server.database.configurations", "AioSqliteConfiguration")
     assert "with_for_update" in inspect.signature(config.begin_transaction).parameters
+
+
+def test_the_private_worker_attributes_and_client_context_swarmsync_reads_are_there():
+    from swarmsync.worker import SwarmSyncWorker
+
+    prefect_internals.check_base_worker_attributes(SwarmSyncWorker(work_pool_name="internals-check"))
+    with pytest.raises(prefect_internals.PrefectInternalsChanged, match="_work_pool"):
+        prefect_internals.check_base_worker_attributes(object())
+    from prefect.client.orchestration import PrefectClient
+
+    for read in ("read_deployment", "read_flow"):  # the worker caches these (swarmsync.worker._cache_reads)
+        assert "deployment_id" in inspect.signature(getattr(PrefectClient, read)).parameters or \
+            "flow_id" in inspect.signature(getattr(PrefectClient, read)).parameters
