@@ -159,14 +159,14 @@ def migrate_swarmsync() -> None:
     from swarmsync.connection import api_healthy, prefect_api
     from swarmsync.db import migrate
     from swarmsync.deployments.pools import create_pool
-    from swarmsync.deployments.stack import _register_block_types, wait_for
+    from swarmsync.deployments.stack import register_block_types, wait_for
 
     migrate()
     if admin := ensure_first_admin():  # only while there is no user at all
         print(f"created the first admin {admin.username!r}", flush=True)
     wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)", float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
     with prefect_api():
-        anyio.run(_register_block_types)
+        anyio.run(register_block_types)
     create_pool(_settings().work_pool)
     print(f"SwarmSync's database is migrated; pool {_settings().work_pool!r} and its deployment are ready", flush=True)
 

@@ -318,7 +318,7 @@ class Stack:
 
         migrate()
         with prefect_api():
-            anyio.run(_register_block_types)
+            anyio.run(register_block_types)
         create_pool(self.settings.work_pool)
 
     def start_worker(self, limit: int = 50) -> None:
@@ -413,7 +413,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-async def _register_block_types() -> None:
+async def register_block_types() -> None:
     """Register with the server the block types SwarmSync's pools and jobs use: Prefect's
     Secret and filesystems, and every block class the installed integrations brought in
     (SwarmSync's own and prefect-docker's), found through Prefect's collection registry."""

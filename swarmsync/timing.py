@@ -45,6 +45,11 @@ def parse_time(text: str) -> datetime:
     return aware(value)
 
 
+def db_utc(value: datetime | None) -> datetime | None:
+    """A time read from SwarmSync's database: SQLite returns naive datetimes, written as UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 def aware(value: datetime) -> datetime:
     """A naive datetime is taken as the machine's local time, as `date` shows it."""
     return value if value.tzinfo else value.astimezone()

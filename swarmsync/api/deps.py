@@ -59,7 +59,7 @@ def bearer_secret(credentials: HTTPAuthorizationCredentials | None = Depends(bea
     return credentials.credentials if credentials else None
 
 
-def _denied(request: Request, actor: str, exc: AuthError) -> None:
+def denied(request: Request, actor: str, exc: AuthError) -> None:
     """A refusal of a known caller (403): one audit row each."""
     audit.record(actor, f"{request.method} {request.url.path}"[:64], None, "denied", address(request),
                  why=str(exc), status=exc.status_code)
@@ -85,7 +85,7 @@ def require(permission: Permission) -> Callable[..., Principal]:
         try:
             return authorize(principal, permission)
         except AuthError as exc:
-            _denied(request, principal.username, exc)
+            denied(request, principal.username, exc)
             raise
 
     gate.__name__ = f"require_{permission.name.lower()}"
@@ -97,5 +97,5 @@ def check(request: Request, principal: Principal, permission: Permission) -> Pri
     try:
         return authorize(principal, permission)
     except AuthError as exc:
-        _denied(request, principal.username, exc)
+        denied(request, principal.username, exc)
         raise

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Request
 
-from swarmsync.api.deps import _denied
+from swarmsync.api.deps import denied
 from swarmsync.auth import secret_owners
 from swarmsync.auth.roles import AuthError, Principal
 from swarmsync.jobs import JobRow
@@ -45,7 +45,7 @@ def checked(request: Request, principal: Principal, spec: JobSpec, template: str
     try:
         check_secrets(principal, spec, context)
     except AuthError as exc:
-        _denied(request, principal.username, exc)
+        denied(request, principal.username, exc)
         raise
     return spec
 

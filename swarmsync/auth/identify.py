@@ -13,12 +13,9 @@ from swarmsync.auth.roles import Permission, Principal, Role, Unauthenticated
 from swarmsync.auth.secrets import API_TOKEN_PREFIX, SESSION_PREFIX, digest
 from swarmsync.auth.sessions import session_store
 from swarmsync.db import ApiToken, User, session_scope
+from swarmsync.timing import db_utc
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # last use is written at most once a minute per token
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
 def identify(secret: str | None) -> Principal:
@@ -55,14 +52,14 @@ def _from_api_token(secret: str) -> Principal:
             raise Unauthenticated("invalid token")
         if row.revoked_at is not None:
             raise Unauthenticated("token revoked")
-        if row.expires_at is not None and _aware(row.expires_at) <= now:
+        if row.expires_at is not None and db_utc(row.expires_at) <= now:
             raise Unauthenticated("token expired")
         user = _active_user(session, row.user_id)
-        last = _aware(row.last_used_at)
+        last = db_utc(row.last_used_at)
         if last is None or now - last > LAST_USED_RESOLUTION:
             row.last_used_at = now
         return Principal(
             username=user.username, role=Role(user.role), user_id=user.id, via="token",
             scopes=frozenset(Permission(s) for s in row.scopes or []), token_id=row.id,
-            expires_at=_aware(row.expires_at),
+            expires_at=db_utc(row.expires_at),
         )

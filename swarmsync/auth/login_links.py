@@ -24,10 +24,11 @@ from sqlalchemy import delete, func, select
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Principal, Unauthenticated
 from swarmsync.auth.secrets import digest, new_secret
-from swarmsync.auth.sessions import _aware, session_store
+from swarmsync.auth.sessions import session_store
 from swarmsync.auth.users import LoginSession, UserInfo, add_user, check_username
 from swarmsync.db import SessionRecord, User, session_scope
 from swarmsync.settings import get_settings
+from swarmsync.timing import db_utc
 
 LINK_PREFIX = "ssl_"  # a one-time login link
 
@@ -69,7 +70,7 @@ def _take(secret: str) -> int | None:
     with session_scope() as session:
         row = session.execute(delete(SessionRecord).where(SessionRecord.token_hash == _key(secret))
                               .returning(SessionRecord.user_id, SessionRecord.expires_at)).first()
-    if row is None or _aware(row.expires_at) <= datetime.now(UTC):
+    if row is None or db_utc(row.expires_at) <= datetime.now(UTC):
         return None
     return int(row.user_id)
 

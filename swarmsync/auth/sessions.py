@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from swarmsync.auth.secrets import SESSION_PREFIX, digest, new_secret
 from swarmsync.db import SessionRecord, session_scope
 from swarmsync.settings import get_settings
+from swarmsync.timing import db_utc
 
 
 class SessionStore(Protocol):
@@ -87,7 +88,7 @@ class SqlSessions:
     def user_of(self, secret: str) -> int | None:
         with session_scope() as session:
             row = session.scalar(select(SessionRecord).where(SessionRecord.token_hash == digest(secret)))
-            if row is None or _aware(row.expires_at) <= datetime.now(UTC):
+            if row is None or db_utc(row.expires_at) <= datetime.now(UTC):
                 return None
             return row.user_id
 
@@ -98,11 +99,6 @@ class SqlSessions:
     def revoke_user(self, user_id: int) -> int:
         with session_scope() as session:
             return session.execute(delete(SessionRecord).where(SessionRecord.user_id == user_id)).rowcount or 0
-
-
-def _aware(ts: datetime) -> datetime:
-    """SQLite returns naive datetimes; they were written as UTC."""
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 @cache
