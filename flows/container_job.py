@@ -37,7 +37,7 @@ from swarmsync.docker_runner import (
     ContainerRun,
     JobRefused,
     ResolvedImage,
-    docker_client,
+    docker_client_async,
     input_archive,
     resolve_image,
     start_or_adopt,
@@ -89,9 +89,9 @@ async def prepare_job(
     """Resolve the images per pull policy (the main's, and each service's) and verify every input
     file's SHA-256 (a step of the flow, not a task: it costs no task run)."""
     logger = get_run_logger()
-    client = await anyio.to_thread.run_sync(docker_client, runtime.engine)  # Docker calls: never on the loop
+    client = await docker_client_async(runtime.engine)  # a first client's round trip: never on the loop
     pull_policy = spec.pull_policy or runtime.pull_policy or get_settings().pull_policy
-    login = await anyio.to_thread.run_sync(_registry_login, client, runtime.registry_credentials)
+    login = _registry_login(client, runtime.registry_credentials)
     image = await anyio.to_thread.run_sync(resolve_image, client, spec, pull_policy, login)
     logger.info("image %s resolved to %s", spec.image, image.digest)
     service_images = {}
@@ -144,7 +144,7 @@ async def run_container(
     spool = settings.home_dir / "spool" / flow_run_id
     shutil.rmtree(spool, ignore_errors=True)
     loggers = {s: _stream_logger(s) for s in ("stdout", "stderr", "marker")}
-    client = await anyio.to_thread.run_sync(docker_client, runtime.engine)
+    client = await docker_client_async(runtime.engine)
     await _finish_removals(runtime)  # a retry must not find (and adopt) the previous attempt's container
     run: ContainerRun | GroupRun | None = None
     if spec.services:  # a group: a capture per container, one interleaved output.txt

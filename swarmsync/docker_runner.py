@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import anyio
 import docker
 import docker.errors
 import requests.exceptions
@@ -53,7 +54,7 @@ def docker_client(engine: Any | None = None) -> docker.DockerClient:
     round trip and a connection (~15 ms, twice per job before)."""
     host = engine
     url = get_settings().docker_host
-    key = f"block:{host.model_dump()!r}" if host is not None else f"url:{url or ''}"
+    key = _client_key(engine)
     with _clients_lock:
         client = _clients.get(key)
     if client is None:
@@ -70,6 +71,18 @@ def docker_client(engine: Any | None = None) -> docker.DockerClient:
 
 _clients: dict[str, docker.DockerClient] = {}
 _clients_lock = threading.Lock()
+
+
+def _client_key(engine: Any | None) -> str:
+    return f"block:{engine.model_dump()!r}" if engine is not None else f"url:{get_settings().docker_host or ''}"
+
+
+async def docker_client_async(engine: Any | None = None) -> docker.DockerClient:
+    """`docker_client` for async code: the process's client at once when it exists (every job
+    but the first), else made in a thread (a new client costs an API version round trip)."""
+    with _clients_lock:
+        client = _clients.get(_client_key(engine))
+    return client if client is not None else await anyio.to_thread.run_sync(docker_client, engine)
 
 
 @dataclass

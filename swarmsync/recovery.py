@@ -62,6 +62,7 @@ from swarmsync.docker_runner import (
     LABEL_INSTANCE,
     LABEL_JOB,
     docker_client,
+    docker_client_async,
     find_job_containers,
     list_containers,
 )
@@ -184,7 +185,7 @@ async def recover_orphaned_runs(
         limit=200,
     )
     handled = 0
-    engine = await anyio.to_thread.run_sync(docker_client, engine)  # Docker calls: in a thread, never on the loop
+    engine = await docker_client_async(engine)  # Docker calls: in a thread, never on the loop
     for run in runs:
         if not is_orphaned(run):
             continue
