@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from swarmsync.client import APIError
-from swarmsync.dashboard import data, session
+from swarmsync.dashboard import data, feedback, session
 
 client = session.require("users:manage")
 st.title("Admin")
@@ -22,11 +21,7 @@ with users_tab:
         password = st.text_input("Password", type="password", key="admin_new_password")
         role = st.selectbox("Role", ["viewer", "operator", "admin"], key="admin_new_role")
         if st.form_submit_button("Add user"):
-            try:
-                client.add_user(name, password, role)
-                st.success(f"Added {name} ({role})")
-            except APIError as exc:
-                st.error(str(exc))
+            feedback.act(lambda: client.add_user(name, password, role), f"Added {name} ({role})")
     with right, st.form("change_user"):
         st.markdown("**Change a user**")
         target = st.selectbox("User", [u["username"] for u in users], key="admin_target")
@@ -38,12 +33,8 @@ with users_tab:
                 changes["role"] = new_role
             if status != "(unchanged)":
                 changes["disabled"] = status == "disabled"
-            try:
-                if changes:
-                    client.update_user(target, **changes)
-                    st.success(f"Updated {target}: {changes}")
-            except APIError as exc:
-                st.error(str(exc))
+            if changes:
+                feedback.act(lambda: client.update_user(target, **changes), f"Updated {target}: {changes}")
 
     with st.expander("SSH login keys of a user", expanded=False):
         owner = st.selectbox("User", [u["username"] for u in users], key="admin_keys_user")
@@ -57,20 +48,14 @@ with users_tab:
                 with st.form("admin_remove_key"):
                     fingerprint = st.selectbox("Key", [k["fingerprint"] for k in user_keys], key="admin_key_fp")
                     if st.form_submit_button("Remove key"):
-                        try:
-                            data.remove_key(client, fingerprint, owner)
-                            st.success(f"Removed {fingerprint} of {owner}: logins with it are refused now")
-                        except APIError as exc:
-                            st.error(str(exc))
+                        feedback.act(lambda: data.remove_key(client, fingerprint, owner),
+                                     f"Removed {fingerprint} of {owner}: logins with it are refused now")
             with st.form("admin_add_key", clear_on_submit=True):
                 line = st.text_area("Add a public key for this user", key="admin_key_line",
                                     placeholder="ssh-ed25519 AAAA... comment")
                 if st.form_submit_button("Add key"):
-                    try:
-                        added = data.add_key(client, line, owner)
-                        st.success(f"Added {added['fingerprint']} for {owner}")
-                    except APIError as exc:
-                        st.error(str(exc))
+                    feedback.act(lambda: data.add_key(client, line, owner),
+                                 lambda added: f"Added {added['fingerprint']} for {owner}")
 
 with tokens_tab:
     tokens = data.tokens(client)
@@ -82,8 +67,7 @@ with tokens_tab:
                                     format_func=lambda i: next(f"{t['id']} · {t['name']} · {t['owner']}"
                                                                for t in live if t["id"] == i))
             if st.form_submit_button("Revoke"):
-                client.revoke_token(token_id)
-                st.success(f"Revoked token {token_id}")
+                feedback.act(lambda: client.revoke_token(token_id), f"Revoked token {token_id}")
 
 with audit_tab:
     events = data.audit(client)

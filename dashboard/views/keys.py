@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from swarmsync.client import APIError
-from swarmsync.dashboard import data, session
+from swarmsync.dashboard import data, feedback, session
 
 client = session.require("keys:own")
 st.title("My SSH keys")
@@ -20,11 +19,8 @@ if mine:
                                    format_func=lambda fp: next(f"{k['fingerprint']} · {k['comment'] or '-'}"
                                                                for k in mine if k["fingerprint"] == fp))
         if st.form_submit_button("Remove key"):
-            try:
-                data.remove_key(client, fingerprint)
-                st.success(f"Removed {fingerprint}: logins with it are refused now")
-            except APIError as exc:
-                st.error(str(exc))
+            feedback.act(lambda: data.remove_key(client, fingerprint),
+                         f"Removed {fingerprint}: logins with it are refused now")
 else:
     st.info("No SSH keys yet.")
 
@@ -32,8 +28,5 @@ with st.form("add_key", clear_on_submit=True):
     line = st.text_area("Add a public key: paste the one line of your .pub file (never the private key)",
                         key="key_add_line", placeholder="ssh-ed25519 AAAAC3Nza... you@laptop")
     if st.form_submit_button("Add key"):
-        try:
-            added = data.add_key(client, line)
-            st.success(f"Added {added['key_type']} key {added['fingerprint']}")
-        except APIError as exc:
-            st.error(str(exc))
+        feedback.act(lambda: data.add_key(client, line),
+                     lambda added: f"Added {added['key_type']} key {added['fingerprint']}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
-from swarmsync.client import APIError
-from swarmsync.dashboard import data, session
+from swarmsync.dashboard import data, feedback, session
 
 client = session.require("schedules:read")
 st.title("Schedules")
@@ -24,12 +25,7 @@ if session.may("schedules:write"):
     actions = {"pause": "Pause", "resume": "Resume", "run": "Run now", "delete": "Delete"}
     for column, (action, label) in zip(columns, actions.items(), strict=True):
         if column.button(label, key=f"schedule_{action}"):
-            try:
-                if action == "run":
-                    job = client.run_schedule(name)
-                    st.success(f"started job {job.id}")
-                else:
-                    client.change_schedule(name, action)
-                    st.success(f"{name}: {action} done")
-            except APIError as exc:
-                st.error(str(exc))
+            if action == "run":
+                feedback.act(lambda: client.run_schedule(name), lambda job: f"started job {job.id}")
+            else:
+                feedback.act(partial(client.change_schedule, name, action), f"{name}: {action} done")

@@ -54,6 +54,14 @@ def _checked() -> tuple[forms.SubmitForm, object, dict[str, str], dict[str, str]
     return form, spec, secrets, errors
 
 
+def _required(errors: dict[str, str], field: str, message: str) -> str:
+    """The text field `submit_FIELD`; `message` in `errors[field]` when it is blank."""
+    value = st.session_state.get(f"submit_{field}") or ""
+    if not value.strip():
+        errors[field] = message
+    return value
+
+
 def on_submit() -> None:
     form, spec, secrets, errors = _checked()
     queue = forms.target_queue(form, errors)
@@ -61,12 +69,9 @@ def on_submit() -> None:
     if when == AT and form.at is None:
         errors["at"] = "choose a day and a time"
     if when == SCHEDULE:
-        name = st.session_state.get("submit_schedule_name") or ""
-        value = st.session_state.get("submit_schedule_value") or ""
-        if not name.strip():
-            errors["schedule_name"] = "name the schedule: lowercase letters, digits and dashes, e.g. nightly-report"
-        if not value.strip():
-            errors["schedule_value"] = "say when it runs"
+        name = _required(errors, "schedule_name",
+                         "name the schedule: lowercase letters, digits and dashes, e.g. nightly-report")
+        value = _required(errors, "schedule_value", "say when it runs")
     st.session_state["submit_errors"] = errors
     if spec is None or errors:
         return
@@ -86,9 +91,7 @@ def on_submit() -> None:
 
 def on_save_template() -> None:
     _, spec, secrets, errors = _checked()
-    name = st.session_state.get("submit_template_name") or ""
-    if not name.strip():
-        errors["template_name"] = "name the template: lowercase letters, digits and dashes, e.g. greeter"
+    name = _required(errors, "template_name", "name the template: lowercase letters, digits and dashes, e.g. greeter")
     st.session_state["submit_errors"] = errors
     if spec is None or errors:
         return

@@ -20,18 +20,18 @@ def list_tokens(
     owner: str | None = Query(None, max_length=64, description="One user's tokens (admins)"),
     principal: Principal = Depends(own),
 ) -> list[TokenOut]:
-    return [TokenOut(**vars(t)) for t in tokens.list_tokens(principal, owner, everyone=all_users)]
+    return tokens.list_tokens(principal, owner, everyone=all_users)
 
 
 @router.post("", response_model=TokenCreated, status_code=201, responses=responses(400, 404))
 def create_token(body: TokenCreate, request: Request, principal: Principal = Depends(own)) -> TokenCreated:
     """A new API token; its secret is in this response only."""
     new = tokens.create_token(principal, body.name, body.owner, body.scopes, body.expires_in_days, address(request))
-    return TokenCreated(token=new.token, **vars(new.info))
+    return TokenCreated(token=new.token, **new.info.model_dump())
 
 
 @router.delete("/{token_id}", response_model=TokenOut, responses=responses(404))
 def revoke_token(
     request: Request, token_id: int = Path(ge=1, le=2**31 - 1), principal: Principal = Depends(own),
 ) -> TokenOut:
-    return TokenOut(**vars(tokens.revoke_token(principal, token_id, address(request))))
+    return tokens.revoke_token(principal, token_id, address(request))

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from swarmsync.auth.tokens import TokenInfo
 from swarmsync.deployments.schedule_rules import check_rrule, check_timezone
 from swarmsync.jobs import JobRow
 from swarmsync.spec import JobSpec
@@ -145,18 +146,10 @@ class TokenCreate(Strict):
     expires_in_days: float | None = Field(default=None, gt=0, le=3650)
 
 
-class TokenOut(BaseModel):
-    id: int
-    name: str
-    owner: str
-    scopes: list[str]
-    created_at: datetime
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked: bool
+TokenOut = TokenInfo  # the core's model is the response model
 
 
-class TokenCreated(TokenOut):
+class TokenCreated(TokenInfo):
     token: str = Field(description="The secret, shown only now")
 
 

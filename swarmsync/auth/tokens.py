@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from swarmsync.auth import audit
@@ -21,8 +22,11 @@ class TokenNotFound(LookupError):
     pass
 
 
-@dataclass(frozen=True)
-class TokenInfo:
+class TokenInfo(BaseModel):
+    """A token as its owner and admins see it (never its secret); also the API's response model."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: int
     name: str
     owner: str
@@ -40,8 +44,8 @@ class NewToken:
 
 
 def _info(row: ApiToken, owner: str) -> TokenInfo:
-    return TokenInfo(row.id, row.name, owner, list(row.scopes or []), row.created_at, row.expires_at,
-                     row.last_used_at, row.revoked_at is not None)
+    return TokenInfo(id=row.id, name=row.name, owner=owner, scopes=list(row.scopes or []), created_at=row.created_at,
+                     expires_at=row.expires_at, last_used_at=row.last_used_at, revoked=row.revoked_at is not None)
 
 
 def _may_act_for(actor: Principal, owner: str) -> None:

@@ -131,32 +131,31 @@ def list_(all_next: Annotated[bool, typer.Option("--next", help="Show the next t
     console.print(table)
 
 
-def _change(action: str, name: str) -> None:
+def _change(action: str, name: str, done: str) -> None:
+    """`hibernator().ACTION(name)`, then `DONE NAME` on stderr (or the refusal, exit 1)."""
     try:
         getattr(hibernator(), action)(name)
     except USER_ERRORS as exc:
         fail(str(exc))
+    err.print(f"{done} {name}")
 
 
 @app.command("pause")
 def pause(name: str) -> None:
     """Stop creating runs (runs already scheduled are removed) until resumed."""
-    _change("pause", name)
-    err.print(f"paused {name}")
+    _change("pause", name, "paused")
 
 
 @app.command("resume")
 def resume(name: str) -> None:
     """Start creating runs again."""
-    _change("resume", name)
-    err.print(f"resumed {name}")
+    _change("resume", name, "resumed")
 
 
 @app.command("delete")
 def delete(name: str) -> None:
     """Delete the schedule and its runs that have not started."""
-    _change("delete", name)
-    err.print(f"deleted {name}")
+    _change("delete", name, "deleted")
 
 
 @app.command("run")

@@ -50,7 +50,7 @@ def list_tokens(
     if remote_configured():
         rows = Client.from_settings().tokens(everyone=all_users)
     else:
-        rows = [vars(t) for t in tokens.list_tokens(local_principal(), everyone=True)]
+        rows = [t.model_dump() for t in tokens.list_tokens(local_principal(), everyone=True)]
     table = Table("id", "name", "owner", "scopes", "expires", "last used", "state")
     for row in rows:
         table.add_row(str(row["id"]), row["name"], row["owner"], " ".join(row["scopes"]) or "(role)",

@@ -30,14 +30,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+def _serve(args: list[str], port: int, log: Path, timeout: float = 30) -> subprocess.Popen:
+    """Start a server (output appended to `log`) and return once it listens on `port`."""
+    proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited:\n{log.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+                return proc
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"server not listening on {port}:\n{log.read_text()}")
@@ -75,10 +77,8 @@ class SftpServer:
 
     def start(self) -> None:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation folder
-        log = self.folder / "sshd.log"
-        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(self.config)],
-                                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
-        _wait_port(self.port, self.proc, log)
+        self.proc = _serve(["/usr/sbin/sshd", "-D", "-e", "-f", str(self.config)], self.port,
+                           self.folder / "sshd.log")
 
     def stop(self) -> None:
         """Stop the server and the sessions it opened (each lives in its own sshd child process)."""
@@ -135,10 +135,8 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = self.folder / "moto.log"
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
-        _wait_port(self.port, self.proc, log)
+        self.proc = _serve([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], self.port,
+                           self.folder / "moto.log")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

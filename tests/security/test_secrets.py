@@ -71,6 +71,15 @@ def a_job_with_a_secret(api, token: str, busybox: str) -> tuple[str, str]:
     return job["id"], job["flow_run"]["parameters"]["job"]["secrets"]["TOKEN"]
 
 
+def a_paused_schedule_with_a_secret(api, token: str, busybox: str, secret: str, command: str = "true") -> dict:
+    """A new paused nightly schedule of `token`'s user whose job has TOKEN=`secret`; its JSON."""
+    created = api.post("/schedules", json={
+        "name": f"sec-{uuid.uuid4().hex[:8]}", "spec": {"image": busybox, "command": command, "pull_policy": "never"},
+        "cron": "0 3 * * *", "paused": True, "secret_env": {"TOKEN": secret}}, headers=auth(token))
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
 def cancel(api, token: str, job_id: str) -> None:
     api.post(f"/jobs/{job_id}/cancel", headers=auth(token))
 
@@ -158,11 +167,7 @@ def test_a_templates_secret_serves_only_the_templates_own_command(api, two_opera
 
 def test_adding_a_schedule_with_another_command_to_a_schedule_with_secrets_is_refused(api, two_operators, busybox):
     alice, bob = two_operators
-    name = f"sec-{uuid.uuid4().hex[:8]}"
-    created = api.post("/schedules", json={
-        "name": name, "spec": {"image": busybox, "command": "true", "pull_policy": "never"}, "cron": "0 3 * * *",
-        "paused": True, "secret_env": {"TOKEN": "alice-schedule-s3cret"}}, headers=auth(alice))
-    assert created.status_code == 201, created.text
+    name = a_paused_schedule_with_a_secret(api, alice, busybox, "alice-schedule-s3cret")["name"]
     try:
         assert api.get(f"/schedules/{name}", headers=auth(bob)).json()["job"]["secrets"] == {"TOKEN": "(hidden)"}
         attack = api.post(f"/schedules/{name}/add", json={"cron": "0 4 * * *", "command": "echo $TOKEN | base64"},
@@ -197,12 +202,8 @@ def test_a_schedule_naming_another_users_block_is_refused_and_not_created(api, t
 
 def test_deleting_a_schedule_deletes_its_secret_blocks(api, two_operators, busybox):
     alice, _bob = two_operators
-    name = f"sec-{uuid.uuid4().hex[:8]}"
-    created = api.post("/schedules", json={
-        "name": name, "spec": {"image": busybox, "command": "true"}, "cron": "0 3 * * *", "paused": True,
-        "secret_env": {"TOKEN": "s"}}, headers=auth(alice))
-    assert created.status_code == 201, created.text
-    block = created.json()["job"]["secrets"]["TOKEN"]
+    created = a_paused_schedule_with_a_secret(api, alice, busybox, "s")
+    name, block = created["name"], created["job"]["secrets"]["TOKEN"]
     assert secret_exists(block)
     assert api.delete(f"/schedules/{name}", headers=auth(alice)).status_code == 200
     assert not secret_exists(block)

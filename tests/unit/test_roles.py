@@ -2,17 +2,8 @@
 
 import pytest
 
-from swarmsync.auth.roles import (
-    ROLE_PERMISSIONS,
-    Forbidden,
-    Permission,
-    Principal,
-    Role,
-    Unauthenticated,
-    authorize,
-    parse_role,
-    parse_scopes,
-)
+from swarmsync.auth import ROLE_PERMISSIONS, Forbidden, Permission, Principal, Role, Unauthenticated, authorize
+from swarmsync.auth.roles import parse_role, parse_scopes
 
 VIEWER_MAY = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN,
               Permission.KEYS_OWN}
