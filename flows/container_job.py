@@ -47,7 +47,7 @@ from swarmsync.output import Interleaved, OutputCapture
 from swarmsync.runtime import JobRuntime
 from swarmsync.service_group import GroupRun, group_output, start_or_adopt_group
 from swarmsync.settings import get_settings
-from swarmsync.spec import SCHEDULE_TAG, JobSpec, JobSpecError, job_run_name
+from swarmsync.spec import JobSpec, JobSpecError
 
 
 class JobFailed(RuntimeError):
@@ -300,20 +300,7 @@ async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
 
 
 
-def job_flow_run_name() -> str:
-    """The run's name in the Prefect UI (set by the engine when the run starts): the job's image
-    and command, trimmed; a schedule's runs start with the schedule's name. Runs submitted
-    through SwarmSync are named so at creation already (swarmsync.jobs.submit)."""
-    ctx = FlowRunContext.get()
-    try:
-        prefix = f"{SCHEDULE_TAG}:"  # a schedule's deployment tags its runs with its name (no API call here)
-        schedule = next((t.removeprefix(prefix) for t in ctx.flow_run.tags or [] if t.startswith(prefix)), None)
-        return job_run_name((ctx.parameters or {}).get("job") or {}, schedule)
-    except Exception:  # noqa: BLE001 - a name is never worth failing a job
-        return ctx.flow_run.name
-
-
-@flow(name="container-job", persist_result=False, log_prints=True, flow_run_name=job_flow_run_name)
+@flow(name="container-job", persist_result=False, log_prints=True)
 async def container_job(job: JobSpec) -> State:
     """Run `job` in a container on this worker's Docker engine and archive the result."""
     logger = get_run_logger()

@@ -8,7 +8,7 @@ import hashlib
 import re
 import shlex
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -395,3 +395,11 @@ def job_run_name(job: JobSpec | dict, schedule: str | None = None) -> str:
     if schedule:
         name = f"{schedule}: {name}"
     return name if len(name) <= RUN_NAME_CHARS else name[: RUN_NAME_CHARS - 1] + "…"
+
+
+def run_name_of(parameters: dict[str, Any] | None, tags: list[str] | None) -> str:
+    """`job_run_name` of a job flow run, from its parameters and tags (a schedule's deployment
+    tags its runs `swarmsync-schedule:NAME`)."""
+    prefix = f"{SCHEDULE_TAG}:"
+    schedule = next((t.removeprefix(prefix) for t in tags or [] if t.startswith(prefix)), None)
+    return job_run_name((parameters or {}).get("job") or {}, schedule)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from swarmsync.recovery import (
 from swarmsync.routing import can_take, clean_labels, host_queues, parse_labels
 from swarmsync.runtime import JobRuntime
 from swarmsync.settings import get_settings
+from swarmsync.spec import run_name_of
 
 
 class PoolPlaces(BaseModel):
@@ -173,6 +175,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         self._started_at = datetime.now(UTC)
         self._wake: anyio.abc.ObjectSendStream[None] | None = None
         self._client_context: AsyncClientContext | None = None
+        # what runs use (the API client, the cancellation watcher): closed after Prefect's teardown
+        # has waited for the runs in flight, not before them as Prefect's own exit stack would
+        self._for_runs = AsyncExitStack()
         self._engine: DockerHost | None = None  # the pool's Docker engine (its docker_host block); None: local
         self._queues_created = False
 
@@ -182,16 +187,23 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         _cache_reads(self.client, ttl=DEFINITION_CACHE_SECONDS)
         # one API client for every job run in this process (Prefect's engine otherwise opens
         # a new client, connection and CSRF handshake per run)
-        self._client_context = await self._exit_stack.enter_async_context(AsyncClientContext())
+        self._client_context = await self._for_runs.enter_async_context(AsyncClientContext())
         prefect_internals.skip_suspension_watch()
         prefect_internals.cache_default_result_storage(ttl=DEFINITION_CACHE_SECONDS)
         # one watcher for all running jobs (websocket events, polling fallback) instead of one poll per job
-        self._job_cancellation = await self._exit_stack.enter_async_context(
+        self._job_cancellation = await self._for_runs.enter_async_context(
             prefect_internals.flow_run_cancelling_observer()(
                 on_cancelling=self._on_job_cancelling,
                 polling_interval=get_current_settings().worker.cancellation_poll_seconds,
             )
         )
+
+    async def teardown(self, *exc_info: Any) -> None:
+        """Prefect's teardown (it waits for the runs in flight), then what those runs used."""
+        try:
+            await super().teardown(*exc_info)
+        finally:
+            await self._for_runs.__aexit__(*exc_info)
 
     async def start(self, *args: Any, **kwargs: Any) -> None:
         """Prefect's polling loops, plus a wake-up on new runs so pickup is not a poll away."""
@@ -271,6 +283,10 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         task_status: anyio.abc.TaskStatus[str] | None = None,
     ) -> SwarmSyncWorkerResult:
         identifier = infrastructure_id(flow_run.id)
+        # the flow engine and the run's artifacts use the worker's API client, not a new one (a new
+        # client costs an SSL context, ~35 ms of CPU, and a connection): this task may have been
+        # started where the worker's client context is not current (Prefect's loops, its observers)
+        prefect_internals.enter_client_context(self._client_context)
         flow = await self._load_flow(flow_run)
         if task_status:
             task_status.started(identifier)
@@ -294,6 +310,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             if not await self._wait_for_start(flow_run, cancelled):
                 await self._mark_flow_run_as_cancelled(flow_run, {"message": "cancelled before it started"})
                 return SwarmSyncWorkerResult(identifier=identifier, status_code=0)
+            await self._in_background(self._name_after_job(flow_run))
             try:
                 with runtime:
                     state = await run_flow_async(
@@ -363,10 +380,29 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             except Exception as exc:  # noqa: BLE001
                 self._logger.warning("could not label flow run %s with this worker: %s", flow_run_id, exc)
 
+        await self._in_background(label())
+
+    async def _name_after_job(self, flow_run: FlowRun) -> None:
+        """Name the run after its job in the Prefect UI (image and command; a schedule's name
+        first) when it was created elsewhere (a schedule, `prefect deployment run`): SwarmSync's
+        submit names its runs at creation, so they cost no request here. A failure is logged."""
+        try:
+            name = run_name_of(flow_run.parameters, flow_run.tags)
+            if name != flow_run.name:
+                await self.client.set_flow_run_name(flow_run.id, name)
+        except Exception as exc:  # noqa: BLE001 - a name is never worth failing a job
+            self._logger.warning("could not name flow run %s after its job: %s", flow_run.id, exc)
+
+    async def _in_background(self, work: Awaitable[None]) -> None:
+        """Run `work` beside the job (in the runs' task group, not waited for); at once without one."""
+
+        async def run() -> None:
+            await work
+
         if self._runs_task_group is not None:
-            self._runs_task_group.start_soon(label)
+            self._runs_task_group.start_soon(run)
         else:
-            await label()
+            await work
 
     async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
         """Prefect's claim, refusing runs that already ran elsewhere (see `swarmsync.claim`)."""

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -494,3 +495,29 @@ def test_jobs_share_one_docker_client_per_engine(monkeypatch):
     by_block = docker_client(engine)
     assert by_block is docker_client(DockerHost(base_url="unix:///var/run/docker.sock"))  # same engine, same client
     assert by_block is not first and by_block.ping()
+
+
+def test_job_runs_use_the_workers_one_api_client(pool, busybox, monkeypatch, no_leftover_containers):
+    """A worker's runs (the flow engine, the run's artifacts) share the worker's Prefect client: a
+    new client per job costs an SSL context (~35 ms of CPU) and a connection. The worker runs as
+    `worker start` runs it (Prefect's polling loop; --run-once: it stops once its runs are done)."""
+    from prefect.client.orchestration import PrefectClient
+
+    from swarmsync.worker import SwarmSyncWorker
+
+    jobs = [swarmsync.submit(busybox, ["echo", f"job {i}"], pool=pool) for i in range(3)]
+    for_runs: list[str] = []
+    real_init = PrefectClient.__init__
+
+    def counted_init(self, *args, **kwargs) -> None:
+        stack = traceback.extract_stack()
+        if any(frame.name == "run_flow_async" or "container_job" in frame.filename for frame in stack):
+            for_runs.append("".join(traceback.format_list(stack[-12:])))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(PrefectClient, "__init__", counted_init)
+    with prefect_api():
+        anyio.run(lambda: SwarmSyncWorker(work_pool_name=pool).start(run_once=True))
+    assert [job.status() for job in jobs] == ["Completed"] * 3
+    assert for_runs == [], f"{len(for_runs)} Prefect clients made for 3 runs:\n" + "\n".join(for_runs)
+

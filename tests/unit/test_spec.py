@@ -97,3 +97,13 @@ def test_a_job_run_name_is_its_image_and_command_trimmed_with_a_schedule_first()
     long = job_run_name({"image": "img", "command": ["echo", "x" * 200]})
     assert len(long) == RUN_NAME_CHARS and long.endswith("…")
     assert job_run_name({"image": "img"}) == "img"
+
+
+def test_a_runs_name_comes_from_its_job_parameter_and_its_schedule_tag():
+    from swarmsync.spec import JobSpec, job_run_name, run_name_of
+
+    spec = JobSpec(image="busybox", command=["echo", "hi"], env={"A": "1"})
+    submitted = {"job": spec.model_dump(mode="json", exclude_defaults=True)}  # as swarmsync.submit stores it
+    assert run_name_of(submitted, ["team-a"]) == job_run_name(spec) == "busybox echo hi"  # no rename needed
+    assert run_name_of(submitted, ["swarmsync-schedule:nightly", "x"]) == "nightly: busybox echo hi"
+    assert run_name_of({}, None) == "?"
