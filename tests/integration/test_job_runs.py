@@ -13,6 +13,7 @@ import swarmsync
 from swarmsync.archive import read_archive_file, verify_archive
 from swarmsync.db import ArchiveRecord, session_scope
 from swarmsync.spec import InputFile
+from tests.waiting import wait_until
 
 
 def test_successful_job_completes_and_archives_its_output(run_job, busybox):
@@ -225,8 +226,10 @@ def test_get_job_and_list_jobs_find_submitted_jobs(run_job, busybox):
 def test_failed_job_is_retried_in_a_fresh_container(run_job, busybox):
     job = run_job(busybox, "echo attempt; exit 1", retries=1, retry_delay=0)
     assert job.status() == "Failed"
-    attempts = [m for _, name, m in job.logs() if name.endswith("stdout") and m == "attempt"]
-    assert len(attempts) == 2
+    # the final state can be read before the last attempt's log lines reach the API (they are sent
+    # in batches by Prefect's log worker): wait for them, with a deadline
+    wait_until(lambda: len([m for _, name, m in job.logs() if name.endswith("stdout") and m == "attempt"]) == 2,
+               "both attempts' output in the run's log", timeout=30)
 
 
 def test_run_carries_a_summary_and_a_link_artifact(run_job, busybox):
