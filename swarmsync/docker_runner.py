@@ -52,14 +52,12 @@ def docker_client(engine: Any | None = None) -> docker.DockerClient:
 
     One client per engine per process, shared by all jobs: a new client costs an API version
     round trip and a connection (~15 ms, twice per job before)."""
-    host = engine
-    url = get_settings().docker_host
     key = _client_key(engine)
-    with _clients_lock:
-        client = _clients.get(key)
+    client = _cached_client(key)
     if client is None:
-        if host is not None:
-            client = host.get_client()
+        url = get_settings().docker_host
+        if engine is not None:
+            client = engine.get_client()
         elif url:
             client = docker.DockerClient(base_url=url, max_pool_size=CLIENT_POOL_SIZE)
         else:
@@ -67,6 +65,12 @@ def docker_client(engine: Any | None = None) -> docker.DockerClient:
         with _clients_lock:
             client = _clients.setdefault(key, client)
     return client
+
+
+async def docker_client_async(engine: Any | None = None) -> docker.DockerClient:
+    """`docker_client` for async code: the process's client at once when it exists (every job
+    but the first), else made in a thread (a new client costs an API version round trip)."""
+    return _cached_client(_client_key(engine)) or await anyio.to_thread.run_sync(docker_client, engine)
 
 
 _clients: dict[str, docker.DockerClient] = {}
@@ -77,12 +81,9 @@ def _client_key(engine: Any | None) -> str:
     return f"block:{engine.model_dump()!r}" if engine is not None else f"url:{get_settings().docker_host or ''}"
 
 
-async def docker_client_async(engine: Any | None = None) -> docker.DockerClient:
-    """`docker_client` for async code: the process's client at once when it exists (every job
-    but the first), else made in a thread (a new client costs an API version round trip)."""
+def _cached_client(key: str) -> docker.DockerClient | None:
     with _clients_lock:
-        client = _clients.get(_client_key(engine))
-    return client if client is not None else await anyio.to_thread.run_sync(docker_client, engine)
+        return _clients.get(key)
 
 
 @dataclass

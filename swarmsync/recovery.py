@@ -185,7 +185,7 @@ async def recover_orphaned_runs(
         limit=200,
     )
     handled = 0
-    engine = await docker_client_async(engine)  # Docker calls: in a thread, never on the loop
+    engine = await docker_client_async(engine)  # the Docker calls below run in threads, never on the loop
     for run in runs:
         if not is_orphaned(run):
             continue
