@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from swarmsync.auth import projects
 from swarmsync.auth.roles import Permission, Principal, Role, Unauthenticated
 from swarmsync.auth.secrets import API_TOKEN_PREFIX, SESSION_PREFIX, digest
 from swarmsync.auth.sessions import session_store
@@ -41,7 +42,8 @@ def _from_session(secret: str) -> Principal:
         raise Unauthenticated("session expired or revoked: log in again")
     with session_scope() as session:
         user = _active_user(session, user_id)
-        return Principal(username=user.username, role=Role(user.role), user_id=user.id, via="session")
+        return Principal(username=user.username, role=Role(user.role), user_id=user.id, via="session",
+                         memberships=projects.memberships(session, user))
 
 
 def _from_api_token(secret: str) -> Principal:
@@ -61,5 +63,6 @@ def _from_api_token(secret: str) -> Principal:
         return Principal(
             username=user.username, role=Role(user.role), user_id=user.id, via="token",
             scopes=frozenset(Permission(s) for s in row.scopes or []), token_id=row.id,
-            expires_at=db_utc(row.expires_at),
+            expires_at=db_utc(row.expires_at), memberships=projects.memberships(session, user),
         )
+

@@ -31,10 +31,12 @@ class Permission(StrEnum):
     POOLS_MANAGE = "pools:manage"  # pool policy
     AUDIT_READ = "audit:read"
     SETTINGS_MANAGE = "settings:manage"  # the dashboard's options file
+    PROJECTS_READ = "projects:read"  # one's projects and their members
+    PROJECTS_MANAGE = "projects:manage"  # create and delete projects (members: a project's maintainers too)
 
 
 _VIEWER = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN,
-           Permission.KEYS_OWN}
+           Permission.KEYS_OWN, Permission.PROJECTS_READ}
 _OPERATOR = _VIEWER | {Permission.JOBS_SUBMIT, Permission.JOBS_CANCEL, Permission.SCHEDULES_WRITE}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -73,6 +75,12 @@ class Principal:
     scopes: frozenset[Permission] = field(default_factory=frozenset)  # empty: all of the role's
     token_id: int | None = None
     expires_at: datetime | None = None  # an expiring API token's end (None: sessions, tokens without expiry)
+    memberships: tuple[tuple[str, str], ...] = ()  # (project, role there) pairs; admins need none
+
+    @property
+    def projects(self) -> dict[str, str]:
+        """The projects this principal is a member of, with its role there (see swarmsync.auth.projects)."""
+        return dict(self.memberships)
 
     @classmethod
     def local(cls) -> Principal:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from swarmsync.auth import audit, ratelimit, refusals
+from swarmsync.auth import audit, projects, ratelimit, refusals
 from swarmsync.auth.passwords import dummy_hash, hash_password, verify_password
 from swarmsync.auth.roles import Permission, Principal, Role, Unauthenticated, authorize, parse_role
 from swarmsync.auth.sessions import session_store
@@ -74,7 +74,9 @@ def _get(session, username: str) -> User:
 
 def add_user(
     actor: Principal, username: str, password: str, role: str = "viewer", address: str | None = None,
+    join_default: bool = True,
 ) -> UserInfo:
+    """Add a user; they join the default project unless `join_default` is False (swarmsync.auth.projects)."""
     authorize(actor, Permission.USERS_MANAGE)
     check_username(username)
     role = _role(role)
@@ -90,6 +92,8 @@ def add_user(
                     created_at=now, password_changed_at=now)
         session.add(user)
         session.flush()
+        if join_default:
+            projects.join_default(session, user.id)
         info = UserInfo.of(user)
     audit.record(actor.username, "user.add", username, address=address, role=role)
     return info

@@ -1,5 +1,5 @@
 """SwarmSync's own database: archive index, worker telemetry, users, tokens, sessions, audit,
-SSH login keys and their challenges.
+SSH login keys and their challenges, projects and their members.
 
 SQLAlchemy models in `models.py`, Alembic migrations in `migrations/`, engine and
 sessions in `session.py`. SQLite under SWARMSYNC_HOME by default; PostgreSQL via
@@ -13,6 +13,8 @@ from swarmsync.db.models import (
     Base,
     LoginChallenge,
     LoginFailure,
+    Project,
+    ProjectMember,
     SecretOwner,
     SessionRecord,
     SshKey,
@@ -22,7 +24,8 @@ from swarmsync.db.models import (
 from swarmsync.db.session import get_engine, migrate, session_scope
 
 __all__ = [
-    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginChallenge", "LoginFailure", "SecretOwner", "SessionRecord",
+    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginChallenge", "LoginFailure", "Project", "ProjectMember",
+    "SecretOwner", "SessionRecord",
     "SshKey", "User",
     "WorkerTelemetry", "get_engine", "migrate", "session_scope",
 ]

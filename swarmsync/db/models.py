@@ -1,4 +1,5 @@
-"""SQLAlchemy models of SwarmSync's tables: archive index, worker telemetry, accounts, audit, secret owners."""
+"""SQLAlchemy models of SwarmSync's tables: archive index, worker telemetry, accounts, projects, audit,
+secret owners."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class ArchiveRecord(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     output_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     tags: Mapped[list] = mapped_column(JSON, default=list)
+    project: Mapped[str | None] = mapped_column(String(64), index=True)  # None: before projects (the default one)
+    owner: Mapped[str | None] = mapped_column(String(64))  # who submitted it through the API
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
@@ -135,7 +138,35 @@ class SecretOwner(Base):
     owner: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     ref: Mapped[str | None] = mapped_column(String(200))
+    project: Mapped[str | None] = mapped_column(String(64))  # None: before projects (the default one)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Project(Base):
+    """A namespace of jobs, schedules, templates, Secret blocks and archives (migration 0007_projects).
+
+    Users are members with a role there (`ProjectMember`); admins are admins in every project.
+    """
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectMember(Base):
+    """A user's role in one project: viewer, operator or maintainer."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", name="uq_project_members_project_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SshKey(Base):

@@ -6,7 +6,7 @@ from swarmsync.auth import ROLE_PERMISSIONS, Forbidden, Permission, Principal, R
 from swarmsync.auth.roles import parse_role, parse_scopes
 
 VIEWER_MAY = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN,
-              Permission.KEYS_OWN}
+              Permission.KEYS_OWN, Permission.PROJECTS_READ}
 OPERATOR_MAY = VIEWER_MAY | {Permission.JOBS_SUBMIT, Permission.JOBS_CANCEL, Permission.SCHEDULES_WRITE}
 
 
