@@ -25,6 +25,8 @@ class JobTemplate(Block):
         cpu, memory, pids_limit, timeout: Limits (memory like '256m').
         tags: Prefect tags put on each run.
         options: Any other JobSpec field (entrypoint, working_dir, retries, output_dir, ...).
+        project: The project it belongs to (None: saved before projects, the default one).
+        owner: Who saved it through the SwarmSync API (None: the server host itself).
 
     Example:
         ```python
@@ -56,6 +58,8 @@ class JobTemplate(Block):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Other JobSpec fields (entrypoint, retries, output_dir, ...)"
     )
+    project: str | None = Field(default=None, description="The project it belongs to (none: the default one)")
+    owner: str | None = Field(default=None, description="Who saved it through the SwarmSync API")
 
     def job_fields(self) -> dict[str, Any]:
         """The template as JobSpec keyword arguments (unset limits left out)."""

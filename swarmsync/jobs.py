@@ -36,7 +36,16 @@ from swarmsync import archive
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
-from swarmsync.owners import USER_LABEL, submitted_by, user_tag, without_user_tags
+from swarmsync.owners import (
+    DEFAULT_PROJECT,
+    owner_labels,
+    owner_tags,
+    project_of,
+    project_tag,
+    submitted_by,
+    user_tag,
+    without_user_tags,
+)
 from swarmsync.routing import labels_of_queue
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError, job_run_name
@@ -58,6 +67,7 @@ class JobRow(BaseModel):
     final: bool = Field(default=False, description="The job has ended (its state is final)")
     message: str | None = None
     user: str | None = Field(default=None, description="Who submitted it through the API (None: not via the API)")
+    project: str = Field(default=DEFAULT_PROJECT, description="The project it belongs to")
     image: str = ""
     command: str = Field(default="", description="The command as one line")
     tags: list[str] = Field(default_factory=list)
@@ -80,7 +90,7 @@ class JobRow(BaseModel):
             id=str(run.id), state=run.state.name if run.state else None,
             state_type=run.state.type.value if run.state else None,
             final=bool(run.state and run.state.is_final()), message=run.state.message if run.state else None,
-            user=submitted_by(run), image=job.get("image", ""),
+            user=submitted_by(run), project=project_of(run), image=job.get("image", ""),
             command=" ".join(command) if isinstance(command, list) else (command or ""),
             tags=list(run.tags or []), queue=run.work_queue_name, created=run.created,
             scheduled=run.expected_start_time, started=run.start_time, ended=run.end_time, duration_s=duration,
@@ -260,9 +270,9 @@ def build_spec(image: str, command: list[str] | str | None = None, **options: An
 def prepare_spec(
     image: str | JobSpec | None, command: list[str] | str | None, secret_env: dict[str, str] | None,
     options: dict[str, Any], template: str | None = None, *, owner: str | None = None, kind: str = "job",
-    ref: str | None = None,
+    ref: str | None = None, project: str | None = None,
 ) -> JobSpec:
-    """The JobSpec of a submission: given, built from options, or a saved template with
+    """The JobSpec of a submission: given, built from options, or a saved template (of `project`) with
     overrides; `secret_env` values are stored as Secret blocks, recorded as `owner`'s
     (`kind` job/schedule, `ref` what they belong to: see swarmsync/auth/secret_owners.py)."""
     if template:
@@ -270,27 +280,30 @@ def prepare_spec(
 
         if image is not None:
             raise JobSpecError("give a template or an image, not both (the template names the image)")
-        spec = template_spec(template, command, **options)
+        spec = template_spec(template, command, project=project, **options)
     elif image is None:
         raise JobSpecError("give an image (or a saved template)")
     else:
         spec = image if isinstance(image, JobSpec) else build_spec(image, command, **options)
     if secret_env:
-        spec = spec.model_copy(update={"secrets": {**spec.secrets, **_store_secrets(secret_env, owner, kind, ref)}})
+        stored = _store_secrets(secret_env, owner, kind, ref, project)
+        spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}})
     return spec
 
 
-def _run_request(spec: JobSpec, at: datetime | None, user: str | None = None) -> dict[str, Any]:
-    """The run to create; `user` (set by the API from its caller) is recorded as the submitter.
-    A `swarmsync.user:` tag in the spec itself is dropped: nobody names the submitter but the API."""
+def _run_request(spec: JobSpec, at: datetime | None, user: str | None = None,
+                 project: str | None = None) -> dict[str, Any]:
+    """The run to create; `user` (set by the API from its caller) is recorded as the submitter, and
+    `project` (default: the default project) as its project. `swarmsync.user:`/`swarmsync.project:`
+    tags in the spec itself are dropped: nobody names them but SwarmSync (swarmsync/owners.py)."""
     tags = without_user_tags(spec.tags)
     if tags != spec.tags:
         spec = spec.model_copy(update={"tags": tags})
     return {
         "name": job_run_name(spec),
         "parameters": {"job": spec.model_dump(mode="json", exclude_defaults=True)},
-        "tags": [*tags, user_tag(user)] if user else tags,
-        "labels": {USER_LABEL: user} if user else None,
+        "tags": [*tags, *owner_tags(user, project)],
+        "labels": owner_labels(user, project),
         "state": Scheduled(scheduled_time=at) if at else None,
     }
 
@@ -308,6 +321,7 @@ def submit(
     queue: str | None = None,
     idempotency_key: str | None = None,
     user: str | None = None,
+    project: str | None = None,
     **options: Any,
 ) -> Job:
     """Submit a container job; returns at once with a `Job` handle.
@@ -320,14 +334,15 @@ def submit(
     Delayed jobs: `at` (an aware datetime or ISO string; naive = local time) or `delay`
     ('10m', seconds, timedelta) makes a Scheduled run that starts then and can be
     cancelled until it does; a time in the past is refused (TimingError). `template`
-    names a saved job template; `command` and options override its fields. `user` is
-    recorded as the submitter (the API passes its authenticated caller; see owners.py).
+    names a saved job template (of `project`); `command` and options override its fields.
+    `user` is recorded as the submitter (the API passes its authenticated caller; see
+    owners.py); `project` is the project the job belongs to (default: the default project).
     """
     at = start_time(at, delay)
-    spec = prepare_spec(image, command, None, options, template)
+    spec = prepare_spec(image, command, None, options, template, project=project)
     check_queue(queue)
     deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
-    stored = _store_secrets(secret_env, user) if secret_env else {}
+    stored = _store_secrets(secret_env, user, project=project) if secret_env else {}
     spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}}) if stored else spec
     # always a key: a create that is sent again (Prefect's client retrying a 502/503, a load balancer
     # replaying a request whose API process died before answering) returns the run made the first time
@@ -335,7 +350,7 @@ def submit(
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(
             deployment_id, work_queue_name=queue, idempotency_key=idempotency_key,
-            **_run_request(spec, at, user),
+            **_run_request(spec, at, user, project),
         )
     if stored:
         secret_owners.attach(stored.values(), str(flow_run.id))  # retention deletes them with the job
@@ -414,14 +429,14 @@ def is_transient(exc: Exception) -> bool:
 
 
 def _store_secrets(values: dict[str, str], owner: str | None = None, kind: str = "job",
-                   ref: str | None = None) -> dict[str, str]:
-    """Each value in a new Secret block `swarmsync-secret-<random>`, recorded as `owner`'s."""
+                   ref: str | None = None, project: str | None = None) -> dict[str, str]:
+    """Each value in a new Secret block `swarmsync-secret-<random>`, recorded as `owner`'s in `project`."""
     refs = {}
     for env_name, value in values.items():
         block_name = f"swarmsync-secret-{uuid.uuid4().hex[:16]}"
         Secret(value=value).save(block_name)
         refs[env_name] = block_name
-    secret_owners.record(refs.values(), owner, kind, ref)
+    secret_owners.record(refs.values(), owner, kind, ref, project)
     return refs
 
 
@@ -448,11 +463,13 @@ def _without_input_bytes(run: FlowRun) -> FlowRun:
 
 
 @uses_prefect_api
-def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None, offset: int = 0) -> list[JobRow]:
+def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None, offset: int = 0,
+              projects: list[str] | None = None) -> list[JobRow]:
     """Jobs in two parts: those already due, newest first (a job submitted now is first), then those
     not yet due, soonest first, so jobs scheduled years ahead cannot push today's out of view;
     `offset` skips that many of the whole list (paging); `user`: only those this user submitted
-    through the API. Input file bytes are left out of the rows.
+    through the API; `projects`: only those of these projects (None: every job; the API passes the
+    caller's, see swarmsync.auth.projects). Input file bytes are left out of the rows.
 
     (Prefect sorts runs by due time but not by creation, and its run ids are random UUIDs.) Jobs
     that share a due time (a batch sent with one `at`) are ordered by id, so pages never repeat
@@ -460,8 +477,15 @@ def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None
     conditions: dict[str, Any] = {}
     if state:
         conditions["state"] = {"name": {"any_": [state.capitalize()]}}
+    tags: dict[str, Any] = {}
     if user:
-        conditions["tags"] = {"all_": [user_tag(user)]}
+        tags["all_"] = [user_tag(user)]
+    if projects is not None:
+        if not projects:
+            return []
+        tags["any_"] = [project_tag(p) for p in projects]
+    if tags:
+        conditions["tags"] = tags
     now = datetime.now(UTC)
     due = {"before_": now}
     later = {"after_": now + timedelta(microseconds=1)}
@@ -556,8 +580,8 @@ class LocalJobs:
         return prepare_spec(image, command, None, options, template)
 
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
-                  offset: int = 0) -> list[JobRow]:
-        return list_jobs(limit=limit, state=state, user=user, offset=offset)
+                  offset: int = 0, projects: list[str] | None = None) -> list[JobRow]:
+        return list_jobs(limit=limit, state=state, user=user, offset=offset, projects=projects)
 
     def get_job(self, job_id: str) -> Job:
         return get_job(job_id)

@@ -15,16 +15,15 @@ from swarmsync.spec import JobSpec
 
 @uses_prefect_api
 def saved_job(kind: str, ref: str | None) -> JobSpec | None:
-    """The job of template or schedule `ref` as saved now; None when it is gone."""
+    """The job of template or schedule `ref` (its stored name, `<project>--<name>`) as saved now; None when
+    it is gone."""
     if not ref:
         return None
     if kind == secret_owners.TEMPLATE:
-        from swarmsync.templates import TemplateNotFound, load_template
+        from swarmsync.templates import load_stored
 
-        try:
-            return JobSpec(**load_template(ref).job_fields())
-        except TemplateNotFound:
-            return None
+        template = load_stored(ref)
+        return JobSpec(**template.job_fields()) if template is not None else None
     if kind == secret_owners.SCHEDULE:
         from prefect.client.orchestration import get_client
         from prefect.exceptions import ObjectNotFound

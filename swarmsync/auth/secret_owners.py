@@ -48,8 +48,9 @@ FREE_FIELDS = {"tags", "cpu", "memory", "pids_limit", "timeout", "allowed_exit_c
                "pull_policy"}
 
 
-def record(blocks: Iterable[str], owner: str | None, kind: str, ref: str | None = None) -> None:
-    """Note `owner` as the owner of these (new or replaced) blocks. Best effort outside the API:
+def record(blocks: Iterable[str], owner: str | None, kind: str, ref: str | None = None,
+           project: str | None = None) -> None:
+    """Note `owner` (in `project`) as the owner of these (new or replaced) blocks. Best effort outside the API:
     a database without the table (an embedded store never migrated) only logs a warning."""
     now = datetime.now(UTC)
     try:
@@ -57,9 +58,10 @@ def record(blocks: Iterable[str], owner: str | None, kind: str, ref: str | None 
             for block in blocks:
                 row = session.get(SecretOwner, block)
                 if row is None:
-                    session.add(SecretOwner(block_name=block, owner=owner, kind=kind, ref=ref, created_at=now))
+                    session.add(SecretOwner(block_name=block, owner=owner, kind=kind, ref=ref, project=project,
+                                            created_at=now))
                 else:
-                    row.owner, row.kind, row.ref, row.created_at = owner, kind, ref, now
+                    row.owner, row.kind, row.ref, row.project, row.created_at = owner, kind, ref, project, now
     except SQLAlchemyError as exc:
         log.warning("could not record the owner of Secret blocks %s: %s", list(blocks), exc)
 
