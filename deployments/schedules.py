@@ -14,6 +14,13 @@ database, so schedules survive restarts and show in the Prefect UI.
     schedules.add("nightly", cron="0 12 * * 6", env={"MODE": "full"})  # own parameters
     schedules.pause("nightly"); schedules.resume("nightly"); schedules.run("nightly")
 
+Schedules belong to a project (`project=`, default: the default project) and record their
+owner; names are per project (project `data`'s `nightly` is the deployment
+`container-job/data--nightly`, the default project's keeps its bare name: see
+`swarmsync.owners.stored_name`). Every run carries the schedule's owner and project as its
+tags, so the worker can re-check, before each run, that the owner may still use the pool and
+the project.
+
 Prefect's own schedule objects work too:
 `schedules.create("x", "busybox", "date", schedules=[Cron("0 9 * * 1", timezone="Europe/Berlin",
 parameters={"env": {"DAY": "monday"}})])`, where `parameters` are JobSpec overrides.
@@ -47,13 +54,14 @@ from swarmsync.deployments.schedule_rules import (
     to_deployment_schedule,
 )
 from swarmsync.jobs import JOB_FLOW_NAME, Job, prepare_spec
+from swarmsync.owners import DEFAULT_PROJECT, owner_of_tags, owner_tags, project_of, stored_name, without_user_tags
 from swarmsync.settings import get_settings
 from swarmsync.spec import SCHEDULE_TAG, JobSpec
 from swarmsync.templates import check_name
 from swarmsync.timing import aware, parse_duration
 
 __all__ = [
-    "Cron", "Interval", "RRule", "RecurringJob", "ScheduleError", "ScheduleNotFound",
+    "Cron", "Interval", "RRule", "RecurringJob", "ScheduleConflict", "ScheduleError", "ScheduleNotFound",
     "add", "create", "delete", "get", "job_with", "list_schedules", "pause", "resume", "run",
 ]
 
@@ -61,6 +69,10 @@ __all__ = [
 
 class ScheduleNotFound(LookupError):
     """No schedule with that name."""
+
+
+class ScheduleConflict(ScheduleError):
+    """The name is taken (409): by another schedule of the project, or by a pool's job deployment."""
 
 
 @dataclass
@@ -76,7 +88,8 @@ class ScheduleEntry:
 
 @dataclass
 class RecurringJob:
-    """A named schedule: the job, where it runs, how overlaps are handled, when it runs next."""
+    """A named schedule: the job, where it runs, how overlaps are handled, when it runs next, its project
+    and owner (None: made without the API)."""
 
     name: str
     deployment_id: UUID
@@ -85,10 +98,12 @@ class RecurringJob:
     paused: bool
     job: dict[str, Any]
     schedules: list[ScheduleEntry]
+    project: str = DEFAULT_PROJECT
+    owner: str | None = None
 
     @property
     def deployment(self) -> str:
-        return f"{JOB_FLOW_NAME}/{self.name}"
+        return f"{JOB_FLOW_NAME}/{stored_name(self.project, self.name)}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecurringJob:
@@ -98,7 +113,7 @@ class RecurringJob:
                    for e in data.get("schedules") or []]
         return cls(name=data["name"], deployment_id=UUID(str(data["deployment_id"])), pool=data.get("pool"),
                    overlap=data["overlap"], paused=bool(data["paused"]), job=data.get("job") or {},
-                   schedules=entries)
+                   schedules=entries, project=data.get("project") or DEFAULT_PROJECT, owner=data.get("owner"))
 
     @property
     def next_runs(self) -> list[datetime]:
@@ -157,20 +172,27 @@ def _to_recurring(deployment: DeploymentResponse) -> RecurringJob:
             job=(s.parameters or {}).get("job"),
             next_runs=next_run_times(s.schedule) if s.active else [],
         ))
+    project = project_of(deployment)
     return RecurringJob(
-        name=deployment.name, deployment_id=deployment.id, pool=deployment.work_pool_name,
+        name=deployment.name if project == DEFAULT_PROJECT else deployment.name.removeprefix(f"{project}--"),
+        deployment_id=deployment.id, pool=deployment.work_pool_name,
         overlap=overlap_policy(limit.limit if limit else None, deployment.concurrency_options),
         paused=bool(deployment.paused), job=deployment.parameters.get("job", {}), schedules=entries,
+        project=project, owner=owner_of_tags(deployment.tags),
     )
 
 
-async def _read(client, name: str) -> DeploymentResponse:
+async def _read(client, name: str, project: str | None = None) -> DeploymentResponse:
+    project = project or DEFAULT_PROJECT
+    missing = ScheduleNotFound(f"no schedule named {name!r} in project {project}; see 'swarmsync schedule list'")
     try:
-        deployment = await client.read_deployment_by_name(f"{JOB_FLOW_NAME}/{name}")
+        deployment = await client.read_deployment_by_name(f"{JOB_FLOW_NAME}/{stored_name(project, name)}")
     except ObjectNotFound:
-        raise ScheduleNotFound(f"no schedule named {name!r}; see 'swarmsync schedule list'") from None
+        raise missing from None
     if SCHEDULE_TAG not in deployment.tags:
         raise ScheduleNotFound(f"{JOB_FLOW_NAME}/{name} is a pool's job deployment, not a schedule")
+    if project_of(deployment) != project:  # made before projects, with '--' in its name
+        raise missing
     return deployment
 
 
@@ -180,7 +202,8 @@ def create(
     cron: str | None = None, every: str | float | timedelta | None = None, rrule: str | None = None,
     timezone: str | None = None, start: datetime | str | None = None, schedules: list[Schedule] | None = None,
     template: str | None = None, overlap: str = "allow", pool: str | None = None, queue: str | None = None,
-    secret_env: dict[str, str] | None = None, paused: bool = False, owner: str | None = None, **options: Any,
+    secret_env: dict[str, str] | None = None, paused: bool = False, owner: str | None = None,
+    project: str | None = None, **options: Any,
 ) -> RecurringJob:
     """Create a recurring job NAME (refused if it exists: delete it first or `add` to it).
 
@@ -189,13 +212,18 @@ def create(
     `RRule` objects whose `parameters` are JobSpec overrides. What: `image` and `command`
     (with JobSpec options) or a saved `template`. `overlap`: allow, skip or queue.
     `secret_env` values become Secret blocks recorded as `owner`'s, deleted with the schedule.
+    `project`: the project it belongs to (its template is that project's); `owner`: who made it,
+    recorded on every run (the API passes its caller).
     """
     from swarmsync.deployments.job_deployment import ensure_job_deployment
 
     check_name(name, "schedule")
+    project = project or DEFAULT_PROJECT
+    stored = stored_name(project, name)
     limit, concurrency = overlap_options(overlap)
     spec = prepare_spec(image, command, secret_env, options, template, owner=owner, kind=secret_owners.SCHEDULE,
-                        ref=name)
+                        ref=stored, project=project)
+    spec = spec.model_copy(update={"tags": without_user_tags(spec.tags)})
     wanted = [s for s in [_schedule_from_options(cron, every, rrule, timezone, start)] if s]
     wanted += [s for s in schedules or []]
     if not wanted:
@@ -206,30 +234,35 @@ def create(
     async def make() -> None:
         async with get_client() as client:
             try:
-                existing = await client.read_deployment_by_name(f"{JOB_FLOW_NAME}/{name}")
+                existing = await client.read_deployment_by_name(f"{JOB_FLOW_NAME}/{stored}")
             except ObjectNotFound:
                 existing = None
             if existing is not None:
-                what = "a schedule" if SCHEDULE_TAG in existing.tags else "a pool's job deployment"
-                raise ScheduleError(f"{name!r} is already {what} ({JOB_FLOW_NAME}/{name}); "
-                                    "pick another name (or delete the schedule first)")
+                if SCHEDULE_TAG in existing.tags:
+                    raise ScheduleConflict(
+                        f"{name!r} is already a schedule of project {project_of(existing)} (owner: "
+                        f"{owner_of_tags(existing.tags) or 'the server host'}); pick another name (or delete "
+                        "the schedule first)")
+                raise ScheduleConflict(f"{name!r} is already a pool's job deployment ({JOB_FLOW_NAME}/{stored}); "
+                                       "pick another name")
             await ensure_job_deployment(
-                client, pool, name=name, concurrency_limit=limit, concurrency_options=concurrency,
+                client, pool, name=stored, concurrency_limit=limit, concurrency_options=concurrency,
                 parameters={"job": spec.model_dump(mode="json", exclude_defaults=True)},
                 schedules=creates, paused=paused, work_queue_name=queue,
-                tags=["swarmsync", SCHEDULE_TAG, f"{SCHEDULE_TAG}:{name}", *spec.tags],  # the runs' names say it
+                # the runs' names say the schedule; every run carries the owner and project
+                tags=["swarmsync", SCHEDULE_TAG, f"{SCHEDULE_TAG}:{stored}", *owner_tags(owner, project), *spec.tags],
                 description=f"SwarmSync schedule {name}: {spec.image} {spec.display_command()}",
             )
 
     anyio.run(make)
-    return get(name)
+    return get(name, project)
 
 
 @uses_prefect_api
 def add(
     name: str, *, cron: str | None = None, every: str | float | timedelta | None = None,
     rrule: str | None = None, timezone: str | None = None, start: datetime | str | None = None,
-    active: bool = True, **overrides: Any,
+    active: bool = True, project: str | None = None, **overrides: Any,
 ) -> RecurringJob:
     """Add another schedule to NAME; `overrides` (JobSpec fields: command, env, ...) give it
     its own job parameter, as Prefect's per-schedule parameters."""
@@ -240,78 +273,79 @@ def add(
 
     async def make() -> None:
         async with get_client() as client:
-            deployment = await _read(client, name)
+            deployment = await _read(client, name, project)
             base = JobSpec(**deployment.parameters["job"])
             await client.create_deployment_schedules(deployment.id, [_deployment_schedule(schedule, base)])
 
     anyio.run(make)
-    return get(name)
+    return get(name, project)
 
 
 @uses_prefect_api
-def job_with(name: str, **overrides: Any) -> JobSpec:
+def job_with(name: str, project: str | None = None, **overrides: Any) -> JobSpec:
     """The job schedule NAME runs with these JobSpec overrides, as `add(name, ..., **overrides)`
-    would give its new schedule (the API checks its secrets before adding)."""
+    would give its new schedule (the API admits it before adding)."""
     async def read() -> DeploymentResponse:
         async with get_client() as client:
-            return await _read(client, name)
+            return await _read(client, name, project)
 
     base = JobSpec(**anyio.run(read).parameters["job"])
     return _merged(base, overrides) if overrides else base
 
 
 @uses_prefect_api
-def get(name: str) -> RecurringJob:
+def get(name: str, project: str | None = None) -> RecurringJob:
     async def read() -> DeploymentResponse:
         async with get_client() as client:
-            return await _read(client, name)
+            return await _read(client, name, project)
 
     return _to_recurring(anyio.run(read))
 
 
 @uses_prefect_api
-def list_schedules() -> list[RecurringJob]:
-    """All recurring jobs, by name."""
+def list_schedules(projects: list[str] | None = None) -> list[RecurringJob]:
+    """All recurring jobs (of `projects` only, when given), by project and name."""
     with get_client(sync_client=True) as client:
         deployments = client.read_deployments(
             deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[SCHEDULE_TAG]))
         )
-    return sorted((_to_recurring(d) for d in deployments), key=lambda r: r.name)
+    found = (_to_recurring(d) for d in deployments)
+    return sorted((r for r in found if projects is None or r.project in projects), key=lambda r: (r.project, r.name))
 
 
 @uses_prefect_api
-def pause(name: str) -> None:
+def pause(name: str, project: str | None = None) -> None:
     """No new runs until resumed; runs it already scheduled are removed."""
-    deployment_id = get(name).deployment_id
+    deployment_id = get(name, project).deployment_id
     with get_client(sync_client=True) as client:
         client.pause_deployment(deployment_id)
 
 
 @uses_prefect_api
-def resume(name: str) -> None:
-    deployment_id = get(name).deployment_id
+def resume(name: str, project: str | None = None) -> None:
+    deployment_id = get(name, project).deployment_id
     with get_client(sync_client=True) as client:
         client.resume_deployment(deployment_id)
 
 
 @uses_prefect_api
-def delete(name: str) -> None:
+def delete(name: str, project: str | None = None) -> None:
     """Delete the schedule, its runs that have not started and the Secret blocks made for it."""
-    deployment_id = get(name).deployment_id
+    deployment_id = get(name, project).deployment_id
     with get_client(sync_client=True) as client:
         client.delete_deployment(deployment_id)
-    secret_owners.delete_secrets_of(secret_owners.SCHEDULE, name)
+    secret_owners.delete_secrets_of(secret_owners.SCHEDULE, stored_name(project or DEFAULT_PROJECT, name))
 
 
 @uses_prefect_api
-def run(name: str, at: datetime | str | None = None) -> Job:
+def run(name: str, at: datetime | str | None = None, project: str | None = None) -> Job:
     """Run the schedule's job now (or at `at`), outside its schedule; returns the job."""
     from prefect.states import Scheduled
 
     from swarmsync.timing import start_time
 
     when = start_time(at)
-    deployment_id = get(name).deployment_id
+    deployment_id = get(name, project).deployment_id
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(
             deployment_id, state=Scheduled(scheduled_time=when) if when else None,

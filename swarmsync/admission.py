@@ -1,22 +1,37 @@
-"""Admission: may this caller run this job on this pool? Asked by every way in that creates
-jobs for a caller (the API's job submission, schedule creation and runs) before anything is
-created, and asked again by the worker before anything is pulled (`JobRuntime.check`).
+"""Admission: the one check every way in makes before it creates a job, schedule or template run
+for a caller, on the final resolved spec (template applied, overrides and `secret_env` merged in).
 
-    admit(principal, spec, pool)   # PolicyViolation / Forbidden (403) or the job as it will run
+    admit(principal, spec, pool, project=..., new_secrets=..., context=..., action=...)
 
-The checks, in order: files from the worker host (`inputs[].source`) need `pools:manage`;
-the caller may use the pool (`HostPolicy.check_caller`); the job, resolved with the pool's
-defaults, fits the pool's policy (`HostPolicy.check`). A refusal is audited.
+Submit, template run, `secret_env`, schedule create, schedule add, schedule run, re-run and compose
+jobs through the API all end here; the worker asks again before anything is pulled
+(`JobRuntime.check`: the pool's policy and, for a run with an owner, that the owner is still a
+member of its project who may use the pool).
+
+The checks, in order, each refusal audited:
+1. the caller may submit in `project` (an operator or maintainer there; swarmsync.auth.projects);
+2. every Secret block the job names is the caller's, or the unchanged template's or schedule's
+   being run (`context`); values the caller sends now (`new_secrets`) are the caller's own, and
+   count as a change of the job (a template's secrets never go to a command of someone else's);
+3. files from the worker host (`inputs[].source`) need `pools:manage`;
+4. the caller (with its project) may use the pool (`HostPolicy.check_caller`);
+5. the job, resolved with the pool's defaults, fits the pool's policy (`HostPolicy.check`).
+
+Nothing is created before `admit` returns; it returns the job as it will run on the pool.
 """
 
 from __future__ import annotations
 
-from swarmsync.auth import audit
+from collections.abc import Iterable
+
+from swarmsync.auth import audit, projects, secret_owners
 from swarmsync.auth.roles import AuthError, Permission, Principal, authorize
 from swarmsync.connection import uses_prefect_api
+from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.policy import HostPolicy, PoolNotFound
+from swarmsync.secret_access import check_secrets
 from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec
+from swarmsync.spec import JobSpec, JobSpecError
 
 
 @uses_prefect_api
@@ -34,25 +49,41 @@ def pool_host_policy(pool: str | None = None) -> HostPolicy:
     return HostPolicy.from_template(work_pool.base_job_template)
 
 
-def admit(
-    principal: Principal, spec: JobSpec | None, pool: str | None = None, *, template: str | None = None,
-    action: str = "job.submit", address: str | None = None,
-) -> JobSpec | None:
-    """The job as it will run on `pool` when `principal` may run it there; raises (403) otherwise.
-    `template` (a saved job template's name) stands for `spec` when no spec is given."""
-    if spec is None and template:
-        from swarmsync.templates import template_spec
+def with_new_secrets(spec: JobSpec, names: Iterable[str]) -> JobSpec:
+    """`spec` as it will run once the caller's `secret_env` values are stored: each name then points at a
+    new block of the caller's (`secret_owners.NEW_SECRET` stands for it until it exists)."""
+    names = list(names)
+    if not names:
+        return spec
+    both = sorted(set(names) & set(spec.env))
+    if both:
+        raise JobSpecError(f"{both} given both as plain env and as secret_env")
+    return spec.model_copy(update={"secrets": {**spec.secrets, **dict.fromkeys(names, secret_owners.NEW_SECRET)}})
 
-        spec = template_spec(template)
-    if spec is None:
-        return None
+
+def admit(
+    principal: Principal | None, spec: JobSpec, pool: str | None = None, *, project: str | None = None,
+    new_secrets: Iterable[str] = (), context: tuple[str, str] | None = None, action: str = "job.submit",
+    address: str | None = None,
+) -> JobSpec:
+    """The job as it will run on `pool` when `principal` may run it there in `project`; raises otherwise
+    (Forbidden 403, ProjectNotFound 404, PolicyViolation 403). `principal` None: the server host's own
+    Python API (trusted): only the pool's policy is checked."""
+    project = project or DEFAULT_PROJECT
+    final = with_new_secrets(spec, new_secrets)
+    if principal is None:
+        return pool_host_policy(pool).check(spec)
     try:
+        projects.check_submit(principal, project)
+        check_secrets(principal, final, context)
         if any(item.source for item in spec.inputs):
             authorize(principal, Permission.POOLS_MANAGE)
         policy = pool_host_policy(pool)
-        policy.check_caller(principal.username, principal.role.value)
+        policy.check_caller(principal.username, principal.role.value, project)
         return policy.check(spec)
-    except AuthError as exc:
-        audit.record(principal.username, action, pool or get_settings().work_pool, "denied", address,
-                     why=str(exc), status=exc.status_code)
+    except (AuthError, projects.ProjectNotFound) as exc:
+        status = exc.status_code if isinstance(exc, AuthError) else 404
+        audit.record(principal.username, action, f"{project}/{pool or get_settings().work_pool}", "denied",
+                     address, why=str(exc), status=status)
         raise
+

@@ -95,6 +95,9 @@ class HostPolicy(BaseModel):
         "admins only on a pool allowing privileged, host network, GPUs or host files)",
     )
     allowed_users: list[str] = Field(default_factory=list, description="Users that may use this pool")
+    allowed_projects: list[str] = Field(
+        default_factory=list, description="Projects whose jobs may run on this pool (empty: every project); "
+        "granted as well as, not instead of, allowed_roles/allowed_users")
     max_cpu: float | None = Field(default=None, gt=0, description="Most CPU cores one job may ask for")
     max_memory: str | None = Field(default=None, description="Most memory one job may ask for")
     max_pids: int | None = Field(default=None, gt=0, description="Most processes one job may ask for")
@@ -293,12 +296,16 @@ class HostPolicy(BaseModel):
         """Whether who submits matters here (a list of roles or users, or a restricted pool)."""
         return bool(self.allowed_roles or self.allowed_users or self.restricted)
 
-    def check_caller(self, username: str, role: str | None) -> None:
+    def check_caller(self, username: str, role: str | None, project: str | None = None) -> None:
         """PolicyViolation unless `username` (with `role`; None: unknown or disabled) may use this
-        pool. Admins always may. With allowed_roles/allowed_users set, only those listed may; with
+        pool for a job of `project`. Admins always may. With allowed_projects set, only jobs of those
+        projects may run here. With allowed_roles/allowed_users set, only those listed may; with
         neither, everyone may, except on a restricted pool (see `restricted`): admins only."""
         if role == ADMIN_ROLE:
             return
+        if self.allowed_projects and (project or "default") not in self.allowed_projects:
+            raise PolicyViolation(f"project {project or 'default'} may not use this pool: it is granted to "
+                                  f"[{', '.join(self.allowed_projects)}] (allowed_projects)")
         if self.allowed_roles or self.allowed_users:
             if username in self.allowed_users or (role is not None and role in self.allowed_roles):
                 return

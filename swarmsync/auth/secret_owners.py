@@ -40,6 +40,7 @@ from swarmsync.spec import JobSpec
 log = logging.getLogger(__name__)
 
 HIDDEN = "(hidden)"
+NEW_SECRET = "(new secret)"  # a `secret_env` value the caller sends now: a block of its own once stored
 JOB, TEMPLATE, SCHEDULE = "job", "template", "schedule"
 
 # Fields a caller may change when running someone else's template or schedule with its secrets:
@@ -145,7 +146,7 @@ def check_secrets(principal: Principal, spec: JobSpec,
     before owners were recorded) serve it when it runs unchanged."""
     if not spec.secrets or principal.role == Role.ADMIN:
         return
-    rows = owners(spec.secrets.values())
+    rows = owners(b for b in spec.secrets.values() if b != NEW_SECRET)
     saved: dict[tuple[str, str | None], JobSpec | None] = {}
 
     def unchanged(kind: str, ref: str | None) -> JobSpec | None:
@@ -156,6 +157,8 @@ def check_secrets(principal: Principal, spec: JobSpec,
 
     refused = []
     for var, block in sorted(spec.secrets.items()):
+        if block == NEW_SECRET:
+            continue
         row = rows.get(block)
         if row is not None and row.owner is not None and row.owner == principal.username:
             continue
