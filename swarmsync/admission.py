@@ -22,7 +22,8 @@ Nothing is created before `admit` returns; it returns the job as it will run on 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from swarmsync.auth import audit, projects, secret_owners
 from swarmsync.auth.roles import AuthError, Permission, Principal, authorize
@@ -69,21 +70,40 @@ def admit(
     """The job as it will run on `pool` when `principal` may run it there in `project`; raises otherwise
     (Forbidden 403, ProjectNotFound 404, PolicyViolation 403). `principal` None: the server host's own
     Python API (trusted): only the pool's policy is checked."""
-    project = project or DEFAULT_PROJECT
-    final = with_new_secrets(spec, new_secrets)
     if principal is None:
         return pool_host_policy(pool).check(spec)
-    try:
-        projects.check_submit(principal, project)
-        check_secrets(principal, final, context)
-        if any(item.source for item in spec.inputs):
-            authorize(principal, Permission.POOLS_MANAGE)
+    project = project or DEFAULT_PROJECT
+    with _audited(principal, action, f"{project}/{pool or get_settings().work_pool}", address):
+        _check_caller_may(principal, spec, project, new_secrets, context)
         policy = pool_host_policy(pool)
         policy.check_caller(principal.username, principal.role.value, project)
         return policy.check(spec)
+
+
+def admit_saved(
+    principal: Principal, spec: JobSpec, *, project: str | None = None, new_secrets: Iterable[str] = (),
+    action: str = "template.save", address: str | None = None,
+) -> JobSpec:
+    """A job saved to run later on any pool (a template): checks 1-3 (each run is admitted on its pool)."""
+    project = project or DEFAULT_PROJECT
+    with _audited(principal, action, project, address):
+        _check_caller_may(principal, spec, project, new_secrets, None)
+    return spec
+
+
+def _check_caller_may(principal: Principal, spec: JobSpec, project: str, new_secrets: Iterable[str],
+                      context: tuple[str, str] | None) -> None:
+    projects.check_submit(principal, project)
+    check_secrets(principal, with_new_secrets(spec, new_secrets), context)
+    if any(item.source for item in spec.inputs):
+        authorize(principal, Permission.POOLS_MANAGE)
+
+
+@contextmanager
+def _audited(principal: Principal, action: str, target: str, address: str | None) -> Iterator[None]:
+    try:
+        yield
     except (AuthError, projects.ProjectNotFound) as exc:
         status = exc.status_code if isinstance(exc, AuthError) else 404
-        audit.record(principal.username, action, f"{project}/{pool or get_settings().work_pool}", "denied",
-                     address, why=str(exc), status=status)
+        audit.record(principal.username, action, target, "denied", address, why=str(exc), status=status)
         raise
-

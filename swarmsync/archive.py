@@ -618,6 +618,20 @@ def verify_archive(job_id: str, store: WritableFileSystem | None = None) -> list
     return bad
 
 
+def delete_job_archive(job_id: str) -> None:
+    """Remove a job's archive from the store its index row names, then the row (none: nothing to do)."""
+    try:
+        store = store_for_job(job_id)
+    except ArchiveNotFound:
+        store = None  # indexed without files: only the row
+    if store is not None:
+        delete_archive(job_id, store)
+    with session_scope() as session:
+        row = session.get(ArchiveRecord, job_id)
+        if row is not None:
+            session.delete(row)
+
+
 def delete_archive(job_id: str, store: WritableFileSystem | None = None) -> bool:
     """Remove a job's archive folder from the store; False if there was none."""
     job_id = check_job_id(job_id)

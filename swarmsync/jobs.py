@@ -143,6 +143,16 @@ class Job:
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
 
+    @property
+    def project(self) -> str:
+        """The project the job belongs to (read once)."""
+        return project_of(self._flow_run or self.flow_run())
+
+    @property
+    def submitter(self) -> str | None:
+        """Who submitted it through the API (read once; None: not through the API)."""
+        return submitted_by(self._flow_run or self.flow_run())
+
     @uses_prefect_api
     def flow_run(self) -> FlowRun:
         with get_client(sync_client=True) as client:
@@ -448,6 +458,17 @@ def get_job(job_id: str | UUID) -> Job:
         raise JobNotFound(f"{job_id!r} is not a job id (a UUID)") from None
     job.flow_run()
     return job
+
+
+@uses_prefect_api
+def delete_job(job_id: str) -> None:
+    """Delete a job's archive (files and index row), then its flow run (and with it, its logs)."""
+    archive.delete_job_archive(job_id)
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_flow_run(UUID(job_id))
+        except ObjectNotFound:
+            pass
 
 
 def _without_input_bytes(run: FlowRun) -> FlowRun:

@@ -18,7 +18,7 @@ import anyio
 from prefect.context import ContextModel
 from pydantic import Field
 
-from swarmsync.policy import HostPolicy
+from swarmsync.policy import HostPolicy, PolicyViolation
 from swarmsync.spec import JobSpec
 
 
@@ -31,6 +31,8 @@ class JobRuntime(ContextModel):
         submitter: who submitted the run through the SwarmSync API (its `swarmsync.user` label or tag);
             None: created without the API (embedded mode, Prefect's own tools: trusted callers).
         submitter_role: that user's role now (None: no such user, or disabled).
+        project: the run's project (swarmsync.owners.project_of).
+        submitter_project_role: the submitter's role in that project now (None: not a member).
         pull_policy: the pool's image pull policy.
         pool: the work pool's name.
         engine: the pool's Docker engine, a prefect-docker `DockerHost` block (None: the local one).
@@ -49,6 +51,8 @@ class JobRuntime(ContextModel):
     policy: HostPolicy = Field(default_factory=HostPolicy)
     submitter: str | None = None
     submitter_role: str | None = None
+    project: str | None = None
+    submitter_project_role: str | None = None
     pull_policy: str | None = None
     pool: str | None = None
     engine: Any | None = None
@@ -61,10 +65,26 @@ class JobRuntime(ContextModel):
 
     def check(self, spec: JobSpec) -> JobSpec:
         """The job as it will run here (resolved with the pool's defaults); PolicyViolation when its
-        submitter may not use the pool or it exceeds the pool's policy."""
+        submitter (a schedule's owner) may no longer run jobs in its project or use the pool, or it
+        exceeds the pool's policy."""
         if self.submitter is not None:
-            self.policy.check_caller(self.submitter, self.submitter_role)
+            self._check_member()
+            self.policy.check_caller(self.submitter, self.submitter_role, self.project)
         return self.policy.check(spec)
+
+    def _check_member(self) -> None:
+        who, project = self.submitter, self.project or "default"
+        if self.submitter_role is None:
+            raise PolicyViolation(f"refused: {who}, who submitted this job (or owns its schedule), is no longer "
+                                  "a user (removed or disabled)")
+        if self.submitter_role == "admin":
+            return
+        if self.submitter_project_role is None:
+            raise PolicyViolation(f"refused: {who}, who submitted this job (or owns its schedule), is no longer a "
+                                  f"member of project {project}")
+        if "viewer" in (self.submitter_role, self.submitter_project_role):
+            raise PolicyViolation(f"refused: {who}, who submitted this job (or owns its schedule), may only read "
+                                  f"in project {project} now (a viewer)")
 
     @classmethod
     def current(cls) -> JobRuntime:

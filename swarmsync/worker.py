@@ -40,7 +40,7 @@ from swarmsync import prefect_internals
 from swarmsync.claim import claim_run
 from swarmsync.db import migrate
 from swarmsync.docker_runner import docker_client, find_job_containers
-from swarmsync.owners import USER_LABEL, submitted_by
+from swarmsync.owners import USER_LABEL, project_of, submitted_by
 from swarmsync.policy import HostPolicy
 from swarmsync.recovery import (
     crash_runs_of_lost_workers,
@@ -133,15 +133,12 @@ def run_submitter(flow_run: FlowRun) -> str | None:
     return (flow_run.labels or {}).get(USER_LABEL) or submitted_by(flow_run)
 
 
-def user_role(username: str) -> str | None:
-    """The user's role now; None when there is no such user or it is disabled."""
-    from sqlalchemy import select
+def user_membership(username: str, project: str) -> tuple[str | None, str | None]:
+    """The user's global role and role in `project` now; (None, None) when there is no such user or it is
+    disabled (swarmsync.auth.projects.membership)."""
+    from swarmsync.auth.projects import membership
 
-    from swarmsync.db import User, session_scope
-
-    with session_scope() as session:
-        user = session.scalar(select(User).where(User.username == username))
-        return None if user is None or user.disabled else user.role
+    return membership(username, project)
 
 
 def infrastructure_id(flow_run_id: UUID | str) -> str:
@@ -292,11 +289,14 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             task_status.started(identifier)
         cancelled = self._cancel_events[flow_run.id] = anyio.Event()
         policy = self._pool_policy(flow_run, configuration)
-        # the submitter's role is read (a database query) only on pools where who submits matters
-        submitter = run_submitter(flow_run) if policy.limits_callers else None
+        # who submitted the run (or owns its schedule) may have left its project or the pool since: their
+        # roles now (a database query; runs made without the API have no submitter and need none)
+        submitter, project = run_submitter(flow_run), project_of(flow_run)
+        role, project_role = (await anyio.to_thread.run_sync(user_membership, submitter, project)
+                              if submitter else (None, None))
         runtime = JobRuntime(
-            policy=policy, submitter=submitter,
-            submitter_role=await anyio.to_thread.run_sync(user_role, submitter) if submitter else None,
+            policy=policy, submitter=submitter, submitter_role=role, project=project,
+            submitter_project_role=project_role,
             pull_policy=configuration.pull_policy,
             pool=self._work_pool_name, engine=configuration.docker_host,
             registry_credentials=configuration.registry_credentials, archive_block=configuration.archive_block,

@@ -20,6 +20,7 @@ from swarmsync.api import (
     routes_keys,
     routes_me,
     routes_pools,
+    routes_projects,
     routes_schedules,
     routes_templates,
     routes_tokens,
@@ -44,6 +45,7 @@ ROUTERS = [
     routes_audit.router,
     routes_schedules.router,
     routes_templates.router,
+    routes_projects.router,
 ]
 
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from swarmsync import archive, jobs, templates
 from swarmsync.api.schemas import ErrorOut
-from swarmsync.auth import ratelimit, ssh_keys, tokens, users
+from swarmsync.auth import projects, ratelimit, ssh_keys, tokens, users
 from swarmsync.auth.roles import AuthError
 from swarmsync.deployments import pools, schedules
 from swarmsync.deployments.schedule_rules import ScheduleError
@@ -25,8 +25,10 @@ from swarmsync.spec import JobSpecError
 from swarmsync.timing import TimingError
 
 NOT_FOUND = (jobs.JobNotFound, archive.ArchiveNotFound, users.UserNotFound, tokens.TokenNotFound,
-             schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound, ssh_keys.KeyNotFound)
-BAD_REQUEST = (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError)
+             schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound, ssh_keys.KeyNotFound,
+             projects.ProjectNotFound, projects.MemberNotFound)
+BAD_REQUEST = (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError, projects.ProjectError)
+CONFLICT = (templates.TemplateConflict, schedules.ScheduleConflict)
 
 DESCRIPTIONS = {400: "Bad request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found",
                 409: "Conflict", 422: "Invalid fields", 429: "Too many attempts",
@@ -104,5 +106,7 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, bad_request)
     app.add_exception_handler(FieldErrors, invalid_fields)
     app.add_exception_handler(Conflict, conflict)
+    for exc_type in CONFLICT:
+        app.add_exception_handler(exc_type, conflict)
     app.add_exception_handler(httpx.TransportError, prefect_down)
     app.add_exception_handler(httpx.HTTPStatusError, prefect_refused)

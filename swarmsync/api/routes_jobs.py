@@ -1,7 +1,9 @@
-"""/jobs: submit, list, get, logs, cancel, result and file downloads.
+"""/jobs: submit, list, get, logs, cancel, re-run, delete, result and file downloads.
 
 Each endpoint is a thin wrapper over `swarmsync.jobs` / `swarmsync.archive`: the API
-adds who may do it and the audit line, nothing else.
+adds who may do it and the audit line, nothing else. A job of a project the caller is not
+a member of is a 404 (its existence is not leaked); changing a job (cancel, re-run, delete)
+is for its submitter, the project's maintainers and admins (swarmsync.auth.projects).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from swarmsync import admission, archive, jobs
+from swarmsync import archive, jobs
 from swarmsync.api.deps import address, require
 from swarmsync.api.errors import Conflict, responses
-from swarmsync.api.schemas import JobOut, JobSubmission, LogLine, ManifestOut, StateOut
-from swarmsync.api.secret_checks import checked, hidden_rows
-from swarmsync.auth import audit
-from swarmsync.auth.roles import Permission, Principal
+from swarmsync.api.schemas import Done, JobOut, JobSubmission, LogLine, ManifestOut, StateOut
+from swarmsync.api.secret_checks import admitted, hidden_rows
+from swarmsync.auth import audit, projects, secret_owners
+from swarmsync.auth.roles import Permission, Principal, Role
 from swarmsync.log_follow import LOG_BATCH
+from swarmsync.owners import DEFAULT_PROJECT
+from swarmsync.spec import JobSpec
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 403))
 reader = require(Permission.JOBS_READ)
@@ -27,6 +31,31 @@ reader = require(Permission.JOBS_READ)
 
 def job_out(run) -> JobOut:
     return JobOut.from_flow_run(run)
+
+
+def readable_job(principal: Principal, job_id: str) -> jobs.Job:
+    """The job, when `principal` may read its project; JobNotFound (404) otherwise, as for no job at all."""
+    job = jobs.get_job(job_id)
+    projects.check_read(principal, job.project, jobs.JobNotFound(f"no job with id {job.id}"))
+    return job
+
+
+def changeable_job(principal: Principal, job_id: str) -> jobs.Job:
+    """The job, when `principal` may change it (its submitter, a maintainer of its project, an admin)."""
+    job = readable_job(principal, job_id)
+    projects.check_change(principal, job.project, job.submitter, f"job {job.id}")
+    return job
+
+
+def archived_job(principal: Principal, job_id: str) -> str:
+    """The id of a job whose archive `principal` may read (admins also of a job whose run is gone)."""
+    job_id = archive.check_job_id(job_id)
+    try:
+        readable_job(principal, job_id)
+    except jobs.JobNotFound:
+        if principal.role != Role.ADMIN:
+            raise
+    return job_id
 
 
 @router.get("", response_model=list[JobOut])
@@ -37,13 +66,17 @@ def list_jobs(
     offset: int = Query(0, ge=0, le=10**9, description="Skip this many (the next page: X-Next-Offset)"),
     state: str | None = Query(None, max_length=32, description="e.g. failed, running"),
     user: str | None = Query(None, max_length=64, description="Only jobs this user submitted"),
+    project: str | None = Query(None, max_length=64, description="Only jobs of this project"),
     principal: Principal = Depends(reader),
 ) -> list[JobOut]:
     """Jobs already due, newest first, then jobs not yet due, soonest first (so jobs scheduled years ahead
     cannot push today's out of view); without input file bytes; other users' Secret block names shown as
-    "(hidden)". A full page carries the next one in
+    "(hidden)"; only jobs of the caller's projects (admins: all). A full page carries the next one in
     `X-Next-Offset` and a `Link: <...>; rel="next"` header."""
-    rows = jobs.list_jobs(limit=limit, state=state, user=user, offset=offset)
+    scope = projects.readable(principal)
+    if project is not None:
+        scope = [project] if projects.may_read(principal, project) else []
+    rows = jobs.list_jobs(limit=limit, state=state, user=user, offset=offset, projects=scope)
     if len(rows) == limit:
         following = offset + limit
         response.headers["X-Next-Offset"] = str(following)
@@ -56,21 +89,24 @@ def list_jobs(
 def submit(
     body: JobSubmission, request: Request, principal: Principal = Depends(require(Permission.JOBS_SUBMIT)),
 ) -> JobOut:
-    """Submit a container job; returns at once. Refused (403) when the pool's policy does not allow it or its
-    caller (see swarmsync.admission); files from the worker host (`inputs[].source`) are admin-only.
-    The run records the caller as its submitter (tag `swarmsync.user:NAME`); such tags in the spec are dropped."""
-    admission.admit(principal, body.spec, body.pool, address=address(request))  # the pool's policy: 403 first
-    spec = checked(request, principal, body.spec, body.template)  # only secrets the caller may use
+    """Submit a container job to `project` (default: the default project); returns at once. Refused (403)
+    unless the caller may submit there, use every secret it names and the pool, and the job as it will run
+    (with `secret_env`) fits the pool's policy (see swarmsync.admission); files from the worker host
+    (`inputs[].source`) are admin-only. The run records the caller as its submitter and the project
+    (tags `swarmsync.user:NAME`, `swarmsync.project:NAME`); such tags in the spec are dropped."""
+    project = body.project or DEFAULT_PROJECT
+    spec = admitted(request, principal, body.spec, project=project, pool=body.pool, template=body.template,
+                    secret_env=body.secret_env)
     job = jobs.submit(spec, secret_env=body.secret_env or None, pool=body.pool, queue=body.queue, at=body.at,
-                      user=principal.username)
+                      user=principal.username, project=project)
     audit.record(principal.username, "job.submit", job.id, address=address(request),
-                 image=body.spec.image, pool=body.pool)
+                 image=body.spec.image, pool=body.pool, project=project)
     return hidden_rows(principal, [job_out(job.flow_run())])[0]
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(404))
 def get_job(job_id: str, principal: Principal = Depends(reader)) -> JobOut:
-    return hidden_rows(principal, [job_out(jobs.get_job(job_id).flow_run())])[0]
+    return hidden_rows(principal, [job_out(readable_job(principal, job_id).flow_run())])[0]
 
 
 @router.get("/{job_id}/logs", response_model=list[LogLine], responses=responses(404))
@@ -83,7 +119,7 @@ def logs(
     """The run log, oldest first; `after` (inclusive) returns only lines at or after that time. Each line
     has its id: a follower asks for lines at or after the newest timestamp it has and drops the ids it
     has (swarmsync/log_follow.py)."""
-    job = jobs.get_job(job_id)
+    job = readable_job(principal, job_id)
     if limit is None:
         return [LogLine(timestamp=ts, name=name, message=msg) for ts, name, msg in job.logs(after)]
     return [LogLine(timestamp=e.timestamp, name=e.name, message=e.message, id=e.id)
@@ -94,15 +130,16 @@ def logs(
 def states(job_id: str, principal: Principal = Depends(reader)) -> list[StateOut]:
     """The job's state history, oldest first."""
     return [StateOut(timestamp=ts, type=kind, name=name, message=msg) for ts, kind, name, msg in
-            jobs.get_job(job_id).states()]
+            readable_job(principal, job_id).states()]
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, status_code=202, responses=responses(404, 409))
 def cancel(
     job_id: str, request: Request, principal: Principal = Depends(require(Permission.JOBS_CANCEL)),
 ) -> JobOut:
-    """Stop the job's container; the partial output is archived."""
-    job = jobs.get_job(job_id)
+    """Stop the job's container; the partial output is archived. Its submitter, a maintainer of its project
+    or an admin may."""
+    job = changeable_job(principal, job_id)
     if job.is_finished():
         raise Conflict(f"job {job.id} already ended {job.status()}")
     job.cancel()
@@ -110,11 +147,38 @@ def cancel(
     return hidden_rows(principal, [job_out(job.flow_run())])[0]
 
 
+@router.post("/{job_id}/rerun", response_model=JobOut, status_code=201, responses=responses(400, 404, 422))
+def rerun(job_id: str, request: Request, principal: Principal = Depends(require(Permission.JOBS_SUBMIT))) -> JobOut:
+    """Submit the job again, unchanged, in its project and pool, as the caller: admitted as any submission
+    (its secrets must be the caller's to use). Its submitter, a maintainer of its project or an admin may."""
+    job = changeable_job(principal, job_id)
+    run = job.flow_run()
+    spec = JobSpec(**(run.parameters or {}).get("job", {}))
+    pool = run.work_pool_name
+    spec = admitted(request, principal, spec, project=job.project, pool=pool, action="job.rerun")
+    again = jobs.submit(spec, pool=pool, queue=run.work_queue_name, user=principal.username, project=job.project)
+    audit.record(principal.username, "job.rerun", again.id, address=address(request), of=job.id)
+    return hidden_rows(principal, [job_out(again.flow_run())])[0]
+
+
+@router.delete("/{job_id}", response_model=Done, responses=responses(404, 409))
+def delete(job_id: str, request: Request, principal: Principal = Depends(require(Permission.JOBS_CANCEL))) -> Done:
+    """Delete a finished job: its run, its archive and the Secret blocks made for it. Its submitter, a
+    maintainer of its project or an admin may (a job still running: cancel it first, 409)."""
+    job = changeable_job(principal, job_id)
+    if not job.is_finished():
+        raise Conflict(f"job {job.id} is {job.status()}: cancel it first")
+    jobs.delete_job(job.id)
+    secret_owners.delete_secrets_of(secret_owners.JOB, job.id)
+    audit.record(principal.username, "job.delete", job.id, address=address(request))
+    return Done(name=job.id, done="delete")
+
+
 @router.get("/{job_id}/result", response_model=ManifestOut, response_model_exclude_unset=True,
             responses=responses(404, 502, 503))
 def result(job_id: str, principal: Principal = Depends(reader)) -> ManifestOut:
     """The archive manifest: state, exit code, reason, timings, SHA-256 of every file."""
-    return ManifestOut.model_validate(archive.read_manifest(archive.check_job_id(job_id)))
+    return ManifestOut.model_validate(archive.read_manifest(archived_job(principal, job_id)))
 
 
 @router.get(
@@ -130,7 +194,7 @@ def result_txt(
     """The archived output as .txt: both streams interleaved, or stdout/stderr alone (of a
     service, with `service`). Streamed in chunks from the archive store (never read whole into
     memory) and checked against the manifest's SHA-256 on the way (see `download`)."""
-    job_id = archive.check_job_id(job_id)
+    job_id = archived_job(principal, job_id)
     name = f"{stream}.txt"
     if service is not None:
         if stream == "output":
@@ -146,7 +210,7 @@ def result_txt(
 )
 def files(job_id: str, principal: Principal = Depends(reader)) -> Response:
     """The job's output folder as files.tar.gz (when the job set `output_dir`), streamed and checked."""
-    return download(archive.check_job_id(job_id), archive.FILES_ARCHIVE, "application/gzip")
+    return download(archived_job(principal, job_id), archive.FILES_ARCHIVE, "application/gzip")
 
 
 def download(job_id: str, name: str, media_type: str, filename: str | None = None) -> StreamingResponse:

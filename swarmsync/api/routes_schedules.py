@@ -1,7 +1,10 @@
 """/schedules: named recurring jobs (the Hibernator) over HTTP.
 
-Thin wrappers over `swarmsync.deployments.schedules`: the API adds who may do it
-(`schedules:read` / `schedules:write`) and the audit line, nothing else.
+Thin wrappers over `swarmsync.deployments.schedules`: the API adds who may do it and the audit
+line, nothing else. Names are per project (`?project=NAME`, default: the default project); a
+schedule of a project the caller is not a member of is a 404. Pausing, resuming, deleting,
+adding to and running a schedule is for its owner, the project's maintainers and admins; every
+job it will run is admitted first (swarmsync.admission) on its final spec.
 """
 
 from __future__ import annotations
@@ -10,16 +13,17 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from swarmsync import admission, owners, templates
+from swarmsync import templates
 from swarmsync.api.deps import address, require
 from swarmsync.api.errors import responses
 from swarmsync.api.schemas import Done, JobOut, RunAt, ScheduleAdd, ScheduleCreate, ScheduleOut
-from swarmsync.api.secret_checks import checked, hidden_rows, hide_jobs
-from swarmsync.auth import audit
+from swarmsync.api.secret_checks import admitted, hidden_rows, hide_jobs
+from swarmsync.auth import audit, projects
 from swarmsync.auth.roles import Permission, Principal
 from swarmsync.deployments import schedules
+from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.spec import JobSpec
 
 router = APIRouter(prefix="/schedules", tags=["schedules"], responses=responses(401, 403))
@@ -28,6 +32,9 @@ writer = require(Permission.SCHEDULES_WRITE)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"  # as swarmsync.templates.check_name: also safe in any URL
 PathName = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+PROJECT_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+ProjectQuery = Annotated[str, Query(max_length=64, pattern=PROJECT_PATTERN,
+                                    description="The schedule's project (default: the default project)")]
 
 
 def schedule_out(job: schedules.RecurringJob, principal: Principal) -> ScheduleOut:
@@ -37,60 +44,87 @@ def schedule_out(job: schedules.RecurringJob, principal: Principal) -> ScheduleO
     return ScheduleOut.model_validate(data)
 
 
+def readable(principal: Principal, name: str, project: str) -> schedules.RecurringJob:
+    """The schedule, when `principal` may read its project; ScheduleNotFound (404) otherwise."""
+    projects.check_read(principal, project, schedules.ScheduleNotFound(
+        f"no schedule named {name!r} in project {project}; see 'swarmsync schedule list'"))
+    return schedules.get(name, project)
+
+
+def changeable(principal: Principal, name: str, project: str) -> schedules.RecurringJob:
+    """The schedule, when `principal` may change it (its owner, a maintainer of its project, an admin)."""
+    recurring = readable(principal, name, project)
+    projects.check_change(principal, project, recurring.owner, f"schedule {name}")
+    return recurring
+
+
 @router.get("", response_model=list[ScheduleOut])
-def list_schedules(principal: Principal = Depends(reader)) -> list[ScheduleOut]:
-    """Every named schedule with its job, overlap policy and next run times."""
-    return [schedule_out(job, principal) for job in schedules.list_schedules()]
+def list_schedules(project: str | None = Query(None, max_length=64, description="Only this project's"),
+                   principal: Principal = Depends(reader)) -> list[ScheduleOut]:
+    """The named schedules of the caller's projects (admins: all) with their job, overlap policy and next
+    run times."""
+    scope = projects.readable(principal)
+    if project is not None:
+        scope = [project] if projects.may_read(principal, project) else []
+    return [schedule_out(job, principal) for job in schedules.list_schedules(scope)]
 
 
 @router.get("/{name}", response_model=ScheduleOut, responses=responses(404))
-def get_schedule(name: PathName, principal: Principal = Depends(reader)) -> ScheduleOut:
-    return schedule_out(schedules.get(name), principal)
+def get_schedule(name: PathName, project: ProjectQuery = DEFAULT_PROJECT,
+                 principal: Principal = Depends(reader)) -> ScheduleOut:
+    return schedule_out(readable(principal, name, project), principal)
 
 
-@router.post("", response_model=ScheduleOut, status_code=201, responses=responses(400, 404, 422))
+@router.post("", response_model=ScheduleOut, status_code=201, responses=responses(400, 404, 409, 422))
 def create_schedule(body: ScheduleCreate, request: Request, principal: Principal = Depends(writer)) -> ScheduleOut:
-    """Create a named schedule; its runs record the caller as their submitter (tag `swarmsync.user:NAME`)."""
-    admission.admit(principal, body.spec, body.pool, template=body.template, action="schedule.create",
-                    address=address(request))  # the job as it will run, with a template, against the pool
-    spec = None if body.spec is None else body.spec.model_copy(
-        update={"tags": [*owners.without_user_tags(body.spec.tags), owners.user_tag(principal.username)]})
-    if spec is not None or body.template:  # only secrets the caller may use, on the resolved spec
-        checked(request, principal, spec if spec is not None else templates.template_spec(body.template),
-                template=body.template if spec is None else None)
+    """Create a named schedule in `project`; its runs record the caller as their owner and the project
+    (tags `swarmsync.user:NAME`, `swarmsync.project:NAME`). The name taken in the project: 409."""
+    project = body.project or DEFAULT_PROJECT
+    if body.spec is None and not body.template:
+        raise schedules.ScheduleError("give the job: a `spec` or a saved `template`")
+    spec = body.spec if body.spec is not None else templates.template_spec(body.template, project=project)
+    admitted(request, principal, spec, project=project, pool=body.pool,
+             template=body.template if body.spec is None else None, secret_env=body.secret_env,
+             action="schedule.create")  # the job as it will run, with its secret_env, against the pool
     job = schedules.create(
-        body.name, spec, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
-        start=body.start, template=body.template, overlap=body.overlap, pool=body.pool, queue=body.queue,
-        secret_env=body.secret_env or None, paused=body.paused, owner=principal.username,
+        body.name, body.spec, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
+        start=body.start, template=body.template if body.spec is None else None, overlap=body.overlap,
+        pool=body.pool, queue=body.queue, secret_env=body.secret_env or None, paused=body.paused,
+        owner=principal.username, project=project,
     )
-    audit.record(principal.username, "schedule.create", body.name, address=address(request),
+    audit.record(principal.username, "schedule.create", f"{project}/{body.name}", address=address(request),
                  cron=body.cron, every=body.every, rrule=body.rrule, overlap=body.overlap)
     return schedule_out(job, principal)
 
 
 @router.post("/{name}/add", response_model=ScheduleOut, status_code=201, responses=responses(400, 404, 422))
-def add_schedule(name: PathName, body: ScheduleAdd, request: Request,
+def add_schedule(name: PathName, body: ScheduleAdd, request: Request, project: ProjectQuery = DEFAULT_PROJECT,
                  principal: Principal = Depends(writer)) -> ScheduleOut:
-    """Add another schedule (cron, interval or RRule) to the named schedule."""
+    """Add another schedule (cron, interval or RRule) to the named schedule; the job it will run (with its
+    own command and env) is admitted first, for the caller, on the schedule's pool."""
+    recurring = changeable(principal, name, project)
     overrides: dict[str, Any] = {"command": body.command} if body.command is not None else {}
     if body.env:
         overrides["env"] = body.env
-    checked(request, principal, schedules.job_with(name, **overrides), schedule=name)  # with this command and env
+    admitted(request, principal, schedules.job_with(name, project, **overrides), project=project,
+             pool=recurring.pool, schedule=name, action="schedule.add")
     job = schedules.add(name, cron=body.cron, every=body.every, rrule=body.rrule, timezone=body.timezone,
-                        start=body.start, active=body.active, **overrides)
-    audit.record(principal.username, "schedule.add", name, address=address(request),
+                        start=body.start, active=body.active, project=project, **overrides)
+    audit.record(principal.username, "schedule.add", f"{project}/{name}", address=address(request),
                  cron=body.cron, every=body.every, rrule=body.rrule)
     return schedule_out(job, principal)
 
 
-def _change(action: str, apply: Callable[[str], Any]) -> Callable[..., Done]:
-    def endpoint(name: PathName, request: Request, principal: Principal = Depends(writer)) -> Done:
-        apply(name)
-        audit.record(principal.username, f"schedule.{action}", name, address=address(request))
+def _change(action: str, apply: Callable[..., Any]) -> Callable[..., Done]:
+    def endpoint(name: PathName, request: Request, project: ProjectQuery = DEFAULT_PROJECT,
+                 principal: Principal = Depends(writer)) -> Done:
+        changeable(principal, name, project)
+        apply(name, project)
+        audit.record(principal.username, f"schedule.{action}", f"{project}/{name}", address=address(request))
         return Done(name=name, done=action)
 
     endpoint.__name__ = f"{action}_schedule"
-    endpoint.__doc__ = f"{action.title()} the named schedule."
+    endpoint.__doc__ = f"{action.title()} the named schedule (its owner, a maintainer of its project, an admin)."
     return endpoint
 
 
@@ -101,12 +135,12 @@ router.delete("/{name}", response_model=Done, responses=responses(404))(_change(
 
 @router.post("/{name}/run", response_model=JobOut, status_code=201, responses=responses(400, 404))
 def run_schedule(name: PathName, request: Request, body: RunAt | None = None,
-                 principal: Principal = Depends(writer)) -> JobOut:
-    """Run the schedule's job now (or at `at`), outside its schedule: as the caller, so the pool's policy
-    is checked for the caller (403)."""
-    recurring = schedules.get(name)
-    admission.admit(principal, JobSpec(**recurring.job), recurring.pool, action="schedule.run",
-                    address=address(request))
-    job = schedules.run(name, at=body.at if body else None)
-    audit.record(principal.username, "schedule.run", name, address=address(request), job=job.id)
+                 project: ProjectQuery = DEFAULT_PROJECT, principal: Principal = Depends(writer)) -> JobOut:
+    """Run the schedule's job now (or at `at`), outside its schedule. It runs as the schedule (its owner and
+    secrets), so only those who may change it may; the job is admitted for the caller on its pool (403)."""
+    recurring = changeable(principal, name, project)
+    admitted(request, principal, JobSpec(**recurring.job), project=project, pool=recurring.pool, schedule=name,
+             action="schedule.run")
+    job = schedules.run(name, at=body.at if body else None, project=project)
+    audit.record(principal.username, "schedule.run", f"{project}/{name}", address=address(request), job=job.id)
     return hidden_rows(principal, [JobOut.from_flow_run(job.flow_run())])[0]

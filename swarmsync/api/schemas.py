@@ -18,6 +18,9 @@ from swarmsync.jobs import JobRow
 from swarmsync.spec import JobSpec
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
+# an environment variable's name, as JobSpec's env and secrets keys (`secret_env` is a separate dict)
+EnvName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+ProjectName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 RoleName = Literal["admin", "operator", "viewer"]
 
@@ -156,9 +159,11 @@ class TokenCreated(TokenInfo):
 # --- jobs ---------------------------------------------------------------------------------
 class JobSubmission(Strict):
     spec: JobSpec
-    secret_env: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=65536)]] = Field(
+    secret_env: dict[EnvName, Annotated[str, Field(max_length=65536)]] = Field(
         default_factory=dict, max_length=100, description="Values stored as Prefect Secret blocks, never archived"
     )
+    project: ProjectName | None = Field(default=None, description="The project the job belongs to (default: "
+                                        "the default project)")
     pool: Annotated[str, Field(max_length=200)] | None = None
     queue: Annotated[str, Field(max_length=200)] | None = None
     at: datetime | None = Field(default=None, description="Run at this time (ISO 8601 with zone); default now")
@@ -214,7 +219,7 @@ class ManifestOut(Open):
 
 # --- schedules and templates -------------------------------------------------------------------
 ScheduleName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")]
-SecretEnv = dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=65536)]]
+SecretEnv = dict[EnvName, Annotated[str, Field(max_length=65536)]]
 Text = Annotated[str, Field(max_length=65536)]
 
 
@@ -242,6 +247,8 @@ class ScheduleCreate(Strict):
     queue: Annotated[str, Field(max_length=200)] | None = None
     paused: bool = False
     secret_env: SecretEnv = Field(default_factory=dict, max_length=100)
+    project: ProjectName | None = Field(default=None, description="Its project (default: the default project); "
+                                       "a `template` is that project's")
 
     _rrule = model_validator(mode="after")(_rrule_checked)
 
@@ -257,7 +264,7 @@ class ScheduleAdd(Strict):
     start: datetime | None = Field(default=None, description="Anchor of an interval")
     active: bool = True
     command: Text | list[Text] | None = Field(default=None, description="This schedule's own command")
-    env: dict[Annotated[str, Field(max_length=200)], Text] = Field(default_factory=dict, max_length=100)
+    env: dict[EnvName, Text] = Field(default_factory=dict, max_length=100)
 
     _rrule = model_validator(mode="after")(_rrule_checked)
 
@@ -280,8 +287,11 @@ class ScheduleOut(BaseModel):
     """A named schedule: its job, where it runs, overlap policy and next run times."""
 
     name: str
+    project: str = Field(description="The project it belongs to")
+    owner: str | None = Field(default=None, description="Who made it through the API (None: the server host)")
     deployment_id: UUID
-    deployment: str = Field(description="The Prefect deployment: flow name/schedule name")
+    deployment: str = Field(description="The Prefect deployment: flow name/schedule name (`<project>--<name>` "
+                            "outside the default project)")
     pool: str | None = None
     overlap: str
     paused: bool
@@ -294,12 +304,42 @@ class TemplateCreate(Strict):
     name: ScheduleName
     spec: JobSpec
     secret_env: SecretEnv = Field(default_factory=dict, max_length=100)
+    project: ProjectName | None = Field(default=None, description="Its project (default: the default project)")
 
 
 class TemplateOut(Open):
-    """A saved job template: JobSpec fields as saved (secrets as their Secret block names)."""
+    """A saved job template: JobSpec fields as saved (secrets as their Secret block names), its name in its
+    project, its project and owner."""
 
     image: str
+    name: str | None = None
+    project: str | None = None
+    owner: str | None = None
+
+
+# --- projects ----------------------------------------------------------------------------------
+class ProjectCreate(Strict):
+    name: ProjectName
+    description: Annotated[str, Field(max_length=500)] = ""
+
+
+class ProjectOut(BaseModel):
+    name: str
+    description: str
+    created_at: datetime
+    role: str | None = Field(default=None, description="The caller's role there: viewer, operator, maintainer "
+                             "or admin")
+    members: int = 0
+
+
+class MemberSet(Strict):
+    role: Literal["viewer", "operator", "maintainer"]
+
+
+class MemberOut(BaseModel):
+    project: str
+    username: str
+    role: str
 
 
 # --- pools, workers, health, audit --------------------------------------------------------------

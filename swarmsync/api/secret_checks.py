@@ -1,6 +1,7 @@
-"""The API's side of the secrets rule (swarmsync/auth/secret_owners.py): check the resolved
-spec of a job, template or schedule before anything is created (403, audited), and hide
-Secret block names the caller does not own in what the API returns."""
+"""The API's side of admission (swarmsync/admission.py) and of the secrets rule
+(swarmsync/auth/secret_owners.py): admit the resolved spec of a job, template or schedule
+before anything is created (403/404, audited), and hide Secret block names the caller does
+not own in what the API returns."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from typing import Any
 
 from fastapi import Request
 
-from swarmsync.api.deps import denied
+from swarmsync import admission
+from swarmsync.api.deps import address
 from swarmsync.auth import secret_owners
-from swarmsync.auth.roles import AuthError, Principal
+from swarmsync.auth.roles import Principal
 from swarmsync.jobs import JobRow
-from swarmsync.secret_access import check_secrets
+from swarmsync.owners import stored_name
 from swarmsync.spec import JobSpec, JobSpecError
 
 
-def unhide(spec: JobSpec, template: str | None) -> JobSpec:
+def unhide(spec: JobSpec, template: str | None, project: str | None = None) -> JobSpec:
     """A spec made from a template read through the API carries HIDDEN for the template's
     secrets the caller may not see: take them from the saved template (422 without one)."""
     hidden = [var for var, block in spec.secrets.items() if block == secret_owners.HIDDEN]
@@ -27,7 +29,7 @@ def unhide(spec: JobSpec, template: str | None) -> JobSpec:
     if template:
         from swarmsync.templates import load_template
 
-        saved = dict(load_template(template).secrets)
+        saved = dict(load_template(template, project).secrets)
     missing = [var for var in hidden if var not in saved]
     if missing:
         raise JobSpecError(f"the secret(s) {', '.join(missing)} name a hidden Secret block: submit with the "
@@ -35,18 +37,17 @@ def unhide(spec: JobSpec, template: str | None) -> JobSpec:
     return spec.model_copy(update={"secrets": {**spec.secrets, **{var: saved[var] for var in hidden}}})
 
 
-def checked(request: Request, principal: Principal, spec: JobSpec, template: str | None = None,
-            schedule: str | None = None) -> JobSpec:
-    """`spec` with hidden secrets resolved, when `principal` may use every Secret block it names;
-    `template`/`schedule`: the one being run (its own secrets serve it when it runs unchanged)."""
-    spec = unhide(spec, template)
-    context = (secret_owners.TEMPLATE, template) if template else (
-        (secret_owners.SCHEDULE, schedule) if schedule else None)
-    try:
-        check_secrets(principal, spec, context)
-    except AuthError as exc:
-        denied(request, principal.username, exc)
-        raise
+def admitted(request: Request, principal: Principal, spec: JobSpec, *, project: str, pool: str | None = None,
+             template: str | None = None, schedule: str | None = None, secret_env: dict[str, str] | None = None,
+             action: str = "job.submit") -> JobSpec:
+    """`spec` with hidden secrets resolved, once `principal` may run it (with `secret_env` merged in) on
+    `pool` in `project` (`admission.admit`, audited); `template`/`schedule`: the one of `project` being run
+    (its own secrets serve it when it runs unchanged)."""
+    spec = unhide(spec, template, project)
+    context = (secret_owners.TEMPLATE, stored_name(project, template)) if template else (
+        (secret_owners.SCHEDULE, stored_name(project, schedule)) if schedule else None)
+    admission.admit(principal, spec, pool, project=project, new_secrets=list(secret_env or {}), context=context,
+                    action=action, address=address(request))
     return spec
 
 
