@@ -106,4 +106,5 @@ def _audited(principal: Principal, action: str, target: str, address: str | None
     except (AuthError, projects.ProjectNotFound) as exc:
         status = exc.status_code if isinstance(exc, AuthError) else 404
         audit.record(principal.username, action, target, "denied", address, why=str(exc), status=status)
+        exc.audited = True  # the API's error handler audits 403s not audited yet
         raise

@@ -60,9 +60,13 @@ def bearer_secret(credentials: HTTPAuthorizationCredentials | None = Depends(bea
 
 
 def denied(request: Request, actor: str, exc: AuthError) -> None:
-    """A refusal of a known caller (403): one audit row each."""
+    """A refusal of a known caller (403): one audit row each (`exc.audited` marks it written, so the error
+    handler that audits every other 403 does not write a second)."""
+    if getattr(exc, "audited", False):
+        return
     audit.record(actor, f"{request.method} {request.url.path}"[:64], None, "denied", address(request),
                  why=str(exc), status=exc.status_code)
+    exc.audited = True
 
 
 def caller(request: Request, secret: str | None = Depends(bearer_secret)) -> Principal:

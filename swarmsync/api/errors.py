@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from swarmsync import archive, jobs, templates
+from swarmsync.api.deps import denied
 from swarmsync.api.schemas import ErrorOut
 from swarmsync.auth import projects, ratelimit, ssh_keys, tokens, users
 from swarmsync.auth.roles import AuthError
@@ -63,7 +64,10 @@ def error_response(status: int, detail: str, headers: dict[str, str] | None = No
 def install(app: FastAPI) -> None:
     """Map the core's exceptions to their HTTP status on `app`."""
 
-    def auth_error(_request: Request, exc: AuthError) -> JSONResponse:
+    def auth_error(request: Request, exc: AuthError) -> JSONResponse:
+        principal = getattr(request.state, "principal", None)
+        if exc.status_code == 403 and principal is not None:  # refused by a rule in a handler: audited here
+            denied(request, principal.username, exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return error_response(exc.status_code, str(exc), headers)
 
