@@ -44,6 +44,7 @@ from swarmsync.docker_runner import (
     thread_with_context,
 )
 from swarmsync.output import Interleaved, OutputCapture
+from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.runtime import JobRuntime
 from swarmsync.service_group import GroupRun, group_output, start_or_adopt_group
 from swarmsync.settings import get_settings
@@ -231,7 +232,8 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     spool.mkdir(parents=True, exist_ok=True)
     for name in archive.TEXT_FILES:  # a job refused before it ran still gets (empty) .txt files
         (spool / name).touch()
-    manifest = outcome.build_manifest(spec, image, result, state, _worker_name())
+    manifest = {**outcome.build_manifest(spec, image, result, state, _worker_name()),
+                "project": runtime.project or DEFAULT_PROJECT, "owner": runtime.submitter}
     try:
         location, manifest = await _store_archive(flow_run_id, spool, manifest, runtime.archive_block)
     except archive.ArchiveStoreError as exc:  # the outcome is kept (indexed); the files stay on this host

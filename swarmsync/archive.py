@@ -462,6 +462,8 @@ def index_archive(manifest: dict[str, Any], location: str, block: str | None = N
         manifest_sha256=manifest["manifest_sha256"],
         output_bytes=files.get("output.txt", {}).get("size", 0),
         tags=spec.get("tags", []),
+        project=manifest.get("project"),
+        owner=manifest.get("owner"),
         started_at=_ts(manifest.get("started_at")),
         finished_at=_ts(manifest.get("finished_at")) or datetime.now(UTC),
     )
