@@ -73,7 +73,7 @@ def admit(
     if principal is None:
         return pool_host_policy(pool).check(spec)
     project = project or DEFAULT_PROJECT
-    with _audited(principal, action, f"{project}/{pool or get_settings().work_pool}", address):
+    with _audited(principal, action, pool or get_settings().work_pool, address, project):
         _check_caller_may(principal, spec, project, new_secrets, context)
         policy = pool_host_policy(pool)
         policy.check_caller(principal.username, principal.role.value, project)
@@ -86,7 +86,7 @@ def admit_saved(
 ) -> JobSpec:
     """A job saved to run later on any pool (a template): checks 1-3 (each run is admitted on its pool)."""
     project = project or DEFAULT_PROJECT
-    with _audited(principal, action, project, address):
+    with _audited(principal, action, None, address, project):
         _check_caller_may(principal, spec, project, new_secrets, None)
     return spec
 
@@ -100,11 +100,13 @@ def _check_caller_may(principal: Principal, spec: JobSpec, project: str, new_sec
 
 
 @contextmanager
-def _audited(principal: Principal, action: str, target: str, address: str | None) -> Iterator[None]:
+def _audited(principal: Principal, action: str, target: str | None, address: str | None,
+             project: str) -> Iterator[None]:
     try:
         yield
     except (AuthError, projects.ProjectNotFound) as exc:
         status = exc.status_code if isinstance(exc, AuthError) else 404
-        audit.record(principal.username, action, target, "denied", address, why=str(exc), status=status)
+        audit.record(principal.username, action, target, "denied", address, why=str(exc), status=status,
+                     project=project)
         exc.audited = True  # the API's error handler audits 403s not audited yet
         raise

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from swarmsync.connection import prefect_api
 from swarmsync.db import ArchiveRecord, session_scope
 from swarmsync.output import sha256_file
+from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.settings import get_settings
 
 TEXT_FILES = ("stdout.txt", "stderr.txt", "output.txt")
@@ -430,6 +431,14 @@ def _indexed(job_id: str) -> ArchiveRecord | None:
         if row is not None:
             session.expunge(row)
         return row
+
+
+def indexed_project(job_id: str) -> str | None:
+    """The project of an indexed job (its row from before projects: the default one); None: no row."""
+    row = _indexed(job_id)
+    if row is None:
+        return None
+    return row.project or DEFAULT_PROJECT
 
 
 def indexed_outcome(job_id: str) -> tuple[str, str | None] | None:

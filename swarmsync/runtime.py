@@ -68,22 +68,22 @@ class JobRuntime(ContextModel):
         submitter (a schedule's owner) may no longer run jobs in its project or use the pool, or it
         exceeds the pool's policy."""
         if self.submitter is not None:
-            self._check_member()
             self.policy.check_caller(self.submitter, self.submitter_role, self.project)
+            self._check_member()
         return self.policy.check(spec)
 
     def _check_member(self) -> None:
         who, project = self.submitter, self.project or "default"
         if self.submitter_role is None:
-            raise PolicyViolation(f"refused: {who}, who submitted this job (or owns its schedule), is no longer "
+            raise PolicyViolation(f"{who}, who submitted this job (or owns its schedule), is no longer "
                                   "a user (removed or disabled)")
         if self.submitter_role == "admin":
             return
         if self.submitter_project_role is None:
-            raise PolicyViolation(f"refused: {who}, who submitted this job (or owns its schedule), is no longer a "
+            raise PolicyViolation(f"{who}, who submitted this job (or owns its schedule), is no longer a "
                                   f"member of project {project}")
         if "viewer" in (self.submitter_role, self.submitter_project_role):
-            raise PolicyViolation(f"refused: {who}, who submitted this job (or owns its schedule), may only read "
+            raise PolicyViolation(f"{who}, who submitted this job (or owns its schedule), may only read "
                                   f"in project {project} now (a viewer)")
 
     @classmethod

@@ -29,6 +29,9 @@ _MAX_NAME = 100
 _TEMPLATE_FIELDS = {"image", "command", "env", "secrets", "cpu", "memory", "pids_limit", "timeout", "tags"}
 
 
+_RECORD_FIELDS = {"name", "project", "owner"}  # what the API adds to a template's job fields (TemplateOut)
+
+
 class TemplateNotFound(LookupError):
     """No saved job template with that name."""
 
@@ -153,7 +156,7 @@ def template_spec(name: str, command: list[str] | str | None = None, *, project:
 def apply_overrides(fields: dict[str, Any], command: list[str] | str | None = None, **overrides: Any) -> JobSpec:
     """A template's fields with `command` and JobSpec fields overridden; env and secrets are
     extended, not replaced (also used by `swarmsync.Client` for templates read over the API)."""
-    fields = dict(fields)
+    fields = {k: v for k, v in fields.items() if k not in _RECORD_FIELDS}
     if command is not None:
         fields["command"] = command
     for key in ("env", "secrets"):

@@ -48,12 +48,15 @@ def changeable_job(principal: Principal, job_id: str) -> jobs.Job:
 
 
 def archived_job(principal: Principal, job_id: str) -> str:
-    """The id of a job whose archive `principal` may read (admins also of a job whose run is gone)."""
+    """The id of a job whose archive `principal` may read: by its run's project, or (a run deleted since)
+    by the project its archive index row records."""
     job_id = archive.check_job_id(job_id)
     try:
         readable_job(principal, job_id)
     except jobs.JobNotFound:
-        if principal.role != Role.ADMIN:
+        project = archive.indexed_project(job_id)
+        projects.check_read(principal, project, archive.ArchiveNotFound(f"no archive of job {job_id}"))
+        if project is None and principal.role != Role.ADMIN:
             raise
     return job_id
 

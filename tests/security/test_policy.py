@@ -19,7 +19,8 @@ import pytest
 from prefect.client.orchestration import get_client
 
 import swarmsync
-from swarmsync.auth import audit
+from swarmsync.auth import audit, projects
+from swarmsync.auth.roles import Principal
 from swarmsync.client import APIError, Client
 from swarmsync.connection import prefect_api
 from swarmsync.deployments import pools
@@ -288,6 +289,8 @@ def test_host_files_through_a_schedule_need_an_admin(api, operator, admin, idle_
     created = api.post("/schedules", json={"name": name, "every": "1h", "paused": True, "pool": idle_pool,
                                            "spec": _host_file_spec(busybox, tmp_path)}, headers=admin[1])
     assert created.status_code == 201, created.text
+    # a maintainer of the project may run the admin's schedule, but not with host files
+    projects.set_member(Principal.local(), "default", operator[0].username, "maintainer")
     try:
         _refused(api.post(f"/schedules/{name}/run", json={"at": later()}, headers=operator[1]), "pools:manage")
     finally:
