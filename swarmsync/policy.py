@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 from fnmatch import fnmatchcase
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -406,6 +406,9 @@ class HostPolicy(BaseModel):
             raise PolicyViolation("GPU requests are not allowed on this pool (allow_gpu)")
         if spec.gpus and self.max_gpus is not None and (spec.gpus == "all" or spec.gpus > self.max_gpus):
             raise PolicyViolation(f"gpus {spec.gpus} exceeds the pool's max_gpus {self.max_gpus}")
+        if self.read_only_rootfs and (top := [i.path for i in spec.inputs if PurePosixPath(i.path).parent.name == ""]):
+            raise PolicyViolation(f"input file {top[0]}: this pool's containers have a read-only root "
+                                  "(read_only_rootfs), so input files go in a folder, e.g. /input/data.csv")
         if any(item.source for item in spec.inputs) and not self.allow_host_files:
             raise PolicyViolation("files from the worker host (inputs[].source) are not allowed on this pool "
                                   "(allow_host_files)")
