@@ -50,10 +50,11 @@ def policy_form(pool: str, current: dict[str, Any]) -> None:
     with st.form(f"policy_{pool}"):
         st.caption("Empty: no ceiling / the built-in default. Workers apply changes from their next heartbeat "
                    "(within 30 s).")
-        flags = st.columns(3)
-        for column, name in zip(flags, forms.POLICY_FLAGS, strict=True):
-            with column:
-                st.checkbox(LABELS[name], value=bool(current.get(name)), key=_key(pool, name))
+        flags = [n for n in forms.POLICY_FLAGS if n in current]  # a pool made before a flag existed lacks it
+        for start in range(0, len(flags), 3):
+            for column, name in zip(st.columns(3), flags[start:start + 3], strict=False):
+                with column:
+                    st.checkbox(LABELS[name], value=bool(current.get(name)), key=_key(pool, name))
         fields = [n for n in current if n in LABELS and n not in forms.POLICY_FLAGS]
         for start in range(0, len(fields), 4):
             for column, name in zip(st.columns(4), fields[start:start + 4], strict=False):

@@ -338,8 +338,18 @@ class PolicyUpdate(Strict):
                                          "(bytes, or a size such as '500m')")
     max_files_bytes: int | None = Field(default=None, gt=0, description="Most output_dir bytes archived per job "
                                         "(bytes, or a size such as '2g')")
+    default_user: PolicyText | None = None
+    check_image_user: bool | None = None
+    shared_network: bool | None = None
+    read_only_rootfs: bool | None = None
+    scratch_size: int | None = Field(default=None, gt=0, description="Size of /tmp with read_only_rootfs "
+                                     "(bytes, or a size such as '64m')")
+    storage_size: int | None = Field(default=None, gt=0, description="Cap of each container's writable layer "
+                                     "(bytes, or a size such as '1g')")
+    allowed_images: list[PolicyText] | None = Field(default=None, max_length=100)
+    require_digest: bool | None = None
 
-    @field_validator("max_output_bytes", "max_files_bytes", mode="before")
+    @field_validator("max_output_bytes", "max_files_bytes", "scratch_size", "storage_size", mode="before")
     @classmethod
     def _size(cls, v: Any) -> Any:
         from swarmsync.policy import parse_size
@@ -376,6 +386,14 @@ class PolicyOut(Open):
     archive_block: str | None = None
     max_output_bytes: int | None = None
     max_files_bytes: int | None = None
+    default_user: str | None = None
+    check_image_user: bool | None = None
+    shared_network: bool | None = None
+    read_only_rootfs: bool | None = None
+    scratch_size: int | None = None
+    storage_size: int | None = None
+    allowed_images: list[str] | None = None
+    require_digest: bool | None = None
 
 
 class QueueOut(BaseModel):
