@@ -22,6 +22,10 @@ LABELS = {
     "default_network": "Default network", "cap_drop": "Capabilities dropped (comma separated)",
     "pull_policy": "Pull policy", "docker_host": "Docker Host block", "registry_credentials":
     "Registry Credentials block", "archive_block": "Archive filesystem block (slug)",
+    "shared_network": "Jobs may reach each other (shared network)", "read_only_rootfs": "Read-only root filesystem",
+    "require_digest": "Only images pinned by digest", "check_image_user": "Refuse images running as root",
+    "default_user": "Default user (e.g. 65534:65534)", "scratch_size": "/tmp size with a read-only root",
+    "storage_size": "Writable layer cap (storage-opt)", "allowed_images": "Allowed images (comma separated)",
 }
 PULL_POLICIES = ("if-not-present", "always", "never")
 
