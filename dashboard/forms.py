@@ -206,12 +206,13 @@ def _field_errors(exc: ValidationError | JobSpecError) -> dict[str, str]:
 
 
 # --- the pool policy form ----------------------------------------------------------------
-POLICY_FLAGS = ("allow_privileged", "allow_host_network", "allow_gpu")
+POLICY_FLAGS = ("allow_privileged", "allow_host_network", "allow_gpu", "shared_network", "read_only_rootfs",
+                "require_digest", "check_image_user")
 POLICY_NUMBERS: dict[str, type] = {"max_cpu": float, "max_pids": int, "max_timeout": float, "default_cpu": float,
                                    "default_pids_limit": int}
 POLICY_TEXTS = ("max_memory", "default_memory", "default_network", "pull_policy", "docker_host",
-                "registry_credentials", "archive_block")
-POLICY_LISTS = ("cap_drop",)
+                "registry_credentials", "archive_block", "default_user", "scratch_size", "storage_size")
+POLICY_LISTS = ("cap_drop", "allowed_images")
 
 
 def policy_text(value: Any) -> str:

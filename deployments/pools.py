@@ -16,7 +16,7 @@ from swarmsync.spec import PullPolicy
 
 # pool settings that name a prefect-docker block document (by name) -> its block type slug
 BLOCK_FIELDS = {"docker_host": "docker-host", "registry_credentials": "docker-registry-credentials"}
-LIST_FIELDS = ("allowed_networks", "allowed_roles", "allowed_users", "cap_drop")
+LIST_FIELDS = ("allowed_networks", "allowed_roles", "allowed_users", "cap_drop", "allowed_images")
 POLICY_FIELDS = (*HostPolicy.model_fields, "pull_policy", "archive_block", *BLOCK_FIELDS)
 
 

@@ -95,10 +95,14 @@ async def prepare_job(
     login = _registry_login(client, runtime.registry_credentials)
     image = await anyio.to_thread.run_sync(resolve_image, client, spec, pull_policy, login)
     logger.info("image %s resolved to %s", spec.image, image.digest)
+    if why := runtime.policy.image_user_refusal(spec.image, image.user, spec.user):
+        raise JobRefused(why)
     service_images = {}
     for name, service in spec.services.items():
         as_job = JobSpec(image=service.image, pull_policy=spec.pull_policy)
         resolved = await anyio.to_thread.run_sync(resolve_image, client, as_job, pull_policy, login)
+        if why := runtime.policy.image_user_refusal(service.image, resolved.user, service.user):
+            raise JobRefused(f"service {name}: {why}")
         service_images[name] = resolved
         logger.info("service %s: image %s resolved to %s", name, service.image, resolved.digest)
     inputs = await anyio.to_thread.run_sync(input_archive, spec)
@@ -184,6 +188,8 @@ async def run_container(
             note = await anyio.to_thread.run_sync(run.harvest, spec.output_dir, dest, runtime.policy.max_files_bytes)
             if run.cap_reason == "files-cap" and reason is None:
                 reason = "files-cap"
+        if reason is None and outcome.ran_out_of_space(spool, exit_code, spec, runtime.policy):
+            reason = "no-space"
         message = outcome.describe(spec, exit_code, reason, runtime.policy)
         if isinstance(run, GroupRun):
             message = run.failure if reason == "service" and run.failure else message

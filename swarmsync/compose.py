@@ -64,6 +64,36 @@ def _mapping(value: Any, where: str) -> dict:
     return value
 
 
+def _bool(value: Any, where: str) -> bool:
+    """A Compose boolean: YAML true or false only (a quoted 'false' is a string, and truthy)."""
+    if not isinstance(value, bool):
+        raise ComposeError(f"{where} must be true or false, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    """A whole number, never a boolean or a string."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ComposeError(f"{where} must be a whole number, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _cpus(value: Any, where: str) -> float:
+    """Compose's cpus: a number, or a string holding only a decimal number ('0.5')."""
+    if isinstance(value, str) and re.fullmatch(r"\d+(?:\.\d+)?", value.strip()):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ComposeError(f"{where} must be a number of cores (e.g. 0.5), got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def _memory(value: Any, where: str) -> str:
+    """A memory size: a string ('256m') or a number of bytes, never a boolean."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ComposeError(f"{where} must be a size such as '256m' or a number of bytes, got {value!r}")
+    return str(value)
+
+
 def parse_duration(value: Any, where: str) -> float:
     """Compose durations: '1m30s', '500ms', '10s', or a number of seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -120,7 +150,7 @@ def _healthcheck(value: Any, where: str) -> HealthCheck:
         if key in data:
             fields[key] = parse_duration(data[key], f"{where}.{key}")
     if "retries" in data:
-        fields["retries"] = data["retries"]
+        fields["retries"] = _int(data["retries"], f"{where}.retries")
     return HealthCheck(**fields)
 
 
@@ -141,11 +171,11 @@ def _depends_on(value: Any, where: str) -> dict[str, str]:
 def _limits(data: dict, where: str) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if "cpus" in data:
-        fields["cpu"] = float(data["cpus"])
+        fields["cpu"] = _cpus(data["cpus"], f"{where}cpus")
     if "mem_limit" in data:
-        fields["memory"] = str(data["mem_limit"])
+        fields["memory"] = _memory(data["mem_limit"], f"{where}mem_limit")
     if "pids_limit" in data:
-        fields["pids_limit"] = data["pids_limit"]
+        fields["pids_limit"] = _int(data["pids_limit"], f"{where}pids_limit")
     if "deploy" in data:
         deploy = _mapping(data["deploy"], f"{where}deploy")
         _refuse_unknown(deploy, {"resources"}, f"{where}deploy.")
@@ -158,7 +188,8 @@ def _limits(data: dict, where: str) -> dict[str, Any]:
                 if field in fields:
                     raise ComposeError(f"{where}deploy.resources.limits.{key} repeats a limit set at the service's "
                                        "top level: give it once")
-                fields[field] = {"cpu": float, "memory": str, "pids_limit": int}[field](limits[key])
+                parse = {"cpu": _cpus, "memory": _memory, "pids_limit": _int}[field]
+                fields[field] = parse(limits[key], f"{where}deploy.resources.limits.{key}")
     return fields
 
 
@@ -184,13 +215,13 @@ def _service_fields(name: str, data: Any) -> dict[str, Any]:
         if key in data:
             fields[key] = str(data[key])
     if "privileged" in data:
-        fields["privileged"] = bool(data["privileged"])
+        fields["privileged"] = _bool(data["privileged"], f"{where}privileged")
     if "depends_on" in data:
         fields["depends_on"] = _depends_on(data["depends_on"], f"{where}depends_on")
     if "healthcheck" in data:
         fields["healthcheck"] = _healthcheck(data["healthcheck"], f"{where}healthcheck")
     if ALLOW_EXIT_KEY in data:
-        fields["allow_exit"] = bool(data[ALLOW_EXIT_KEY])
+        fields["allow_exit"] = _bool(data[ALLOW_EXIT_KEY], f"{where}{ALLOW_EXIT_KEY}")
     return fields
 
 

@@ -27,7 +27,7 @@ import requests.exceptions
 from docker.models.containers import Container
 
 from swarmsync.output import OutputCapture
-from swarmsync.policy import HostPolicy
+from swarmsync.policy import BRIDGE, HostPolicy
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError, parse_image
 
@@ -36,6 +36,9 @@ LABEL_FLOW_RUN = "io.swarmsync.flow-run-id"
 LABEL_WORKER = "io.swarmsync.worker"
 LABEL_POOL = "io.swarmsync.pool"
 LABEL_INSTANCE = "io.swarmsync.instance"  # the Prefect API URL: one SwarmSync installation
+LABEL_NETWORK = "io.swarmsync.network"
+ISOLATED_NETWORK = "swarmsync-isolated"  # Docker's bridge, with inter-container traffic off
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
 STOP_GRACE_SECONDS = 5
 
 
@@ -91,6 +94,7 @@ class ResolvedImage:
     ref: str  # what to create the container from (an image id when pinned by digest)
     image_id: str
     digest: str | None  # the repo digest when known, else the image id
+    user: str | None = None  # the image's own USER (Config.User; empty: root)
 
 
 def resolve_image(
@@ -125,6 +129,7 @@ def resolve_image(
         ref=image.id if digest else spec.image,
         image_id=image.id,
         digest=(digest or (repo_digests[0] if repo_digests else image.id)),
+        user=(image.attrs.get("Config") or {}).get("User") or "",
     )
 
 
@@ -177,7 +182,7 @@ def input_archive(spec: JobSpec) -> bytes | None:
 @dataclass
 class ContainerOutcome:
     exit_code: int | None
-    reason: str | None  # "timeout", "oom", "cancelled", "output-cap", "files-cap", "missing" or None
+    reason: str | None  # "timeout", "oom", "cancelled", "output-cap", "files-cap", "no-space", "missing" or None
     message: str
     started_at: float
     finished_at: float
@@ -198,10 +203,85 @@ def job_labels(flow_run_id: str, worker: str | None = None, pool: str | None = N
     return labels
 
 
-def hardened(policy: HostPolicy) -> dict[str, Any]:
-    """What every container of a job gets, whatever it asks for."""
-    return {"detach": True, "stdin_open": False, "tty": False, "security_opt": ["no-new-privileges"],
-            "cap_drop": list(policy.cap_drop), "init": True}
+def hardened(policy: HostPolicy, writable: list[str] | None = None) -> dict[str, Any]:
+    """What every container of a job gets, whatever it asks for; with the pool's storage bounds,
+    a read-only root with a size-capped /tmp (and `writable` folders as anonymous volumes,
+    removed with the container), and the engine's cap of the writable layer."""
+    options: dict[str, Any] = {"detach": True, "stdin_open": False, "tty": False,
+                               "security_opt": ["no-new-privileges"], "cap_drop": list(policy.cap_drop), "init": True}
+    if policy.storage_size:
+        options["storage_opt"] = {"size": str(policy.storage_size)}
+    if policy.read_only_rootfs:
+        writable = writable or []
+        options["read_only"] = True
+        if "/tmp" not in writable:
+            options["tmpfs"] = {"/tmp": f"size={policy.scratch_size},mode=1777"}
+        if writable:
+            options["mounts"] = [docker.types.Mount(target=folder, source=None, type="volume") for folder in writable]
+    return options
+
+
+def writable_folders(spec: JobSpec) -> list[str]:
+    """The folders a job's container writes to besides /tmp when its root is read-only: its
+    output_dir and the folders of its input files (put there before it starts), outermost only."""
+    folders = {str(PurePosixPath(item.path).parent) for item in spec.inputs}
+    if spec.output_dir:
+        folders.add(str(PurePosixPath(spec.output_dir)))
+    folders.discard("/")
+    return sorted(f for f in folders if not any(f != o and PurePosixPath(f).is_relative_to(o) for o in folders))
+
+
+def split_archive(archive: bytes, folders: list[str]) -> dict[str, bytes]:
+    """A tar of paths under / as one tar per folder (paths relative to it): with a read-only
+    root, Docker takes files only into a volume, addressed by its own path."""
+    parts: dict[str, tarfile.TarFile] = {}
+    buffers: dict[str, io.BytesIO] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as source:
+        for member in source.getmembers():
+            path = PurePosixPath("/", member.name)
+            folder = next((f for f in folders if path.is_relative_to(f) and path != PurePosixPath(f)), None)
+            if folder is None:
+                continue  # a parent folder of a volume: it exists already
+            if folder not in parts:
+                buffers[folder] = io.BytesIO()
+                parts[folder] = tarfile.open(fileobj=buffers[folder], mode="w")  # noqa: SIM115 - closed below
+            member.name = str(path.relative_to(folder))
+            parts[folder].addfile(member, source.extractfile(member) if member.isfile() else None)
+    for tar in parts.values():
+        tar.close()
+    return {folder: buffer.getvalue() for folder, buffer in buffers.items()}
+
+
+_isolated: set[str] = set()  # engines (base URLs) whose isolated network this process has seen
+_isolated_lock = threading.Lock()
+
+
+def isolated_network(client: docker.DockerClient, again: bool = False) -> str:
+    """SwarmSync's bridge network with inter-container traffic off, made once per engine (and
+    again when it was deleted: `again`); what jobs on Docker's default network join instead.
+    Race-safe: the engine refuses a second network of the name (check_duplicate), and then the
+    existing one is used. One that lets containers talk is refused, not used."""
+    key = client.api.base_url
+    with _isolated_lock:
+        if key in _isolated and not again:
+            return ISOLATED_NETWORK
+        _isolated.discard(key)
+        try:
+            network = client.networks.get(ISOLATED_NETWORK)
+        except docker.errors.NotFound:
+            try:
+                network = client.networks.create(ISOLATED_NETWORK, driver="bridge", check_duplicate=True,
+                                                 options={ICC_OPTION: "false"}, labels={LABEL_NETWORK: "isolated"})
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                network = client.networks.get(ISOLATED_NETWORK)  # made meanwhile by another worker
+        if (network.attrs.get("Options") or {}).get(ICC_OPTION) != "false":
+            raise JobRefused(f"Docker network {ISOLATED_NETWORK!r} exists and lets containers reach each other "
+                             f"({ICC_OPTION} is not 'false'): remove it (docker network rm {ISOLATED_NETWORK}) and "
+                             "SwarmSync makes it again")
+        _isolated.add(key)
+    return ISOLATED_NETWORK
 
 
 def limits(memory: int | None, cpu: float | None, pids_limit: int | None) -> dict[str, Any]:
@@ -230,28 +310,47 @@ def create_container(
             raise JobSpecError(f"image {spec.image!r} has no default command: give a command")
     labels = job_labels(flow_run_id, worker, pool)
     network: dict[str, Any] = {"network": spec.network}
+    isolated = not group and not policy.shared_network and spec.network in (None, BRIDGE, "default")
     if group:
         labels.update(group["labels"])
         network = group["network"]
+    elif isolated:
+        network = {"network": isolated_network(client)}
     device_requests = None
     if spec.gpus:
         count = -1 if spec.gpus == "all" else int(spec.gpus)
         device_requests = [docker.types.DeviceRequest(count=count, capabilities=[["gpu"]])]
-    return client.containers.create(
-        image.ref,
-        command=spec.docker_command(),
-        entrypoint=spec.entrypoint,
-        environment={**spec.env, **secret_values},
-        working_dir=spec.working_dir,
-        user=spec.user or "",
-        labels=labels,
-        name=f"swarmsync-{flow_run_id}",
-        privileged=spec.privileged and policy.allow_privileged,
-        device_requests=device_requests,
-        **hardened(policy),
-        **limits(spec.memory_bytes, spec.cpu, spec.pids_limit),
-        **network,
-    )
+
+    def create() -> Container:
+        return client.containers.create(
+            image.ref,
+            command=spec.docker_command(),
+            entrypoint=spec.entrypoint,
+            environment={**spec.env, **secret_values},
+            working_dir=spec.working_dir,
+            user=spec.user or "",
+            labels=labels,
+            name=f"swarmsync-{flow_run_id}",
+            privileged=spec.privileged and policy.allow_privileged,
+            device_requests=device_requests,
+            **hardened(policy, writable_folders(spec)),
+            **limits(spec.memory_bytes, spec.cpu, spec.pids_limit),
+            **network,
+        )
+
+    try:
+        try:
+            return create()
+        except docker.errors.NotFound as exc:
+            if not isolated or "network" not in str(exc.explanation or exc):
+                raise
+            isolated_network(client, again=True)  # deleted since this process made it: made again
+            return create()
+    except docker.errors.APIError as exc:
+        if policy.storage_size and "storage" in str(exc.explanation or exc).lower():
+            raise JobRefused(f"this pool bounds each container's writable layer (storage_size), which this Docker "
+                             f"engine cannot do: {exc.explanation or exc}") from exc
+        raise
 
 
 def image_config(client: docker.DockerClient, image_id: str) -> dict:
@@ -285,7 +384,13 @@ class ContainerRun:
 
     def start(self, inputs: bytes | None) -> None:
         if inputs:
-            self.container.put_archive("/", inputs)
+            host = self.container.attrs.get("HostConfig") or {}
+            if host.get("ReadonlyRootfs"):  # each file into its folder's volume (see `hardened`)
+                folders = [m["Target"] for m in host.get("Mounts") or []]
+                for folder, part in split_archive(inputs, folders).items():
+                    self.container.put_archive(folder, part)
+            else:
+                self.container.put_archive("/", inputs)
         # attached before start, so the live stream has every byte; logs=True would also
         # replay the log so far, and output written during the attach handshake came twice
         sock = self.client.api.attach(
@@ -394,8 +499,9 @@ class ContainerRun:
         return None
 
     def remove(self) -> None:
+        """Remove the container with its anonymous volumes (an image's VOLUME, read-only roots' folders)."""
         try:
-            self.container.remove(force=True)
+            self.container.remove(force=True, v=True)
         except docker.errors.NotFound:
             pass
 

@@ -11,6 +11,7 @@ summary shown on the run. The job flow (`swarmsync.flows.container_job`) only ca
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect.states import Cancelled, Completed, Failed, State
@@ -35,6 +36,9 @@ def describe(spec: JobSpec, exit_code: int | None, reason: str | None, policy: H
     if reason == "files-cap":
         return (f"failed: output_dir exceeded the pool's max_files_bytes ({human_size(policy.max_files_bytes)}) "
                 f"and was not archived (exit code {exit_code})")
+    if reason == "no-space":
+        return (f"failed: no space left: the job filled the writable storage this pool bounds "
+                f"({storage_bound(policy)}) (exit code {exit_code})")
     if reason == "timeout":
         return f"timed out after {spec.timeout:g} s (exit code {exit_code})"
     if reason == "oom":
@@ -44,6 +48,36 @@ def describe(spec: JobSpec, exit_code: int | None, reason: str | None, policy: H
     if exit_code in spec.allowed_exit_codes:
         return f"exit code {exit_code}"
     return f"exit code {exit_code} (allowed: {', '.join(map(str, spec.allowed_exit_codes))})"
+
+
+NO_SPACE = b"No space left on device"  # strerror(ENOSPC), as shells and most tools print it
+TAIL_BYTES = 64 * 1024
+
+
+def storage_bound(policy: HostPolicy) -> str:
+    """The pool's bound of a job's writable storage, in words."""
+    bounds = []
+    if policy.read_only_rootfs:
+        bounds.append(f"read_only_rootfs, /tmp of {human_size(policy.scratch_size)} (scratch_size)")
+    if policy.storage_size:
+        bounds.append(f"storage_size {human_size(policy.storage_size)}")
+    return "; ".join(bounds) or "none"
+
+
+def ran_out_of_space(spool: Path, exit_code: int | None, spec: JobSpec, policy: HostPolicy) -> bool:
+    """Whether a failed job on a pool that bounds its writable storage ended because it was full:
+    its last stderr (or, in a group, interleaved output) says ENOSPC's "No space left on device"."""
+    if exit_code in spec.allowed_exit_codes or not (policy.read_only_rootfs or policy.storage_size):
+        return False
+    for name in ("stderr.txt", "output.txt"):
+        try:
+            with open(spool / name, "rb") as f:
+                f.seek(max(0, f.seek(0, 2) - TAIL_BYTES))
+                if NO_SPACE in f.read():
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def final_state_type(spec: JobSpec, exit_code: int | None, reason: str | None) -> str:

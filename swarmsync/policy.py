@@ -9,13 +9,29 @@ what is checked is what runs.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
+import socket
+import subprocess
+import threading
+import time
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
 from swarmsync.auth.roles import Forbidden
-from swarmsync.spec import JobSpec, JobSpecError, parse_memory
+from swarmsync.spec import (
+    MAX_PIDS,
+    MAX_TIMEOUT_SECONDS,
+    JobSpec,
+    JobSpecError,
+    parse_image,
+    parse_memory,
+    parse_user,
+)
 
 ADMIN_ROLE = "admin"
 ROLES = (ADMIN_ROLE, "operator", "viewer")
@@ -32,14 +48,22 @@ class PoolNotFound(LookupError):
 
 
 def is_root_user(user: str | None) -> bool:
-    """`root`, `0`, `0:0`, `root:root`, `0:1000`...: the container would run as uid 0."""
+    """Whether the container would run as root: uid 0 or gid 0 (the root group), by number
+    (`0`, `00`, `1000:0`) or by name (`root`, `app:root`). A spelling `parse_user` refuses
+    counts as root (JobSpec refuses it before; here, a spec built without validation).
+    None (no user: the image's own) is not root here; see `HostPolicy.check_image_user`."""
     if user is None:
         return False
-    uid = user.strip().split(":", 1)[0].strip()
-    if uid.lower() == "root":
+    try:
+        parts = parse_user(user)
+    except JobSpecError:
         return True
-    return uid.isdigit() and int(uid) == 0
+    return any(part == 0 or (isinstance(part, str) and part.lower() == "root") for part in parts)
+
+
 GIB = 1 << 30
+MIB = 1 << 20
+DOCKER_HUB = "docker.io"
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -74,6 +98,128 @@ def _shares(given: list, default: Any, ceiling: Any, kind: type) -> list:
     return [g or share for g in given]
 
 
+def canonical_image(ref: str) -> str:
+    """An image reference with Docker Hub's implied parts written out, for matching:
+    'busybox' -> 'docker.io/library/busybox', 'me/app:1' -> 'docker.io/me/app:1',
+    'index.docker.io/library/x' -> 'docker.io/library/x'; other registries unchanged. The
+    pattern '*' stays '*' (any image)."""
+    if ref == "*":
+        return ref
+    first, slash, rest = ref.partition("/")
+    if not slash or not _is_registry(first):
+        return f"{DOCKER_HUB}/{ref}" if slash else f"{DOCKER_HUB}/library/{ref}"
+    if first in ("index.docker.io", "registry-1.docker.io", DOCKER_HUB):
+        return f"{DOCKER_HUB}/{rest}" if "/" in rest else f"{DOCKER_HUB}/library/{rest}"
+    return ref
+
+
+def _is_registry(component: str) -> bool:
+    """Docker's rule: a first path component with a '.' or ':', or 'localhost', names a registry."""
+    return "." in component or ":" in component or component == "localhost"
+
+
+def image_registry_host(ref: str) -> str | None:
+    """The host an image reference pulls from (no port); None: Docker Hub."""
+    first, slash, _ = ref.partition("/")
+    if not slash or not _is_registry(first):
+        return None
+    return first.rsplit(":", 1)[0] if first.count(":") == 1 else first
+
+
+OWN_ADDRESSES_TTL = 60.0
+_own: tuple[float, frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]] = (0.0, frozenset())
+_own_lock = threading.Lock()
+
+
+def own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """This host's interface addresses (from `ip -j addr`, else /proc/net) and what its hostname
+    resolves to; remembered for a minute (interfaces come and go: Docker adds bridges)."""
+    global _own
+    with _own_lock:
+        if time.monotonic() - _own[0] < OWN_ADDRESSES_TTL:
+            return _own[1]
+    found: set[str] = set()
+    try:
+        out = subprocess.run(["ip", "-j", "addr"], capture_output=True, timeout=5, check=True).stdout
+        found |= {a["local"] for iface in json.loads(out) for a in iface.get("addr_info", []) if "local" in a}
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        found |= _proc_addresses()
+    try:
+        found |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    addresses = set()
+    for text in found:
+        try:
+            addresses.add(ipaddress.ip_address(text.split("%", 1)[0]))
+        except ValueError:
+            continue
+    with _own_lock:
+        _own = (time.monotonic(), frozenset(addresses))
+    return _own[1]
+
+
+def _proc_addresses() -> set[str]:
+    """Local IPv4 addresses from /proc/net/fib_trie, IPv6 ones from /proc/net/if_inet6."""
+    found: set[str] = set()
+    try:
+        lines = Path("/proc/net/fib_trie").read_text().splitlines()
+        found |= {lines[i - 1].split()[-1] for i, line in enumerate(lines) if "/32 host LOCAL" in line}
+    except OSError:
+        pass
+    try:
+        for line in Path("/proc/net/if_inet6").read_text().splitlines():
+            raw = line.split()[0]
+            found.add(":".join(raw[i:i + 4] for i in range(0, 32, 4)))
+    except (OSError, IndexError):
+        pass
+    return found
+
+
+def _as_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP literal, also in the forms the C resolver takes ('127.1', '2130706433', '0x7f.1')."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fA-Fx.]+", host):
+        try:
+            return ipaddress.ip_address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def check_image_source(ref: str) -> None:
+    """PolicyViolation when the image would be pulled from this host or a local-only address:
+    a registry that is loopback (127.0.0.0/8, ::1, localhost), link-local (169.254/16, fe80::/10),
+    unspecified (0.0.0.0, ::) or one of this host's own addresses or names. Names other than
+    those are not resolved (their DNS may change between this check and the pull): pin
+    registries with the pool's `allowed_images`."""
+    host = image_registry_host(ref)
+    if host is None:
+        return
+    name = host.lower().rstrip(".")
+    address = _as_address(name)
+    why = None
+    if name == "localhost" or name.endswith(".localhost"):
+        why = "loopback"
+    elif name == socket.gethostname().lower():
+        why = "this host's own name"
+    elif address is not None:
+        if address.is_loopback:
+            why = "loopback"
+        elif address.is_link_local:
+            why = "link-local"
+        elif address.is_unspecified:
+            why = "unspecified"
+        elif address in own_addresses():
+            why = "one of this host's own addresses"
+    if why:
+        raise PolicyViolation(f"image {ref!r} is refused: its registry {host} is {why}, and jobs never pull from "
+                              "the server itself or a local-only address")
+
+
 class HostPolicy(BaseModel):
     """Ceilings and defaults applied to every job on a host, and who may use it."""
 
@@ -83,7 +229,30 @@ class HostPolicy(BaseModel):
     allow_host_files: bool = Field(
         default=False, description="May jobs read files from the worker host (inputs[].source)?"
     )
-    allow_root_user: bool = Field(default=False, description="May jobs ask to run as root (user 'root' or uid 0)?")
+    allow_root_user: bool = Field(
+        default=False, description="May jobs ask to run as root (user 'root', uid 0 or gid 0, in any spelling)?")
+    default_user: str | None = Field(
+        default=None, description="User (NAME or UID[:GID], e.g. '65534:65534') for jobs and services that name "
+        "none; with it, no job runs as its image's own USER")
+    check_image_user: bool = Field(
+        default=False, description="Without default_user and allow_root_user: refuse a job (or service) that names "
+        "no user when its image's own USER is root (empty, root, uid or gid 0); images such as busybox then need "
+        "a user")
+    shared_network: bool = Field(
+        default=False, description="Jobs on Docker's default network may reach each other (else they run on "
+        "SwarmSync's network with inter-container traffic off)")
+    read_only_rootfs: bool = Field(
+        default=False, description="Containers get a read-only root filesystem; /tmp is a tmpfs of scratch_size, "
+        "output_dir and the folders of input files are volumes removed with the container")
+    scratch_size: int = Field(
+        default=64 * MIB, gt=0, description="Size of the /tmp tmpfs with read_only_rootfs (bytes, or e.g. '64m')")
+    storage_size: int | None = Field(
+        default=None, gt=0, description="Cap of each container's writable layer (Docker's storage-opt size; only "
+        "overlay2 on xfs with pquota, devicemapper, btrfs, zfs: other engines refuse such jobs)")
+    allowed_images: list[str] = Field(
+        default_factory=list, description="Image patterns jobs may use ('busybox', 'docker.io/library/*', "
+        "'ghcr.io/myorg/*', 'registry.example:5000/*'); empty: any image")
+    require_digest: bool = Field(default=False, description="Only images pinned by digest (@sha256:...)")
     allowed_networks: list[str] = Field(
         default_factory=list,
         description="Docker networks jobs may join besides the default network and 'none' "
@@ -98,17 +267,19 @@ class HostPolicy(BaseModel):
     allowed_projects: list[str] = Field(
         default_factory=list, description="Projects whose jobs may run on this pool (empty: every project); "
         "granted as well as, not instead of, allowed_roles/allowed_users")
-    max_cpu: float | None = Field(default=None, gt=0, description="Most CPU cores one job may ask for")
+    max_cpu: float | None = Field(default=None, gt=0, le=512, description="Most CPU cores one job may ask for")
     max_memory: str | None = Field(default=None, description="Most memory one job may ask for")
-    max_pids: int | None = Field(default=None, gt=0, description="Most processes one job may ask for")
-    max_timeout: float | None = Field(default=None, gt=0, description="Longest timeout, seconds")
-    max_gpus: int | None = Field(default=None, ge=0, description="Most GPUs one job may ask for ('all' counts as more)")
-    default_cpu: float | None = Field(default=None, gt=0, description="CPU cores when a job names none")
+    max_pids: int | None = Field(default=None, gt=0, le=MAX_PIDS, description="Most processes one job may ask for")
+    max_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS,
+                                      description="Longest timeout, seconds")
+    max_gpus: int | None = Field(default=None, ge=0, le=1024,
+                                 description="Most GPUs one job may ask for ('all' counts as more)")
+    default_cpu: float | None = Field(default=None, gt=0, le=512, description="CPU cores when a job names none")
     default_memory: str | None = Field(default="1g", description="Memory when a job names none")
-    default_pids_limit: int = Field(default=1024, gt=0, description="Process limit when a job names none")
+    default_pids_limit: int = Field(default=1024, gt=0, le=MAX_PIDS, description="Process limit when a job names none")
     default_timeout: float | None = Field(
-        default=None, gt=0, description="Timeout (s) when a job names none (none: max_timeout, if set)"
-    )
+        default=None, gt=0, le=MAX_TIMEOUT_SECONDS,
+        description="Timeout (s) when a job names none (none: max_timeout, if set)")
     default_network: str | None = Field(default=None, description="Network when a job names none")
     cap_drop: list[str] = Field(
         default_factory=lambda: ["NET_RAW", "MKNOD", "AUDIT_WRITE"],
@@ -125,7 +296,7 @@ class HostPolicy(BaseModel):
         "past it the folder is not archived and the job fails",
     )
 
-    @field_validator("max_output_bytes", "max_files_bytes", mode="before")
+    @field_validator("max_output_bytes", "max_files_bytes", "scratch_size", "storage_size", mode="before")
     @classmethod
     def _size(cls, v: object) -> object:
         """Sizes may be given as bytes or with a unit ('10m', '1g')."""
@@ -135,6 +306,22 @@ class HostPolicy(BaseModel):
     @classmethod
     def _valid_memory(cls, v: str | None) -> str | None:
         parse_memory(v)  # JobSpecError (a ValueError) saying what is wrong
+        return v
+
+    @field_validator("default_user")
+    @classmethod
+    def _valid_user(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_user(v)
+        return v
+
+    @field_validator("allowed_images")
+    @classmethod
+    def _valid_patterns(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            if not pattern or len(pattern) > 255 or any(c.isspace() for c in pattern):
+                raise ValueError(f"image pattern {pattern!r} is not valid: a name pattern such as 'busybox', "
+                                 "'docker.io/library/*' or 'ghcr.io/myorg/*'")
         return v
 
     @field_validator("allowed_roles")
@@ -167,6 +354,9 @@ class HostPolicy(BaseModel):
             errors["default_pids_limit"] = f"{self.default_pids_limit} exceeds max_pids {self.max_pids}"
         if self.max_timeout and self.default_timeout and self.default_timeout > self.max_timeout:
             errors["default_timeout"] = f"{self.default_timeout} exceeds max_timeout {self.max_timeout}"
+        if self.default_user and is_root_user(self.default_user) and not self.allow_root_user:
+            errors["default_user"] = f"{self.default_user!r} runs as root, which this pool does not allow " \
+                                     "(allow_root_user)"
         if self.default_network:
             try:
                 self._check_network(self.default_network, default_ok=False)
@@ -182,11 +372,13 @@ class HostPolicy(BaseModel):
         """The job as it runs on this pool: memory, cpu, pids limit, timeout and network it leaves
         out come from the pool's defaults, else its ceilings (so an omitted limit cannot escape one).
 
+        A job that names no user runs as the pool's `default_user` (when set).
         A job with services: each container (main and services) leaves out a limit -> the pool's
         default; with no default, an equal share of what the ceiling leaves after the containers that
         name one (so the sum stays within it). Such a job runs on its private network only."""
         if not spec.services:
             return spec.model_copy(update={
+                "user": spec.user or self.default_user,
                 "memory": spec.memory or self.default_memory or self.max_memory,
                 "cpu": spec.cpu or self.default_cpu or self.max_cpu,
                 "pids_limit": spec.pids_limit or self.default_pids_limit,
@@ -198,7 +390,7 @@ class HostPolicy(BaseModel):
         memory = _shares([c.memory_bytes for c in containers], self.default_memory_bytes, ceiling, int)
         cpu = _shares([c.cpu for c in containers], self.default_cpu, self.max_cpu, float)
         filled = [{"memory": str(m) if m and not c.memory else c.memory, "cpu": cp if not c.cpu else c.cpu,
-                   "pids_limit": c.pids_limit or self.default_pids_limit}
+                   "pids_limit": c.pids_limit or self.default_pids_limit, "user": c.user or self.default_user}
                   for c, m, cp in zip(containers, memory, cpu, strict=True)]
         services = {name: s.model_copy(update=f) for (name, s), f in zip(spec.services.items(), filled[1:],
                                                                           strict=True)}
@@ -217,11 +409,16 @@ class HostPolicy(BaseModel):
             raise PolicyViolation("GPU requests are not allowed on this pool (allow_gpu)")
         if spec.gpus and self.max_gpus is not None and (spec.gpus == "all" or spec.gpus > self.max_gpus):
             raise PolicyViolation(f"gpus {spec.gpus} exceeds the pool's max_gpus {self.max_gpus}")
+        if self.read_only_rootfs and (top := [i.path for i in spec.inputs if PurePosixPath(i.path).parent.name == ""]):
+            raise PolicyViolation(f"input file {top[0]}: this pool's containers have a read-only root "
+                                  "(read_only_rootfs), so input files go in a folder, e.g. /input/data.csv")
         if any(item.source for item in spec.inputs) and not self.allow_host_files:
             raise PolicyViolation("files from the worker host (inputs[].source) are not allowed on this pool "
                                   "(allow_host_files)")
         if is_root_user(spec.user) and not self.allow_root_user:
-            raise PolicyViolation(f"user {spec.user!r} runs as root, which this pool does not allow (allow_root_user)")
+            raise PolicyViolation(f"user {spec.user!r} runs as root (uid or gid 0), which this pool does not allow "
+                                  "(allow_root_user)")
+        self.check_image(spec.image)
         self._check_network(spec.network)
         if self.max_cpu and spec.cpu and spec.cpu > self.max_cpu:
             raise PolicyViolation(f"cpu {spec.cpu} exceeds the pool's max_cpu {self.max_cpu}")
@@ -242,8 +439,12 @@ class HostPolicy(BaseModel):
                 raise PolicyViolation(f"service {name}: privileged containers are not allowed on this pool "
                                       "(allow_privileged)")
             if is_root_user(service.user) and not self.allow_root_user:
-                raise PolicyViolation(f"service {name}: user {service.user!r} runs as root, which this pool "
-                                      "does not allow (allow_root_user)")
+                raise PolicyViolation(f"service {name}: user {service.user!r} runs as root (uid or gid 0), which "
+                                      "this pool does not allow (allow_root_user)")
+            try:
+                self.check_image(service.image)
+            except PolicyViolation as exc:
+                raise PolicyViolation(f"service {name}: {exc}") from None
         if self.default_network not in (None, BRIDGE, "default", "none"):
             raise PolicyViolation(f"jobs with services run on a private network of their own, and this pool puts "
                                   f"its jobs on network {self.default_network!r} (default_network)")
@@ -270,6 +471,33 @@ class HostPolicy(BaseModel):
         if self.max_pids and total_pids > self.max_pids:
             raise PolicyViolation(f"pids_limit of the job's {count} containers together ({total_pids}) exceeds "
                                   f"the pool's max_pids {self.max_pids}")
+
+    def check_image(self, ref: str) -> None:
+        """PolicyViolation unless the image may run here: never from this host or a local-only
+        address (`check_image_source`); with `require_digest`, pinned by digest; with
+        `allowed_images`, matching one of its patterns (Docker Hub names written out in full:
+        'busybox' is 'docker.io/library/busybox'; a pattern matches the name, or name:tag)."""
+        check_image_source(ref)
+        name, tag, digest = parse_image(ref)
+        if self.require_digest and not digest:
+            raise PolicyViolation(f"image {ref!r} is not pinned by digest, which this pool requires (require_digest): "
+                                  "use NAME@sha256:DIGEST")
+        if self.allowed_images:
+            candidates = [canonical_image(name)] + ([canonical_image(f"{name}:{tag}")] if tag else [])
+            if not any(fnmatchcase(c, canonical_image(p)) for p in self.allowed_images for c in candidates):
+                raise PolicyViolation(f"image {ref!r} ({candidates[0]}) is not allowed on this pool (allowed_images: "
+                                      f"{', '.join(self.allowed_images)})")
+
+    def image_user_refusal(self, image: str, image_user: str | None, user: str | None) -> str | None:
+        """Why a container may not run as its image's own USER (None: it may): with
+        `check_image_user` and without `allow_root_user`, a container that names no user (nor
+        the pool a default_user) and whose image runs as root."""
+        if not self.check_image_user or self.allow_root_user or user is not None:
+            return None
+        if image_user and not is_root_user(image_user):
+            return None
+        return (f"image {image!r} runs as root (its USER is {image_user or 'not set'}) and the job names no user: "
+                "give a user, or ask the pool admin for a default_user (check_image_user)")
 
     def _check_network(self, network: str | None, default_ok: bool = True) -> None:
         """Allowed: the pool's default network (Docker's bridge when none is set), 'none', the

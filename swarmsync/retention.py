@@ -164,7 +164,7 @@ def leftover_containers(cutoff: datetime, dry_run: bool = False) -> list[Removal
                     pass  # its run is gone: a leftover
             if not dry_run:
                 try:
-                    container.remove(force=True)
+                    container.remove(force=True, v=True)
                 except docker.errors.NotFound:
                     continue  # removed meanwhile (by its own job)
             removed.append(Removal("container", container.name, created))

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -23,8 +24,14 @@ _IMAGE_RE = re.compile(
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 MAX_MEMORY_BYTES = 1024**6  # 1 EiB: more than any host; Docker takes an int64
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable's name (also the API's `secret_env` keys)
+_ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 _SHA256_RE = re.compile(r"^[a-f0-9]{64}$")
+_USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")  # a login or group name (as useradd takes it)
+MAX_ID = 2**32 - 2  # the largest uid/gid: 4294967295 is (uid_t)-1, "no id"
+MAX_TIMEOUT_SECONDS = 30 * 86400  # 30 days: longer is a mistake (1e308 would overflow Docker's nanoseconds)
+MAX_PIDS = 4_194_304  # the kernel's pid_max ceiling
+MAX_RETRY_DELAY_SECONDS = 86400
 
 PullPolicy = Literal["always", "if-not-present", "never"]
 MAX_SERVICES = 32  # services of one job (each is a container on the worker's host)
@@ -129,11 +136,41 @@ def _check_command(v: list[str] | str | None) -> list[str] | str | None:
     return v
 
 
-def _check_env_names(v: dict[str, str]) -> dict[str, str]:
-    for name in v:
-        if not _ENV_NAME_RE.match(name):
-            raise JobSpecError(f"environment variable name {name!r} is not valid")
-    return v
+def check_env_names(names: Iterable[str]) -> Iterable[str]:
+    """`names` unchanged when each is an environment variable name (letters, digits, '_', not starting
+    with a digit: no '=', space or empty name); else JobSpecError naming the first bad one."""
+    for name in names:
+        if not isinstance(name, str) or not _ENV_NAME_RE.fullmatch(name):
+            raise JobSpecError(f"environment variable name {name!r} is not valid: use letters, digits and '_', "
+                               "not starting with a digit (e.g. HTTP_PROXY)")
+    return names
+
+
+def parse_user(user: str) -> tuple[str | int, str | int | None]:
+    """A container user as Docker reads it: NAME or UID, optionally :GROUP or :GID ->
+    (uid or name, gid or group name or None). Numbers are ASCII digits (leading zeros allowed:
+    '00' is uid 0); spellings Docker would read oddly are refused: signs, empty parts,
+    whitespace, more than one ':', ids past 2**32 - 2.
+
+    >>> parse_user("1000:0"), parse_user("app"), parse_user("00")
+    ((1000, 0), ('app', None), (0, None))
+    """
+    parts = user.split(":") if isinstance(user, str) else []
+    if not 1 <= len(parts) <= 2:
+        raise JobSpecError(f"user {user!r} is not valid: give NAME or UID, optionally :GROUP or :GID")
+    parsed: list[str | int] = []
+    for part in parts:
+        if part.isascii() and part.isdigit():
+            if int(part) > MAX_ID:
+                raise JobSpecError(f"user {user!r}: id {part} is too large (at most {MAX_ID})")
+            parsed.append(int(part))
+        elif _USER_NAME_RE.fullmatch(part):
+            parsed.append(part)
+        else:
+            raise JobSpecError(f"user {user!r} is not valid: each part is a name (letters, digits, '_', '.', '-', "
+                               "starting with a letter or '_') or a number (digits only: no sign, space or "
+                               "empty part), e.g. '1000:1000' or 'app'")
+    return parsed[0], (parsed[1] if len(parsed) == 2 else None)
 
 
 def _check_absolute(v: str | None) -> str | None:
@@ -202,7 +239,15 @@ class _ContainerChecks(BaseModel):
     @field_validator("env", "secrets", check_fields=False)
     @classmethod
     def _valid_env_names(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_env_names(v)
+        check_env_names(v)
+        return v
+
+    @field_validator("user", check_fields=False)
+    @classmethod
+    def _valid_user(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_user(v)
+        return v
 
     @field_validator("working_dir", "output_dir", check_fields=False)
     @classmethod
@@ -229,10 +274,11 @@ class ServiceSpec(_ContainerChecks):
     entrypoint: list[str] | None = Field(default=None, description="Override the image entrypoint")
     env: dict[str, str] = Field(default_factory=dict, description="Plain environment variables")
     working_dir: str | None = Field(default=None, description="Working directory in the container")
-    user: str | None = Field(default=None, description="User to run as (default: the image's)")
+    user: str | None = Field(default=None, description="User to run as: NAME or UID[:GROUP or GID] "
+                             "(default: the pool's default_user, else the image's)")
     cpu: float | None = Field(default=None, gt=0, le=512, description="CPU cores, e.g. 0.5")
     memory: str | None = Field(default=None, description="Memory limit, e.g. '256m'")
-    pids_limit: int | None = Field(default=None, gt=0, description="Max processes in the container")
+    pids_limit: int | None = Field(default=None, gt=0, le=MAX_PIDS, description="Max processes in the container")
     privileged: bool = Field(default=False, description="Needs a pool that allows it")
     healthcheck: HealthCheck | None = Field(default=None, description="Docker health check")
     depends_on: dict[str, DependsCondition] = Field(
@@ -258,14 +304,16 @@ class JobSpec(_ContainerChecks):
         "Values are resolved at run time, masked in logs and never archived.",
     )
     working_dir: str | None = Field(default=None, description="Working directory in the container")
-    user: str | None = Field(default=None, description="User to run as (default: the image's)")
+    user: str | None = Field(default=None, description="User to run as: NAME or UID[:GROUP or GID] "
+                             "(default: the pool's default_user, else the image's)")
     cpu: float | None = Field(default=None, gt=0, le=512, description="CPU cores, e.g. 0.5")
     memory: str | None = Field(default=None, description="Memory limit, e.g. '256m', '2g'")
-    pids_limit: int | None = Field(default=None, gt=0, description="Max processes in the container")
-    timeout: float | None = Field(default=None, gt=0, description="Seconds before the job is stopped")
+    pids_limit: int | None = Field(default=None, gt=0, le=MAX_PIDS, description="Max processes in the container")
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS,
+                                  description="Seconds before the job is stopped (at most 30 days)")
     allowed_exit_codes: list[int] = Field(default_factory=lambda: [0])
     retries: int = Field(default=0, ge=0, le=100, description="Retries of a failed job")
-    retry_delay: float = Field(default=10, ge=0, description="Seconds between retries")
+    retry_delay: float = Field(default=10, ge=0, le=MAX_RETRY_DELAY_SECONDS, description="Seconds between retries")
     tags: list[str] = Field(default_factory=list)
     output_dir: str | None = Field(
         default=None, description="Folder in the container whose files are archived as .tar.gz"

@@ -22,6 +22,10 @@ LABELS = {
     "default_network": "Default network", "cap_drop": "Capabilities dropped (comma separated)",
     "pull_policy": "Pull policy", "docker_host": "Docker Host block", "registry_credentials":
     "Registry Credentials block", "archive_block": "Archive filesystem block (slug)",
+    "shared_network": "Jobs may reach each other (shared network)", "read_only_rootfs": "Read-only root filesystem",
+    "require_digest": "Only images pinned by digest", "check_image_user": "Refuse images running as root",
+    "default_user": "Default user (e.g. 65534:65534)", "scratch_size": "/tmp size with a read-only root",
+    "storage_size": "Writable layer cap (storage-opt)", "allowed_images": "Allowed images (comma separated)",
 }
 PULL_POLICIES = ("if-not-present", "always", "never")
 
@@ -50,10 +54,11 @@ def policy_form(pool: str, current: dict[str, Any]) -> None:
     with st.form(f"policy_{pool}"):
         st.caption("Empty: no ceiling / the built-in default. Workers apply changes from their next heartbeat "
                    "(within 30 s).")
-        flags = st.columns(3)
-        for column, name in zip(flags, forms.POLICY_FLAGS, strict=True):
-            with column:
-                st.checkbox(LABELS[name], value=bool(current.get(name)), key=_key(pool, name))
+        flags = [n for n in forms.POLICY_FLAGS if n in current]  # a pool made before a flag existed lacks it
+        for start in range(0, len(flags), 3):
+            for column, name in zip(st.columns(3), flags[start:start + 3], strict=False):
+                with column:
+                    st.checkbox(LABELS[name], value=bool(current.get(name)), key=_key(pool, name))
         fields = [n for n in current if n in LABELS and n not in forms.POLICY_FLAGS]
         for start in range(0, len(fields), 4):
             for column, name in zip(st.columns(4), fields[start:start + 4], strict=False):

@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from swarmsync.auth.tokens import TokenInfo
 from swarmsync.deployments.schedule_rules import check_rrule, check_timezone
 from swarmsync.jobs import JobRow
-from swarmsync.spec import JobSpec
+from swarmsync.spec import ENV_NAME_PATTERN, JobSpec
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 # an environment variable's name, as JobSpec's env and secrets keys (`secret_env` is a separate dict)
-EnvName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+EnvName = Annotated[str, Field(min_length=1, max_length=200, pattern=ENV_NAME_PATTERN)]
 ProjectName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 RoleName = Literal["admin", "operator", "viewer"]
@@ -358,6 +358,7 @@ class PolicyUpdate(Strict):
     allowed_networks: list[PolicyText] | None = Field(default=None, max_length=100)
     allowed_roles: list[Annotated[str, Field(max_length=32)]] | None = Field(default=None, max_length=10)
     allowed_users: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=1000)
+    allowed_projects: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=1000)
     max_cpu: float | None = None
     max_memory: PolicyText | None = None
     max_pids: int | None = None
@@ -378,8 +379,18 @@ class PolicyUpdate(Strict):
                                          "(bytes, or a size such as '500m')")
     max_files_bytes: int | None = Field(default=None, gt=0, description="Most output_dir bytes archived per job "
                                         "(bytes, or a size such as '2g')")
+    default_user: PolicyText | None = None
+    check_image_user: bool | None = None
+    shared_network: bool | None = None
+    read_only_rootfs: bool | None = None
+    scratch_size: int | None = Field(default=None, gt=0, description="Size of /tmp with read_only_rootfs "
+                                     "(bytes, or a size such as '64m')")
+    storage_size: int | None = Field(default=None, gt=0, description="Cap of each container's writable layer "
+                                     "(bytes, or a size such as '1g')")
+    allowed_images: list[PolicyText] | None = Field(default=None, max_length=100)
+    require_digest: bool | None = None
 
-    @field_validator("max_output_bytes", "max_files_bytes", mode="before")
+    @field_validator("max_output_bytes", "max_files_bytes", "scratch_size", "storage_size", mode="before")
     @classmethod
     def _size(cls, v: Any) -> Any:
         from swarmsync.policy import parse_size
@@ -399,6 +410,7 @@ class PolicyOut(Open):
     allowed_networks: list[str] | None = None
     allowed_roles: list[str] | None = None
     allowed_users: list[str] | None = None
+    allowed_projects: list[str] | None = None
     max_cpu: float | None = None
     max_memory: str | None = None
     max_pids: int | None = None
@@ -416,6 +428,14 @@ class PolicyOut(Open):
     archive_block: str | None = None
     max_output_bytes: int | None = None
     max_files_bytes: int | None = None
+    default_user: str | None = None
+    check_image_user: bool | None = None
+    shared_network: bool | None = None
+    read_only_rootfs: bool | None = None
+    scratch_size: int | None = None
+    storage_size: int | None = None
+    allowed_images: list[str] | None = None
+    require_digest: bool | None = None
 
 
 class QueueOut(BaseModel):

@@ -34,6 +34,9 @@ def create(
     ] = None,
     allowed_role: Annotated[list[str] | None, typer.Option(help="A role that may use the pool (repeat)")] = None,
     allowed_user: Annotated[list[str] | None, typer.Option(help="A user who may use the pool (repeat)")] = None,
+    allowed_project: Annotated[
+        list[str] | None, typer.Option(help="A project whose jobs may run on the pool (repeat; none: every project)")
+    ] = None,
     pull_policy: Annotated[str | None, typer.Option(help="always, if-not-present or never")] = None,
     default_network: Annotated[str | None, typer.Option(help="Network for jobs that name none")] = None,
     docker_host: Annotated[
@@ -49,6 +52,29 @@ def create(
     max_files_bytes: Annotated[
         str | None, typer.Option(help="Most output_dir bytes archived per job, e.g. 2g (default 1g)")
     ] = None,
+    default_user: Annotated[
+        str | None, typer.Option(help="User for jobs that name none, e.g. 65534:65534 (then no job runs as its "
+                                 "image's USER)")
+    ] = None,
+    check_image_user: Annotated[
+        bool | None, typer.Option(help="Refuse jobs naming no user whose image runs as root (no default_user)")
+    ] = None,
+    shared_network: Annotated[
+        bool | None, typer.Option(help="Let jobs on the default network reach each other (default: isolated)")
+    ] = None,
+    read_only_rootfs: Annotated[
+        bool | None, typer.Option(help="Read-only root filesystem; /tmp is a tmpfs of --scratch-size")
+    ] = None,
+    scratch_size: Annotated[str | None, typer.Option(help="Size of /tmp with a read-only root, e.g. 64m")] = None,
+    storage_size: Annotated[
+        str | None, typer.Option(help="Cap of each container's writable layer, e.g. 1g (engines with storage-opt "
+                                 "size only: overlay2 on xfs with pquota)")
+    ] = None,
+    allowed_image: Annotated[
+        list[str] | None, typer.Option(help="An image pattern jobs may use, e.g. 'docker.io/library/*' (repeat; "
+                                       "none: any image)")
+    ] = None,
+    require_digest: Annotated[bool | None, typer.Option(help="Only images pinned by @sha256 digest")] = None,
 ) -> None:
     """Create a pool and its `container-job/NAME` deployment; on an existing pool, change only the settings given."""
     from swarmsync.deployments.pools import create_pool
@@ -63,9 +89,13 @@ def create(
         "max_gpus": max_gpus, "default_cpu": default_cpu, "default_memory": default_memory,
         "default_pids_limit": default_pids_limit, "default_timeout": default_timeout,
         "allowed_networks": allowed_network, "allowed_roles": allowed_role, "allowed_users": allowed_user,
+        "allowed_projects": allowed_project,
+        "default_user": default_user, "check_image_user": check_image_user, "shared_network": shared_network,
+        "read_only_rootfs": read_only_rootfs, "allowed_images": allowed_image, "require_digest": require_digest,
     }.items() if v is not None}
     try:
-        for key, size in (("max_output_bytes", max_output_bytes), ("max_files_bytes", max_files_bytes)):
+        for key, size in (("max_output_bytes", max_output_bytes), ("max_files_bytes", max_files_bytes),
+                          ("scratch_size", scratch_size), ("storage_size", storage_size)):
             if size is not None:
                 policy[key] = parse_size(size)
         deployment = create_pool(name, **policy)

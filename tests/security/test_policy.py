@@ -116,10 +116,10 @@ def test_what_is_checked_is_what_runs():
     assert policy.resolve(ran) == ran
     assert HostPolicy(max_memory="64m", default_memory="32m", max_pids=10).inconsistencies() == {
         "default_pids_limit": "1024 exceeds max_pids 10"}
-    for user in ("root", "0", "0:0", "root:root", "00", " 0:1000"):
+    for user in ("root", "0", "0:0", "root:root", "00", "0:1000", "1000:0"):
         with pytest.raises(PolicyViolation, match="allow_root_user"):
             policy.check(JobSpec(image="busybox", user=user))
-    policy.check(JobSpec(image="busybox", user="1000:0"))
+    policy.check(JobSpec(image="busybox", user="1000:1000"))
 
 
 def test_a_job_that_omits_its_limits_runs_with_the_pools_defaults_and_its_timeout_ceiling(
@@ -302,9 +302,13 @@ def test_host_files_through_a_schedule_need_an_admin(api, operator, admin, idle_
 def test_root_is_refused_in_every_spelling_unless_the_pool_allows_it(api, operator, pool, busybox):
     _, headers = operator
     base = {"image": busybox, "command": "id", "pull_policy": "never"}
-    for user in ("root", "0", "0:0", "root:root", " 0:1000"):
+    for user in ("root", "0", "0:0", "root:root", "0:1000", "00", "1000:0"):
         _refused(api.post("/jobs", json={"spec": {**base, "user": user}, "pool": pool, "at": later()},
                           headers=headers), "allow_root_user")
+    for user in ("+0", "-0", "+0:+0", "+00", " 0:1000"):  # spellings Docker reads oddly: refused as bad input
+        response = api.post("/jobs", json={"spec": {**base, "user": user}, "pool": pool, "at": later()},
+                            headers=headers)
+        assert response.status_code == 422 and "user" in response.text, response.text
     _accepted(api, api.post("/jobs", json={"spec": {**base, "user": "1000:1000"}, "pool": pool, "at": later()},
                             headers=headers), headers)
 

@@ -184,5 +184,29 @@ def test_a_pool_that_puts_jobs_on_a_network_of_its_own_refuses_services() -> Non
 
 
 def test_a_limit_that_is_not_a_number_is_refused_naming_the_service() -> None:
-    with pytest.raises(ComposeError, match="services.app: a limit is not understood"):
+    with pytest.raises(ComposeError, match="services.app.cpus must be a number"):
         load_compose("services: {app: {image: busybox, cpus: lots}}", main="app")
+
+
+@pytest.mark.parametrize("key,value,named", [
+    ("privileged", "'false'", "privileged"), ("privileged", "1", "privileged"), ("privileged", "'yes'", "privileged"),
+    ("x-swarmsync-allow-exit", "'false'", "x-swarmsync-allow-exit"), ("cpus", "true", "cpus"),
+    ("cpus", "'lots'", "cpus"), ("pids_limit", "'100'", "pids_limit"), ("pids_limit", "true", "pids_limit"),
+    ("pids_limit", "1.5", "pids_limit"), ("mem_limit", "true", "mem_limit"),
+    ("deploy", "{resources: {limits: {pids: '10'}}}", "pids"), ("deploy", "{resources: {limits: {cpus: false}}}",
+                                                                  "cpus"),
+    ("healthcheck", "{test: 'true', retries: '3'}", "retries"), ("healthcheck", "{test: 'true', retries: true}",
+                                                                 "retries"),
+])
+def test_compose_booleans_and_numbers_are_strictly_typed(key, value, named) -> None:
+    text = f"services:\n  app: {{image: busybox}}\n  db: {{image: busybox, {key}: {value}}}\n"
+    with pytest.raises(ComposeError, match=named):
+        load_compose(text, main="app")
+
+
+def test_a_quoted_privileged_false_never_becomes_privileged() -> None:
+    with pytest.raises(ComposeError, match="services.app.privileged must be true or false"):
+        load_compose("services: {app: {image: busybox, privileged: 'false'}}", main="app")
+    spec = load_compose("services: {app: {image: busybox, privileged: false, cpus: '0.5', pids_limit: 10}}",
+                        main="app")
+    assert spec.privileged is False and spec.cpu == 0.5 and spec.pids_limit == 10
