@@ -125,8 +125,12 @@ def _print_schedule(job: RecurringJob) -> None:
 def list_(all_next: Annotated[bool, typer.Option("--next", help="Show the next three run times")] = False,
           project_: Project = None, all_projects: AllProjects = False) -> None:
     """List schedules with their next run time (of one project with --project)."""
-    table = Table("name", "project", "owner", "when", "job", "overlap", "state", "next run")
-    for job in hibernator().list_schedules(project(project_, all_projects)):
+    found = hibernator().list_schedules(project(project_, all_projects))
+    table = Table()
+    table.add_column("name", no_wrap=True, min_width=max((len(job.name) for job in found), default=4))  # whole
+    for column in ("project", "owner", "when", "job", "overlap", "state", "next run"):
+        table.add_column(column)
+    for job in found:
         command = job.job.get("command")
         command = command if isinstance(command, str) else " ".join(command or [])
         runs = job.next_runs if all_next else job.next_runs[:1]

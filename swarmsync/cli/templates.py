@@ -75,8 +75,12 @@ def save(
 @app.command("list")
 def list_templates(project_: Project = None, all_projects: AllProjects = False) -> None:
     """List saved job templates (of one project with --project)."""
-    table = Table("name", "project", "owner", "image", "command", "env", "secrets")
     saved = hibernator().list_templates(project(project_, all_projects))
+    table = Table()
+    longest = max((len(fields.get("name") or stored) for stored, fields in saved.items()), default=4)
+    table.add_column("name", no_wrap=True, min_width=longest)  # whole, whatever the terminal's width
+    for column in ("project", "owner", "image", "command", "env", "secrets"):
+        table.add_column(column)
     for stored, fields in sorted(saved.items(), key=lambda item: (item[1].get("project") or "", item[0])):
         command = fields.get("command")
         command = command if isinstance(command, str) else " ".join(command or [])
