@@ -28,6 +28,9 @@ def main() -> None:
                 session.end()
                 st.rerun()
     try:
+        if who is not None:
+            with st.sidebar:
+                session.pick_project()  # the user's projects; the pick is what the pages list and create in
         page.run()
     except APIError as exc:
         if exc.status == 401:  # session expired or revoked: back to the login page

@@ -12,12 +12,12 @@ from typing import Any
 
 from prefect.client.schemas.objects import FlowRun
 
-from swarmsync.client import APIError, Client, JobRow, RemoteJob, dashboard_settings
+from swarmsync.client import ALL_PROJECTS, APIError, Client, JobRow, RemoteJob, dashboard_settings
 from swarmsync.spec import JobSpec
 
 SECRET_MASK = "***"
-TABLE_COLUMNS = ["id", "state", "exit_code", "duration_s", "user", "image", "command", "tags", "queue", "created",
-                 "started", "ended"]
+TABLE_COLUMNS = ["id", "state", "exit_code", "duration_s", "user", "project", "image", "command", "tags", "queue",
+                 "created", "started", "ended"]
 STATE_COLOURS = {  # Prefect state type -> background of the state cell (the Prefect UI's hues, lighter)
     "COMPLETED": "#d3f9d8", "FAILED": "#ffe3e3", "CRASHED": "#ffd8a8", "CANCELLED": "#e9ecef",
     "CANCELLING": "#e9ecef", "RUNNING": "#d0ebff", "PENDING": "#fff3bf", "SCHEDULED": "#fff9db", "PAUSED": "#e5dbff",
@@ -78,10 +78,41 @@ def may(me: dict[str, Any] | None, permission: str) -> bool:
     return bool(me) and permission in me.get("permissions", [])
 
 
+# --- projects --------------------------------------------------------------------------------
+ALL = ALL_PROJECTS  # the picker's "all my projects"
+SUBMITTING_ROLES = ("operator", "maintainer", "admin")
+
+
+def projects(client: Client) -> list[dict[str, Any]]:
+    """The projects the user is a member of (admins: all), each with the user's `role` there."""
+    return client.projects()
+
+
+def use_project(client: Client, project: str | None) -> None:
+    """Make `project` (None or ALL: every project of the user's) the one the session's listings and forms use:
+    the client's own project, so every call that names none goes there."""
+    client.project = None if project in (None, ALL) else project
+
+
+def submittable(rows: list[dict[str, Any]]) -> list[str]:
+    """The projects where the user may submit jobs and save schedules and templates (operator or more)."""
+    return [row["name"] for row in rows if row.get("role") in SUBMITTING_ROLES]
+
+
+def may_change(rows: list[dict[str, Any]], project: str | None, owner: str | None, username: str) -> bool:
+    """Whether the user may cancel, re-run, delete or change an object of `project` that `owner` made: a
+    maintainer there or an admin; an operator there, their own (swarmsync.auth.projects.check_change, which
+    the API applies again)."""
+    role = {row["name"]: row.get("role") for row in rows}.get(project or "default")
+    return role in ("admin", "maintainer") or (role == "operator" and owner is not None and owner == username)
+
+
 # --- jobs ----------------------------------------------------------------------------------
-def list_jobs(client: Client, limit: int = 200, state: str | None = None, user: str | None = None) -> list[JobRow]:
-    """The newest jobs; `user`: only those this user submitted (filtered by the API, so older ones count too)."""
-    return client.list_jobs(limit=limit, state=state, user=user or None)
+def list_jobs(client: Client, limit: int = 200, state: str | None = None, user: str | None = None,
+              project: str | None = None) -> list[JobRow]:
+    """The newest jobs (of `project`, default: the session's; see `use_project`); `user`: only those this
+    user submitted (filtered by the API, so older ones count too)."""
+    return client.list_jobs(limit=limit, state=state, user=user or None, project=project)
 
 
 def table(rows: list[JobRow]) -> list[dict[str, Any]]:
@@ -217,10 +248,9 @@ def cancel(job: RemoteJob) -> None:
     job.cancel()
 
 
-def rerun(client: Client, run: FlowRun) -> RemoteJob:
-    """Submit the same spec again, to the same pool and queue."""
-    spec = JobSpec.model_validate(_spec(run))
-    return client.submit(spec, pool=run.work_pool_name, queue=run.work_queue_name)
+def rerun(job: RemoteJob) -> RemoteJob:
+    """Submit the job again, unchanged, in its project, pool and queue (`POST /jobs/{id}/rerun`)."""
+    return job.rerun()
 
 
 def run_url(job_id: str) -> str:
@@ -229,8 +259,9 @@ def run_url(job_id: str) -> str:
 
 # --- submission (the form itself is dashboard/forms.py) ---------------------------------
 def submit(client: Client, spec: JobSpec, secrets: dict[str, str], pool: str = "", queue: str = "",
-           at: datetime | None = None) -> RemoteJob:
-    return client.submit(spec, secret_env=secrets or None, pool=pool or None, queue=queue or None, at=at)
+           at: datetime | None = None, project: str | None = None) -> RemoteJob:
+    return client.submit(spec, secret_env=secrets or None, pool=pool or None, queue=queue or None, at=at,
+                         project=project or None)
 
 
 SCHEDULE_KINDS = ("cron", "every", "rrule")
@@ -245,19 +276,22 @@ SCHEDULE_WORDS = {"time zone": "timezone", "timezone": "timezone", "cron": "sche
 
 
 def create_schedule(client: Client, name: str, spec: JobSpec, secrets: dict[str, str], kind: str, when: str,
-                    timezone: str, overlap: str, pool: str = "", queue: str = "") -> dict[str, Any]:
-    """A recurring job through the API's /schedules (`kind`: cron, every or rrule; `when`: its text).
-    APIError when refused: see `form_errors` for putting its message beside a field."""
+                    timezone: str, overlap: str, pool: str = "", queue: str = "",
+                    project: str | None = None) -> dict[str, Any]:
+    """A recurring job of `project` through the API's /schedules (`kind`: cron, every or rrule; `when`: its
+    text). APIError when refused: see `form_errors` for putting its message beside a field."""
     if kind not in SCHEDULE_KINDS:
         raise ValueError(f"kind {kind!r} is not one of {SCHEDULE_KINDS}")
     return client.create_schedule(name.strip(), spec, **{kind: when.strip()}, timezone=timezone.strip() or None,
                                   overlap=overlap, pool=pool or None, queue=queue or None,
-                                  secret_env=secrets or {})
+                                  secret_env=secrets or {}, project=project or None)
 
 
-def save_template(client: Client, name: str, spec: JobSpec, secrets: dict[str, str]) -> dict[str, Any]:
-    """Save the form's job as a named template through the API (secret values become Secret blocks)."""
-    return client.save_template(name.strip(), spec, secret_env=secrets or None)
+def save_template(client: Client, name: str, spec: JobSpec, secrets: dict[str, str],
+                  project: str | None = None) -> dict[str, Any]:
+    """Save the form's job as a named template of `project` through the API (secret values become Secret
+    blocks)."""
+    return client.save_template(name.strip(), spec, secret_env=secrets or None, project=project or None)
 
 
 def _api_items(exc: APIError) -> list[tuple[str | None, str]]:
@@ -375,16 +409,34 @@ def audit(client: Client, limit: int = 200) -> list[dict[str, Any]]:
 
 # --- schedules ---------------------------------------------------------------------------
 def schedules(client: Client) -> list[dict[str, Any]]:
-    """One row per named schedule: when it runs, overlap policy, next runs, paused or not."""
+    """One row per named schedule (of the session's project): its project and owner, when it runs, overlap
+    policy, next runs, paused or not."""
     rows = []
     for item in client.schedules():
         rows.append({
             "name": item["name"],
+            "project": item.get("project") or "default",
+            "owner": item.get("owner") or "",
             "when": "; ".join(s["description"] for s in item["schedules"]),
             "overlap": item["overlap"],
             "paused": item["paused"],
             "next runs": ", ".join(str(t)[:16] for t in item["next_runs"]) or "-",
             "image": item["job"].get("image", ""),
             "pool": item["pool"] or "",
+        })
+    return rows
+
+
+def templates(client: Client) -> list[dict[str, Any]]:
+    """One row per saved job template (of the session's project): name, project, owner, image, command."""
+    rows = []
+    for stored, item in sorted(client.templates().items()):
+        command = item.get("command")
+        rows.append({
+            "name": item.get("name") or stored,
+            "project": item.get("project") or "default",
+            "owner": item.get("owner") or "",
+            "image": item.get("image", ""),
+            "command": command if isinstance(command, str) else " ".join(command or []),
         })
     return rows

@@ -25,22 +25,25 @@ class JobBackend(Protocol):
         self, image: str | JobSpec | None = None, command: list[str] | str | None = None, *,
         template: str | None = None, secret_env: dict[str, str] | None = None,
         at: datetime | str | None = None, delay: str | float | timedelta | None = None,
-        pool: str | None = None, queue: str | None = None, **options: Any,
+        pool: str | None = None, queue: str | None = None, project: str | None = None, **options: Any,
     ) -> Job:
-        """Submit a job (a JobSpec, an image and options, or a saved template); returns at once."""
+        """Submit a job (a JobSpec, an image and options, or a saved template of `project`) to `project`
+        (None: the default one); returns at once."""
 
     def submit_many(
-        self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None
+        self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
+        project: str | None = None,
     ) -> list[Submission]:
         """Submit many jobs; each entry says which job was made or why not."""
 
     def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
-                 template: str | None = None, **options: Any) -> JobSpec:
+                 template: str | None = None, *, project: str | None = None, **options: Any) -> JobSpec:
         """The JobSpec a submission with these arguments would run (validated, nothing submitted)."""
 
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
-                  offset: int = 0) -> list[JobRow]:
-        """Jobs, newest created first, as typed rows; `offset` skips that many (paging)."""
+                  offset: int = 0, project: str | None = None) -> list[JobRow]:
+        """Jobs, newest created first, as typed rows; `offset` skips that many (paging); `project`: only
+        that project's (None: every project the caller may read)."""
 
     def get_job(self, job_id: str) -> Job:
         """A handle on one job (`JobNotFound` if there is none)."""

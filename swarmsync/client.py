@@ -4,8 +4,17 @@
     job = client.submit("busybox", ["echo", "hi"], memory="64m")
     print(job.wait(60).result().output)
 
+    data = swarmsync.Client(url, token, project="data-team")   # jobs, schedules, templates of one project
+    data.submit("busybox", ["echo", "hi"])                    # lands in data-team
+    data.list_jobs(project=ALL_PROJECTS)                      # every project of yours, this once
+
 Jobs returned here are `RemoteJob`s with the same methods as local `Job`s (status,
-wait, logs, follow_logs, result, cancel); they ask the API, never Prefect.
+wait, logs, follow_logs, result, cancel, rerun, delete); they ask the API, never Prefect.
+
+Projects: every method that submits, lists or names a job, schedule or template takes
+`project=`; without it the client's own `project` (given to `Client(...)`, or
+`SWARMSYNC_PROJECT` / the stored login's for `from_settings()`) is used, and without that the
+server's default: new objects go to the default project, listings show all the caller's projects.
 """
 
 from __future__ import annotations
@@ -26,11 +35,13 @@ from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
+from swarmsync.owners import DEFAULT_PROJECT, stored_name
 from swarmsync.routing import queue_for  # noqa: F401 - the queue of required host labels, for the dashboard
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
 
 CREDENTIALS_FILE = "credentials.json"
+ALL_PROJECTS = "*"  # `project=ALL_PROJECTS` on a listing: every project of the caller's, whatever the default
 
 
 class APIError(RuntimeError):
@@ -57,19 +68,23 @@ class APINotFound(APIError, LookupError):
 
 
 class Client:
-    """A session with a SwarmSync API: a URL and a bearer token (never put in a URL)."""
+    """A session with a SwarmSync API: a URL and a bearer token (never put in a URL), and the project
+    its calls name when they name none (`project`; None: the server's default)."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 60, transport=None):
+    def __init__(self, url: str, token: str | None = None, project: str | None = None, *, timeout: float = 60,
+                 transport=None):
         self.url = url.rstrip("/")
+        self.project = project
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
 
     def __repr__(self) -> str:
-        return f"Client({self.url!r})"  # never the token
+        return f"Client({self.url!r}, project={self.project!r})"  # never the token
 
     @classmethod
     def from_settings(cls) -> Client:
-        """SWARMSYNC_URL/SWARMSYNC_TOKEN, else the login stored by `swarmsync login`."""
+        """SWARMSYNC_URL/SWARMSYNC_TOKEN, else the login stored by `swarmsync login`; the project
+        SWARMSYNC_PROJECT, else the one `swarmsync project use` stored."""
         settings = get_settings()
         stored = load_credentials()
         url = settings.url or stored.get("url")
@@ -78,7 +93,17 @@ class Client:
         token = settings.token.get_secret_value() if settings.token else None
         if token is None and stored.get("url", "").rstrip("/") == url.rstrip("/"):
             token = stored.get("token")
-        return cls(url, token)
+        return cls(url, token, settings.project or stored.get("project") or None)
+
+    def _project(self, project: str | None) -> str | None:
+        """The project a call names: its own, else the client's (None: the server's default)."""
+        return project or self.project
+
+    def _scope(self, project: str | None) -> dict[str, str]:
+        """The `?project=` of a call: its own or the client's project; none for ALL_PROJECTS (a listing: every
+        project of the caller's; a name: the server's default project)."""
+        project = self._project(project)
+        return {"project": project} if project and project != ALL_PROJECTS else {}
 
     @classmethod
     def login(cls, url: str, username: str, password: str, forwarded_for: str | None = None,
@@ -204,96 +229,136 @@ class Client:
         return self.request("GET", "/pools").json()
 
     # --- schedules and templates (the Hibernator) ----------------------------------------
-    def schedules(self) -> list[dict[str, Any]]:
-        """Named schedules with their job, overlap policy and next run times."""
-        return self.request("GET", "/schedules").json()
+    def schedules(self, project: str | None = None) -> list[dict[str, Any]]:
+        """Named schedules (of `project`; without one, of every project of yours) with their job, project,
+        owner, overlap policy and next run times."""
+        return self.request("GET", "/schedules", params=self._scope(project)).json()
 
-    def create_schedule(self, name: str, spec: JobSpec | None = None, **when: Any) -> dict[str, Any]:
-        """`when`: cron / every / rrule, timezone, start, overlap, pool, queue, paused, template, secret_env."""
-        body = {"name": name, **_jsonable(when)}
+    def create_schedule(self, name: str, spec: JobSpec | None = None, *, project: str | None = None,
+                        **when: Any) -> dict[str, Any]:
+        """`when`: cron / every / rrule, timezone, start, overlap, pool, queue, paused, template, secret_env;
+        the schedule (and its template, when `template` names one) is `project`'s."""
+        body = {"name": name, **_jsonable(when), **_jsonable({"project": self._project(project)})}
         if spec is not None:
             body["spec"] = spec.model_dump(mode="json", exclude_defaults=True)
         return self.request("POST", "/schedules", json=body).json()
 
-    def schedule(self, name: str) -> dict[str, Any]:
-        return self.request("GET", f"/schedules/{name}").json()
+    def schedule(self, name: str, project: str | None = None) -> dict[str, Any]:
+        return self.request("GET", f"/schedules/{name}", params=self._scope(project)).json()
 
-    def add_schedule(self, name: str, **when: Any) -> dict[str, Any]:
+    def add_schedule(self, name: str, *, project: str | None = None, **when: Any) -> dict[str, Any]:
         """Another schedule for NAME: cron / every / rrule, timezone, start, active; its own command / env."""
-        return self.request("POST", f"/schedules/{name}/add", json=_jsonable(when)).json()
+        return self.request("POST", f"/schedules/{name}/add", json=_jsonable(when),
+                            params=self._scope(project)).json()
 
-    def change_schedule(self, name: str, action: str) -> None:
+    def change_schedule(self, name: str, action: str, project: str | None = None) -> None:
         """`action`: pause, resume or delete."""
         if action == "delete":
-            self.request("DELETE", f"/schedules/{name}")
+            self.request("DELETE", f"/schedules/{name}", params=self._scope(project))
         else:
-            self.request("POST", f"/schedules/{name}/{action}")
+            self.request("POST", f"/schedules/{name}/{action}", params=self._scope(project))
 
-    def run_schedule(self, name: str) -> RemoteJob:
-        return RemoteJob(self, self.request("POST", f"/schedules/{name}/run").json())
+    def run_schedule(self, name: str, project: str | None = None) -> RemoteJob:
+        return RemoteJob(self, self.request("POST", f"/schedules/{name}/run", params=self._scope(project)).json())
 
-    def templates(self) -> dict[str, dict[str, Any]]:
-        return self.request("GET", "/templates").json()
+    def templates(self, project: str | None = None) -> dict[str, dict[str, Any]]:
+        """Saved templates (of `project`; without one, of every project of yours) by stored name
+        (`<project>--<name>`, the default project's by bare name); each has its `name`, `project`, `owner`."""
+        return self.request("GET", "/templates", params=self._scope(project)).json()
 
-    def save_template(self, name: str, spec: JobSpec, secret_env: dict[str, str] | None = None) -> dict[str, Any]:
-        """Save (or replace) a named job template; `secret_env` values go to Secret blocks on the server."""
+    def save_template(self, name: str, spec: JobSpec, secret_env: dict[str, str] | None = None, *,
+                      project: str | None = None) -> dict[str, Any]:
+        """Save (or replace) a named job template of `project`; `secret_env` values go to Secret blocks on the
+        server."""
         body = {"name": name, "spec": spec.model_dump(mode="json", exclude_defaults=True),
-                "secret_env": secret_env or {}}
+                "secret_env": secret_env or {}, **_jsonable({"project": self._project(project)})}
         return self.request("POST", "/templates", json=body).json()
 
-    def delete_template(self, name: str) -> None:
-        self.request("DELETE", f"/templates/{name}")
+    def delete_template(self, name: str, project: str | None = None) -> None:
+        self.request("DELETE", f"/templates/{name}", params=self._scope(project))
+
+    # --- projects -------------------------------------------------------------------------
+    def projects(self) -> list[dict[str, Any]]:
+        """The projects you are a member of (admins: all), each with `name`, `description`, `role` (yours
+        there), `members`."""
+        return self.request("GET", "/projects").json()
+
+    def create_project(self, name: str, description: str = "") -> dict[str, Any]:
+        """A new project (admins); add its members with `set_member`."""
+        return self.request("POST", "/projects", json={"name": name, "description": description}).json()
+
+    def delete_project(self, name: str) -> None:
+        """Delete a project and its memberships (admins); its jobs, schedules and templates stay."""
+        self.request("DELETE", f"/projects/{name}")
+
+    def members(self, project: str) -> list[dict[str, Any]]:
+        """A project's members: `username`, `role` (viewer, operator or maintainer)."""
+        return self.request("GET", f"/projects/{project}/members").json()
+
+    def set_member(self, project: str, username: str, role: str) -> dict[str, Any]:
+        """Add `username` to `project` with `role`, or change their role there (its maintainers, admins)."""
+        return self.request("PUT", f"/projects/{project}/members/{username}", json={"role": role}).json()
+
+    def remove_member(self, project: str, username: str) -> None:
+        self.request("DELETE", f"/projects/{project}/members/{username}")
 
     # --- jobs: the same names as swarmsync.jobs ----------------------------------------
     def submit(self, image: str | JobSpec, command: list[str] | str | None = None, *,
                secret_env: dict[str, str] | None = None, pool: str | None = None, queue: str | None = None,
                at: datetime | str | None = None, delay: str | float | timedelta | None = None,
-               template: str | None = None, **options: Any) -> RemoteJob:
-        """As `swarmsync.submit`: `at`/`delay` for a delayed job, `template` for a saved one."""
+               template: str | None = None, project: str | None = None, **options: Any) -> RemoteJob:
+        """As `swarmsync.submit`: `at`/`delay` for a delayed job, `template` for a saved one (of `project`),
+        `project` the project the job belongs to (default: the client's)."""
         from swarmsync.timing import start_time
 
         at = start_time(at, delay)
-        spec = self.job_spec(image, command, template, **options)
-        return self._submit_spec(spec, pool, queue, secret_env, template, at)
+        spec = self.job_spec(image, command, template, project=project, **options)
+        return self._submit_spec(spec, pool, queue, secret_env, template, at, project=project)
 
     def _submit_spec(self, spec: JobSpec, pool: str | None, queue: str | None, secret_env: dict[str, str] | None,
-                     template: str | None, at: datetime | None = None) -> RemoteJob:
+                     template: str | None, at: datetime | None = None, *, project: str | None = None) -> RemoteJob:
         body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
                 "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {}),
+                **_jsonable({"project": self._project(project)}),
                 **({"template": template} if template else {})}  # the server fills in its hidden secrets
         return RemoteJob(self, self.request("POST", "/jobs", json=body).json())
 
     def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
-                 template: str | None = None, **options: Any) -> JobSpec:
-        """The JobSpec of a submission: given, built from options, or a saved template (read
+                 template: str | None = None, *, project: str | None = None, **options: Any) -> JobSpec:
+        """The JobSpec of a submission: given, built from options, or a saved template of `project` (read
         through the API) with `command` and options overriding it, its env and secrets
         extended (`swarmsync.templates.apply_overrides`, as locally)."""
         if not template:
             return image if isinstance(image, JobSpec) else build_spec(image, command, **options)
         from swarmsync.templates import apply_overrides
 
-        saved = self.templates().get(template)
+        project = self._project(project) or DEFAULT_PROJECT
+        saved = self.templates(project).get(stored_name(project, template))
         if saved is None:
-            raise APINotFound(404, f"no job template named {template!r}")
-        return apply_overrides(saved, command, **options)
+            raise APINotFound(404, f"no job template named {template!r} in project {project}")
+        fields = {k: v for k, v in saved.items() if k in JobSpec.model_fields}  # not its name, project, owner
+        return apply_overrides(fields, command, **options)
 
     def submit_many(self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
                     secret_env: dict[str, str] | None = None, template: str | None = None,
-                    **_ignored: Any) -> list[Submission]:
-        """`template`: the saved template the specs were made from (the server fills in its hidden secrets)."""
+                    project: str | None = None, **_ignored: Any) -> list[Submission]:
+        """`template`: the saved template the specs were made from (the server fills in its hidden secrets);
+        `project`: the jobs' project (default: the client's)."""
         results = []
         for index, spec in enumerate(specs):
             try:
-                results.append(Submission(index, self._submit_spec(spec, pool, queue, secret_env, template)))
+                results.append(Submission(index, self._submit_spec(spec, pool, queue, secret_env, template,
+                                                                   project=project)))
             except APIError as exc:
                 results.append(Submission(index, None, str(exc)))
         return results
 
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
-                  offset: int = 0) -> list[JobRow]:
-        """The newest created jobs first; `offset` skips that many (the next page: offset + limit)."""
+                  offset: int = 0, project: str | None = None) -> list[JobRow]:
+        """The newest created jobs first; `offset` skips that many (the next page: offset + limit); `project`:
+        only that project's (default: the client's; `ALL_PROJECTS` or neither: every project of yours)."""
         params = {"limit": limit, **({"offset": offset} if offset else {}), **({"state": state} if state else {}),
-                  **({"user": user} if user else {})}
+                  **({"user": user} if user else {}), **self._scope(project)}
         return [JobRow.model_validate(j) for j in self.request("GET", "/jobs", params=params).json()]
 
     def get_job(self, job_id: str) -> RemoteJob:
@@ -398,6 +463,14 @@ class RemoteJob(Job):
     def cancel(self) -> None:
         self.client.request("POST", f"/jobs/{self.id}/cancel")
 
+    def rerun(self) -> RemoteJob:
+        """Submit the job again, unchanged, in its project and pool, as the caller; returns the new job."""
+        return RemoteJob(self.client, self.client.request("POST", f"/jobs/{self.id}/rerun").json())
+
+    def delete(self) -> None:
+        """Delete the finished job: its run, its archive and its Secret blocks."""
+        self.client.request("DELETE", f"/jobs/{self.id}")
+
     def states(self) -> list[tuple[datetime, str, str, str | None]]:
         rows = self.client.request("GET", f"/jobs/{self.id}/states").json()
         return [(datetime.fromisoformat(x["timestamp"]), x["type"], x["name"], x.get("message")) for x in rows]
@@ -471,15 +544,32 @@ def credentials_path() -> Path:
     return get_settings().config_dir.expanduser() / CREDENTIALS_FILE
 
 
-def save_credentials(url: str, token: str, username: str) -> Path:
-    """Write {url, token, username} readable by the user only (0600, folder 0700)."""
+def save_credentials(url: str, token: str, username: str, project: str | None = None) -> Path:
+    """Write {url, token, username[, project]} readable by the user only (0600, folder 0700)."""
+    return _write_credentials({"url": url.rstrip("/"), "token": token, "username": username,
+                               **({"project": project} if project else {})})
+
+
+def _write_credentials(stored: dict[str, str]) -> Path:
     path = credentials_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as fh:
         os.fchmod(fh.fileno(), 0o600)
-        json.dump({"url": url.rstrip("/"), "token": token, "username": username}, fh)
+        json.dump(stored, fh)
     return path
+
+
+def use_project(project: str | None) -> Path:
+    """Store `project` (None: forget it) as the project of the stored login's commands
+    (`swarmsync project use`), beside its url and token; a server host without a login keeps it alone."""
+    stored = {k: v for k, v in load_credentials().items() if k != "project"}
+    return _write_credentials({**stored, **({"project": project} if project else {})})
+
+
+def stored_project() -> str | None:
+    """The project `swarmsync project use` stored, or None."""
+    return load_credentials().get("project") or None
 
 
 def load_credentials() -> dict[str, str]:

@@ -245,6 +245,18 @@ class Job:
             page = client.read_logs(log_filter=flt, sort=LogSort.TIMESTAMP_ASC, limit=limit, offset=offset)
         return [LogEntry(log.timestamp, log.name, log.message, str(log.id)) for log in page]
 
+    def rerun(self) -> Job:
+        """Submit the job again, unchanged, in its project, pool and queue; returns the new job (the server
+        host's Python API records no submitter: the API's `POST /jobs/{id}/rerun` records its caller)."""
+        run = self._flow_run or self.flow_run()
+        spec = JobSpec(**(run.parameters or {}).get("job", {}))
+        return submit(spec, pool=run.work_pool_name, queue=run.work_queue_name, project=self.project)
+
+    def delete(self) -> None:
+        """Delete the finished job: its run, its archive and the Secret blocks made for it (`delete_job`)."""
+        delete_job(self.id)
+        secret_owners.delete_secrets_of(secret_owners.JOB, self.id)
+
     def follow_logs(self, poll: float = 0.5) -> Iterator[tuple[datetime, str, str]]:
         """Yield log lines as they arrive until the job ends and its last lines are read, in
         order, without gaps or duplicates: a batch per poll (swarmsync/log_follow.py)."""
@@ -387,7 +399,7 @@ class Submission:
 @uses_prefect_api
 def submit_many(
     specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
-    concurrency: int = 4, attempts: int = 12,
+    concurrency: int = 4, attempts: int = 12, project: str | None = None,
 ) -> list[Submission]:
     """Submit many jobs at once; none is lost or duplicated.
 
@@ -395,7 +407,8 @@ def submit_many(
     server error (timeouts, 429/5xx, refused connections; retried with exponential
     backoff up to 8 s, for about a minute and a half) returns the run created the first
     time instead of a second one. Four creations at a time: more only adds lock
-    contention on a Prefect server backed by SQLite.
+    contention on a Prefect server backed by SQLite. `project`: the jobs' project (default: the
+    default project).
     """
     import anyio
 
@@ -410,7 +423,7 @@ def submit_many(
                 try:
                     run = await client.create_flow_run_from_deployment(
                         deployment_id, work_queue_name=queue, idempotency_key=key,
-                        **_run_request(spec, None),
+                        **_run_request(spec, None, project=project),
                     )
                     results[index] = Submission(index, Job(run.id, run))
                     return
@@ -592,16 +605,20 @@ class LocalJobs:
         return submit(image, command, **options)
 
     def submit_many(
-        self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None
+        self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,
+        project: str | None = None,
     ) -> list[Submission]:
-        return submit_many(specs, pool=pool, queue=queue)
+        return submit_many(specs, pool=pool, queue=queue, project=project)
 
     def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
-                 template: str | None = None, **options: Any) -> JobSpec:
-        return prepare_spec(image, command, None, options, template)
+                 template: str | None = None, *, project: str | None = None, **options: Any) -> JobSpec:
+        return prepare_spec(image, command, None, options, template, project=project)
 
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
-                  offset: int = 0, projects: list[str] | None = None) -> list[JobRow]:
+                  offset: int = 0, projects: list[str] | None = None, project: str | None = None) -> list[JobRow]:
+        """`project`: only that project's (as `Client.list_jobs`); `projects`: only those of these."""
+        if project is not None:
+            projects = [project]
         return list_jobs(limit=limit, state=state, user=user, offset=offset, projects=projects)
 
     def get_job(self, job_id: str) -> Job:

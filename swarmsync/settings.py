@@ -108,6 +108,12 @@ class SwarmSyncSettings(BaseSettings):
         "the CLI's job commands and `swarmsync.Client()` go through it.",
     )
     token: SecretStr | None = Field(default=None, description="Token for SWARMSYNC_URL (else the stored login).")
+    project: str | None = Field(
+        default=None,
+        description="The project the CLI and `swarmsync.Client.from_settings()` work in when a command names "
+        "none (`--project`): new jobs, schedules and templates go there and listings show only its. Default: "
+        "the project chosen with `swarmsync project use`, else the default project (listings: all of yours).",
+    )
     config_dir: Path = Field(
         default=Path("~/.config/swarmsync"),
         description="Where `swarmsync login` keeps its token (credentials.json, mode 0600).",

@@ -1,4 +1,5 @@
-"""Jobs: a filterable table, and the page of one job (spec, states, live log, result, downloads)."""
+"""Jobs: a filterable table (of the project picked in the sidebar), and the page of one job (spec, states,
+live log, result, downloads; cancel and re-run for those who may change it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from swarmsync.client import APIError, ArchiveCorrupt, ArchiveStoreError, Client
-from swarmsync.dashboard import data, session
+from swarmsync.dashboard import data, feedback, session
 from swarmsync.dashboard.options import load_options
 
 client = session.require("jobs:read")
@@ -38,7 +39,8 @@ if clicked and clicked[0] != st.session_state.get("clicked_job"):
     st.session_state["clicked_job"] = clicked[0]
     st.session_state["open_job"] = clicked[0]  # opened below, as a link or a pick would
 
-labels = {r.id: f"{r.id[:8]} · {r.state} · {r.user or '-'} · {r.image} · {r.command[:40]}" for r in shown}
+labels = {r.id: f"{r.id[:8]} · {r.state} · {r.project} · {r.user or '-'} · {r.image} · {r.command[:40]}"
+          for r in shown}
 # A job to open: just submitted or re-run (open_job), else the link (?job=ID), else the user's pick.
 wanted = st.session_state.pop("open_job", None) or (
     None if st.session_state.get("job_pick") else st.query_params.get("job"))
@@ -66,24 +68,24 @@ row = job.row()
 run = row.flow_run
 st.header(f"Job {job.id}")
 head1, head2, head3 = st.columns([2, 2, 1])
-head1.markdown(f"**State:** {row.state or 'Unknown'}  \n**Submitted by:** {row.user or '- (not through the API)'}  \n"
-               f"{row.message or ''}")
+head1.markdown(f"**State:** {row.state or 'Unknown'}  \n**Project:** {row.project}  \n"
+               f"**Submitted by:** {row.user or '- (not through the API)'}  \n{row.message or ''}")
 head3.link_button("Open in Prefect UI", data.run_url(job.id), icon=":material/open_in_new:")
 
 actions = head2.container()
-if not row.final and session.may("jobs:cancel"):
+changeable = session.may_change(row.project, row.user)  # its submitter, the project's maintainers, admins
+if not row.final and session.may("jobs:cancel") and changeable:
     if actions.button("Cancel job", key="cancel", type="primary", icon=":material/cancel:"):
-        try:
-            data.cancel(job)
-            st.toast("Cancel requested: the container is being stopped.")
-        except APIError as exc:
-            st.error(str(exc))
-if row.final and session.may("jobs:submit"):
+        with actions:
+            feedback.act(lambda: data.cancel(job), "Cancel requested: the container is being stopped.")
+if row.final and session.may("jobs:submit") and changeable:
     if actions.button("Re-run", key="rerun", icon=":material/replay:"):
-        new = data.rerun(client, run)
-        st.session_state["open_job"] = new.id
-        st.toast(f"Submitted again as job {new.id}")
-        st.rerun()
+        with actions:
+            new = feedback.act(lambda: data.rerun(job), lambda again: f"Submitted again as job {again.id}")
+        if new is not None:
+            st.session_state["open_job"] = new.id
+            st.toast(f"Submitted again as job {new.id}")
+            st.rerun()
 
 st.subheader("Spec")
 st.code(json.dumps(data.masked_spec(run), indent=2), language="json")

@@ -1,4 +1,6 @@
-"""Schedules: recurring jobs with their next runs; pause, resume, run now or delete (by role)."""
+"""Schedules and templates (of the project picked in the sidebar): recurring jobs with their next
+runs, pause, resume, run now or delete; saved job templates, delete. Actions are offered on what
+the user may change (its owner, the project's maintainers, admins); the API decides again."""
 
 from __future__ import annotations
 
@@ -11,21 +13,44 @@ from swarmsync.dashboard import data, feedback, session
 
 client = session.require("schedules:read")
 st.title("Schedules")
-st.caption("Create them with `swarmsync schedule create NAME --cron ... IMAGE COMMAND` or `swarmsync.schedules`.")
+st.caption("Create them with `swarmsync schedule create NAME --cron ... IMAGE COMMAND`, `swarmsync.schedules` "
+           "or the Submit page (On a schedule).")
+
+
+def label(row: dict) -> str:
+    """A schedule or template as a pick shows it: its name, with its project outside the default one."""
+    return row["name"] if row["project"] == "default" else f"{row['project']}/{row['name']}"
+
 
 rows = data.schedules(client)
 if not rows:
     st.info("No schedules yet.")
-    st.stop()
-st.dataframe(pd.DataFrame(rows), hide_index=True)
+else:
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    mine = {label(row): row for row in rows if session.may_change(row["project"], row["owner"] or None)}
+    if session.may("schedules:write") and mine:
+        picked = mine[st.selectbox("Schedule", list(mine), key="schedule_name")]
+        name, project = picked["name"], picked["project"]
+        columns = st.columns(4)
+        actions = {"pause": "Pause", "resume": "Resume", "run": "Run now", "delete": "Delete"}
+        for column, (action, text) in zip(columns, actions.items(), strict=True):
+            if column.button(text, key=f"schedule_{action}"):
+                if action == "run":
+                    feedback.act(lambda: client.run_schedule(name, project), lambda job: f"started job {job.id}")
+                else:
+                    feedback.act(partial(client.change_schedule, name, action, project), f"{name}: {action} done")
 
-if session.may("schedules:write"):
-    name = st.selectbox("Schedule", [row["name"] for row in rows], key="schedule_name")
-    columns = st.columns(4)
-    actions = {"pause": "Pause", "resume": "Resume", "run": "Run now", "delete": "Delete"}
-    for column, (action, label) in zip(columns, actions.items(), strict=True):
-        if column.button(label, key=f"schedule_{action}"):
-            if action == "run":
-                feedback.act(lambda: client.run_schedule(name), lambda job: f"started job {job.id}")
-            else:
-                feedback.act(partial(client.change_schedule, name, action), f"{name}: {action} done")
+st.header("Job templates")
+st.caption("Save one from the Submit page (Save as job template) or `swarmsync template save NAME IMAGE ...`; "
+           "run it with `swarmsync submit --template NAME`.")
+saved = data.templates(client)
+if not saved:
+    st.info("No job templates yet.")
+    st.stop()
+st.dataframe(pd.DataFrame(saved), hide_index=True, key="templates_table")
+deletable = {label(row): row for row in saved if session.may_change(row["project"], row["owner"] or None)}
+if session.may("schedules:write") and deletable:
+    template = deletable[st.selectbox("Template", list(deletable), key="template_pick")]
+    if st.button("Delete template", key="template_delete"):
+        feedback.act(partial(client.delete_template, template["name"], template["project"]),
+                     f"deleted template {template['name']}")

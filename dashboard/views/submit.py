@@ -1,6 +1,7 @@
 """Submit a job (operators and admins): now, at a time or on a schedule, with uploaded input
-files (SHA-256 shown and verified), or save it as a job template. Each invalid field gets
-its error beside it; the API's refusals too."""
+files (SHA-256 shown and verified), or save it as a job template; in a project where the user
+may submit (the one picked in the sidebar, unless another is chosen here). Each invalid field
+gets its error beside it; the API's refusals too."""
 
 from __future__ import annotations
 
@@ -80,10 +81,11 @@ def on_submit() -> None:
             created = data.create_schedule(
                 client, name, spec, secrets, st.session_state.get("submit_schedule_kind") or "cron", value,
                 st.session_state.get("submit_timezone") or "", st.session_state.get("submit_overlap") or "allow",
-                form.pool, queue)
+                form.pool, queue, project=st.session_state.get("submit_project"))
             st.session_state["created_schedule"] = created
         else:
-            st.session_state["submitted_job"] = data.submit(client, spec, secrets, form.pool, queue, form.at).id
+            st.session_state["submitted_job"] = data.submit(client, spec, secrets, form.pool, queue, form.at,
+                                                            project=st.session_state.get("submit_project")).id
     except APIError as exc:
         fields = data.SCHEDULE_FIELDS if when == SCHEDULE else {}
         st.session_state["submit_errors"] = data.form_errors(exc, fields, data.SCHEDULE_WORDS if fields else None)
@@ -96,7 +98,7 @@ def on_save_template() -> None:
     if spec is None or errors:
         return
     try:
-        data.save_template(client, name, spec, secrets)
+        data.save_template(client, name, spec, secrets, project=st.session_state.get("submit_project"))
         st.session_state["saved_template"] = name.strip()
     except APIError as exc:
         st.session_state["submit_errors"] = data.form_errors(exc, TEMPLATE_FIELDS, TEMPLATE_FIELDS)
@@ -156,6 +158,19 @@ def schedule_section() -> None:
         error_for("overlap")
 
 
+choices = data.submittable(session.projects())
+if not choices:
+    st.warning("You may not run jobs in any of your projects (a viewer everywhere): ask a maintainer of one to "
+               "make you an operator there ('swarmsync project add-member PROJECT USER --role operator').")
+    st.stop()
+picked = session.project()  # the sidebar's: followed when it changes
+if st.session_state.get("submit_project") not in choices or (
+        picked in choices and st.session_state.get("submit_project_follows") != picked):
+    st.session_state["submit_project"] = picked if picked in choices else (
+        "default" if "default" in choices else choices[0])
+st.session_state["submit_project_follows"] = picked
+st.selectbox("Project", choices, key="submit_project",
+             help="The job (or schedule, or template) belongs to this project: its members see it")
 st.text_input("Image", key="submit_image", placeholder="busybox or ghcr.io/org/app:1.2 or name@sha256:...")
 error_for("image")
 st.text_area("Command", key="submit_command", placeholder="echo hello; date", height=80)

@@ -47,7 +47,7 @@ def login(
             client = Client.login(url, username, read_password(password_stdin))
     except (APIError, SigningError) as exc:
         fail(f"login failed: {exc}", 1)
-    path = save_credentials(url, client.session["token"], username)
+    path = save_credentials(url, client.session["token"], username, load_credentials().get("project"))
     err.print(f"logged in to {url} as {username} ({client.session['user']['role']}); "
               f"token in {path}, valid until {client.session['expires_at']}")
 

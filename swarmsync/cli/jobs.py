@@ -1,4 +1,4 @@
-"""Job commands: submit, jobs, status, logs, result, files, cancel (locally, or through the API)."""
+"""Job commands: submit, jobs, status, logs, result, files, cancel, rerun, delete (locally, or through the API)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import parse_env
 from swarmsync.cli.options import (
+    AllProjects,
     Command,
     Cpu,
     Env,
     Memory,
     Pool,
+    Project,
     Queue,
     Require,
     Retries,
@@ -34,7 +36,7 @@ from swarmsync.cli.options import (
     Template,
     Timeout,
 )
-from swarmsync.cli.target import job_backend
+from swarmsync.cli.target import job_backend, project
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 from swarmsync.templates import TemplateNotFound
 from swarmsync.timing import TimingError
@@ -108,7 +110,8 @@ def _queue_with_requirements(queue: str | None, require: list[str] | None) -> st
 
 
 def _submit_specs(specs: list[JobSpec], pool: str | None, queue: str | None, **extra: Any) -> int:
-    """Submit at once; print each job id (or its error); exit 1 if any failed."""
+    """Submit at once; print each job id (or its error); exit 1 if any failed. `extra`: `project`, and
+    through the API `secret_env`/`template`."""
     failed = 0
     for entry in job_backend().submit_many(specs, pool=pool, queue=queue, **extra):
         if entry.job:
@@ -119,30 +122,30 @@ def _submit_specs(specs: list[JobSpec], pool: str | None, queue: str | None, **e
     return 1 if failed else 0
 
 
-def _submit_list(items: list, pool: str | None, queue: str | None) -> int:
+def _submit_list(items: list, pool: str | None, queue: str | None, in_project: str | None) -> int:
     specs = []
     for index, item in enumerate(items):
         try:
             specs.append(JobSpec(**item))
         except (ValidationError, JobSpecError, TypeError) as exc:
             fail(f"spec {index}: {exc}")
-    return _submit_specs(specs, pool, queue)
+    return _submit_specs(specs, pool, queue, project=in_project)
 
 
 def _submit_copies(count: int, image: str | None, command: list[str] | str | None, template: str | None,
                    secret_env: dict[str, str] | None, pool: str | None, queue: str | None,
-                   options: dict[str, Any]) -> int:
+                   options: dict[str, Any], in_project: str | None) -> int:
     """COUNT copies of one job, submitted at once."""
     backend = job_backend()
     try:
-        spec = backend.job_spec(image, command, template, **options)
+        spec = backend.job_spec(image, command, template, project=in_project, **options)
         if isinstance(backend, jobs.LocalJobs):  # secrets stored once, every copy refers to them
-            spec, extra = jobs.prepare_spec(spec, None, secret_env, {}), {}
+            spec, extra = jobs.prepare_spec(spec, None, secret_env, {}, project=in_project), {}
         else:  # the server stores the secrets (and fills in the template's, hidden from this user)
             extra = {"secret_env": secret_env, "template": template}
     except (ValidationError, JobSpecError, LookupError) as exc:
         fail(f"invalid job: {exc}")
-    return _submit_specs([spec] * count, pool, queue, **extra)
+    return _submit_specs([spec] * count, pool, queue, project=in_project, **extra)
 
 
 def _compose_options(path: Path, main: str | None, image: str | None, spec_file: Path | None,
@@ -200,8 +203,10 @@ def submit(
                                   "run beside it (docs/compose-jobs.md)")
     ] = None,
     main: Annotated[str | None, typer.Option("--main", help="With --compose: the main service")] = None,
+    project_: Project = None,
 ) -> None:
     """Submit a container job; prints its id (with --wait: streams output, exits with its code)."""
+    in_project = project(project_)
     queue = _queue_with_requirements(queue, require)
     loaded = json.loads(spec_file.read_text()) if spec_file else {}
     if compose:
@@ -209,7 +214,7 @@ def submit(
     elif main:
         fail("--main goes with --compose")
     if isinstance(loaded, list):
-        raise typer.Exit(_submit_list(loaded, pool, queue))
+        raise typer.Exit(_submit_list(loaded, pool, queue, in_project))
     options = loaded
     if command and shell:
         fail("give a command or --shell, not both")
@@ -234,11 +239,11 @@ def submit(
         options["inputs"] = _input_files(input_file)
     secret_env = parse_env(secret, "--secret") or None
     if count > 1:
-        raise typer.Exit(_submit_copies(count, image, cmd, template, secret_env, pool, queue, options))
+        raise typer.Exit(_submit_copies(count, image, cmd, template, secret_env, pool, queue, options, in_project))
     try:
         job = job_backend().submit(
             image, cmd, secret_env=secret_env, pool=pool, queue=queue, template=template, at=at, delay=delay,
-            **options,
+            project=in_project, **options,
         )
     except TimingError as exc:
         fail(str(exc))
@@ -263,13 +268,17 @@ def list_jobs(
     state: Annotated[str | None, typer.Option(help="Only jobs in this state, e.g. failed")] = None,
     user: Annotated[str | None, typer.Option(help="Only jobs this user submitted through the API")] = None,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many (the next page: --offset LIMIT)")] = 0,
+    project_: Project = None,
+    all_projects: AllProjects = False,
 ) -> None:
-    """List jobs, newest created first."""
-    table = Table("state", "image", "command", "user", "created")
+    """List jobs, newest created first (of one project with --project)."""
+    table = Table("state", "image", "command", "user", "project", "created")
     table.add_column("id", no_wrap=True, min_width=36)
-    for row in job_backend().list_jobs(limit=limit, state=state, user=user, offset=offset):
+    rows = job_backend().list_jobs(limit=limit, state=state, user=user, offset=offset,
+                                   project=project(project_, all_projects))
+    for row in rows:
         table.add_row(
-            row.state or "?", row.image or "?", row.command, row.user or "-",
+            row.state or "?", row.image or "?", row.command, row.user or "-", row.project,
             row.created.strftime("%Y-%m-%d %H:%M") if row.created else "", row.id,
         )
     console.print(table)
@@ -380,3 +389,27 @@ def cancel(job_id: str) -> None:
         fail(f"job {job.id} already ended {job.status()}", 1)
     job.cancel()
     err.print(f"cancelling {job.id}")
+
+
+@app.command()
+def rerun(
+    job_id: str,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Stream output; exit with the job's code")] = False,
+) -> None:
+    """Submit a job again, unchanged, in its project and pool; prints the new job's id."""
+    job = _job(job_id).rerun()
+    if not wait:
+        typer.echo(job.id)
+        return
+    err.print(f"job {job.id}")
+    raise typer.Exit(follow(job))
+
+
+@app.command()
+def delete(job_id: str) -> None:
+    """Delete a finished job: its run, its archive and its Secret blocks (cancel a running one first)."""
+    job = _job(job_id)
+    if not job.is_finished():
+        fail(f"job {job.id} is {job.status()}: cancel it first ('swarmsync cancel {job.id}')", 1)
+    job.delete()
+    err.print(f"deleted {job.id}")

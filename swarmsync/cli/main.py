@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from swarmsync.auth.roles import AuthError
 from swarmsync.auth.users import AccountError, UserNotFound
-from swarmsync.cli import accounts, jobs, keys, pools, schedules, stack, templates, tokens, users, worker
+from swarmsync.cli import accounts, jobs, keys, pools, projects, schedules, stack, templates, tokens, users, worker
 from swarmsync.cli.console import fail
 from swarmsync.client import APIError
 from swarmsync.connection import api_url
@@ -40,12 +40,13 @@ app = typer.Typer(
     name="swarmsync", cls=OneLineErrors, no_args_is_help=True, add_completion=False,
     help="Run container jobs on Docker hosts through Prefect: now, later, or on a schedule.",
 )
-app.add_typer(jobs.app)  # submit, jobs, status, logs, result, files, cancel
+app.add_typer(jobs.app)  # submit, jobs, status, logs, result, files, cancel, rerun, delete
 app.add_typer(accounts.app)  # api, login, logout, whoami
 app.add_typer(stack.app)  # up, demo, doctor, dashboard, env
 app.add_typer(worker.app, name="worker")
 app.add_typer(pools.app, name="pool")
 app.add_typer(users.app, name="user")
+app.add_typer(projects.app, name="project")
 app.add_typer(tokens.app, name="token")
 app.add_typer(keys.app, name="key")
 app.add_typer(schedules.app, name="schedule")

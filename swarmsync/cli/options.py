@@ -45,3 +45,11 @@ Start = Annotated[str | None, typer.Option(help="Anchor of an interval (ISO time
 
 # accounts
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")]
+
+# which project (swarmsync.auth.projects); the default is chosen by `target.project`
+Project = Annotated[str | None, typer.Option(
+    "--project", "-P",
+    help="The project (default: SWARMSYNC_PROJECT, else the one 'swarmsync project use' stored; else new "
+    "jobs, schedules and templates go to the default project and listings show all of yours)")]
+AllProjects = Annotated[bool, typer.Option(
+    "--all-projects", help="Every project of yours, whatever SWARMSYNC_PROJECT or 'project use' chose")]

@@ -12,6 +12,7 @@ from rich.table import Table
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import USER_ERRORS, command_from, job_options, parse_env
 from swarmsync.cli.options import (
+    AllProjects,
     Command,
     Cpu,
     Cron,
@@ -19,6 +20,7 @@ from swarmsync.cli.options import (
     Every,
     Memory,
     Pool,
+    Project,
     Queue,
     Retries,
     RRule,
@@ -30,7 +32,7 @@ from swarmsync.cli.options import (
     Timeout,
     TimeZone,
 )
-from swarmsync.cli.target import hibernator
+from swarmsync.cli.target import hibernator, project
 from swarmsync.deployments.schedules import RecurringJob
 
 app = typer.Typer(no_args_is_help=True, help="Recurring jobs: cron, interval or RRule schedules.")
@@ -59,6 +61,7 @@ def create(
     pool: Pool = None,
     queue: Queue = None,
     paused: Annotated[bool, typer.Option("--paused", help="Create it paused")] = False,
+    project_: Project = None,
 ) -> None:
     """Create a recurring job: (--cron | --every | --rrule) [--timezone TZ] (--template T | IMAGE [COMMAND]...).
 
@@ -71,7 +74,7 @@ def create(
         job = hibernator().create(
             name, image, command_from(command, shell), cron=cron, every=every, rrule=rrule, timezone=timezone,
             start=start, template=template, overlap=overlap, pool=pool, queue=queue,
-            secret_env=parse_env(secret, "--secret") or None, paused=paused,
+            secret_env=parse_env(secret, "--secret") or None, paused=paused, project=project(project_),
             **job_options(env, memory, cpu, timeout, tag, retries),
         )
     except USER_ERRORS as exc:
@@ -93,20 +96,23 @@ def add(
     env: Annotated[
         list[str] | None, typer.Option("--env", "-e", help="This schedule's own NAME=VALUE (repeatable)")
     ] = None,
+    project_: Project = None,
 ) -> None:
     """Add another schedule to NAME, optionally with its own command and env (its own parameters)."""
     overrides: dict[str, Any] = {"command": shell} if shell else {}
     if env:
         overrides["env"] = parse_env(env, "--env")
     try:
-        job = hibernator().add(name, cron=cron, every=every, rrule=rrule, timezone=timezone, start=start, **overrides)
+        job = hibernator().add(name, project(project_), cron=cron, every=every, rrule=rrule, timezone=timezone,
+                               start=start, **overrides)
     except USER_ERRORS as exc:
         fail(str(exc))
     _print_schedule(job)
 
 
 def _print_schedule(job: RecurringJob) -> None:
-    console.print(f"schedule [bold]{job.name}[/bold] ({job.deployment}, pool {job.pool}, overlap {job.overlap})"
+    console.print(f"schedule [bold]{job.name}[/bold] of project {job.project} ({job.deployment}, pool {job.pool}, "
+                  f"overlap {job.overlap})"
                   + (" [yellow]paused[/yellow]" if job.paused else ""))
     for entry in job.schedules:
         own = " (own job parameters)" if entry.job else ""
@@ -116,53 +122,59 @@ def _print_schedule(job: RecurringJob) -> None:
 
 
 @app.command("list")
-def list_(all_next: Annotated[bool, typer.Option("--next", help="Show the next three run times")] = False) -> None:
-    """List schedules with their next run time."""
-    table = Table("name", "when", "job", "overlap", "state", "next run")
-    for job in hibernator().list_schedules():
+def list_(all_next: Annotated[bool, typer.Option("--next", help="Show the next three run times")] = False,
+          project_: Project = None, all_projects: AllProjects = False) -> None:
+    """List schedules with their next run time (of one project with --project)."""
+    found = hibernator().list_schedules(project(project_, all_projects))
+    table = Table()
+    table.add_column("name", no_wrap=True, min_width=max((len(job.name) for job in found), default=4))  # whole
+    for column in ("project", "owner", "when", "job", "overlap", "state", "next run"):
+        table.add_column(column)
+    for job in found:
         command = job.job.get("command")
         command = command if isinstance(command, str) else " ".join(command or [])
         runs = job.next_runs if all_next else job.next_runs[:1]
         table.add_row(
-            job.name, "\n".join(e.description for e in job.schedules), f"{job.job.get('image', '?')} {command}",
+            job.name, job.project, job.owner or "-", "\n".join(e.description for e in job.schedules),
+            f"{job.job.get('image', '?')} {command}",
             job.overlap, "paused" if job.paused else "active",
             "\n".join(f"{t.astimezone():%Y-%m-%d %H:%M:%S %Z}" for t in runs) or "-",
         )
     console.print(table)
 
 
-def _change(action: str, name: str, done: str) -> None:
-    """`hibernator().ACTION(name)`, then `DONE NAME` on stderr (or the refusal, exit 1)."""
+def _change(action: str, name: str, project_: str | None, done: str) -> None:
+    """`hibernator().ACTION(name, project)`, then `DONE NAME` on stderr (or the refusal, exit 1)."""
     try:
-        getattr(hibernator(), action)(name)
+        getattr(hibernator(), action)(name, project(project_))
     except USER_ERRORS as exc:
         fail(str(exc))
     err.print(f"{done} {name}")
 
 
 @app.command("pause")
-def pause(name: str) -> None:
+def pause(name: str, project_: Project = None) -> None:
     """Stop creating runs (runs already scheduled are removed) until resumed."""
-    _change("pause", name, "paused")
+    _change("pause", name, project_, "paused")
 
 
 @app.command("resume")
-def resume(name: str) -> None:
+def resume(name: str, project_: Project = None) -> None:
     """Start creating runs again."""
-    _change("resume", name, "resumed")
+    _change("resume", name, project_, "resumed")
 
 
 @app.command("delete")
-def delete(name: str) -> None:
+def delete(name: str, project_: Project = None) -> None:
     """Delete the schedule and its runs that have not started."""
-    _change("delete", name, "deleted")
+    _change("delete", name, project_, "deleted")
 
 
 @app.command("run")
-def run(name: str) -> None:
+def run(name: str, project_: Project = None) -> None:
     """Run the schedule's job now; prints the job id."""
     try:
-        job = hibernator().run(name)
+        job = hibernator().run(name, project(project_))
     except USER_ERRORS as exc:
         fail(str(exc))
     typer.echo(job.id)

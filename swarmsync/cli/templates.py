@@ -12,8 +12,20 @@ from rich.table import Table
 
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import USER_ERRORS, command_from, job_options, parse_env
-from swarmsync.cli.options import Command, Cpu, Env, Memory, Retries, Secret, Shell, Tag, Timeout
-from swarmsync.cli.target import hibernator
+from swarmsync.cli.options import (
+    AllProjects,
+    Command,
+    Cpu,
+    Env,
+    Memory,
+    Project,
+    Retries,
+    Secret,
+    Shell,
+    Tag,
+    Timeout,
+)
+from swarmsync.cli.target import hibernator, project
 
 app = typer.Typer(no_args_is_help=True, help="Saved job templates (Prefect blocks).")
 
@@ -33,6 +45,7 @@ def save(
     retries: Retries = None,
     compose: Annotated[Path | None, typer.Option("--compose", help="A compose file (docs/compose-jobs.md)")] = None,
     main: Annotated[str | None, typer.Option("--main", help="With --compose: the main service")] = None,
+    project_: Project = None,
 ) -> None:
     """Save (or replace) a job template, shown in the Prefect UI as a block."""
     options = job_options(env, memory, cpu, timeout, tag, retries)
@@ -48,31 +61,40 @@ def save(
             options = {**spec, **options, "env": {**spec.get("env", {}), **options.get("env", {})}}
         elif not image:
             fail("give an IMAGE (or --compose FILE --main SERVICE)")
+        in_project = project(project_)
         hibernator().save_template(
-            name, image, command_from(command, shell), secret_env=parse_env(secret, "--secret") or None, **options,
+            name, image, command_from(command, shell), secret_env=parse_env(secret, "--secret") or None,
+            project=in_project, **options,
         )
     except USER_ERRORS as exc:
         fail(str(exc))
-    err.print(f"saved template {name}; use it with: swarmsync submit --template {name}")
+    where = f" --project {in_project}" if in_project else ""
+    err.print(f"saved template {name}; use it with: swarmsync submit{where} --template {name}")
 
 
 @app.command("list")
-def list_templates() -> None:
-    """List saved job templates."""
-    table = Table("name", "image", "command", "env", "secrets")
-    for name, fields in sorted(hibernator().list_templates().items()):
+def list_templates(project_: Project = None, all_projects: AllProjects = False) -> None:
+    """List saved job templates (of one project with --project)."""
+    saved = hibernator().list_templates(project(project_, all_projects))
+    table = Table()
+    longest = max((len(fields.get("name") or stored) for stored, fields in saved.items()), default=4)
+    table.add_column("name", no_wrap=True, min_width=longest)  # whole, whatever the terminal's width
+    for column in ("project", "owner", "image", "command", "env", "secrets"):
+        table.add_column(column)
+    for stored, fields in sorted(saved.items(), key=lambda item: (item[1].get("project") or "", item[0])):
         command = fields.get("command")
         command = command if isinstance(command, str) else " ".join(command or [])
-        table.add_row(name, fields.get("image", "?"), command, ", ".join(fields.get("env") or {}),
+        table.add_row(fields.get("name") or stored, fields.get("project") or "default", fields.get("owner") or "-",
+                      fields.get("image", "?"), command, ", ".join(fields.get("env") or {}),
                       ", ".join(fields.get("secrets") or {}))
     console.print(table)
 
 
 @app.command("delete")
-def delete(name: str) -> None:
+def delete(name: str, project_: Project = None) -> None:
     """Delete a template and the Secret blocks it made."""
     try:
-        hibernator().delete_template(name)
+        hibernator().delete_template(name, project(project_))
     except USER_ERRORS as exc:
         fail(str(exc))
     err.print(f"deleted template {name}")

@@ -12,9 +12,10 @@ import typer
 from rich.table import Table
 
 from swarmsync.auth import users
-from swarmsync.cli.console import console, err, read_password
+from swarmsync.auth.projects import DEFAULT_PROJECT, ProjectError
+from swarmsync.cli.console import console, err, fail, read_password
 from swarmsync.cli.options import PasswordStdin
-from swarmsync.cli.target import local_principal
+from swarmsync.cli.target import local_principal, project_admin
 from swarmsync.client import Client, remote_configured
 
 app = typer.Typer(no_args_is_help=True, help="Manage user accounts (admins).")
@@ -31,13 +32,29 @@ def add(
     username: str,
     role: Annotated[str, typer.Option(help="admin, operator or viewer")] = "viewer",
     password_stdin: PasswordStdin = False,
+    no_default_project: Annotated[bool, typer.Option(
+        "--no-default-project", help="Do not join the default project (every new user does, as an operator)")
+    ] = False,
+    project: Annotated[str | None, typer.Option(
+        "--project", "-P", help="Also add the user to this project (see 'swarmsync project list')")] = None,
+    project_role: Annotated[str, typer.Option(
+        help="Their role in --project: viewer, operator or maintainer")] = "operator",
 ) -> None:
-    """Add a user (the first admin: `swarmsync user add NAME --role admin` on the server host)."""
+    """Add a user (the first admin: `swarmsync user add NAME --role admin` on the server host). They join the
+    default project as an operator (capped by their role) unless --no-default-project; --project adds another."""
     password = read_password(password_stdin, confirm=True)
     if remote_configured():
         _show(Client.from_settings().add_user(username, password, role))
     else:
-        _show(users.add_user(local_principal(), username, password, role))
+        _show(users.add_user(local_principal(), username, password, role, join_default=not no_default_project))
+    try:
+        if no_default_project and remote_configured():  # the API adds every new user to it: take them out
+            project_admin().remove_member(DEFAULT_PROJECT, username)
+        if project:
+            member = project_admin().set_member(project, username, project_role)
+            err.print(f"{username} is {member['role']} in project {project}")
+    except (ProjectError, LookupError) as exc:
+        fail(f"user {username} was added, but its projects were not set: {exc}")
 
 
 @app.command("list")

@@ -120,7 +120,8 @@ def test_a_viewer_cannot_reach_submit_or_admin(app_as):
     assert not at.exception and "Jobs" in [t.value for t in at.title]
 
 
-def test_viewer_sees_no_cancel_or_rerun_but_an_operator_cancels(app_as, api_client, busybox, no_leftover_containers):
+def test_only_those_who_may_change_a_job_see_cancel_and_an_admin_cancels(app_as, api_client, busybox,
+                                                                         no_leftover_containers):
     job = api_client.submit(busybox, "echo started; sleep 120", pull_policy="never", tags=["dash-cancel"])
     wait_until(lambda: job.status() == "Running", "job running")
     viewer, _ = app_as("viewer")
@@ -128,10 +129,13 @@ def test_viewer_sees_no_cancel_or_rerun_but_an_operator_cancels(app_as, api_clie
     assert not viewer.exception
     assert f"Job {job.id}" in [h.value for h in viewer.header]
     assert not [b for b in viewer.button if b.key in ("cancel", "rerun")]
+    peer, _ = app_as("operator")  # an operator of the same project, but not its submitter
+    open_job(peer, job.id)
+    assert not [b for b in peer.button if b.key in ("cancel", "rerun")]
 
-    operator, _ = app_as("operator")
-    open_job(operator, job.id)
-    operator.button(key="cancel").click().run()
+    admin, _ = app_as("admin")
+    open_job(admin, job.id)
+    admin.button(key="cancel").click().run()
     job.wait(120)
     assert job.status() == "Cancelled"
     assert not [b for b in viewer.run().button if b.key in ("cancel", "rerun")]
@@ -271,7 +275,9 @@ def test_schedules_list_next_runs_and_operators_pause_them_viewers_only_read(app
     import swarmsync
 
     name = f"dash-{uuid.uuid4().hex[:8]}"
-    swarmsync.deployments.schedules.create(name, busybox, "echo from-a-schedule", every="1h", pull_policy="never")
+    operator, account = app_as("operator")
+    swarmsync.deployments.schedules.create(name, busybox, "echo from-a-schedule", every="1h", pull_policy="never",
+                                           owner=account.username)  # its owner may pause it
     viewer, _ = app_as("viewer")
     viewer.switch_page("views/schedules.py").run()
     assert not viewer.exception
@@ -279,7 +285,6 @@ def test_schedules_list_next_runs_and_operators_pause_them_viewers_only_read(app
     row = table[table["name"] == name].iloc[0]
     assert row["next runs"] != "-" and not row["paused"]
     assert not [b for b in viewer.button if b.key == "schedule_pause"]  # read-only for viewers
-    operator, _ = app_as("operator")
     operator.switch_page("views/schedules.py").run()
     operator.selectbox(key="schedule_name").select(name).run()
     next(b for b in operator.button if b.key == "schedule_pause").click().run()

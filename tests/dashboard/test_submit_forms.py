@@ -111,9 +111,9 @@ def test_on_a_schedule_creates_a_recurring_job_through_the_api_and_its_errors_si
         [when] = created.schedules
         assert when.description == "cron 0 3 1 1 * (Europe/Berlin)"
         assert created.job["image"] == busybox
-        assert f"swarmsync.user:{account.username}" in created.job["tags"]  # its runs show who made it
+        assert created.owner == account.username and created.project == "default"  # its runs show who made it
         assert f"Schedule {name} created" in texts(at)
-        assert audit.events(actor=account.username, action="schedule.create")[0].target == name
+        assert audit.events(actor=account.username, action="schedule.create")[0].target == f"default/{name}"
     finally:
         swarmsync.deployments.schedules.delete(name)
 
@@ -139,6 +139,6 @@ def test_save_as_job_template_goes_through_the_api_and_keeps_secrets_in_secret_b
         assert re.fullmatch(rf"swarmsync-template-{name}-token-[0-9a-f]{{12}}", saved["secrets"]["TOKEN"])
         assert "template-secret-value" not in str(saved)
         assert f"Saved job template {name}" in texts(at)
-        assert audit.events(actor=account.username, action="template.save")[0].target == name
+        assert audit.events(actor=account.username, action="template.save")[0].target == f"default/{name}"
     finally:
         swarmsync.templates.delete_template(name)
