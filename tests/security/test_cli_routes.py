@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+import swarmsync
 from swarmsync.deployments.pools import create_pool
 from tests.accounts.conftest import auth
 from tests.security.test_secrets import LATER, a_job_with_a_secret, cancel, jobs_of, me
@@ -113,3 +114,33 @@ def test_a_scoped_token_cannot_mint_a_wider_one_through_the_cli(api, cli_operato
     refused(as_cli(scoped, "token", "create", "unscoped"), "jobs:submit")  # no scopes: all of the role's
     narrower = as_cli(scoped, "token", "create", "same", "--scope", "jobs:read")
     assert narrower.returncode == 0, narrower.stderr
+
+
+def test_another_operators_job_schedule_and_template_are_refused_through_the_cli(api, cli_operators, as_cli,
+                                                                                busybox):
+    """Issue 23's attacks as a remote user's shell takes them: B (an operator of the same project) cancels,
+    re-runs and deletes A's job, pauses and deletes A's schedule, replaces A's template."""
+    alice, bob, _, bob_token = cli_operators
+    job = api.post("/jobs", json={"spec": {"image": busybox, "command": "true", "pull_policy": "never"},
+                                  "at": LATER}, headers=auth(alice)).json()["id"]
+    done = api.post("/jobs", json={"spec": {"image": busybox, "command": "true", "pull_policy": "never"}},
+                    headers=auth(alice)).json()["id"]
+    swarmsync.get_job(done).wait(120)
+    name = f"cli-own-{uuid.uuid4().hex[:8]}"
+    spec = {"image": busybox, "command": "echo mine", "pull_policy": "never"}
+    assert api.post("/schedules", json={"name": name, "spec": spec, "every": "1h", "paused": True},
+                    headers=auth(alice)).status_code == 201
+    assert api.post("/templates", json={"name": name, "spec": spec}, headers=auth(alice)).status_code == 201
+    try:
+        for args in (("cancel", job), ("rerun", job), ("delete", done), ("schedule", "pause", name),
+                     ("schedule", "delete", name)):
+            refused(as_cli(bob_token, *args), "403", "only its owner")
+        taken = as_cli(bob_token, "template", "save", name, busybox, "--", "sh", "-c", "echo theirs")
+        assert taken.returncode != 0 and "409" in taken.stderr, taken.stderr
+        assert swarmsync.get_job(job).status() == "Scheduled" and swarmsync.get_job(done).status() == "Completed"
+        assert api.get(f"/schedules/{name}", headers=auth(alice)).json()["owner"] == me(api, alice)
+        assert swarmsync.templates.load_template(name).command == "echo mine"
+    finally:
+        cancel(api, alice, job)
+        api.delete(f"/schedules/{name}", headers=auth(alice))
+        api.delete(f"/templates/{name}", headers=auth(alice))
