@@ -19,7 +19,7 @@ from swarmsync.api.deps import address, require
 from swarmsync.api.errors import Conflict, responses
 from swarmsync.api.schemas import Done, JobOut, JobSubmission, LogLine, ManifestOut, StateOut
 from swarmsync.api.secret_checks import admitted, hidden_rows
-from swarmsync.auth import audit, projects, secret_owners
+from swarmsync.auth import audit, projects
 from swarmsync.auth.roles import Permission, Principal, Role
 from swarmsync.log_follow import LOG_BATCH
 from swarmsync.owners import DEFAULT_PROJECT
@@ -171,8 +171,7 @@ def delete(job_id: str, request: Request, principal: Principal = Depends(require
     job = changeable_job(principal, job_id)
     if not job.is_finished():
         raise Conflict(f"job {job.id} is {job.status()}: cancel it first")
-    jobs.delete_job(job.id)
-    secret_owners.delete_secrets_of(secret_owners.JOB, job.id)
+    job.delete()
     audit.record(principal.username, "job.delete", job.id, address=address(request))
     return Done(name=job.id, done="delete")
 
