@@ -273,7 +273,7 @@ async def _store_archive(job_id: str, spool: Path, manifest: dict[str, Any],
     for attempt in range(1, attempts + 1):
         try:
             try:
-                store = await anyio.to_thread.run_sync(archive.get_archive_store, block)
+                store = await anyio.to_thread.run_sync(archive.store_for, block)
             except Exception as exc:  # noqa: BLE001 - a deleted block, Prefect unreachable, ...
                 raise archive.ArchiveStoreError(
                     f"archive store {block or 'SWARMSYNC_ARCHIVE_BLOCK'} cannot be loaded: "

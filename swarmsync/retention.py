@@ -3,8 +3,9 @@
 - archives and their index rows (by the job's finish time in `archive_index`), each
   archive from the store its row names (a pool's own `archive_block`, else the
   installation's), the row only once its files are gone; plus archive folders that no
-  index row lists in the local stores rows name (by their manifest's finish time, else
-  the folder's modification time); with each job, the Secret blocks made for its
+  index row lists in the stores rows name where this installation alone writes (local
+  folders: `Store.lists_leftovers`), by their manifest's finish time, else the folder's
+  modification time; with each job, the Secret blocks made for its
   `secret_env` (swarmsync/auth/secret_owners.py);
 - leftover job containers labelled `io.swarmsync.instance=<this Prefect API URL>`,
   created before the cut-off, that are not running a live job (stopped, or their run is
@@ -20,10 +21,8 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import docker.errors
-from prefect.filesystems import LocalFileSystem, WritableFileSystem
 from sqlalchemy import delete, select
 
 from swarmsync import archive
@@ -55,7 +54,7 @@ def expired_archives(cutoff: datetime, dry_run: bool = False) -> list[Removal]:
     else the installation's store), then its row: a row is never left pointing at deleted
     files. A store that cannot be reached keeps both (retried at the next run, and logged)."""
     removed: list[Removal] = []
-    stores: dict[str | None, WritableFileSystem | None] = {}
+    stores: dict[str | None, archive.Store | None] = {}
     with session_scope() as session:
         rows = session.scalars(select(ArchiveRecord).where(ArchiveRecord.finished_at < cutoff)).all()
         expired = [(row.job_id, row.archive_block, _utc(row.finished_at)) for row in rows]
@@ -69,7 +68,7 @@ def expired_archives(cutoff: datetime, dry_run: bool = False) -> list[Removal]:
             removed += _job_secrets(job_id, finished, dry_run)
             continue
         try:
-            if archive.delete_archive(job_id, store):
+            if store.delete(job_id):
                 removed.append(Removal("archive", job_id, finished))
         except Exception:  # noqa: BLE001 - keep the row; the next run tries again
             logger.exception("could not delete the archive of job %s from %s", job_id, block or "the local store")
@@ -82,17 +81,16 @@ def expired_archives(cutoff: datetime, dry_run: bool = False) -> list[Removal]:
         indexed = set(session.scalars(select(ArchiveRecord.job_id)).all())
     for block in blocks | {None}:  # folders nothing lists, in every store an index row has named
         store = _store(stores, block)
-        if isinstance(store, LocalFileSystem):
-            base = Path(store.basepath or ".").expanduser()
-            removed += _unindexed_local_archives(base, indexed, cutoff, dry_run, store)
+        if store is not None and store.lists_leftovers:
+            removed += _unindexed_archives(store, indexed, cutoff, dry_run)
     return removed
 
 
-def _store(stores: dict[str | None, WritableFileSystem | None], block: str | None) -> WritableFileSystem | None:
+def _store(stores: dict[str | None, archive.Store | None], block: str | None) -> archive.Store | None:
     """The archive store `block` names (None: the installation's), loaded once; None if it cannot be loaded."""
     if block not in stores:
         try:
-            stores[block] = archive.get_archive_store(block)
+            stores[block] = archive.store_for(block)
         except Exception:  # noqa: BLE001 - e.g. a deleted block: its archives stay, and are reported
             logger.exception("archive store %s cannot be loaded; its archives are kept", block)
             stores[block] = None
@@ -107,31 +105,28 @@ def _job_secrets(job_id: str, finished: datetime, dry_run: bool) -> list[Removal
     return [Removal("secret", block, finished) for block in blocks]
 
 
-def _unindexed_local_archives(base: Path, indexed: set[str], cutoff: datetime, dry_run: bool,
-                              store: LocalFileSystem | None = None) -> list[Removal]:
+def _unindexed_archives(store: archive.Store, indexed: set[str], cutoff: datetime,
+                        dry_run: bool) -> list[Removal]:
     removed = []
-    for folder in base.iterdir() if base.is_dir() else []:
-        try:
-            job_id = str(uuid.UUID(folder.name))
-        except ValueError:
+    for stored in store.list():
+        if stored.job_id in indexed:
             continue
-        if job_id in indexed or not folder.is_dir():
-            continue
-        finished = _archive_time(folder)
-        if finished < cutoff:
+        finished = _archive_time(store, stored)
+        if finished is not None and finished < cutoff:
             if not dry_run:
-                archive.delete_archive(job_id, store)
-            removed.append(Removal("archive", job_id, finished))
-            removed += _job_secrets(job_id, finished, dry_run)
+                store.delete(stored.job_id)
+            removed.append(Removal("archive", stored.job_id, finished))
+            removed += _job_secrets(stored.job_id, finished, dry_run)
     return removed
 
 
-def _archive_time(folder: Path) -> datetime:
+def _archive_time(store: archive.Store, stored: archive.StoredJob) -> datetime | None:
+    """When an unindexed archive finished: its manifest says, else its folder's modification time."""
     try:
-        manifest = json.loads((folder / archive.MANIFEST).read_text())
+        manifest = json.loads(store.read(f"{stored.job_id}/{archive.MANIFEST}"))
         return _utc(datetime.fromisoformat(manifest["finished_at"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return datetime.fromtimestamp(folder.stat().st_mtime, UTC)
+    except (OSError, archive.ArchiveStoreError, ValueError, KeyError, TypeError):
+        return stored.modified
 
 
 def _created(container) -> datetime:

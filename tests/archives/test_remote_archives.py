@@ -219,7 +219,7 @@ def test_jobs_archiving_at_once_to_one_sftp_store_all_finish_with_their_bytes(sf
 
     def write(i: int) -> None:
         try:
-            anyio.run(archive._copy_to_store, store, tmp_path / f"p{i}", f"job-{i}/stdout.txt")
+            store.put(f"job-{i}/stdout.txt", tmp_path / f"p{i}")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -240,8 +240,5 @@ def remote_fs_of_store(store):
     """A fresh fsspec connection to the store, made here (not SwarmSync's pool of SFTP sessions)."""
     from fsspec.core import url_to_fs
 
-    settings = archive._settings(store)
-    if str(store.basepath).startswith("sftp://"):
-        settings = archive._sftp_settings(settings)
-    fs, root = url_to_fs(str(store.basepath), skip_instance_cache=True, **settings)
+    fs, root = url_to_fs(store.url, **{**store.fsspec_options(), "skip_instance_cache": True})
     return fs, root.rstrip("/")

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from swarmsync.archive import ArchiveCorrupt, _public_url, checked_chunks
+from swarmsync.archive import ArchiveCorrupt, checked_chunks, public_url
 
 
 def meta(data: bytes) -> dict:
@@ -30,6 +30,6 @@ def test_a_mismatch_raises_before_the_last_chunk_is_given(received):
 
 
 def test_store_urls_never_show_a_password():
-    assert _public_url("sftp://alice:s3cret@host:2222/srv/archive") == "sftp://alice@host:2222/srv/archive"
-    assert _public_url("s3://bucket/prefix") == "s3://bucket/prefix"
-    assert _public_url("sftp://alice@host/srv") == "sftp://alice@host/srv"
+    assert public_url("sftp://alice:s3cret@host:2222/srv/archive") == "sftp://alice@host:2222/srv/archive"
+    assert public_url("s3://bucket/prefix") == "s3://bucket/prefix"
+    assert public_url("sftp://alice@host/srv") == "sftp://alice@host/srv"

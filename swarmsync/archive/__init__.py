@@ -1,0 +1,88 @@
+"""The archive: each job's output as .txt files, its output folder as .tar.gz, and a
+manifest.json with SHA-256 and size of every file, kept in a `Store` (README.md in this folder).
+
+    from swarmsync import archive
+    store = archive.store_for("remote-file-system/archive")   # or None: the installation's store
+    store.probe()
+    meta, chunks = archive.iter_verified_file(job_id, "output.txt")
+
+Names kept from the single-module `archive.py` (documented aliases): `get_archive_store` is
+`store_for` (it now returns a `Store`, not the Prefect block); `check_store(store)` is
+`store_for(store).probe()`, `describe_store(store)` `.describe()`, `archive_location(store, id)`
+`.location(id)`, `delete_archive(id, store)` `.delete(id)`. Each also takes a loaded block or a slug.
+See docs/archives.md.
+"""
+
+from __future__ import annotations
+
+from prefect.filesystems import WritableFileSystem
+
+from swarmsync.archive.errors import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+from swarmsync.archive.factory import STORES, from_block, store_for
+from swarmsync.archive.fsspec_store import FsspecStore
+from swarmsync.archive.index import (
+    delete_job_archive,
+    index_archive,
+    indexed_outcome,
+    indexed_project,
+    store_for_job,
+)
+from swarmsync.archive.layout import (
+    ARCHIVE_FILES,
+    FILES_ARCHIVE,
+    MANIFEST,
+    SERVICE_FILE_RE,
+    TEXT_FILES,
+    check_job_id,
+)
+from swarmsync.archive.local import LocalStore
+from swarmsync.archive.reader import (
+    DOWNLOAD_CHUNK,
+    VERIFY_IN_MEMORY,
+    checked_chunks,
+    expected_file,
+    iter_archive_file,
+    iter_verified_file,
+    open_archive_file,
+    read_archive_file,
+    read_manifest,
+    verify_archive,
+)
+from swarmsync.archive.sftp import SftpStore
+from swarmsync.archive.store import Store, StoredJob, public_url
+from swarmsync.archive.writer import spool_manifest, write_archive
+
+StoreLike = Store | WritableFileSystem | str | None
+
+get_archive_store = store_for  # alias: the name before `Store` (returned the block; now its Store)
+
+
+def check_store(store: StoreLike) -> str:
+    """Alias of `store_for(store).probe()`."""
+    return store_for(store).probe()
+
+
+def describe_store(store: StoreLike) -> str:
+    """Alias of `store_for(store).describe()`."""
+    return store_for(store).describe()
+
+
+def archive_location(store: StoreLike, job_id: str) -> str:
+    """Alias of `store_for(store).location(job_id)`."""
+    return store_for(store).location(job_id)
+
+
+def delete_archive(job_id: str, store: StoreLike = None) -> bool:
+    """Alias of `store_for(store).delete(job_id)`: remove a job's archive folder; False if there was none."""
+    return store_for(store).delete(job_id)
+
+
+__all__ = [
+    "ARCHIVE_FILES", "DOWNLOAD_CHUNK", "FILES_ARCHIVE", "MANIFEST", "SERVICE_FILE_RE", "STORES", "TEXT_FILES",
+    "VERIFY_IN_MEMORY", "ArchiveCorrupt", "ArchiveNotFound", "ArchiveStoreError", "FsspecStore", "LocalStore",
+    "SftpStore", "Store", "StoredJob", "archive_location", "check_job_id", "check_store", "checked_chunks",
+    "delete_archive", "delete_job_archive", "describe_store", "expected_file", "from_block", "get_archive_store",
+    "index_archive", "indexed_outcome", "indexed_project", "iter_archive_file", "iter_verified_file",
+    "open_archive_file", "public_url", "read_archive_file", "read_manifest", "spool_manifest", "store_for",
+    "store_for_job", "verify_archive", "write_archive",
+]
