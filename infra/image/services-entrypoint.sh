@@ -1,5 +1,5 @@
 #!/bin/bash
-# services-entrypoint postgres|redis|haproxy|healthcheck: Debian's servers for a SwarmSync compose stack.
+# services-entrypoint postgres|redis|haproxy|redis-cli|healthcheck: Debian's servers for a SwarmSync compose stack.
 #   postgres: PGDATA=/var/lib/postgresql/data (a volume). On first start: initdb with the superuser
 #             `postgres` and POSTGRES_PASSWORD, scram-sha-256 for every network client, then the role
 #             POSTGRES_USER (same password, LOGIN CREATEDB) owning each database of POSTGRES_DATABASES.
@@ -62,6 +62,11 @@ CONF
 haproxy)
   echo haproxy > "$ROLE_FILE"
   exec haproxy -W -db -f "${HAPROXY_CONFIG:-/usr/local/etc/haproxy/haproxy.cfg}" "$@"
+  ;;
+redis-cli)
+  # redis-cli with the password from REDIS_PASSWORD(_FILE), e.g. `docker-compose exec -T redis
+  # services-entrypoint redis-cli save` (the password never appears on a command line)
+  REDISCLI_AUTH="${REDIS_PASSWORD:-}" exec redis-cli "$@"
   ;;
 healthcheck)
   role=${1:-$(cat "$ROLE_FILE" 2>/dev/null || true)}
