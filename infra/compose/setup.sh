@@ -15,7 +15,7 @@ worker=0
 [ "${1:-}" = --worker ] && worker=1
 
 if [ ! -f .env ]; then
-  tag=$(bash ../image/build.sh --print-tag)
+  tag=${SWARMSYNC_IMAGE_TAG:-$(bash ../image/build.sh --print-tag)}
   gid=$(stat -c %g "${DOCKER_SOCKET:-/var/run/docker.sock}" 2>/dev/null || echo "")
   (umask 077 && sed -e "s|^SWARMSYNC_IMAGE_TAG=.*|SWARMSYNC_IMAGE_TAG=$tag|" -e "s|^DOCKER_GID=.*|DOCKER_GID=$gid|" \
     .env.example > .env)
