@@ -173,13 +173,12 @@ def run(command: str, args: list[str]) -> None:
     elif command == "server-services":
         _exec([python, "-m", "prefect", "server", "services", "start", *args], prefect_server_env(NO_MIGRATIONS))
     elif command == "prefect-migrate":
-        import anyio
-
-        from swarmsync.deployments.stack import prepare_prefect_database
-
-        os.environ.update(prefect_server_env())
-        anyio.run(prepare_prefect_database)
-        print("Prefect's database is migrated and its block types registered", flush=True)
+        # in a new process: Prefect read its settings when this one imported it, before the entrypoint
+        # put the password (from its file) into the database URL
+        _exec([python, "-c", "import anyio; from swarmsync.deployments.stack import prepare_prefect_database; "
+               "anyio.run(prepare_prefect_database); "
+               "print(\"Prefect's database is migrated and its block types registered\", flush=True)", *args],
+              prefect_server_env())
     elif command == "migrate":
         migrate_swarmsync()
     elif command == "api":

@@ -28,15 +28,20 @@ postgres)
       --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
     rm -f "$pw"
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+    # the set-up server listens on a socket of its own: nothing (the health check, a restore waiting
+    # for it) takes it for the real one, which then replaces it
+    init=$(mktemp -d); chown postgres "$init"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=$init" \
+      -w start >/dev/null
     user=${POSTGRES_USER:-swarmsync}
-    runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -v user="$user" -v pw="$POSTGRES_PASSWORD" <<'SQL'
+    runuser -u postgres -- psql -h "$init" -v ON_ERROR_STOP=1 -q -v user="$user" -v pw="$POSTGRES_PASSWORD" <<'SQL'
 CREATE ROLE :"user" LOGIN CREATEDB PASSWORD :'pw';
 SQL
     for db in ${POSTGRES_DATABASES:-swarmsync prefect}; do
-      runuser -u postgres -- createdb -O "$user" "$db"
+      runuser -u postgres -- createdb -h "$init" -O "$user" "$db"
     done
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+    rm -rf "$init"
     echo "services: PostgreSQL initialised: role $user, databases ${POSTGRES_DATABASES:-swarmsync prefect}"
   fi
   exec runuser -u postgres -- "$PGBIN/postgres" -D "$PGDATA" -c listen_addresses='*' "$@"
