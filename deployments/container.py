@@ -192,7 +192,14 @@ def run(command: str, args: list[str]) -> None:
         # (no Prefect auth string here: the dashboard reaches only the SwarmSync API, which needs a login)
         _exec([*dashboard_command(settings), *args], client_env())
     elif command == "worker":
+        from swarmsync.connection import api_healthy
+        from swarmsync.deployments.stack import wait_for
+
         name = worker_name(dict(os.environ))
+        # started with the stack, the Prefect API (or its balancer) may not answer yet: Prefect's worker
+        # would exit ("Failed to reach API") and go round its restart policy
+        wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)",
+                 float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
         env = {"PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1", "PREFECT_WORKER_WEBSERVER_PORT": "8080", **client_env()}
         _exec([swarmsync_cli, "worker", "start", "--name", name, "--with-healthcheck", *args], env)
     elif command == "cli":
