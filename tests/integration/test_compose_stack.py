@@ -10,7 +10,8 @@ prepared with `bash setup.sh` (.env from .env.example, secrets/ as files) and th
 1. `up -d` (Prefect in one process, with the worker of worker.yaml): every container healthy, no
    password in any container's configuration, the worker named after the Docker host; from
    outside (the published API port) the first admin (password from secrets/admin_password) makes a
-   user who runs a job and downloads its output; `doctor` green (in the API's container, which
+   user who runs a job and downloads its output; the dashboard's and a host proxy's X-Forwarded-For
+   are believed with no edit (trusted subnet); `doctor` green (in the API's container, which
    has no Docker socket, and through the API); the documented `down` works.
 2. Prefect's high-availability shape (COMPOSE_PROFILES=ha in .env) with the worker: the data is
    still there; a burst of jobs while one API replica's process is killed (SIGKILL of its main
@@ -274,6 +275,14 @@ def test_the_stack_with_its_worker_as_documented(stack, busybox, state) -> None:
     text = carol.read_archive_file(job.id, "output.txt").decode()
     assert "hello from compose" in text
     state.update(jobs={job.id: text})
+
+    # the proxies the stack runs are trusted from the first `up`, with no edit: the dashboard (inside the
+    # stack) and a TLS proxy on this host reaching the published port pass on each browser's address
+    stack("exec", "-T", "dashboard", "python", "-c", "\"from swarmsync.client import Client; "
+          "Client.login('http://api:4280', 'carol', 'carol-password-1', forwarded_for='203.0.113.77')\"")
+    Client.login(api, "carol", "carol-password-1", forwarded_for="203.0.113.78")
+    addresses = {event["address"] for event in admin(stack).audit(limit=50)}
+    assert {"203.0.113.77", "203.0.113.78"} <= addresses, addresses
 
     assert_doctor_green(stack)
 
