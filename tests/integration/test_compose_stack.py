@@ -52,8 +52,8 @@ BUILD = ROOT / "infra" / "image" / "build.sh"
 DOC = ROOT / "docs" / "run-it-for-a-team.md"
 
 pytestmark = [
-    # In make test and CI: ~8 min with the base image and wheels cached (the images' build ~1.5 min of
-    # it), a few more on a fresh machine (debootstrap, wheels). SWARMSYNC_TEST_COMPOSE_STACK=0 skips it.
+    # In make test and CI: 6-9 min with the base image and wheels cached (the images' build ~1 min of
+    # it), ~4 more on a fresh machine (debootstrap, wheels). SWARMSYNC_TEST_COMPOSE_STACK=0 skips it.
     pytest.mark.skipif(os.environ.get("SWARMSYNC_TEST_COMPOSE_STACK") == "0",
                        reason="SWARMSYNC_TEST_COMPOSE_STACK=0"),
     pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("apt-get"), reason="needs root on Debian (debootstrap)"),
