@@ -13,6 +13,10 @@ command per part of the stack, each with its health check.
 
 Secrets may come from files (compose secrets): for each `NAME_FILE` naming a readable file, the
 setting `NAME` is read from it (e.g. SWARMSYNC_PREFECT_AUTH_STRING_FILE=/run/secrets/prefect_auth).
+A database or Redis URL naming no password gets POSTGRES_PASSWORD / REDIS_PASSWORD (URL_PASSWORDS).
+What is read from files lives only in the environment of the process started here (its
+/proc/PID/environ, readable by the container's user and root), never in the container's
+configuration (`docker inspect`).
 SWARMSYNC_PREFECT_AUTH_STRING becomes Prefect's PREFECT_SERVER_API_AUTH_STRING (server) and
 PREFECT_API_AUTH_STRING (clients), as `swarmsync up` does.
 """
@@ -57,6 +61,54 @@ def database_url_from_parts(env: dict[str, str]) -> dict[str, str]:
         )
     out.pop("POSTGRES_PASSWORD", None)  # only the URL goes on to SwarmSync
     return out
+
+
+# URL settings that get the password of their server from its secret when they name none: compose
+# writes the URLs without passwords (postgresql+psycopg://swarmsync@postgres:5432/swarmsync), the
+# passwords come from files (POSTGRES_PASSWORD_FILE, REDIS_PASSWORD_FILE), and `docker inspect`
+# shows no password. The URLs with passwords exist only in the environment of the process exec'd here.
+URL_PASSWORDS = {
+    "SWARMSYNC_DATABASE_URL": "POSTGRES_PASSWORD",
+    "PREFECT_API_DATABASE_CONNECTION_URL": "POSTGRES_PASSWORD",
+    "SWARMSYNC_REDIS_URL": "REDIS_PASSWORD",
+    "SWARMSYNC_PREFECT_REDIS_URL": "REDIS_PASSWORD",
+}
+
+
+def passwords_into_urls(env: dict[str, str]) -> dict[str, str]:
+    """Each URL of URL_PASSWORDS without a password gets its server's (URL-quoted); POSTGRES_PASSWORD and
+    REDIS_PASSWORD themselves do not go on to SwarmSync's processes."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    out = dict(env)
+    for name, secret in URL_PASSWORDS.items():
+        url, password = env.get(name), env.get(secret)
+        if not url or not password:
+            continue
+        parts = urlsplit(url)
+        if parts.password is not None or not parts.hostname:
+            continue
+        user, host = parts.netloc.rpartition("@")[0], parts.netloc.rpartition("@")[2]
+        out[name] = urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+    out.pop("REDIS_PASSWORD", None)
+    return out
+
+
+HOST_NAME_FILE = Path(os.environ.get("SWARMSYNC_HOST_NAME_FILE", "/run/swarmsync/host-hostname"))
+
+
+def worker_name(env: dict[str, str]) -> str:
+    """SWARMSYNC_WORKER_NAME, else the Docker host's name (its /etc/hostname, mounted by worker.yaml at
+    HOST_NAME_FILE), else this container's host name: stable across restarts and re-creations, so a
+    worker's history and telemetry stay under one name."""
+    if name := (env.get("SWARMSYNC_WORKER_NAME") or "").strip():
+        return name
+    try:
+        if host := HOST_NAME_FILE.read_text().strip():
+            return host
+    except OSError:
+        pass
+    return socket.gethostname()
 
 
 def _exec(args: list[str], env: dict[str, str]) -> None:
@@ -121,13 +173,12 @@ def run(command: str, args: list[str]) -> None:
     elif command == "server-services":
         _exec([python, "-m", "prefect", "server", "services", "start", *args], prefect_server_env(NO_MIGRATIONS))
     elif command == "prefect-migrate":
-        import anyio
-
-        from swarmsync.deployments.stack import prepare_prefect_database
-
-        os.environ.update(prefect_server_env())
-        anyio.run(prepare_prefect_database)
-        print("Prefect's database is migrated and its block types registered", flush=True)
+        # in a new process: Prefect read its settings when this one imported it, before the entrypoint
+        # put the password (from its file) into the database URL
+        _exec([python, "-c", "import anyio; from swarmsync.deployments.stack import prepare_prefect_database; "
+               "anyio.run(prepare_prefect_database); "
+               "print(\"Prefect's database is migrated and its block types registered\", flush=True)", *args],
+              prefect_server_env())
     elif command == "migrate":
         migrate_swarmsync()
     elif command == "api":
@@ -141,7 +192,14 @@ def run(command: str, args: list[str]) -> None:
         # (no Prefect auth string here: the dashboard reaches only the SwarmSync API, which needs a login)
         _exec([*dashboard_command(settings), *args], client_env())
     elif command == "worker":
-        name = os.environ.get("SWARMSYNC_WORKER_NAME") or socket.gethostname()
+        from swarmsync.connection import api_healthy
+        from swarmsync.deployments.stack import wait_for
+
+        name = worker_name(dict(os.environ))
+        # started with the stack, the Prefect API (or its balancer) may not answer yet: Prefect's worker
+        # would exit ("Failed to reach API") and go round its restart policy
+        wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)",
+                 float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
         env = {"PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1", "PREFECT_WORKER_WEBSERVER_PORT": "8080", **client_env()}
         _exec([swarmsync_cli, "worker", "start", "--name", name, "--with-healthcheck", *args], env)
     elif command == "cli":
@@ -206,7 +264,7 @@ def healthy(role: str) -> bool:
 
 
 def main() -> None:
-    env = database_url_from_parts(secrets_from_files(dict(os.environ)))
+    env = database_url_from_parts(passwords_into_urls(secrets_from_files(dict(os.environ))))
     os.environ.clear()
     os.environ.update(env)
     if sys.argv[1:2] == ["healthcheck"]:  # before the heavy imports below

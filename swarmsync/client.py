@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from prefect.client.schemas.objects import FlowRun
@@ -514,12 +515,13 @@ class RemoteJobResult(JobResult):
 class DashboardSettings:
     """The settings the dashboard uses (it reads them here, not from `swarmsync.settings`)."""
 
-    api_url: str  # the SwarmSync API it talks to
-    prefect_ui_url: str  # the Prefect UI for run links by default: the Prefect API URL without `/api`
+    api_url: str  # the SwarmSync API it talks to (may be a service name, e.g. http://api:4280 in compose)
+    prefect_ui_url: str  # the Prefect UI for run links by default: SWARMSYNC_PREFECT_UI_URL, else the API URL - /api
     home_dir: Path  # where the dashboard keeps its options (dashboard.json)
     work_pool: str  # the default work pool
-    dashboard_url: str  # where the dashboard itself listens
+    dashboard_url: str  # the dashboard as people reach it (SWARMSYNC_DASHBOARD_PUBLIC_URL, else where it listens)
     max_body_bytes: int  # the largest request body the API takes (bounds uploads)
+    public_api_url: str = ""  # the SwarmSync API as people reach it (SWARMSYNC_PUBLIC_URL, else api_url)
 
 
 def dashboard_settings() -> DashboardSettings:
@@ -530,13 +532,26 @@ def dashboard_settings() -> DashboardSettings:
         if host in ("0.0.0.0", "::"):  # bound to every address: reach it on this machine
             host = "127.0.0.1"
         api_url = f"http://{host}:{settings.api_port}"
+    prefect_ui = settings.prefect_ui_url or settings.prefect_api_url.removesuffix("/").removesuffix("/api")
+    dashboard = settings.dashboard_public_url or f"http://{settings.dashboard_bind_host}:{settings.dashboard_port}"
     return DashboardSettings(
         api_url=api_url.rstrip("/"),
-        prefect_ui_url=settings.prefect_api_url.removesuffix("/").removesuffix("/api").rstrip("/"),
+        prefect_ui_url=reachable(prefect_ui).rstrip("/"),
         home_dir=settings.home_dir, work_pool=settings.work_pool,
-        dashboard_url=f"http://{settings.dashboard_bind_host}:{settings.dashboard_port}",
+        dashboard_url=reachable(dashboard).rstrip("/"),
         max_body_bytes=settings.max_body_bytes,
+        public_api_url=(settings.public_url or api_url).rstrip("/"),
     )
+
+
+def reachable(url: str) -> str:
+    """A URL a browser on this machine can open: a bind-everything address (0.0.0.0, ::) becomes 127.0.0.1
+    (set the SWARMSYNC_*PUBLIC_URL / SWARMSYNC_PREFECT_UI_URL settings for other machines)."""
+    parts = urlsplit(url)
+    if parts.hostname in ("0.0.0.0", "::"):
+        port = f":{parts.port}" if parts.port else ""
+        return urlunsplit(parts._replace(netloc=f"127.0.0.1{port}"))
+    return url
 
 
 # --- the stored login (swarmsync login) ------------------------------------------------

@@ -64,6 +64,47 @@ def check_docker() -> Check:
         return Check("Docker engine", False, f"{exc}. Start dockerd (see README: Requirements)")
 
 
+def check_worker_docker() -> Check:
+    """Docker where it is used: on the workers. Each worker probes its own engine at every heartbeat
+    (worker_telemetry); the engine counts as up when every worker heard from within
+    SWARMSYNC_LOST_WORKER_SECONDS reached it. The host running this check needs no Docker socket
+    (the API's container has none). With no worker heard from: embedded single-user mode (this
+    host runs the worker) probes the local engine; team mode says to start a worker."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from swarmsync.db import WorkerTelemetry, session_scope
+
+    settings = get_settings()
+    since = datetime.now(UTC) - timedelta(seconds=max(settings.lost_worker_seconds, 60))
+    try:
+        with session_scope() as session:
+            rows = list(session.scalars(
+                select(WorkerTelemetry).where(WorkerTelemetry.pool == settings.work_pool,
+                                              WorkerTelemetry.heartbeat_at >= since)
+                .order_by(WorkerTelemetry.worker_name)))
+            session.expunge_all()
+    except Exception as exc:  # noqa: BLE001 - the database check reports the database itself
+        rows, error = [], f"{type(exc).__name__}: {exc}"[:200]
+    else:
+        error = ""
+    if not rows:
+        if settings.single_user:
+            return check_docker()
+        return Check("Docker engine", False, f"no worker of pool {settings.work_pool!r} reported its Docker engine "
+                     f"recently{' (' + error + ')' if error else ''}: start a worker on a Docker host")
+    parts, ok = [], True
+    for row in rows:
+        if row.docker_version:
+            parts.append(f"{row.worker_name} on {row.hostname}: {row.docker_version} · {row.cpus} cpus · "
+                         f"{(row.memory_bytes or 0) / 2**30:.1f} GiB · {row.containers_running} running")
+        else:
+            ok = False
+            parts.append(f"{row.worker_name} on {row.hostname}: down ({row.docker_error or 'no answer'})")
+    return Check("Docker engine", ok, "; ".join(parts)[:1000])
+
+
 def check_database() -> Check:
     from swarmsync.db import get_engine
 
@@ -157,7 +198,7 @@ def check_archive_store() -> Check:
 
 
 def run_checks() -> list[Check]:
-    return [check_prefect(), check_docker(), check_database(), check_redis(), check_workers(),
+    return [check_prefect(), check_worker_docker(), check_database(), check_redis(), check_workers(),
             check_archive_store()]
 
 

@@ -75,9 +75,10 @@ def docker_host_facts(engine: Any | None = None) -> dict:
     try:
         info = docker_client(engine).info()
     except Exception as exc:  # noqa: BLE001 - report the engine as down, keep heartbeating
-        return {"hostname": socket.gethostname(), "docker_error": str(exc)[:200]}
+        return {"hostname": socket.gethostname(), "docker_error": str(exc)[:300]}
     return {
-        "hostname": socket.gethostname(),
+        # the Docker host's name (the engine's), not the container's when the worker runs in one
+        "hostname": info.get("Name") or socket.gethostname(),
         "docker_version": info.get("ServerVersion"),
         "cpus": info.get("NCPU"),
         "memory_bytes": info.get("MemTotal"),
@@ -92,6 +93,7 @@ def record_telemetry(worker_name: str, pool: str, running_jobs: int, started_at:
         worker_name=worker_name, pool=pool, hostname=facts["hostname"], pid=os.getpid(),
         docker_version=facts.get("docker_version"), cpus=facts.get("cpus"),
         memory_bytes=facts.get("memory_bytes"), containers_running=facts.get("containers_running"),
+        docker_error=facts.get("docker_error"),
         running_jobs=running_jobs, started_at=started_at, heartbeat_at=datetime.now(UTC),
     )
     try:

@@ -177,6 +177,23 @@ class SwarmSyncSettings(BaseSettings):
         "(http://API_HOST:API_PORT).",
     )
 
+    # --- public addresses (links shown to people; never a bind address or a service name) ---------------
+    public_url: str | None = Field(
+        default=None,
+        description="The SwarmSync API as people reach it (e.g. https://swarmsync.example.org): shown on the "
+        "dashboard's Settings page and in messages. Default: http://API_HOST:API_PORT, with 127.0.0.1 for 0.0.0.0.",
+    )
+    dashboard_public_url: str | None = Field(
+        default=None,
+        description="The dashboard as people reach it (e.g. https://dashboard.example.org): login links and the "
+        "Settings page. Default: http://DASHBOARD_HOST:DASHBOARD_PORT, with 127.0.0.1 for 0.0.0.0.",
+    )
+    prefect_ui_url: str | None = Field(
+        default=None,
+        description="The Prefect UI as a browser reaches it (e.g. https://prefect.example.org): the dashboard's "
+        "links to runs. Default: the Prefect API URL without /api (0.0.0.0 shown as 127.0.0.1).",
+    )
+
     @property
     def api_bind_host(self) -> str:
         return self.api_host or self.host

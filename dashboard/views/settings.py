@@ -13,10 +13,10 @@ session.require("jobs:read")
 st.title("Settings")
 
 settings = dashboard_settings()
-st.subheader("Connection (environment, SWARMSYNC_*)")
+st.subheader("Addresses (SWARMSYNC_PUBLIC_URL, SWARMSYNC_DASHBOARD_PUBLIC_URL, SWARMSYNC_PREFECT_UI_URL)")
 st.dataframe(
     [
-        {"setting": "SwarmSync API", "value": data.api_url()},
+        {"setting": "SwarmSync API", "value": settings.public_api_url},
         {"setting": "Prefect UI", "value": data.prefect_ui_url()},
         {"setting": "Default work pool", "value": settings.work_pool},
         {"setting": "Dashboard", "value": settings.dashboard_url},

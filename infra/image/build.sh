@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build SwarmSync's images from this checkout, with or without a registry.
 #
-#   bash infra/image/build.sh            # swarmsync/swarmsync:<version> and swarmsync/services:<version>
+#   bash infra/image/build.sh            # swarmsync/swarmsync:<tag> and swarmsync/services:<tag>
 #   SWARMSYNC_IMAGE_TAG=dev bash infra/image/build.sh
+#   bash infra/image/build.sh --print-tag   # the tag it would use: <version>-<hash of this checkout's path>
 #
 # 1. Base image. When a registry answers (`docker pull python:3.11-slim-bookworm` works, or it
 #    is already here) that is the base. Otherwise a Debian bookworm root filesystem is made with
@@ -19,7 +20,7 @@
 #    compose stack where no registry answers (commands: postgres, redis, haproxy).
 #
 # Needs: root (debootstrap) only for the debootstrap path; docker; python3 with venv.
-# Env: SWARMSYNC_IMAGE_TAG (default: the package version), SWARMSYNC_BASE_IMAGE (force a base),
+# Env: SWARMSYNC_IMAGE_TAG (default: the package version and a hash of the checkout's path), SWARMSYNC_BASE_IMAGE (force a base),
 #      SWARMSYNC_IMAGE_CACHE (default /var/cache/swarmsync), DEBIAN_MIRROR (default: from apt sources),
 #      SWARMSYNC_IMAGES ("swarmsync services", the images to build).
 set -euo pipefail
@@ -29,7 +30,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${SWARMSYNC_IMAGE_CACHE:-/var/cache/swarmsync}
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -1)
-TAG=${SWARMSYNC_IMAGE_TAG:-$VERSION}
+# the default tag: the version and a hash of this checkout's path, so that two checkouts on one
+# host never overwrite each other's images (infra/compose/setup.sh puts the same tag into .env)
+TAG=${SWARMSYNC_IMAGE_TAG:-$VERSION-$(printf '%s' "$ROOT" | sha256sum | cut -c1-8)}
+if [ "${1:-}" = --print-tag ]; then echo "$TAG"; exit 0; fi
 IMAGES=${SWARMSYNC_IMAGES:-swarmsync services}
 COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then COMMIT="$COMMIT-dirty"; fi
@@ -147,4 +151,4 @@ if [[ " $IMAGES " == *" services "* ]]; then
     --label org.opencontainers.image.version="$VERSION" "$CTX" >/dev/null
   say "image: swarmsync/services:$TAG ($(since))"
 fi
-say "done in $(since)"
+say "done in $(since): swarmsync/swarmsync:$TAG, swarmsync/services:$TAG (SWARMSYNC_IMAGE_TAG=$TAG)"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# services-entrypoint postgres|redis|haproxy|healthcheck: Debian's servers for a SwarmSync compose stack.
+# services-entrypoint postgres|redis|haproxy|redis-cli|healthcheck: Debian's servers for a SwarmSync compose stack.
 #   postgres: PGDATA=/var/lib/postgresql/data (a volume). On first start: initdb with the superuser
 #             `postgres` and POSTGRES_PASSWORD, scram-sha-256 for every network client, then the role
 #             POSTGRES_USER (same password, LOGIN CREATEDB) owning each database of POSTGRES_DATABASES.
@@ -28,15 +28,20 @@ postgres)
       --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
     rm -f "$pw"
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+    # the set-up server listens on a socket of its own: nothing (the health check, a restore waiting
+    # for it) takes it for the real one, which then replaces it
+    init=$(mktemp -d); chown postgres "$init"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=$init" \
+      -w start >/dev/null
     user=${POSTGRES_USER:-swarmsync}
-    runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -v user="$user" -v pw="$POSTGRES_PASSWORD" <<'SQL'
+    runuser -u postgres -- psql -h "$init" -v ON_ERROR_STOP=1 -q -v user="$user" -v pw="$POSTGRES_PASSWORD" <<'SQL'
 CREATE ROLE :"user" LOGIN CREATEDB PASSWORD :'pw';
 SQL
     for db in ${POSTGRES_DATABASES:-swarmsync prefect}; do
-      runuser -u postgres -- createdb -O "$user" "$db"
+      runuser -u postgres -- createdb -h "$init" -O "$user" "$db"
     done
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+    rm -rf "$init"
     echo "services: PostgreSQL initialised: role $user, databases ${POSTGRES_DATABASES:-swarmsync prefect}"
   fi
   exec runuser -u postgres -- "$PGBIN/postgres" -D "$PGDATA" -c listen_addresses='*' "$@"
@@ -62,6 +67,11 @@ CONF
 haproxy)
   echo haproxy > "$ROLE_FILE"
   exec haproxy -W -db -f "${HAPROXY_CONFIG:-/usr/local/etc/haproxy/haproxy.cfg}" "$@"
+  ;;
+redis-cli)
+  # redis-cli with the password from REDIS_PASSWORD(_FILE), e.g. `docker-compose exec -T redis
+  # services-entrypoint redis-cli save` (the password never appears on a command line)
+  REDISCLI_AUTH="${REDIS_PASSWORD:-}" exec redis-cli "$@"
   ;;
 healthcheck)
   role=${1:-$(cat "$ROLE_FILE" 2>/dev/null || true)}

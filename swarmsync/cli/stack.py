@@ -123,10 +123,11 @@ def _print_ready(processes: dict | None = None) -> None:
 
 
 def dashboard_url() -> str:
-    settings = get_settings()
-    host = settings.dashboard_bind_host
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return f"http://{host}:{settings.dashboard_port}"
+    """The dashboard as people reach it: SWARMSYNC_DASHBOARD_PUBLIC_URL, else where it listens (0.0.0.0 as
+    127.0.0.1)."""
+    from swarmsync.client import dashboard_settings
+
+    return dashboard_settings().dashboard_url
 
 
 def _print_login_link() -> None:

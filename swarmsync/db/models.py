@@ -52,6 +52,7 @@ class WorkerTelemetry(Base):
     memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     running_jobs: Mapped[int] = mapped_column(Integer, default=0)
     containers_running: Mapped[int | None] = mapped_column(Integer)
+    docker_error: Mapped[str | None] = mapped_column(String(300))  # the engine did not answer (migration 0008)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 

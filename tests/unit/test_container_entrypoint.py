@@ -58,3 +58,117 @@ def test_every_piece_of_data_is_in_a_named_volume_and_no_secret_has_a_default() 
         for mount in service.get("volumes", []):
             source = mount.split(":", 1)[0]
             assert source in named or source.startswith("./"), f"{name}: {mount} is not a named volume"
+
+
+# --- issue 30: the team stack on day two ----------------------------------------------------------
+def _compose(name: str) -> dict:
+    return yaml.safe_load((COMPOSE / name).read_text())
+
+
+def test_urls_without_a_password_get_it_from_the_secret_and_the_passwords_do_not_go_on() -> None:
+    from swarmsync.deployments.container import passwords_into_urls
+
+    env = database_url_from_parts(passwords_into_urls({
+        "SWARMSYNC_DATABASE_URL": "postgresql+psycopg://swarmsync@postgres:5432/swarmsync",
+        "PREFECT_API_DATABASE_CONNECTION_URL": "postgresql+asyncpg://swarmsync@postgres:5432/prefect",
+        "SWARMSYNC_REDIS_URL": "redis://redis:6379/0", "SWARMSYNC_PREFECT_REDIS_URL": "redis://redis:6379/1",
+        "POSTGRES_PASSWORD": "p@ss/w:rd", "REDIS_PASSWORD": "r3dis",
+    }))
+    assert env["SWARMSYNC_DATABASE_URL"] == "postgresql+psycopg://swarmsync:p%40ss%2Fw%3Ard@postgres:5432/swarmsync"
+    assert env["PREFECT_API_DATABASE_CONNECTION_URL"] == "postgresql+asyncpg://swarmsync:p%40ss%2Fw%3Ard@postgres:5432/prefect"
+    assert env["SWARMSYNC_REDIS_URL"] == "redis://:r3dis@redis:6379/0"
+    assert env["SWARMSYNC_PREFECT_REDIS_URL"] == "redis://:r3dis@redis:6379/1"
+    assert "POSTGRES_PASSWORD" not in env and "REDIS_PASSWORD" not in env
+    # a URL that names its password keeps it
+    kept = passwords_into_urls({"SWARMSYNC_REDIS_URL": "redis://:given@r:6379/0", "REDIS_PASSWORD": "other"})
+    assert kept["SWARMSYNC_REDIS_URL"] == "redis://:given@r:6379/0"
+
+
+def test_a_workers_name_is_configured_or_the_docker_hosts_never_the_containers(tmp_path: Path, monkeypatch) -> None:
+    from swarmsync.deployments import container
+
+    mounts = _compose("worker.yaml")["services"]["worker"]["volumes"]
+    assert f"/etc/hostname:{container.HOST_NAME_FILE}:ro" in mounts
+    host_file = tmp_path / "host-hostname"
+    host_file.write_text("docker-host-7\n")
+    monkeypatch.setattr(container, "HOST_NAME_FILE", host_file)
+    assert container.worker_name({"SWARMSYNC_WORKER_NAME": "gpu-1"}) == "gpu-1"
+    assert container.worker_name({"SWARMSYNC_WORKER_NAME": ""}) == "docker-host-7"
+
+
+def test_no_password_is_in_any_containers_environment_every_secret_is_a_file() -> None:
+    for name in ("compose.yaml", "worker.yaml"):
+        text = (COMPOSE / name).read_text()
+        for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "SWARMSYNC_PREFECT_AUTH_STRING",
+                       "SWARMSYNC_ADMIN_PASSWORD"):
+            assert "${" + secret not in text, f"{name} reads {secret} from .env: it must be a file"
+        spec = yaml.safe_load(text)
+        for service, body in spec["services"].items():
+            env = body.get("environment") or {}
+            for key, value in env.items():
+                assert "PASSWORD" not in key or key.endswith("_FILE"), (name, service, key)
+                assert "AUTH_STRING" not in key or key.endswith("_FILE"), (name, service, key)
+                bare = re.sub(r"\$\{[^}]*\}", "X", str(value))  # ${VARIABLE:-default} -> X
+                assert not re.search(r"://[^/@]*:[^/@]*@", bare), (service, key, value)
+            for key, value in env.items():
+                if key.endswith("_FILE"):
+                    assert value.removeprefix("/run/secrets/") in (body.get("secrets") or []), (service, key)
+        assert all("file" in s for s in spec["secrets"].values())
+    example = (COMPOSE / ".env.example").read_text()
+    assert not re.search(r"^(POSTGRES_PASSWORD|REDIS_PASSWORD|SWARMSYNC_PREFECT_AUTH_STRING|SWARMSYNC_ADMIN_PASSWORD)=",
+                         example, re.M)
+
+
+def test_the_worker_is_part_of_the_stack_and_the_project_has_a_name() -> None:
+    example = dict(line.split("=", 1) for line in (COMPOSE / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert example["COMPOSE_FILE"].split(":") == ["compose.yaml", "worker.yaml"]
+    assert example["COMPOSE_PROJECT_NAME"] == "swarmsync"
+
+
+def test_the_dashboards_options_are_on_a_volume() -> None:
+    dashboard = _compose("compose.yaml")["services"]["dashboard"]
+    home = dashboard["environment"]["SWARMSYNC_HOME"]
+    assert any(m.endswith(":" + home) and m.split(":")[0] in _compose("compose.yaml")["volumes"]
+               for m in dashboard["volumes"])
+
+
+def test_the_stacks_own_network_is_fixed_and_trusted_from_the_first_up() -> None:
+    spec = _compose("compose.yaml")
+    subnet = spec["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert subnet.startswith("${SWARMSYNC_SUBNET:-")
+    assert subnet in spec["services"]["api"]["environment"]["SWARMSYNC_TRUSTED_PROXIES"]
+
+
+def test_the_balancer_fails_over_fast_and_replays_only_what_is_safe() -> None:
+    cfg = (COMPOSE / "haproxy.cfg").read_text()
+    assert re.search(r"^\s*option redispatch", cfg, re.M) and re.search(r"^\s*retries [1-9]", cfg, re.M)
+    assert re.search(r"^\s*retry-on .*conn-failure", cfg, re.M)
+    assert re.search(r"http-request disable-l7-retry if !replayable", cfg)
+    checks = re.search(r"default-server (.*)", cfg).group(1)
+    assert int(re.search(r"inter (\d+)s", checks).group(1)) <= 1 and "fall 2" in checks
+
+
+def test_links_use_the_public_addresses_never_a_bind_address_or_a_service_name(monkeypatch) -> None:
+    from swarmsync.client import dashboard_settings
+    from swarmsync.settings import get_settings
+
+    for key, value in {"SWARMSYNC_HOST": "0.0.0.0", "SWARMSYNC_DASHBOARD_API_URL": "http://api:4280",
+                       "SWARMSYNC_API_URL": "http://prefect:4200/api"}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        plain = dashboard_settings()
+        assert "0.0.0.0" not in plain.dashboard_url
+        monkeypatch.setenv("SWARMSYNC_PUBLIC_URL", "https://swarmsync.example.org/")
+        monkeypatch.setenv("SWARMSYNC_DASHBOARD_PUBLIC_URL", "https://dashboard.example.org")
+        monkeypatch.setenv("SWARMSYNC_PREFECT_UI_URL", "https://prefect.example.org")
+        get_settings.cache_clear()
+        public = dashboard_settings()
+        assert public.api_url == "http://api:4280"  # what it talks to, inside the stack
+        assert public.public_api_url == "https://swarmsync.example.org"
+        assert public.dashboard_url == "https://dashboard.example.org"
+        assert public.prefect_ui_url == "https://prefect.example.org"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
