@@ -477,7 +477,8 @@ class HostPolicy(BaseModel):
         address (`check_image_source`); with `require_digest`, pinned by digest; with
         `allowed_images`, matching one of its patterns (Docker Hub names written out in full:
         'busybox' is 'docker.io/library/busybox'; a pattern matches the name, or name:tag)."""
-        check_image_source(ref)
+        if not self._names_registry_of(ref):  # an admin may name a local registry (a mirror) outright
+            check_image_source(ref)
         name, tag, digest = parse_image(ref)
         if self.require_digest and not digest:
             raise PolicyViolation(f"image {ref!r} is not pinned by digest, which this pool requires (require_digest): "
@@ -487,6 +488,16 @@ class HostPolicy(BaseModel):
             if not any(fnmatchcase(c, canonical_image(p)) for p in self.allowed_images for c in candidates):
                 raise PolicyViolation(f"image {ref!r} ({candidates[0]}) is not allowed on this pool (allowed_images: "
                                       f"{', '.join(self.allowed_images)})")
+
+    def _names_registry_of(self, ref: str) -> bool:
+        """Whether `allowed_images` names the image's registry literally (`127.0.0.1:5000/*`, no wildcard in the
+        registry part): the admin's own choice of a local-only registry, e.g. a mirror on the worker host."""
+        host = image_registry_host(ref)
+        name = parse_image(ref)[0]
+        registry = name.split("/", 1)[0] if host is not None else None
+        return registry is not None and any(
+            "/" in p and p.split("/", 1)[0] == registry and not any(c in p.split("/", 1)[0] for c in "*?[")
+            for p in self.allowed_images)
 
     def image_user_refusal(self, image: str, image_user: str | None, user: str | None) -> str | None:
         """Why a container may not run as its image's own USER (None: it may): with

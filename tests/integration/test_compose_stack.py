@@ -27,6 +27,7 @@ debootstrap when missing. Skipped elsewhere.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -40,6 +41,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 
@@ -163,6 +165,20 @@ class ComposeStack:
         return f"http://127.0.0.1:{self.settings[port_setting]}"
 
 
+def free_subnet() -> str:
+    """A /24 in 172.31.0.0/16 or 172.29.0.0/16 that no network of the engine overlaps (Docker refuses
+    overlapping pools; an engine's own default pools are /16s in 172.17-172.31)."""
+    taken = [ipaddress.ip_network(config["Subnet"]) for network in docker.from_env().networks.list(greedy=True)
+             for config in (network.attrs.get("IPAM") or {}).get("Config") or [] if config.get("Subnet")]
+    start = int(uuid.uuid4().hex[:4], 16) % 150
+    for second in (31, 29):
+        for step in range(150):
+            candidate = ipaddress.ip_network(f"172.{second}.{100 + (start + step) % 150}.0/24")
+            if not any(candidate.overlaps(net) for net in taken):
+                return str(candidate)
+    raise AssertionError(f"no free /24 in 172.31/172.29.100-249.0 among the engine's networks: {taken}")
+
+
 def doc_block(title: str) -> str:
     """The fenced ```sh block of docs/run-it-for-a-team.md whose first line is `# <title>`: the test
     runs what the doc says, word for word."""
@@ -203,9 +219,8 @@ def stack(images, tmp_path_factory, busybox) -> Iterator[ComposeStack]:
     assert stack.settings["SWARMSYNC_IMAGE_TAG"] == images["tag"]
     ports = {name: str(free_port()) for name in
              ("SWARMSYNC_API_PUBLISHED_PORT", "SWARMSYNC_DASHBOARD_PUBLISHED_PORT", "PREFECT_PUBLISHED_PORT")}
-    octet = 100 + int(uuid.uuid4().hex[:4], 16) % 150
     stack.edit(COMPOSE_PROJECT_NAME=f"sstest{uuid.uuid4().hex[:8]}", SWARMSYNC_WORKER_LIMIT="10",
-               SWARMSYNC_SUBNET=f"172.31.{octet}.0/24", **ports,
+               SWARMSYNC_SUBNET=free_subnet(), **ports,
                SWARMSYNC_PUBLIC_URL=f"http://127.0.0.1:{ports['SWARMSYNC_API_PUBLISHED_PORT']}",
                SWARMSYNC_DASHBOARD_PUBLIC_URL=f"http://127.0.0.1:{ports['SWARMSYNC_DASHBOARD_PUBLISHED_PORT']}",
                SWARMSYNC_PREFECT_UI_URL=f"http://127.0.0.1:{ports['PREFECT_PUBLISHED_PORT']}")

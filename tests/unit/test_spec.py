@@ -191,6 +191,18 @@ def test_images_from_loopback_link_local_or_unspecified_registries_are_refused_o
         HostPolicy().check(JobSpec(image="busybox", services={"db": {"image": ref}}))
 
 
+def test_a_local_registry_the_pools_allow_list_names_outright_is_allowed():
+    """An admin's own choice (a mirror on the worker host): named literally, never by a wildcard."""
+    from swarmsync.policy import PolicyViolation
+
+    mirror = HostPolicy(allowed_images=["127.0.0.1:5000/*"])
+    assert mirror.check(JobSpec(image="127.0.0.1:5000/team/app:1")).image == "127.0.0.1:5000/team/app:1"
+    for policy, ref in ((mirror, "127.0.0.1:5001/team/app"), (HostPolicy(allowed_images=["127.0.0.*:5000/*"]),
+                                                               "127.0.0.1:5000/team/app")):
+        with pytest.raises(PolicyViolation):
+            policy.check(JobSpec(image=ref))
+
+
 def test_images_from_the_servers_own_addresses_and_name_are_refused():
     import socket
 
