@@ -202,6 +202,15 @@ def _user(session, username: str) -> User:
     return user
 
 
+def _membership_row(session, name: str, username: str) -> tuple[Project, User, ProjectMember | None]:
+    """Project `name`, user `username` and the user's membership row there (None: not a member)."""
+    project = _project(session, name)
+    user = _user(session, username)
+    row = session.scalar(select(ProjectMember).where(ProjectMember.project_id == project.id,
+                                                     ProjectMember.user_id == user.id))
+    return project, user, row
+
+
 def exists(name: str) -> bool:
     with session_scope() as session:
         return session.scalar(select(Project.id).where(Project.name == name)) is not None
@@ -267,10 +276,7 @@ def set_member(actor: Principal, name: str, username: str, role: str, address: s
     project_role = parse_project_role(role)
     check_manage_members(actor, name)
     with session_scope() as session:
-        project = _project(session, name)
-        user = _user(session, username)
-        row = session.scalar(select(ProjectMember).where(ProjectMember.project_id == project.id,
-                                                         ProjectMember.user_id == user.id))
+        project, user, row = _membership_row(session, name, username)
         old = row.role if row else None
         if row is None:
             session.add(ProjectMember(project_id=project.id, user_id=user.id, role=project_role.value,
@@ -286,10 +292,7 @@ def remove_member(actor: Principal, name: str, username: str, address: str | Non
     authorize(actor, Permission.PROJECTS_READ)
     check_manage_members(actor, name)
     with session_scope() as session:
-        project = _project(session, name)
-        user = _user(session, username)
-        row = session.scalar(select(ProjectMember).where(ProjectMember.project_id == project.id,
-                                                         ProjectMember.user_id == user.id))
+        _project_row, _user_row, row = _membership_row(session, name, username)
         if row is None:
             raise ProjectError(f"{username} is not a member of project {name}")
         session.delete(row)
