@@ -73,7 +73,8 @@ def test_team_mode_with_no_worker_heard_from_says_to_start_one(database) -> None
 
 def test_embedded_mode_with_no_worker_yet_probes_the_local_engine(database, monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("SWARMSYNC_PREFECT_AUTH_STRING")
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # whatever runs on this machine
+    # whatever engine runs on this machine (and a client of it the process may have cached): none there
+    monkeypatch.setenv("SWARMSYNC_DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     get_settings.cache_clear()
     check = doctor.check_worker_docker()
     assert not check.ok and "Start dockerd" in check.detail  # the local probe's message (no engine there)
