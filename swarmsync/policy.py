@@ -530,11 +530,6 @@ class HostPolicy(BaseModel):
                 f"network {network!r} is not allowed on this pool (allowed_networks: "
                 f"{', '.join(sorted(self.allowed_networks)) or 'none besides the default network'})")
 
-    @property
-    def limits_callers(self) -> bool:
-        """Whether who submits matters here (a list of roles or users, or a restricted pool)."""
-        return bool(self.allowed_roles or self.allowed_users or self.restricted)
-
     def check_caller(self, username: str, role: str | None, project: str | None = None) -> None:
         """PolicyViolation unless `username` (with `role`; None: unknown or disabled) may use this
         pool for a job of `project`. Admins always may. With allowed_projects set, only jobs of those
