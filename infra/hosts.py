@@ -347,7 +347,9 @@ def server_ca() -> Path:
 
 
 def worker_env(state: dict, name: str) -> dict[str, str]:
-    """A worker host's whole set-up: Core's URL, its own token, Core's CA; nothing else of the server's."""
+    """A worker host's whole set-up: Core's URL, its own token, Core's CA; nothing else of the server's.
+    In the `direct` mode (for bench/scale.py's comparison) the old shape instead: the server's Prefect
+    address and auth string, its database and the store's SSH key."""
     home = ROOT / name
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -358,9 +360,11 @@ def worker_env(state: dict, name: str) -> dict[str, str]:
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
         "SWARMSYNC_LOST_WORKER_SECONDS": os.environ.get("SWARMSYNC_LOST_WORKER_SECONDS", "90"),
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
-        "SWARMSYNC_SERVER": core_url(),
-        "SWARMSYNC_WORKER_TOKEN": state["workers"][name]["token"],
     }
+    if state.get("worker_mode") == "direct":
+        give_ssh_key(home)
+        return {**env, **client_env(state)}
+    env.update({"SWARMSYNC_SERVER": core_url(), "SWARMSYNC_WORKER_TOKEN": state["workers"][name]["token"]})
     if server_ca().exists():
         ca = home / "core-ca.pem"
         shutil.copy(server_ca(), ca)
@@ -429,7 +433,8 @@ def start_worker(state: dict, name: str, labels: list[str], limit: int) -> int:
 
     home = ROOT / name
     log = home / "logs" / "worker.log"
-    inner = [sys.executable, "-m", "swarmsync.cli.main", "worker", "start",
+    pool = ["--pool", "swarmsync"] if state.get("worker_mode") == "direct" else []  # a token names its pool
+    inner = [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", *pool,
              "--name", name, "--limit", str(limit), *label_options(labels)]
     # its own UTS namespace: the worker's hostname (in run ids, telemetry) is the host's name
     args = in_ns(name, "unshare", "--uts", "sh", "-c", f'hostname {name} && exec "$@"', "worker", *inner)
@@ -438,12 +443,14 @@ def start_worker(state: dict, name: str, labels: list[str], limit: int) -> int:
 
 def add_worker(state: dict, name: str, labels: list[str], limit: int) -> None:
     namespace_up(name, worker_ip(name))
-    firewall(name)
+    if state.get("worker_mode") != "direct":
+        firewall(name)
     (ROOT / name / "logs").mkdir(parents=True, exist_ok=True)
     dockerd = start_dockerd(name)
     load_image(name)
+    direct = state.get("worker_mode") == "direct"
     state["workers"][name] = {"ip": worker_ip(name), "labels": labels, "limit": limit, "dockerd": dockerd,
-                              "token": worker_token(state, name)}
+                              "token": None if direct else worker_token(state, name)}
     save_state(state)
     state["workers"][name]["worker"] = start_worker(state, name, labels, limit)
     save_state(state)
@@ -477,7 +484,7 @@ def lose(state: dict, name: str) -> None:
     save_state(state)
 
 
-def up(workers: int, labels: dict[str, list[str]], ha: int, limit: int) -> dict:
+def up(workers: int, labels: dict[str, list[str]], ha: int, limit: int, worker_mode: str = "core") -> dict:
     if load_state():
         down()
     import docker
@@ -485,7 +492,7 @@ def up(workers: int, labels: dict[str, list[str]], ha: int, limit: int) -> dict:
     from swarmsync.images import ensure_busybox_image
 
     ensure_busybox_image(docker.from_env())
-    state = {"ha": ha, "pids": {}, "workers": {}, "server": {
+    state = {"ha": ha, "worker_mode": worker_mode, "pids": {}, "workers": {}, "server": {
         "ip": SERVER_IP, "pg_user": "swarmsync", "pg_password": secrets.token_hex(12),
         "redis_password": secrets.token_hex(12), "auth": f"prefect:{secrets.token_hex(12)}",
         "admin_password": secrets.token_hex(12)}}
@@ -581,6 +588,9 @@ def main(argv: list[str] | None = None) -> None:
     p_up.add_argument("--labels", default="", help="'ss-w2=gpu,region=eu;ss-w3=region=us'")
     p_up.add_argument("--ha", type=int, default=1, help="Prefect API processes behind HAProxy")
     p_up.add_argument("--limit", type=int, default=20, help="jobs at once per worker host")
+    p_up.add_argument("--worker-mode", choices=("core", "direct"), default="core",
+                      help="core: worker hosts hold a worker token and reach only Core's API (firewalled); "
+                           "direct: the old shape, for comparison (Prefect, database and store reached directly)")
     sub.add_parser("down")
     sub.add_parser("status")
     p_env = sub.add_parser("env", help="print the environment that reaches the server host")
@@ -600,7 +610,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("infra/hosts.py needs root (namespaces, dockerd)")
     if args.command == "up":
         try:
-            up(args.workers, parse_labels(args.labels), args.ha, args.limit)
+            up(args.workers, parse_labels(args.labels), args.ha, args.limit, args.worker_mode)
         except BaseException:
             kept = ROOT.parent / "ss-hosts-failed-logs"
             shutil.rmtree(kept, ignore_errors=True)
