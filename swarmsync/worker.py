@@ -98,6 +98,7 @@ class SwarmSyncWorkerResult(BaseWorkerResult):
 
 
 DEFINITION_CACHE_SECONDS = 10.0
+TOKEN_CHECK_SECONDS = 5.0  # a host with a worker token: how often it checks the token still stands
 
 
 def _cache_reads(client: PrefectClient, ttl: float) -> None:
@@ -213,6 +214,8 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         async with anyio.create_task_group() as tg:
             self._stop_scope = tg.cancel_scope
             tg.start_soon(self._wake_on_new_runs)
+            if core_link.current() is not None:
+                tg.start_soon(self._watch_token)
             try:
                 await super().start(*args, **kwargs)
             finally:
@@ -482,6 +485,20 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             await self._stop_refused(exc)
         except Exception as exc:  # noqa: BLE001 - Core unreachable: telemetry is retried at the next heartbeat
             self._logger.warning("telemetry not sent to Core: %s", exc)
+
+    async def _watch_token(self) -> None:
+        """A host with a token asks Core every TOKEN_CHECK_SECONDS whether its token still stands (Prefect's
+        own loops back off on errors, up to a minute): a revoked or expired token stops its jobs within that."""
+        link = core_link.current()
+        while link is not None:
+            await anyio.sleep(TOKEN_CHECK_SECONDS)
+            try:
+                await anyio.to_thread.run_sync(link.whoami)
+            except core_link.CoreRefused as exc:
+                await self._stop_refused(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - Core unreachable: its jobs go on; asked again later
+                self._logger.debug("token check: Core does not answer (%s)", exc)
 
     async def _stop_refused(self, exc: core_link.CoreRefused) -> None:
         """Core refused this host's token: stop every job container of this worker, then the worker."""
