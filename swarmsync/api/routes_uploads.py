@@ -28,7 +28,7 @@ from swarmsync.api.routes_worker import gateway
 from swarmsync.api.worker_auth import worker_caller
 from swarmsync.archive import staging
 from swarmsync.archive.errors import ArchiveNotFound
-from swarmsync.archive.layout import check_name
+from swarmsync.archive.layout import MANIFEST, check_name
 from swarmsync.auth import worker_tokens
 from swarmsync.auth.worker_tokens import WorkerPrincipal
 from swarmsync.gateway.scope import NotYours
@@ -67,9 +67,12 @@ async def _claimed(principal: WorkerPrincipal, run_id: str) -> Response | None:
 def _checked(run_id: str, name: str | None = None) -> str | Response:
     """The run id (normalized) if it is one and `name` is an archive file; else the 404/400 to answer."""
     try:
-        return check_name(run_id, name) if name is not None else check_name(run_id, "stdout.txt")
+        checked = check_name(run_id, name) if name is not None else check_name(run_id, "stdout.txt")
     except ArchiveNotFound as exc:
         return error_response(400 if name is not None and "is not an archive file" in str(exc) else 404, str(exc))
+    if name == MANIFEST:
+        return error_response(400, "manifest.json is not uploaded as a file: it is the body of the commit")
+    return checked
 
 
 def _held_answer(status: int, name: str, size: int, detail: str | None = None) -> JSONResponse:
