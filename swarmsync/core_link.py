@@ -117,3 +117,8 @@ def use(link: CoreLink) -> None:
     for name in ("SWARMSYNC_DATABASE_URL", "SWARMSYNC_REDIS_URL", "PREFECT_API_KEY"):
         os.environ.pop(name, None)
     get_settings.cache_clear()
+    # Prefect read its settings at import: threads without a settings context of their own (the events
+    # worker's) use the global one, which must see the gateway too
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()

@@ -61,6 +61,7 @@ class Gateway:
                       headers: dict[str, str], body: bytes) -> Answer:
         call = classify(method, path)
         if call is None:
+            logger.warning("worker token %s refused: %s /api/%s", principal.name, method, path)
             raise Refused(f"worker token {principal.name!r} may not call {method} /api/{path.strip('/')}: "
                           "a worker token serves its pool's runs and nothing else")
         scope = self.scope
@@ -116,9 +117,9 @@ class Gateway:
         scope = self.scope
         if kind is Kind.RUN_READ:
             scope.check_run_body(principal, response.json())
-        elif kind is Kind.DEPLOYMENT_READ:
+        elif kind in (Kind.DEPLOYMENT_READ, Kind.QUEUE_READ):
             if response.json().get("work_pool_name") != principal.pool:
-                raise NotYours(f"no deployment {object_id} in pool {principal.pool}")
+                raise NotYours(f"no {kind.value.removesuffix('-read')} {object_id} in pool {principal.pool}")
         elif kind is Kind.TASK_RUN_READ:
             body = response.json()
             await scope.check_run(principal, body.get("flow_run_id"))
@@ -128,7 +129,7 @@ class Gateway:
             await scope.check_block(principal, slug, body.get("name"), block_id=object_id)
         elif kind is Kind.POOL_POLL:
             for item in response.json():
-                scope.learn_run(item.get("flow_run") or {})
+                scope.learn_run(item.get("flow_run") or {}, pool=principal.pool)
         elif kind is Kind.RUNS_FILTER:
             for run in response.json():
                 scope.learn_run(run)

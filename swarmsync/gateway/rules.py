@@ -20,6 +20,7 @@ class Kind(Enum):
     POOL_POLL = "pool-poll"  # get_scheduled_flow_runs: queues narrowed to the token's
     POOL_QUEUE_CREATE = "pool-queue-create"  # a queue of the token's pool
     DEPLOYMENT_READ = "deployment-read"  # checked on the response: of the token's pool
+    QUEUE_READ = "queue-read"  # a work queue by id: checked on the response
     RUN_READ = "run-read"  # a flow run: checked on the response
     RUN_CHANGE = "run-change"  # a flow run's state, name or labels: checked before
     RUNS_FILTER = "runs-filter"  # flow runs: the filter narrowed to the token's pool
@@ -50,6 +51,7 @@ _TABLE: list[tuple[str, re.Pattern[str], Kind]] = [
         ("GET", r"health", Kind.OPEN),
         ("GET", r"hello", Kind.OPEN),
         ("GET", r"admin/version", Kind.OPEN),
+        ("GET", r"admin/storage", Kind.OPEN),  # the default result storage's block id (the block: BLOCK_BY_ID)
         ("GET", r"csrf-token", Kind.OPEN),
         ("GET", rf"flows/(?P<id>{UUID})", Kind.FLOW),
         ("GET", rf"block_types/slug/(?P<slug>{NAME})", Kind.SCHEMA),
@@ -62,6 +64,7 @@ _TABLE: list[tuple[str, re.Pattern[str], Kind]] = [
         ("GET", rf"work_pools/(?P<pool>{NAME})/queues/(?P<queue>{NAME})", Kind.POOL),
         ("POST", rf"work_pools/(?P<pool>{NAME})/queues/?", Kind.POOL_QUEUE_CREATE),
         ("GET", rf"deployments/(?P<id>{UUID})", Kind.DEPLOYMENT_READ),
+        ("GET", rf"work_queues/(?P<id>{UUID})", Kind.QUEUE_READ),
         ("GET", rf"flow_runs/(?P<id>{UUID})", Kind.RUN_READ),
         ("PATCH", rf"flow_runs/(?P<id>{UUID})", Kind.RUN_CHANGE),
         ("PATCH", rf"flow_runs/(?P<id>{UUID})/labels", Kind.RUN_CHANGE),

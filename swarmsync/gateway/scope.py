@@ -44,9 +44,11 @@ class Scope:
 
     # --- flow runs -----------------------------------------------------------------------
 
-    def learn_run(self, run: dict[str, Any]) -> None:
+    def learn_run(self, run: dict[str, Any], pool: str | None = None) -> None:
+        """Remember a run as Prefect answered it (`pool`: the pool it was listed from, when the answer has
+        no `work_pool_name`, as a poll's has not)."""
         if run.get("id"):
-            self.runs[str(run["id"])] = RunFacts(run.get("work_pool_name"), run.get("work_queue_name"),
+            self.runs[str(run["id"])] = RunFacts(run.get("work_pool_name") or pool, run.get("work_queue_name"),
                                                  run.get("parameters"))
 
     async def facts(self, run_id: str) -> RunFacts:
