@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ MANIFEST_HEADER = "X-Manifest-SHA256"  # the manifest's SHA-256 (hex), on commit
 OFFSET_HEADER = "Upload-Offset"  # how many bytes of the file Core holds (GET, PUT, and a 409)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+TEXT_LIMITS = {"state": 32, "reason": 64, "worker": 200, "image_digest": 200}
 
 
 class ChunkCorrupt(ValueError):
@@ -133,9 +135,7 @@ def append(run_id: str, name: str, offset: int, data: bytes, sha256: str) -> int
             size = handle.seek(0, os.SEEK_END)
             if offset != size:
                 raise OffsetMismatch(name, offset, size)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            handle.write(data)  # no fsync: the commit hashes every file whole before it is stored
             return size + len(data)
 
 
@@ -151,6 +151,21 @@ def parse_manifest(run_id: str, body: bytes) -> dict[str, Any]:
         raise ManifestInvalid(f"the manifest is of job {manifest.get('job_id')!r}, not of flow run {run_id}")
     if not isinstance(manifest.get("state"), str) or not manifest["state"]:
         raise ManifestInvalid("the manifest names no final state")
+    for key, longest in TEXT_LIMITS.items():  # what the index row's columns hold
+        value = manifest.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > longest):
+            raise ManifestInvalid(f"the manifest's {key!r} must be text of at most {longest} characters")
+    spec = manifest.get("spec", {})
+    if not isinstance(spec, dict) or not isinstance(spec.get("image", ""), str) or len(spec.get("image", "")) > 512:
+        raise ManifestInvalid("the manifest's 'spec' must be an object whose 'image' is text of at most 512 characters")
+    if manifest.get("exit_code") is not None and not isinstance(manifest["exit_code"], int):
+        raise ManifestInvalid("the manifest's 'exit_code' must be a number")
+    for key in ("started_at", "finished_at"):
+        try:
+            if manifest.get(key):
+                datetime.fromisoformat(manifest[key])
+        except (TypeError, ValueError):
+            raise ManifestInvalid(f"the manifest's {key!r} must be an ISO time") from None
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise ManifestInvalid("the manifest has no 'files' object")
