@@ -36,6 +36,20 @@ def join_command(server: str, token: str, fingerprint: str | None) -> str:
     return f"swarmsync worker start --server {server} --token {token}{pin}"
 
 
+def check_pool(name: str) -> None:
+    """PoolNotFound (404) unless the work pool exists. Call within `prefect_api()`."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from swarmsync.policy import PoolNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            raise PoolNotFound(f"no work pool named {name!r}; see 'swarmsync pool create'") from None
+
+
 def hand_back(flow_run_ids: list[str], token: str) -> list[str]:
     """Send the runs of a revoked token that are still Pending or Running back to their queue
     (AwaitingRetry, due HAND_BACK_DELAY later so that the revoked host has stopped them first); their ids.

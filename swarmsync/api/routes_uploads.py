@@ -53,10 +53,10 @@ class Unstored(BaseModel):
     manifest_sha256: str = Field(min_length=64, max_length=64)
 
 
-async def _claimed(principal: WorkerPrincipal, run_id: str) -> Response | None:
+async def _claimed(request: Request, principal: WorkerPrincipal, run_id: str) -> Response | None:
     """None when the token claimed this run of its pool; else the 404 to answer."""
     try:
-        await gateway().scope.check_run(principal, run_id)
+        await gateway(request).scope.check_run(principal, run_id)
     except NotYours as exc:
         return error_response(404, str(exc))
     if not await anyio.to_thread.run_sync(worker_tokens.claimed_by, principal, run_id):
@@ -83,12 +83,13 @@ def _held_answer(status: int, name: str, size: int, detail: str | None = None) -
 
 
 @router.get("/{run_id}/files/{name:path}", response_model=Held, responses=responses(400))
-async def held(run_id: str, name: str, principal: WorkerPrincipal = Depends(worker_caller)) -> Response:
+async def held(run_id: str, name: str, request: Request,
+               principal: WorkerPrincipal = Depends(worker_caller)) -> Response:
     """How many bytes of the file Core holds for this run (0: none yet): where an upload resumes."""
     checked = _checked(run_id, name)
     if isinstance(checked, Response):
         return checked
-    if refusal := await _claimed(principal, checked):
+    if refusal := await _claimed(request, principal, checked):
         return refusal
     return _held_answer(200, name, await anyio.to_thread.run_sync(staging.held, checked, name))
 
@@ -102,7 +103,7 @@ async def put_chunk(run_id: str, name: str, request: Request, offset: int = Quer
     checked = _checked(run_id, name)
     if isinstance(checked, Response):
         return checked
-    if refusal := await _claimed(principal, checked):
+    if refusal := await _claimed(request, principal, checked):
         return refusal
     data = await request.body()
     try:
@@ -114,7 +115,7 @@ async def put_chunk(run_id: str, name: str, request: Request, offset: int = Quer
     return _held_answer(200, name, size)
 
 
-async def _run_facts(principal: WorkerPrincipal, run_id: str) -> tuple[str | None, dict[str, Any]]:
+async def _run_facts(request: Request, principal: WorkerPrincipal, run_id: str) -> tuple[str | None, dict[str, Any]]:
     """The pool's archive block (its base job template's default) and the run's project and owner, as
     Core reads them: a worker decides neither where its archive goes nor whose it is."""
     from prefect.client.schemas.objects import FlowRun
@@ -122,10 +123,10 @@ async def _run_facts(principal: WorkerPrincipal, run_id: str) -> tuple[str | Non
     from swarmsync.owners import project_of
     from swarmsync.worker import run_submitter
 
-    response = await gateway().upstream.get(f"flow_runs/{run_id}")
+    response = await gateway(request).upstream.get(f"flow_runs/{run_id}")
     response.raise_for_status()
     run = FlowRun.model_validate(response.json())
-    pool = await gateway().scope.pool(principal.pool)
+    pool = await gateway(request).scope.pool(principal.pool)
     properties = ((pool.get("base_job_template") or {}).get("variables") or {}).get("properties") or {}
     block = (properties.get("archive_block") or {}).get("default") or None
     return block, {"project": project_of(run), "owner": run_submitter(run)}
@@ -145,10 +146,10 @@ async def commit(run_id: str, request: Request,
     checked = _checked(run_id)
     if isinstance(checked, Response):
         return checked
-    if refusal := await _claimed(principal, checked):
+    if refusal := await _claimed(request, principal, checked):
         return refusal
     body = await request.body()
-    block, facts = await _run_facts(principal, checked)
+    block, facts = await _run_facts(request, principal, checked)
     try:
         done = await anyio.to_thread.run_sync(staging.commit, checked, body, x_manifest_sha256, block, facts)
     except (staging.ChunkCorrupt, staging.ManifestInvalid) as exc:
@@ -159,16 +160,16 @@ async def commit(run_id: str, request: Request,
 
 
 @router.post("/{run_id}/unstored", response_model=CommitOut, responses=responses(422))
-async def unstored(run_id: str, body: Unstored,
+async def unstored(run_id: str, body: Unstored, request: Request,
                    principal: WorkerPrincipal = Depends(worker_caller)) -> CommitOut | Response:
     """Index the outcome of a run whose archive could not reach Core (no location: downloads say why and
     that its files are on the worker host); a run archived already keeps its archive."""
     checked = _checked(run_id)
     if isinstance(checked, Response):
         return checked
-    if refusal := await _claimed(principal, checked):
+    if refusal := await _claimed(request, principal, checked):
         return refusal
-    block, facts = await _run_facts(principal, checked)
+    block, facts = await _run_facts(request, principal, checked)
     try:
         done = await anyio.to_thread.run_sync(staging.record_unstored, checked, body.manifest,
                                               body.manifest_sha256.lower(), block, facts)

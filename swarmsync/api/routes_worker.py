@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request, Response, WebSocket
 from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
 
 from swarmsync.api.deps import address
 from swarmsync.api.errors import error_response, responses
@@ -26,14 +27,14 @@ from swarmsync.gateway.proxy import Gateway, Refused
 from swarmsync.gateway.scope import NotYours
 
 router = APIRouter(prefix="/worker", tags=["worker hosts"], responses=responses(401, 403, 404))
-_gateway: Gateway | None = None
 
 
-def gateway() -> Gateway:
-    global _gateway
-    if _gateway is None:
-        _gateway = Gateway()
-    return _gateway
+def gateway(connection: HTTPConnection) -> Gateway:
+    """The app's gateway (its upstream client lives on the app's event loop; made at first use)."""
+    state = connection.app.state
+    if getattr(state, "gateway", None) is None:
+        state.gateway = Gateway()
+    return state.gateway
 
 
 @router.api_route("/prefect/api/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
@@ -42,7 +43,7 @@ async def prefect_api(path: str, request: Request, principal: WorkerPrincipal = 
     """One Prefect API call of the token's worker, checked and forwarded with Core's credentials."""
     body = await request.body()
     try:
-        answer = await gateway().forward(principal, request.method, path, request.url.query,
+        answer = await gateway(request).forward(principal, request.method, path, request.url.query,
                                          dict(request.headers), body)
     except Refused as exc:
         why = str(exc)
@@ -57,12 +58,12 @@ async def prefect_api(path: str, request: Request, principal: WorkerPrincipal = 
 
 @router.websocket("/prefect/api/events/in")
 async def events_in(websocket: WebSocket) -> None:
-    await events.relay_in(gateway(), websocket, websocket.client.host if websocket.client else None)
+    await events.relay_in(gateway(websocket), websocket, websocket.client.host if websocket.client else None)
 
 
 @router.websocket("/prefect/api/events/out")
 async def events_out(websocket: WebSocket) -> None:
-    await events.relay_out(gateway(), websocket, websocket.client.host if websocket.client else None)
+    await events.relay_out(gateway(websocket), websocket, websocket.client.host if websocket.client else None)
 
 
 class WhoAmI(BaseModel):
@@ -106,15 +107,16 @@ class RunOwner(BaseModel):
     project_role: str | None
 
 
-async def _run(principal: WorkerPrincipal, run_id: str) -> dict[str, Any]:
-    await gateway().scope.check_run(principal, run_id)
-    response = await gateway().upstream.get(f"flow_runs/{run_id}")
+async def _run(request: Request, principal: WorkerPrincipal, run_id: str) -> dict[str, Any]:
+    await gateway(request).scope.check_run(principal, run_id)
+    response = await gateway(request).upstream.get(f"flow_runs/{run_id}")
     response.raise_for_status()
     return response.json()
 
 
 @router.get("/runs/{run_id}/owner", response_model=RunOwner)
-async def run_owner(run_id: str, principal: WorkerPrincipal = Depends(worker_caller)) -> RunOwner | Response:
+async def run_owner(run_id: str, request: Request,
+                    principal: WorkerPrincipal = Depends(worker_caller)) -> RunOwner | Response:
     """Who submitted the run (or owns its schedule), and their global and project roles now."""
     from prefect.client.schemas.objects import FlowRun
 
@@ -122,7 +124,7 @@ async def run_owner(run_id: str, principal: WorkerPrincipal = Depends(worker_cal
     from swarmsync.worker import run_submitter, user_membership
 
     try:
-        run = FlowRun.model_validate(await _run(principal, run_id))
+        run = FlowRun.model_validate(await _run(request, principal, run_id))
     except NotYours as exc:
         return error_response(404, str(exc))
     submitter, project = run_submitter(run), project_of(run)
@@ -137,12 +139,13 @@ class RunOutcome(BaseModel):
 
 
 @router.get("/runs/{run_id}/outcome", response_model=RunOutcome)
-async def run_outcome(run_id: str, principal: WorkerPrincipal = Depends(worker_caller)) -> RunOutcome | Response:
+async def run_outcome(run_id: str, request: Request,
+                      principal: WorkerPrincipal = Depends(worker_caller)) -> RunOutcome | Response:
     """The run's archived outcome (its final state's name and message); 404 when it has none."""
     from swarmsync import archive
 
     try:
-        await gateway().scope.check_run(principal, run_id)
+        await gateway(request).scope.check_run(principal, run_id)
     except NotYours as exc:
         return error_response(404, str(exc))
     done = await anyio.to_thread.run_sync(archive.indexed_outcome, run_id)

@@ -45,10 +45,8 @@ def server_url(request: Request) -> str:
 @router.post("", response_model=WorkerTokenCreated, status_code=201, responses=responses(400, 404, 409))
 def create(body: WorkerTokenCreate, request: Request, principal: Principal = Depends(admin)) -> WorkerTokenCreated:
     """A token for one worker host; its secret and the command to run on that host are in this response only."""
-    from swarmsync.deployments.pools import pool_policy
-
     pool = body.pool or get_settings().work_pool
-    uses_prefect_api(pool_policy)(pool)  # PoolNotFound (404) for a pool that does not exist
+    uses_prefect_api(worker_hosts.check_pool)(pool)
     expires = parse_duration(body.expires) if body.expires else None
     new = worker_tokens.create(principal.username, body.name, pool, body.queue, expires, address(request))
     server, fingerprint = server_url(request), worker_hosts.ca_fingerprint()

@@ -85,6 +85,8 @@ def classify(method: str, path: str) -> Call | None:
     """The call `method /api/<path>` is, or None: not a call a worker makes (refused)."""
     path = path.strip("/")
     method = method.upper()
+    if any(part in ("", ".", "..") for part in path.split("/")) or "%" in path or "\\" in path:
+        return None  # no dot segments, empty segments or escapes: what is checked is what Prefect serves
     for want, pattern, kind in _TABLE:
         if want == method and (found := pattern.fullmatch(path)):
             groups = found.groupdict()

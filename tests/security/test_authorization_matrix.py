@@ -7,9 +7,7 @@ expected outcome for each caller is declared in one table (`MATRIX`); a route of
 table does not name fails `test_the_matrix_names_every_route`, so no route ships unchecked.
 
 Outcomes: "ok" (2xx: done, not any other refusal), 401, 403 (with the reason; audited once), 404
-(an object of a project the caller is not in does not exist for them), "worker-only" (a route of worker
-hosts, /worker/...: 401 for every user and for nobody, saying a worker token is required; what worker
-tokens may do there is tested in tests/archives/test_core_uploads.py and tests/multihost).
+(an object of a project the caller is not in does not exist for them).
 """
 
 from __future__ import annotations
@@ -53,8 +51,8 @@ def outcome(ok: set[str] = frozenset(), forbidden: set[str] = frozenset(), hidde
 EVERYONE = outcome(ok=SIGNED_IN)
 ADMIN_ONLY = outcome(ok={"admin"}, forbidden=SIGNED_IN - {"admin"})
 PUBLIC = {caller: "public" for caller in CALLERS}
-# a route for worker hosts (a worker token): every user, whatever their role, and nobody: 401
-WORKER_ONLY = {caller: "worker-only" for caller in CALLERS}
+# worker hosts' routes: a worker token only; every user's session or token is refused as no worker token (401)
+WORKER_ONLY = {caller: "worker-401" for caller in CALLERS}
 # an object of project P: read by its members, hidden from everyone else
 READ_P = outcome(ok=SIGNED_IN - {"outsider"}, hidden={"outsider"})
 # a change of the owner's object in P: the owner, P's maintainer and admins; a viewer's role or another
@@ -178,10 +176,6 @@ def a_worker_token(w: World) -> tuple[str, Any]:
     return f"/worker-tokens/{name}", None
 
 
-def new_worker_token(w: World) -> tuple[str, Any]:
-    return "/worker-tokens", {"name": f"m-{uuid.uuid4().hex[:8]}", "pool": get_settings().work_pool}
-
-
 MATRIX_USER = f"matrix-target-{uuid.uuid4().hex[:6]}"
 
 # (method, route path, how to make the call, expected outcome per caller). A maker gets the world (and,
@@ -243,17 +237,17 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("GET", "/projects/{project}/members", fixed("/projects/{p}/members"), READ_P),
     ("PUT", "/projects/{project}/members/{username}", new_member, MEMBERS_P),
     ("DELETE", "/projects/{project}/members/{username}", a_member, MEMBERS_P),
-    # worker hosts' tokens (admins)
+    # worker hosts' tokens (admins) and the routes worker hosts call (worker tokens only)
     ("GET", "/worker-tokens", fixed("/worker-tokens"), ADMIN_ONLY),
-    ("POST", "/worker-tokens", new_worker_token, ADMIN_ONLY),
+    ("POST", "/worker-tokens", lambda w: ("/worker-tokens", {"name": f"m-{uuid.uuid4().hex[:8]}"}), ADMIN_ONLY),
     ("DELETE", "/worker-tokens/{name}", a_worker_token, ADMIN_ONLY),
-    # what worker hosts call, with a worker token only
-    *[(method, "/worker/prefect/api/{path}", fixed("/worker/prefect/api/flow_runs/{job}"), WORKER_ONLY)
-      for method in ("GET", "POST", "PATCH", "PUT", "DELETE")],
     ("GET", "/worker/whoami", fixed("/worker/whoami"), WORKER_ONLY),
     ("POST", "/worker/telemetry", fixed("/worker/telemetry", {}), WORKER_ONLY),
     ("GET", "/worker/runs/{run_id}/owner", fixed("/worker/runs/{job}/owner"), WORKER_ONLY),
     ("GET", "/worker/runs/{run_id}/outcome", fixed("/worker/runs/{job}/outcome"), WORKER_ONLY),
+    *[(method, "/worker/prefect/api/{path}", fixed("/worker/prefect/api/flow_runs/{job}"), WORKER_ONLY)
+      for method in ("GET", "POST", "PATCH", "PUT", "DELETE")],
+    # a worker host returns a run's archive to Core (tests/archives/test_core_uploads.py: which token may)
     ("GET", "/worker/archives/{run_id}/files/{name}", fixed("/worker/archives/{job}/files/output.txt"), WORKER_ONLY),
     ("PUT", "/worker/archives/{run_id}/files/{name}", fixed("/worker/archives/{job}/files/output.txt?offset=0"),
      WORKER_ONLY),
@@ -348,9 +342,9 @@ def test_every_route_gives_each_caller_what_the_matrix_says(world):
             elif want == "401":
                 assert response.status_code == 401, where
                 assert "authentication required" in response.json()["detail"], where
-            elif want == "worker-only":  # a user's session is no worker token, whatever the user's role
+            elif want == "worker-401":
                 assert response.status_code == 401, where
-                assert "worker token" in response.json()["detail"], where
+                assert "worker token is required" in response.json()["detail"], where
             elif want == "ok":
                 assert 200 <= response.status_code < 300, where
             elif want == "404":
