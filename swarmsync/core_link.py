@@ -114,6 +114,8 @@ def use(link: CoreLink) -> None:
     if link.ca_file:
         os.environ["SWARMSYNC_CA_FILE"] = link.ca_file
         os.environ["PREFECT_API_SSL_CERT_FILE"] = link.ca_file
+    # a cut-off link (up to a minute or more) is waited out: 7 retries back off 2, 4, ... 128 s (254 s in all)
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "7")
     for name in ("SWARMSYNC_DATABASE_URL", "SWARMSYNC_REDIS_URL", "PREFECT_API_KEY"):
         os.environ.pop(name, None)
     get_settings.cache_clear()

@@ -24,10 +24,10 @@ def default_server_url() -> str:
 def ca_fingerprint() -> str | None:
     """SHA-256 of the CA Core made for itself (None: an admin's certificate, or no TLS of Core's own)."""
     try:
-        from swarmsync import tls
+        from swarmsync.tls import core_ca_fingerprint
     except ImportError:  # pragma: no cover - TLS support not installed
         return None
-    return tls.core_ca_fingerprint()
+    return core_ca_fingerprint()
 
 
 def join_command(server: str, token: str, fingerprint: str | None) -> str:
