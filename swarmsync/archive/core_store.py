@@ -167,7 +167,7 @@ class CoreStore(Store):
             response = self.link.request(method, path, **kwargs)
         except CoreRefused as exc:
             raise ArchiveStoreError(f"archive upload to Core refused: {exc}") from None
-        except httpx.ConnectError as exc:  # nothing was sent
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
             raise _Transient(f"Core cannot be reached ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             self.sent += counted
