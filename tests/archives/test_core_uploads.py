@@ -3,8 +3,9 @@
 Real parts only: Core's API (`create_app()` under uvicorn) in a child process of its own, which the
 tests kill and restart; the session stack's Prefect server and PostgreSQL; a real work pool whose base
 job template names a LocalFileSystem block (Core's store for that pool); a real flow run of that pool;
-real worker tokens, one of which claimed the run. The worker side is `CoreStore` through a `CoreLink`,
-driven by the flow's own `_store_archive`.
+real worker tokens, one of which claimed the run (and is revoked at the end of one test). The worker
+side is `CoreStore` through a `CoreLink`, driven by the flow's own `_store_archive`. One pool's store is
+S3 (moto's server, tests/archives/conftest.py): Core writes wherever the pool says.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def core(stack, tmp_path_factory) -> Iterator[CoreApi]:
     api.stop()
 
 
-def _make_pool(folder: Path) -> Pool:
+def _make_pool(folder: Path, block: str | None = None) -> Pool:
+    """A pool whose base job template names `block` (default: a LocalFileSystem block on `folder`)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.filesystems import LocalFileSystem
@@ -97,15 +99,17 @@ def _make_pool(folder: Path) -> Pool:
     from swarmsync.connection import prefect_api
 
     name = f"up-{uuid.uuid4().hex[:8]}"
-    template = {"job_configuration": {"archive_block": "{{ archive_block }}"},
-                "variables": {"type": "object", "properties": {"archive_block": {
-                    "type": "string", "default": f"local-file-system/{name}-archive"}}}}
     with prefect_api(), get_client(sync_client=True) as client:
-        LocalFileSystem(basepath=str(folder)).save(f"{name}-archive", overwrite=True)
+        if block is None:
+            LocalFileSystem(basepath=str(folder)).save(f"{name}-archive", overwrite=True)
+            block = f"local-file-system/{name}-archive"
+        template = {"job_configuration": {"archive_block": "{{ archive_block }}"},
+                    "variables": {"type": "object", "properties": {"archive_block": {
+                        "type": "string", "default": block}}}}
         client.create_work_pool(WorkPoolCreate(name=name, type="swarmsync", base_job_template=template))
         flow_id = client.create_flow_from_name("upload-test")
         deployment_id = client.create_deployment(flow_id=flow_id, name=name, work_pool_name=name)
-    return Pool(name, f"local-file-system/{name}-archive", folder, str(deployment_id))
+    return Pool(name, block, folder, str(deployment_id))
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +306,14 @@ def test_other_tokens_and_names_outside_the_layout_are_refused(core, pool, tmp_p
     with pytest.raises(ArchiveStoreError, match="404"):  # a refusal is final: no retrying for minutes
         CoreStore(CoreLink(core.url, same_pool), patience=600).put(f"{run_id}/output.txt", spool / "output.txt")
 
+    from swarmsync.auth import worker_tokens
+
+    worker_tokens.revoke("test-admin", worker_tokens.identify(claimer).name)
+    wait_until(lambda: httpx.get(f"{base}/files/output.txt", headers=headers).status_code == 401,
+               "Core refuses the revoked token", timeout=30)  # Core's identification cache: 5 s
+    with pytest.raises(ArchiveStoreError, match="refused"):  # the token that claimed the run, revoked
+        CoreStore(CoreLink(core.url, claimer), patience=600).put(f"{run_id}/output.txt", spool / "output.txt")
+
 
 def test_an_unstored_outcome_is_indexed_through_core(core, pool, tmp_path):
     from swarmsync import archive
@@ -320,3 +332,21 @@ def test_an_unstored_outcome_is_indexed_through_core(core, pool, tmp_path):
     assert link.run_outcome(run_id) == ("FAILED", "exit 1; archive not stored (test)")
     with pytest.raises(archive.ArchiveNotFound, match="not stored"):
         archive.store_for_job(run_id)
+
+
+def test_core_writes_into_the_pools_s3_store(core, s3_server, tmp_path):
+    """Core's store is whatever the pool names: here an S3 bucket (moto's server), read back checked."""
+    from swarmsync import archive
+    from swarmsync.core_link import CoreLink
+    from tests.archives.conftest import s3_block
+
+    s3_pool = _make_pool(tmp_path / "unused", s3_block(s3_server))
+    run_id = new_run(s3_pool)
+    link = CoreLink(core.url, new_token(s3_pool.name, claim=run_id))
+    spool = make_spool(tmp_path / "spool", 2 * 2**20 + 5)  # 3 chunks of the default 1 MiB
+    location, manifest = store_archive(link, run_id, spool)
+    assert location.startswith("s3://") and location.endswith(run_id)
+    row = archive.index.indexed(run_id)
+    assert row is not None and row.archive_block == s3_pool.block and row.archive_path == location
+    assert archive.verify_archive(run_id) == []
+    assert archive.read_archive_file(run_id, "files.tar.gz") == (spool / "files.tar.gz").read_bytes()
