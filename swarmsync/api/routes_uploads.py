@@ -156,6 +156,7 @@ async def commit(run_id: str, request: Request,
         return error_response(422, str(exc))
     except staging.UploadIncomplete as exc:
         return JSONResponse({"detail": str(exc), "held": exc.held}, status_code=409)
+    await anyio.to_thread.run_sync(staging.sweep_stale)  # uploads given up long ago (at most hourly)
     return _committed(done)
 
 

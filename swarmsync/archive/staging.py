@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 from swarmsync.archive.factory import store_for
 from swarmsync.archive.index import index_archive, indexed
 from swarmsync.archive.layout import MANIFEST, check_name
+from swarmsync.archive.store import job_id_of
 from swarmsync.output import sha256_file
 from swarmsync.settings import get_settings
 
@@ -35,6 +37,8 @@ MANIFEST_HEADER = "X-Manifest-SHA256"  # the manifest's SHA-256 (hex), on commit
 OFFSET_HEADER = "Upload-Offset"  # how many bytes of the file Core holds (GET, PUT, and a 409)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+STALE_AFTER_SECONDS = 2 * 86400  # staging no chunk reached for this long is an upload given up: swept
+SWEEP_EVERY_SECONDS = 3600.0
 TEXT_LIMITS = {"state": 32, "reason": 64, "worker": 200, "image_digest": 200}
 
 
@@ -267,3 +271,36 @@ def record_unstored(run_id: str, manifest: dict[str, Any], digest: str, block: s
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
     return Committed("", manifest, digest, already=False)
+
+
+_last_sweep = 0.0
+
+
+def sweep_stale(force: bool = False) -> list[str]:
+    """Remove the staging of uploads no chunk has reached for `STALE_AFTER_SECONDS` (a worker host that
+    gave up or is gone; its spool still has the files); at most once per `SWEEP_EVERY_SECONDS` unless
+    `force`. Returns the run ids swept."""
+    global _last_sweep
+    now = time.time()
+    if not force and now - _last_sweep < SWEEP_EVERY_SECONDS:
+        return []
+    _last_sweep = now
+    root = uploads_dir()
+    if not root.is_dir():
+        return []
+    swept = []
+    for entry in root.iterdir():
+        run_id = job_id_of(entry.name)
+        if run_id is None or not entry.is_dir():
+            continue
+        try:
+            newest = max([entry.stat().st_mtime, *(p.stat().st_mtime for p in entry.rglob("*"))])
+        except FileNotFoundError:
+            continue  # committed meanwhile
+        if now - newest < STALE_AFTER_SECONDS:
+            continue
+        with locked(run_id, create=False) as folder:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                swept.append(run_id)
+    return swept
