@@ -105,6 +105,12 @@ class SwarmSyncSettings(BaseSettings):
         description="Tries to write a job's archive to its store (with 2, 4, ... s between them) before the "
         "job ends with its outcome indexed and its files kept on the worker host (docs/archives.md).",
     )
+    core_upload_patience_seconds: float = Field(
+        default=1800, gt=0,
+        description="On a worker host with a token: how long an archive upload to Core keeps retrying (1, 2, "
+        "4 ... 30 s apart, resuming at Core's size) while Core is unreachable or answers 5xx, before the job "
+        "ends with its files kept on the host (docs/archives.md). Any answer from Core starts it anew.",
+    )
     log_cap_bytes: int = Field(
         default=1_000_000,
         description="Bytes of a job's output copied into the Prefect run log; the rest "

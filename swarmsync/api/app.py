@@ -24,6 +24,7 @@ from swarmsync.api import (
     routes_schedules,
     routes_templates,
     routes_tokens,
+    routes_uploads,
     routes_users,
     routes_worker,
     routes_worker_tokens,
@@ -50,6 +51,7 @@ ROUTERS = [
     routes_projects.router,
     routes_worker_tokens.router,
     routes_worker.router,
+    routes_uploads.router,
 ]
 
 
