@@ -146,9 +146,9 @@ class Gateway:
             body = response.json()
             if body.get("id") and body.get("flow_run_id"):
                 scope.task_runs[str(body["id"])] = str(body["flow_run_id"])
-        elif kind is Kind.RUN_CHANGE and object_id and isinstance(sent, dict):
+        elif kind is Kind.RUN_CHANGE and object_id and isinstance(sent, dict) and "state" in sent:  # set_state
             state = (sent.get("state") or {}).get("type")
-            if response.json().get("status") != "ACCEPT":
+            if not response.content or response.json().get("status") != "ACCEPT":
                 return
             if state == "PENDING":
                 await anyio.to_thread.run_sync(worker_tokens.record_claim, principal, object_id)

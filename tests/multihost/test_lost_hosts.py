@@ -117,12 +117,24 @@ def test_a_partitioned_host_stops_its_job_before_core_retries_it_and_the_job_com
 
 
 def test_a_backlog_no_host_can_take_does_not_stop_other_jobs(api, multihost_hosts):
+    """500 jobs for a label no host has, in a queue an admin put first (priority 1: Prefect answers a poll
+    with the runs of higher-priority queues first, a page of 200 at most): the other jobs still run."""
     admin_python("""
 import sys
+import anyio
 import swarmsync
+from prefect.client.orchestration import get_client
+from swarmsync.connection import prefect_api
 from swarmsync.spec import JobSpec
+
+async def first_queue():
+    async with get_client() as client:
+        await client.create_work_queue(name="host:tpu", work_pool_name="swarmsync", priority=1)
+
+with prefect_api():
+    anyio.run(first_queue)
 specs = [JobSpec(image=sys.argv[1], command="echo never", tags=["backlog"]) for _ in range(500)]
-made = [s for s in swarmsync.submit_many(specs, queue="host:nowhere", concurrency=8) if s.job]
+made = [s for s in swarmsync.submit_many(specs, queue="host:tpu", concurrency=8) if s.job]
 assert len(made) == 500, len(made)
 """, IMAGE)
     jobs = [api.submit(IMAGE, f"echo after-backlog-{i}") for i in range(12)]
