@@ -1,0 +1,130 @@
+"""Pipelines on real Docker and Prefect: the parent flow on Core's pipeline worker, each step a child
+run of the job deployment (docs/pipelines.md)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from prefect.blocks.system import Secret
+
+import swarmsync
+from swarmsync.pipeline_spec import PipelineError
+from swarmsync.pipelines import read_children, submit_pipeline
+from tests.waiting import wait_until
+
+
+def _step(busybox: str, command: str, **extra):
+    return {"image": busybox, "pull_policy": "never", "command": ["sh", "-c", command], **extra}
+
+
+def test_diamond_passes_files_along(stack, busybox, no_leftover_containers):
+    """A -> B, A -> C, B + C -> D: each hands its output folder on; D's output is checked. B and C run
+    at the same time (their containers' lives overlap)."""
+    pipeline = submit_pipeline({"name": "diamond", "max_parallel": 4, "steps": {
+        "a": _step(busybox, "mkdir -p /out && echo 21 > /out/n.txt", output_dir="/out"),
+        "b": _step(busybox, "mkdir -p /out && cut -d" " -f1 /proc/uptime > /out/t0 && sleep 3 && "
+                   "echo $(( $(cat /in/n.txt) * 2 )) > /out/b.txt && cut -d" " -f1 /proc/uptime > /out/t1", output_dir="/out",
+                   needs=["a"], inputs_from={"a": "/in"}),
+        "c": _step(busybox, "mkdir -p /out && cut -d" " -f1 /proc/uptime > /out/t0 && sleep 3 && "
+                   "echo c-saw-$(cat /in/n.txt) > /out/c.txt && cut -d" " -f1 /proc/uptime > /out/t1", output_dir="/out",
+                   needs=["a"], inputs_from={"a": "/in"}),
+        "d": _step(busybox, "cat /b/b.txt /c/c.txt; echo $(cat /b/t0) $(cat /b/t1) $(cat /c/t0) $(cat /c/t1)",
+                   needs=["b", "c"], inputs_from={"b": "/b", "c": "/c"}),
+    }})
+    pipeline.wait(150)
+    steps = {s.name: s for s in pipeline.steps()}
+    assert pipeline.status() == "Completed", steps
+    assert all(s.state == "Completed" for s in steps.values()), steps
+    output = swarmsync.get_job(steps["d"].job_id).result().output.split()
+    assert output[:2] == ["42", "c-saw-21"], output
+    b0, b1, c0, c1 = map(float, output[2:6])
+    assert b0 < c1 and c0 < b1, f"b and c did not overlap: b {b0}-{b1}, c {c0}-{c1}"
+    # the Prefect tree: every step run is a child of one of the pipeline's task runs
+    children = read_children(pipeline.id)
+    assert len(children) == 4 and all(c.parent_task_run_id for c in children)
+
+
+def test_failed_step_skips_dependents_runs_failure_step_and_resume(stack, busybox, docker_client,
+                                                                  no_leftover_containers):
+    """B fails: D (needs B) is skipped, not failed; the `when: failure` step runs. The cause fixed,
+    resume re-runs only B and D; A's container is not started again (Docker's events say so)."""
+    block = f"pipeline-mode-{uuid.uuid4().hex[:8]}"
+    Secret(value="broken").save(block)
+    pipeline = submit_pipeline({"name": "resumable", "steps": {
+        "a": _step(busybox, "mkdir -p /out && echo from-a > /out/a.txt", output_dir="/out"),
+        "b": _step(busybox, 'echo mode=$MODE; test "$MODE" = fixed', needs=["a"], secrets={"MODE": block}),
+        "d": _step(busybox, "echo d ran", needs=["b"]),
+        "cleanup": _step(busybox, "echo cleaning up", needs=["d"], when="failure"),
+        "report": _step(busybox, "cat /in/a.txt", needs=["a"], inputs_from={"a": "/in"}),
+    }})
+    pipeline.wait(150)
+    steps = {s.name: s for s in pipeline.steps()}
+    assert pipeline.status() == "Failed", steps
+    assert steps["b"].state == "Failed" and steps["d"].state == "Skipped", steps
+    assert steps["cleanup"].state == "Completed" and steps["report"].state == "Completed", steps
+    assert "cleaning up" in swarmsync.get_job(steps["cleanup"].job_id).result().output
+    first = {name: s.job_id for name, s in steps.items()}
+
+    Secret(value="fixed").save(block, overwrite=True)
+    since = datetime.now(UTC)
+    pipeline.resume()
+    wait_until(lambda: pipeline.status() not in ("Failed", "AwaitingRetry"), "the pipeline started again", 60)
+    pipeline.wait(150)
+    after = {s.name: s for s in pipeline.steps()}
+    assert pipeline.status() == "Completed", after
+    assert after["b"].attempts == 2 and after["d"].attempts == 1 and after["b"].state == "Completed", after
+    for reused in ("a", "report", "cleanup"):
+        assert after[reused].job_id == first[reused] and after[reused].attempts == 1, after
+    created = docker_client.events(since=since, until=datetime.now(UTC), decode=True,
+                                   filters={"type": "container", "event": "create"})
+    started_for = {e["Actor"]["Attributes"].get("io.swarmsync.flow-run-id") for e in created}
+    assert first["a"] not in started_for and first["report"] not in started_for, started_for
+    assert after["b"].job_id in started_for and after["d"].job_id in started_for, started_for
+
+
+def test_matrix_of_ten(stack, busybox, no_leftover_containers):
+    pipeline = submit_pipeline({"name": "fan-out", "max_parallel": 5, "steps": {
+        "shard": {**_step(busybox, "echo shard=${{ matrix.n }} $REGION"), "env": {"REGION": "r-${{ matrix.n }}"},
+                  "matrix": {"n": list(range(10))}},
+        "after": _step(busybox, "echo all done", needs=["shard"]),
+    }})
+    pipeline.wait(150)
+    steps = {s.name: s for s in pipeline.steps()}
+    assert pipeline.status() == "Completed", steps
+    assert len(steps) == 11 and steps["after"].needs == [f"shard[n={i}]" for i in range(10)]
+    assert "shard=7 r-7" in swarmsync.get_job(steps["shard[n=7]"].job_id).result().output
+
+
+def test_pipeline_on_a_schedule_runs(stack, busybox, no_leftover_containers):
+    from swarmsync.deployments.pipeline_deployment import delete_pipeline_schedule, schedule_pipeline
+    from swarmsync.pipelines import list_pipelines, resolve
+
+    name = f"every-{uuid.uuid4().hex[:6]}"
+    resolved = resolve({"name": name, "steps": {"hello": _step(busybox, "echo scheduled")}})
+    schedule_pipeline(name, resolved, every="5s", user="sched-owner")
+    try:
+        def ran() -> bool:
+            return any(p.flow_run().name.startswith(name) or p.definition().name == name and p.is_finished()
+                       for p in list_pipelines(limit=20) if p.definition().name == name and p.is_finished())
+        wait_until(ran, "a scheduled pipeline ran", timeout=120)
+    finally:
+        delete_pipeline_schedule(name)
+    done = next(p for p in list_pipelines(limit=20) if p.definition().name == name and p.is_finished())
+    assert done.status() == "Completed" and done.submitter == "sched-owner"
+
+
+@pytest.mark.parametrize(("steps", "where"), [
+    ({"a": {"image": "busybox", "needs": ["b"]}, "b": {"image": "busybox", "needs": ["a"]}}, "cycle"),
+    ({"a": {"image": "busybox", "needs": ["nope"]}}, "not a step"),
+    ({"a": {"image": "busybox"}, "b": {"image": "busybox", "needs": ["a"], "inputs_from": {"a": "/in"}}},
+     "no output_dir"),
+])
+def test_bad_dags_are_refused_before_anything_runs(stack, steps, where):
+    before = len(swarmsync.pipelines.list_pipelines(limit=200))
+    with pytest.raises(PipelineError, match=where):
+        submit_pipeline({"name": "bad", "steps": steps})
+    assert len(swarmsync.pipelines.list_pipelines(limit=200)) == before
+    time.sleep(0)
