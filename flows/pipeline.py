@@ -22,6 +22,7 @@ from prefect import flow, get_run_logger, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed, State
 
 from swarmsync.jobs import _run_request, deployment_for_pool
@@ -60,6 +61,18 @@ async def _wait_final(client: Any, run_id: Any) -> Any:
         await anyio.sleep(POLL_SECONDS)
 
 
+async def _task_run_recorded(client: Any, task_run_id: Any, timeout: float = 60) -> None:
+    """Wait until the server has the step's task run: Prefect 3 records task runs from their events,
+    a moment after they start, and a child run naming it as its parent before that is refused (409)."""
+    with anyio.fail_after(timeout):
+        while True:
+            try:
+                await client.read_task_run(task_run_id)
+                return
+            except ObjectNotFound:
+                await anyio.sleep(0.2)
+
+
 @task(name="pipeline-step", persist_result=False)
 async def pipeline_step(step: ResolvedStep, pipeline_id: str, pipeline_name: str, user: str | None,
                         project: str, sources: dict[str, str]) -> str:
@@ -91,6 +104,7 @@ async def pipeline_step(step: ResolvedStep, pipeline_id: str, pipeline_name: str
             request["tags"] += [pipeline_tag(pipeline_id), step_tag(step.name)]
             request["labels"] = {**request["labels"], PIPELINE_LABEL: pipeline_id}
             deployment = await client.read_deployment_by_name(deployment_for_pool(step.pool))
+            await _task_run_recorded(client, task_run_id)
             child = await client.create_flow_run_from_deployment(
                 deployment.id, parent_task_run_id=task_run_id, work_queue_name=step.queue,
                 idempotency_key=f"swarmsync-pipeline-{pipeline_id}-{step.name}-{attempts + 1}", **request)

@@ -253,6 +253,17 @@ class Pipeline:
             rows.append(row)
         return rows
 
+    def describe(self, with_steps: bool = True) -> dict[str, Any]:
+        """The pipeline as `GET /pipelines/{id}` gives it (the CLI and the dashboard read the same shape)."""
+        run = self.flow_run()
+        definition = ResolvedPipeline(**run.parameters["pipeline"])
+        return {"id": self.id, "name": definition.name, "state": run.state.name if run.state else None,
+                "final": bool(run.state and run.state.is_final()),
+                "message": run.state.message if run.state else None, "user": submitted_by(run),
+                "project": project_of(run), "created": run.created, "started": run.start_time,
+                "ended": run.end_time, "max_parallel": definition.max_parallel,
+                "steps": [vars(row) for row in self.steps()] if with_steps else []}
+
     def jobs(self) -> dict[str, Job]:
         return {row.name: Job(row.job_id) for row in self.steps() if row.job_id}
 

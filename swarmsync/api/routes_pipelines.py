@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from swarmsync import pipelines
 from swarmsync.api.deps import address, require
 from swarmsync.api.errors import Conflict, FieldErrors, responses
-from swarmsync.api.schemas import LogLine, PipelineOut, PipelineSubmission, StepOut
+from swarmsync.api.schemas import LogLine, PipelineOut, PipelineSubmission
 from swarmsync.auth import audit, projects
 from swarmsync.auth.roles import Permission, Principal
 from swarmsync.jobs import Job
@@ -26,14 +26,7 @@ reader = require(Permission.JOBS_READ)
 
 
 def pipeline_out(pipeline: pipelines.Pipeline, with_steps: bool = False) -> PipelineOut:
-    run = pipeline.flow_run() if pipeline._flow_run is None else pipeline._flow_run
-    definition = pipeline.definition()
-    steps = [StepOut(**vars(row)) for row in pipeline.steps()] if with_steps else []
-    return PipelineOut(
-        id=pipeline.id, name=definition.name, state=run.state.name if run.state else None,
-        final=bool(run.state and run.state.is_final()), message=run.state.message if run.state else None,
-        user=pipeline.submitter, project=pipeline.project, created=run.created, started=run.start_time,
-        ended=run.end_time, max_parallel=definition.max_parallel, steps=steps)
+    return PipelineOut(**pipeline.describe(with_steps))
 
 
 def readable_pipeline(principal: Principal, pipeline_id: str) -> pipelines.Pipeline:

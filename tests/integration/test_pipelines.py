@@ -20,16 +20,19 @@ def _step(busybox: str, command: str, **extra):
     return {"image": busybox, "pull_policy": "never", "command": ["sh", "-c", command], **extra}
 
 
+UPTIME = "cut -d' ' -f1 /proc/uptime"  # the host's clock in every container, to 1/100 s
+
+
 def test_diamond_passes_files_along(stack, busybox, no_leftover_containers):
     """A -> B, A -> C, B + C -> D: each hands its output folder on; D's output is checked. B and C run
     at the same time (their containers' lives overlap)."""
     pipeline = submit_pipeline({"name": "diamond", "max_parallel": 4, "steps": {
         "a": _step(busybox, "mkdir -p /out && echo 21 > /out/n.txt", output_dir="/out"),
-        "b": _step(busybox, "mkdir -p /out && cut -d" " -f1 /proc/uptime > /out/t0 && sleep 3 && "
-                   "echo $(( $(cat /in/n.txt) * 2 )) > /out/b.txt && cut -d" " -f1 /proc/uptime > /out/t1", output_dir="/out",
+        "b": _step(busybox, f"mkdir -p /out && {UPTIME} > /out/t0 && sleep 3 && "
+                   f"echo $(( $(cat /in/n.txt) * 2 )) > /out/b.txt && {UPTIME} > /out/t1", output_dir="/out",
                    needs=["a"], inputs_from={"a": "/in"}),
-        "c": _step(busybox, "mkdir -p /out && cut -d" " -f1 /proc/uptime > /out/t0 && sleep 3 && "
-                   "echo c-saw-$(cat /in/n.txt) > /out/c.txt && cut -d" " -f1 /proc/uptime > /out/t1", output_dir="/out",
+        "c": _step(busybox, f"mkdir -p /out && {UPTIME} > /out/t0 && sleep 3 && "
+                   f"echo c-saw-$(cat /in/n.txt) > /out/c.txt && {UPTIME} > /out/t1", output_dir="/out",
                    needs=["a"], inputs_from={"a": "/in"}),
         "d": _step(busybox, "cat /b/b.txt /c/c.txt; echo $(cat /b/t0) $(cat /b/t1) $(cat /c/t0) $(cat /c/t1)",
                    needs=["b", "c"], inputs_from={"b": "/b", "c": "/c"}),
