@@ -102,7 +102,7 @@ def follow(target: LocalPipelines | RemotePipelines, pipeline_id: str, poll: flo
     return 0 when the pipeline completed, 1 otherwise."""
     since: dict[str, datetime | None] = {}
     seen: set[str] = set()
-    ended: set[str] = set()
+    ended: set[tuple[str, str | None]] = set()
     jobs: dict[str, Job] = {}
     while True:
         view = target.view(pipeline_id)
@@ -120,8 +120,6 @@ def follow(target: LocalPipelines | RemotePipelines, pipeline_id: str, poll: flo
                         stream.write(f"[{name}] {entry.message}\n")
             if step["state"] in ("Completed", "Failed", "Crashed", "Cancelled", "Skipped", "TimedOut") and (
                     (name, step.get("job_id")) not in ended):
-                if not view["final"] and step.get("job_id") and step["state"] == "Skipped":
-                    continue
                 ended.add((name, step.get("job_id")))
                 sys.stdout.flush()
                 err.print(f"[{name}] {step['state']}" + (f": {step['message']}" if step.get("message") and
