@@ -11,6 +11,7 @@ import pytest
 from prefect.blocks.system import Secret
 
 import swarmsync
+from swarmsync.connection import prefect_api
 from swarmsync.pipeline_spec import PipelineError
 from swarmsync.pipelines import read_children, submit_pipeline
 from tests.waiting import wait_until
@@ -55,7 +56,8 @@ def test_failed_step_skips_dependents_runs_failure_step_and_resume(stack, busybo
     """B fails: D (needs B) is skipped, not failed; the `when: failure` step runs. The cause fixed,
     resume re-runs only B and D; A's container is not started again (Docker's events say so)."""
     block = f"pipeline-mode-{uuid.uuid4().hex[:8]}"
-    Secret(value="broken").save(block)
+    with prefect_api():  # the stack's Prefect (the test process has no PREFECT_API_URL of its own)
+        Secret(value="broken").save(block)
     pipeline = submit_pipeline({"name": "resumable", "steps": {
         "a": _step(busybox, "mkdir -p /out && echo from-a > /out/a.txt", output_dir="/out"),
         "b": _step(busybox, 'echo mode=$MODE; test "$MODE" = fixed', needs=["a"], secrets={"MODE": block}),
@@ -71,7 +73,8 @@ def test_failed_step_skips_dependents_runs_failure_step_and_resume(stack, busybo
     assert "cleaning up" in swarmsync.get_job(steps["cleanup"].job_id).result().output
     first = {name: s.job_id for name, s in steps.items()}
 
-    Secret(value="fixed").save(block, overwrite=True)
+    with prefect_api():
+        Secret(value="fixed").save(block, overwrite=True)
     since = datetime.now(UTC)
     pipeline.resume()
     wait_until(lambda: pipeline.status() not in ("Failed", "AwaitingRetry"), "the pipeline started again", 60)
@@ -107,16 +110,20 @@ def test_pipeline_on_a_schedule_runs(stack, busybox, no_leftover_containers):
 
     name = f"every-{uuid.uuid4().hex[:6]}"
     resolved = resolve({"name": name, "steps": {"hello": _step(busybox, "echo scheduled")}})
-    schedule_pipeline(name, resolved, every="5s", user="sched-owner")
+    schedule_pipeline(name, resolved, every="10s", project="default")
     try:
-        def ran() -> bool:
-            return any(p.flow_run().name.startswith(name) or p.definition().name == name and p.is_finished()
-                       for p in list_pipelines(limit=20) if p.definition().name == name and p.is_finished())
-        wait_until(ran, "a scheduled pipeline ran", timeout=120)
+        def completed() -> list:
+            return [p for p in list_pipelines(limit=50)
+                    if p.definition().name == name and p.is_finished() and p.status() == "Completed"]
+        wait_until(completed, "a scheduled pipeline to complete", timeout=120)
     finally:
         delete_pipeline_schedule(name)
-    done = next(p for p in list_pipelines(limit=20) if p.definition().name == name and p.is_finished())
-    assert done.status() == "Completed" and done.submitter == "sched-owner"
+    done = completed()[0]
+    assert done.project == "default" and [s.state for s in done.steps()] == ["Completed"]
+    for left in list_pipelines(limit=50):  # runs already made for later slots: none may outlive the test
+        if left.definition().name == name and not left.is_finished():
+            left.cancel()
+            left.wait(60)
 
 
 @pytest.mark.parametrize(("steps", "where"), [
@@ -131,3 +138,17 @@ def test_bad_dags_are_refused_before_anything_runs(stack, steps, where):
         submit_pipeline({"name": "bad", "steps": steps})
     assert len(swarmsync.pipelines.list_pipelines(limit=200)) == before
     time.sleep(0)
+
+
+def test_cancel_stops_the_running_steps(stack, busybox, no_leftover_containers):
+    pipeline = submit_pipeline({"name": "to-cancel", "steps": {
+        "long": _step(busybox, "echo started; sleep 120"),
+        "after": _step(busybox, "echo never", needs=["long"]),
+    }})
+    wait_until(lambda: any(s.state == "Running" for s in pipeline.steps()), "the long step to run", 90)
+    pipeline.cancel()
+    pipeline.wait(60)
+    steps = {s.name: s for s in pipeline.steps()}
+    assert pipeline.status() == "Cancelled", steps
+    job = swarmsync.get_job(steps["long"].job_id).wait(60)
+    assert job.status() == "Cancelled" and steps["after"].job_id is None, steps
