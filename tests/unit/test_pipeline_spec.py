@@ -114,3 +114,18 @@ def test_an_output_folder_becomes_checksummed_input_files_under_the_mount():
         folder_inputs(_tar_gz({"out/big": b"x" * 100}), "/in", limit=10)
     with pytest.raises(HandoffError, match="not a plain file"):
         folder_inputs(_tar_gz({"out/../../etc/passwd": b"x"}), "/in")
+
+
+def test_the_dashboards_dag_has_a_box_per_step_and_an_arrow_per_need():
+    from swarmsync.dashboard.pipeline_graph import COLOURS, pipeline_dot
+
+    dot = pipeline_dot({"steps": [
+        {"name": "fetch", "group": "fetch", "state": "Completed", "needs": [], "when": "success"},
+        {"name": 'say "hi"', "group": 'say "hi"', "state": "Failed", "needs": ["fetch"], "when": "success",
+         "inputs_from": {"fetch": "/in"}, "attempts": 2},
+        {"name": "cleanup", "group": "cleanup", "state": "Skipped", "needs": ['say "hi"'], "when": "failure"},
+    ]})
+    assert '"fetch" [label="fetch\\nCompleted", fillcolor="' + COLOURS["Completed"] + '"];' in dot
+    assert '"say \\"hi\\"" [label="say \\"hi\\"\\nFailed (x2)"' in dot  # quotes escaped
+    assert '"fetch" -> "say \\"hi\\"" [label="/in", penwidth=2];' in dot
+    assert '"say \\"hi\\"" -> "cleanup" [style=dashed, label="failure"];' in dot
