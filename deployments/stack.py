@@ -321,7 +321,7 @@ class Stack:
             anyio.run(register_block_types)
         create_pool(self.settings.work_pool)
         with prefect_api():
-            anyio.run(_pipeline_deployment)
+            anyio.run(pipeline_deployment)
 
     def start_worker(self, limit: int = 50) -> None:
         self._spawn(
@@ -457,7 +457,8 @@ async def register_block_types() -> None:
         await block_cls.aregister_type_and_schema()
 
 
-async def _pipeline_deployment() -> None:
+async def pipeline_deployment() -> None:
+    """Core's pipeline pool and `pipeline/default` (deployments/pipeline_deployment.py)."""
     from prefect.client.orchestration import get_client
 
     from swarmsync.deployments.pipeline_deployment import ensure_pipeline_deployment
