@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
 
 import swarmsync
 from swarmsync.connection import prefect_api
@@ -105,25 +106,35 @@ def test_matrix_of_ten(stack, busybox, no_leftover_containers):
 
 
 def test_pipeline_on_a_schedule_runs(stack, busybox, no_leftover_containers):
+    """A scheduled pipeline is the deployment `pipeline/NAME` on Core's pool: Prefect's scheduler makes its
+    runs, each records its owner and project, and runs its steps."""
+    from prefect.client.schemas.filters import DeploymentFilter, FlowRunFilter
+
     from swarmsync.deployments.pipeline_deployment import delete_pipeline_schedule, schedule_pipeline
-    from swarmsync.pipelines import list_pipelines, resolve
+    from swarmsync.pipelines import Pipeline, resolve
 
     name = f"every-{uuid.uuid4().hex[:6]}"
     resolved = resolve({"name": name, "steps": {"hello": _step(busybox, "echo scheduled")}})
-    schedule_pipeline(name, resolved, every="10s", project="default")
+    deployment = schedule_pipeline(name, resolved, every="10s", project="default")
+
+    def runs(*types: str) -> list:
+        with prefect_api(), get_client(sync_client=True) as client:
+            return client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name={"any_": [deployment.split("/", 1)[1]]}),
+                flow_run_filter=FlowRunFilter(state={"type": {"any_": list(types)}}), limit=50)
+
+    in_flight: list = []
     try:
-        def completed() -> list:
-            return [p for p in list_pipelines(limit=50)
-                    if p.definition().name == name and p.is_finished() and p.status() == "Completed"]
-        wait_until(completed, "a scheduled pipeline to complete", timeout=120)
+        wait_until(lambda: runs("COMPLETED"), "a scheduled pipeline to complete", timeout=120)
+        done = Pipeline(str(runs("COMPLETED")[0].id))
+        assert done.project == "default" and [s.state for s in done.steps()] == ["Completed"]
+        assert "swarmsync.project:default" in done.flow_run().tags  # recorded by the run itself
+        in_flight = runs("PENDING", "RUNNING")
     finally:
-        delete_pipeline_schedule(name)
-    done = completed()[0]
-    assert done.project == "default" and [s.state for s in done.steps()] == ["Completed"]
-    for left in list_pipelines(limit=50):  # runs already made for later slots: none may outlive the test
-        if left.definition().name == name and not left.is_finished():
-            left.cancel()
-            left.wait(60)
+        delete_pipeline_schedule(name)  # its future runs go with it
+    for run in in_flight:  # runs already started: none may outlive the test
+        Pipeline(str(run.id)).cancel()
+        Pipeline(str(run.id)).wait(60)
 
 
 @pytest.mark.parametrize(("steps", "where"), [
