@@ -336,7 +336,8 @@ def get_pipeline(pipeline_id: str | UUID) -> Pipeline:
 
 @uses_prefect_api
 def list_pipelines(limit: int = 50, projects: list[str] | None = None) -> list[Pipeline]:
-    """Pipelines, newest first; `projects`: only those of these projects (None: all)."""
+    """Pipelines, the newest created first (not by start time: one due tomorrow is not newer); `projects`:
+    only those of these projects (None: all)."""
     if projects is not None and not projects:
         return []
     tags: dict[str, Any] = {"all_": [PIPELINE_TAG]}
@@ -344,7 +345,7 @@ def list_pipelines(limit: int = 50, projects: list[str] | None = None) -> list[P
         tags["any_"] = [project_tag(p) for p in projects]
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=tags),
-                                     sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit)
+                                     sort=FlowRunSort.ID_DESC, limit=limit)  # Prefect 3's run ids grow with time
     return [Pipeline(str(r.id), r) for r in runs]
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from swarmsync import pipelines
@@ -123,21 +124,23 @@ def follow(target: LocalPipelines | RemotePipelines, pipeline_id: str, poll: flo
                 ended.add((name, step.get("job_id")))
                 sys.stdout.flush()
                 err.print(f"[{name}] {step['state']}" + (f": {step['message']}" if step.get("message") and
-                                                          step["state"] != "Completed" else ""))
+                                                          step["state"] != "Completed" else ""),
+                          markup=False, highlight=False, soft_wrap=True)
         sys.stdout.flush()
         if view["final"]:
-            err.print(f"pipeline {view['name']} ({pipeline_id}) {view['state']}: {view.get('message') or ''}")
+            err.print(f"pipeline {view['name']} ({pipeline_id}) {view['state']}: {view.get('message') or ''}",
+                      markup=False, soft_wrap=True)
             return 0 if view["state"] == "Completed" else 1
         time.sleep(poll)
 
 
 def _show(view: dict[str, Any]) -> None:
     console.print(f"pipeline {view['name']} ({view['id']}): {view['state']}"
-                  + (f" - {view['message']}" if view.get("message") else ""))
+                  + (f" - {view['message']}" if view.get("message") else ""), markup=False, soft_wrap=True)
     table = Table("step", "state", "needs", "when", "job", "attempts")
     for step in view["steps"]:
-        table.add_row(step["name"], step["state"], ", ".join(step["needs"]), step["when"], step.get("job_id") or "",
-                      str(step.get("attempts") or 0))
+        table.add_row(escape(step["name"]), step["state"], escape(", ".join(step["needs"])), step["when"],
+                      step.get("job_id") or "", str(step.get("attempts") or 0))
     console.print(table)
 
 

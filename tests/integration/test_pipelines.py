@@ -3,9 +3,9 @@ run of the job deployment (docs/pipelines.md)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from prefect.blocks.system import Secret
@@ -148,7 +148,6 @@ def test_bad_dags_are_refused_before_anything_runs(stack, steps, where):
     with pytest.raises(PipelineError, match=where):
         submit_pipeline({"name": "bad", "steps": steps})
     assert len(swarmsync.pipelines.list_pipelines(limit=200)) == before
-    time.sleep(0)
 
 
 def test_cancel_stops_the_running_steps(stack, busybox, no_leftover_containers):
@@ -163,3 +162,26 @@ def test_cancel_stops_the_running_steps(stack, busybox, no_leftover_containers):
     assert pipeline.status() == "Cancelled", steps
     job = swarmsync.get_job(steps["long"].job_id).wait(60)
     assert job.status() == "Cancelled" and steps["after"].job_id is None, steps
+
+
+def test_the_issue_example_through_the_cli_streams_each_steps_lines(stack, busybox, tmp_path, no_leftover_containers):
+    """`swarmsync pipeline run FILE --wait` on the example of docs/pipelines.md: each step's lines prefixed
+    with its name, the cleanup step skipped, exit code 0; `status` and `logs` of the same pipeline."""
+    from tests.integration.test_cli import cli
+
+    example = (Path(__file__).resolve().parents[2] / "docs" / "pipelines.md").read_text()
+    text = example.split("```yaml\n", 1)[1].split("```", 1)[0].replace("image: busybox",
+                                                                       f"image: {busybox}\n    pull_policy: never")
+    (tmp_path / "nightly-report.yaml").write_text(text)
+    done = cli("pipeline", "run", str(tmp_path / "nightly-report.yaml"), "--wait", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pipeline_id = done.stdout.splitlines()[0]
+    assert "[report] 42" in done.stdout.splitlines(), done.stdout
+    assert "[cleanup] Skipped" in done.stderr and "Completed" in done.stderr, done.stderr
+    status = cli("pipeline", "status", pipeline_id)
+    assert status.returncode == 0 and "fetch" in status.stdout and "Skipped" in status.stdout, status.stdout
+    assert "[report] 42" in cli("pipeline", "logs", pipeline_id).stdout.splitlines()
+    refused = tmp_path / "cycle.yaml"
+    refused.write_text("name: c\nsteps:\n  a: {image: busybox, needs: [b]}\n  b: {image: busybox, needs: [a]}\n")
+    bad = cli("pipeline", "run", str(refused))
+    assert bad.returncode == 2 and "cycle: a -> b -> a" in bad.stderr, bad.stderr
