@@ -15,6 +15,8 @@ AwaitingRetry before the worker starts; the flow runs again and picks up its ste
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -87,13 +89,31 @@ def delete_pipeline_schedule(name: str, project: str | None = None) -> None:
         client.delete_deployment(deployment.id)
 
 
+def _still_running_here(infrastructure_pid: str | None) -> bool:
+    """The run's process (its PID, as Prefect's process worker records it; the pipeline worker runs only
+    here, on Core) is alive: it goes on by itself (Prefect starts flow processes in sessions of their own)."""
+    host, _, pid = (infrastructure_pid or "").rpartition(":")
+    if host not in ("", socket.gethostname()) or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 async def recover_pipelines() -> int:
-    """Parent runs left Running or Pending by a pipeline worker that is gone (Core restarted) go back to
-    AwaitingRetry, for the worker about to start; returns how many."""
+    """Parent runs left Running or Pending by a pipeline worker that is gone (Core restarted), whose
+    process is gone too, go back to AwaitingRetry for the worker about to start; returns how many."""
     flt = FlowRunFilter(tags={"all_": [PIPELINE_TAG]}, state={"type": {"any_": ["RUNNING", "PENDING"]}})
+    recovered = 0
     async with get_client() as client:
-        runs = await client.read_flow_runs(flow_run_filter=flt, limit=200)
-        for run in runs:
+        for run in await client.read_flow_runs(flow_run_filter=flt, limit=200):
+            if _still_running_here(run.infrastructure_pid):
+                continue
             await client.set_flow_run_state(
                 run.id, AwaitingRetry(message="Core restarted: the pipeline picks up its steps"), force=True)
-    return len(runs)
+            recovered += 1
+    return recovered
