@@ -3,9 +3,10 @@ The screenshot is kept as test-artifacts/dashboard/pipeline.png."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
-from swarmsync.pipelines import submit_pipeline
+from swarmsync.pipelines import list_pipelines, submit_pipeline
 from swarmsync.settings import get_settings
 from tests.dashboard.test_browser import SHOTS, browser_page, evidence_on_failure, fill, go, settle  # noqa: F401
 
@@ -20,6 +21,7 @@ def test_the_pipeline_view_draws_the_dag_with_each_steps_state(browser_page, mak
         "report": {**step, "command": "echo report", "needs": ["transform"]},
         "cleanup": {**step, "command": "echo cleaning", "needs": ["report"], "when": "failure"},
     }}).wait(150)
+    assert list_pipelines(limit=1)[0].id == pipeline.id  # the newest created comes first
     page = browser_page
     admin = make_user("admin")
     with evidence_on_failure(page):
@@ -29,6 +31,12 @@ def test_the_pipeline_view_draws_the_dag_with_each_steps_state(browser_page, mak
         page.get_by_role("button", name="Log in").click()
         page.get_by_text(f"{admin.username} · admin").wait_for()
         go(page, "Pipelines", "Pipelines", "Open a pipeline")
+        settle(page)
+        picker = page.get_by_role("combobox", name=re.compile("Open a pipeline"))
+        picker.click()
+        page.keyboard.type(name)
+        page.keyboard.press("Enter")
+        settle(page)
         page.get_by_role("heading", name=f"Pipeline {name}").wait_for()
         chart = page.locator('[data-testid="stGraphVizChart"] svg')
         chart.wait_for()
