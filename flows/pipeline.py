@@ -25,7 +25,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed, State
 
-from swarmsync.jobs import _run_request, deployment_for_pool
+from swarmsync.jobs import deployment_for_pool, run_request
 from swarmsync.owners import (
     DEFAULT_PROJECT,
     PROJECT_LABEL,
@@ -99,7 +99,7 @@ async def pipeline_step(step: ResolvedStep, pipeline_id: str, pipeline_name: str
                             step.name, source, sources[source], mount)
             if handed:
                 spec = spec.model_copy(update={"inputs": [*spec.inputs, *handed]})
-            request = _run_request(spec, None, user, project)
+            request = run_request(spec, None, user, project)
             request["name"] = f"{pipeline_name}: {step.name}"[:60]
             request["tags"] += [pipeline_tag(pipeline_id), step_tag(step.name)]
             request["labels"] = {**request["labels"], PIPELINE_LABEL: pipeline_id}
