@@ -15,9 +15,9 @@ AwaitingRetry before the worker starts; the flow runs again and picks up its ste
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -91,17 +91,16 @@ def delete_pipeline_schedule(name: str, project: str | None = None) -> None:
 
 def _still_running_here(infrastructure_pid: str | None) -> bool:
     """The run's process (its PID, as Prefect's process worker records it; the pipeline worker runs only
-    here, on Core) is alive: it goes on by itself (Prefect starts flow processes in sessions of their own)."""
+    here, on Core) is alive: it goes on by itself (Prefect starts flow processes in sessions of their own).
+    A zombie (killed, its parent gone, not reaped yet) is not alive."""
     host, _, pid = (infrastructure_pid or "").rpartition(":")
     if host not in ("", socket.gethostname()) or not pid.isdigit():
         return False
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"], [])
 
 
 async def recover_pipelines() -> int:

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -336,16 +336,23 @@ def get_pipeline(pipeline_id: str | UUID) -> Pipeline:
 
 @uses_prefect_api
 def list_pipelines(limit: int = 50, projects: list[str] | None = None) -> list[Pipeline]:
-    """Pipelines, the newest created first (not by start time: one due tomorrow is not newer); `projects`:
-    only those of these projects (None: all)."""
+    """Pipelines already due, newest first, then those not due yet, soonest first (as `list_jobs`: one
+    due tomorrow does not push today's out of view); `projects`: only those of these projects (None: all)."""
     if projects is not None and not projects:
         return []
     tags: dict[str, Any] = {"all_": [PIPELINE_TAG]}
     if projects is not None:
         tags["any_"] = [project_tag(p) for p in projects]
+    now = datetime.now(UTC)
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=tags),
-                                     sort=FlowRunSort.ID_DESC, limit=limit)  # Prefect 3's run ids grow with time
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=tags, expected_start_time={"before_": now}),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit)
+        if len(runs) < limit:
+            runs += client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=tags,
+                                              expected_start_time={"after_": now + timedelta(microseconds=1)}),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=limit - len(runs))
     return [Pipeline(str(r.id), r) for r in runs]
 
 

@@ -204,6 +204,7 @@ def test_a_pipeline_survives_its_core_process_dying(stack, busybox, no_leftover_
     wait_until(lambda: any(s.name == "slow" and s.state == "Running" for s in pipeline.steps()), "slow runs", 90)
     worker_pid = int((get_settings().home_dir / "run" / "pipelines.pid").read_text())
     flow_pid = int(pipeline.flow_run().infrastructure_pid.rpartition(":")[2])
+    assert b"prefect" in Path(f"/proc/{flow_pid}/cmdline").read_bytes()  # the pipeline's own process
     os.kill(flow_pid, signal.SIGKILL)
     os.killpg(worker_pid, signal.SIGKILL)
     wait_until(lambda: int((get_settings().home_dir / "run" / "pipelines.pid").read_text()) != worker_pid,
