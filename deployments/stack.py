@@ -291,7 +291,7 @@ class Stack:
                      self.processes[f"prefect-api-{index}"])
         config = self.settings.home_dir / "haproxy.cfg"
         config.write_text(haproxy_config(self.settings))
-        proc = self._spawn("haproxy", [haproxy_binary(), "-db", "-f", str(config)])
+        proc = self._spawn("haproxy", self._command_of("haproxy"))
         wait_for(api_healthy, f"HAProxy in front of Prefect (log: {self.log_dir}/haproxy.log)", 30, proc)
 
     def _start_api_process(self, index: int, port: int, no_migrations: dict[str, str] | None = None) -> None:
@@ -346,17 +346,25 @@ class Stack:
             extra_env={"PREFECT_WORKER_QUERY_SECONDS": "2"},
         )
 
+    def _command_of(self, name: str) -> list[str]:
+        """How `up` starts the SwarmSync API, the dashboard and HAProxy (again, when one died)."""
+        if name == "api":
+            return [sys.executable, "-m", "swarmsync.cli.main", "api"]
+        if name == "dashboard":
+            return dashboard_command(self.settings)
+        return [haproxy_binary(), "-db", "-f", str(self.settings.home_dir / "haproxy.cfg")]
+
     def start_api(self) -> None:
         """The SwarmSync API (accounts, tokens, jobs over HTTP) on SWARMSYNC_API_PORT."""
         url = f"http://{self.settings.api_bind_host}:{self.settings.api_port}/health"
-        proc = self._spawn("api", [sys.executable, "-m", "swarmsync.cli.main", "api"])
+        proc = self._spawn("api", self._command_of("api"))
         wait_for(lambda: api_healthy(url.removesuffix("/health")), f"SwarmSync API (log: {self.log_dir}/api.log)",
                  self.settings.start_timeout_seconds, proc)
 
     def start_dashboard(self) -> None:
         """The Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (it talks to the SwarmSync API)."""
         url = f"http://{self.settings.dashboard_bind_host}:{self.settings.dashboard_port}/_stcore/health"
-        proc = self._spawn("dashboard", dashboard_command(self.settings))
+        proc = self._spawn("dashboard", self._command_of("dashboard"))
         wait_for(lambda: _answers(url), f"dashboard (log: {self.log_dir}/dashboard.log)",
                  self.settings.start_timeout_seconds, proc)
 
@@ -389,7 +397,9 @@ class Stack:
         self.processes.clear()
 
     def failed(self) -> str | None:
-        """Supervise: a dead worker is restarted (its jobs are recovered); a dead server is fatal."""
+        """Supervise: a dead worker, SwarmSync API, dashboard, HAProxy, Prefect API process (HA) or services
+        process is started again (jobs in flight run on: their state is in Prefect's database, their containers
+        on the workers' engines); only a dead one-process Prefect server is fatal."""
         for name, proc in list(self.processes.items()):
             if proc.poll() is None:
                 continue
@@ -397,13 +407,17 @@ class Stack:
                 print(f"worker exited with code {proc.returncode}; restarting it", flush=True)
                 self.start_worker()
                 continue
-            if name == "pipelines":  # its flow processes go with it (one process group), then are picked up
+            if name == "pipelines":  # its flow processes: still running, they go on; gone, they are picked up
                 print(f"pipeline worker exited with code {proc.returncode}; restarting it", flush=True)
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 self.start_pipelines()
+                continue
+            if name in RESTARTED:
+                print(f"{name} exited with code {proc.returncode}; restarting it", flush=True)
+                self._spawn(name, self._command_of(name))
                 continue
             if name.startswith("prefect-api-") or name == "prefect-services":
                 # HA shape: HAProxy routes around a dead API process meanwhile; the services process
@@ -419,6 +433,9 @@ class Stack:
                 continue
             return f"{name} exited with code {proc.returncode} (log: {self.log_dir}/{name}.log)"
         return None
+
+
+RESTARTED = ("api", "dashboard", "haproxy")  # besides the worker and the HA Prefect processes
 
 
 def dashboard_command(settings: SwarmSyncSettings) -> list[str]:

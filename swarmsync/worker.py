@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import anyio
 import anyio.abc
+import httpx
 from cachetools import TTLCache
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, WorkerMetadata
@@ -36,17 +38,17 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from prefect_docker import DockerHost, DockerRegistryCredentials
 from pydantic import BaseModel, Field
 
-from swarmsync import prefect_internals
+from swarmsync import core_link, prefect_internals
 from swarmsync.claim import claim_run
 from swarmsync.db import migrate
 from swarmsync.docker_runner import docker_client, find_job_containers
 from swarmsync.owners import USER_LABEL, project_of, submitted_by
 from swarmsync.policy import HostPolicy
 from swarmsync.recovery import (
-    crash_runs_of_lost_workers,
     docker_host_facts,
     record_telemetry,
     recover_orphaned_runs,
+    telemetry_facts,
     worker_identity,
 )
 from swarmsync.routing import can_take, clean_labels, host_queues, parse_labels
@@ -96,6 +98,8 @@ class SwarmSyncWorkerResult(BaseWorkerResult):
 
 
 DEFINITION_CACHE_SECONDS = 10.0
+QUEUES_CACHE_SECONDS = 5.0  # how old the list of the pool's queues a poll asks for may be
+TOKEN_CHECK_SECONDS = 5.0  # a host with a worker token: how often it checks the token still stands
 
 
 def _cache_reads(client: PrefectClient, ttl: float) -> None:
@@ -177,9 +181,16 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         self._for_runs = AsyncExitStack()
         self._engine: DockerHost | None = None  # the pool's Docker engine (its docker_host block); None: local
         self._queues_created = False
+        self._core: core_link.CoreLink | None = None
+        self._refused: core_link.CoreRefused | None = None  # Core refused this host's token: stop
+        self._pool_queues: tuple[float, list[str]] | None = None  # (read at, the pool's queues it can take)
+        self._run_scopes: dict[UUID, anyio.CancelScope] = {}
+        self._fenced: dict[UUID, str] = {}  # runs this host stopped because it lost Core: why
 
     async def setup(self) -> None:
-        await anyio.to_thread.run_sync(migrate)
+        self._core = core_link.current()  # a worker host with a token: Core, never the database
+        if self._core is None:
+            await anyio.to_thread.run_sync(migrate)
         await super().setup()
         _cache_reads(self.client, ttl=DEFINITION_CACHE_SECONDS)
         # one API client for every job run in this process (Prefect's engine otherwise opens
@@ -205,11 +216,16 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
     async def start(self, *args: Any, **kwargs: Any) -> None:
         """Prefect's polling loops, plus a wake-up on new runs so pickup is not a poll away."""
         async with anyio.create_task_group() as tg:
+            self._stop_scope = tg.cancel_scope
             tg.start_soon(self._wake_on_new_runs)
+            if core_link.current() is not None:
+                tg.start_soon(self._watch_token)
             try:
                 await super().start(*args, **kwargs)
             finally:
                 tg.cancel_scope.cancel()
+        if self._refused is not None:
+            raise self._refused
 
     def _poll_soon(self) -> None:
         """Ask for an immediate poll; requests made while one is due coalesce into it."""
@@ -292,8 +308,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         # who submitted the run (or owns its schedule) may have left its project or the pool since: their
         # roles now (a database query; runs made without the API have no submitter and need none)
         submitter, project = run_submitter(flow_run), project_of(flow_run)
-        role, project_role = (await anyio.to_thread.run_sync(user_membership, submitter, project)
-                              if submitter else (None, None))
+        role, project_role = await self._owner_roles(flow_run, submitter, project)
         runtime = JobRuntime(
             policy=policy, submitter=submitter, submitter_role=role, project=project,
             submitter_project_role=project_role,
@@ -311,21 +326,36 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
                 await self._mark_flow_run_as_cancelled(flow_run, {"message": "cancelled before it started"})
                 return SwarmSyncWorkerResult(identifier=identifier, status_code=0)
             await self._in_background(self._name_after_job(flow_run))
-            try:
-                with runtime:
-                    state = await run_flow_async(
-                        flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
-                    )
-            finally:
-                await self._after_final_state(flow_run, runtime.after_final_state or [])
+            state = None
+            with anyio.CancelScope() as scope:  # cancelled when the host fences the run (lease, token refused)
+                self._run_scopes[flow_run.id] = scope
+                try:
+                    with runtime:
+                        state = await run_flow_async(
+                            flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+                        )
+                finally:
+                    await self._after_final_state(flow_run, runtime.after_final_state or [])
         finally:
             self._running.discard(flow_run.id)
+            self._run_scopes.pop(flow_run.id, None)
             self._cancel_events.pop(flow_run.id, None)
             if self._job_cancellation:
                 self._job_cancellation.remove_in_flight_flow_run_id(flow_run.id)
             if self._limiter and self._limiter.borrowed_tokens >= self._limiter.total_tokens:
                 self._poll_soon()  # the worker was full: runs waiting for this slot need not wait for a poll
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
+
+    async def _owner_roles(self, flow_run: FlowRun, submitter: str | None,
+                           project: str | None) -> tuple[str | None, str | None]:
+        """The submitter's global and project roles now: from the database, or asked of Core by a host with a
+        token (Core reads the run's owner itself; the host's word about it counts for nothing)."""
+        if not submitter:
+            return None, None
+        if self._core is not None:
+            owner = await anyio.to_thread.run_sync(self._core.run_owner, str(flow_run.id))
+            return owner["role"], owner["project_role"]
+        return await anyio.to_thread.run_sync(user_membership, submitter, project)
 
     def _pool_policy(self, flow_run: FlowRun, configuration: SwarmSyncJobConfiguration) -> HostPolicy:
         """The pool's policy from its base job template alone. Prefect merges a deployment's and a
@@ -429,26 +459,138 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         await anyio.to_thread.run_sync(stop)
 
     async def sync_with_backend(self) -> None:
-        await super().sync_with_backend()
+        try:
+            await super().sync_with_backend()
+        except httpx.HTTPStatusError as exc:
+            if self._core is not None and exc.response.status_code == 401:  # the token: revoked or expired
+                return  # the token check (`_watch_token`) stops the worker
+            raise
         await self._create_work_queues()
         await self._use_pool_docker_host()
-        await anyio.to_thread.run_sync(
-            record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at, self._engine
-        )
+        await self._report_telemetry()
         try:
             await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger, self._engine)
         except Exception:  # noqa: BLE001 - recovery is retried at the next heartbeat; never stop the worker
             self._logger.exception("recovery of orphaned runs failed; retrying at the next heartbeat")
+
+    async def _report_telemetry(self) -> None:
+        """The host's facts: into the database, or to Core for a host with a token. Core refusing the token
+        (revoked, expired) stops this worker: its jobs' containers are stopped first (Core hands the runs back)."""
+        if self._core is None:
+            await anyio.to_thread.run_sync(
+                record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at, self._engine)
+            return
+        facts = await anyio.to_thread.run_sync(
+            telemetry_facts, self.name, len(self._running), self._started_at, self._engine)
         try:
-            await crash_runs_of_lost_workers(self.client, self._work_pool_name, self.name, self.get_flow_run_logger)
-        except Exception:  # noqa: BLE001 - as above
-            self._logger.exception("recovery of runs of lost hosts failed; retrying at the next heartbeat")
+            await anyio.to_thread.run_sync(self._core.telemetry, facts)
+        except core_link.CoreRefused:
+            pass  # the token check (`_watch_token`) stops the worker
+        except Exception as exc:  # noqa: BLE001 - Core unreachable: telemetry is retried at the next heartbeat
+            self._logger.warning("telemetry not sent to Core: %s", exc)
+
+    async def _watch_token(self) -> None:
+        """A host with a token asks Core every TOKEN_CHECK_SECONDS whether its token still stands (Prefect's
+        own loops back off on errors, up to a minute): a revoked or expired token stops its jobs within that.
+        Its lease: a host that has not reached Core for SWARMSYNC_HOST_LEASE_SECONDS stops its jobs (fences
+        them: Core crashes and retries them elsewhere once its bound passes); back in touch, it crashes and
+        retries those Core has not handled yet, and runs nothing of them again."""
+        link = core_link.current()
+        lease = get_settings().host_lease_seconds
+        last_ok = time.monotonic()
+        while link is not None:
+            await anyio.sleep(TOKEN_CHECK_SECONDS if time.monotonic() - last_ok < TOKEN_CHECK_SECONDS * 2 else 1.0)
+            try:
+                await anyio.to_thread.run_sync(link.whoami)
+            except core_link.CoreRefused as exc:
+                await self._fence(str(exc))
+                self._refused = exc
+                self._logger.error("%s: this worker stops", exc)
+                if getattr(self, "_stop_scope", None) is not None:
+                    self._stop_scope.cancel()
+                return
+            except Exception as exc:  # noqa: BLE001 - Core unreachable: its jobs go on until the lease ends
+                silent = time.monotonic() - last_ok
+                self._logger.debug("token check: Core does not answer for %.0f s (%s)", silent, exc)
+                if silent > lease and self._running.difference(self._fenced):
+                    await self._fence(f"host {self.name} could not reach Core for {silent:.0f} s "
+                                      f"(its lease, SWARMSYNC_HOST_LEASE_SECONDS={lease:g})")
+                continue
+            last_ok = time.monotonic()
+            if self._fenced:
+                await self._hand_fenced_back()
+
+    async def _fence(self, why: str) -> None:
+        """Stop this host's running jobs: their containers stopped, their flows ended without a report (Core
+        decides what becomes of the runs), their partial output kept in the spool and marked superseded."""
+        running = [run_id for run_id in list(self._running) if run_id not in self._fenced]
+        self._logger.error("%s: stopping %d running job(s)", why, len(running))
+        home = get_settings().home_dir
+
+        def stop_all() -> None:
+            client = docker_client(self._engine)
+            for run_id in running:
+                for container in find_job_containers(client, str(run_id)):
+                    try:
+                        container.stop(timeout=5)
+                    except Exception:  # noqa: BLE001 - gone already
+                        pass
+                spool = home / "spool" / str(run_id)
+                if spool.is_dir():
+                    (spool / "SUPERSEDED").write_text(why + "\n")
+
+        for run_id in running:
+            self._fenced[run_id] = why
+            if scope := self._run_scopes.get(run_id):
+                scope.cancel()
+        await anyio.to_thread.run_sync(stop_all)
+
+    async def _hand_fenced_back(self) -> None:
+        """In touch with Core again: the fenced runs this host still holds are crashed and retried (Core's
+        gateway refuses this for runs Core has crashed and handed on meanwhile)."""
+        from swarmsync.lost_hosts import crash_run
+
+        for run_id, why in list(self._fenced.items()):
+            try:
+                run = await self.client.read_flow_run(run_id)
+                await crash_run(self.client, run, why)
+            except Exception as exc:  # noqa: BLE001 - not this host's any more: Core handled it
+                self._logger.info("fenced run %s: left to Core (%s)", run_id, exc)
+            self._fenced.pop(run_id, None)
 
     async def _get_scheduled_flow_runs(self) -> list[Any]:
-        """Prefect's poll, less the runs of `host:` queues requiring labels this host lacks
-        (swarmsync.routing): they stay Scheduled for a host that has them."""
-        runs = await super()._get_scheduled_flow_runs()
+        """Prefect's poll, asking only for the queues this host can serve: a `host:` queue requiring labels
+        it lacks is never asked for (swarmsync.routing), so a backlog there (500 jobs for a label no host has)
+        cannot fill the page of runs Prefect answers a poll with. Runs of other queues stay Scheduled for a
+        host that has their labels."""
+        from prefect.exceptions import ObjectNotFound
+        from prefect.types._datetime import now
+
+        queues = await self._queues_to_poll()
+        if queues == []:
+            return []
+        try:
+            runs = await self.client.get_scheduled_flow_runs_for_work_pool(
+                work_pool_name=self._work_pool_name, work_queue_names=queues,
+                scheduled_before=now("UTC") + timedelta(seconds=int(self._prefetch_seconds)))
+        except ObjectNotFound:
+            return []
         return [run for run in runs if can_take(run.flow_run.work_queue_name, self.labels)]
+
+    async def _queues_to_poll(self) -> list[str] | None:
+        """The worker's own queues (`--queue`, which include those of its labels), else the pool's queues
+        this host can take, read at most every QUEUES_CACHE_SECONDS (None: the pool's, not read yet)."""
+        if self._work_queues:
+            return sorted(self._work_queues)
+        fresh = self._pool_queues is not None and time.monotonic() - self._pool_queues[0] < QUEUES_CACHE_SECONDS
+        if not fresh:
+            try:
+                found = await self.client.read_work_queues(work_pool_name=self._work_pool_name)
+            except Exception as exc:  # noqa: BLE001 - keep polling with what was known (or the whole pool)
+                self._logger.debug("could not list the pool's queues: %s", exc)
+                return self._pool_queues[1] if self._pool_queues else None
+            self._pool_queues = (time.monotonic(), sorted(q.name for q in found if can_take(q.name, self.labels)))
+        return self._pool_queues[1]
 
     async def _create_work_queues(self) -> None:
         """Create the queues this worker polls and those of its host labels once: Prefect answers a
