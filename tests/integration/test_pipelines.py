@@ -30,10 +30,10 @@ def test_diamond_passes_files_along(stack, busybox, no_leftover_containers):
     at the same time (their containers' lives overlap)."""
     pipeline = submit_pipeline({"name": "diamond", "max_parallel": 4, "steps": {
         "a": _step(busybox, "mkdir -p /out && echo 21 > /out/n.txt", output_dir="/out"),
-        "b": _step(busybox, f"mkdir -p /out && {UPTIME} > /out/t0 && sleep 3 && "
+        "b": _step(busybox, f"mkdir -p /out && {UPTIME} > /out/t0 && sleep 2 && "
                    f"echo $(( $(cat /in/n.txt) * 2 )) > /out/b.txt && {UPTIME} > /out/t1", output_dir="/out",
                    needs=["a"], inputs_from={"a": "/in"}),
-        "c": _step(busybox, f"mkdir -p /out && {UPTIME} > /out/t0 && sleep 3 && "
+        "c": _step(busybox, f"mkdir -p /out && {UPTIME} > /out/t0 && sleep 2 && "
                    f"echo c-saw-$(cat /in/n.txt) > /out/c.txt && {UPTIME} > /out/t1", output_dir="/out",
                    needs=["a"], inputs_from={"a": "/in"}),
         "d": _step(busybox, "cat /b/b.txt /c/c.txt; echo $(cat /b/t0) $(cat /b/t1) $(cat /c/t0) $(cat /c/t1)",
@@ -93,7 +93,7 @@ def test_failed_step_skips_dependents_runs_failure_step_and_resume(stack, busybo
 
 
 def test_matrix_of_ten(stack, busybox, no_leftover_containers):
-    pipeline = submit_pipeline({"name": "fan-out", "max_parallel": 5, "steps": {
+    pipeline = submit_pipeline({"name": "fan-out", "max_parallel": 10, "steps": {
         "shard": {**_step(busybox, "echo shard=${{ matrix.n }} $REGION"), "env": {"REGION": "r-${{ matrix.n }}"},
                   "matrix": {"n": list(range(10))}},
         "after": _step(busybox, "echo all done", needs=["shard"]),
@@ -198,7 +198,7 @@ def test_a_pipeline_survives_its_core_process_dying(stack, busybox, no_leftover_
 
     pipeline = submit_pipeline({"name": "survivor", "steps": {
         "first": _step(busybox, "echo first"),
-        "slow": _step(busybox, "sleep 12; echo slow done", needs=["first"]),
+        "slow": _step(busybox, "sleep 8; echo slow done", needs=["first"]),
         "last": _step(busybox, "echo last", needs=["slow"]),
     }})
     wait_until(lambda: any(s.name == "slow" and s.state == "Running" for s in pipeline.steps()), "slow runs", 90)
