@@ -1,11 +1,11 @@
 """Pipelines on real Docker and Prefect: the parent flow on Core's pipeline worker, each step a child
-run of the job deployment (docs/pipelines.md)."""
+run of the job deployment (docs/pipelines.md). The CLI: test_pipeline_cli.py; Core dying under a running
+pipeline: test_pipeline_recovery.py."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from prefect.blocks.system import Secret
@@ -162,55 +162,3 @@ def test_cancel_stops_the_running_steps(stack, busybox, no_leftover_containers):
     assert pipeline.status() == "Cancelled", steps
     job = swarmsync.get_job(steps["long"].job_id).wait(60)
     assert job.status() == "Cancelled" and steps["after"].job_id is None, steps
-
-
-def test_the_issue_example_through_the_cli_streams_each_steps_lines(stack, busybox, tmp_path, no_leftover_containers):
-    """`swarmsync pipeline run FILE --wait` on the example of docs/pipelines.md: each step's lines prefixed
-    with its name, the cleanup step skipped, exit code 0; `status` and `logs` of the same pipeline."""
-    from tests.integration.test_cli import cli
-
-    example = (Path(__file__).resolve().parents[2] / "docs" / "pipelines.md").read_text()
-    text = example.split("```yaml\n", 1)[1].split("```", 1)[0].replace("image: busybox",
-                                                                       f"image: {busybox}\n    pull_policy: never")
-    (tmp_path / "nightly-report.yaml").write_text(text)
-    done = cli("pipeline", "run", str(tmp_path / "nightly-report.yaml"), "--wait", timeout=180)
-    assert done.returncode == 0, done.stdout + done.stderr
-    pipeline_id = done.stdout.splitlines()[0]
-    assert "[report] 42" in done.stdout.splitlines(), done.stdout
-    assert "[cleanup] Skipped" in done.stderr and "Completed" in done.stderr, done.stderr
-    status = cli("pipeline", "status", pipeline_id)
-    assert status.returncode == 0 and "fetch" in status.stdout and "Skipped" in status.stdout, status.stdout
-    assert "[report] 42" in cli("pipeline", "logs", pipeline_id).stdout.splitlines()
-    refused = tmp_path / "cycle.yaml"
-    refused.write_text("name: c\nsteps:\n  a: {image: busybox, needs: [b]}\n  b: {image: busybox, needs: [a]}\n")
-    bad = cli("pipeline", "run", str(refused))
-    assert bad.returncode == 2 and "cycle: a -> b -> a" in bad.stderr, bad.stderr
-
-
-def test_a_pipeline_survives_its_core_process_dying(stack, busybox, no_leftover_containers):
-    """The pipeline worker and the pipeline's own process killed while a step runs: `up` restarts the
-    worker, the orphaned pipeline goes back to AwaitingRetry and runs again, reusing the completed step
-    and following the running one; every step ran once."""
-    import os
-    import signal
-
-    from swarmsync.settings import get_settings
-
-    pipeline = submit_pipeline({"name": "survivor", "steps": {
-        "first": _step(busybox, "echo first"),
-        "slow": _step(busybox, "sleep 8; echo slow done", needs=["first"]),
-        "last": _step(busybox, "echo last", needs=["slow"]),
-    }})
-    wait_until(lambda: any(s.name == "slow" and s.state == "Running" for s in pipeline.steps()), "slow runs", 90)
-    worker_pid = int((get_settings().home_dir / "run" / "pipelines.pid").read_text())
-    flow_pid = int(pipeline.flow_run().infrastructure_pid.rpartition(":")[2])
-    assert b"prefect" in Path(f"/proc/{flow_pid}/cmdline").read_bytes()  # the pipeline's own process
-    os.kill(flow_pid, signal.SIGKILL)
-    os.killpg(worker_pid, signal.SIGKILL)
-    wait_until(lambda: int((get_settings().home_dir / "run" / "pipelines.pid").read_text()) != worker_pid,
-               "`up` to restart the pipeline worker", 30)
-    pipeline.wait(150)
-    steps = {s.name: s for s in pipeline.steps()}
-    assert pipeline.status() == "Completed", steps
-    assert all(s.attempts == 1 and s.state == "Completed" for s in steps.values()), steps
-    assert "slow done" in swarmsync.get_job(steps["slow"].job_id).result().output
