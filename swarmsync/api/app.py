@@ -23,6 +23,7 @@ from swarmsync.api import (
     routes_projects,
     routes_schedules,
     routes_templates,
+    routes_tls,
     routes_tokens,
     routes_users,
     routes_workers,
@@ -46,6 +47,7 @@ ROUTERS = [
     routes_schedules.router,
     routes_templates.router,
     routes_projects.router,
+    routes_tls.router,
 ]
 
 

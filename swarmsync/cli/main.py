@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from swarmsync.auth.roles import AuthError
 from swarmsync.auth.users import AccountError, UserNotFound
-from swarmsync.cli import accounts, jobs, keys, pools, projects, schedules, stack, templates, tokens, users, worker
+from swarmsync.cli import accounts, jobs, keys, pools, projects, schedules, stack, templates, tls, tokens, users, worker
 from swarmsync.cli.console import fail
 from swarmsync.client import APIError
 from swarmsync.connection import api_url
@@ -31,7 +31,11 @@ class OneLineErrors(TyperGroup):
             from swarmsync.doctor import prefect_auth_hint
 
             fail(f"the Prefect API at {api_url()} refused the request (401): {prefect_auth_hint()}", 4)
-        except httpx.ConnectError:
+        except httpx.ConnectError as exc:
+            from swarmsync.tls import is_verify_error
+
+            if is_verify_error(exc):
+                fail(f"the server's certificate did not verify: {exc}", 4)
             fail(f"cannot reach the Prefect API at {api_url()}: "
                  "is the stack up? ('swarmsync up', or set SWARMSYNC_API_URL)", 3)
 
@@ -51,6 +55,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(keys.app, name="key")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(templates.app, name="template")
+app.add_typer(tls.app, name="tls")
 
 
 def main() -> None:
