@@ -133,9 +133,10 @@ def _print_tls(settings: Any) -> None:
     if ca is None:
         console.print(f"  TLS: the admin's certificate {settings.tls_cert}", soft_wrap=True)
         return
-    console.print(f"  TLS CA: {ca} ({fingerprint(ca.read_bytes())})", soft_wrap=True)
-    console.print(f"  log in from elsewhere: {swarmsync_command()} login {settings.public_url or settings.local_api_url}"
-                  f" --fingerprint {fingerprint(ca.read_bytes())}", soft_wrap=True)
+    digest = fingerprint(ca.read_bytes())
+    console.print(f"  TLS CA: {ca} ({digest})", soft_wrap=True)
+    url = settings.public_url or settings.local_api_url
+    console.print(f"  log in from elsewhere: {swarmsync_command()} login {url} --fingerprint {digest}", soft_wrap=True)
 
 
 def dashboard_url() -> str:
