@@ -13,6 +13,7 @@ from swarmsync.cli import accounts, jobs, keys, pools, projects, schedules, stac
 from swarmsync.cli.console import fail
 from swarmsync.client import APIError
 from swarmsync.connection import api_url
+from swarmsync.tls import TLSError
 
 
 class OneLineErrors(TyperGroup):
@@ -23,6 +24,8 @@ class OneLineErrors(TyperGroup):
             return super().invoke(ctx)
         except (APIError, AuthError) as exc:
             fail(str(exc), 4)
+        except TLSError as exc:
+            fail(str(exc), 2)
         except (AccountError, UserNotFound, LookupError) as exc:
             fail(str(exc), 2)
         except httpx.HTTPStatusError as exc:
