@@ -195,3 +195,42 @@ def test_fetch_ca_accepts_the_right_fingerprint_and_refuses_any_other(https_serv
 def test_fetch_ca_of_a_server_without_one_says_so(tmp_path) -> None:
     with pytest.raises(TLSError, match="cannot fetch the CA"):
         fetch_ca(f"https://127.0.0.1:{free_port()}", "sha256:" + "0" * 64, timeout=2)
+
+
+def test_team_mode_serves_https_and_local_urls_say_so(tmp_path) -> None:
+    embedded = SwarmSyncSettings(home=tmp_path)
+    assert not embedded.serves_tls and embedded.local_api_url == "http://127.0.0.1:4280"
+    team = SwarmSyncSettings(home=tmp_path, prefect_auth_string="a:b", api_host="0.0.0.0", api_port=4999)
+    assert team.serves_tls and team.local_api_url == "https://127.0.0.1:4999"
+    assert not SwarmSyncSettings(prefect_auth_string="a:b", tls="off").serves_tls
+    assert SwarmSyncSettings(tls="on", api_host="::1").local_api_url == "https://[::1]:4280"
+
+
+def test_the_dashboard_talks_https_to_a_team_mode_api_on_its_host(tmp_path, monkeypatch) -> None:
+    from swarmsync.client import dashboard_settings
+    from swarmsync.settings import get_settings
+
+    for key in ("SWARMSYNC_URL", "SWARMSYNC_DASHBOARD_API_URL", "SWARMSYNC_API_HOST", "SWARMSYNC_HOST"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SWARMSYNC_PREFECT_AUTH_STRING", "a:b")
+    monkeypatch.setenv("SWARMSYNC_API_PORT", "4281")
+    get_settings.cache_clear()
+    try:
+        assert dashboard_settings().api_url == "https://127.0.0.1:4281"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_clients_trust_the_system_plus_this_hosts_ca_unless_told_one_ca(tmp_path) -> None:
+    settings = SwarmSyncSettings(home=tmp_path / "home")
+    system = len(client_context(settings).get_ca_certs())
+    ensure_ca(tmp_path / "home" / "tls")
+    assert len(client_context(settings).get_ca_certs()) == system + 1  # the system's trust and the home CA
+    other = ensure_ca(tmp_path / "other")
+    only = SwarmSyncSettings(home=tmp_path / "home", ca_file=other)
+    assert [c["subject"] for c in client_context(only).get_ca_certs()] == \
+        [c["subject"] for c in client_context(settings, other).get_ca_certs()]
+    assert len(client_context(only).get_ca_certs()) == 1
+    with pytest.raises(TLSError, match="CA file"):
+        client_context(SwarmSyncSettings(ca_file=tmp_path / "missing.pem"))
