@@ -2,6 +2,12 @@
 Prefect as one process and in its high-availability shape (2 API processes behind HAProxy).
 
     sudo .venv/bin/python bench/scale.py [--jobs 300] [--hosts 1,2,3] [--shapes single,ha] [--limit 20]
+                                         [--via core,direct]
+
+Worker hosts join `via` Core's one endpoint (a worker token each, behind a firewall: Prefect's calls go
+through Core's gateway, output is uploaded to Core) or `direct` (the old shape: each host reaches
+Prefect, the database and the store itself); both are measured in the same run, and the ratios of
+core to direct (throughput, server CPU per job) are printed at the end.
 
 For each shape the hosts are built once: worker host ss-wK carries the labels nK..n3, so jobs sent
 to queue `host:nK` can run on the first K hosts only (ss-w1 has n1, n2, n3; ss-w2 n2, n3; ss-w3 n3).
@@ -112,27 +118,32 @@ def main() -> None:
     parser.add_argument("--hosts", default="1,2,3")
     parser.add_argument("--shapes", default="single,ha")
     parser.add_argument("--limit", type=int, default=20, help="jobs at once per worker host")
+    parser.add_argument("--via", default="core,direct", help="how worker hosts reach the server: core, direct")
     parser.add_argument("--json", type=Path, help="also append each row to this file (JSON lines)")
     parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     counts = [int(x) for x in args.hosts.split(",")]
     labels = ";".join(f"ss-w{k}={','.join(f'n{j}' for j in range(k, 4))}" for k in (1, 2, 3))
-    header = f"{'shape':<8} {'hosts':>5} {'jobs':>5} {'jobs/min':>9} {'p50 s':>7} {'p95 s':>7} {'lost':>5} " \
-             f"{'doubled':>7} {'server CPU ms/job':>18}"
+    header = f"{'shape':<8} {'via':<7} {'hosts':>5} {'jobs':>5} {'jobs/min':>9} {'p50 s':>7} {'p95 s':>7} " \
+             f"{'lost':>5} {'doubled':>7} {'server CPU ms/job':>18}"
     if not args.no_header:
         print(header, flush=True)
-    shapes = args.shapes.split(",")
-    if len(shapes) > 1:  # each shape in a process of its own: Prefect keeps the first server's
-        # settings (address, auth string) for the life of a process, and each build has new ones
+    shapes, vias = args.shapes.split(","), args.via.split(",")
+    if len(shapes) > 1 or len(vias) > 1:  # each build in a process of its own: Prefect keeps the first
+        # server's settings (address, auth string) for the life of a process, and each build has new ones
+        rows = args.json or Path(f"/tmp/bench-scale-{uuid.uuid4().hex[:8]}.jsonl")
         for shape in shapes:
-            subprocess.run([sys.executable, __file__, "--jobs", str(args.jobs), "--hosts", args.hosts,
-                            "--shapes", shape, "--limit", str(args.limit), "--no-header",
-                            *(["--json", str(args.json)] if args.json else [])], check=False)
+            for via in vias:
+                subprocess.run([sys.executable, __file__, "--jobs", str(args.jobs), "--hosts", args.hosts,
+                                "--shapes", shape, "--via", via, "--limit", str(args.limit), "--no-header",
+                                "--json", str(rows)], check=False)
+        print_ratios(rows)
         return
-    shape = shapes[0]
+    shape, via = shapes[0], vias[0]
     ha = "2" if shape == "ha" else "1"
     try:
-        hosts_cmd("up", "--workers", str(max(counts)), "--ha", ha, "--labels", labels, "--limit", str(args.limit))
+        hosts_cmd("up", "--workers", str(max(counts)), "--ha", ha, "--labels", labels, "--limit", str(args.limit),
+                  "--worker-mode", via)
         env = json.loads(subprocess.run([*HOSTS, "env", "--json"], capture_output=True, text=True,
                                         check=True).stdout)
         os.environ.update(env)
@@ -143,13 +154,30 @@ def main() -> None:
             row = measure(args.jobs, k, f"bench-scale-{uuid.uuid4().hex[:8]}")
             cells = [row[key] if row[key] is not None else "-" for key in (
                 "jobs", "throughput_per_min", "p50_s", "p95_s", "lost", "doubled", "server_cpu_ms_per_job")]
-            print(f"{shape:<8} {k:>5} {cells[0]:>5} {cells[1]:>9} {cells[2]:>7} {cells[3]:>7} {cells[4]:>5} "
+            print(f"{shape:<8} {via:<7} {k:>5} {cells[0]:>5} {cells[1]:>9} {cells[2]:>7} {cells[3]:>7} {cells[4]:>5} "
                   f"{cells[5]:>7} {cells[6]:>18}", flush=True)
             if args.json:
                 with open(args.json, "a") as out:
-                    out.write(json.dumps({"shape": shape, **row}) + "\n")
+                    out.write(json.dumps({"shape": shape, "via": via, **row}) + "\n")
     finally:
         subprocess.run([*HOSTS, "down"], capture_output=True)
+
+
+def print_ratios(rows: Path) -> None:
+    """Core's endpoint against the direct shape, per shape and host count: throughput and server CPU."""
+    if not rows.exists():
+        return
+    measured = [json.loads(line) for line in rows.read_text().splitlines() if line.strip()]
+    by = {(r["shape"], r.get("via", "direct"), r["hosts"]): r for r in measured}
+    print("\nthrough Core's endpoint vs direct (same run):")
+    for (shape, via, hosts), row in sorted(by.items()):
+        direct = by.get((shape, "direct", hosts))
+        if via != "core" or not direct or not direct["throughput_per_min"]:
+            continue
+        ratio = row["throughput_per_min"] / direct["throughput_per_min"]
+        cpu = row["server_cpu_ms_per_job"] / max(direct["server_cpu_ms_per_job"], 1)
+        print(f"  {shape:<8} {hosts} host(s): jobs/min x{ratio:.2f} ({1 - ratio:+.0%} cost), "
+              f"server CPU/job x{cpu:.2f}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python infra/hosts.py status | down
     python infra/hosts.py lose HOST          # kill everything of a worker host, delete its namespace
     python infra/hosts.py add HOST [--labels gpu]   # (re)start a worker host
+    python infra/hosts.py rejoin HOST [--labels gpu]  # a new worker token and worker (its dockerd kept)
     python infra/hosts.py run HOST -- CMD...  # a command on a host (its netns, engine, env)
 
 Every host is a network namespace `ss-NAME` with its own address on the bridge `ss-br0`
@@ -16,8 +17,10 @@ goes only between these namespaces (and each one's loopback).
   process), the SwarmSync API on :4280. Admin `admin` / the password in STATE.
 - each worker host `ss-wN` (10.77.0.1N): its own dockerd (data root, exec root, pidfile, socket,
   cgroup parent; no iptables, no bridge), the busybox image loaded from the machine's engine
-  (docker save | load), and `swarmsync worker start` with its own HOME and SWARMSYNC_HOME,
-  reaching the server only over the bridge; its hostname (UTS namespace) is its name.
+  (docker save | load), and `swarmsync worker start --server https://10.77.0.2:4280 --token ssw_...`
+  (a worker token of its own, made on the server host) with its own HOME and SWARMSYNC_HOME; its
+  hostname (UTS namespace) is its name. It holds no database URL, no store key, no Prefect auth
+  string: a firewall inside its namespace (`firewall`) lets it reach only the server's API port.
 
 State (addresses, passwords, pids) is in $SS_HOSTS_ROOT/state.json (default /var/lib/ss-hosts).
 Everything is named `ss-...`; `down` removes it all and is safe to run twice.
@@ -185,6 +188,7 @@ def server_env(state: dict) -> dict[str, str]:
         "SWARMSYNC_ADMIN_USER": "admin",
         "SWARMSYNC_ADMIN_PASSWORD": s["admin_password"],
         "SWARMSYNC_TRUSTED_PROXIES": "",
+        "SWARMSYNC_PUBLIC_URL": f"https://{SERVER_IP}:{API_PORT}",
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
         # Prefect's worker health (foreman): a worker silent for 3 heartbeats is OFFLINE
         "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "5",
@@ -195,13 +199,16 @@ def server_env(state: dict) -> dict[str, str]:
 
 
 def client_env(state: dict) -> dict[str, str]:
-    """What a machine needs to reach the server host: Prefect's address and auth string, and
-    SwarmSync's database (archive index, telemetry)."""
+    """What the machine itself (tests, benchmarks: outside the worker hosts' firewalls) uses to reach the
+    server host as its admin would: Prefect's address and auth string, SwarmSync's database, the API."""
     e = server_env(state)
-    return {"SWARMSYNC_API_URL": f"http://{SERVER_IP}:{PREFECT_PORT}/api",
-            "SWARMSYNC_PREFECT_AUTH_STRING": e["SWARMSYNC_PREFECT_AUTH_STRING"],
-            "SWARMSYNC_DATABASE_URL": e["SWARMSYNC_DATABASE_URL"],
-            "SWARMSYNC_URL": f"http://{SERVER_IP}:{API_PORT}"}
+    env = {"SWARMSYNC_API_URL": f"http://{SERVER_IP}:{PREFECT_PORT}/api",
+           "SWARMSYNC_PREFECT_AUTH_STRING": e["SWARMSYNC_PREFECT_AUTH_STRING"],
+           "SWARMSYNC_DATABASE_URL": e["SWARMSYNC_DATABASE_URL"],
+           "SWARMSYNC_URL": core_url()}
+    if server_ca().exists():
+        env["SWARMSYNC_CA_FILE"] = str(server_ca())
+    return env
 
 
 def start_postgres(state: dict) -> None:
@@ -329,19 +336,72 @@ create_pool("swarmsync", archive_block="remote-file-system/hosts-archive")
 
 # --- worker hosts -------------------------------------------------------------------------
 
+def core_url() -> str:
+    """The server host's API as worker hosts reach it (https once `up` made its CA)."""
+    scheme = "https" if server_ca().exists() else "http"
+    return f"{scheme}://{SERVER_IP}:{API_PORT}"
+
+
+def server_ca() -> Path:
+    return ROOT / SERVER / "swarmsync" / "tls" / "ca.pem"
+
+
 def worker_env(state: dict, name: str) -> dict[str, str]:
+    """A worker host's whole set-up: Core's URL, its own token, Core's CA; nothing else of the server's.
+    In the `direct` mode (for bench/scale.py's comparison) the old shape instead: the server's Prefect
+    address and auth string, its database and the store's SSH key."""
     home = ROOT / name
-    return {
+    env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "SWARMSYNC_HOME": str(home / "swarmsync"),
         "PREFECT_HOME": str(home / "prefect"),
         "DOCKER_HOST": f"unix://{RUN / name / 'docker.sock'}",
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
-        "SWARMSYNC_LOST_WORKER_SECONDS": os.environ.get("SWARMSYNC_LOST_WORKER_SECONDS", "45"),
+        "SWARMSYNC_LOST_WORKER_SECONDS": os.environ.get("SWARMSYNC_LOST_WORKER_SECONDS", "90"),
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
-        **client_env(state),
     }
+    if state.get("worker_mode") == "direct":
+        give_ssh_key(home)
+        return {**env, **client_env(state)}
+    env.update({"SWARMSYNC_SERVER": core_url(), "SWARMSYNC_WORKER_TOKEN": state["workers"][name]["token"]})
+    if server_ca().exists():
+        ca = home / "core-ca.pem"
+        shutil.copy(server_ca(), ca)
+        env["SWARMSYNC_CA_FILE"] = str(ca)
+    return env
+
+
+def worker_token(state: dict, name: str) -> str:
+    """A new worker token for the host, made on the server host (an earlier one of that name is revoked)."""
+    code = f"""
+import sys
+from swarmsync.auth import worker_tokens
+try:
+    worker_tokens.revoke("hosts.py", "{name}")
+    from swarmsync.db import WorkerToken, session_scope
+    with session_scope() as session:
+        session.query(WorkerToken).filter(WorkerToken.name == "{name}").delete()
+except worker_tokens.WorkerTokenNotFound:
+    pass
+print(worker_tokens.create("hosts.py", "{name}", "swarmsync").token)
+"""
+    return sh(*in_ns(SERVER, sys.executable, "-c", code), env={**os.environ, **server_env(state)}).stdout.split()[-1]
+
+
+def firewall(name: str) -> None:
+    """Inside the host's namespace: out only to the server's API port (and loopback), nothing in but answers."""
+    rules = [["-F", "INPUT"], ["-F", "OUTPUT"],
+             ["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"],
+             ["-A", "OUTPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+             ["-A", "OUTPUT", "-p", "tcp", "-d", SERVER_IP, "--dport", str(API_PORT), "-j", "ACCEPT"],
+             ["-A", "OUTPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+             ["-A", "OUTPUT", "-j", "REJECT"],
+             ["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"],
+             ["-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+             ["-A", "INPUT", "-j", "DROP"]]
+    for rule in rules:
+        sh(*in_ns(name, "iptables", *rule))
 
 
 def start_dockerd(name: str) -> int:
@@ -372,9 +432,9 @@ def start_worker(state: dict, name: str, labels: list[str], limit: int) -> int:
     from swarmsync.routing import label_options
 
     home = ROOT / name
-    give_ssh_key(home)
     log = home / "logs" / "worker.log"
-    inner = [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--pool", "swarmsync",
+    pool = ["--pool", "swarmsync"] if state.get("worker_mode") == "direct" else []  # a token names its pool
+    inner = [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", *pool,
              "--name", name, "--limit", str(limit), *label_options(labels)]
     # its own UTS namespace: the worker's hostname (in run ids, telemetry) is the host's name
     args = in_ns(name, "unshare", "--uts", "sh", "-c", f'hostname {name} && exec "$@"', "worker", *inner)
@@ -383,12 +443,26 @@ def start_worker(state: dict, name: str, labels: list[str], limit: int) -> int:
 
 def add_worker(state: dict, name: str, labels: list[str], limit: int) -> None:
     namespace_up(name, worker_ip(name))
+    if state.get("worker_mode") != "direct":
+        firewall(name)
     (ROOT / name / "logs").mkdir(parents=True, exist_ok=True)
     dockerd = start_dockerd(name)
     load_image(name)
-    worker = start_worker(state, name, labels, limit)
-    state["workers"][name] = {"ip": worker_ip(name), "labels": labels, "limit": limit,
-                              "dockerd": dockerd, "worker": worker}
+    direct = state.get("worker_mode") == "direct"
+    state["workers"][name] = {"ip": worker_ip(name), "labels": labels, "limit": limit, "dockerd": dockerd,
+                              "token": None if direct else worker_token(state, name)}
+    save_state(state)
+    state["workers"][name]["worker"] = start_worker(state, name, labels, limit)
+    save_state(state)
+
+
+def rejoin(state: dict, name: str, labels: list[str], limit: int) -> None:
+    """The host's worker again, with a new token (after its token was revoked): its engine stays."""
+    known = state["workers"][name]
+    kill_pids([known["worker"]] if known.get("worker") else [])
+    known["token"] = worker_token(state, name)
+    save_state(state)
+    known["worker"] = start_worker(state, name, labels, limit)
     save_state(state)
 
 
@@ -410,7 +484,7 @@ def lose(state: dict, name: str) -> None:
     save_state(state)
 
 
-def up(workers: int, labels: dict[str, list[str]], ha: int, limit: int) -> dict:
+def up(workers: int, labels: dict[str, list[str]], ha: int, limit: int, worker_mode: str = "core") -> dict:
     if load_state():
         down()
     import docker
@@ -418,7 +492,7 @@ def up(workers: int, labels: dict[str, list[str]], ha: int, limit: int) -> dict:
     from swarmsync.images import ensure_busybox_image
 
     ensure_busybox_image(docker.from_env())
-    state = {"ha": ha, "pids": {}, "workers": {}, "server": {
+    state = {"ha": ha, "worker_mode": worker_mode, "pids": {}, "workers": {}, "server": {
         "ip": SERVER_IP, "pg_user": "swarmsync", "pg_password": secrets.token_hex(12),
         "redis_password": secrets.token_hex(12), "auth": f"prefect:{secrets.token_hex(12)}",
         "admin_password": secrets.token_hex(12)}}
@@ -514,6 +588,9 @@ def main(argv: list[str] | None = None) -> None:
     p_up.add_argument("--labels", default="", help="'ss-w2=gpu,region=eu;ss-w3=region=us'")
     p_up.add_argument("--ha", type=int, default=1, help="Prefect API processes behind HAProxy")
     p_up.add_argument("--limit", type=int, default=20, help="jobs at once per worker host")
+    p_up.add_argument("--worker-mode", choices=("core", "direct"), default="core",
+                      help="core: worker hosts hold a worker token and reach only Core's API (firewalled); "
+                           "direct: the old shape, for comparison (Prefect, database and store reached directly)")
     sub.add_parser("down")
     sub.add_parser("status")
     p_env = sub.add_parser("env", help="print the environment that reaches the server host")
@@ -524,12 +601,16 @@ def main(argv: list[str] | None = None) -> None:
     p_add.add_argument("host")
     p_add.add_argument("--labels", default="")
     p_add.add_argument("--limit", type=int, default=20)
+    p_rejoin = sub.add_parser("rejoin")
+    p_rejoin.add_argument("host")
+    p_rejoin.add_argument("--labels", default="")
+    p_rejoin.add_argument("--limit", type=int, default=20)
     args = parser.parse_args(argv)
     if args.command != "status" and os.geteuid() != 0:
         raise SystemExit("infra/hosts.py needs root (namespaces, dockerd)")
     if args.command == "up":
         try:
-            up(args.workers, parse_labels(args.labels), args.ha, args.limit)
+            up(args.workers, parse_labels(args.labels), args.ha, args.limit, args.worker_mode)
         except BaseException:
             kept = ROOT.parent / "ss-hosts-failed-logs"
             shutil.rmtree(kept, ignore_errors=True)
@@ -558,6 +639,10 @@ def main(argv: list[str] | None = None) -> None:
         state = load_state()
         labels = [x for x in args.labels.split(",") if x]
         add_worker(state, args.host, labels, args.limit)
+        wait_workers_online(state, [args.host])
+    elif args.command == "rejoin":
+        state = load_state()
+        rejoin(state, args.host, [x for x in args.labels.split(",") if x], args.limit)
         wait_workers_online(state, [args.host])
 
 

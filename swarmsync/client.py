@@ -261,6 +261,20 @@ class Client:
         """Work pools with policy, queues and workers."""
         return self.request("GET", "/pools").json()
 
+    def worker_tokens(self) -> list[dict[str, Any]]:
+        """Worker hosts' tokens (admins): pool, queue, last seen, from where, as which worker."""
+        return self.request("GET", "/worker-tokens").json()
+
+    def create_worker_token(self, name: str, pool: str | None = None, queue: str | None = None,
+                            expires: str | None = None) -> dict[str, Any]:
+        """A worker host's token (admins): the secret (`token`) and the host's `command`, shown once."""
+        return self.request("POST", "/worker-tokens", json={"name": name, "pool": pool, "queue": queue,
+                                                              "expires": expires}).json()
+
+    def revoke_worker_token(self, name: str) -> dict[str, Any]:
+        """Revoke a worker token; its running jobs are stopped on its host and handed back (`handed_back`)."""
+        return self.request("DELETE", f"/worker-tokens/{name}").json()
+
     # --- schedules and templates (the Hibernator) ----------------------------------------
     def schedules(self, project: str | None = None) -> list[dict[str, Any]]:
         """Named schedules (of `project`; without one, of every project of yours) with their job, project,

@@ -86,16 +86,24 @@ def docker_host_facts(engine: Any | None = None) -> dict:
     }
 
 
+def telemetry_facts(worker_name: str, running_jobs: int, started_at: datetime,
+                    engine: Any | None = None) -> dict[str, Any]:
+    """What a worker reports of its host at each heartbeat."""
+    facts = docker_host_facts(engine)
+    return dict(worker_name=worker_name, hostname=facts["hostname"], pid=os.getpid(),
+                docker_version=facts.get("docker_version"), cpus=facts.get("cpus"),
+                memory_bytes=facts.get("memory_bytes"), containers_running=facts.get("containers_running"),
+                docker_error=facts.get("docker_error"), running_jobs=running_jobs, started_at=started_at)
+
+
 def record_telemetry(worker_name: str, pool: str, running_jobs: int, started_at: datetime,
                      engine: Any | None = None) -> None:
-    facts = docker_host_facts(engine)
-    row = WorkerTelemetry(
-        worker_name=worker_name, pool=pool, hostname=facts["hostname"], pid=os.getpid(),
-        docker_version=facts.get("docker_version"), cpus=facts.get("cpus"),
-        memory_bytes=facts.get("memory_bytes"), containers_running=facts.get("containers_running"),
-        docker_error=facts.get("docker_error"),
-        running_jobs=running_jobs, started_at=started_at, heartbeat_at=datetime.now(UTC),
-    )
+    store_telemetry(pool=pool, **telemetry_facts(worker_name, running_jobs, started_at, engine))
+
+
+def store_telemetry(**facts: Any) -> None:
+    """One telemetry row (by the worker itself with the database, or by Core for a worker with a token)."""
+    row = WorkerTelemetry(**facts, heartbeat_at=datetime.now(UTC))
     try:
         with session_scope() as session:
             session.merge(row)

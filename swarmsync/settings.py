@@ -60,6 +60,16 @@ class SwarmSyncSettings(BaseSettings):
         "elsewhere) when Prefect marks it OFFLINE and its last heartbeat is older than this. Keep it well "
         "above PREFECT_WORKER_HEARTBEAT_SECONDS x 3: a busy host that is only slow to heartbeat is not lost.",
     )
+    server: str | None = Field(
+        default=None,
+        description="Core's URL for a worker host with a worker token (`worker start --server`): the worker "
+        "reaches Prefect, telemetry and the archive only through it (docs/many-hosts.md).",
+    )
+    worker_token: SecretStr | None = Field(
+        default=None,
+        description="The worker host's token (`ssw_...`, from `swarmsync worker token create`; "
+        "`worker start --token`).",
+    )
     worker_labels: str = Field(
         default="",
         description="Host labels of a worker started on this host, comma-separated (e.g. 'gpu,region=eu'; "

@@ -42,7 +42,7 @@ RENEW_BEFORE = dt.timedelta(days=30)
 ANY_ADDRESS = {"0.0.0.0", "::", ""}  # bind addresses, never a name a client connects to
 
 
-class TLSError(RuntimeError):
+class TLSError(ValueError):
     """A certificate could not be made, read or trusted; the message says which file or server and why."""
 
 
@@ -328,6 +328,21 @@ def fetch_ca(server_url: str, expected: str, timeout: float = 10) -> bytes:
         raise TLSError(f"{server_url} serves a CA with the expected fingerprint, but its own certificate does not "
                        f"verify with it: {exc}") from None
     return pem
+
+
+def fetch_and_save_ca(server_url: str, expected: str, path: Path) -> Path:
+    """`fetch_ca` then `save_ca`: the checked CA of `server_url` written to `path` (a worker host's core-ca.pem)."""
+    return save_ca(fetch_ca(server_url, expected), path)
+
+
+def core_ca_fingerprint(settings: SwarmSyncSettings | None = None) -> str | None:
+    """The fingerprint of the CA this Core made for its API (what `worker token create` and `up` print); None
+    with an admin's certificate or before any CA exists."""
+    from swarmsync.settings import get_settings
+
+    settings = settings or get_settings()
+    ca = None if settings.tls_cert else own_ca(settings)
+    return fingerprint(ca.read_bytes()) if ca is not None else None
 
 
 def save_ca(pem: bytes, path: Path) -> Path:

@@ -24,6 +24,7 @@ from uuid import UUID
 
 import anyio
 import anyio.abc
+import httpx
 from cachetools import TTLCache
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, WorkerMetadata
@@ -36,7 +37,7 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from prefect_docker import DockerHost, DockerRegistryCredentials
 from pydantic import BaseModel, Field
 
-from swarmsync import prefect_internals
+from swarmsync import core_link, prefect_internals
 from swarmsync.claim import claim_run
 from swarmsync.db import migrate
 from swarmsync.docker_runner import docker_client, find_job_containers
@@ -47,6 +48,7 @@ from swarmsync.recovery import (
     docker_host_facts,
     record_telemetry,
     recover_orphaned_runs,
+    telemetry_facts,
     worker_identity,
 )
 from swarmsync.routing import can_take, clean_labels, host_queues, parse_labels
@@ -96,6 +98,7 @@ class SwarmSyncWorkerResult(BaseWorkerResult):
 
 
 DEFINITION_CACHE_SECONDS = 10.0
+TOKEN_CHECK_SECONDS = 5.0  # a host with a worker token: how often it checks the token still stands
 
 
 def _cache_reads(client: PrefectClient, ttl: float) -> None:
@@ -177,9 +180,13 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         self._for_runs = AsyncExitStack()
         self._engine: DockerHost | None = None  # the pool's Docker engine (its docker_host block); None: local
         self._queues_created = False
+        self._core: core_link.CoreLink | None = None
+        self._refused: core_link.CoreRefused | None = None  # Core refused this host's token: stop
 
     async def setup(self) -> None:
-        await anyio.to_thread.run_sync(migrate)
+        self._core = core_link.current()  # a worker host with a token: Core, never the database
+        if self._core is None:
+            await anyio.to_thread.run_sync(migrate)
         await super().setup()
         _cache_reads(self.client, ttl=DEFINITION_CACHE_SECONDS)
         # one API client for every job run in this process (Prefect's engine otherwise opens
@@ -205,11 +212,16 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
     async def start(self, *args: Any, **kwargs: Any) -> None:
         """Prefect's polling loops, plus a wake-up on new runs so pickup is not a poll away."""
         async with anyio.create_task_group() as tg:
+            self._stop_scope = tg.cancel_scope
             tg.start_soon(self._wake_on_new_runs)
+            if core_link.current() is not None:
+                tg.start_soon(self._watch_token)
             try:
                 await super().start(*args, **kwargs)
             finally:
                 tg.cancel_scope.cancel()
+        if self._refused is not None:
+            raise self._refused
 
     def _poll_soon(self) -> None:
         """Ask for an immediate poll; requests made while one is due coalesce into it."""
@@ -292,8 +304,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         # who submitted the run (or owns its schedule) may have left its project or the pool since: their
         # roles now (a database query; runs made without the API have no submitter and need none)
         submitter, project = run_submitter(flow_run), project_of(flow_run)
-        role, project_role = (await anyio.to_thread.run_sync(user_membership, submitter, project)
-                              if submitter else (None, None))
+        role, project_role = await self._owner_roles(flow_run, submitter, project)
         runtime = JobRuntime(
             policy=policy, submitter=submitter, submitter_role=role, project=project,
             submitter_project_role=project_role,
@@ -326,6 +337,17 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             if self._limiter and self._limiter.borrowed_tokens >= self._limiter.total_tokens:
                 self._poll_soon()  # the worker was full: runs waiting for this slot need not wait for a poll
         return SwarmSyncWorkerResult(identifier=identifier, status_code=0 if state else 1)
+
+    async def _owner_roles(self, flow_run: FlowRun, submitter: str | None,
+                           project: str | None) -> tuple[str | None, str | None]:
+        """The submitter's global and project roles now: from the database, or asked of Core by a host with a
+        token (Core reads the run's owner itself; the host's word about it counts for nothing)."""
+        if not submitter:
+            return None, None
+        if self._core is not None:
+            owner = await anyio.to_thread.run_sync(self._core.run_owner, str(flow_run.id))
+            return owner["role"], owner["project_role"]
+        return await anyio.to_thread.run_sync(user_membership, submitter, project)
 
     def _pool_policy(self, flow_run: FlowRun, configuration: SwarmSyncJobConfiguration) -> HostPolicy:
         """The pool's policy from its base job template alone. Prefect merges a deployment's and a
@@ -429,12 +451,16 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         await anyio.to_thread.run_sync(stop)
 
     async def sync_with_backend(self) -> None:
-        await super().sync_with_backend()
+        try:
+            await super().sync_with_backend()
+        except httpx.HTTPStatusError as exc:
+            if self._core is not None and exc.response.status_code == 401:  # the token: revoked or expired
+                await self._stop_refused(core_link.CoreRefused(401, f"Core refused this worker: {exc.response.text}"))
+                return
+            raise
         await self._create_work_queues()
         await self._use_pool_docker_host()
-        await anyio.to_thread.run_sync(
-            record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at, self._engine
-        )
+        await self._report_telemetry()
         try:
             await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger, self._engine)
         except Exception:  # noqa: BLE001 - recovery is retried at the next heartbeat; never stop the worker
@@ -443,6 +469,55 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             await crash_runs_of_lost_workers(self.client, self._work_pool_name, self.name, self.get_flow_run_logger)
         except Exception:  # noqa: BLE001 - as above
             self._logger.exception("recovery of runs of lost hosts failed; retrying at the next heartbeat")
+
+    async def _report_telemetry(self) -> None:
+        """The host's facts: into the database, or to Core for a host with a token. Core refusing the token
+        (revoked, expired) stops this worker: its jobs' containers are stopped first (Core hands the runs back)."""
+        if self._core is None:
+            await anyio.to_thread.run_sync(
+                record_telemetry, self.name, self._work_pool_name, len(self._running), self._started_at, self._engine)
+            return
+        facts = await anyio.to_thread.run_sync(
+            telemetry_facts, self.name, len(self._running), self._started_at, self._engine)
+        try:
+            await anyio.to_thread.run_sync(self._core.telemetry, facts)
+        except core_link.CoreRefused as exc:
+            await self._stop_refused(exc)
+        except Exception as exc:  # noqa: BLE001 - Core unreachable: telemetry is retried at the next heartbeat
+            self._logger.warning("telemetry not sent to Core: %s", exc)
+
+    async def _watch_token(self) -> None:
+        """A host with a token asks Core every TOKEN_CHECK_SECONDS whether its token still stands (Prefect's
+        own loops back off on errors, up to a minute): a revoked or expired token stops its jobs within that."""
+        link = core_link.current()
+        while link is not None:
+            await anyio.sleep(TOKEN_CHECK_SECONDS)
+            try:
+                await anyio.to_thread.run_sync(link.whoami)
+            except core_link.CoreRefused as exc:
+                await self._stop_refused(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - Core unreachable: its jobs go on; asked again later
+                self._logger.debug("token check: Core does not answer (%s)", exc)
+
+    async def _stop_refused(self, exc: core_link.CoreRefused) -> None:
+        """Core refused this host's token: stop every job container of this worker, then the worker."""
+        self._logger.error("%s: stopping %d running job(s) and this worker", exc, len(self._running))
+        self._refused = exc
+        running = [str(run_id) for run_id in self._running]
+
+        def stop_all() -> None:
+            client = docker_client(self._engine)
+            for run_id in running:
+                for container in find_job_containers(client, run_id):
+                    try:
+                        container.stop(timeout=5)
+                    except Exception:  # noqa: BLE001 - gone already
+                        pass
+
+        await anyio.to_thread.run_sync(stop_all)
+        if getattr(self, "_stop_scope", None) is not None:
+            self._stop_scope.cancel()
 
     async def _get_scheduled_flow_runs(self) -> list[Any]:
         """Prefect's poll, less the runs of `host:` queues requiring labels this host lacks

@@ -26,6 +26,8 @@ from swarmsync.api import (
     routes_tls,
     routes_tokens,
     routes_users,
+    routes_worker,
+    routes_worker_tokens,
     routes_workers,
 )
 from swarmsync.api.lifespan import lifespan
@@ -47,6 +49,8 @@ ROUTERS = [
     routes_schedules.router,
     routes_templates.router,
     routes_projects.router,
+    routes_worker_tokens.router,
+    routes_worker.router,
     routes_tls.router,
 ]
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from swarmsync import archive, jobs, templates
 from swarmsync.api.deps import denied
 from swarmsync.api.schemas import ErrorOut
-from swarmsync.auth import projects, ratelimit, ssh_keys, tokens, users
+from swarmsync.auth import projects, ratelimit, ssh_keys, tokens, users, worker_tokens
 from swarmsync.auth.roles import AuthError
 from swarmsync.deployments import pools, schedules
 from swarmsync.deployments.schedule_rules import ScheduleError
@@ -27,9 +27,11 @@ from swarmsync.timing import TimingError
 
 NOT_FOUND = (jobs.JobNotFound, archive.ArchiveNotFound, users.UserNotFound, tokens.TokenNotFound,
              schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound, ssh_keys.KeyNotFound,
-             projects.ProjectNotFound, projects.MemberNotFound)
-BAD_REQUEST = (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError, projects.ProjectError)
-CONFLICT = (templates.TemplateConflict, schedules.ScheduleConflict)
+             projects.ProjectNotFound, projects.MemberNotFound,
+             worker_tokens.WorkerTokenNotFound)
+BAD_REQUEST = (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError, projects.ProjectError,
+               worker_tokens.WorkerTokenError)
+CONFLICT = (templates.TemplateConflict, schedules.ScheduleConflict, worker_tokens.WorkerTokenConflict)
 
 DESCRIPTIONS = {400: "Bad request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found",
                 409: "Conflict", 422: "Invalid fields", 429: "Too many attempts",

@@ -16,8 +16,9 @@ log = logging.getLogger("swarmsync.api")
 
 
 @asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    """Every window, summarise the refusal counts of windows that have passed (`refusals`)."""
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Every window, summarise the refusal counts of windows that have passed (`refusals`); at the end, close
+    the worker gateway's connections to Prefect (if a worker used it)."""
     async def summarise() -> None:
         while True:
             await anyio.sleep(max(get_settings().audit_refusal_window_seconds, 1))
@@ -32,6 +33,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
             yield
         finally:
             tg.cancel_scope.cancel()
+    if (gateway := getattr(app.state, "gateway", None)) is not None:
+        await gateway.aclose()
     try:
         await anyio.to_thread.run_sync(refusals.flush_at_exit)
     except Exception as exc:  # noqa: BLE001

@@ -47,8 +47,9 @@ def login(
                                   "$SWARMSYNC_HOME/tls/ca.pem): stored with the login, later commands verify with it")
     ] = None,
     fingerprint: Annotated[
-        str | None, typer.Option("--fingerprint", help="Fetch the server's CA (GET /tls/ca.pem) and trust it only if "
-                                 "its fingerprint is this one (sha256:..., from 'swarmsync tls show' on the server)")
+        str | None, typer.Option("--fingerprint", "--ca-fingerprint",
+                                 help="Fetch the server's CA (GET /tls/ca.pem) and trust it only if its fingerprint "
+                                 "is this one (sha256:..., from 'swarmsync tls show' on the server)")
     ] = None,
 ) -> None:
     """Log in; the session token (and the CA of --ca / --fingerprint) is stored in

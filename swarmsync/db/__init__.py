@@ -1,5 +1,5 @@
 """SwarmSync's own database: archive index, worker telemetry, users, tokens, sessions, audit,
-SSH login keys and their challenges, projects and their members.
+SSH login keys and their challenges, projects and their members, worker tokens and their claims.
 
 SQLAlchemy models in `models.py`, Alembic migrations in `migrations/`, engine and
 sessions in `session.py`. SQLite under SWARMSYNC_HOME by default; PostgreSQL via
@@ -19,7 +19,9 @@ from swarmsync.db.models import (
     SessionRecord,
     SshKey,
     User,
+    WorkerClaim,
     WorkerTelemetry,
+    WorkerToken,
 )
 from swarmsync.db.session import get_engine, migrate, session_scope
 
@@ -27,5 +29,5 @@ __all__ = [
     "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginChallenge", "LoginFailure", "Project", "ProjectMember",
     "SecretOwner", "SessionRecord",
     "SshKey", "User",
-    "WorkerTelemetry", "get_engine", "migrate", "session_scope",
+    "WorkerClaim", "WorkerTelemetry", "WorkerToken", "get_engine", "migrate", "session_scope",
 ]

@@ -1,5 +1,5 @@
 """SQLAlchemy models of SwarmSync's tables: archive index, worker telemetry, accounts, projects, audit,
-secret owners."""
+secret owners, worker tokens and their claims."""
 
 from __future__ import annotations
 
@@ -204,3 +204,34 @@ class LoginChallenge(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerToken(Base):
+    """A worker host's credential (migration 0009_worker_tokens): it may serve one pool (one queue, if
+    set) through Core's gateway and nothing else. Only the SHA-256 of the secret (`ssw_...`) is stored."""
+
+    __tablename__ = "worker_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    pool: Mapped[str] = mapped_column(String(100))
+    queue: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_address: Mapped[str | None] = mapped_column(String(64))  # where its last call came from
+    last_worker: Mapped[str | None] = mapped_column(String(200))  # the Prefect worker name it last ran as
+
+
+class WorkerClaim(Base):
+    """A flow run a worker token claimed (its Scheduled -> Pending went through the gateway): what the
+    token may read the Secret blocks of, upload the archive of, and what is handed back when it is revoked."""
+
+    __tablename__ = "worker_claims"
+
+    flow_run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("worker_tokens.id", ondelete="CASCADE"), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

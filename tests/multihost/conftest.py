@@ -4,7 +4,7 @@ and three worker hosts, each with its own dockerd and SwarmSync worker:
 
 - ss-w1: no labels;  ss-w2: gpu, region=eu;  ss-w3: region=eu;  each runs at most LIMIT jobs at once.
 
-Built once per test module (`multihost_hosts`, 65-100 s on 2 cores) and torn down after its
+Built once for the package (`multihost_hosts`, 65-100 s on 2 cores) and torn down after its
 last test, also when a test fails, so the rest of the suite does not run beside them.
 Needs root (namespaces, dockerd), HAProxy and sshd (infra/host-setup.sh test).
 """
@@ -49,7 +49,7 @@ def state() -> dict:
     return json.loads((ROOT / "state.json").read_text())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def multihost_hosts() -> Iterator[dict]:
     if os.geteuid() != 0:
         pytest.fail("the multi-host tests need root (network namespaces, a dockerd per host)")
@@ -71,12 +71,32 @@ def _keep_logs() -> None:
         (ARTIFACTS / f"multihost-{host}-{log.name}").write_bytes(log.read_bytes()[-2_000_000:])
 
 
-@pytest.fixture(scope="module")
-def api(multihost_hosts):
-    """The SwarmSync API of the server host, logged in as its admin."""
-    from swarmsync.client import Client
+SERVER_CA = ROOT / "ss-server" / "swarmsync" / "tls" / "ca.pem"
 
-    return Client.login("http://10.77.0.2:4280", "admin", multihost_hosts["server"]["admin_password"])
+
+def core_url() -> str:
+    """The server host's API (HTTPS with the CA `up` made there)."""
+    return f"{'https' if SERVER_CA.exists() else 'http'}://10.77.0.2:4280"
+
+
+@pytest.fixture(scope="package")
+def api(multihost_hosts):
+    """The SwarmSync API of the server host, logged in as its admin (trusting the server's CA)."""
+    from swarmsync.client import Client
+    from swarmsync.settings import get_settings
+
+    if SERVER_CA.exists():
+        os.environ["SWARMSYNC_CA_FILE"] = str(SERVER_CA)
+        get_settings.cache_clear()
+    return Client.login(core_url(), "admin", multihost_hosts["server"]["admin_password"])
+
+
+def on_host(host: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+            ) -> subprocess.CompletedProcess:
+    """A command in a worker host's network namespace (behind its firewall), with only `env`."""
+    base = {"PATH": os.environ["PATH"], "HOME": str(ROOT / host)}
+    return subprocess.run(["ip", "netns", "exec", host, *args], env={**base, **(env or {})}, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def engine(host: str):

@@ -28,6 +28,8 @@ from tests.multihost.conftest import (
     IMAGE,
     LIMIT,
     ROOT,
+    SERVER_CA,
+    core_url,
     engine,
     hosts,
     runs_started,
@@ -106,8 +108,8 @@ def test_cancel_from_another_host_stops_the_container_where_it_runs(api, multiho
     assert containers, "no container of the job on ss-w2's engine"
     # cancel from worker host ss-w3, with nothing of ss-w2 there: its own CLI through the server's API
     token = api.create_token("multihost-cancel", scopes=None)["token"]
-    env = {"PATH": os.environ["PATH"], "HOME": str(ROOT / "ss-w3"), "SWARMSYNC_URL": "http://10.77.0.2:4280",
-           "SWARMSYNC_TOKEN": token}
+    env = {"PATH": os.environ["PATH"], "HOME": str(ROOT / "ss-w3"), "SWARMSYNC_URL": core_url(),
+           "SWARMSYNC_TOKEN": token, **({"SWARMSYNC_CA_FILE": str(SERVER_CA)} if SERVER_CA.exists() else {})}
     import sys
 
     done = subprocess.run(["ip", "netns", "exec", "ss-w3", sys.executable, "-m", "swarmsync.cli.main", "cancel",

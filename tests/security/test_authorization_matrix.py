@@ -51,6 +51,8 @@ def outcome(ok: set[str] = frozenset(), forbidden: set[str] = frozenset(), hidde
 EVERYONE = outcome(ok=SIGNED_IN)
 ADMIN_ONLY = outcome(ok={"admin"}, forbidden=SIGNED_IN - {"admin"})
 PUBLIC = {caller: "public" for caller in CALLERS}
+# worker hosts' routes: a worker token only; every user's session or token is refused as no worker token (401)
+WORKER_ONLY = {caller: "worker-401" for caller in CALLERS}
 # an object of project P: read by its members, hidden from everyone else
 READ_P = outcome(ok=SIGNED_IN - {"outsider"}, hidden={"outsider"})
 # a change of the owner's object in P: the owner, P's maintainer and admins; a viewer's role or another
@@ -166,6 +168,14 @@ def new_key(owner: str | None = None) -> Maker:
     return lambda w: ((f"/users/{owner}/keys" if owner else "/me/keys"), {"public_key": random_public_line()})
 
 
+def a_worker_token(w: World) -> tuple[str, Any]:
+    from swarmsync.auth import worker_tokens
+
+    name = f"m-{uuid.uuid4().hex[:8]}"
+    worker_tokens.create("matrix", name, get_settings().work_pool)
+    return f"/worker-tokens/{name}", None
+
+
 MATRIX_USER = f"matrix-target-{uuid.uuid4().hex[:6]}"
 
 # (method, route path, how to make the call, expected outcome per caller). A maker gets the world (and,
@@ -228,6 +238,16 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("GET", "/projects/{project}/members", fixed("/projects/{p}/members"), READ_P),
     ("PUT", "/projects/{project}/members/{username}", new_member, MEMBERS_P),
     ("DELETE", "/projects/{project}/members/{username}", a_member, MEMBERS_P),
+    # worker hosts' tokens (admins) and the routes worker hosts call (worker tokens only)
+    ("GET", "/worker-tokens", fixed("/worker-tokens"), ADMIN_ONLY),
+    ("POST", "/worker-tokens", lambda w: ("/worker-tokens", {"name": f"m-{uuid.uuid4().hex[:8]}"}), ADMIN_ONLY),
+    ("DELETE", "/worker-tokens/{name}", a_worker_token, ADMIN_ONLY),
+    ("GET", "/worker/whoami", fixed("/worker/whoami"), WORKER_ONLY),
+    ("POST", "/worker/telemetry", fixed("/worker/telemetry", {}), WORKER_ONLY),
+    ("GET", "/worker/runs/{run_id}/owner", fixed("/worker/runs/{job}/owner"), WORKER_ONLY),
+    ("GET", "/worker/runs/{run_id}/outcome", fixed("/worker/runs/{job}/outcome"), WORKER_ONLY),
+    *[(method, "/worker/prefect/api/{path}", fixed("/worker/prefect/api/flow_runs/{job}"), WORKER_ONLY)
+      for method in ("GET", "POST", "PATCH", "PUT", "DELETE")],
     # last: a password change ends every session of its user
     ("POST", "/me/password", fixed("/me/password", {"current_password": PASSWORD, "new_password": PASSWORD}), EVERYONE),
 ]
@@ -317,6 +337,9 @@ def test_every_route_gives_each_caller_what_the_matrix_says(world):
             elif want == "401":
                 assert response.status_code == 401, where
                 assert "authentication required" in response.json()["detail"], where
+            elif want == "worker-401":
+                assert response.status_code == 401, where
+                assert "worker token is required" in response.json()["detail"], where
             elif want == "ok":
                 assert 200 <= response.status_code < 300, where
             elif want == "404":

@@ -234,3 +234,17 @@ def test_clients_trust_the_system_plus_this_hosts_ca_unless_told_one_ca(tmp_path
     assert len(client_context(only).get_ca_certs()) == 1
     with pytest.raises(TLSError, match="CA file"):
         client_context(SwarmSyncSettings(ca_file=tmp_path / "missing.pem"))
+
+
+def test_fetch_and_save_and_cores_own_fingerprint(https_server, tmp_path) -> None:
+    from swarmsync.tls import core_ca_fingerprint, fetch_and_save_ca
+
+    url, ca = https_server
+    saved = fetch_and_save_ca(url, fingerprint(ca.read_bytes()), tmp_path / "host" / "core-ca.pem")
+    assert saved.read_bytes() == ca.read_bytes()
+    home = tmp_path / "core-home"
+    assert core_ca_fingerprint(SwarmSyncSettings(home=home)) is None  # no CA yet
+    made = ensure_ca(home / "tls")
+    assert core_ca_fingerprint(SwarmSyncSettings(home=home)) == fingerprint(made.read_bytes())
+    assert core_ca_fingerprint(SwarmSyncSettings(home=home, tls_cert=made, tls_key=made)) is None
+    assert issubclass(TLSError, ValueError)  # worker start catches ValueError around fetch_and_save_ca

@@ -1,0 +1,126 @@
+"""A worker host's line to Core (`worker start --server URL --token ssw_...`): one HTTPS endpoint, one token.
+
+The worker's Prefect client goes to Core's gateway (`gateway_url`, the token as its Prefect auth string);
+the rest (telemetry, a run's owner and archived outcome, archive uploads) to Core's `/worker/...` routes
+through a `CoreLink`. A host set up this way holds no database URL, no store credentials, no Prefect auth
+string of Core's and no Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import httpx
+
+GATEWAY_PATH = "/worker/prefect/api"
+WORKER_AUTH_USER = "worker"  # the token travels as Prefect's auth string `worker:ssw_...`
+
+
+class CoreRefused(RuntimeError):
+    """Core refused the worker's token (revoked, expired, unknown): the worker stops (`status` 401)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CoreLink:
+    server: str
+    token: str
+    ca_file: str | None = None
+
+    @property
+    def gateway_url(self) -> str:
+        return self.server.rstrip("/") + GATEWAY_PATH
+
+    @property
+    def prefect_auth_string(self) -> str:
+        return f"{WORKER_AUTH_USER}:{self.token}"
+
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+
+    @property
+    def client(self) -> httpx.Client:
+        return _client(self)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call to Core's worker routes; CoreRefused on 401/403, httpx errors otherwise."""
+        response = self.client.request(method, path, **kwargs)
+        if response.status_code in (401, 403):
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text[:200]
+            raise CoreRefused(response.status_code, f"Core refused this worker: {detail}")
+        return response
+
+    def whoami(self) -> dict[str, Any]:
+        """The token's name, pool and queue."""
+        response = self.request("GET", "/worker/whoami")
+        response.raise_for_status()
+        return response.json()
+
+    def telemetry(self, facts: dict[str, Any]) -> None:
+        self.request("POST", "/worker/telemetry", json={
+            k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in facts.items()}).raise_for_status()
+
+    def run_owner(self, run_id: str) -> dict[str, Any]:
+        response = self.request("GET", f"/worker/runs/{run_id}/owner")
+        response.raise_for_status()
+        return response.json()
+
+    def run_outcome(self, run_id: str) -> tuple[str, str | None] | None:
+        response = self.request("GET", f"/worker/runs/{run_id}/outcome")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body = response.json()
+        return body["state"], body.get("message")
+
+
+@lru_cache(maxsize=8)
+def _client(link: CoreLink) -> httpx.Client:
+    return httpx.Client(base_url=link.server.rstrip("/"), verify=link.verify(),
+                        headers={"Authorization": f"Bearer {link.token}"}, timeout=httpx.Timeout(60.0, connect=10.0))
+
+
+def current() -> CoreLink | None:
+    """This process's link to Core, when it is a worker host with a token (SWARMSYNC_SERVER/_WORKER_TOKEN)."""
+    from swarmsync.settings import get_settings
+
+    settings = get_settings()
+    if not settings.server or settings.worker_token is None:
+        return None
+    return CoreLink(settings.server, settings.worker_token.get_secret_value(),
+                    os.environ.get("SWARMSYNC_CA_FILE") or None)
+
+
+def use(link: CoreLink) -> None:
+    """Make this process a worker host of `link`: Prefect's client and SwarmSync's own settings point at
+    Core's gateway with the token; nothing of Core's (database, store, auth string) is used."""
+    from swarmsync.settings import get_settings
+
+    os.environ.update({
+        "SWARMSYNC_SERVER": link.server, "SWARMSYNC_WORKER_TOKEN": link.token,
+        "SWARMSYNC_API_URL": link.gateway_url, "SWARMSYNC_PREFECT_AUTH_STRING": link.prefect_auth_string,
+        "PREFECT_API_URL": link.gateway_url, "PREFECT_API_AUTH_STRING": link.prefect_auth_string,
+    })
+    if link.ca_file:
+        os.environ["SWARMSYNC_CA_FILE"] = link.ca_file
+        os.environ["PREFECT_API_SSL_CERT_FILE"] = link.ca_file
+    # a cut-off link (up to a minute or more) is waited out: 7 retries back off 2, 4, ... 128 s (254 s in all)
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "7")
+    for name in ("SWARMSYNC_DATABASE_URL", "SWARMSYNC_REDIS_URL", "PREFECT_API_KEY"):
+        os.environ.pop(name, None)
+    get_settings.cache_clear()
+    # Prefect read its settings at import: threads without a settings context of their own (the events
+    # worker's) use the global one, which must see the gateway too
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()

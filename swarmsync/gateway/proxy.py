@@ -1,0 +1,143 @@
+"""Forwarding one checked HTTP call to Prefect with Core's credentials (`Gateway.forward`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+import anyio
+import httpx
+
+from swarmsync.auth import worker_tokens
+from swarmsync.auth.worker_tokens import WorkerPrincipal
+from swarmsync.connection import api_url
+from swarmsync.gateway.rules import Kind, classify
+from swarmsync.gateway.scope import NotYours, Scope
+from swarmsync.settings import get_settings
+
+logger = logging.getLogger("swarmsync.gateway")
+
+PASSED_HEADERS = ("content-type", "accept", "x-prefect-api-version", "user-agent")
+KEPT_RESPONSE_HEADERS = ("content-type",)
+
+
+class Refused(Exception):
+    """A call the token may not make at all (403), whatever it names."""
+
+
+class Answer:
+    """What goes back to the worker: status, body, content type."""
+
+    def __init__(self, status: int, body: bytes, content_type: str | None) -> None:
+        self.status, self.body, self.content_type = status, body, content_type
+
+
+def upstream_headers() -> dict[str, str]:
+    """Core's own credentials for Prefect (its auth string), which no worker host holds."""
+    auth = get_settings().prefect_auth_string
+    if auth is None:
+        return {}
+    token = base64.b64encode(auth.get_secret_value().encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+class Gateway:
+    """One per API process: the upstream client and the checks' caches."""
+
+    def __init__(self) -> None:
+        base = api_url().rstrip("/") + "/"
+        self.base = base
+        self.upstream = httpx.AsyncClient(
+            base_url=base, headers=upstream_headers(), timeout=httpx.Timeout(60.0, connect=10.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+        self.scope = Scope(self.upstream)
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+
+    async def forward(self, principal: WorkerPrincipal, method: str, path: str, query: str,
+                      headers: dict[str, str], body: bytes) -> Answer:
+        call = classify(method, path)
+        if call is None:
+            logger.warning("worker token %s refused: %s /api/%s", principal.name, method, path)
+            raise Refused(f"worker token {principal.name!r} may not call {method} /api/{path.strip('/')}: "
+                          "a worker token serves its pool's runs and nothing else")
+        scope = self.scope
+        data: Any = None
+        if body and call.kind in {Kind.POOL_POLL, Kind.RUNS_FILTER, Kind.TASK_RUN_CREATE, Kind.LOGS, Kind.ARTIFACT,
+                                  Kind.RUN_CHANGE, Kind.POOL_QUEUE_CREATE, Kind.POOL}:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                raise Refused("the request body is not JSON") from None
+        kind = call.kind
+        if kind in {Kind.POOL, Kind.POOL_POLL, Kind.POOL_QUEUE_CREATE}:
+            scope.check_pool(principal, call.pool)
+        if kind is Kind.POOL_POLL and principal.queue is not None:
+            data = {**(data or {}), "work_queue_names": [principal.queue]}
+        elif kind is Kind.POOL_QUEUE_CREATE:
+            name = str((data or {}).get("name") or "")
+            if not (name.startswith("host:") or name == principal.queue or (principal.queue is None
+                                                                          and name == "default")):
+                raise Refused(f"worker token {principal.name!r} may create only host-label queues (host:...)")
+        elif kind is Kind.RUNS_FILTER:
+            data = dict(data or {})
+            data["work_pools"] = {"name": {"any_": [principal.pool]}}
+            if principal.queue is not None:
+                data["work_pool_queues"] = {"name": {"any_": [principal.queue]}}
+        elif kind is Kind.RUN_CHANGE:
+            await scope.check_run(principal, call.object_id)
+        elif kind is Kind.TASK_RUN_CREATE:
+            await scope.check_run(principal, (data or {}).get("flow_run_id"))
+        elif kind is Kind.TASK_RUN_CHANGE:
+            await scope.check_task_run(principal, str(call.object_id))
+        elif kind is Kind.LOGS:
+            for run_id in {log.get("flow_run_id") for log in (data or []) if isinstance(log, dict)} - {None}:
+                await scope.check_run(principal, run_id)
+        elif kind is Kind.ARTIFACT:
+            await scope.check_run(principal, (data or {}).get("flow_run_id"))
+        elif kind is Kind.BLOCK_BY_NAME:
+            await scope.check_block(principal, call.block_type, call.block_name)
+        if data is not None:
+            body = json.dumps(data).encode()
+        sent = {k: v for k, v in headers.items() if k.lower() in PASSED_HEADERS}
+        response = await self.upstream.request(method, path.lstrip("/"), params=httpx.QueryParams(query),
+                                               content=body or None, headers=sent)
+        answer = Answer(response.status_code, response.content, response.headers.get("content-type"))
+        if response.status_code >= 300:
+            return answer
+        await self._after(principal, kind, call.object_id, data, response)
+        return answer
+
+    async def _after(self, principal: WorkerPrincipal, kind: Kind, object_id: str | None, sent: Any,
+                     response: httpx.Response) -> None:
+        """Checks on Prefect's answer (reads), and what the gateway learns from it."""
+        scope = self.scope
+        if kind is Kind.RUN_READ:
+            scope.check_run_body(principal, response.json())
+        elif kind in (Kind.DEPLOYMENT_READ, Kind.QUEUE_READ):
+            if response.json().get("work_pool_name") != principal.pool:
+                raise NotYours(f"no {kind.value.removesuffix('-read')} {object_id} in pool {principal.pool}")
+        elif kind is Kind.TASK_RUN_READ:
+            body = response.json()
+            await scope.check_run(principal, body.get("flow_run_id"))
+        elif kind is Kind.BLOCK_BY_ID:
+            body = response.json()
+            slug = (body.get("block_type") or {}).get("slug")
+            await scope.check_block(principal, slug, body.get("name"), block_id=object_id)
+        elif kind is Kind.POOL_POLL:
+            for item in response.json():
+                scope.learn_run(item.get("flow_run") or {}, pool=principal.pool)
+        elif kind is Kind.RUNS_FILTER:
+            for run in response.json():
+                scope.learn_run(run)
+        elif kind is Kind.TASK_RUN_CREATE:
+            body = response.json()
+            if body.get("id") and body.get("flow_run_id"):
+                scope.task_runs[str(body["id"])] = str(body["flow_run_id"])
+        elif kind is Kind.RUN_CHANGE and object_id and isinstance(sent, dict):
+            state = sent.get("state") or {}
+            if state.get("type") == "PENDING" and response.json().get("status") == "ACCEPT":
+                await anyio.to_thread.run_sync(worker_tokens.record_claim, principal, object_id)
