@@ -15,6 +15,7 @@ import secrets
 import ssl
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -254,6 +255,37 @@ def test_the_api_serves_https_with_the_ca_up_made_and_refuses_clients_without_it
     assert login.returncode == 0, login.stderr
     whoami = swarmsync_cli("whoami", env=carol)  # later commands verify with the stored CA
     assert whoami.returncode == 0 and "team-admin" in whoami.stdout, whoami.stdout + whoami.stderr
+
+
+def test_a_worker_host_verifies_core_by_the_fingerprint_worker_token_create_prints(team, tmp_path):
+    from swarmsync.tls import fingerprint
+
+    digest = fingerprint(team.ca.read_bytes())
+    created = swarmsync_cli("worker", "token", "create", "tls-host", "--server", team.api_url, env=team.server_env)
+    assert created.returncode == 0, created.stdout + created.stderr
+    command = created.stdout.strip().splitlines()[-1]
+    assert command.startswith(f"swarmsync worker start --server {team.api_url} --token ssw_"), command
+    assert command.endswith(f"--ca-fingerprint {digest}"), command
+    token = command.split("--token ")[1].split()[0]
+    host = {**clean_env(), "HOME": str(tmp_path), "SWARMSYNC_HOME": str(tmp_path / "swarmsync"),
+            "PREFECT_HOME": str(tmp_path / "prefect")}  # nothing of the server's: no CA, no auth string
+
+    wrong = swarmsync_cli("worker", "start", "--server", team.api_url, "--token", token, "--ca-fingerprint",
+                          "sha256:" + "0" * 64, env=host, timeout=60)
+    assert wrong.returncode != 0 and f"its fingerprint is {digest}" in wrong.stdout + wrong.stderr
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", *command.split()[1:]], env=host,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while b"started!" not in log.read_bytes() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert worker.poll() is None and b"started!" in log.read_bytes(), log.read_text()[-3000:]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert (tmp_path / "swarmsync" / "tls" / "core-ca.pem").read_bytes() == team.ca.read_bytes()
 
 
 def test_the_auth_string_never_appears_in_logs_or_archives(team):
