@@ -16,6 +16,7 @@ made and clients trust the admin's chain (system trust, or SWARMSYNC_CA_FILE). S
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import ipaddress
@@ -24,6 +25,8 @@ import re
 import socket
 import ssl
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -69,6 +72,18 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """One process at a time makes or renews the files of `directory` (API processes started together)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(directory / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
@@ -89,7 +104,11 @@ def ensure_ca(directory: Path) -> Path:
     """The CA certificate `directory/ca.pem`, made once (EC P-256, 10 years) with its key `ca-key.pem` (0600);
     an existing pair is reused as it is."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _locked(directory):
+        return _ensure_ca(directory)
+
+
+def _ensure_ca(directory: Path) -> Path:
     cert_path, key_path = directory / CA_CERT, directory / CA_KEY
     if _load_pair(cert_path, key_path) is not None:
         return cert_path
@@ -173,9 +192,15 @@ def ensure_server_cert(directory: Path, names: list[str]) -> tuple[Path, Path]:
     names = normalize_names(names)
     if not names:
         raise TLSError("a server certificate needs at least one name (SWARMSYNC_TLS_NAMES)")
-    ca_path = ensure_ca(directory)
+    with _locked(directory):
+        return _ensure_server_cert(directory, names)
+
+
+def _ensure_server_cert(directory: Path, names: list[str]) -> tuple[Path, Path]:
+    ca_path = _ensure_ca(directory)
     ca_pair = _load_pair(ca_path, directory / CA_KEY)
-    assert ca_pair is not None  # ensure_ca made or checked it
+    if ca_pair is None:
+        raise TLSError(f"{directory}: the CA could not be read back")
     ca, ca_key = ca_pair
     cert_path, key_path = directory / SERVER_CERT, directory / SERVER_KEY
     if _current(cert_path, key_path, ca, names):

@@ -248,3 +248,17 @@ def test_fetch_and_save_and_cores_own_fingerprint(https_server, tmp_path) -> Non
     assert core_ca_fingerprint(SwarmSyncSettings(home=home)) == fingerprint(made.read_bytes())
     assert core_ca_fingerprint(SwarmSyncSettings(home=home, tls_cert=made, tls_key=made)) is None
     assert issubclass(TLSError, ValueError)  # worker start catches ValueError around fetch_and_save_ca
+
+
+def test_processes_starting_together_make_one_ca_and_a_matching_pair(tmp_path) -> None:
+    """API processes started at once (Prefect's HA shape, compose replicas) race for the files: the lock
+    leaves one CA whose key signed the one server certificate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: ensure_server_cert(tmp_path, NAMES), range(8)))
+    assert len({cert.read_bytes() for cert, _ in results}) == 1
+    load(tmp_path / SERVER_CERT).verify_directly_issued_by(load(tmp_path / "ca.pem"))
+    done = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / SERVER_CERT)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
