@@ -292,7 +292,7 @@ class Stack:
                      self.processes[f"prefect-api-{index}"])
         config = self.settings.home_dir / "haproxy.cfg"
         config.write_text(haproxy_config(self.settings))
-        proc = self._spawn("haproxy", [haproxy_binary(), "-db", "-f", str(config)])
+        proc = self._spawn("haproxy", self._command_of("haproxy"))
         wait_for(api_healthy, f"HAProxy in front of Prefect (log: {self.log_dir}/haproxy.log)", 30, proc)
 
     def _start_api_process(self, index: int, port: int, no_migrations: dict[str, str] | None = None) -> None:
@@ -329,6 +329,14 @@ class Stack:
              "--pool", self.settings.work_pool, "--limit", str(limit)],
         )
 
+    def _command_of(self, name: str) -> list[str]:
+        """How `up` starts the SwarmSync API, the dashboard and HAProxy (again, when one died)."""
+        if name == "api":
+            return [sys.executable, "-m", "swarmsync.cli.main", "api"]
+        if name == "dashboard":
+            return dashboard_command(self.settings)
+        return [haproxy_binary(), "-db", "-f", str(self.settings.home_dir / "haproxy.cfg")]
+
     def start_api(self) -> None:
         """The SwarmSync API (accounts, tokens, jobs over HTTP) on SWARMSYNC_API_PORT; HTTPS in team mode, with
         its certificate made here first (its CA once, in $SWARMSYNC_HOME/tls) unless the admin gave one."""
@@ -342,14 +350,14 @@ class Stack:
             except TLSError as exc:
                 raise StackError(f"the SwarmSync API's certificate: {exc}") from None
         url = f"{self.settings.local_api_url}/health"
-        proc = self._spawn("api", [sys.executable, "-m", "swarmsync.cli.main", "api"])
+        proc = self._spawn("api", self._command_of("api"))
         wait_for(lambda: _answers(url, verify), f"SwarmSync API (log: {self.log_dir}/api.log)",
                  self.settings.start_timeout_seconds, proc)
 
     def start_dashboard(self) -> None:
         """The Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (it talks to the SwarmSync API)."""
         url = f"http://{self.settings.dashboard_bind_host}:{self.settings.dashboard_port}/_stcore/health"
-        proc = self._spawn("dashboard", dashboard_command(self.settings))
+        proc = self._spawn("dashboard", self._command_of("dashboard"))
         wait_for(lambda: _answers(url), f"dashboard (log: {self.log_dir}/dashboard.log)",
                  self.settings.start_timeout_seconds, proc)
 
@@ -381,13 +389,19 @@ class Stack:
         self.processes.clear()
 
     def failed(self) -> str | None:
-        """Supervise: a dead worker is restarted (its jobs are recovered); a dead server is fatal."""
+        """Supervise: a dead worker, SwarmSync API, dashboard, HAProxy, Prefect API process (HA) or services
+        process is started again (jobs in flight run on: their state is in Prefect's database, their containers
+        on the workers' engines); only a dead one-process Prefect server is fatal."""
         for name, proc in list(self.processes.items()):
             if proc.poll() is None:
                 continue
             if name == "worker":
                 print(f"worker exited with code {proc.returncode}; restarting it", flush=True)
                 self.start_worker()
+                continue
+            if name in RESTARTED:
+                print(f"{name} exited with code {proc.returncode}; restarting it", flush=True)
+                self._spawn(name, self._command_of(name))
                 continue
             if name.startswith("prefect-api-") or name == "prefect-services":
                 # HA shape: HAProxy routes around a dead API process meanwhile; the services process
@@ -403,6 +417,9 @@ class Stack:
                 continue
             return f"{name} exited with code {proc.returncode} (log: {self.log_dir}/{name}.log)"
         return None
+
+
+RESTARTED = ("api", "dashboard", "haproxy")  # besides the worker and the HA Prefect processes
 
 
 def dashboard_command(settings: SwarmSyncSettings) -> list[str]:

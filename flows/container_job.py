@@ -31,7 +31,9 @@ from prefect.context import FlowRunContext, get_run_context
 from prefect.logging.loggers import PrefectLogAdapter
 from prefect.states import State
 
-from swarmsync import archive, outcome
+from swarmsync import archive, core_link, outcome
+from swarmsync.archive.core_store import CoreStore
+from swarmsync.core_link import CoreLink
 from swarmsync.docker_runner import (
     ContainerOutcome,
     ContainerRun,
@@ -240,11 +242,12 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
         (spool / name).touch()
     manifest = {**outcome.build_manifest(spec, image, result, state, _worker_name()),
                 "project": runtime.project or DEFAULT_PROJECT, "owner": runtime.submitter}
+    link = core_link.current()  # a worker host with a token: the archive goes to Core, which indexes it
     try:
-        location, manifest = await _store_archive(flow_run_id, spool, manifest, runtime.archive_block)
+        location, manifest = await _store_archive(flow_run_id, spool, manifest, runtime.archive_block, link)
     except archive.ArchiveStoreError as exc:  # the outcome is kept (indexed); the files stay on this host
-        return await _keep_unstored(flow_run_id, spool, manifest, runtime, exc)
-    shutil.rmtree(spool, ignore_errors=True)
+        return await _keep_unstored(flow_run_id, spool, manifest, runtime, exc, link)
+    shutil.rmtree(spool, ignore_errors=True)  # only now: the store (or Core) confirmed the archive
     ids = {"flow_run_id": ctx.task_run.flow_run_id, "task_run_id": ctx.task_run.id}
     artifacts = [  # Prefect's own artifact kinds, formatted by Prefect, sent with explicit run ids
         ArtifactCreate(type=kind.type, description=kind.description, data=await kind.aformat(), **ids)
@@ -257,7 +260,8 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     ]
     deferred = runtime.after_final_state
     async with anyio.create_task_group() as tg:  # the index row, and the artifacts unless the worker defers them
-        tg.start_soon(anyio.to_thread.run_sync, archive.index_archive, manifest, location, runtime.archive_block)
+        if link is None:  # with a link, Core indexed it when it took the archive
+            tg.start_soon(anyio.to_thread.run_sync, archive.index_archive, manifest, location, runtime.archive_block)
         if deferred is None:
             tg.start_soon(create_artifacts, artifacts)
     if deferred is not None:
@@ -266,9 +270,14 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
 
 
 async def _store_archive(job_id: str, spool: Path, manifest: dict[str, Any],
-                         block: str | None) -> tuple[str, dict[str, Any]]:
+                         block: str | None, link: CoreLink | None = None) -> tuple[str, dict[str, Any]]:
     """Write the archive, trying SWARMSYNC_ARCHIVE_WRITE_ATTEMPTS times (2, 4, ... s apart) when
-    its store cannot be loaded or reached; the last failure is raised as ArchiveStoreError."""
+    its store cannot be loaded or reached; the last failure is raised as ArchiveStoreError.
+    With a `link` (a worker host with a token), upload it to Core instead: chunks resumed at Core's
+    size through cuts of up to SWARMSYNC_CORE_UPLOAD_PATIENCE_SECONDS, then committed (Core writes
+    it into its store, the pool's block, and indexes it); `block` is Core's to choose then."""
+    if link is not None:
+        return await archive.write_archive(job_id, spool, manifest, CoreStore(link))
     attempts = get_settings().archive_write_attempts
     for attempt in range(1, attempts + 1):
         try:
@@ -288,13 +297,20 @@ async def _store_archive(job_id: str, spool: Path, manifest: dict[str, Any],
 
 
 async def _keep_unstored(job_id: str, spool: Path, manifest: dict[str, Any], runtime: JobRuntime,
-                         exc: Exception) -> dict[str, Any]:
+                         exc: Exception, link: CoreLink | None = None) -> dict[str, Any]:
     """The store stayed unreachable: index the outcome with no location (downloads then say why),
-    keep the files and manifest.json in the spool on this worker host, and say so in the run's message."""
+    keep the files and manifest.json in the spool on this worker host, and say so in the run's message.
+    With a `link`, Core indexes it (if Core cannot be told either, the run's message still says it)."""
     manifest = await anyio.to_thread.run_sync(archive.spool_manifest, job_id, spool, manifest)
     note = f"archive not stored ({exc}); its files are kept on worker host {socket.gethostname()} in {spool}"
     get_run_logger().error(note)
     indexed = {**manifest, "message": f"{manifest.get('message') or ''}; {note}".lstrip("; ")}
+    if link is not None:
+        try:
+            await anyio.to_thread.run_sync(CoreStore(link).report_unstored, job_id, indexed)
+        except archive.ArchiveStoreError as report:
+            get_run_logger().error("the outcome of job %s is not indexed either: %s", job_id, report)
+        return {**manifest, "archive_error": note}
     await anyio.to_thread.run_sync(archive.index_archive, indexed, "", runtime.archive_block)
     return {**manifest, "archive_error": note}
 
@@ -321,7 +337,7 @@ async def container_job(job: JobSpec) -> State:
         # path. A run resumed after its worker died (maybe past archiving), or run by another worker
         # type, returns its archived outcome, if it has one, instead of starting a second container.
         if runtime.claimed_from in (None, "Resuming") and (
-            done := await anyio.to_thread.run_sync(archive.indexed_outcome, flow_run_id)
+            done := await anyio.to_thread.run_sync(_archived_outcome, flow_run_id)
         ):
             logger.warning("job %s already ran to %s; not running it again", flow_run_id, done[0])
             return outcome.final_state(done[0], done[1])
@@ -329,6 +345,12 @@ async def container_job(job: JobSpec) -> State:
             return await _run_job(job, runtime, logger)
         finally:
             await _finish_removals(runtime)
+
+
+def _archived_outcome(flow_run_id: str) -> tuple[str, str | None] | None:
+    """The run's archived outcome: from Core on a worker host with a token, else from the index."""
+    link = core_link.current()
+    return link.run_outcome(flow_run_id) if link is not None else archive.indexed_outcome(flow_run_id)
 
 
 async def _run_job(spec: JobSpec, runtime: JobRuntime, logger: Any) -> State:

@@ -372,7 +372,7 @@ def worker_env(state: dict, name: str) -> dict[str, str]:
     return env
 
 
-def worker_token(state: dict, name: str) -> str:
+def worker_token(state: dict, name: str, pool: str = "swarmsync") -> str:
     """A new worker token for the host, made on the server host (an earlier one of that name is revoked)."""
     code = f"""
 import sys
@@ -384,7 +384,12 @@ try:
         session.query(WorkerToken).filter(WorkerToken.name == "{name}").delete()
 except worker_tokens.WorkerTokenNotFound:
     pass
-print(worker_tokens.create("hosts.py", "{name}", "swarmsync").token)
+from swarmsync.connection import prefect_api
+from swarmsync.deployments.pools import create_pool
+if "{pool}" != "swarmsync":
+    with prefect_api():
+        create_pool("{pool}")
+print(worker_tokens.create("hosts.py", "{name}", "{pool}").token)
 """
     return sh(*in_ns(SERVER, sys.executable, "-c", code), env={**os.environ, **server_env(state)}).stdout.split()[-1]
 
@@ -441,7 +446,7 @@ def start_worker(state: dict, name: str, labels: list[str], limit: int) -> int:
     return spawn(args, log, worker_env(state, name))
 
 
-def add_worker(state: dict, name: str, labels: list[str], limit: int) -> None:
+def add_worker(state: dict, name: str, labels: list[str], limit: int, pool: str = "swarmsync") -> None:
     namespace_up(name, worker_ip(name))
     if state.get("worker_mode") != "direct":
         firewall(name)
@@ -450,7 +455,7 @@ def add_worker(state: dict, name: str, labels: list[str], limit: int) -> None:
     load_image(name)
     direct = state.get("worker_mode") == "direct"
     state["workers"][name] = {"ip": worker_ip(name), "labels": labels, "limit": limit, "dockerd": dockerd,
-                              "token": None if direct else worker_token(state, name)}
+                              "pool": pool, "token": None if direct else worker_token(state, name, pool)}
     save_state(state)
     state["workers"][name]["worker"] = start_worker(state, name, labels, limit)
     save_state(state)
@@ -460,7 +465,7 @@ def rejoin(state: dict, name: str, labels: list[str], limit: int) -> None:
     """The host's worker again, with a new token (after its token was revoked): its engine stays."""
     known = state["workers"][name]
     kill_pids([known["worker"]] if known.get("worker") else [])
-    known["token"] = worker_token(state, name)
+    known["token"] = worker_token(state, name, known.get("pool", "swarmsync"))
     save_state(state)
     known["worker"] = start_worker(state, name, labels, limit)
     save_state(state)
@@ -514,10 +519,10 @@ def up(workers: int, labels: dict[str, list[str]], ha: int, limit: int, worker_m
     return state
 
 
-def wait_workers_online(state: dict, names: list[str], timeout: float = 90) -> None:
+def wait_workers_online(state: dict, names: list[str], timeout: float = 90, pool: str = "swarmsync") -> None:
     code = ("import anyio,sys; from swarmsync.connection import prefect_api\n"
             "from swarmsync.deployments.stack import _worker_names_online\n"
-            "with prefect_api(): print(' '.join(anyio.run(_worker_names_online, 'swarmsync')))")
+            f"with prefect_api(): print(' '.join(anyio.run(_worker_names_online, '{pool}')))")
 
     def online() -> bool:
         out = sh(sys.executable, "-c", code, env={**os.environ, **client_env(state)}, check=False).stdout.split()
@@ -601,6 +606,7 @@ def main(argv: list[str] | None = None) -> None:
     p_add.add_argument("host")
     p_add.add_argument("--labels", default="")
     p_add.add_argument("--limit", type=int, default=20)
+    p_add.add_argument("--pool", default="swarmsync", help="the work pool its token serves (made if missing)")
     p_rejoin = sub.add_parser("rejoin")
     p_rejoin.add_argument("host")
     p_rejoin.add_argument("--labels", default="")
@@ -638,8 +644,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "add":
         state = load_state()
         labels = [x for x in args.labels.split(",") if x]
-        add_worker(state, args.host, labels, args.limit)
-        wait_workers_online(state, [args.host])
+        add_worker(state, args.host, labels, args.limit, args.pool)
+        wait_workers_online(state, [args.host], pool=args.pool)
     elif args.command == "rejoin":
         state = load_state()
         rejoin(state, args.host, [x for x in args.labels.split(",") if x], args.limit)

@@ -198,8 +198,26 @@ def check_archive_store() -> Check:
 
 
 def run_checks() -> list[Check]:
+    from swarmsync import core_link
+
+    if (link := core_link.current()) is not None:  # a worker host with a token: Core and its own engine only
+        return [check_core(link), check_docker()]
     return [check_prefect(), check_worker_docker(), check_database(), check_redis(), check_workers(),
             check_archive_store()]
+
+
+def check_core(link) -> Check:
+    """A worker host's one line to Core: reached over TLS as configured, and the token accepted."""
+    from swarmsync.core_link import CoreRefused
+
+    try:
+        who = link.whoami()
+    except CoreRefused as exc:
+        return Check("Core", False, str(exc))
+    except httpx.HTTPError as exc:
+        return Check("Core", False, f"{link.server} does not answer: {type(exc).__name__}: {exc}"[:400])
+    queue = f", queue {who['queue']}" if who.get("queue") else ""
+    return Check("Core", True, f"{link.server}: worker token {who['name']!r}, pool {who['pool']!r}{queue}")
 
 
 def remote_checks() -> list[Check]:

@@ -13,15 +13,8 @@ old ids `HOST:PID:RUN_ID` are judged by the PID alone). Then:
 - it never started (Pending) -> re-enqueued as it was;
 - its container is gone -> Crashed, then AwaitingRetry while the job has retries left.
 
-Runs of a worker on *another* host that Prefect marked OFFLINE (its worker stopped
-heartbeating: Prefect's foreman service marks a worker offline after
-`PREFECT_SERVER_SERVICES_FOREMAN_INACTIVITY_HEARTBEAT_MULTIPLE` missed heartbeats of
-`PREFECT_WORKER_HEARTBEAT_SECONDS`) are the runs of a lost host: any live worker of the pool
-ends them Crashed, then AwaitingRetry while the job has retries left, and another host runs the
-retry (`crash_runs_of_lost_workers`). The run names its worker in Prefect's own
-`prefect.worker.name` label. A worker that is OFFLINE only counts as lost once its last heartbeat
-is older than SWARMSYNC_LOST_WORKER_SECONDS (90): a host that is merely slow to heartbeat (a
-loaded machine) must not have its live jobs crashed.
+Runs of a lost *other* host are Core's to crash and retry (`swarmsync.lost_hosts`, in the
+SwarmSync API), not a worker's.
 
 Containers (and the private networks of jobs with services) whose run already ended (e.g.
 removal interrupted by the crash) are removed,
@@ -53,7 +46,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
-from prefect.states import AwaitingRetry, Crashed, Scheduled
+from prefect.states import Scheduled
 
 from swarmsync.connection import api_url
 from swarmsync.db import WorkerTelemetry, session_scope
@@ -66,6 +59,7 @@ from swarmsync.docker_runner import (
     find_job_containers,
     list_containers,
 )
+from swarmsync.lost_hosts import crash_run
 
 logger = logging.getLogger("swarmsync.recovery")
 
@@ -208,74 +202,10 @@ async def recover_orphaned_runs(
                 run.id, Scheduled(name="Resuming", message="worker died; resuming"), force=True
             )
             continue
-        retries = int((run.parameters.get("job") or {}).get("retries") or 0)
-        await client.set_flow_run_state(
-            run.id, Crashed(message="container lost while its worker was down"), force=True
-        )
-        if run.run_count <= retries:
-            log.warning("container lost while its worker was down; retry %d of %d", run.run_count, retries)
-            await client.set_flow_run_state(
-                run.id, AwaitingRetry(message=f"retry {run.run_count} of {retries} after a crash"), force=True
-            )
-        else:
-            log.error("container lost while its worker was down; no retries left")
+        if await crash_run(client, run, "container lost while its worker was down"):
+            log.warning("container lost while its worker was down: crashed (retried if the job has retries left)")
     await _remove_finished_containers(client, engine)
     return handled
-
-
-WORKER_LABEL = "prefect.worker.name"  # Prefect's worker puts its name on every run it claims
-
-
-async def crash_runs_of_lost_workers(
-    client: PrefectClient, pool: str, me: str, run_logger: Callable[[FlowRun], logging.LoggerAdapter],
-) -> int:
-    """Crash (then retry, when the job allows) the Running/Pending runs of this pool whose worker
-    Prefect reports OFFLINE: their host stopped heartbeating. Returns how many were handled."""
-    from datetime import timedelta
-
-    from prefect.client.schemas.objects import WorkerStatus
-
-    from swarmsync.settings import get_settings
-
-    workers = await client.read_workers_for_work_pool(pool)
-    silent_since = datetime.now(UTC) - timedelta(seconds=get_settings().lost_worker_seconds)
-    lost = {w.name for w in workers if w.status == WorkerStatus.OFFLINE and w.name != me
-            and (w.last_heartbeat_time is None or w.last_heartbeat_time < silent_since)}
-    online = sorted(w.name for w in workers if w.status == WorkerStatus.ONLINE)
-    # one live worker acts (the first by name), so two never crash and retry the same run twice
-    if not lost or (online and online[0] != me):
-        return 0
-    runs = await client.read_flow_runs(
-        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))
-        ),
-        limit=200,
-    )
-    handled = 0
-    for run in runs:
-        worker = (run.labels or {}).get(WORKER_LABEL)
-        if worker not in lost:
-            continue
-        run = await client.read_flow_run(run.id)  # still the lost worker's, still running?
-        if (run.labels or {}).get(WORKER_LABEL) != worker or not run.state or run.state.type not in (
-                StateType.RUNNING, StateType.PENDING):
-            continue
-        handled += 1
-        await _crash_and_retry(client, run, run_logger(run), f"its worker {worker} stopped heartbeating (host lost)")
-    return handled
-
-
-async def _crash_and_retry(client: PrefectClient, run: FlowRun, log: logging.LoggerAdapter, why: str) -> None:
-    retries = int((run.parameters.get("job") or {}).get("retries") or 0)
-    await client.set_flow_run_state(run.id, Crashed(message=why), force=True)
-    if run.run_count <= retries:
-        log.warning("%s; retry %d of %d", why, run.run_count, retries)
-        await client.set_flow_run_state(
-            run.id, AwaitingRetry(message=f"retry {run.run_count} of {retries} after a crash"), force=True
-        )
-    else:
-        log.error("%s; no retries left", why)
 
 
 async def _remove_finished_containers(client: PrefectClient, engine) -> None:

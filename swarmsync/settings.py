@@ -55,10 +55,21 @@ class SwarmSyncSettings(BaseSettings):
         "and Prefect on PostgreSQL.",
     )
     lost_worker_seconds: float = Field(
-        default=90, ge=0,
-        description="A worker of another host counts as lost (its Running jobs are crashed and retried "
-        "elsewhere) when Prefect marks it OFFLINE and its last heartbeat is older than this. Keep it well "
-        "above PREFECT_WORKER_HEARTBEAT_SECONDS x 3: a busy host that is only slow to heartbeat is not lost.",
+        default=90, ge=10,
+        description="The lost-host bound: Core (the SwarmSync API) crashes the Running and Pending runs of a "
+        "worker host it has not heard of for this long (a host with a token: its last call; without one: its "
+        "Prefect heartbeat) and retries them elsewhere. Keep it well above PREFECT_WORKER_HEARTBEAT_SECONDS "
+        "(hosts without a token) and above HOST_LEASE_SECONDS + 10.",
+    )
+    host_lease_seconds: float = Field(
+        default=75, ge=5,
+        description="A worker host with a token that has not reached Core for this long stops its jobs' "
+        "containers (fencing): shorter than LOST_WORKER_SECONDS - 10, so a job is stopped before Core retries "
+        "it elsewhere.",
+    )
+    lost_host_check: bool = Field(
+        default=True,
+        description="Whether the SwarmSync API runs Core's lost-host check (run it in exactly one API process).",
     )
     server: str | None = Field(
         default=None,
@@ -94,6 +105,12 @@ class SwarmSyncSettings(BaseSettings):
         default=3, ge=1, le=20,
         description="Tries to write a job's archive to its store (with 2, 4, ... s between them) before the "
         "job ends with its outcome indexed and its files kept on the worker host (docs/archives.md).",
+    )
+    core_upload_patience_seconds: float = Field(
+        default=1800, gt=0,
+        description="On a worker host with a token: how long an archive upload to Core keeps retrying (1, 2, "
+        "4 ... 30 s apart, resuming at Core's size) while Core is unreachable or answers 5xx, before the job "
+        "ends with its files kept on the host (docs/archives.md). Any answer from Core starts it anew.",
     )
     log_cap_bytes: int = Field(
         default=1_000_000,

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -44,7 +45,6 @@ from swarmsync.docker_runner import docker_client, find_job_containers
 from swarmsync.owners import USER_LABEL, project_of, submitted_by
 from swarmsync.policy import HostPolicy
 from swarmsync.recovery import (
-    crash_runs_of_lost_workers,
     docker_host_facts,
     record_telemetry,
     recover_orphaned_runs,
@@ -98,6 +98,7 @@ class SwarmSyncWorkerResult(BaseWorkerResult):
 
 
 DEFINITION_CACHE_SECONDS = 10.0
+QUEUES_CACHE_SECONDS = 5.0  # how old the list of the pool's queues a poll asks for may be
 TOKEN_CHECK_SECONDS = 5.0  # a host with a worker token: how often it checks the token still stands
 
 
@@ -182,6 +183,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         self._queues_created = False
         self._core: core_link.CoreLink | None = None
         self._refused: core_link.CoreRefused | None = None  # Core refused this host's token: stop
+        self._pool_queues: tuple[float, list[str]] | None = None  # (read at, the pool's queues it can take)
+        self._run_scopes: dict[UUID, anyio.CancelScope] = {}
+        self._fenced: dict[UUID, str] = {}  # runs this host stopped because it lost Core: why
 
     async def setup(self) -> None:
         self._core = core_link.current()  # a worker host with a token: Core, never the database
@@ -322,15 +326,19 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
                 await self._mark_flow_run_as_cancelled(flow_run, {"message": "cancelled before it started"})
                 return SwarmSyncWorkerResult(identifier=identifier, status_code=0)
             await self._in_background(self._name_after_job(flow_run))
-            try:
-                with runtime:
-                    state = await run_flow_async(
-                        flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
-                    )
-            finally:
-                await self._after_final_state(flow_run, runtime.after_final_state or [])
+            state = None
+            with anyio.CancelScope() as scope:  # cancelled when the host fences the run (lease, token refused)
+                self._run_scopes[flow_run.id] = scope
+                try:
+                    with runtime:
+                        state = await run_flow_async(
+                            flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+                        )
+                finally:
+                    await self._after_final_state(flow_run, runtime.after_final_state or [])
         finally:
             self._running.discard(flow_run.id)
+            self._run_scopes.pop(flow_run.id, None)
             self._cancel_events.pop(flow_run.id, None)
             if self._job_cancellation:
                 self._job_cancellation.remove_in_flight_flow_run_id(flow_run.id)
@@ -455,8 +463,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             await super().sync_with_backend()
         except httpx.HTTPStatusError as exc:
             if self._core is not None and exc.response.status_code == 401:  # the token: revoked or expired
-                await self._stop_refused(core_link.CoreRefused(401, f"Core refused this worker: {exc.response.text}"))
-                return
+                return  # the token check (`_watch_token`) stops the worker
             raise
         await self._create_work_queues()
         await self._use_pool_docker_host()
@@ -465,10 +472,6 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             await recover_orphaned_runs(self.client, self._work_pool_name, self.get_flow_run_logger, self._engine)
         except Exception:  # noqa: BLE001 - recovery is retried at the next heartbeat; never stop the worker
             self._logger.exception("recovery of orphaned runs failed; retrying at the next heartbeat")
-        try:
-            await crash_runs_of_lost_workers(self.client, self._work_pool_name, self.name, self.get_flow_run_logger)
-        except Exception:  # noqa: BLE001 - as above
-            self._logger.exception("recovery of runs of lost hosts failed; retrying at the next heartbeat")
 
     async def _report_telemetry(self) -> None:
         """The host's facts: into the database, or to Core for a host with a token. Core refusing the token
@@ -481,49 +484,113 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
             telemetry_facts, self.name, len(self._running), self._started_at, self._engine)
         try:
             await anyio.to_thread.run_sync(self._core.telemetry, facts)
-        except core_link.CoreRefused as exc:
-            await self._stop_refused(exc)
+        except core_link.CoreRefused:
+            pass  # the token check (`_watch_token`) stops the worker
         except Exception as exc:  # noqa: BLE001 - Core unreachable: telemetry is retried at the next heartbeat
             self._logger.warning("telemetry not sent to Core: %s", exc)
 
     async def _watch_token(self) -> None:
         """A host with a token asks Core every TOKEN_CHECK_SECONDS whether its token still stands (Prefect's
-        own loops back off on errors, up to a minute): a revoked or expired token stops its jobs within that."""
+        own loops back off on errors, up to a minute): a revoked or expired token stops its jobs within that.
+        Its lease: a host that has not reached Core for SWARMSYNC_HOST_LEASE_SECONDS stops its jobs (fences
+        them: Core crashes and retries them elsewhere once its bound passes); back in touch, it crashes and
+        retries those Core has not handled yet, and runs nothing of them again."""
         link = core_link.current()
+        lease = get_settings().host_lease_seconds
+        last_ok = time.monotonic()
         while link is not None:
-            await anyio.sleep(TOKEN_CHECK_SECONDS)
+            await anyio.sleep(TOKEN_CHECK_SECONDS if time.monotonic() - last_ok < TOKEN_CHECK_SECONDS * 2 else 1.0)
             try:
                 await anyio.to_thread.run_sync(link.whoami)
             except core_link.CoreRefused as exc:
-                await self._stop_refused(exc)
+                await self._fence(str(exc))
+                self._refused = exc
+                self._logger.error("%s: this worker stops", exc)
+                if getattr(self, "_stop_scope", None) is not None:
+                    self._stop_scope.cancel()
                 return
-            except Exception as exc:  # noqa: BLE001 - Core unreachable: its jobs go on; asked again later
-                self._logger.debug("token check: Core does not answer (%s)", exc)
+            except Exception as exc:  # noqa: BLE001 - Core unreachable: its jobs go on until the lease ends
+                silent = time.monotonic() - last_ok
+                self._logger.debug("token check: Core does not answer for %.0f s (%s)", silent, exc)
+                if silent > lease and self._running.difference(self._fenced):
+                    await self._fence(f"host {self.name} could not reach Core for {silent:.0f} s "
+                                      f"(its lease, SWARMSYNC_HOST_LEASE_SECONDS={lease:g})")
+                continue
+            last_ok = time.monotonic()
+            if self._fenced:
+                await self._hand_fenced_back()
 
-    async def _stop_refused(self, exc: core_link.CoreRefused) -> None:
-        """Core refused this host's token: stop every job container of this worker, then the worker."""
-        self._logger.error("%s: stopping %d running job(s) and this worker", exc, len(self._running))
-        self._refused = exc
-        running = [str(run_id) for run_id in self._running]
+    async def _fence(self, why: str) -> None:
+        """Stop this host's running jobs: their containers stopped, their flows ended without a report (Core
+        decides what becomes of the runs), their partial output kept in the spool and marked superseded."""
+        running = [run_id for run_id in list(self._running) if run_id not in self._fenced]
+        self._logger.error("%s: stopping %d running job(s)", why, len(running))
+        home = get_settings().home_dir
 
         def stop_all() -> None:
             client = docker_client(self._engine)
             for run_id in running:
-                for container in find_job_containers(client, run_id):
+                for container in find_job_containers(client, str(run_id)):
                     try:
                         container.stop(timeout=5)
                     except Exception:  # noqa: BLE001 - gone already
                         pass
+                spool = home / "spool" / str(run_id)
+                if spool.is_dir():
+                    (spool / "SUPERSEDED").write_text(why + "\n")
 
+        for run_id in running:
+            self._fenced[run_id] = why
+            if scope := self._run_scopes.get(run_id):
+                scope.cancel()
         await anyio.to_thread.run_sync(stop_all)
-        if getattr(self, "_stop_scope", None) is not None:
-            self._stop_scope.cancel()
+
+    async def _hand_fenced_back(self) -> None:
+        """In touch with Core again: the fenced runs this host still holds are crashed and retried (Core's
+        gateway refuses this for runs Core has crashed and handed on meanwhile)."""
+        from swarmsync.lost_hosts import crash_run
+
+        for run_id, why in list(self._fenced.items()):
+            try:
+                run = await self.client.read_flow_run(run_id)
+                await crash_run(self.client, run, why)
+            except Exception as exc:  # noqa: BLE001 - not this host's any more: Core handled it
+                self._logger.info("fenced run %s: left to Core (%s)", run_id, exc)
+            self._fenced.pop(run_id, None)
 
     async def _get_scheduled_flow_runs(self) -> list[Any]:
-        """Prefect's poll, less the runs of `host:` queues requiring labels this host lacks
-        (swarmsync.routing): they stay Scheduled for a host that has them."""
-        runs = await super()._get_scheduled_flow_runs()
+        """Prefect's poll, asking only for the queues this host can serve: a `host:` queue requiring labels
+        it lacks is never asked for (swarmsync.routing), so a backlog there (500 jobs for a label no host has)
+        cannot fill the page of runs Prefect answers a poll with. Runs of other queues stay Scheduled for a
+        host that has their labels."""
+        from prefect.exceptions import ObjectNotFound
+        from prefect.types._datetime import now
+
+        queues = await self._queues_to_poll()
+        if queues == []:
+            return []
+        try:
+            runs = await self.client.get_scheduled_flow_runs_for_work_pool(
+                work_pool_name=self._work_pool_name, work_queue_names=queues,
+                scheduled_before=now("UTC") + timedelta(seconds=int(self._prefetch_seconds)))
+        except ObjectNotFound:
+            return []
         return [run for run in runs if can_take(run.flow_run.work_queue_name, self.labels)]
+
+    async def _queues_to_poll(self) -> list[str] | None:
+        """The worker's own queues (`--queue`, which include those of its labels), else the pool's queues
+        this host can take, read at most every QUEUES_CACHE_SECONDS (None: the pool's, not read yet)."""
+        if self._work_queues:
+            return sorted(self._work_queues)
+        fresh = self._pool_queues is not None and time.monotonic() - self._pool_queues[0] < QUEUES_CACHE_SECONDS
+        if not fresh:
+            try:
+                found = await self.client.read_work_queues(work_pool_name=self._work_pool_name)
+            except Exception as exc:  # noqa: BLE001 - keep polling with what was known (or the whole pool)
+                self._logger.debug("could not list the pool's queues: %s", exc)
+                return self._pool_queues[1] if self._pool_queues else None
+            self._pool_queues = (time.monotonic(), sorted(q.name for q in found if can_take(q.name, self.labels)))
+        return self._pool_queues[1]
 
     async def _create_work_queues(self) -> None:
         """Create the queues this worker polls and those of its host labels once: Prefect answers a

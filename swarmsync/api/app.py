@@ -25,6 +25,7 @@ from swarmsync.api import (
     routes_templates,
     routes_tls,
     routes_tokens,
+    routes_uploads,
     routes_users,
     routes_worker,
     routes_worker_tokens,
@@ -51,6 +52,7 @@ ROUTERS = [
     routes_projects.router,
     routes_worker_tokens.router,
     routes_worker.router,
+    routes_uploads.router,
     routes_tls.router,
 ]
 

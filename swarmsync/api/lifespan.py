@@ -1,4 +1,5 @@
-"""What runs beside the API while it serves: the summary of refused requests (`refusals`)."""
+"""What runs beside the API while it serves: the summary of refused requests (`refusals`), and Core's
+lost-host check (`swarmsync.lost_hosts`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
+from swarmsync import lost_hosts
 from swarmsync.auth import refusals
 from swarmsync.settings import get_settings
 
@@ -29,6 +31,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(summarise)
+        if get_settings().lost_host_check:
+            tg.start_soon(lost_hosts.watch)
         try:
             yield
         finally:

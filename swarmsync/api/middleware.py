@@ -10,6 +10,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swarmsync.api.errors import error_response
 
 SECRET_QUERY_NAMES = {"token", "access_token", "api_key", "apikey", "password", "auth"}
+# PUT bodies that are bytes, not text (archive chunks from worker hosts, written to files, never to
+# the database): only their size is limited, NUL bytes are theirs to carry.
+BINARY_BODY_PATHS = ("/worker/archives/",)
 
 
 class RefuseSecretsInUrls:
@@ -32,7 +35,8 @@ class RefuseSecretsInUrls:
 
 class RequestLimits:
     """413 for bodies over SWARMSYNC_MAX_BODY_BYTES (declared or streamed); 400 for NUL
-    characters anywhere in the URL or body (PostgreSQL cannot store them in text)."""
+    characters anywhere in the URL or body (PostgreSQL cannot store them in text), except in the
+    PUT bodies of `BINARY_BODY_PATHS`."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -52,6 +56,7 @@ class RequestLimits:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await too_big(scope, receive, send)
             return
+        binary = scope.get("method") == "PUT" and scope.get("path", "").startswith(BINARY_BODY_PATHS)
         seen = 0
         tail = b""
         refusal: JSONResponse | None = None
@@ -65,7 +70,7 @@ class RequestLimits:
                 window = tail + body
                 if seen > self.max_bytes:
                     refusal = too_big
-                elif b"\\u0000" in window or b"\x00" in window:
+                elif not binary and (b"\\u0000" in window or b"\x00" in window):
                     refusal = has_nul
                 if refusal is not None:
                     return {"type": "http.disconnect"}  # the app stops reading; the refusal is sent below

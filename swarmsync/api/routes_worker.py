@@ -23,7 +23,7 @@ from swarmsync.api.worker_auth import worker_caller
 from swarmsync.auth import audit
 from swarmsync.auth.worker_tokens import WorkerPrincipal
 from swarmsync.gateway import events
-from swarmsync.gateway.proxy import Gateway, Refused
+from swarmsync.gateway.proxy import Gateway, NotHeld, Refused
 from swarmsync.gateway.scope import NotYours
 
 router = APIRouter(prefix="/worker", tags=["worker hosts"], responses=responses(401, 403, 404))
@@ -53,6 +53,8 @@ async def prefect_api(path: str, request: Request, principal: WorkerPrincipal = 
         return error_response(403, why)
     except NotYours as exc:
         return error_response(404, str(exc))
+    except NotHeld as exc:
+        return error_response(409, str(exc))
     return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
 
 

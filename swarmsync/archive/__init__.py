@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from prefect.filesystems import WritableFileSystem
 
+from swarmsync.archive.core_store import CoreStore
 from swarmsync.archive.errors import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.archive.factory import STORES, from_block, store_for
 from swarmsync.archive.fsspec_store import FsspecStore
@@ -79,10 +80,10 @@ def delete_archive(job_id: str, store: StoreLike = None) -> bool:
 
 __all__ = [
     "ARCHIVE_FILES", "DOWNLOAD_CHUNK", "FILES_ARCHIVE", "MANIFEST", "SERVICE_FILE_RE", "STORES", "TEXT_FILES",
-    "VERIFY_IN_MEMORY", "ArchiveCorrupt", "ArchiveNotFound", "ArchiveStoreError", "FsspecStore", "LocalStore",
-    "SftpStore", "Store", "StoredJob", "archive_location", "check_job_id", "check_store", "checked_chunks",
-    "delete_archive", "delete_job_archive", "describe_store", "expected_file", "from_block", "get_archive_store",
-    "index_archive", "indexed_outcome", "indexed_project", "iter_archive_file", "iter_verified_file",
-    "open_archive_file", "public_url", "read_archive_file", "read_manifest", "spool_manifest", "store_for",
-    "store_for_job", "verify_archive", "write_archive",
+    "VERIFY_IN_MEMORY", "ArchiveCorrupt", "ArchiveNotFound", "ArchiveStoreError", "CoreStore", "FsspecStore",
+    "LocalStore", "SftpStore", "Store", "StoredJob", "archive_location", "check_job_id", "check_store",
+    "checked_chunks", "delete_archive", "delete_job_archive", "describe_store", "expected_file", "from_block",
+    "get_archive_store", "index_archive", "indexed_outcome", "indexed_project", "iter_archive_file",
+    "iter_verified_file", "open_archive_file", "public_url", "read_archive_file", "read_manifest", "spool_manifest",
+    "store_for", "store_for_job", "verify_archive", "write_archive",
 ]

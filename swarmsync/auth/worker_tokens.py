@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Unauthenticated
@@ -27,7 +27,7 @@ from swarmsync.timing import db_utc
 
 WORKER_TOKEN_PREFIX = "ssw_"
 CACHE_SECONDS = 5.0
-LAST_SEEN_RESOLUTION = timedelta(seconds=10)  # last seen is written at most this often per token
+LAST_SEEN_RESOLUTION = 2.0  # seconds: last seen is written at most this often per token (lost-host detection)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -155,13 +155,31 @@ def identify(secret: str | None, address: str | None = None, worker: str | None 
     with _cache_lock:
         hit = _cache.get(secret)
     if hit is not None and now - hit[0] < CACHE_SECONDS:
-        return hit[1]
+        principal = hit[1]
+        if now - _seen.get(principal.token_id, 0.0) >= LAST_SEEN_RESOLUTION:
+            _seen[principal.token_id] = now
+            _record_seen(principal.token_id, address, worker)
+        return principal
     principal = _identify(secret, address, worker)
     with _cache_lock:
         if len(_cache) > 1000:
             _cache.clear()
         _cache[secret] = (now, principal)
+        _seen[principal.token_id] = now
     return principal
+
+
+_seen: dict[int, float] = {}  # token id -> when its last contact was written (monotonic)
+
+
+def _record_seen(token_id: int, address: str | None, worker: str | None) -> None:
+    values: dict[str, object] = {"last_seen_at": datetime.now(UTC)}
+    if address:
+        values["last_address"] = address[:64]
+    if worker:
+        values["last_worker"] = worker[:200]
+    with session_scope() as session:
+        session.execute(update(WorkerToken).where(WorkerToken.id == token_id).values(**values))
 
 
 def _identify(secret: str, address: str | None, worker: str | None) -> WorkerPrincipal:
@@ -174,32 +192,43 @@ def _identify(secret: str, address: str | None, worker: str | None) -> WorkerPri
             raise Unauthenticated(f"worker token {row.name!r} was revoked")
         if row.expires_at is not None and db_utc(row.expires_at) <= now:
             raise Unauthenticated(f"worker token {row.name!r} expired")
-        last = db_utc(row.last_seen_at)
-        if last is None or now - last > LAST_SEEN_RESOLUTION:
-            row.last_seen_at = now
-            row.last_address = (address or "")[:64] or row.last_address
-            row.last_worker = (worker or "")[:200] or row.last_worker
+        row.last_seen_at = now
+        row.last_address = (address or "")[:64] or row.last_address
+        row.last_worker = (worker or "")[:200] or row.last_worker
         return WorkerPrincipal(token_id=row.id, name=row.name, pool=row.pool, queue=row.queue)
 
 
 # --- claims ---------------------------------------------------------------------------------
 
+_claims: dict[str, int | None] = {}  # flow run id -> token id holding it (None: none), as this process knows
+
+
 def record_claim(principal: WorkerPrincipal, flow_run_id: str) -> None:
-    """The token claimed this run (its Pending state went through the gateway and was accepted)."""
+    """The token claimed this run (its Pending state went through the gateway and was accepted); a claim of
+    another token (the run was retried) is replaced."""
     with session_scope() as session:
         session.merge(WorkerClaim(flow_run_id=flow_run_id, token_id=principal.token_id, claimed_at=datetime.now(UTC)))
+    _claims[flow_run_id] = principal.token_id
 
 
 def claimed_by(principal: WorkerPrincipal, flow_run_id: str) -> bool:
-    with session_scope() as session:
-        token_id = session.scalar(select(WorkerClaim.token_id).where(WorkerClaim.flow_run_id == flow_run_id))
-    return token_id == principal.token_id
+    """Whether this token holds the run now (claimed it, and it was not crashed and handed on since)."""
+    if flow_run_id not in _claims:
+        with session_scope() as session:
+            _claims[flow_run_id] = session.scalar(select(WorkerClaim.token_id)
+                                                  .where(WorkerClaim.flow_run_id == flow_run_id))
+        if len(_claims) > 100_000:
+            _claims.clear()
+    return _claims.get(flow_run_id) == principal.token_id
 
 
 def forget_claims(flow_run_ids: list[str]) -> None:
+    """The runs are no token's any more (ended, crashed by Core, handed back)."""
     if flow_run_ids:
         with session_scope() as session:
             session.execute(delete(WorkerClaim).where(WorkerClaim.flow_run_id.in_(flow_run_ids)))
+        for run_id in flow_run_ids:
+            _claims[run_id] = None
 
 
 def claims_of(principal: WorkerPrincipal, limit: int = 500) -> list[str]:
@@ -207,3 +236,18 @@ def claims_of(principal: WorkerPrincipal, limit: int = 500) -> list[str]:
     with session_scope() as session:
         return list(session.scalars(select(WorkerClaim.flow_run_id).where(WorkerClaim.token_id == principal.token_id)
                                     .order_by(WorkerClaim.claimed_at.desc()).limit(limit)))
+
+
+def silent_hosts(since: datetime) -> tuple[dict[str, list[str]], set[str]]:
+    """Tokens (not revoked) last heard of before `since` that hold claims: {token name: claimed run ids};
+    and the worker names of every token (their hosts are judged by their token, not Prefect's heartbeat)."""
+    with session_scope() as session:
+        rows = session.execute(select(WorkerToken.id, WorkerToken.name, WorkerToken.last_seen_at,
+                                      WorkerToken.last_worker).where(WorkerToken.revoked_at.is_(None))).all()
+        silent = {token_id: name for token_id, name, seen, _ in rows if seen is not None and db_utc(seen) < since}
+        claims: dict[str, list[str]] = {}
+        if silent:
+            for run_id, token_id in session.execute(select(WorkerClaim.flow_run_id, WorkerClaim.token_id)
+                                                    .where(WorkerClaim.token_id.in_(list(silent)))):
+                claims.setdefault(silent[token_id], []).append(run_id)
+    return claims, {w for *_, w in rows if w} | {name for _, name, _, _ in rows}

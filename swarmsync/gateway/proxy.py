@@ -19,12 +19,17 @@ from swarmsync.settings import get_settings
 
 logger = logging.getLogger("swarmsync.gateway")
 
+RELEASED = {"COMPLETED", "FAILED", "CANCELLED", "SCHEDULED"}  # states after which a token holds a run no more
 PASSED_HEADERS = ("content-type", "accept", "x-prefect-api-version", "user-agent")
 KEPT_RESPONSE_HEADERS = ("content-type",)
 
 
 class Refused(Exception):
     """A call the token may not make at all (403), whatever it names."""
+
+
+class NotHeld(Exception):
+    """A report about a run this token does not hold (any more): 409."""
 
 
 class Answer:
@@ -89,6 +94,10 @@ class Gateway:
                 data["work_pool_queues"] = {"name": {"any_": [principal.queue]}}
         elif kind is Kind.RUN_CHANGE:
             await scope.check_run(principal, call.object_id)
+            claim = isinstance(data, dict) and (data.get("state") or {}).get("type") == "PENDING"
+            if not claim and not await anyio.to_thread.run_sync(worker_tokens.claimed_by, principal, call.object_id):
+                raise NotHeld(f"flow run {call.object_id} is not held by worker token {principal.name!r} (not claimed "
+                              "through it, or crashed and handed on since): its reports are refused")
         elif kind is Kind.TASK_RUN_CREATE:
             await scope.check_run(principal, (data or {}).get("flow_run_id"))
         elif kind is Kind.TASK_RUN_CHANGE:
@@ -137,7 +146,11 @@ class Gateway:
             body = response.json()
             if body.get("id") and body.get("flow_run_id"):
                 scope.task_runs[str(body["id"])] = str(body["flow_run_id"])
-        elif kind is Kind.RUN_CHANGE and object_id and isinstance(sent, dict):
-            state = sent.get("state") or {}
-            if state.get("type") == "PENDING" and response.json().get("status") == "ACCEPT":
+        elif kind is Kind.RUN_CHANGE and object_id and isinstance(sent, dict) and "state" in sent:  # set_state
+            state = (sent.get("state") or {}).get("type")
+            if not response.content or response.json().get("status") != "ACCEPT":
+                return
+            if state == "PENDING":
                 await anyio.to_thread.run_sync(worker_tokens.record_claim, principal, object_id)
+            elif state in RELEASED:  # ended, or back in the queue (a Crashed run may still be retried by its holder)
+                await anyio.to_thread.run_sync(worker_tokens.forget_claims, [object_id])

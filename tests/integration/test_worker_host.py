@@ -66,8 +66,8 @@ def test_a_host_with_only_a_token_runs_a_job_and_its_archive_arrives_at_core(wor
                            secret_env={"TOKEN": "s3cret"}, output_dir="/out", pull_policy="never")
     job.wait(120)
     assert job.status() == "Completed", worker_host.log.read_text()[-3000:]
-    assert (job.row().flow_run.labels or {}).get("prefect.worker.name") == worker_host.name
-    assert job.result().state == "Completed"
+    assert (swarmsync.get_job(job.id).flow_run().labels or {}).get("prefect.worker.name") == worker_host.name
+    assert job.result().state == "COMPLETED"
     assert LocalJobs().read_archive_file(job.id, "stdout.txt").decode().split() == ["secret-ok", "done"]
     files = job.result().manifest["files"]
     assert "files.tar.gz" in files or any("numbers" in name for name in files), files

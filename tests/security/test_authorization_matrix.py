@@ -248,6 +248,12 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("GET", "/worker/runs/{run_id}/outcome", fixed("/worker/runs/{job}/outcome"), WORKER_ONLY),
     *[(method, "/worker/prefect/api/{path}", fixed("/worker/prefect/api/flow_runs/{job}"), WORKER_ONLY)
       for method in ("GET", "POST", "PATCH", "PUT", "DELETE")],
+    # a worker host returns a run's archive to Core (tests/archives/test_core_uploads.py: which token may)
+    ("GET", "/worker/archives/{run_id}/files/{name}", fixed("/worker/archives/{job}/files/output.txt"), WORKER_ONLY),
+    ("PUT", "/worker/archives/{run_id}/files/{name}", fixed("/worker/archives/{job}/files/output.txt?offset=0"),
+     WORKER_ONLY),
+    ("POST", "/worker/archives/{run_id}/commit", fixed("/worker/archives/{job}/commit", {}), WORKER_ONLY),
+    ("POST", "/worker/archives/{run_id}/unstored", fixed("/worker/archives/{job}/unstored", {}), WORKER_ONLY),
     # last: a password change ends every session of its user
     ("POST", "/me/password", fixed("/me/password", {"current_password": PASSWORD, "new_password": PASSWORD}), EVERYONE),
 ]
