@@ -440,3 +440,23 @@ def templates(client: Client) -> list[dict[str, Any]]:
             "command": command if isinstance(command, str) else " ".join(command or []),
         })
     return rows
+
+
+# --- pipelines ------------------------------------------------------------------------------
+def pipelines(client: Client, limit: int = 100) -> list[dict[str, Any]]:
+    """Pipelines of the project picked in the sidebar (all the user's: every project of theirs), newest first."""
+    return client.pipelines(limit=limit)
+
+
+def pipeline(client: Client, pipeline_id: str) -> dict[str, Any]:
+    return client.pipeline(pipeline_id)
+
+
+def change_pipeline(client: Client, pipeline_id: str, action: str) -> dict[str, Any]:
+    return client.change_pipeline(pipeline_id, action)
+
+
+def step_table(view: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"step": s["name"], "state": s["state"], "needs": ", ".join(s["needs"]), "when": s["when"],
+             "attempts": s.get("attempts") or 0, "job": s.get("job_id") or "", "message": s.get("message") or ""}
+            for s in view.get("steps", [])]

@@ -29,6 +29,7 @@ LOGIN = PageSpec("login.py", "Log in", ":material/login:")
 PAGES: list[PageSpec] = [
     PageSpec("overview.py", "Overview", ":material/monitoring:", "health:read"),
     PageSpec("jobs.py", "Jobs", ":material/list:", "jobs:read"),
+    PageSpec("pipelines.py", "Pipelines", ":material/account_tree:", "jobs:read"),
     PageSpec("submit.py", "Submit", ":material/add_circle:", "jobs:submit"),
     PageSpec("schedules.py", "Schedules", ":material/schedule:", "schedules:read"),
     PageSpec("workers.py", "Workers", ":material/dns:", "health:read"),

@@ -8,6 +8,8 @@ command per part of the stack, each with its health check.
     migrate          SwarmSync's migrations, the first admin, block types, the work pool and its deployment
     api              the SwarmSync API            dashboard   the Streamlit dashboard
     worker           a SwarmSync worker (needs a Docker engine: the socket or DOCKER_HOST)
+    pipelines        Core's pipeline worker (Prefect's process worker of the pool swarmsync-pipelines; on the
+                     server host, never a worker host: it creates flow runs; docs/pipelines.md)
     healthcheck      the health check of the command this container runs (the image's HEALTHCHECK)
     cli ARGS...      `swarmsync ARGS...`; `swarmsync ARGS...`, `prefect ARGS...` and any other program run as given
 
@@ -30,7 +32,8 @@ import sys
 from pathlib import Path
 
 ROLE_FILE = Path(os.environ.get("SWARMSYNC_ROLE_FILE", "/tmp/swarmsync-role"))
-SERVICES = ("server", "prefect-migrate", "server-api", "server-services", "migrate", "api", "dashboard", "worker")
+SERVICES = ("server", "prefect-migrate", "server-api", "server-services", "migrate", "api", "dashboard", "worker",
+            "pipelines")
 SECRET_PREFIXES = ("SWARMSYNC_", "PREFECT_", "POSTGRES_", "REDIS_")
 
 
@@ -209,6 +212,20 @@ def run(command: str, args: list[str]) -> None:
                  float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
         env = {"PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1", "PREFECT_WORKER_WEBSERVER_PORT": "8080", **client_env()}
         _exec([swarmsync_cli, "worker", "start", "--name", name, "--with-healthcheck", *args], env)
+    elif command == "pipelines":
+        import anyio
+
+        from swarmsync.connection import api_healthy, prefect_api
+        from swarmsync.deployments.pipeline_deployment import recover_pipelines
+        from swarmsync.deployments.stack import wait_for
+        from swarmsync.pipelines import PIPELINE_POOL
+
+        wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)",
+                 float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
+        with prefect_api():
+            anyio.run(recover_pipelines)
+        _exec([python, "-m", "prefect", "worker", "start", "--pool", PIPELINE_POOL, "--type", "process",
+               "--name", f"pipelines-{socket.gethostname()}", *args], client_env())
     elif command == "cli":
         _exec([swarmsync_cli, *args], client_env())
     else:
@@ -224,7 +241,7 @@ def migrate_swarmsync() -> None:
     from swarmsync.connection import api_healthy, prefect_api
     from swarmsync.db import migrate
     from swarmsync.deployments.pools import create_pool
-    from swarmsync.deployments.stack import register_block_types, wait_for
+    from swarmsync.deployments.stack import pipeline_deployment, register_block_types, wait_for
 
     migrate()
     if admin := ensure_first_admin():  # only while there is no user at all
@@ -233,6 +250,8 @@ def migrate_swarmsync() -> None:
     with prefect_api():
         anyio.run(register_block_types)
     create_pool(_settings().work_pool)
+    with prefect_api():
+        anyio.run(pipeline_deployment)
     print(f"SwarmSync's database is migrated; pool {_settings().work_pool!r} and its deployment are ready", flush=True)
 
 

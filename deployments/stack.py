@@ -321,12 +321,30 @@ class Stack:
         with prefect_api():
             anyio.run(register_block_types)
         create_pool(self.settings.work_pool)
+        with prefect_api():
+            anyio.run(pipeline_deployment)
 
     def start_worker(self, limit: int = 50) -> None:
         self._spawn(
             "worker",
             [sys.executable, "-m", "swarmsync.cli.main", "worker", "start",
              "--pool", self.settings.work_pool, "--limit", str(limit)],
+        )
+
+    def start_pipelines(self) -> None:
+        """Prefect's process worker for the pipeline pool, on Core (pipelines create flow runs: never on a
+        worker host; deployments/pipeline_deployment.py). Orphaned pipeline runs are picked up again."""
+        from swarmsync.deployments.pipeline_deployment import recover_pipelines
+        from swarmsync.pipelines import PIPELINE_POOL
+
+        with prefect_api():
+            if recovered := anyio.run(recover_pipelines):
+                print(f"{recovered} pipeline(s) left running by a previous start: picking them up", flush=True)
+        self._spawn(
+            "pipelines",
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", PIPELINE_POOL, "--type", "process",
+             "--name", f"pipelines-{os.uname().nodename}"],
+            extra_env={"PREFECT_WORKER_QUERY_SECONDS": "2"},
         )
 
     def _command_of(self, name: str) -> list[str]:
@@ -370,6 +388,7 @@ class Stack:
             self.start_api()
         if api and dashboard:
             self.start_dashboard()
+        self.start_pipelines()  # on Core even without a job worker here (team mode's server host)
         if worker:
             self.start_worker()
             with prefect_api():
@@ -398,6 +417,14 @@ class Stack:
             if name == "worker":
                 print(f"worker exited with code {proc.returncode}; restarting it", flush=True)
                 self.start_worker()
+                continue
+            if name == "pipelines":  # its flow processes: still running, they go on; gone, they are picked up
+                print(f"pipeline worker exited with code {proc.returncode}; restarting it", flush=True)
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.start_pipelines()
                 continue
             if name in RESTARTED:
                 print(f"{name} exited with code {proc.returncode}; restarting it", flush=True)
@@ -456,6 +483,16 @@ async def register_block_types() -> None:
                     if cls.__module__.startswith(("swarmsync.", "prefect_docker."))]
     for block_cls in (Secret, LocalFileSystem, RemoteFileSystem, *integrations):
         await block_cls.aregister_type_and_schema()
+
+
+async def pipeline_deployment() -> None:
+    """Core's pipeline pool and `pipeline/default` (deployments/pipeline_deployment.py)."""
+    from prefect.client.orchestration import get_client
+
+    from swarmsync.deployments.pipeline_deployment import ensure_pipeline_deployment
+
+    async with get_client() as client:
+        await ensure_pipeline_deployment(client)
 
 
 async def _worker_online(pool: str) -> bool:

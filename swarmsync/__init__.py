@@ -5,11 +5,13 @@
     print(job.wait(60).result().output)
 """
 
-from swarmsync import templates
+from swarmsync import pipelines, templates
 from swarmsync.client import APIError, Client
 from swarmsync.compose import ComposeError, load_compose
 from swarmsync.deployments import schedules
 from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
+from swarmsync.pipeline_spec import PipelineError
+from swarmsync.pipelines import Pipeline, get_pipeline, pipeline
 from swarmsync.spec import HealthCheck, InputFile, JobSpec, JobSpecError, ServiceSpec
 
 __all__ = [
@@ -27,6 +29,11 @@ __all__ = [
     "schedules",
     "templates",
     "list_jobs",
+    "Pipeline",
+    "PipelineError",
+    "get_pipeline",
+    "pipeline",
+    "pipelines",
     "load_compose",
     "ServiceSpec",
     "submit",

@@ -400,6 +400,28 @@ class Client:
                 results.append(Submission(index, None, str(exc)))
         return results
 
+    # --- pipelines: as swarmsync.pipelines, as dicts in the shape of `GET /pipelines/{id}` ----------
+    def submit_pipeline(self, pipeline: dict[str, Any], *, project: str | None = None,
+                        at: datetime | None = None) -> dict[str, Any]:
+        """Submit a pipeline (the file's JSON form); refused whole (422 naming each field, 403) before anything
+        runs."""
+        body = {"pipeline": pipeline, **_jsonable({"project": self._project(project)}),
+                **({"at": at.isoformat()} if at else {})}
+        return self.request("POST", "/pipelines", json=body).json()
+
+    def pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/pipelines/{pipeline_id}").json()
+
+    def pipelines(self, limit: int = 50, project: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "/pipelines", params={"limit": limit, **self._scope(project)}).json()
+
+    def pipeline_logs(self, pipeline_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/pipelines/{pipeline_id}/logs").json()
+
+    def change_pipeline(self, pipeline_id: str, action: str) -> dict[str, Any]:
+        """`action`: cancel or resume."""
+        return self.request("POST", f"/pipelines/{pipeline_id}/{action}").json()
+
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
                   offset: int = 0, project: str | None = None) -> list[JobRow]:
         """The newest created jobs first; `offset` skips that many (the next page: offset + limit); `project`:

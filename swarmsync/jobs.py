@@ -330,6 +330,9 @@ def _run_request(spec: JobSpec, at: datetime | None, user: str | None = None,
     }
 
 
+run_request = _run_request  # public: a pipeline's parent flow makes its steps' runs the same way
+
+
 @uses_prefect_api
 def submit(
     image: str | JobSpec | None = None,

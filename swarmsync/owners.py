@@ -30,7 +30,7 @@ USER_LABEL = "swarmsync.user"
 PROJECT_TAG_PREFIX = "swarmsync.project:"
 PROJECT_LABEL = "swarmsync.project"
 DEFAULT_PROJECT = "default"
-_RESERVED = (USER_TAG_PREFIX, PROJECT_TAG_PREFIX)
+_RESERVED = (USER_TAG_PREFIX, PROJECT_TAG_PREFIX, "swarmsync.pipeline:", "swarmsync.step:")  # pipelines.py
 
 
 def user_tag(username: str) -> str:
@@ -42,7 +42,8 @@ def project_tag(project: str) -> str:
 
 
 def without_user_tags(tags: Iterable[str]) -> list[str]:
-    """`tags` without any `swarmsync.user:` or `swarmsync.project:` tag (case-insensitive: Prefect tags are
+    """`tags` without any `swarmsync.user:`, `swarmsync.project:` (or a pipeline's `swarmsync.pipeline:`,
+    `swarmsync.step:`) tag (case-insensitive: Prefect tags are
     free text)."""
     return [t for t in tags if not t.strip().lower().startswith(_RESERVED)]
 

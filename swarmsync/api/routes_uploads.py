@@ -106,6 +106,10 @@ async def put_chunk(run_id: str, name: str, request: Request, offset: int = Quer
     if refusal := await _claimed(request, principal, checked):
         return refusal
     data = await request.body()
+    cap = await _file_cap(request, principal)
+    if offset + len(data) > cap:
+        return error_response(413, f"{name}: {offset + len(data)} bytes is more than any file of a job of pool "
+                                   f"{principal.pool!r} may have ({cap}: its max_output_bytes / max_files_bytes)")
     try:
         size = await anyio.to_thread.run_sync(staging.append, checked, name, offset, data, x_chunk_sha256)
     except staging.ChunkCorrupt as exc:
@@ -113,6 +117,15 @@ async def put_chunk(run_id: str, name: str, request: Request, offset: int = Quer
     except staging.OffsetMismatch as exc:
         return _held_answer(409, name, exc.size, str(exc))
     return _held_answer(200, name, size)
+
+
+async def _file_cap(request: Request, principal: WorkerPrincipal) -> int:
+    """The most bytes one archived file of the pool's jobs can have (its policy's output and files caps, and
+    room for the notes SwarmSync adds): a token cannot fill Core's staging disk past what a job may write."""
+    from swarmsync.policy import HostPolicy
+
+    policy = HostPolicy.from_template((await gateway(request).scope.pool(principal.pool)).get("base_job_template"))
+    return max(policy.max_output_bytes, policy.max_files_bytes) + (1 << 20)
 
 
 async def _run_facts(request: Request, principal: WorkerPrincipal, run_id: str) -> tuple[str | None, dict[str, Any]]:

@@ -480,3 +480,47 @@ class Check(BaseModel):
     ok: bool
     detail: str
     required: bool
+
+
+# --- pipelines -------------------------------------------------------------------------------
+class PipelineSubmission(Strict):
+    pipeline: dict[str, Any] = Field(description="The pipeline file in its JSON form: name, max_parallel, pool, "
+                                     "steps (step name -> needs, when, matrix, inputs_from and the job's fields)")
+    project: ProjectName | None = Field(default=None, description="The project it runs in (default: the default "
+                                        "project)")
+    at: datetime | None = Field(default=None, description="Start at this time (ISO 8601 with zone); default now")
+
+    @field_validator("at")
+    @classmethod
+    def _sensible_time(cls, v: datetime | None) -> datetime | None:
+        return JobSubmission._sensible_time(v)
+
+
+class StepOut(BaseModel):
+    name: str
+    group: str = Field(description="Its name in the file (a matrix step's instances share it)")
+    needs: list[str]
+    when: str
+    state: str = Field(description="Waiting, Skipped, or its job's state (Running, Completed, Failed, ...)")
+    job_id: str | None = Field(default=None, description="Its newest job (GET /jobs/{id} for output and files)")
+    attempts: int = 0
+    started: datetime | None = None
+    ended: datetime | None = None
+    message: str | None = None
+    image: str = ""
+    inputs_from: dict[str, str] = Field(default_factory=dict)
+
+
+class PipelineOut(BaseModel):
+    id: str
+    name: str
+    state: str | None
+    final: bool = False
+    message: str | None = None
+    user: str | None = None
+    project: str
+    created: datetime | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+    max_parallel: int
+    steps: list[StepOut] = Field(default_factory=list, description="Only on GET /pipelines/{id} and changes")

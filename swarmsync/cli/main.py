@@ -9,7 +9,21 @@ from typer.core import TyperGroup
 
 from swarmsync.auth.roles import AuthError
 from swarmsync.auth.users import AccountError, UserNotFound
-from swarmsync.cli import accounts, jobs, keys, pools, projects, schedules, stack, templates, tls, tokens, users, worker
+from swarmsync.cli import (
+    accounts,
+    jobs,
+    keys,
+    pipelines,
+    pools,
+    projects,
+    schedules,
+    stack,
+    templates,
+    tls,
+    tokens,
+    users,
+    worker,
+)
 from swarmsync.cli.console import fail
 from swarmsync.client import APIError
 from swarmsync.connection import api_url
@@ -58,6 +72,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(keys.app, name="key")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(templates.app, name="template")
+app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(tls.app, name="tls")
 
 

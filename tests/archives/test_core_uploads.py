@@ -230,6 +230,20 @@ def test_a_chunk_is_refused_unless_its_checksum_and_offset_match(core, pool):
     assert early.status_code == 409 and early.json()["held"] == {"output.txt": len(chunk)}, early.text
 
 
+def test_a_file_larger_than_any_job_of_the_pool_may_write_is_refused(core, pool):
+    """A token cannot fill Core's staging disk: past the pool's max_output_bytes / max_files_bytes (1 GiB by
+    default, plus 1 MiB for SwarmSync's notes), a chunk is refused (413) before it is written."""
+    run_id = new_run(pool)
+    headers = {"Authorization": f"Bearer {new_token(pool.name, claim=run_id)}"}
+    url = f"{core.url}/worker/archives/{run_id}/files/output.txt"
+    chunk = b"x" * 1024
+    beyond = httpx.put(url, params={"offset": (1 << 30) + (1 << 20)}, content=chunk,
+                       headers={**headers, "X-Chunk-SHA256": hashlib.sha256(chunk).hexdigest()})
+    assert beyond.status_code == 413, beyond.text
+    assert "max_output_bytes" in beyond.json()["detail"]
+    assert httpx.get(url, headers=headers).json()["size"] == 0
+
+
 def test_an_upload_cut_off_by_core_going_down_resumes_at_cores_size(core, pool, tmp_path):
     from swarmsync import archive
     from swarmsync.archive.core_store import CoreStore

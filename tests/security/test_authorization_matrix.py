@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,6 +76,7 @@ class World:
     busybox: str
     api: Any
     submitted: list[str]
+    pipelines: list[str] = field(default_factory=list)
 
     def as_owner(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         response = self.api.request(method, path, json=body, headers=auth(self.sessions["owner"]))
@@ -130,9 +131,23 @@ def new_in_p(kind: str) -> Maker:
         name = f"m-{uuid.uuid4().hex[:8]}"
         spec = {"image": w.busybox, "command": "echo matrix", "pull_policy": "never"}
         bodies = {"/jobs": {"spec": spec, "project": w.p, "at": tomorrow()},
+                  "/pipelines": {"pipeline": {"name": name, "steps": {"one": spec}}, "project": w.p, "at": tomorrow()},
                   "/schedules": {"name": name, "every": "1h", "paused": True, "project": w.p, "spec": spec},
                   "/templates": {"name": name, "project": w.p, "spec": spec}}
         return kind, bodies[kind]
+    return make
+
+
+def a_pipeline(suffix: str = "", cancelled: bool = False) -> Maker:
+    """The owner's pipeline in P, due tomorrow (`cancelled`: cancelled at once, so it may be resumed)."""
+    def make(w: World) -> tuple[str, Any]:
+        spec = {"image": w.busybox, "command": "echo matrix", "pull_policy": "never"}
+        made = w.as_owner("POST", "/pipelines", {"pipeline": {"name": "m", "steps": {"one": spec}}, "project": w.p,
+                                                 "at": tomorrow()})
+        w.pipelines.append(made["id"])
+        if cancelled:
+            w.as_owner("POST", f"/pipelines/{made['id']}/cancel")
+        return f"/pipelines/{made['id']}{suffix}", None
     return make
 
 
@@ -219,6 +234,13 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("POST", "/jobs/{job_id}/cancel", running_job, CHANGE_P),
     ("POST", "/jobs/{job_id}/rerun", fixed("/jobs/{job}/rerun"), CHANGE_P),
     ("DELETE", "/jobs/{job_id}", finished_job, CHANGE_P),
+    # pipelines of P
+    ("GET", "/pipelines", fixed("/pipelines"), EVERYONE),
+    ("POST", "/pipelines", new_in_p("/pipelines"), CREATE_IN_P),
+    ("GET", "/pipelines/{pipeline_id}", a_pipeline(), READ_P),
+    ("GET", "/pipelines/{pipeline_id}/logs", a_pipeline("/logs"), READ_P),
+    ("POST", "/pipelines/{pipeline_id}/cancel", a_pipeline("/cancel"), CHANGE_P),
+    ("POST", "/pipelines/{pipeline_id}/resume", a_pipeline("/resume", cancelled=True), CHANGE_P),
     # schedules and templates of P
     ("GET", "/schedules", fixed("/schedules"), EVERYONE),
     ("POST", "/schedules", new_in_p("/schedules"), CREATE_IN_P),
@@ -294,6 +316,11 @@ def world(api, make_user, stack, busybox, no_leftover_containers):
     w = World(p, q, {c: a.username for c, a in accounts.items()}, sessions, "", busybox, api, [])
     w.done_job = w.job("mkdir -p /out && echo kept > /out/a.txt && echo hello", wait=True, output_dir="/out")
     yield w
+    for pipeline_id in w.pipelines:  # a resumed one runs its step now: let it end
+        pipeline = swarmsync.get_pipeline(pipeline_id)
+        if not pipeline.is_finished():
+            pipeline.cancel()
+        pipeline.wait(120)
     for job_id in w.submitted:
         try:
             job = swarmsync.get_job(job_id)
@@ -336,6 +363,8 @@ def test_every_route_gives_each_caller_what_the_matrix_says(world):
             where = f"{method} {call_path} as {caller}: {response.status_code} {response.text[:300]}"
             if method == "POST" and call_path in ("/jobs",) and response.status_code < 300:
                 w.submitted.append(response.json()["id"])
+            if method == "POST" and call_path == "/pipelines" and response.status_code < 300:
+                w.pipelines.append(response.json()["id"])
             if call_path.endswith("/rerun") and response.status_code < 300:
                 w.submitted.append(response.json()["id"])
             if want == "public":  # answered on its merits (a wrong password is a 401), never a role's refusal
