@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -36,11 +37,17 @@ SERVICES = ("server", "prefect-migrate", "server-api", "server-services", "migra
 SECRET_PREFIXES = ("SWARMSYNC_", "PREFECT_", "POSTGRES_", "REDIS_")
 
 
+# settings whose own name ends in _FILE: a path SwarmSync reads itself, never a secret to load
+SETTINGS_NAMED_FILE = frozenset({"SWARMSYNC_CA_FILE"})
+
+
 def secrets_from_files(env: dict[str, str]) -> dict[str, str]:
     """`NAME_FILE=/path` -> `NAME=<the file's content, without the final newline>` (a set NAME wins)."""
     out = dict(env)
     for key, path in env.items():
         name = key.removesuffix("_FILE")
+        if key in SETTINGS_NAMED_FILE:
+            continue
         if key.endswith("_FILE") and name.startswith(SECRET_PREFIXES) and not env.get(name):
             try:
                 out[name] = Path(path).read_text().rstrip("\r\n")
@@ -255,15 +262,32 @@ def _role() -> str:
         return ""
 
 
+def api_probe_context(env: dict[str, str]) -> ssl.SSLContext | None:
+    """How the health check verifies the API it probes on 127.0.0.1 (None: plain HTTP): the certificate the API
+    serves, pinned (the admin's SWARMSYNC_TLS_CERT, any name), else SwarmSync's own CA in $SWARMSYNC_HOME/tls
+    (whose certificate names 127.0.0.1); plain HTTP with SWARMSYNC_TLS=off or before any certificate exists."""
+    if (env.get("SWARMSYNC_TLS") or "auto").strip().lower() == "off":
+        return None
+    if cert := env.get("SWARMSYNC_TLS_CERT"):
+        context = ssl.create_default_context(cafile=cert)
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        context.check_hostname = False
+        return context
+    tls = Path(env.get("SWARMSYNC_HOME") or "/var/lib/swarmsync").expanduser() / "tls"
+    if (tls / "server.pem").is_file() and (tls / "ca.pem").is_file():
+        return ssl.create_default_context(cafile=str(tls / "ca.pem"))
+    return None
+
+
 def healthy(role: str) -> bool:
     """The part this container runs answers: Prefect's /api/health, the API's /health, Streamlit's
     health probe, Prefect's worker health check (still polling). One-shot commands and the CLI are always healthy.
     Only the standard library for the HTTP checks: a check must stay cheap on a busy host."""
     import urllib.request
 
-    def answers(url: str) -> bool:
+    def answers(url: str, context: ssl.SSLContext | None = None) -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own URL
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:  # noqa: S310 - our own URL
                 return response.status == 200
         except OSError:
             return False
@@ -274,7 +298,9 @@ def healthy(role: str) -> bool:
     if role == "server-services":
         return answers(f"{(env('SWARMSYNC_API_URL') or 'http://prefect:4200/api').rstrip('/')}/health")
     if role == "api":
-        return answers(f"http://127.0.0.1:{env('SWARMSYNC_API_PORT') or 4280}/health")
+        context = api_probe_context(dict(os.environ))
+        scheme = "https" if context is not None else "http"
+        return answers(f"{scheme}://127.0.0.1:{env('SWARMSYNC_API_PORT') or 4280}/health", context)
     if role == "dashboard":
         return answers(f"http://127.0.0.1:{env('SWARMSYNC_DASHBOARD_PORT') or 4290}/_stcore/health")
     if role == "worker":  # Prefect's worker health check: it is still polling for runs

@@ -24,6 +24,7 @@ from swarmsync.api import (
     routes_projects,
     routes_schedules,
     routes_templates,
+    routes_tls,
     routes_tokens,
     routes_uploads,
     routes_users,
@@ -54,6 +55,7 @@ ROUTERS = [
     routes_worker_tokens.router,
     routes_worker.router,
     routes_uploads.router,
+    routes_tls.router,
 ]
 
 
