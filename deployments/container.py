@@ -202,14 +202,18 @@ def run(command: str, args: list[str]) -> None:
         # (no Prefect auth string here: the dashboard reaches only the SwarmSync API, which needs a login)
         _exec([*dashboard_command(settings), *args], client_env())
     elif command == "worker":
+        from swarmsync import core_link
         from swarmsync.connection import api_healthy
         from swarmsync.deployments.stack import wait_for
 
         name = worker_name(dict(os.environ))
-        # started with the stack, the Prefect API (or its balancer) may not answer yet: Prefect's worker
-        # would exit ("Failed to reach API") and go round its restart policy
-        wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)",
-                 float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
+        # started with the stack, Core (or the Prefect API) may not answer yet: Prefect's worker would exit
+        # ("Failed to reach API") and go round its restart policy
+        wait = float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900"))
+        if (link := core_link.current()) is not None:
+            wait_for(lambda: link.whoami() is not None, f"Core at {link.server}", wait)
+        else:
+            wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)", wait)
         env = {"PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1", "PREFECT_WORKER_WEBSERVER_PORT": "8080", **client_env()}
         _exec([swarmsync_cli, "worker", "start", "--name", name, "--with-healthcheck", *args], env)
     elif command == "pipelines":
@@ -253,6 +257,37 @@ def migrate_swarmsync() -> None:
     with prefect_api():
         anyio.run(pipeline_deployment)
     print(f"SwarmSync's database is migrated; pool {_settings().work_pool!r} and its deployment are ready", flush=True)
+    if folder := os.environ.get("SWARMSYNC_LOCAL_WORKER_CREDENTIALS"):
+        local_worker_credentials(Path(folder))
+
+
+LOCAL_WORKER_TOKEN = "local"  # the token of the worker beside the stack (worker.yaml on the server host)
+
+
+def local_worker_credentials(folder: Path) -> None:
+    """What the worker of this host needs, and nothing else: a worker token of its own (`token`) and the
+    API's CA (`ca.pem`), in a volume only it reads (made once; remove the file to make a new token)."""
+    from swarmsync import tls
+    from swarmsync.auth import worker_tokens
+    from swarmsync.db import WorkerToken, session_scope
+
+    settings = _settings()
+    ca = tls.ensure_ca(settings.home_dir / "tls")
+    (folder / "ca.pem").write_bytes(Path(ca).read_bytes())
+    if (folder / "token").exists():
+        return
+    try:
+        worker_tokens.revoke("migrate", LOCAL_WORKER_TOKEN)  # its file is gone: a new one replaces it
+        with session_scope() as session:
+            session.query(WorkerToken).filter(WorkerToken.name == LOCAL_WORKER_TOKEN).delete()
+    except worker_tokens.WorkerTokenNotFound:
+        pass
+    new = worker_tokens.create("migrate", LOCAL_WORKER_TOKEN, settings.work_pool)
+    token = folder / "token"
+    token.write_text(new.token + "\n")
+    token.chmod(0o400)
+    print(f"made worker token {LOCAL_WORKER_TOKEN!r} (pool {settings.work_pool!r}) for the worker of this host",
+          flush=True)
 
 
 def _role() -> str:
@@ -308,7 +343,22 @@ def healthy(role: str) -> bool:
     return True
 
 
+def wait_for_worker_token(env: dict[str, str], timeout: float) -> None:
+    """On the server host the worker's token is made by `migrate`, which may not have run yet: wait for it."""
+    import time
+
+    path = env.get("SWARMSYNC_WORKER_TOKEN_FILE")
+    deadline = time.monotonic() + timeout
+    while path and not env.get("SWARMSYNC_WORKER_TOKEN") and not Path(path).exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"swarmsync-entrypoint worker: no worker token in {path} after {timeout:.0f} s "
+                     "(on the server host `migrate` makes it; elsewhere: swarmsync worker token create NAME)")
+        time.sleep(2)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["worker"]:
+        wait_for_worker_token(dict(os.environ), float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
     env = database_url_from_parts(passwords_into_urls(secrets_from_files(dict(os.environ))))
     os.environ.clear()
     os.environ.update(env)

@@ -292,6 +292,17 @@ def test_the_stack_with_its_worker_as_documented(stack, busybox, state) -> None:
         assert not [s for s in secrets if s in configuration], container["Name"]
     assert not [s for s in secrets if s in json.dumps(image["Config"])]
 
+    # the worker reaches only the API, with a worker token of its own: nothing of the server's in its configuration
+    worker = stack.container("worker")
+    worker_env = dict(item.split("=", 1) for item in worker["Config"]["Env"])
+    assert worker_env["SWARMSYNC_SERVER"] == "https://api:4280"
+    assert not {"SWARMSYNC_DATABASE_URL", "SWARMSYNC_API_URL", "SWARMSYNC_PREFECT_AUTH_STRING_FILE",
+                "POSTGRES_PASSWORD_FILE", "REDIS_PASSWORD_FILE", "SWARMSYNC_ARCHIVE_BLOCK"} & set(worker_env)
+    private = ("/run/secrets", "/var/lib/swarmsync/archive")
+    assert not [m for m in worker["Mounts"] if m["Destination"].startswith(private)], worker["Mounts"]
+    tokens = {t["name"]: t for t in admin(stack).worker_tokens()}
+    assert tokens["local"]["last_seen_at"] and not tokens["local"]["revoked"], tokens
+
     # the worker is named after the Docker host (stable across re-creations), never its container id
     host = Path("/etc/hostname").read_text().strip()
     assert host in json.dumps(admin(stack).workers()), admin(stack).workers()
