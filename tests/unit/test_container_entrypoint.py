@@ -115,6 +115,9 @@ def test_a_workers_name_is_configured_or_the_docker_hosts_never_the_containers(t
     assert container.worker_name({"SWARMSYNC_WORKER_NAME": ""}) == "docker-host-7"
 
 
+CREDENTIALS = "/var/lib/swarmsync/worker-credentials/"
+
+
 def test_no_password_is_in_any_containers_environment_every_secret_is_a_file() -> None:
     for name in ("compose.yaml", "worker.yaml"):
         text = (COMPOSE / name).read_text()
@@ -131,8 +134,11 @@ def test_no_password_is_in_any_containers_environment_every_secret_is_a_file() -
                 assert not re.search(r"://[^/@]*:[^/@]*@", bare), (service, key, value)
             for key, value in env.items():
                 if key.endswith("_FILE") and key not in SETTINGS_NAMED_FILE:  # (SWARMSYNC_CA_FILE: a CA, public)
+                    if value.startswith(CREDENTIALS):  # the worker token: in a volume only it mounts, read-only
+                        assert f":{CREDENTIALS.rstrip('/')}:ro" in " ".join(body.get("volumes") or []), (service, key)
+                        continue
                     assert value.removeprefix("/run/secrets/") in (body.get("secrets") or []), (service, key)
-        assert all("file" in s for s in spec["secrets"].values())
+        assert all("file" in s for s in spec.get("secrets", {}).values())
     example = (COMPOSE / ".env.example").read_text()
     assert not re.search(r"^(POSTGRES_PASSWORD|REDIS_PASSWORD|SWARMSYNC_PREFECT_AUTH_STRING|SWARMSYNC_ADMIN_PASSWORD)=",
                          example, re.M)
