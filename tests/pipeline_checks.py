@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
+import tarfile
 
 from swarmsync.archive.reader import read_archive_file, read_manifest
 from swarmsync.jobs import Job
+from swarmsync.pipeline_inputs import read_output_folder
 from swarmsync.pipelines import Pipeline, read_children
 
 
@@ -18,8 +22,8 @@ def secret_step(busybox: str, value: str) -> dict:
 
 
 def assert_secret_nowhere(pipeline: Pipeline, step: str, value: str) -> Job:
-    """The step ran with $TOKEN = `value` (its archived sha.txt is the value's SHA-256), and `value` is in none of: the
-    parent's and the step's parameters, the step's log lines, its archived files and manifest."""
+    """The step ran with $TOKEN = `value` (its archived sha.txt is the value's SHA-256), and `value` is in
+    none of: the parent's and the step's parameters, the step's log lines, its archived files and manifest."""
     parent = pipeline.flow_run()
     assert value not in json.dumps(parent.parameters), "the pipeline's parameters hold the secret"
     child = next(c for c in read_children(pipeline.id) if (c.tags or []) and f"swarmsync.step:{step}" in c.tags)
@@ -33,7 +37,12 @@ def assert_secret_nowhere(pipeline: Pipeline, step: str, value: str) -> Job:
     manifest = read_manifest(str(child.id))
     assert value not in json.dumps(manifest), "the archive's manifest holds the secret"
     for name in manifest.get("files", {}):
-        assert value.encode() not in read_archive_file(str(child.id), name), f"archived {name} holds the secret"
-    sha = next(name for name in manifest.get("files", {}) if name.endswith("sha.txt"))
-    assert read_archive_file(str(child.id), sha).strip() == hashlib.sha256(value.encode()).hexdigest().encode()
+        data = read_archive_file(str(child.id), name)
+        data = gzip.decompress(data) if name.endswith(".gz") else data
+        assert value.encode() not in data, f"archived {name} holds the secret"
+    with tarfile.open(fileobj=io.BytesIO(read_output_folder(str(child.id))), mode="r:gz") as tar:
+        folder = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    sha = next((data for name, data in folder.items() if name.endswith("sha.txt")), None)
+    assert sha is not None, f"no sha.txt in the step's output folder: {sorted(folder)}"
+    assert sha.strip() == hashlib.sha256(value.encode()).hexdigest().encode(), "the container saw another value"
     return job
