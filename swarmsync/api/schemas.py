@@ -485,7 +485,8 @@ class Check(BaseModel):
 # --- pipelines -------------------------------------------------------------------------------
 class PipelineSubmission(Strict):
     pipeline: dict[str, Any] = Field(description="The pipeline file in its JSON form: name, max_parallel, pool, "
-                                     "steps (step name -> needs, when, matrix, inputs_from and the job's fields)")
+                                     "steps (step name -> needs, when, matrix, inputs_from, secret_env and the "
+                                     "job's fields)")
     project: ProjectName | None = Field(default=None, description="The project it runs in (default: the default "
                                         "project)")
     at: datetime | None = Field(default=None, description="Start at this time (ISO 8601 with zone); default now")
