@@ -131,7 +131,12 @@ def create(name: str, data: str | bytes | dict[str, Any] | PipelineSpec, *,
     if (cron is None) == (every is None):
         raise ScheduleError("say when: give a cron expression or an interval (every), one of them")
     with get_client(sync_client=True) as client:
-        taken = _read(client, name, project)
+        try:  # any deployment of that name: `pipeline/default` is Core's own, never a schedule's
+            taken = client.read_deployment_by_name(f"{PIPELINE_FLOW_NAME}/{stored_name(project, name)}")
+        except ObjectNotFound:
+            taken = None
+    if taken is not None and SCHEDULE_TAG not in taken.tags:
+        raise PipelineScheduleConflict(f"{name!r} is Core's own pipeline deployment ({taken.name}); pick another name")
     if taken is not None:
         raise PipelineScheduleConflict(f"{name!r} is already a pipeline schedule of project {project} (owner: "
                                        f"{owner_of_tags(taken.tags) or 'the server host'}); pick another name "

@@ -69,7 +69,7 @@ def test_a_pipeline_schedule_through_the_api_runs_as_its_owner_and_only_they_cha
     assert api.get(f"/pipelines/schedules/{name}", headers=auth(bob)).status_code == 404
 
 
-def test_a_pipeline_schedule_with_another_users_secret_is_refused_before_anything_is_made(
+def test_a_pipeline_schedule_with_another_users_secret_a_bad_dag_or_cores_name_is_refused(
         api, two_operators, busybox):  # noqa: F811
     alice, bob = two_operators
     job_id, block = a_job_with_a_secret(api, alice, busybox)
@@ -85,6 +85,9 @@ def test_a_pipeline_schedule_with_another_users_secret_is_refused_before_anythin
         bad = api.post("/pipelines/schedules", headers=auth(bob),
                        json={"name": name, "every": "1h", "pipeline": {"name": name, "steps": loop}})
         assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "pipeline.steps.a.needs"], bad.text
+        core = api.post("/pipelines/schedules", headers=auth(bob), json={  # Core's own deployment stays its own
+            "name": "default", "every": "1h", "pipeline": {"name": "x", "steps": {"a": _step(busybox, "true")}}})
+        assert core.status_code == 409 and "Core's own pipeline deployment" in core.text, core.text
     finally:
         cancel(api, alice, job_id)
 
