@@ -31,12 +31,13 @@ from swarmsync.auth import secret_owners
 from swarmsync.auth.roles import Principal
 from swarmsync.connection import uses_prefect_api
 from swarmsync.deployments.pipeline_deployment import SCHEDULE_TAG, schedule_pipeline
-from swarmsync.deployments.schedule_rules import ScheduleError, describe, next_run_times
+from swarmsync.deployments.schedule_rules import ScheduleError, build_schedule, describe, next_run_times
 from swarmsync.owners import DEFAULT_PROJECT, owner_of_tags, project_of, stored_name
 from swarmsync.pipeline_secrets import store_step_secrets
 from swarmsync.pipeline_spec import PipelineSpec
 from swarmsync.pipelines import PIPELINE_FLOW_NAME, resolve_and_admit
 from swarmsync.templates import check_name
+from swarmsync.timing import parse_duration
 
 
 class PipelineScheduleNotFound(LookupError):
@@ -130,6 +131,8 @@ def create(name: str, data: str | bytes | dict[str, Any] | PipelineSpec, *,
     project = project or DEFAULT_PROJECT
     if (cron is None) == (every is None):
         raise ScheduleError("say when: give a cron expression or an interval (every), one of them")
+    build_schedule(cron=cron, every=parse_duration(every) if every is not None else None, rrule=None,
+                   timezone=timezone, start=None)  # a bad one refused before anything is made
     with get_client(sync_client=True) as client:
         try:  # any deployment of that name: `pipeline/default` is Core's own, never a schedule's
             taken = client.read_deployment_by_name(f"{PIPELINE_FLOW_NAME}/{stored_name(project, name)}")
@@ -144,8 +147,12 @@ def create(name: str, data: str | bytes | dict[str, Any] | PipelineSpec, *,
     resolved, values = resolve_and_admit(data, principal, project, address, action="pipeline.schedule")
     resolved, _blocks = store_step_secrets(resolved, values, owner=owner, kind=secret_owners.SCHEDULE,
                                            ref=secrets_ref(project, name), project=project)
-    schedule_pipeline(name, resolved, every=every, cron=cron, timezone=timezone, user=owner, project=project,
-                      paused=paused)
+    try:
+        schedule_pipeline(name, resolved, every=every, cron=cron, timezone=timezone, user=owner, project=project,
+                          paused=paused)
+    except Exception:
+        secret_owners.delete_secrets_of(secret_owners.SCHEDULE, secrets_ref(project, name))  # none left behind
+        raise
     return get(name, project)
 
 
