@@ -11,6 +11,9 @@ How a host is heard of:
 - a host without one (the direct shape): its Prefect worker heartbeat; its runs carry its name in
   Prefect's `prefect.worker.name` label.
 
+A run left Pending for the bound (its worker's claim was accepted, but the answer was lost, e.g. the
+API died in between) goes back to its queue: Prefect refuses a second Pending, so nobody else would run it.
+
 The bound is SWARMSYNC_LOST_WORKER_SECONDS (90 by default). A host with a token fences itself earlier
 (SWARMSYNC_HOST_LEASE_SECONDS, 75 by default: it stops its jobs' containers when it has not reached Core
 for that long), so a job is stopped on a cut-off host before Core retries it anywhere else; Core forgets
@@ -35,7 +38,7 @@ from prefect.client.schemas.filters import (
     WorkPoolFilterType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.states import AwaitingRetry, Crashed
+from prefect.states import AwaitingRetry, Crashed, Scheduled
 
 from swarmsync.auth import worker_tokens
 from swarmsync.settings import get_settings
@@ -68,6 +71,7 @@ async def crash_runs_of_lost_hosts(client: PrefectClient, now: datetime | None =
                 if await _crash(client, run, host):
                     handled.append((str(run.id), host))
     handled += await _direct_hosts(client, since, token_workers)
+    handled += await _stale_pending(client, since)
     if handled:
         await anyio.to_thread.run_sync(worker_tokens.forget_claims, [run_id for run_id, _ in handled])
     return handled
@@ -95,6 +99,38 @@ async def _direct_hosts(client: PrefectClient, since: datetime, token_workers: s
             host = (run.labels or {}).get(WORKER_LABEL)
             if host in lost and await _crash(client, run, host):
                 handled.append((str(run.id), host))
+    return handled
+
+
+async def _stale_pending(client: PrefectClient, since: datetime) -> list[tuple[str, str]]:
+    """Runs Pending since before `since` with nobody running them: a claim whose answer was lost (the API
+    died after Prefect accepted the worker's Pending; the worker, told nothing, let it go). Prefect refuses
+    a second Pending, so nobody would ever run them: they go back to their queue (Scheduled "Resuming")."""
+    handled: list[tuple[str, str]] = []
+    pools = await client.read_work_pools(work_pool_filter=WorkPoolFilter(type=WorkPoolFilterType(any_=["swarmsync"])))
+    if not pools:
+        return handled
+    pending = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))
+    runs: list[FlowRun] = []
+    while True:
+        page = await client.read_flow_runs(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[p.name for p in pools])),
+            flow_run_filter=FlowRunFilter(state=pending), limit=PAGE, offset=len(runs))
+        runs += page
+        if len(page) < PAGE:
+            break
+    for run in runs:
+        if not run.state or run.state.timestamp >= since:
+            continue
+        run = await client.read_flow_run(run.id)  # still Pending, and since then?
+        if run.state and run.state.type == StateType.PENDING and run.state.timestamp < since:
+            host = (run.labels or {}).get(WORKER_LABEL) or "unknown host"
+            logger.warning("flow run %s: Pending since %s and not started: back to its queue", run.id,
+                           run.state.timestamp)
+            await client.set_flow_run_state(run.id, Scheduled(
+                name="Resuming", message=f"claimed by {host} but never started (its claim's answer was lost)"),
+                force=True)
+            handled.append((str(run.id), host))
     return handled
 
 

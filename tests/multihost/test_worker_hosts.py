@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from swarmsync.docker_runner import LABEL_FLOW_RUN
 from swarmsync.routing import queue_for
 from tests.multihost.conftest import (
@@ -89,6 +91,7 @@ for method, path in [("POST", gw + "flow_runs/"), ("POST", gw + "deployments/"),
     assert got[f"GET {gw}work_pools/swarmsync"] == 200  # its own pool
 
 
+@pytest.mark.multihost_full  # CI: tests/integration/test_worker_host.py revokes a token mid-job on one host
 def test_a_token_revoked_while_its_host_runs_a_job_stops_it_there_and_core_hands_it_back(api, multihost_hosts):
     job = api.submit(IMAGE, "echo started; sleep 20; echo done", queue=queue_for(["gpu"]))  # ss-w2 only
     wait_until(lambda: any(n.endswith("stdout") and m == "started" for _, n, m in job.logs()),
