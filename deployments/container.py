@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -36,11 +37,17 @@ SERVICES = ("server", "prefect-migrate", "server-api", "server-services", "migra
 SECRET_PREFIXES = ("SWARMSYNC_", "PREFECT_", "POSTGRES_", "REDIS_")
 
 
+# settings whose own name ends in _FILE: a path SwarmSync reads itself, never a secret to load
+SETTINGS_NAMED_FILE = frozenset({"SWARMSYNC_CA_FILE"})
+
+
 def secrets_from_files(env: dict[str, str]) -> dict[str, str]:
     """`NAME_FILE=/path` -> `NAME=<the file's content, without the final newline>` (a set NAME wins)."""
     out = dict(env)
     for key, path in env.items():
         name = key.removesuffix("_FILE")
+        if key in SETTINGS_NAMED_FILE:
+            continue
         if key.endswith("_FILE") and name.startswith(SECRET_PREFIXES) and not env.get(name):
             try:
                 out[name] = Path(path).read_text().rstrip("\r\n")
@@ -195,14 +202,18 @@ def run(command: str, args: list[str]) -> None:
         # (no Prefect auth string here: the dashboard reaches only the SwarmSync API, which needs a login)
         _exec([*dashboard_command(settings), *args], client_env())
     elif command == "worker":
+        from swarmsync import core_link
         from swarmsync.connection import api_healthy
         from swarmsync.deployments.stack import wait_for
 
         name = worker_name(dict(os.environ))
-        # started with the stack, the Prefect API (or its balancer) may not answer yet: Prefect's worker
-        # would exit ("Failed to reach API") and go round its restart policy
-        wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)",
-                 float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
+        # started with the stack, Core (or the Prefect API) may not answer yet: Prefect's worker would exit
+        # ("Failed to reach API") and go round its restart policy
+        wait = float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900"))
+        if (link := core_link.current()) is not None:
+            wait_for(lambda: link.whoami() is not None, f"Core at {link.server}", wait)
+        else:
+            wait_for(api_healthy, "the Prefect API (SWARMSYNC_API_URL)", wait)
         env = {"PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1", "PREFECT_WORKER_WEBSERVER_PORT": "8080", **client_env()}
         _exec([swarmsync_cli, "worker", "start", "--name", name, "--with-healthcheck", *args], env)
     elif command == "pipelines":
@@ -246,6 +257,37 @@ def migrate_swarmsync() -> None:
     with prefect_api():
         anyio.run(pipeline_deployment)
     print(f"SwarmSync's database is migrated; pool {_settings().work_pool!r} and its deployment are ready", flush=True)
+    if folder := os.environ.get("SWARMSYNC_LOCAL_WORKER_CREDENTIALS"):
+        local_worker_credentials(Path(folder))
+
+
+LOCAL_WORKER_TOKEN = "local"  # the token of the worker beside the stack (worker.yaml on the server host)
+
+
+def local_worker_credentials(folder: Path) -> None:
+    """What the worker of this host needs, and nothing else: a worker token of its own (`token`) and the
+    API's CA (`ca.pem`), in a volume only it reads (made once; remove the file to make a new token)."""
+    from swarmsync import tls
+    from swarmsync.auth import worker_tokens
+    from swarmsync.db import WorkerToken, session_scope
+
+    settings = _settings()
+    ca = tls.ensure_ca(settings.home_dir / "tls")
+    (folder / "ca.pem").write_bytes(Path(ca).read_bytes())
+    if (folder / "token").exists():
+        return
+    try:
+        worker_tokens.revoke("migrate", LOCAL_WORKER_TOKEN)  # its file is gone: a new one replaces it
+        with session_scope() as session:
+            session.query(WorkerToken).filter(WorkerToken.name == LOCAL_WORKER_TOKEN).delete()
+    except worker_tokens.WorkerTokenNotFound:
+        pass
+    new = worker_tokens.create("migrate", LOCAL_WORKER_TOKEN, settings.work_pool)
+    token = folder / "token"
+    token.write_text(new.token + "\n")
+    token.chmod(0o400)
+    print(f"made worker token {LOCAL_WORKER_TOKEN!r} (pool {settings.work_pool!r}) for the worker of this host",
+          flush=True)
 
 
 def _role() -> str:
@@ -255,15 +297,32 @@ def _role() -> str:
         return ""
 
 
+def api_probe_context(env: dict[str, str]) -> ssl.SSLContext | None:
+    """How the health check verifies the API it probes on 127.0.0.1 (None: plain HTTP): the certificate the API
+    serves, pinned (the admin's SWARMSYNC_TLS_CERT, any name), else SwarmSync's own CA in $SWARMSYNC_HOME/tls
+    (whose certificate names 127.0.0.1); plain HTTP with SWARMSYNC_TLS=off or before any certificate exists."""
+    if (env.get("SWARMSYNC_TLS") or "auto").strip().lower() == "off":
+        return None
+    if cert := env.get("SWARMSYNC_TLS_CERT"):
+        context = ssl.create_default_context(cafile=cert)
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        context.check_hostname = False
+        return context
+    tls = Path(env.get("SWARMSYNC_HOME") or "/var/lib/swarmsync").expanduser() / "tls"
+    if (tls / "server.pem").is_file() and (tls / "ca.pem").is_file():
+        return ssl.create_default_context(cafile=str(tls / "ca.pem"))
+    return None
+
+
 def healthy(role: str) -> bool:
     """The part this container runs answers: Prefect's /api/health, the API's /health, Streamlit's
     health probe, Prefect's worker health check (still polling). One-shot commands and the CLI are always healthy.
     Only the standard library for the HTTP checks: a check must stay cheap on a busy host."""
     import urllib.request
 
-    def answers(url: str) -> bool:
+    def answers(url: str, context: ssl.SSLContext | None = None) -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own URL
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:  # noqa: S310 - our own URL
                 return response.status == 200
         except OSError:
             return False
@@ -274,7 +333,9 @@ def healthy(role: str) -> bool:
     if role == "server-services":
         return answers(f"{(env('SWARMSYNC_API_URL') or 'http://prefect:4200/api').rstrip('/')}/health")
     if role == "api":
-        return answers(f"http://127.0.0.1:{env('SWARMSYNC_API_PORT') or 4280}/health")
+        context = api_probe_context(dict(os.environ))
+        scheme = "https" if context is not None else "http"
+        return answers(f"{scheme}://127.0.0.1:{env('SWARMSYNC_API_PORT') or 4280}/health", context)
     if role == "dashboard":
         return answers(f"http://127.0.0.1:{env('SWARMSYNC_DASHBOARD_PORT') or 4290}/_stcore/health")
     if role == "worker":  # Prefect's worker health check: it is still polling for runs
@@ -282,7 +343,22 @@ def healthy(role: str) -> bool:
     return True
 
 
+def wait_for_worker_token(env: dict[str, str], timeout: float) -> None:
+    """On the server host the worker's token is made by `migrate`, which may not have run yet: wait for it."""
+    import time
+
+    path = env.get("SWARMSYNC_WORKER_TOKEN_FILE")
+    deadline = time.monotonic() + timeout
+    while path and not env.get("SWARMSYNC_WORKER_TOKEN") and not Path(path).exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"swarmsync-entrypoint worker: no worker token in {path} after {timeout:.0f} s "
+                     "(on the server host `migrate` makes it; elsewhere: swarmsync worker token create NAME)")
+        time.sleep(2)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["worker"]:
+        wait_for_worker_token(dict(os.environ), float(os.environ.get("SWARMSYNC_WAIT_SECONDS", "900")))
     env = database_url_from_parts(passwords_into_urls(secrets_from_files(dict(os.environ))))
     os.environ.clear()
     os.environ.update(env)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -355,10 +356,20 @@ class Stack:
         return [haproxy_binary(), "-db", "-f", str(self.settings.home_dir / "haproxy.cfg")]
 
     def start_api(self) -> None:
-        """The SwarmSync API (accounts, tokens, jobs over HTTP) on SWARMSYNC_API_PORT."""
-        url = f"http://{self.settings.api_bind_host}:{self.settings.api_port}/health"
+        """The SwarmSync API (accounts, tokens, jobs over HTTP) on SWARMSYNC_API_PORT; HTTPS in team mode, with
+        its certificate made here first (its CA once, in $SWARMSYNC_HOME/tls) unless the admin gave one."""
+        from swarmsync.tls import TLSError, probe_context, server_files
+
+        verify: ssl.SSLContext | bool = True
+        if self.settings.serves_tls:
+            try:
+                server_files(self.settings)
+                verify = probe_context(self.settings)
+            except TLSError as exc:
+                raise StackError(f"the SwarmSync API's certificate: {exc}") from None
+        url = f"{self.settings.local_api_url}/health"
         proc = self._spawn("api", self._command_of("api"))
-        wait_for(lambda: api_healthy(url.removesuffix("/health")), f"SwarmSync API (log: {self.log_dir}/api.log)",
+        wait_for(lambda: _answers(url, verify), f"SwarmSync API (log: {self.log_dir}/api.log)",
                  self.settings.start_timeout_seconds, proc)
 
     def start_dashboard(self) -> None:
@@ -450,9 +461,9 @@ def dashboard_command(settings: SwarmSyncSettings) -> list[str]:
             "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, verify: ssl.SSLContext | bool = True) -> bool:
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return httpx.get(url, timeout=2, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 

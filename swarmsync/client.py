@@ -68,16 +68,32 @@ class APINotFound(APIError, LookupError):
     """No such schedule or template on the server (404)."""
 
 
+class CertificateRefused(APIError):
+    """The API's certificate did not verify with the CA this client trusts (status 0: no answer was read)."""
+
+
+CA_HINT = ("trust the server's CA: 'swarmsync login URL --ca ca.pem' (or '--fingerprint sha256:...' as the admin "
+           "prints it with 'swarmsync tls show'), SWARMSYNC_CA_FILE=ca.pem, or Client(url, ca='ca.pem')")
+
+
 class Client:
     """A session with a SwarmSync API: a URL and a bearer token (never put in a URL), and the project
-    its calls name when they name none (`project`; None: the server's default)."""
+    its calls name when they name none (`project`; None: the server's default).
+
+    An https URL is verified (never not): with `ca` (a CA file, or its PEM as bytes: only that CA), else
+    SWARMSYNC_CA_FILE, else the system's trust plus $SWARMSYNC_HOME/tls/ca.pem when it exists
+    (`swarmsync.tls.client_context`)."""
 
     def __init__(self, url: str, token: str | None = None, project: str | None = None, *, timeout: float = 60,
-                 transport=None):
+                 transport=None, ca: str | Path | bytes | None = None):
+        from swarmsync.tls import client_context
+
         self.url = url.rstrip("/")
         self.project = project
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        verify = client_context(get_settings(), ca) if self.url.lower().startswith("https:") else True
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
+                                 verify=verify)
 
     def __repr__(self) -> str:
         return f"Client({self.url!r}, project={self.project!r})"  # never the token
@@ -92,9 +108,11 @@ class Client:
         if not url:
             raise APIError(0, "no SwarmSync URL: run 'swarmsync login URL' or set SWARMSYNC_URL")
         token = settings.token.get_secret_value() if settings.token else None
-        if token is None and stored.get("url", "").rstrip("/") == url.rstrip("/"):
+        same = stored.get("url", "").rstrip("/") == url.rstrip("/")
+        if token is None and same:
             token = stored.get("token")
-        return cls(url, token, settings.project or stored.get("project") or None)
+        ca = stored["ca"].encode() if same and stored.get("ca") and not settings.ca_file else None
+        return cls(url, token, settings.project or stored.get("project") or None, ca=ca)
 
     def _project(self, project: str | None) -> str | None:
         """The project a call names: its own, else the client's (None: the server's default)."""
@@ -108,11 +126,11 @@ class Client:
 
     @classmethod
     def login(cls, url: str, username: str, password: str, forwarded_for: str | None = None,
-              transport=None) -> Client:
+              transport=None, ca: str | Path | bytes | None = None) -> Client:
         """Open a session. `forwarded_for`: the address of the person logging in, when this process
         logs in on their behalf (the dashboard: the browser's, optionally after the X-Forwarded-For
         chain of a reverse proxy before it); the API believes it only from SWARMSYNC_TRUSTED_PROXIES."""
-        client = cls(url, transport=transport)
+        client = cls(url, transport=transport, ca=ca)
         headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
         body = client.request("POST", "/auth/login", json={"username": username, "password": password},
                               headers=headers).json()
@@ -121,12 +139,13 @@ class Client:
         return client
 
     @classmethod
-    def login_with_key(cls, url: str, username: str, key: str | Path, transport=None) -> Client:
+    def login_with_key(cls, url: str, username: str, key: str | Path, transport=None,
+                       ca: str | Path | bytes | None = None) -> Client:
         """Open a session with an SSH key: sign the server's single-use nonce with `ssh-keygen -Y sign`
         (`key`: the private key file, or its `.pub` whose private half is in ssh-agent)."""
         from swarmsync.sshsign import sign
 
-        client = cls(url, transport=transport)
+        client = cls(url, transport=transport, ca=ca)
         issued = client.request("POST", "/auth/challenge", json={"user": username}).json()
         signature = sign(key, issued["nonce"], issued["namespace"])
         return client.verify_key_login(username, issued["nonce"], signature)
@@ -144,10 +163,22 @@ class Client:
         return self
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.http.request(method, path, **kwargs)
+        response = self._send(self.http.build_request(method, path, **kwargs))
         if response.status_code >= 400:
             self._raise_for(response, path)
         return response
+
+    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        """Send; a certificate that does not verify becomes `CertificateRefused` saying how to trust the CA."""
+        from swarmsync.tls import is_verify_error
+
+        try:
+            return self.http.send(request, stream=stream)
+        except httpx.ConnectError as exc:
+            if is_verify_error(exc):
+                raise CertificateRefused(0, f"{self.url}: the server's certificate did not verify "
+                                            f"(certificate verify failed): {CA_HINT}") from exc
+            raise
 
     def _raise_for(self, response: httpx.Response, path: str) -> None:
         """The error a refused request (status >= 400) stands for."""
@@ -167,9 +198,10 @@ class Client:
         return self.request("GET", "/me").json()
 
     @classmethod
-    def from_login_link(cls, url: str, token: str, forwarded_for: str | None = None) -> Client:
+    def from_login_link(cls, url: str, token: str, forwarded_for: str | None = None,
+                        ca: str | Path | bytes | None = None) -> Client:
         """Open a session with a one-time login link's secret (`POST /auth/link`); it works once."""
-        client = cls(url)
+        client = cls(url, ca=ca)
         headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
         body = client.request("POST", "/auth/link", json={"token": token}, headers=headers).json()
         client.http.headers["Authorization"] = f"Bearer {body['token']}"
@@ -446,7 +478,7 @@ class Client:
             path, params = f"/jobs/{job_id}/files", {}
         else:
             raise ValueError(f"{name!r} cannot be downloaded")
-        response = self.http.send(self.http.build_request("GET", path, params=params), stream=True)
+        response = self._send(self.http.build_request("GET", path, params=params), stream=True)
         if response.status_code >= 400:
             response.read()
             response.close()
@@ -585,12 +617,8 @@ class DashboardSettings:
 
 def dashboard_settings() -> DashboardSettings:
     settings = get_settings()
-    api_url = settings.dashboard_api_url or settings.url
-    if not api_url:
-        host = settings.api_bind_host
-        if host in ("0.0.0.0", "::"):  # bound to every address: reach it on this machine
-            host = "127.0.0.1"
-        api_url = f"http://{host}:{settings.api_port}"
+    # default: the API on this host (0.0.0.0 reached as 127.0.0.1), https in team mode
+    api_url = settings.dashboard_api_url or settings.url or settings.local_api_url
     prefect_ui = settings.prefect_ui_url or settings.prefect_api_url.removesuffix("/").removesuffix("/api")
     dashboard = settings.dashboard_public_url or f"http://{settings.dashboard_bind_host}:{settings.dashboard_port}"
     return DashboardSettings(
@@ -618,10 +646,13 @@ def credentials_path() -> Path:
     return get_settings().config_dir.expanduser() / CREDENTIALS_FILE
 
 
-def save_credentials(url: str, token: str, username: str, project: str | None = None) -> Path:
-    """Write {url, token, username[, project]} readable by the user only (0600, folder 0700)."""
+def save_credentials(url: str, token: str, username: str, project: str | None = None,
+                     ca: bytes | None = None) -> Path:
+    """Write {url, token, username[, project][, ca]} readable by the user only (0600, folder 0700); `ca`: the PEM
+    of the CA `login --ca` trusted, used again for this URL by `Client.from_settings()`."""
     return _write_credentials({"url": url.rstrip("/"), "token": token, "username": username,
-                               **({"project": project} if project else {})})
+                               **({"project": project} if project else {}),
+                               **({"ca": ca.decode()} if ca else {})})
 
 
 def _write_credentials(stored: dict[str, str]) -> Path:

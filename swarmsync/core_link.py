@@ -98,7 +98,7 @@ def current() -> CoreLink | None:
     if not settings.server or settings.worker_token is None:
         return None
     return CoreLink(settings.server, settings.worker_token.get_secret_value(),
-                    os.environ.get("SWARMSYNC_CA_FILE") or None)
+                    str(settings.ca_file.expanduser()) if settings.ca_file else None)
 
 
 def use(link: CoreLink) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -195,20 +196,47 @@ class SwarmSyncSettings(BaseSettings):
         default=None, description="First admin's password (with ADMIN_USER); there is never a default."
     )
 
+    # --- TLS of the SwarmSync API (docs/security.md, "TLS") --------------------------------------
+    tls: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="HTTPS on the SwarmSync API: `auto` = on in team mode (a Prefect auth string), off in embedded "
+        "mode (loopback only); `on`; `off` only behind a TLS-terminating proxy on the same host or a trusted "
+        "network: tokens and passwords then cross the wire between the proxy and the API in the clear.",
+    )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="The admin's own certificate for the API (PEM: the server certificate, then its intermediates); "
+        "with SWARMSYNC_TLS_KEY. Set, SwarmSync makes no CA and GET /tls/ca.pem answers 404.",
+    )
+    tls_key: Path | None = Field(default=None, description="The private key (PEM) of SWARMSYNC_TLS_CERT.")
+    tls_names: str = Field(
+        default="",
+        description="More DNS names or IP addresses for the certificate SwarmSync makes itself (comma-separated), "
+        "besides HOST, API_HOST, the host of PUBLIC_URL, this machine's host names, localhost, 127.0.0.1 and ::1; "
+        "e.g. the name workers and users reach the API by. A change re-issues the certificate at the next start.",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) clients verify the SwarmSync API with (the CLI, `swarmsync.Client`, the "
+        "dashboard, workers); only that CA is then trusted. Default: the CA `swarmsync login --ca` stored, else the "
+        "system's trust plus HOME/tls/ca.pem when it exists.",
+    )
+
     # --- the Streamlit dashboard -------------------------------------------------------------
     dashboard_host: str | None = Field(default=None, description="Address the dashboard binds to (default: HOST).")
     dashboard_port: int = Field(default=4290, description="Port of the Streamlit dashboard (`swarmsync dashboard`).")
     dashboard_api_url: str | None = Field(
         default=None,
         description="SwarmSync API the dashboard talks to; default SWARMSYNC_URL, else the local API "
-        "(http://API_HOST:API_PORT).",
+        "(https://API_HOST:API_PORT in team mode, else http).",
     )
 
     # --- public addresses (links shown to people; never a bind address or a service name) ---------------
     public_url: str | None = Field(
         default=None,
         description="The SwarmSync API as people reach it (e.g. https://swarmsync.example.org): shown on the "
-        "dashboard's Settings page and in messages. Default: http://API_HOST:API_PORT, with 127.0.0.1 for 0.0.0.0.",
+        "dashboard's Settings page and in messages. Default: https://API_HOST:API_PORT (http in embedded mode), "
+        "with 127.0.0.1 for 0.0.0.0.",
     )
     dashboard_public_url: str | None = Field(
         default=None,
@@ -233,6 +261,21 @@ class SwarmSyncSettings(BaseSettings):
     def single_user(self) -> bool:
         """Embedded single-user mode: no Prefect auth string, so the Prefect API is open to the host."""
         return self.prefect_auth_string is None
+
+    @property
+    def serves_tls(self) -> bool:
+        """The SwarmSync API serves HTTPS: SWARMSYNC_TLS=on, or `auto` in team mode."""
+        return self.tls == "on" or (self.tls == "auto" and not self.single_user)
+
+    @property
+    def local_api_url(self) -> str:
+        """The SwarmSync API this host serves, as a client on this host reaches it (0.0.0.0 as 127.0.0.1)."""
+        host = self.api_bind_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.serves_tls else 'http'}://{host}:{self.api_port}"
 
     @property
     def home_dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import streamlit as st
 
-from swarmsync.client import APIError
+from swarmsync.client import APIError, CertificateRefused
 from swarmsync.dashboard import data, session
 
 st.title("SwarmSync")
@@ -24,6 +24,8 @@ if link:
     try:
         browser = data.browser_address(st.context.ip_address, st.context.headers.get("X-Forwarded-For"))
         client, who = data.login_with_link(link, browser=browser)
+    except CertificateRefused as exc:
+        st.error(f"The SwarmSync API's certificate did not verify; set SWARMSYNC_CA_FILE for the dashboard. ({exc})")
     except APIError:
         st.error("This login link was already used or has expired. Print a new one with "
                  "`swarmsync login-link` on the machine that runs SwarmSync.")
@@ -45,6 +47,9 @@ if submitted:
         try:
             browser = data.browser_address(st.context.ip_address, st.context.headers.get("X-Forwarded-For"))
             client, who = data.login(username, password, browser=browser)
+        except CertificateRefused as exc:
+            st.error("The SwarmSync API's certificate did not verify; set SWARMSYNC_CA_FILE for the dashboard. "
+                     f"({exc})")
         except APIError as exc:
             if exc.status == 429:
                 st.error(f"Too many failed logins; try again later. ({exc})")

@@ -7,8 +7,8 @@
 #     owned by uid 10001 (the SwarmSync containers' user; PostgreSQL and Redis read them as root).
 # An existing .env or secret file is never changed. Prints what it did.
 #   bash setup.sh              # the server host (and a worker on it)
-#   bash setup.sh --worker     # a worker host: .env with COMPOSE_FILE=worker.yaml; copy
-#                              # secrets/postgres_password and secrets/prefect_auth_string from the server host
+#   bash setup.sh --worker     # a worker host: .env with COMPOSE_FILE=worker.yaml and its credentials
+#                              # folder ./worker-credentials (its worker token and Core's CA go there)
 set -euo pipefail
 cd "$(dirname "$0")"
 worker=0
@@ -19,7 +19,10 @@ if [ ! -f .env ]; then
   gid=$(stat -c %g "${DOCKER_SOCKET:-/var/run/docker.sock}" 2>/dev/null || echo "")
   (umask 077 && sed -e "s|^SWARMSYNC_IMAGE_TAG=.*|SWARMSYNC_IMAGE_TAG=$tag|" -e "s|^DOCKER_GID=.*|DOCKER_GID=$gid|" \
     .env.example > .env)
-  if [ "$worker" = 1 ]; then sed -i 's|^COMPOSE_FILE=.*|COMPOSE_FILE=worker.yaml|' .env; fi
+  if [ "$worker" = 1 ]; then
+    sed -i -e 's|^COMPOSE_FILE=.*|COMPOSE_FILE=worker.yaml|' \
+      -e 's|^SWARMSYNC_WORKER_CREDENTIALS=.*|SWARMSYNC_WORKER_CREDENTIALS=./worker-credentials|' .env
+  fi
   echo "setup: wrote .env (SWARMSYNC_IMAGE_TAG=$tag, DOCKER_GID=${gid:-unknown: set it}); review it: \$EDITOR .env"
 else
   echo "setup: .env exists, left as it is"
@@ -44,8 +47,10 @@ for file in "$dir"/*; do
   chmod 0400 "$file"
 done
 if [ "$worker" = 1 ]; then
-  for name in postgres_password prefect_auth_string; do
-    [ -s "$dir/$name" ] || echo "setup: copy $name from the server host's secrets folder into $dir/ (then run this again)"
-  done
+  install -d -m 0700 ./worker-credentials
+  chown 10001:10001 ./worker-credentials 2>/dev/null || true
+  [ -s ./worker-credentials/token ] || echo "setup: put this host's worker token (on the server: swarmsync worker token create $(hostname)) into ./worker-credentials/token"
+  [ -s ./worker-credentials/ca.pem ] || echo "setup: put Core's CA (on the server: swarmsync tls show) into ./worker-credentials/ca.pem"
+  grep -q '^SWARMSYNC_SERVER=.\+' .env || echo "setup: set SWARMSYNC_SERVER=https://CORE:4280 in .env"
 fi
 echo "setup: secrets in $dir (the first admin's password: $dir/admin_password)"

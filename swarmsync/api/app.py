@@ -25,6 +25,7 @@ from swarmsync.api import (
     routes_projects,
     routes_schedules,
     routes_templates,
+    routes_tls,
     routes_tokens,
     routes_uploads,
     routes_users,
@@ -56,6 +57,7 @@ ROUTERS = [
     routes_worker_tokens.router,
     routes_worker.router,
     routes_uploads.router,
+    routes_tls.router,
 ]
 
 

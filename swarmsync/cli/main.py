@@ -19,6 +19,7 @@ from swarmsync.cli import (
     schedules,
     stack,
     templates,
+    tls,
     tokens,
     users,
     worker,
@@ -26,6 +27,7 @@ from swarmsync.cli import (
 from swarmsync.cli.console import fail
 from swarmsync.client import APIError
 from swarmsync.connection import api_url
+from swarmsync.tls import TLSError
 
 
 class OneLineErrors(TyperGroup):
@@ -36,6 +38,8 @@ class OneLineErrors(TyperGroup):
             return super().invoke(ctx)
         except (APIError, AuthError) as exc:
             fail(str(exc), 4)
+        except TLSError as exc:
+            fail(str(exc), 2)
         except (AccountError, UserNotFound, LookupError) as exc:
             fail(str(exc), 2)
         except httpx.HTTPStatusError as exc:
@@ -44,7 +48,11 @@ class OneLineErrors(TyperGroup):
             from swarmsync.doctor import prefect_auth_hint
 
             fail(f"the Prefect API at {api_url()} refused the request (401): {prefect_auth_hint()}", 4)
-        except httpx.ConnectError:
+        except httpx.ConnectError as exc:
+            from swarmsync.tls import is_verify_error
+
+            if is_verify_error(exc):
+                fail(f"the server's certificate did not verify: {exc}", 4)
             fail(f"cannot reach the Prefect API at {api_url()}: "
                  "is the stack up? ('swarmsync up', or set SWARMSYNC_API_URL)", 3)
 
@@ -65,6 +73,7 @@ app.add_typer(keys.app, name="key")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(templates.app, name="template")
 app.add_typer(pipelines.app, name="pipeline")
+app.add_typer(tls.app, name="tls")
 
 
 def main() -> None:

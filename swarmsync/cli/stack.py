@@ -112,7 +112,8 @@ def _print_ready(processes: dict | None = None) -> None:
     settings = get_settings()
     console.print(f"[green]SwarmSync is up.[/green] Prefect UI: {url.removesuffix('/api')}")
     if "api" in processes:
-        console.print(f"  SwarmSync API: http://{settings.api_bind_host}:{settings.api_port} (OpenAPI at /docs)")
+        console.print(f"  SwarmSync API: {settings.local_api_url} (OpenAPI at /docs)")
+        _print_tls(settings)
     if "dashboard" in processes:
         console.print(f"  dashboard: http://{settings.dashboard_bind_host}:{settings.dashboard_port}")
         if settings.single_user:
@@ -120,6 +121,22 @@ def _print_ready(processes: dict | None = None) -> None:
     console.print(f"  archive: {settings.archive_dir}   logs: {settings.home_dir / 'logs'}")
     console.print(f"  try: {swarmsync_command()} submit --wait {hint_image()} echo hello", soft_wrap=True)
     console.print("  Ctrl-C stops the stack")
+
+
+def _print_tls(settings: Any) -> None:
+    """Where the API's CA is and its fingerprint (team mode, SwarmSync's own CA): what clients and workers trust."""
+    from swarmsync.tls import fingerprint, own_ca
+
+    if not settings.serves_tls:
+        return
+    ca = None if settings.tls_cert else own_ca(settings)
+    if ca is None:
+        console.print(f"  TLS: the admin's certificate {settings.tls_cert}", soft_wrap=True)
+        return
+    digest = fingerprint(ca.read_bytes())
+    console.print(f"  TLS CA: {ca} ({digest})", soft_wrap=True)
+    url = settings.public_url or settings.local_api_url
+    console.print(f"  log in from elsewhere: {swarmsync_command()} login {url} --fingerprint {digest}", soft_wrap=True)
 
 
 def dashboard_url() -> str:

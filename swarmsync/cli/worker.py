@@ -4,7 +4,6 @@ with a worker token, `worker start --server https://CORE --token ssw_...` (Core 
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import anyio
@@ -96,7 +95,7 @@ def _join_core(server: str | None, token: str | None, ca: str | None, fingerprin
              "(or SWARMSYNC_SERVER and SWARMSYNC_WORKER_TOKEN)")
     if not token.startswith("ssw_"):
         fail("--token takes a worker token (ssw_..., from `swarmsync worker token create`), not a user's token")
-    ca = ca or os.environ.get("SWARMSYNC_CA_FILE") or None
+    ca = ca or (str(settings.ca_file.expanduser()) if settings.ca_file else None)
     if fingerprint and not ca:
         from swarmsync import tls
 

@@ -8,9 +8,10 @@ prepared with `bash setup.sh` (.env from .env.example, secrets/ as files) and th
 `docker-compose ...` with no -f, -p or --env-file (COMPOSE_FILE and COMPOSE_PROJECT_NAME come from .env):
 
 1. `up -d` (Prefect in one process, with the worker of worker.yaml): every container healthy, no
-   password in any container's configuration, the worker named after the Docker host; from
-   outside (the published API port) the first admin (password from secrets/admin_password) makes a
-   user who runs a job and downloads its output; the dashboard's and a host proxy's X-Forwarded-For
+   password in any container's configuration, the worker named after the Docker host; the API serves
+   HTTPS with the CA it made in its `tls` volume (fetched as the doc says; a client without it is
+   refused); from outside (the published API port) the first admin (password from secrets/admin_password)
+   makes a user who runs a job and downloads its output; the dashboard's and a host proxy's X-Forwarded-For
    are believed with no edit (trusted subnet); `doctor` green (in the API's container, which
    has no Docker socket, and through the API); the documented `down` works.
 2. Prefect's high-availability shape (COMPOSE_PROFILES=ha in .env) with the worker: the data is
@@ -19,7 +20,7 @@ prepared with `bash setup.sh` (.env from .env.example, secrets/ as files) and th
    median, and the restart policy brings the replica back healthy.
 3. The backup snippet of the doc, run as written; the stack removed with its volumes (`down -v`);
    the restore snippet, run as written, into the fresh stack: the users, the jobs and their archives
-   are there, and a new job runs.
+   are there, the API's CA is the one clients already trust, and a new job runs.
 
 Needs root (debootstrap, apt-get) on Debian with a Docker engine; installs docker-compose and
 debootstrap when missing. Skipped elsewhere.
@@ -33,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import statistics
 import subprocess
 import threading
@@ -162,7 +164,13 @@ class ComposeStack:
         return (self.folder / "secrets" / name).read_text().strip()
 
     def url(self, port_setting: str) -> str:
-        return f"http://127.0.0.1:{self.settings[port_setting]}"
+        scheme = "https" if port_setting == "SWARMSYNC_API_PUBLISHED_PORT" else "http"  # the API serves HTTPS
+        return f"{scheme}://127.0.0.1:{self.settings[port_setting]}"
+
+    @property
+    def ca(self) -> Path:
+        """The API's CA, as the doc's `trust the API` block writes it into the folder."""
+        return self.folder / "ca.pem"
 
 
 def free_subnet() -> str:
@@ -221,7 +229,7 @@ def stack(images, tmp_path_factory, busybox) -> Iterator[ComposeStack]:
              ("SWARMSYNC_API_PUBLISHED_PORT", "SWARMSYNC_DASHBOARD_PUBLISHED_PORT", "PREFECT_PUBLISHED_PORT")}
     stack.edit(COMPOSE_PROJECT_NAME=f"sstest{uuid.uuid4().hex[:8]}", SWARMSYNC_WORKER_LIMIT="10",
                SWARMSYNC_SUBNET=free_subnet(), **ports,
-               SWARMSYNC_PUBLIC_URL=f"http://127.0.0.1:{ports['SWARMSYNC_API_PUBLISHED_PORT']}",
+               SWARMSYNC_PUBLIC_URL=f"https://127.0.0.1:{ports['SWARMSYNC_API_PUBLISHED_PORT']}",
                SWARMSYNC_DASHBOARD_PUBLIC_URL=f"http://127.0.0.1:{ports['SWARMSYNC_DASHBOARD_PUBLISHED_PORT']}",
                SWARMSYNC_PREFECT_UI_URL=f"http://127.0.0.1:{ports['PREFECT_PUBLISHED_PORT']}")
     try:
@@ -241,7 +249,7 @@ def state() -> dict:
 
 def admin(stack: ComposeStack) -> Client:
     return Client.login(stack.url("SWARMSYNC_API_PUBLISHED_PORT"), stack.settings["SWARMSYNC_ADMIN_USER"],
-                        stack.secret("admin_password"))
+                        stack.secret("admin_password"), ca=stack.ca)
 
 
 def assert_doctor_green(stack: ComposeStack) -> None:
@@ -259,6 +267,18 @@ def test_the_stack_with_its_worker_as_documented(stack, busybox, state) -> None:
     status = stack.wait_healthy()
     assert {"postgres", "redis", "prefect", "migrate", "api", "dashboard", "worker"} <= set(status), status
 
+    # the API serves HTTPS with the CA it made in its volume; clients get it as the doc says
+    stack.shell(doc_block("trust the API"))
+    from swarmsync.tls import fingerprint
+
+    digest = fingerprint(stack.ca.read_bytes())
+    assert digest in stack.log.read_text()  # `swarmsync tls show` printed it
+    api = stack.url("SWARMSYNC_API_PUBLISHED_PORT")
+    served = httpx.get(f"{api}/tls/ca.pem", verify=ssl.create_default_context(cafile=str(stack.ca)), timeout=10)
+    assert served.content == stack.ca.read_bytes()
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"{api}/health", timeout=10)
+
     # the labels name the version and the commit; no secret is in the image nor in any container's configuration
     image = json.loads(subprocess.run(["docker", "image", "inspect", stack.container("api")["Config"]["Image"]],
                                       capture_output=True, text=True, check=True).stdout)[0]
@@ -272,6 +292,17 @@ def test_the_stack_with_its_worker_as_documented(stack, busybox, state) -> None:
         assert not [s for s in secrets if s in configuration], container["Name"]
     assert not [s for s in secrets if s in json.dumps(image["Config"])]
 
+    # the worker reaches only the API, with a worker token of its own: nothing of the server's in its configuration
+    worker = stack.container("worker")
+    worker_env = dict(item.split("=", 1) for item in worker["Config"]["Env"])
+    assert worker_env["SWARMSYNC_SERVER"] == "https://api:4280"
+    assert not {"SWARMSYNC_DATABASE_URL", "SWARMSYNC_API_URL", "SWARMSYNC_PREFECT_AUTH_STRING_FILE",
+                "POSTGRES_PASSWORD_FILE", "REDIS_PASSWORD_FILE", "SWARMSYNC_ARCHIVE_BLOCK"} & set(worker_env)
+    private = ("/run/secrets", "/var/lib/swarmsync/archive")
+    assert not [m for m in worker["Mounts"] if m["Destination"].startswith(private)], worker["Mounts"]
+    tokens = {t["name"]: t for t in admin(stack).worker_tokens()}
+    assert tokens["local"]["last_seen_at"] and not tokens["local"]["revoked"], tokens
+
     # the worker is named after the Docker host (stable across re-creations), never its container id
     host = Path("/etc/hostname").read_text().strip()
     assert host in json.dumps(admin(stack).workers()), admin(stack).workers()
@@ -282,9 +313,8 @@ def test_the_stack_with_its_worker_as_documented(stack, busybox, state) -> None:
     assert httpx.post(f"{prefect}/flow_runs/filter", json={}, timeout=10).status_code == 401
     assert httpx.get(stack.url("SWARMSYNC_DASHBOARD_PUBLISHED_PORT") + "/_stcore/health", timeout=10).status_code == 200
 
-    api = stack.url("SWARMSYNC_API_PUBLISHED_PORT")
     admin(stack).add_user("carol", "carol-password-1", role="operator")
-    carol = Client.login(api, "carol", "carol-password-1")
+    carol = Client.login(api, "carol", "carol-password-1", ca=stack.ca)
     job = carol.submit(busybox, "echo hello from compose; echo oops >&2")
     assert _finished(job) == "COMPLETED"
     text = carol.read_archive_file(job.id, "output.txt").decode()
@@ -294,8 +324,8 @@ def test_the_stack_with_its_worker_as_documented(stack, busybox, state) -> None:
     # the proxies the stack runs are trusted from the first `up`, with no edit: the dashboard (inside the
     # stack) and a TLS proxy on this host reaching the published port pass on each browser's address
     stack("exec", "-T", "dashboard", "python", "-c", "\"from swarmsync.client import Client; "
-          "Client.login('http://api:4280', 'carol', 'carol-password-1', forwarded_for='203.0.113.77')\"")
-    Client.login(api, "carol", "carol-password-1", forwarded_for="203.0.113.78")
+          "Client.login('https://api:4280', 'carol', 'carol-password-1', forwarded_for='203.0.113.77')\"")
+    Client.login(api, "carol", "carol-password-1", forwarded_for="203.0.113.78", ca=stack.ca)
     addresses = {event["address"] for event in admin(stack).audit(limit=50)}
     assert {"203.0.113.77", "203.0.113.78"} <= addresses, addresses
 
@@ -315,7 +345,7 @@ def test_ha_with_a_worker_survives_a_replica_process_killed_mid_burst(stack, bus
     assert "prefect" not in status, status
 
     api = stack.url("SWARMSYNC_API_PUBLISHED_PORT")
-    carol = Client.login(api, "carol", "carol-password-1")
+    carol = Client.login(api, "carol", "carol-password-1", ca=stack.ca)
     for job_id, text in state["jobs"].items():
         assert carol.get_job(job_id).row().state_type == "COMPLETED"
         assert carol.read_archive_file(job_id, "output.txt").decode() == text
@@ -329,7 +359,7 @@ def test_ha_with_a_worker_survives_a_replica_process_killed_mid_burst(stack, bus
     def one(index: int) -> None:
         started = time.monotonic()
         try:
-            job = Client(api, token).submit(busybox, f"echo burst {index}")
+            job = Client(api, token, ca=stack.ca).submit(busybox, f"echo burst {index}")
             assert _finished(job, timeout=120) == "COMPLETED"
             durations[job.id] = time.monotonic() - started
         except Exception as exc:  # noqa: BLE001 - reported below
@@ -361,17 +391,18 @@ def test_ha_with_a_worker_survives_a_replica_process_killed_mid_burst(stack, bus
 def test_the_backup_snippet_restores_users_jobs_and_archives_into_a_fresh_stack(stack, busybox, state) -> None:
     api = stack.url("SWARMSYNC_API_PUBLISHED_PORT")
     first = next(iter(state["jobs"]))
-    expected = Client.login(api, "carol", "carol-password-1").read_archive_file(first, "output.txt")
+    expected = Client.login(api, "carol", "carol-password-1", ca=stack.ca).read_archive_file(first, "output.txt")
 
     stack.shell(doc_block("back up"))
-    for name in ("swarmsync.dump", "prefect.dump", "redis.tgz", "archive.tgz", "dashboard.tgz", "secrets.tgz"):
+    for name in ("swarmsync.dump", "prefect.dump", "redis.tgz", "archive.tgz", "dashboard.tgz", "tls.tgz",
+                 "secrets.tgz"):
         assert (stack.folder / name).stat().st_size > 0, name
     stack("down", "-v")  # everything gone: containers, network, volumes
     assert not stack.containers()
 
     stack.shell(doc_block("restore"))
     stack.wait_healthy()
-    carol = Client.login(api, "carol", "carol-password-1")
+    carol = Client.login(api, "carol", "carol-password-1", ca=stack.ca)  # the same CA: restored with its volume
     assert "carol" in {u["username"] for u in admin(stack).users()}
     for job_id in state["jobs"]:
         assert carol.get_job(job_id).row().state_type == "COMPLETED"

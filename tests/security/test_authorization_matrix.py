@@ -214,6 +214,7 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("POST", "/auth/challenge", fixed("/auth/challenge", {"user": "nobody-x"}), PUBLIC),
     ("POST", "/auth/verify", fixed("/auth/verify", {"user": "nobody-x", "nonce": "ssn_x", "signature": "x"}), PUBLIC),
     ("GET", "/health", fixed("/health"), PUBLIC),
+    ("GET", "/tls/ca.pem", fixed("/tls/ca.pem"), PUBLIC),  # public material (404 without a CA of its own)
     ("POST", "/auth/logout", fixed("/auth/logout"), EVERYONE),
     ("GET", "/me", fixed("/me"), EVERYONE),
     ("GET", "/me/keys", fixed("/me/keys"), EVERYONE),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from swarmsync.deployments.container import database_url_from_parts, secrets_from_files
+from swarmsync.deployments.container import SETTINGS_NAMED_FILE, database_url_from_parts, secrets_from_files
 
 COMPOSE = Path(__file__).resolve().parents[2] / "infra" / "compose"
 
@@ -21,6 +21,25 @@ def test_a_secret_comes_from_its_file_and_a_set_value_wins(tmp_path: Path) -> No
     assert env["SWARMSYNC_PREFECT_AUTH_STRING"] == "admin:s3cret"
     assert env["REDIS_PASSWORD"] == "given"
     assert "OTHER" not in env  # only SwarmSync's, Prefect's, PostgreSQL's and Redis's settings
+
+
+def test_the_ca_file_setting_is_a_path_not_a_secret_to_load(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    env = secrets_from_files({"SWARMSYNC_CA_FILE": str(tmp_path / "ca.pem")})
+    assert env == {"SWARMSYNC_CA_FILE": str(tmp_path / "ca.pem")}
+
+
+def test_the_api_health_check_verifies_the_certificate_the_api_serves(tmp_path: Path) -> None:
+    from swarmsync.deployments.container import api_probe_context
+    from swarmsync.tls import ensure_server_cert
+
+    assert api_probe_context({"SWARMSYNC_HOME": str(tmp_path)}) is None  # no certificate yet: plain HTTP
+    cert, _key = ensure_server_cert(tmp_path / "tls", ["api", "127.0.0.1"])
+    own = api_probe_context({"SWARMSYNC_HOME": str(tmp_path)})
+    assert own is not None and own.check_hostname
+    assert api_probe_context({"SWARMSYNC_HOME": str(tmp_path), "SWARMSYNC_TLS": "off"}) is None
+    admins = api_probe_context({"SWARMSYNC_HOME": str(tmp_path / "none"), "SWARMSYNC_TLS_CERT": str(cert)})
+    assert admins is not None and not admins.check_hostname  # pinned to the admin's certificate, any name
 
 
 def test_a_missing_secret_file_stops_the_container(tmp_path: Path) -> None:
@@ -111,7 +130,7 @@ def test_no_password_is_in_any_containers_environment_every_secret_is_a_file() -
                 bare = re.sub(r"\$\{[^}]*\}", "X", str(value))  # ${VARIABLE:-default} -> X
                 assert not re.search(r"://[^/@]*:[^/@]*@", bare), (service, key, value)
             for key, value in env.items():
-                if key.endswith("_FILE"):
+                if key.endswith("_FILE") and key not in SETTINGS_NAMED_FILE:  # (SWARMSYNC_CA_FILE: a CA, public)
                     assert value.removeprefix("/run/secrets/") in (body.get("secrets") or []), (service, key)
         assert all("file" in s for s in spec["secrets"].values())
     example = (COMPOSE / ".env.example").read_text()
