@@ -427,6 +427,21 @@ def schedules(client: Client) -> list[dict[str, Any]]:
     return rows
 
 
+def pipeline_schedules(client: Client) -> list[dict[str, Any]]:
+    """One row per pipeline schedule (of the session's project): its project and owner, when it runs, its
+    pipeline and steps, next runs, paused or not."""
+    return [{
+        "name": item["name"],
+        "project": item.get("project") or "default",
+        "owner": item.get("owner") or "",
+        "when": "; ".join(item["schedules"]),
+        "pipeline": item["pipeline"].get("name", ""),
+        "steps": ", ".join(item["steps"]),
+        "paused": item["paused"],
+        "next runs": ", ".join(str(t)[:16] for t in item["next_runs"]) or "-",
+    } for item in client.pipeline_schedules()]
+
+
 def templates(client: Client) -> list[dict[str, Any]]:
     """One row per saved job template (of the session's project): name, project, owner, image, command."""
     rows = []

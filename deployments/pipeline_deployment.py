@@ -57,7 +57,7 @@ async def ensure_pipeline_deployment(client: PrefectClient, name: str = "default
 @uses_prefect_api
 def schedule_pipeline(name: str, resolved: ResolvedPipeline, *, every: str | float | timedelta | None = None,
                       cron: str | None = None, timezone: str | None = None, user: str | None = None,
-                      project: str | None = None) -> str:
+                      project: str | None = None, paused: bool = False) -> str:
     """A recurring pipeline: the deployment `pipeline/<name>` with a Cron or Interval schedule; its runs
     carry `user` and `project` as a submitted pipeline does. Returns the deployment's name."""
     import anyio
@@ -70,7 +70,7 @@ def schedule_pipeline(name: str, resolved: ResolvedPipeline, *, every: str | flo
     async def create() -> None:
         async with get_client() as client:
             await ensure_pipeline_deployment(
-                client, deployment_name, schedules=[to_deployment_schedule(schedule)],
+                client, deployment_name, schedules=[to_deployment_schedule(schedule)], paused=paused,
                 parameters={"pipeline": resolved.model_dump(mode="json", exclude_defaults=True),
                             "user": user, "project": project},
                 tags=["swarmsync", SCHEDULE_TAG, PIPELINE_TAG, *owner_tags(user, project)])

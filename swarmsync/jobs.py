@@ -466,6 +466,9 @@ def _store_secrets(values: dict[str, str], owner: str | None = None, kind: str =
     return refs
 
 
+store_secrets = _store_secrets  # public: a pipeline stores its steps' secret_env the same way
+
+
 def get_job(job_id: str | UUID) -> Job:
     """The job with this id (its Prefect flow-run id); JobNotFound if none."""
     try:

@@ -75,6 +75,8 @@ class ResolvedStep(BaseModel):
     inputs_from: dict[str, str] = Field(default_factory=dict)
     pool: str | None = None
     queue: str | None = None
+    template: str | None = Field(default=None, description="The saved template its job came from (admission: "
+                                 "the template's own secrets serve it)")
     job: JobSpec
 
 
@@ -212,7 +214,7 @@ class PipelineSpec(BaseModel):
                 resolved.append(ResolvedStep(
                     name=full, group=name, needs=[i for need in step.needs for i in instances[need]],
                     when=step.when, inputs_from=dict(step.inputs_from), pool=step.pool or self.pool,
-                    queue=step.queue, job=job))
+                    queue=step.queue, template=step.template, job=job))
         if errors:
             raise PipelineError(errors)
         if len(resolved) > MAX_STEPS:

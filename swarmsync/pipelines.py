@@ -34,7 +34,8 @@ from prefect.states import AwaitingRetry, Cancelled, Cancelling
 
 from swarmsync import admission
 from swarmsync.auth import secret_owners
-from swarmsync.auth.roles import Principal
+from swarmsync.auth.principals import principal_of
+from swarmsync.auth.roles import AuthError, Forbidden, Principal
 from swarmsync.connection import uses_prefect_api
 from swarmsync.jobs import Job, JobNotFound, prepare_spec
 from swarmsync.owners import (
@@ -46,6 +47,7 @@ from swarmsync.owners import (
     stored_name,
     submitted_by,
 )
+from swarmsync.pipeline_secrets import secret_values, store_step_secrets, take_secret_env
 from swarmsync.pipeline_spec import PipelineSpec, ResolvedPipeline, ResolvedStep, load_pipeline
 from swarmsync.spec import JobSpec
 from swarmsync.timing import start_time
@@ -61,6 +63,10 @@ PIPELINE_LABEL = "swarmsync.pipeline"
 
 class PipelineNotFound(LookupError):
     """No pipeline with that id (or none the caller may read)."""
+
+
+class ResumeRefused(Forbidden):
+    """The submitter may no longer run a step that resume would run again (403): nothing starts."""
 
 
 class PipelineConflict(RuntimeError):
@@ -103,24 +109,40 @@ class StepRow:
 
 def resolve(data: str | bytes | dict[str, Any] | PipelineSpec, project: str | None = None) -> ResolvedPipeline:
     """The pipeline checked (DAG, `inputs_from`, matrix) and each step's JobSpec made (templates of
-    `project` applied); PipelineError / JobSpecError when it cannot run."""
+    `project` applied); PipelineError / JobSpecError when it cannot run. A step's `secret_env` values are
+    left out: its `secrets` name the placeholder NEW_SECRET until `store_step_secrets` saves them."""
     def job_spec(fields: dict[str, Any], template: str | None) -> JobSpec:
-        fields = dict(fields)
+        fields, secret_env = take_secret_env(fields, "step")
         image, command = fields.pop("image", None), fields.pop("command", None)
-        return prepare_spec(image, command, None, fields, template, project=project)
+        spec = prepare_spec(image, command, None, fields, template, project=project)
+        return admission.with_new_secrets(spec, secret_env)
 
-    return load_pipeline(data).resolve(job_spec)
+    spec = load_pipeline(data)
+    secret_values(spec)  # refuses a bad `secret_env`, naming its step
+    return spec.resolve(job_spec)
 
 
-def admit_steps(principal: Principal | None, resolved: ResolvedPipeline, spec: PipelineSpec, project: str,
-                address: str | None = None) -> None:
-    """Every step through `admission.admit` on its resolved spec, under `principal` and `project`, before
-    anything is created (raises on the first refusal; the refusal is audited there)."""
+def admit_steps(principal: Principal | None, resolved: ResolvedPipeline, project: str, address: str | None = None,
+                *, only: set[str] | None = None, action: str = "pipeline.submit") -> None:
+    """Every step (of `only`, when given) through `admission.admit` on its resolved spec, under `principal`
+    and `project`, before anything is created (raises on the first refusal; the refusal is audited there)."""
     for step in resolved.steps:
-        template = spec.steps[step.group].template
-        context = (secret_owners.TEMPLATE, stored_name(project, template)) if template else None
-        admission.admit(principal, step.job, step.pool, project=project, context=context,
-                        action="pipeline.submit", address=address)
+        if only is not None and step.name not in only:
+            continue
+        context = (secret_owners.TEMPLATE, stored_name(project, step.template)) if step.template else None
+        admission.admit(principal, step.job, step.pool, project=project, context=context, action=action,
+                        address=address)
+
+
+def resolve_and_admit(data: str | bytes | dict[str, Any] | PipelineSpec, principal: Principal | None,
+                      project: str, address: str | None = None, action: str = "pipeline.submit",
+                      ) -> tuple[ResolvedPipeline, dict[str, dict[str, str]]]:
+    """The pipeline resolved and every step admitted; with each step group's `secret_env` values, to store
+    (`store_step_secrets`) once nothing can refuse it any more."""
+    spec = load_pipeline(data)
+    resolved = resolve(spec, project)
+    admit_steps(principal, resolved, project, address, action=action)
+    return resolved, secret_values(spec)
 
 
 @uses_prefect_api
@@ -131,10 +153,12 @@ def submit_pipeline(
     """Check the pipeline, admit every step (as `principal`; None: the server host, only the pools'
     policies), then create its parent run; returns at once. `user` is recorded as the submitter."""
     project = project or DEFAULT_PROJECT
-    spec = load_pipeline(data)
-    resolved = resolve(spec, project)
-    admit_steps(principal, resolved, spec, project, address)
-    return create_run(resolved, user=user, project=project, at=start_time(at, None))
+    resolved, values = resolve_and_admit(data, principal, project, address)
+    resolved, blocks = store_step_secrets(resolved, values, owner=user, kind=secret_owners.JOB, ref=None,
+                                          project=project)
+    made = create_run(resolved, user=user, project=project, at=start_time(at, None))
+    secret_owners.attach(blocks, made.id)
+    return made
 
 
 def create_run(resolved: ResolvedPipeline, *, user: str | None, project: str,
@@ -282,17 +306,30 @@ class Pipeline:
             if child.state is not None and not child.state.is_final():
                 Job(child.id, child).cancel()
 
+    def readmit(self, steps: set[str], address: str | None = None) -> None:
+        """Admit again, under the submitter (their role and memberships now) and the pipeline's project, the
+        steps about to run again; ResumeRefused (403) naming why when one may not run any more."""
+        submitter, project = self.submitter, self.project
+        try:
+            principal = principal_of(submitter, f"who submitted pipeline {self.id}") if submitter else None
+            admit_steps(principal, self.definition(), project, address, only=steps, action="pipeline.resume")
+        except (AuthError, LookupError) as exc:
+            raise ResumeRefused(
+                f"pipeline {self.id} not resumed: its steps run as {submitter or 'the server host'}, who may not run "
+                f"them any more ({exc}); nothing was started") from None
+
     @uses_prefect_api
-    def resume(self) -> Pipeline:
+    def resume(self, address: str | None = None) -> Pipeline:
         """Run the ended pipeline again as the same run: steps whose newest run completed are reused
         (their archived outputs too: no container starts for them); failed, cancelled and skipped
-        steps run again."""
+        steps run again, once admitted again under the submitter (`readmit`)."""
         run = self.flow_run()
         if not (run.state and run.state.is_final()):
             raise PipelineConflict(f"pipeline {self.id} is {run.state.name if run.state else 'unknown'}: "
                                    "resume one that ended")
         if run.state.is_completed():
             raise PipelineConflict(f"pipeline {self.id} completed: nothing to resume")
+        self.readmit({row.name for row in self.steps() if row.state != "Completed"}, address)
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(run.id, AwaitingRetry(message="resumed: failed and skipped steps run again"),
                                       force=True)
@@ -370,4 +407,4 @@ def pipeline(data: str | bytes | dict[str, Any] | PipelineSpec, *, wait: float |
 
 
 __all__ = ["PIPELINE_DEPLOYMENT", "PIPELINE_POOL", "Pipeline", "PipelineConflict", "PipelineNotFound",
-           "ResolvedStep", "StepRow", "get_pipeline", "list_pipelines", "pipeline", "submit_pipeline"]
+           "ResolvedStep", "ResumeRefused", "StepRow", "get_pipeline", "list_pipelines", "pipeline", "submit_pipeline"]

@@ -1,5 +1,6 @@
 """Schedules and templates (of the project picked in the sidebar): recurring jobs with their next
-runs, pause, resume, run now or delete; saved job templates, delete. Actions are offered on what
+runs, pause, resume, run now or delete; pipeline schedules, pause, resume or delete; saved job
+templates, delete. Actions are offered on what
 the user may change (its owner, the project's maintainers, admins); the API decides again."""
 
 from __future__ import annotations
@@ -39,6 +40,22 @@ else:
                     feedback.act(lambda: client.run_schedule(name, project), lambda job: f"started job {job.id}")
                 else:
                     feedback.act(partial(client.change_schedule, name, action, project), f"{name}: {action} done")
+
+st.header("Pipeline schedules")
+st.caption("Create them with `swarmsync pipeline schedule NAME FILE --every 1h` (or --cron); each run is a "
+           "pipeline (see Pipelines), its steps run as the schedule's owner.")
+piped = data.pipeline_schedules(client)
+if not piped:
+    st.info("No pipeline schedules yet.")
+else:
+    st.dataframe(pd.DataFrame(piped), hide_index=True, key="pipeline_schedules_table")
+    ours = {label(row): row for row in piped if session.may_change(row["project"], row["owner"] or None)}
+    if session.may("schedules:write") and ours:
+        chosen = ours[st.selectbox("Pipeline schedule", list(ours), key="pipeline_schedule_name")]
+        for column, action in zip(st.columns(3), ("pause", "resume", "delete"), strict=True):
+            if column.button(action.title(), key=f"pipeline_schedule_{action}"):
+                feedback.act(partial(client.change_pipeline_schedule, chosen["name"], action, chosen["project"]),
+                             f"{chosen['name']}: {action} done")
 
 st.header("Job templates")
 st.caption("Save one from the Submit page (Save as job template) or `swarmsync template save NAME IMAGE ...`; "

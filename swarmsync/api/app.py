@@ -19,6 +19,7 @@ from swarmsync.api import (
     routes_jobs,
     routes_keys,
     routes_me,
+    routes_pipeline_schedules,
     routes_pipelines,
     routes_pools,
     routes_projects,
@@ -42,6 +43,7 @@ ROUTERS = [
     routes_me.router,
     routes_keys.router,
     routes_jobs.router,
+    routes_pipeline_schedules.router,  # before /pipelines/{pipeline_id}
     routes_pipelines.router,
     routes_health.router,
     routes_workers.router,

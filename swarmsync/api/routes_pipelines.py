@@ -99,14 +99,16 @@ def cancel(pipeline_id: str, request: Request,
     return pipeline_out(pipelines.get_pipeline(pipeline.id), with_steps=True)
 
 
-@router.post("/{pipeline_id}/resume", response_model=PipelineOut, status_code=202, responses=responses(404, 409))
+@router.post("/{pipeline_id}/resume", response_model=PipelineOut, status_code=202,
+             responses=responses(404, 409))
 def resume(pipeline_id: str, request: Request,
            principal: Principal = Depends(require(Permission.JOBS_SUBMIT))) -> PipelineOut:
     """Run the failed and skipped steps again, reusing the succeeded ones and their outputs (409 unless the
-    pipeline ended failed or cancelled)."""
+    pipeline ended failed or cancelled). The steps it will run are admitted again under their submitter first
+    (403 naming why, nothing started: they lost their role, or the pool its grant)."""
     pipeline = changeable_pipeline(principal, pipeline_id)
     try:
-        pipeline.resume()
+        pipeline.resume(address(request))
     except pipelines.PipelineConflict as exc:
         raise Conflict(str(exc)) from None
     audit.record(principal.username, "pipeline.resume", pipeline.id, address=address(request))

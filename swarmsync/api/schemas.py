@@ -485,7 +485,8 @@ class Check(BaseModel):
 # --- pipelines -------------------------------------------------------------------------------
 class PipelineSubmission(Strict):
     pipeline: dict[str, Any] = Field(description="The pipeline file in its JSON form: name, max_parallel, pool, "
-                                     "steps (step name -> needs, when, matrix, inputs_from and the job's fields)")
+                                     "steps (step name -> needs, when, matrix, inputs_from, secret_env and the "
+                                     "job's fields)")
     project: ProjectName | None = Field(default=None, description="The project it runs in (default: the default "
                                         "project)")
     at: datetime | None = Field(default=None, description="Start at this time (ISO 8601 with zone); default now")
@@ -524,3 +525,31 @@ class PipelineOut(BaseModel):
     ended: datetime | None = None
     max_parallel: int
     steps: list[StepOut] = Field(default_factory=list, description="Only on GET /pipelines/{id} and changes")
+
+
+class PipelineScheduleCreate(Strict):
+    """A named pipeline schedule: the pipeline (its file's JSON form) and when it runs."""
+
+    name: ScheduleName
+    pipeline: dict[str, Any] = Field(description="The pipeline file in its JSON form (as POST /pipelines)")
+    cron: Annotated[str, Field(max_length=200)] | None = None
+    every: Annotated[str, Field(max_length=50)] | None = Field(default=None, description="e.g. 15m, 1h, 90s")
+    timezone: Annotated[str, Field(max_length=100)] | None = Field(default=None, description="e.g. Europe/Berlin")
+    paused: bool = False
+    project: ProjectName | None = Field(default=None, description="Its project (default: the default project)")
+
+
+class PipelineScheduleOut(BaseModel):
+    """A named pipeline schedule: its pipeline (resolved; Secret block names only), owner and next runs."""
+
+    name: str
+    project: str
+    owner: str | None = Field(default=None, description="Who made it through the API (None: the server host)")
+    deployment_id: UUID
+    deployment: str = Field(description="The Prefect deployment: pipeline/<name> (`<project>--<name>` outside the "
+                            "default project)")
+    paused: bool
+    pipeline: dict[str, Any] = Field(description="The resolved pipeline it runs (secret values never included)")
+    steps: list[str] = Field(default_factory=list, description="Its steps' names (a matrix expanded)")
+    schedules: list[str] = Field(default_factory=list, description="Each Prefect schedule, described")
+    next_runs: list[datetime] = Field(default_factory=list)

@@ -20,6 +20,8 @@ from rich.table import Table
 
 from swarmsync import pipelines
 from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.job_arguments import USER_ERRORS
+from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import client, project
 from swarmsync.client import RemoteJob, remote_configured
 from swarmsync.jobs import Job
@@ -213,32 +215,31 @@ def resume(pipeline_id: str, wait: Annotated[bool, typer.Option("--wait")] = Fal
 
 @app.command("schedule")
 def schedule(
-    name: str, file: Path,
+    name: Annotated[str, typer.Argument(help="Schedule name: lowercase letters, digits, dashes")],
+    file: Annotated[Path, typer.Argument(help="The pipeline file (YAML or JSON)")],
     every: Annotated[str | None, typer.Option(help="Interval: 90s, 10m, 1h")] = None,
     cron: Annotated[str | None, typer.Option(help="Cron expression")] = None,
     timezone: Annotated[str | None, typer.Option(help="Time zone of the cron expression")] = None,
     in_project: ProjectOption = None,
 ) -> None:
-    """Run the pipeline on a schedule (server host only): the deployment `pipeline/NAME` on Core's pipeline
-    pool, every step admitted against its pool's policy now and at every run."""
-    from swarmsync.deployments.pipeline_deployment import schedule_pipeline
-
-    if remote_configured():
-        fail("pipeline schedules are made on the server host (swarmsync pipeline schedule) for now")
+    """Run the pipeline on a schedule (--every or --cron): the deployment `pipeline/NAME` on Core's pipeline
+    pool. Through the API (a login or SWARMSYNC_URL) every step is admitted for you; each run's steps are
+    checked again by the worker under the schedule's owner."""
     try:
-        resolved = pipelines.resolve(_read_file(file), project(in_project))
-        pipelines.admit_steps(None, resolved, pipelines.load_pipeline(_read_file(file)), project(in_project) or
-                              "default")
+        made = pipeline_schedules().create(name, _read_file(file), every=every, cron=cron, timezone=timezone,
+                                           project=project(in_project))
     except PipelineError as exc:
         fail(f"pipeline refused: {exc}")
-    console.print(schedule_pipeline(name, resolved, every=every, cron=cron, timezone=timezone,
-                                    project=project(in_project)))
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    console.print(f"{made['deployment']}: {', '.join(made['schedules'])}", markup=False, soft_wrap=True)
 
 
 @app.command("unschedule")
 def unschedule(name: str, in_project: ProjectOption = None) -> None:
     """Delete a pipeline schedule (its past runs stay)."""
-    from swarmsync.deployments.pipeline_deployment import delete_pipeline_schedule
-
-    delete_pipeline_schedule(name, project(in_project))
+    try:
+        pipeline_schedules().delete(name, project(in_project))
+    except USER_ERRORS as exc:
+        fail(str(exc))
     console.print(f"pipeline schedule {name} deleted")

@@ -4,6 +4,7 @@ stored one (see `target.hibernator`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +33,7 @@ from swarmsync.cli.options import (
     Timeout,
     TimeZone,
 )
+from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import hibernator, project
 from swarmsync.deployments.schedules import RecurringJob
 
@@ -124,23 +126,38 @@ def _print_schedule(job: RecurringJob) -> None:
 @app.command("list")
 def list_(all_next: Annotated[bool, typer.Option("--next", help="Show the next three run times")] = False,
           project_: Project = None, all_projects: AllProjects = False) -> None:
-    """List schedules with their next run time (of one project with --project)."""
+    """List schedules, of jobs and of pipelines, with their next run time (of one project with --project)."""
     found = hibernator().list_schedules(project(project_, all_projects))
+    pipelines = pipeline_schedules().list(project(project_, all_projects))
     table = Table()
-    table.add_column("name", no_wrap=True, min_width=max((len(job.name) for job in found), default=4))  # whole
+    widest = max([len(job.name) for job in found] + [len(p["name"]) for p in pipelines], default=4)
+    table.add_column("name", no_wrap=True, min_width=widest)  # whole
     for column in ("project", "owner", "when", "job", "overlap", "state", "next run"):
         table.add_column(column)
+
+    def times(runs: list[Any]) -> str:
+        chosen = runs if all_next else runs[:1]
+        return "\n".join(f"{_when(t).astimezone():%Y-%m-%d %H:%M:%S %Z}" for t in chosen) or "-"
+
     for job in found:
         command = job.job.get("command")
         command = command if isinstance(command, str) else " ".join(command or [])
-        runs = job.next_runs if all_next else job.next_runs[:1]
         table.add_row(
             job.name, job.project, job.owner or "-", "\n".join(e.description for e in job.schedules),
             f"{job.job.get('image', '?')} {command}",
-            job.overlap, "paused" if job.paused else "active",
-            "\n".join(f"{t.astimezone():%Y-%m-%d %H:%M:%S %Z}" for t in runs) or "-",
+            job.overlap, "paused" if job.paused else "active", times(job.next_runs),
+        )
+    for item in pipelines:  # a pipeline's runs never overlap-limit: each is its own parent run
+        table.add_row(
+            item["name"], item["project"], item.get("owner") or "-", "\n".join(item["schedules"]),
+            f"pipeline {item['pipeline'].get('name', '?')}: {', '.join(item['steps'])}",
+            "allow", "paused" if item["paused"] else "active", times(item["next_runs"]),
         )
     console.print(table)
+
+
+def _when(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _change(action: str, name: str, project_: str | None, done: str) -> None:

@@ -293,6 +293,33 @@ def test_schedules_list_next_runs_and_operators_pause_them_viewers_only_read(app
     swarmsync.deployments.schedules.delete(name)
 
 
+def test_pipeline_schedules_are_listed_beside_job_schedules_and_their_owner_pauses_resumes_deletes(app_as, busybox):
+    import uuid
+
+    from swarmsync.deployments import pipeline_schedules
+
+    name = f"dash-pl-{uuid.uuid4().hex[:6]}"
+    operator, account = app_as("operator")
+    pipeline_schedules.create(name, {"name": name, "steps": {"hello": {"image": busybox, "command": "true",
+                                                                       "pull_policy": "never"}}},
+                              every="1h", owner=account.username, paused=True)
+    viewer, _ = app_as("viewer")
+    viewer.switch_page("views/schedules.py").run()
+    assert not viewer.exception
+    table = [df.value for df in viewer.dataframe if "steps" in df.value.columns][0]
+    row = table[table["name"] == name].iloc[0]
+    assert row["steps"] == "hello" and row["pipeline"] == name and row["paused"]
+    assert not [b for b in viewer.button if b.key == "pipeline_schedule_resume"]  # read-only for viewers
+    operator.switch_page("views/schedules.py").run()
+    operator.selectbox(key="pipeline_schedule_name").select(name).run()
+    next(b for b in operator.button if b.key == "pipeline_schedule_resume").click().run()
+    assert not operator.exception and not pipeline_schedules.get(name).paused
+    next(b for b in operator.button if b.key == "pipeline_schedule_pause").click().run()
+    assert pipeline_schedules.get(name).paused
+    next(b for b in operator.button if b.key == "pipeline_schedule_delete").click().run()
+    assert name not in [s.name for s in pipeline_schedules.list_schedules()]
+
+
 def test_admins_see_users_tokens_and_the_audit_log_and_add_a_user(app_as, make_user):
     someone = make_user("viewer")
     at, admin = app_as("admin")

@@ -26,3 +26,29 @@ def test_the_issue_example_through_the_cli_streams_each_steps_lines(stack, busyb
     refused.write_text("name: c\nsteps:\n  a: {image: busybox, needs: [b]}\n  b: {image: busybox, needs: [a]}\n")
     bad = cli("pipeline", "run", str(refused))
     assert bad.returncode == 2 and "cycle: a -> b -> a" in bad.stderr, bad.stderr
+
+
+def test_pipeline_schedule_through_the_api_shows_in_schedule_list_and_unschedules(stack, busybox, tmp_path):
+    """`swarmsync pipeline schedule NAME FILE --every` with a login (SWARMSYNC_URL + token): made through the
+    API as that user; `swarmsync schedule list` shows it beside job schedules; `unschedule` deletes it."""
+    import uuid
+
+    from swarmsync.auth import tokens, users
+    from swarmsync.auth.roles import Principal
+    from swarmsync.deployments import pipeline_schedules
+
+    user, name = f"plcli-{uuid.uuid4().hex[:6]}", f"cli-{uuid.uuid4().hex[:6]}"
+    users.add_user(Principal.local(), user, "correct horse battery staple", "operator")
+    remote = {"SWARMSYNC_URL": f"http://127.0.0.1:{stack['SWARMSYNC_API_PORT']}",
+              "SWARMSYNC_TOKEN": tokens.create_token(Principal.local(), "cli", user).token}
+    (tmp_path / "p.yaml").write_text(f"name: {name}\nsteps:\n  hello:\n    image: {busybox}\n"
+                                     "    pull_policy: never\n    command: [echo, hi]\n")
+    made = cli("pipeline", "schedule", name, str(tmp_path / "p.yaml"), "--every", "1h", env=remote)
+    assert made.returncode == 0 and f"pipeline/{name}" in made.stdout, made.stdout + made.stderr
+    assert pipeline_schedules.get(name).owner == user  # made through the API, as the logged-in user
+    listed = cli("schedule", "list", env={**remote, "COLUMNS": "250"})
+    assert listed.returncode == 0 and name in listed.stdout and f"pipeline {name}: hello" in listed.stdout, \
+        listed.stdout + listed.stderr
+    gone = cli("pipeline", "unschedule", name, env=remote)
+    assert gone.returncode == 0, gone.stderr
+    assert name not in cli("schedule", "list", env={**remote, "COLUMNS": "250"}).stdout

@@ -162,3 +162,15 @@ def test_cancel_stops_the_running_steps(stack, busybox, no_leftover_containers):
     assert pipeline.status() == "Cancelled", steps
     job = swarmsync.get_job(steps["long"].job_id).wait(60)
     assert job.status() == "Cancelled" and steps["after"].job_id is None, steps
+
+
+def test_a_steps_secret_env_reaches_its_container_never_its_logs_or_archive(stack, busybox, no_leftover_containers):
+    """Python path: a step's `secret_env` is stored as a Secret block; the container sees the value, the
+    runs' parameters name only the block, and no log line, archived file or manifest holds the value."""
+    from tests.pipeline_checks import assert_secret_nowhere, secret_step
+
+    value = f"py-s3cret-{uuid.uuid4().hex}"
+    pipeline = submit_pipeline({"name": "with-secret", "steps": {"publish": secret_step(busybox, value)}})
+    pipeline.wait(120)
+    assert pipeline.status() == "Completed", pipeline.steps()
+    assert_secret_nowhere(pipeline, "publish", value)

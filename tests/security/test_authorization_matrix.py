@@ -133,6 +133,8 @@ def new_in_p(kind: str) -> Maker:
         bodies = {"/jobs": {"spec": spec, "project": w.p, "at": tomorrow()},
                   "/pipelines": {"pipeline": {"name": name, "steps": {"one": spec}}, "project": w.p, "at": tomorrow()},
                   "/schedules": {"name": name, "every": "1h", "paused": True, "project": w.p, "spec": spec},
+                  "/pipelines/schedules": {"name": name, "every": "1h", "paused": True, "project": w.p,
+                                           "pipeline": {"name": name, "steps": {"one": spec}}},
                   "/templates": {"name": name, "project": w.p, "spec": spec}}
         return kind, bodies[kind]
     return make
@@ -148,6 +150,17 @@ def a_pipeline(suffix: str = "", cancelled: bool = False) -> Maker:
         if cancelled:
             w.as_owner("POST", f"/pipelines/{made['id']}/cancel")
         return f"/pipelines/{made['id']}{suffix}", None
+    return make
+
+
+def a_pipeline_schedule(suffix: str = "") -> Maker:
+    """The owner's paused pipeline schedule in P."""
+    def make(w: World) -> tuple[str, Any]:
+        name = f"m-{uuid.uuid4().hex[:8]}"
+        spec = {"image": w.busybox, "command": "echo matrix", "pull_policy": "never"}
+        w.as_owner("POST", "/pipelines/schedules", {"name": name, "every": "1h", "paused": True, "project": w.p,
+                                                    "pipeline": {"name": name, "steps": {"one": spec}}})
+        return f"/pipelines/schedules/{name}{suffix}?project={w.p}", None
     return make
 
 
@@ -241,6 +254,13 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("GET", "/pipelines/{pipeline_id}/logs", a_pipeline("/logs"), READ_P),
     ("POST", "/pipelines/{pipeline_id}/cancel", a_pipeline("/cancel"), CHANGE_P),
     ("POST", "/pipelines/{pipeline_id}/resume", a_pipeline("/resume", cancelled=True), CHANGE_P),
+    # pipeline schedules of P
+    ("GET", "/pipelines/schedules", fixed("/pipelines/schedules"), EVERYONE),
+    ("POST", "/pipelines/schedules", new_in_p("/pipelines/schedules"), CREATE_IN_P),
+    ("GET", "/pipelines/schedules/{name}", a_pipeline_schedule(), READ_P),
+    ("POST", "/pipelines/schedules/{name}/pause", a_pipeline_schedule("/pause"), CHANGE_P),
+    ("POST", "/pipelines/schedules/{name}/resume", a_pipeline_schedule("/resume"), CHANGE_P),
+    ("DELETE", "/pipelines/schedules/{name}", a_pipeline_schedule(), CHANGE_P),
     # schedules and templates of P
     ("GET", "/schedules", fixed("/schedules"), EVERYONE),
     ("POST", "/schedules", new_in_p("/schedules"), CREATE_IN_P),

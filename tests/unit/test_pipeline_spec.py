@@ -129,3 +129,39 @@ def test_the_dashboards_dag_has_a_box_per_step_and_an_arrow_per_need():
     assert '"say \\"hi\\"" [label="say \\"hi\\"\\nFailed (x2)"' in dot  # quotes escaped
     assert '"fetch" -> "say \\"hi\\"" [label="/in", penwidth=2];' in dot
     assert '"say \\"hi\\"" -> "cleanup" [style=dashed, label="failure"];' in dot
+
+
+def test_secret_env_values_stay_out_of_the_resolved_pipeline():
+    """A step's `secret_env` values are taken out at resolution: its secrets name the placeholder for a
+    block of the submitter's, stored only once every step is admitted."""
+    from swarmsync.auth.secret_owners import NEW_SECRET
+    from swarmsync.pipeline_secrets import secret_values
+    from swarmsync.pipeline_spec import load_pipeline
+    from swarmsync.pipelines import resolve
+
+    data = {"name": "s", "steps": {"pub": {"image": "busybox", "secret_env": {"TOKEN": "v4lue"},
+                                           "matrix": {"n": [1, 2]}}}}
+    resolved = resolve(data)
+    assert [s.job.secrets for s in resolved.steps] == [{"TOKEN": NEW_SECRET}] * 2
+    assert "v4lue" not in resolved.model_dump_json()
+    assert secret_values(load_pipeline(data)) == {"pub": {"TOKEN": "v4lue"}}
+
+
+@pytest.mark.parametrize(("secret_env", "where"), [
+    (["TOKEN"], "steps.pub.secret_env"),
+    ({"1BAD": "x"}, "steps.pub.secret_env"),
+    ({"TOKEN": 5}, "steps.pub.secret_env.TOKEN"),
+])
+def test_a_bad_secret_env_is_refused_naming_its_step(secret_env, where):
+    from swarmsync.pipelines import resolve
+
+    with pytest.raises(PipelineError) as refused:
+        resolve({"name": "s", "steps": {"pub": {"image": "busybox", "secret_env": secret_env}}})
+    assert list(refused.value.errors) == [where]
+
+
+def test_a_name_both_in_env_and_secret_env_is_refused():
+    from swarmsync.pipelines import resolve
+
+    with pytest.raises(PipelineError, match="both as plain env and as secret_env"):
+        resolve({"name": "s", "steps": {"pub": {"image": "busybox", "env": {"T": "a"}, "secret_env": {"T": "b"}}}})

@@ -1,0 +1,110 @@
+"""/pipelines/schedules: named schedules whose target is a pipeline (the Hibernator for pipelines).
+
+Why a route of its own rather than `POST /schedules` with a `pipeline` body: a pipeline schedule is a
+deployment of the `pipeline` flow (`pipeline/NAME`), a job schedule one of the job flow
+(`container-job/NAME`); the two may share a name, and they differ in shape (a pipeline of steps, no
+single job, pool or overlap policy). Under /pipelines/schedules every name is unambiguous, and
+/schedules keeps its shape for its clients. The rules are the job schedules': reading is for the
+project's members (others: 404), creating for those who may submit there with every step admitted
+under the caller (403/404, audited), pausing, resuming and deleting for its owner, the project's
+maintainers and admins. Every run's steps are re-checked by the worker under the schedule's owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from swarmsync.api.deps import address, require
+from swarmsync.api.errors import FieldErrors, responses
+from swarmsync.api.routes_schedules import PathName, ProjectQuery
+from swarmsync.api.schemas import Done, PipelineScheduleCreate, PipelineScheduleOut
+from swarmsync.api.secret_checks import hide_jobs
+from swarmsync.auth import audit, projects
+from swarmsync.auth.roles import Permission, Principal
+from swarmsync.deployments import pipeline_schedules
+from swarmsync.owners import DEFAULT_PROJECT
+from swarmsync.pipeline_spec import PipelineError
+
+router = APIRouter(prefix="/pipelines/schedules", tags=["pipelines"], responses=responses(401, 403))
+reader = require(Permission.SCHEDULES_READ)
+writer = require(Permission.SCHEDULES_WRITE)
+
+
+def schedule_out(schedule: pipeline_schedules.PipelineSchedule, principal: Principal) -> PipelineScheduleOut:
+    """The schedule as `principal` may see it (other users' Secret block names hidden)."""
+    data = {**asdict(schedule), "steps": schedule.steps}
+    hide_jobs(principal, [step.get("job") for step in data["pipeline"].get("steps", [])])
+    return PipelineScheduleOut.model_validate(data)
+
+
+def readable(principal: Principal, name: str, project: str) -> pipeline_schedules.PipelineSchedule:
+    projects.check_read(principal, project, pipeline_schedules.PipelineScheduleNotFound(
+        f"no pipeline schedule named {name!r} in project {project}; see 'swarmsync schedule list'"))
+    return pipeline_schedules.get(name, project)
+
+
+def changeable(principal: Principal, name: str, project: str) -> pipeline_schedules.PipelineSchedule:
+    schedule = readable(principal, name, project)
+    projects.check_change(principal, project, schedule.owner, f"pipeline schedule {name}")
+    return schedule
+
+
+@router.get("", response_model=list[PipelineScheduleOut])
+def list_schedules(project: str | None = Query(None, max_length=64, description="Only this project's"),
+                   principal: Principal = Depends(reader)) -> list[PipelineScheduleOut]:
+    """The pipeline schedules of the caller's projects (admins: all), with their steps and next runs."""
+    scope = projects.readable(principal)
+    if project is not None:
+        scope = [project] if projects.may_read(principal, project) else []
+    return [schedule_out(s, principal) for s in pipeline_schedules.list_schedules(scope)]
+
+
+@router.post("", response_model=PipelineScheduleOut, status_code=201, responses=responses(400, 404, 409, 422))
+def create_schedule(body: PipelineScheduleCreate, request: Request,
+                    principal: Principal = Depends(writer)) -> PipelineScheduleOut:
+    """Run the pipeline on a schedule (`every` or `cron`) in `project`, as the caller: checked whole (422
+    naming each field) and every step admitted before anything is made (403/404); name taken: 409."""
+    project = body.project or DEFAULT_PROJECT
+    projects.check_submit(principal, project)
+    try:
+        schedule = pipeline_schedules.create(
+            body.name, body.pipeline, every=body.every, cron=body.cron, timezone=body.timezone,
+            owner=principal.username, project=project, principal=principal, address=address(request),
+            paused=body.paused)
+    except PipelineError as exc:
+        raise FieldErrors({f"pipeline.{loc}": msg for loc, msg in exc.errors.items()}) from None
+    audit.record(principal.username, "pipeline.schedule", f"{project}/{body.name}", address=address(request),
+                 every=body.every, cron=body.cron)
+    return schedule_out(schedule, principal)
+
+
+@router.get("/{name}", response_model=PipelineScheduleOut, responses=responses(404))
+def get_schedule(name: PathName, project: ProjectQuery = DEFAULT_PROJECT,
+                 principal: Principal = Depends(reader)) -> PipelineScheduleOut:
+    return schedule_out(readable(principal, name, project), principal)
+
+
+def _change(action: str, apply: Callable[..., Any]) -> Callable[..., Done]:
+    def endpoint(name: PathName, request: Request, project: ProjectQuery = DEFAULT_PROJECT,
+                 principal: Principal = Depends(writer)) -> Done:
+        changeable(principal, name, project)
+        apply(name, project)
+        audit.record(principal.username, f"pipeline.schedule.{action}", f"{project}/{name}",
+                     address=address(request))
+        return Done(name=name, done=action)
+
+    endpoint.__name__ = f"{action}_pipeline_schedule"
+    endpoint.__doc__ = (f"{action.title()} the named pipeline schedule (its owner, a maintainer of its project, "
+                        "an admin).")
+    return endpoint
+
+
+router.post("/{name}/pause", response_model=Done, responses=responses(404))(
+    _change("pause", pipeline_schedules.pause))
+router.post("/{name}/resume", response_model=Done, responses=responses(404))(
+    _change("resume", pipeline_schedules.resume))
+router.delete("/{name}", response_model=Done, responses=responses(404))(_change("delete", pipeline_schedules.delete))
