@@ -51,14 +51,18 @@ class Scope:
             self.runs[str(run["id"])] = RunFacts(run.get("work_pool_name") or pool, run.get("work_queue_name"),
                                                  run.get("parameters"))
 
+    async def _read(self, path: str, what: str) -> dict[str, Any]:
+        """Prefect's object at `path`; NotYours when there is none."""
+        response = await self.upstream.get(path)
+        if response.status_code == 404:
+            raise NotYours(f"no {what}")
+        response.raise_for_status()
+        return response.json()
+
     async def facts(self, run_id: str) -> RunFacts:
         facts = self.runs.get(run_id)
         if facts is None:
-            response = await self.upstream.get(f"flow_runs/{run_id}")
-            if response.status_code == 404:
-                raise NotYours(f"no flow run {run_id}")
-            response.raise_for_status()
-            self.learn_run(response.json())
+            self.learn_run(await self._read(f"flow_runs/{run_id}", f"flow run {run_id}"))
             facts = self.runs[run_id]
         return facts
 
@@ -79,11 +83,7 @@ class Scope:
     async def check_task_run(self, principal: WorkerPrincipal, task_run_id: str) -> None:
         flow_run_id = self.task_runs.get(task_run_id)
         if flow_run_id is None:
-            response = await self.upstream.get(f"task_runs/{task_run_id}")
-            if response.status_code == 404:
-                raise NotYours(f"no task run {task_run_id}")
-            response.raise_for_status()
-            flow_run_id = response.json().get("flow_run_id")
+            flow_run_id = (await self._read(f"task_runs/{task_run_id}", f"task run {task_run_id}")).get("flow_run_id")
             if flow_run_id:
                 self.task_runs[task_run_id] = str(flow_run_id)
         await self.check_run(principal, flow_run_id)
