@@ -48,6 +48,7 @@ logger = logging.getLogger("swarmsync.lost_hosts")
 LOST_CHECK_SECONDS = 2.0
 MARGIN_SECONDS = 5.0  # the check's period and the resolution of last contact, within the bound
 PAGE = 200
+CRASH_CONCURRENCY = 16
 WORKER_LABEL = "prefect.worker.name"
 ACTIVE = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))
 
@@ -63,13 +64,13 @@ async def crash_runs_of_lost_hosts(client: PrefectClient, now: datetime | None =
     since = silent_since(now)
     handled: list[tuple[str, str]] = []
     silent, token_workers = await anyio.to_thread.run_sync(worker_tokens.silent_hosts, since)
+    lost: list[tuple[FlowRun, str]] = []
     for host, run_ids in silent.items():
         for start in range(0, len(run_ids), PAGE):
             runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
                 id=FlowRunFilterId(any_=run_ids[start:start + PAGE]), state=ACTIVE), limit=PAGE)
-            for run in runs:
-                if await _crash(client, run, host):
-                    handled.append((str(run.id), host))
+            lost += [(run, host) for run in runs]
+    handled += await _crash_all(client, lost)
     handled += await _direct_hosts(client, since, token_workers)
     handled += await _stale_pending(client, since)
     if handled:
@@ -95,10 +96,25 @@ async def _direct_hosts(client: PrefectClient, since: datetime, token_workers: s
             runs += page
             if len(page) < PAGE:
                 break
-        for run in runs:
-            host = (run.labels or {}).get(WORKER_LABEL)
-            if host in lost and await _crash(client, run, host):
+        handled += await _crash_all(client, [(run, (run.labels or {}).get(WORKER_LABEL)) for run in runs
+                                             if (run.labels or {}).get(WORKER_LABEL) in lost])
+    return handled
+
+
+async def _crash_all(client: PrefectClient, runs: list[tuple[FlowRun, str]]) -> list[tuple[str, str]]:
+    """Crash (and retry) these runs of lost hosts, CRASH_CONCURRENCY at once: 300 runs of one host take
+    seconds, not minutes, so the last of them is crashed within the bound too."""
+    handled: list[tuple[str, str]] = []
+    limit = anyio.CapacityLimiter(CRASH_CONCURRENCY)
+
+    async def one(run: FlowRun, host: str) -> None:
+        async with limit:
+            if await _crash(client, run, host):
                 handled.append((str(run.id), host))
+
+    async with anyio.create_task_group() as tg:
+        for run, host in runs:
+            tg.start_soon(one, run, host)
     return handled
 
 

@@ -197,8 +197,9 @@ with prefect_api():
         seen = json.loads(admin_python(code, json.dumps(setup["ids"])).strip().splitlines()[-1])
         return len(seen) == 300 and all(t == "CRASHED" for t, _ in seen)
 
-    wait_until(all_crashed, "all 300 runs crashed", timeout=BOUND + 90, poll=5)
-    assert time.monotonic() - silent_at <= BOUND + 10
+    wait_until(all_crashed, "all 300 runs crashed", timeout=BOUND + 90, poll=3)
+    # within the bound; + the time this test takes to see it (a Python process reading 300 runs, every 3 s)
+    assert time.monotonic() - silent_at <= BOUND + 15
 
 
 def test_the_swarmsync_api_killed_during_a_burst_is_restarted_by_up_and_no_job_is_lost(api, multihost_hosts):
