@@ -73,8 +73,6 @@ async def crash_runs_of_lost_hosts(client: PrefectClient, now: datetime | None =
     handled += await _crash_all(client, lost)
     handled += await _direct_hosts(client, since, token_workers)
     handled += await _stale_pending(client, since)
-    if handled:
-        await anyio.to_thread.run_sync(worker_tokens.forget_claims, [run_id for run_id, _ in handled])
     return handled
 
 
@@ -141,6 +139,7 @@ async def _stale_pending(client: PrefectClient, since: datetime) -> list[tuple[s
         run = await client.read_flow_run(run.id)  # still Pending, and since then?
         if run.state and run.state.type == StateType.PENDING and run.state.timestamp < since:
             host = (run.labels or {}).get(WORKER_LABEL) or "unknown host"
+            await anyio.to_thread.run_sync(worker_tokens.forget_claims, [str(run.id)])
             logger.warning("flow run %s: Pending since %s and not started: back to its queue", run.id,
                            run.state.timestamp)
             await client.set_flow_run_state(run.id, Scheduled(
@@ -153,6 +152,10 @@ async def _stale_pending(client: PrefectClient, since: datetime) -> list[tuple[s
 async def _crash(client: PrefectClient, run: FlowRun, host: str) -> bool:
     """Crash the run of a lost host (re-read: still Running/Pending?), then AwaitingRetry while retries are left."""
     run = await client.read_flow_run(run.id)
+    if not run.state or run.state.type not in (StateType.RUNNING, StateType.PENDING):
+        return False
+    # the lost host's claim goes first: the retry may be claimed by another host a moment after it is made
+    await anyio.to_thread.run_sync(worker_tokens.forget_claims, [str(run.id)])
     return await crash_run(client, run, f"host {host} lost")
 
 

@@ -222,13 +222,19 @@ def claimed_by(principal: WorkerPrincipal, flow_run_id: str) -> bool:
     return _claims.get(flow_run_id) == principal.token_id
 
 
-def forget_claims(flow_run_ids: list[str]) -> None:
-    """The runs are no token's any more (ended, crashed by Core, handed back)."""
-    if flow_run_ids:
-        with session_scope() as session:
-            session.execute(delete(WorkerClaim).where(WorkerClaim.flow_run_id.in_(flow_run_ids)))
-        for run_id in flow_run_ids:
-            _claims[run_id] = None
+def forget_claims(flow_run_ids: list[str], holder: WorkerPrincipal | None = None) -> None:
+    """The runs are no token's any more (ended, crashed by Core, handed back); with `holder`, only where that
+    token still holds them (another host may have claimed a retry meanwhile)."""
+    if not flow_run_ids:
+        return
+    query = delete(WorkerClaim).where(WorkerClaim.flow_run_id.in_(flow_run_ids))
+    if holder is not None:
+        query = query.where(WorkerClaim.token_id == holder.token_id)
+    with session_scope() as session:
+        session.execute(query)
+    for run_id in flow_run_ids:
+        if holder is None or _claims.get(run_id) == holder.token_id:
+            _claims.pop(run_id, None)
 
 
 def claims_of(principal: WorkerPrincipal, limit: int = 500) -> list[str]:

@@ -153,4 +153,4 @@ class Gateway:
             if state == "PENDING":
                 await anyio.to_thread.run_sync(worker_tokens.record_claim, principal, object_id)
             elif state in RELEASED:  # ended, or back in the queue (a Crashed run may still be retried by its holder)
-                await anyio.to_thread.run_sync(worker_tokens.forget_claims, [object_id])
+                await anyio.to_thread.run_sync(worker_tokens.forget_claims, [object_id], principal)
