@@ -197,7 +197,10 @@ def test_fetch_ca_of_a_server_without_one_says_so(tmp_path) -> None:
         fetch_ca(f"https://127.0.0.1:{free_port()}", "sha256:" + "0" * 64, timeout=2)
 
 
-def test_team_mode_serves_https_and_local_urls_say_so(tmp_path) -> None:
+def test_team_mode_serves_https_and_local_urls_say_so(tmp_path, monkeypatch) -> None:
+    for name in ("SWARMSYNC_API_PORT", "SWARMSYNC_API_HOST", "SWARMSYNC_HOST", "SWARMSYNC_TLS",
+                 "SWARMSYNC_PREFECT_AUTH_STRING"):  # a test session's stack sets some of them
+        monkeypatch.delenv(name, raising=False)
     embedded = SwarmSyncSettings(home=tmp_path)
     assert not embedded.serves_tls and embedded.local_api_url == "http://127.0.0.1:4280"
     team = SwarmSyncSettings(home=tmp_path, prefect_auth_string="a:b", api_host="0.0.0.0", api_port=4999)
