@@ -75,6 +75,15 @@ def _checked(run_id: str, name: str | None = None) -> str | Response:
     return checked
 
 
+async def _allowed(request: Request, principal: WorkerPrincipal, run_id: str,
+                   name: str | None = None) -> str | Response:
+    """The run id (normalized) when the name is an archive file and the token claimed the run; else the answer."""
+    checked = _checked(run_id, name)
+    if isinstance(checked, Response):
+        return checked
+    return await _claimed(request, principal, checked) or checked
+
+
 def _held_answer(status: int, name: str, size: int, detail: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {"name": name, "size": size}
     if detail:
@@ -86,11 +95,9 @@ def _held_answer(status: int, name: str, size: int, detail: str | None = None) -
 async def held(run_id: str, name: str, request: Request,
                principal: WorkerPrincipal = Depends(worker_caller)) -> Response:
     """How many bytes of the file Core holds for this run (0: none yet): where an upload resumes."""
-    checked = _checked(run_id, name)
+    checked = await _allowed(request, principal, run_id, name)
     if isinstance(checked, Response):
         return checked
-    if refusal := await _claimed(request, principal, checked):
-        return refusal
     return _held_answer(200, name, await anyio.to_thread.run_sync(staging.held, checked, name))
 
 
@@ -100,11 +107,9 @@ async def put_chunk(run_id: str, name: str, request: Request, offset: int = Quer
                                                  description="The chunk's SHA-256, hex"),
                     principal: WorkerPrincipal = Depends(worker_caller)) -> Response:
     """Append one chunk of the file at `offset`, which must be the size Core holds."""
-    checked = _checked(run_id, name)
+    checked = await _allowed(request, principal, run_id, name)
     if isinstance(checked, Response):
         return checked
-    if refusal := await _claimed(request, principal, checked):
-        return refusal
     data = await request.body()
     cap = await _file_cap(request, principal)
     if offset + len(data) > cap:
@@ -156,11 +161,9 @@ async def commit(run_id: str, request: Request,
                  principal: WorkerPrincipal = Depends(worker_caller)) -> CommitOut | Response:
     """Check the staged files against the manifest (the body: manifest.json's bytes), write them and the
     manifest into Core's store, index the run; answers where it is. The same commit again answers the same."""
-    checked = _checked(run_id)
+    checked = await _allowed(request, principal, run_id)
     if isinstance(checked, Response):
         return checked
-    if refusal := await _claimed(request, principal, checked):
-        return refusal
     body = await request.body()
     block, facts = await _run_facts(request, principal, checked)
     try:
@@ -178,11 +181,9 @@ async def unstored(run_id: str, body: Unstored, request: Request,
                    principal: WorkerPrincipal = Depends(worker_caller)) -> CommitOut | Response:
     """Index the outcome of a run whose archive could not reach Core (no location: downloads say why and
     that its files are on the worker host); a run archived already keeps its archive."""
-    checked = _checked(run_id)
+    checked = await _allowed(request, principal, run_id)
     if isinstance(checked, Response):
         return checked
-    if refusal := await _claimed(request, principal, checked):
-        return refusal
     block, facts = await _run_facts(request, principal, checked)
     try:
         done = await anyio.to_thread.run_sync(staging.record_unstored, checked, body.manifest,
