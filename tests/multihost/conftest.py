@@ -85,10 +85,18 @@ def api(multihost_hosts):
     from swarmsync.client import Client
     from swarmsync.settings import get_settings
 
+    before = os.environ.get("SWARMSYNC_CA_FILE")
     if SERVER_CA.exists():
         os.environ["SWARMSYNC_CA_FILE"] = str(SERVER_CA)
         get_settings.cache_clear()
-    return Client.login(core_url(), "admin", multihost_hosts["server"]["admin_password"])
+    try:
+        yield Client.login(core_url(), "admin", multihost_hosts["server"]["admin_password"])
+    finally:  # later packages (unit tests of TLS) must not inherit this host's CA
+        if before is None:
+            os.environ.pop("SWARMSYNC_CA_FILE", None)
+        else:
+            os.environ["SWARMSYNC_CA_FILE"] = before
+        get_settings.cache_clear()
 
 
 def on_host(host: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120

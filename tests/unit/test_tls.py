@@ -36,6 +36,12 @@ from tests.conftest import free_port
 NAMES = ["core.example.org", "localhost", "127.0.0.1", "::1"]
 
 
+@pytest.fixture(autouse=True)
+def _no_ca_from_the_environment(monkeypatch) -> None:
+    """These tests choose the CA themselves; one named by the running shell (or an earlier test) is not theirs."""
+    monkeypatch.delenv("SWARMSYNC_CA_FILE", raising=False)
+
+
 def load(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
