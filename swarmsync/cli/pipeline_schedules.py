@@ -26,10 +26,14 @@ class LocalPipelineSchedules:
         return [{**asdict(s), "steps": s.steps}
                 for s in pipeline_schedules.list_schedules([project] if project else None)]
 
-    def delete(self, name: str, project: str | None) -> None:
+    def change(self, name: str, action: str, project: str | None) -> None:
+        """`action`: pause, resume or delete."""
         from swarmsync.deployments import pipeline_schedules
 
-        pipeline_schedules.delete(name, project)
+        getattr(pipeline_schedules, action)(name, project)
+
+    def delete(self, name: str, project: str | None) -> None:
+        self.change(name, "delete", project)
 
 
 class RemotePipelineSchedules:
@@ -45,8 +49,12 @@ class RemotePipelineSchedules:
     def list(self, project: str | None) -> list[dict[str, Any]]:
         return self.api.pipeline_schedules(project)
 
+    def change(self, name: str, action: str, project: str | None) -> None:
+        """`action`: pause, resume or delete."""
+        self.api.change_pipeline_schedule(name, action, project)
+
     def delete(self, name: str, project: str | None) -> None:
-        self.api.change_pipeline_schedule(name, "delete", project)
+        self.change(name, "delete", project)
 
 
 def pipeline_schedules() -> LocalPipelineSchedules | RemotePipelineSchedules:

@@ -161,9 +161,20 @@ def _when(value: Any) -> datetime:
 
 
 def _change(action: str, name: str, project_: str | None, done: str) -> None:
-    """`hibernator().ACTION(name, project)`, then `DONE NAME` on stderr (or the refusal, exit 1)."""
+    """`hibernator().ACTION(name, project)`, then `DONE NAME` on stderr (or the refusal, exit 1). No job
+    schedule of that name: the pipeline schedule of that name, if there is one (the Hibernator treats both
+    alike); neither: the job schedule's refusal."""
+    scope = project(project_)
     try:
-        getattr(hibernator(), action)(name, project(project_))
+        getattr(hibernator(), action)(name, scope)
+    except LookupError as missing:
+        try:
+            pipeline_schedules().change(name, action, scope)
+        except LookupError:
+            raise missing from None
+        except USER_ERRORS as exc:
+            fail(str(exc))
+        done = f"{done} pipeline schedule"
     except USER_ERRORS as exc:
         fail(str(exc))
     err.print(f"{done} {name}")

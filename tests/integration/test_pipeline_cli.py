@@ -30,7 +30,8 @@ def test_the_issue_example_through_the_cli_streams_each_steps_lines(stack, busyb
 
 def test_pipeline_schedule_through_the_api_shows_in_schedule_list_and_unschedules(stack, busybox, tmp_path):
     """`swarmsync pipeline schedule NAME FILE --every` with a login (SWARMSYNC_URL + token): made through the
-    API as that user; `swarmsync schedule list` shows it beside job schedules; `unschedule` deletes it."""
+    API as that user; `swarmsync schedule list` shows it beside job schedules; `schedule pause|resume` reach it
+    by name; `unschedule` deletes it."""
     import uuid
 
     from swarmsync.auth import tokens, users
@@ -49,6 +50,14 @@ def test_pipeline_schedule_through_the_api_shows_in_schedule_list_and_unschedule
     listed = cli("schedule", "list", env={**remote, "COLUMNS": "250"})
     assert listed.returncode == 0 and name in listed.stdout and f"pipeline {name}: hello" in listed.stdout, \
         listed.stdout + listed.stderr
+    # the Hibernator treats it like a job's: `schedule pause|resume` find it by name
+    paused = cli("schedule", "pause", name, env=remote)
+    assert paused.returncode == 0 and f"paused pipeline schedule {name}" in paused.stderr, paused.stderr
+    assert pipeline_schedules.get(name).paused
+    assert cli("schedule", "resume", name, env=remote).returncode == 0
+    assert not pipeline_schedules.get(name).paused
+    missing = cli("schedule", "pause", f"no-{name}", env=remote)
+    assert missing.returncode != 0 and f"no schedule named 'no-{name}'" in missing.stderr, missing.stderr
     gone = cli("pipeline", "unschedule", name, env=remote)
     assert gone.returncode == 0, gone.stderr
     assert name not in cli("schedule", "list", env={**remote, "COLUMNS": "250"}).stdout
