@@ -32,6 +32,7 @@ from swarmsync.auth.roles import Principal
 from swarmsync.connection import uses_prefect_api
 from swarmsync.deployments.pipeline_deployment import SCHEDULE_TAG, schedule_pipeline
 from swarmsync.deployments.schedule_rules import ScheduleError, build_schedule, describe, next_run_times
+from swarmsync.deployments.schedules import change_deployment
 from swarmsync.owners import DEFAULT_PROJECT, owner_of_tags, project_of, stored_name
 from swarmsync.pipeline_secrets import store_step_secrets
 from swarmsync.pipeline_spec import PipelineSpec
@@ -156,25 +157,16 @@ def create(name: str, data: str | bytes | dict[str, Any] | PipelineSpec, *,
     return get(name, project)
 
 
-@uses_prefect_api
 def pause(name: str, project: str | None = None) -> None:
     """No new runs until resumed; the runs it already scheduled are removed."""
-    deployment_id = get(name, project).deployment_id
-    with get_client(sync_client=True) as client:
-        client.pause_deployment(deployment_id)
+    change_deployment(get(name, project).deployment_id, "pause")
 
 
-@uses_prefect_api
 def resume(name: str, project: str | None = None) -> None:
-    deployment_id = get(name, project).deployment_id
-    with get_client(sync_client=True) as client:
-        client.resume_deployment(deployment_id)
+    change_deployment(get(name, project).deployment_id, "resume")
 
 
-@uses_prefect_api
 def delete(name: str, project: str | None = None) -> None:
     """Delete the schedule, its runs that have not started and its steps' Secret blocks (past runs stay)."""
-    deployment_id = get(name, project).deployment_id
-    with get_client(sync_client=True) as client:
-        client.delete_deployment(deployment_id)
+    change_deployment(get(name, project).deployment_id, "delete")
     secret_owners.delete_secrets_of(secret_owners.SCHEDULE, secrets_ref(project, name))

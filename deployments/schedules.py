@@ -314,26 +314,25 @@ def list_schedules(projects: list[str] | None = None) -> list[RecurringJob]:
 
 
 @uses_prefect_api
+def change_deployment(deployment_id: UUID, action: str) -> None:
+    """`action` ("pause", "resume" or "delete") on a schedule's deployment: Prefect's pause removes the
+    runs it already scheduled, delete those that have not started. Pipeline schedules use it too."""
+    with get_client(sync_client=True) as client:
+        getattr(client, f"{action}_deployment")(deployment_id)
+
+
 def pause(name: str, project: str | None = None) -> None:
     """No new runs until resumed; runs it already scheduled are removed."""
-    deployment_id = get(name, project).deployment_id
-    with get_client(sync_client=True) as client:
-        client.pause_deployment(deployment_id)
+    change_deployment(get(name, project).deployment_id, "pause")
 
 
-@uses_prefect_api
 def resume(name: str, project: str | None = None) -> None:
-    deployment_id = get(name, project).deployment_id
-    with get_client(sync_client=True) as client:
-        client.resume_deployment(deployment_id)
+    change_deployment(get(name, project).deployment_id, "resume")
 
 
-@uses_prefect_api
 def delete(name: str, project: str | None = None) -> None:
     """Delete the schedule, its runs that have not started and the Secret blocks made for it."""
-    deployment_id = get(name, project).deployment_id
-    with get_client(sync_client=True) as client:
-        client.delete_deployment(deployment_id)
+    change_deployment(get(name, project).deployment_id, "delete")
     secret_owners.delete_secrets_of(secret_owners.SCHEDULE, stored_name(project or DEFAULT_PROJECT, name))
 
 

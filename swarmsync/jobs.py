@@ -7,7 +7,6 @@ and API. The CLI (and later the dashboard and HTTP API) call these same function
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from swarmsync.owners import (
     without_user_tags,
 )
 from swarmsync.routing import labels_of_queue
+from swarmsync.run_handle import RunHandle
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
@@ -133,25 +133,11 @@ class JobResult:
         return self.output_bytes("stderr.txt").decode("utf-8", errors="replace")
 
 
-class Job:
+class Job(RunHandle):
     """A handle on one submitted job."""
 
-    def __init__(self, job_id: str | UUID, flow_run: FlowRun | None = None):
-        self.id = str(job_id)
-        self._flow_run = flow_run
-
-    def __repr__(self) -> str:
-        return f"Job({self.id!r})"
-
-    @property
-    def project(self) -> str:
-        """The project the job belongs to (read once)."""
-        return project_of(self._flow_run or self.flow_run())
-
-    @property
-    def submitter(self) -> str | None:
-        """Who submitted it through the API (read once; None: not through the API)."""
-        return submitted_by(self._flow_run or self.flow_run())
+    noun = "job"
+    poll = 0.2
 
     @uses_prefect_api
     def flow_run(self) -> FlowRun:
@@ -161,24 +147,6 @@ class Job:
             except ObjectNotFound:
                 raise JobNotFound(f"no job with id {self.id}") from None
         return self._flow_run
-
-    def status(self) -> str:
-        """The Prefect state name: Scheduled, Pending, Running, Completed, Failed, ..."""
-        state = self.flow_run().state
-        return state.name if state else "Unknown"
-
-    def is_finished(self) -> bool:
-        state = self.flow_run().state
-        return bool(state and state.is_final())
-
-    def wait(self, timeout: float | None = None, poll: float = 0.2) -> Job:
-        """Block until the job ends; TimeoutError if it takes longer than `timeout` s."""
-        deadline = time.monotonic() + timeout if timeout else None
-        while not self.is_finished():
-            if deadline and time.monotonic() > deadline:
-                raise TimeoutError(f"job {self.id} still {self.status()} after {timeout} s")
-            time.sleep(poll)
-        return self
 
     def result(self) -> JobResult:
         """The archived result; ArchiveNotFound while the job has not finished."""

@@ -49,6 +49,7 @@ from swarmsync.owners import (
 )
 from swarmsync.pipeline_secrets import secret_values, store_step_secrets, take_secret_env
 from swarmsync.pipeline_spec import PipelineSpec, ResolvedPipeline, ResolvedStep, load_pipeline
+from swarmsync.run_handle import RunHandle
 from swarmsync.spec import JobSpec
 from swarmsync.timing import start_time
 
@@ -204,15 +205,10 @@ def latest_by_step(children: list[FlowRun]) -> dict[str, tuple[FlowRun, int]]:
     return out
 
 
-class Pipeline:
+class Pipeline(RunHandle):
     """A handle on one pipeline (its parent flow run's id)."""
 
-    def __init__(self, pipeline_id: str | UUID, flow_run: FlowRun | None = None):
-        self.id = str(pipeline_id)
-        self._flow_run = flow_run
-
-    def __repr__(self) -> str:
-        return f"Pipeline({self.id!r})"
+    noun = "pipeline"
 
     @uses_prefect_api
     def flow_run(self) -> FlowRun:
@@ -226,32 +222,8 @@ class Pipeline:
         self._flow_run = run
         return run
 
-    @property
-    def project(self) -> str:
-        return project_of(self._flow_run or self.flow_run())
-
-    @property
-    def submitter(self) -> str | None:
-        return submitted_by(self._flow_run or self.flow_run())
-
     def definition(self) -> ResolvedPipeline:
         return ResolvedPipeline(**(self._flow_run or self.flow_run()).parameters["pipeline"])
-
-    def status(self) -> str:
-        state = self.flow_run().state
-        return state.name if state else "Unknown"
-
-    def is_finished(self) -> bool:
-        state = self.flow_run().state
-        return bool(state and state.is_final())
-
-    def wait(self, timeout: float | None = None, poll: float = 0.5) -> Pipeline:
-        deadline = time.monotonic() + timeout if timeout else None
-        while not self.is_finished():
-            if deadline and time.monotonic() > deadline:
-                raise TimeoutError(f"pipeline {self.id} still {self.status()} after {timeout} s")
-            time.sleep(poll)
-        return self
 
     def steps(self) -> list[StepRow]:
         """Each step with the state of its newest run: Waiting (not started yet), a job state, or

@@ -12,26 +12,25 @@ maintainers and admins. Every run's steps are re-checked by the worker under the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from swarmsync.api.deps import address, require
+from swarmsync.api.deps import address
 from swarmsync.api.errors import FieldErrors, responses
-from swarmsync.api.routes_schedules import PathName, ProjectQuery
-from swarmsync.api.schemas import Done, PipelineScheduleCreate, PipelineScheduleOut
+from swarmsync.api.schedule_access import PathName, ProjectQuery, ScheduleKind, reader, writer
+from swarmsync.api.schemas import PipelineScheduleCreate, PipelineScheduleOut
 from swarmsync.api.secret_checks import hide_jobs
 from swarmsync.auth import audit, projects
-from swarmsync.auth.roles import Permission, Principal
+from swarmsync.auth.roles import Principal
 from swarmsync.deployments import pipeline_schedules
 from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.pipeline_spec import PipelineError
 
 router = APIRouter(prefix="/pipelines/schedules", tags=["pipelines"], responses=responses(401, 403))
-reader = require(Permission.SCHEDULES_READ)
-writer = require(Permission.SCHEDULES_WRITE)
+PIPELINE_SCHEDULES = ScheduleKind("pipeline schedule", "pipeline.schedule", pipeline_schedules.get,
+                                  pipeline_schedules.PipelineScheduleNotFound)
+readable, changeable = PIPELINE_SCHEDULES.readable, PIPELINE_SCHEDULES.changeable
 
 
 def schedule_out(schedule: pipeline_schedules.PipelineSchedule, principal: Principal) -> PipelineScheduleOut:
@@ -39,18 +38,6 @@ def schedule_out(schedule: pipeline_schedules.PipelineSchedule, principal: Princ
     data = {**asdict(schedule), "steps": schedule.steps}
     hide_jobs(principal, [step.get("job") for step in data["pipeline"].get("steps", [])])
     return PipelineScheduleOut.model_validate(data)
-
-
-def readable(principal: Principal, name: str, project: str) -> pipeline_schedules.PipelineSchedule:
-    projects.check_read(principal, project, pipeline_schedules.PipelineScheduleNotFound(
-        f"no pipeline schedule named {name!r} in project {project}; see 'swarmsync schedule list'"))
-    return pipeline_schedules.get(name, project)
-
-
-def changeable(principal: Principal, name: str, project: str) -> pipeline_schedules.PipelineSchedule:
-    schedule = readable(principal, name, project)
-    projects.check_change(principal, project, schedule.owner, f"pipeline schedule {name}")
-    return schedule
 
 
 @router.get("", response_model=list[PipelineScheduleOut])
@@ -88,23 +75,5 @@ def get_schedule(name: PathName, project: ProjectQuery = DEFAULT_PROJECT,
     return schedule_out(readable(principal, name, project), principal)
 
 
-def _change(action: str, apply: Callable[..., Any]) -> Callable[..., Done]:
-    def endpoint(name: PathName, request: Request, project: ProjectQuery = DEFAULT_PROJECT,
-                 principal: Principal = Depends(writer)) -> Done:
-        changeable(principal, name, project)
-        apply(name, project)
-        audit.record(principal.username, f"pipeline.schedule.{action}", f"{project}/{name}",
-                     address=address(request))
-        return Done(name=name, done=action)
-
-    endpoint.__name__ = f"{action}_pipeline_schedule"
-    endpoint.__doc__ = (f"{action.title()} the named pipeline schedule (its owner, a maintainer of its project, "
-                        "an admin).")
-    return endpoint
-
-
-router.post("/{name}/pause", response_model=Done, responses=responses(404))(
-    _change("pause", pipeline_schedules.pause))
-router.post("/{name}/resume", response_model=Done, responses=responses(404))(
-    _change("resume", pipeline_schedules.resume))
-router.delete("/{name}", response_model=Done, responses=responses(404))(_change("delete", pipeline_schedules.delete))
+PIPELINE_SCHEDULES.add_change_routes(router, pipeline_schedules.pause, pipeline_schedules.resume,
+                                     pipeline_schedules.delete)

@@ -9,32 +9,26 @@ job it will run is admitted first (swarmsync.admission) on its final spec.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from swarmsync import templates
-from swarmsync.api.deps import address, require
+from swarmsync.api.deps import address
 from swarmsync.api.errors import responses
-from swarmsync.api.schemas import Done, JobOut, RunAt, ScheduleAdd, ScheduleCreate, ScheduleOut
+from swarmsync.api.schedule_access import PathName, ProjectQuery, ScheduleKind, reader, writer
+from swarmsync.api.schemas import JobOut, RunAt, ScheduleAdd, ScheduleCreate, ScheduleOut
 from swarmsync.api.secret_checks import admitted, hidden_rows, hide_jobs
 from swarmsync.auth import audit, projects
-from swarmsync.auth.roles import Permission, Principal
+from swarmsync.auth.roles import Principal
 from swarmsync.deployments import schedules
 from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.spec import JobSpec
 
 router = APIRouter(prefix="/schedules", tags=["schedules"], responses=responses(401, 403))
-reader = require(Permission.SCHEDULES_READ)
-writer = require(Permission.SCHEDULES_WRITE)
-
-NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"  # as swarmsync.templates.check_name: also safe in any URL
-PathName = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN)]
-PROJECT_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-ProjectQuery = Annotated[str, Query(max_length=64, pattern=PROJECT_PATTERN,
-                                    description="The schedule's project (default: the default project)")]
+JOB_SCHEDULES = ScheduleKind("schedule", "schedule", schedules.get, schedules.ScheduleNotFound)
+readable, changeable = JOB_SCHEDULES.readable, JOB_SCHEDULES.changeable
 
 
 def schedule_out(job: schedules.RecurringJob, principal: Principal) -> ScheduleOut:
@@ -42,20 +36,6 @@ def schedule_out(job: schedules.RecurringJob, principal: Principal) -> ScheduleO
     data = {**asdict(job), "deployment": job.deployment, "next_runs": job.next_runs}
     hide_jobs(principal, [data["job"], *(entry["job"] for entry in data["schedules"])])
     return ScheduleOut.model_validate(data)
-
-
-def readable(principal: Principal, name: str, project: str) -> schedules.RecurringJob:
-    """The schedule, when `principal` may read its project; ScheduleNotFound (404) otherwise."""
-    projects.check_read(principal, project, schedules.ScheduleNotFound(
-        f"no schedule named {name!r} in project {project}; see 'swarmsync schedule list'"))
-    return schedules.get(name, project)
-
-
-def changeable(principal: Principal, name: str, project: str) -> schedules.RecurringJob:
-    """The schedule, when `principal` may change it (its owner, a maintainer of its project, an admin)."""
-    recurring = readable(principal, name, project)
-    projects.check_change(principal, project, recurring.owner, f"schedule {name}")
-    return recurring
 
 
 @router.get("", response_model=list[ScheduleOut])
@@ -115,22 +95,7 @@ def add_schedule(name: PathName, body: ScheduleAdd, request: Request, project: P
     return schedule_out(job, principal)
 
 
-def _change(action: str, apply: Callable[..., Any]) -> Callable[..., Done]:
-    def endpoint(name: PathName, request: Request, project: ProjectQuery = DEFAULT_PROJECT,
-                 principal: Principal = Depends(writer)) -> Done:
-        changeable(principal, name, project)
-        apply(name, project)
-        audit.record(principal.username, f"schedule.{action}", f"{project}/{name}", address=address(request))
-        return Done(name=name, done=action)
-
-    endpoint.__name__ = f"{action}_schedule"
-    endpoint.__doc__ = f"{action.title()} the named schedule (its owner, a maintainer of its project, an admin)."
-    return endpoint
-
-
-router.post("/{name}/pause", response_model=Done, responses=responses(404))(_change("pause", schedules.pause))
-router.post("/{name}/resume", response_model=Done, responses=responses(404))(_change("resume", schedules.resume))
-router.delete("/{name}", response_model=Done, responses=responses(404))(_change("delete", schedules.delete))
+JOB_SCHEDULES.add_change_routes(router, schedules.pause, schedules.resume, schedules.delete)
 
 
 @router.post("/{name}/run", response_model=JobOut, status_code=201, responses=responses(400, 404))

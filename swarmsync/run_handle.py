@@ -1,0 +1,58 @@
+"""What a job handle and a pipeline handle share: one Prefect flow run, read on demand, its state,
+and waiting for it to end (`jobs.Job` and `pipelines.Pipeline` add what differs)."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar, Self
+from uuid import UUID
+
+from prefect.client.schemas.objects import FlowRun
+
+from swarmsync.owners import project_of, submitted_by
+
+
+class RunHandle:
+    """A handle on one flow run by its id. Subclasses implement `flow_run()` (reading it, or raising
+    their own not-found error) and name themselves in `noun` ("job", "pipeline") for messages."""
+
+    noun: ClassVar[str] = "run"
+    poll: ClassVar[float] = 0.5  # seconds between reads while waiting
+
+    def __init__(self, run_id: str | UUID, flow_run: FlowRun | None = None):
+        self.id = str(run_id)
+        self._flow_run = flow_run
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id!r})"
+
+    def flow_run(self) -> FlowRun:
+        raise NotImplementedError
+
+    @property
+    def project(self) -> str:
+        """The project the run belongs to (read once)."""
+        return project_of(self._flow_run or self.flow_run())
+
+    @property
+    def submitter(self) -> str | None:
+        """Who submitted it through the API (read once; None: not through the API)."""
+        return submitted_by(self._flow_run or self.flow_run())
+
+    def status(self) -> str:
+        """The Prefect state name: Scheduled, Pending, Running, Completed, Failed, ..."""
+        state = self.flow_run().state
+        return state.name if state else "Unknown"
+
+    def is_finished(self) -> bool:
+        state = self.flow_run().state
+        return bool(state and state.is_final())
+
+    def wait(self, timeout: float | None = None, poll: float | None = None) -> Self:
+        """Block until the run ends; TimeoutError if it takes longer than `timeout` s."""
+        deadline = time.monotonic() + timeout if timeout else None
+        while not self.is_finished():
+            if deadline and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.noun} {self.id} still {self.status()} after {timeout} s")
+            time.sleep(self.poll if poll is None else poll)
+        return self
