@@ -74,7 +74,7 @@ class SwarmSyncSettings(BaseSettings):
     server: str | None = Field(
         default=None,
         description="Core's URL for a worker host with a worker token (`worker start --server`): the worker "
-        "reaches Prefect, telemetry and the archive only through it (docs/many-hosts.md).",
+        "reaches Prefect, telemetry and the archive only through it (docs/deployment.md).",
     )
     worker_token: SecretStr | None = Field(
         default=None,
@@ -85,7 +85,7 @@ class SwarmSyncSettings(BaseSettings):
         default="",
         description="Host labels of a worker started on this host, comma-separated (e.g. 'gpu,region=eu'; "
         "`swarmsync worker start --label` adds to them): the worker also runs jobs that require them "
-        "(queues `host:...`, see docs/many-hosts.md).",
+        "(queues `host:...`, see docs/deployment.md).",
     )
     work_pool: str = Field(default="swarmsync", description="Work pool that runs job flow runs.")
     deployment: str = Field(

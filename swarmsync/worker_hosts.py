@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from swarmsync.settings import get_settings
 
-HAND_BACK_DELAY = timedelta(seconds=45)  # the revoked host stops its containers first (docs/many-hosts.md)
+HAND_BACK_DELAY = timedelta(seconds=45)  # the revoked host stops its containers first (docs/deployment.md)
 
 
 def default_server_url() -> str:

@@ -15,7 +15,7 @@ Queue = Annotated[str | None, typer.Option(help="Work queue within the pool")]
 Require = Annotated[list[str] | None, typer.Option(
     "--require", "-r",
     help="A host label the job needs (repeatable, e.g. gpu, region=eu): only workers having all of them "
-    "run it (its queue is host:gpu+region=eu; see docs/many-hosts.md)")]
+    "run it (its queue is host:gpu+region=eu; see docs/deployment.md)")]
 
 # what a job runs
 Command = Annotated[list[str] | None, typer.Argument(help="Command and args (exec form)")]

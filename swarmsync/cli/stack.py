@@ -66,7 +66,7 @@ def up(
     ha: Annotated[int | None, typer.Option(
         "--ha", min=1, max=16,
         help="Prefect API processes behind HAProxy (SWARMSYNC_PREFECT_API_PROCESSES); needs "
-        "SWARMSYNC_PREFECT_REDIS_URL and Prefect on PostgreSQL. See docs/many-hosts.md.")] = None,
+        "SWARMSYNC_PREFECT_REDIS_URL and Prefect on PostgreSQL. See docs/deployment.md.")] = None,
     prefect_url: PrefectUrl = None,
 ) -> None:
     """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""

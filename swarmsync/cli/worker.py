@@ -33,7 +33,7 @@ def start(
     label: Annotated[list[str] | None, typer.Option(
         "--label", "-l",
         help="Host label (repeatable, e.g. gpu, region=eu; adds to SWARMSYNC_WORKER_LABELS): also run "
-        "jobs that require these labels (`swarmsync submit --require gpu`; see docs/many-hosts.md)")] = None,
+        "jobs that require these labels (`swarmsync submit --require gpu`; see docs/deployment.md)")] = None,
     query_seconds: Annotated[float, typer.Option(
         help="Seconds between polls for new runs (a fallback: new runs and free slots wake the worker at once)"
     )] = 2.0,

@@ -1,5 +1,5 @@
 """The compose stack of infra/compose/ on this machine's Docker engine, built without a registry,
-driven the way docs/run-it-for-a-team.md tells an admin to.
+driven the way docs/deployment.md tells an admin to.
 
 The images are built once per session (infra/image/build.sh; the debootstrapped base and the
 wheels are cached under /var/cache/swarmsync). A copy of infra/compose/ in a temporary folder is
@@ -53,7 +53,7 @@ from tests.conftest import ARTIFACTS, free_port
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "infra" / "compose"
 BUILD = ROOT / "infra" / "image" / "build.sh"
-DOC = ROOT / "docs" / "run-it-for-a-team.md"
+DOC = ROOT / "docs" / "deployment.md"
 
 pytestmark = [
     # In make test and CI: 6-9 min with the base image and wheels cached (the images' build ~1 min of
@@ -188,7 +188,7 @@ def free_subnet() -> str:
 
 
 def doc_block(title: str) -> str:
-    """The fenced ```sh block of docs/run-it-for-a-team.md whose first line is `# <title>`: the test
+    """The fenced ```sh block of docs/deployment.md whose first line is `# <title>`: the test
     runs what the doc says, word for word."""
     for block in re.findall(r"```sh\n(.*?)```", DOC.read_text(), re.S):
         if block.startswith(f"# {title}"):
