@@ -10,8 +10,8 @@ from swarmsync.db.models import (
     ApiToken,
     ArchiveRecord,
     AuditEvent,
-    JobUsage,
     Base,
+    JobUsage,
     LoginChallenge,
     LoginFailure,
     Project,
@@ -27,7 +27,8 @@ from swarmsync.db.models import (
 from swarmsync.db.session import get_engine, migrate, session_scope
 
 __all__ = [
-    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "JobUsage", "LoginChallenge", "LoginFailure", "Project", "ProjectMember",
+    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "JobUsage", "LoginChallenge", "LoginFailure", "Project",
+    "ProjectMember",
     "SecretOwner", "SessionRecord",
     "SshKey", "User",
     "WorkerClaim", "WorkerTelemetry", "WorkerToken", "get_engine", "migrate", "session_scope",
