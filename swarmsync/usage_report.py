@@ -108,9 +108,14 @@ def check_budget(project: str | None, now: datetime | None = None) -> None:
     used_hours = month_cpu_seconds(project, now) / 3600
     if used_hours >= cap:
         _, resets = month_bounds(now)
-        raise BudgetExceeded(f"project {project} used {used_hours:.1f} of its {cap:g} CPU-hours this month "
+        raise BudgetExceeded(f"project {project} used {_hours(used_hours)} of its {cap:g} CPU-hours this month "
                              f"(resets {resets.date().isoformat()}); an admin may raise it: "
                              f"swarmsync project budget {project} --cpu-hours N")
+
+
+def _hours(value: float) -> str:
+    """10.24 -> '10.2'; a small use keeps two digits: 0.00056 -> '0.00056'."""
+    return f"{value:.1f}" if value >= 1 or value == 0 else f"{value:.2g}"
 
 
 def set_budget(actor: Principal, project: str, cpu_hours: float | None, address: str | None = None) -> None:
