@@ -47,7 +47,8 @@ class Ran:
         return Client(self.url, self.tokens[who])
 
     def env(self, who: str) -> dict[str, str]:
-        return {"SWARMSYNC_URL": self.url, "SWARMSYNC_TOKEN": self.tokens[who], "SWARMSYNC_CONFIG_DIR": str(self.config)}
+        return {"SWARMSYNC_URL": self.url, "SWARMSYNC_TOKEN": self.tokens[who],
+                "SWARMSYNC_CONFIG_DIR": str(self.config)}
 
 
 @pytest.fixture(scope="module")
