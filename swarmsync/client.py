@@ -354,9 +354,9 @@ class Client:
               since: str | None = None) -> list[dict[str, Any]]:
         """Finished jobs' measured use summed `by` user, project, pool or image (`GET /usage`): `key`, `jobs`,
         `cpu_seconds`, `memory_peak_bytes` (the largest job's), block and network bytes, `wall_seconds`;
-        `since` a duration back from now ("7d")."""
-        params = {k: v for k, v in {"by": by, "project": project, "user": user, "since": since}.items() if v}
-        return self.request("GET", "/usage", params=params).json()
+        `since` a duration back from now ("7d"); `project` None: the client's project, if it has one."""
+        params = {k: v for k, v in {"by": by, "user": user, "since": since}.items() if v}
+        return self.request("GET", "/usage", params={**params, **self._scope(project)}).json()
 
     def budget(self, project: str) -> dict[str, Any]:
         """The project's monthly CPU-hours budget (`cpu_hours`, null: none), `used_cpu_hours`, `resets`."""
