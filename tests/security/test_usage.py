@@ -73,7 +73,7 @@ def ran(stack, busybox, tmp_path_factory) -> Ran:
     for name, job in jobs.items():
         job.wait(300)
         result = job.result()
-        assert result.state == "Completed", result.message
+        assert result.state == "COMPLETED", result.message
         manifests[name] = result.manifest
     burn_output = a.get_job(jobs["burn"].id).result().output_bytes("stdout.txt").decode()
     return Ran(p, q, url, secrets, names, manifests, burn_output, tmp_path_factory.mktemp("usage-cli"))
