@@ -33,7 +33,10 @@ def usage(
     if as_json:
         console.print_json(data=rows)
         return
-    table = Table(by, "jobs", "CPU s", "peak memory", "disk read", "disk written", "net in", "net out", "wall s")
+    table = Table()
+    table.add_column(by, no_wrap=True)  # a name or an image reference, whole
+    for column in ("jobs", "CPU s", "peak memory", "disk read", "disk written", "net in", "net out", "wall s"):
+        table.add_column(column, justify="right")
     for row in rows:
         table.add_row(row["key"] or "-", str(row["jobs"]), f"{row['cpu_seconds']:.1f}",
                       human_size(row["memory_peak_bytes"]), human_size(row["block_read_bytes"]),
