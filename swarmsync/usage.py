@@ -7,11 +7,11 @@ runs and keeps the last reading. Two ways, the better first:
 
 - **cgroup** (the engine is on this host and its processes are visible: the worker is not itself in a
   container): the cgroup files of the container's first process (`/proc/PID/cgroup`), read every
-  `SAMPLE_SECONDS`. CPU (cgroup v1 `cpuacct.usage`, v2 `cpu.stat` usage_usec) and block I/O are
+  SWARMSYNC_USAGE_SAMPLE_SECONDS (0.1 s). CPU (cgroup v1 `cpuacct.usage`, v2 `cpu.stat` usage_usec) and block I/O are
   counters; the peak is the kernel's own (v1 `memory.max_usage_in_bytes`, v2 `memory.peak` from
   kernel 5.19, else the largest `memory.current` read); network from `/proc/PID/net/dev` (the
   container's network namespace). What the container does after the last reading is lost: at most
-  `SAMPLE_SECONDS` of CPU per core it uses.
+  one interval's CPU per core it uses.
 - **engine-stats** (a remote engine, or a worker in a container): Docker's stats stream, about one
   reading a second; the same counters, coarser at the end.
 
@@ -25,8 +25,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from swarmsync.settings import get_settings
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-SAMPLE_SECONDS = 0.1
 
 
 @dataclass
@@ -179,9 +180,9 @@ def from_engine_stats(stats: dict[str, Any], previous: Usage) -> Usage:
 class UsageMeter:
     """Follows one container from its start (or adoption) to `stop()`, in a thread of its own."""
 
-    def __init__(self, container: Any, every: float = SAMPLE_SECONDS):
+    def __init__(self, container: Any, every: float | None = None):
         self.container = container
-        self.every = every
+        self.every = every or get_settings().usage_sample_seconds
         self.last = Usage()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
