@@ -75,9 +75,11 @@ def total(parts: list[Usage], wall_seconds: float) -> Usage:
 
 # -- reading cgroup files ---------------------------------------------------------------------------
 
-def cgroup_paths(pid: int, root: Path = CGROUP_ROOT) -> dict[str, Path] | None:
+def cgroup_paths(pid: int, container_id: str, root: Path = CGROUP_ROOT) -> dict[str, Path] | None:
     """The cgroup folders of process `pid` by controller ("cpuacct", "memory", "blkio"; cgroup v2:
-    "unified" for all), or None when they cannot be read here (another PID namespace, no cgroupfs)."""
+    "unified" for all), or None when they cannot be read here (another PID namespace, no cgroupfs).
+    Each must name the container (`/docker/ID`, `docker-ID.scope`): in a PID namespace of its own, the
+    worker's `pid` would be some other process."""
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError:
@@ -92,7 +94,7 @@ def cgroup_paths(pid: int, root: Path = CGROUP_ROOT) -> dict[str, Path] | None:
                 paths[controller] = root / controller / path.lstrip("/")
     if "unified" not in paths and not {"cpuacct", "memory"} <= paths.keys():
         return None
-    return paths if all(p.is_dir() for p in paths.values()) else None
+    return paths if all(container_id in str(p) and p.is_dir() for p in paths.values()) else None
 
 
 def _keyed(text: str) -> dict[str, int]:
@@ -206,7 +208,7 @@ class UsageMeter:
             pid = int((self.container.attrs.get("State") or {}).get("Pid") or 0)
         except Exception:  # noqa: BLE001 - removed meanwhile: nothing to measure
             return
-        paths = cgroup_paths(pid) if pid else None
+        paths = cgroup_paths(pid, self.container.id) if pid else None
         if paths is not None:
             self._follow_cgroup(paths, pid)
         else:

@@ -43,3 +43,12 @@ def test_a_budget_month_is_the_calendar_month_in_utc():
                                                                       datetime(2027, 1, 1, tzinfo=UTC))
     assert month_bounds(datetime(2027, 1, 31, 12, tzinfo=UTC))[1] == datetime(2027, 2, 1, tzinfo=UTC)
     assert (_hours(10.24), _hours(0.00056), _hours(0.0)) == ("10.2", "0.00056", "0.0")
+
+
+def test_a_cgroup_is_used_only_when_it_names_the_container(tmp_path):
+    from swarmsync.usage import cgroup_paths
+
+    mine = "1" * 64
+    for controller in ("cpuacct", "memory", "blkio"):
+        (tmp_path / controller / "docker" / mine).mkdir(parents=True)
+    assert cgroup_paths(1, mine, tmp_path) is None  # this test's own process: not the container's cgroup
