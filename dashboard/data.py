@@ -475,3 +475,33 @@ def step_table(view: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"step": s["name"], "state": s["state"], "needs": ", ".join(s["needs"]), "when": s["when"],
              "attempts": s.get("attempts") or 0, "job": s.get("job_id") or "", "message": s.get("message") or ""}
             for s in view.get("steps", [])]
+
+
+# --- usage and budgets -----------------------------------------------------------------------
+USAGE_PERIODS = {"Last day": "1d", "Last 7 days": "7d", "Last 30 days": "30d", "All time": None}
+USAGE_GROUPS = ("project", "user", "pool", "image")
+
+
+def usage(client: Client, by: str = "project", since: str | None = "7d") -> list[dict[str, Any]]:
+    """Finished jobs' measured use summed `by` (`GET /usage`), in the client's project (None: all the user's)."""
+    return client.usage(by, since=since)
+
+
+def usage_table(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    """The sums as the Usage page shows them: CPU in seconds and hours, bytes in MiB."""
+    mib = 1024 * 1024
+    return [{by: row["key"] or "-", "jobs": row["jobs"], "cpu_s": round(row["cpu_seconds"], 1),
+             "cpu_hours": round(row["cpu_seconds"] / 3600, 3),
+             "peak_memory_mib": round(row["memory_peak_bytes"] / mib, 1),
+             "disk_read_mib": round(row["block_read_bytes"] / mib, 1),
+             "disk_written_mib": round(row["block_write_bytes"] / mib, 1),
+             "net_in_mib": round(row["net_rx_bytes"] / mib, 2), "net_out_mib": round(row["net_tx_bytes"] / mib, 2),
+             "wall_s": round(row["wall_seconds"], 1)} for row in rows]
+
+
+def budget(client: Client, project: str) -> dict[str, Any]:
+    return client.budget(project)
+
+
+def set_budget(client: Client, project: str, cpu_hours: float | None) -> dict[str, Any]:
+    return client.set_budget(project, cpu_hours)

@@ -33,6 +33,7 @@ PAGES: list[PageSpec] = [
     PageSpec("submit.py", "Submit", ":material/add_circle:", "jobs:submit"),
     PageSpec("schedules.py", "Schedules", ":material/schedule:", "schedules:read"),
     PageSpec("workers.py", "Workers", ":material/dns:", "health:read"),
+    PageSpec("usage.py", "Usage", ":material/data_usage:", "jobs:read"),
     PageSpec("admin.py", "Admin", ":material/admin_panel_settings:", "users:manage"),
     PageSpec("keys.py", "My keys", ":material/key:", "keys:own"),
     PageSpec("settings.py", "Settings", ":material/settings:"),

@@ -51,6 +51,7 @@ from swarmsync.runtime import JobRuntime
 from swarmsync.service_group import GroupRun, group_output, start_or_adopt_group
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.usage import total
 
 
 class JobFailed(RuntimeError):
@@ -200,6 +201,9 @@ async def run_container(
             result.output_note = note
         if isinstance(run, GroupRun):
             result.extra["containers"] = run.manifest()
+            result.extra["usage"] = run.usage(result.finished_at - started).as_dict()
+        else:
+            result.extra["usage"] = total([run.usage], result.finished_at - started).as_dict()
     finally:
         close_output()
         if run is not None:
@@ -241,7 +245,7 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     for name in archive.TEXT_FILES:  # a job refused before it ran still gets (empty) .txt files
         (spool / name).touch()
     manifest = {**outcome.build_manifest(spec, image, result, state, _worker_name()),
-                "project": runtime.project or DEFAULT_PROJECT, "owner": runtime.submitter}
+                "project": runtime.project or DEFAULT_PROJECT, "owner": runtime.submitter, "pool": runtime.pool}
     link = core_link.current()  # a worker host with a token: the archive goes to Core, which indexes it
     try:
         location, manifest = await _store_archive(flow_run_id, spool, manifest, runtime.archive_block, link)

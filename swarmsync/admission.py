@@ -16,6 +16,8 @@ The checks, in order, each refusal audited:
 3. files from the worker host (`inputs[].source`) need `pools:manage`;
 4. the caller (with its project) may use the pool (`HostPolicy.check_caller`);
 5. the job, resolved with the pool's defaults, fits the pool's policy (`HostPolicy.check`).
+6. the project has CPU-hours left this month, if an admin set it a budget
+   (`usage_report.check_budget`; also for the server host's own Python API).
 
 Nothing is created before `admit` returns; it returns the job as it will run on the pool.
 """
@@ -33,6 +35,7 @@ from swarmsync.policy import HostPolicy, PoolNotFound
 from swarmsync.secret_access import check_secrets
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError
+from swarmsync.usage_report import check_budget
 
 
 @uses_prefect_api
@@ -71,13 +74,17 @@ def admit(
     (Forbidden 403, ProjectNotFound 404, PolicyViolation 403). `principal` None: the server host's own
     Python API (trusted): only the pool's policy is checked."""
     if principal is None:
-        return pool_host_policy(pool).check(spec)
+        checked = pool_host_policy(pool).check(spec)
+        check_budget(project)
+        return checked
     project = project or DEFAULT_PROJECT
     with _audited(principal, action, pool or get_settings().work_pool, address, project):
         _check_caller_may(principal, spec, project, new_secrets, context)
         policy = pool_host_policy(pool)
         policy.check_caller(principal.username, principal.role.value, project)
-        return policy.check(spec)
+        checked = policy.check(spec)
+        check_budget(project)  # the project's monthly CPU-hours (swarmsync/usage_report.py)
+        return checked
 
 
 def admit_saved(

@@ -349,6 +349,23 @@ class Client:
     def remove_member(self, project: str, username: str) -> None:
         self.request("DELETE", f"/projects/{project}/members/{username}")
 
+    # --- usage and budgets ------------------------------------------------------------------
+    def usage(self, by: str = "project", project: str | None = None, user: str | None = None,
+              since: str | None = None) -> list[dict[str, Any]]:
+        """Finished jobs' measured use summed `by` user, project, pool or image (`GET /usage`): `key`, `jobs`,
+        `cpu_seconds`, `memory_peak_bytes` (the largest job's), block and network bytes, `wall_seconds`;
+        `since` a duration back from now ("7d"); `project` None: the client's project, if it has one."""
+        params = {k: v for k, v in {"by": by, "user": user, "since": since}.items() if v}
+        return self.request("GET", "/usage", params={**params, **self._scope(project)}).json()
+
+    def budget(self, project: str) -> dict[str, Any]:
+        """The project's monthly CPU-hours budget (`cpu_hours`, null: none), `used_cpu_hours`, `resets`."""
+        return self.request("GET", f"/usage/budgets/{project}").json()
+
+    def set_budget(self, project: str, cpu_hours: float | None) -> dict[str, Any]:
+        """Set (None: remove) the project's monthly CPU-hours budget (admins)."""
+        return self.request("PUT", f"/usage/budgets/{project}", json={"cpu_hours": cpu_hours}).json()
+
     # --- jobs: the same names as swarmsync.jobs ----------------------------------------
     def submit(self, image: str | JobSpec, command: list[str] | str | None = None, *,
                secret_env: dict[str, str] | None = None, pool: str | None = None, queue: str | None = None,

@@ -30,6 +30,7 @@ from swarmsync.output import OutputCapture
 from swarmsync.policy import BRIDGE, HostPolicy
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError, parse_image
+from swarmsync.usage import Usage, UsageMeter
 
 LABEL_JOB = "io.swarmsync.job"
 LABEL_FLOW_RUN = "io.swarmsync.flow-run-id"
@@ -373,6 +374,7 @@ class ContainerRun:
         self._readers: list[threading.Thread] = []
         self.cancel_requested = threading.Event()
         self.cap_reason: str | None = None  # "output-cap" or "files-cap" once a size cap was reached
+        self.meter = UsageMeter(container)  # follows the container while it runs (swarmsync/usage.py)
         if capture.max_bytes is not None:
             capture.on_limit = self._output_cap_reached
 
@@ -399,12 +401,14 @@ class ContainerRun:
         self._readers = [thread_with_context(self._pump, sock)]
         self._readers[0].start()
         self.container.start()
+        self.meter.start()
 
     def adopt(self) -> None:
         """Take over a container started by a worker that died: replay its output so far
         from the log driver and follow the rest (one follower per stream, so the
         interleaving between stdout and stderr is approximate after a recovery)."""
         self.container.reload()
+        self.meter.start()
         self._readers = [thread_with_context(self._follow, stream) for stream in ("stdout", "stderr")]
         for reader in self._readers:
             reader.start()
@@ -447,6 +451,7 @@ class ContainerRun:
             reason = "timeout"
             self.stop()
             status = self.container.wait()
+        self.meter.stop()
         if self.cancel_requested.is_set():
             reason = "cancelled"
         for reader in self._readers:
@@ -459,6 +464,11 @@ class ContainerRun:
         if reason is None and state.get("OOMKilled"):
             reason = "oom"
         return status.get("StatusCode"), reason
+
+    @property
+    def usage(self) -> Usage:
+        """What the container used (its last reading; final once `wait` returned)."""
+        return self.meter.last
 
     def stop(self) -> None:
         try:

@@ -120,6 +120,8 @@ def build_manifest(spec: JobSpec, image: ResolvedImage | None, outcome: Containe
     }
     if "containers" in outcome.extra:  # a job with services: every container, its digest, exit code, timings
         manifest["containers"] = outcome.extra["containers"]
+    if "usage" in outcome.extra:  # what its containers used (swarmsync/usage.py); none: it never ran
+        manifest["usage"] = outcome.extra["usage"]
     return manifest
 
 

@@ -36,6 +36,7 @@ from swarmsync.docker_runner import (
 from swarmsync.output import Interleaved, OutputCapture
 from swarmsync.policy import HostPolicy
 from swarmsync.spec import JobSpec
+from swarmsync.usage import Usage, total
 
 LABEL_SERVICE = "io.swarmsync.service"
 LABEL_ROLE = "io.swarmsync.role"  # "main" or "service"
@@ -273,6 +274,11 @@ class GroupRun:
                 pass
             member.finished_at = member.finished_at or (time.time() if member.started_at else None)
             member.run.capture.close()
+            member.run.meter.stop()
+
+    def usage(self, wall_seconds: float) -> Usage:
+        """The group's use: the sum of its containers' (swarmsync/usage.py)."""
+        return total([m.run.usage for m in self.members.values()], wall_seconds)
 
     def stop(self) -> None:
         """Cancel or a size cap: stop the main container (or the start-up); the services follow."""

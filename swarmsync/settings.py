@@ -126,6 +126,10 @@ class SwarmSyncSettings(BaseSettings):
     cancel_poll_seconds: float = Field(
         default=1.0, description="How often a running job checks whether it was cancelled."
     )
+    usage_sample_seconds: float = Field(
+        default=0.1, gt=0, le=10, description="How often a job's cgroup is read for its usage (its last "
+        "interval's CPU may be missed: the cgroup is gone once the container exits)."
+    )
 
     # --- accounts and the SwarmSync API -------------------------------------------------
     api_host: str | None = Field(default=None, description="Address the SwarmSync API binds to (default: HOST).")

@@ -28,6 +28,7 @@ from swarmsync.api import (
     routes_tls,
     routes_tokens,
     routes_uploads,
+    routes_usage,
     routes_users,
     routes_worker,
     routes_worker_tokens,
@@ -58,6 +59,7 @@ ROUTERS = [
     routes_worker.router,
     routes_uploads.router,
     routes_tls.router,
+    routes_usage.router,
 ]
 
 

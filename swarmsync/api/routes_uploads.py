@@ -147,7 +147,7 @@ async def _run_facts(request: Request, principal: WorkerPrincipal, run_id: str) 
     pool = await gateway(request).scope.pool(principal.pool)
     properties = ((pool.get("base_job_template") or {}).get("variables") or {}).get("properties") or {}
     block = (properties.get("archive_block") or {}).get("default") or None
-    return block, {"project": project_of(run), "owner": run_submitter(run)}
+    return block, {"project": project_of(run), "owner": run_submitter(run), "pool": principal.pool}
 
 
 def _committed(done: staging.Committed) -> CommitOut:

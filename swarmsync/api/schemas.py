@@ -205,6 +205,19 @@ class ArchivedFile(Open):
     size: int
 
 
+class JobUsageOut(BaseModel):
+    """What a job's containers used, measured while they ran (docs/alerts-and-monitoring.md#usage-and-budgets)."""
+
+    cpu_seconds: float
+    memory_peak_bytes: int
+    block_read_bytes: int
+    block_write_bytes: int
+    net_rx_bytes: int
+    net_tx_bytes: int
+    wall_seconds: float
+    source: str = Field(description="cgroup, engine-stats (Docker's stats stream), or none (it never ran)")
+
+
 class ManifestOut(Open):
     """The archive manifest of a finished job (more fields as the runner records them)."""
 
@@ -215,6 +228,33 @@ class ManifestOut(Open):
     message: str | None = None
     files: dict[str, ArchivedFile] = Field(default_factory=dict)
     manifest_sha256: str | None = None
+    usage: JobUsageOut | None = None
+
+
+class UsageSumOut(BaseModel):
+    """The summed use of one user, project, pool or image (`key`; null: not recorded)."""
+
+    key: str | None
+    jobs: int
+    cpu_seconds: float
+    memory_peak_bytes: int = Field(description="The largest single job's peak")
+    block_read_bytes: int
+    block_write_bytes: int
+    net_rx_bytes: int
+    net_tx_bytes: int
+    wall_seconds: float
+
+
+class BudgetSet(Strict):
+    cpu_hours: Annotated[float, Field(ge=0, le=1e9)] | None = Field(
+        description="CPU-hours a month for the project's jobs; null removes the cap")
+
+
+class BudgetOut(BaseModel):
+    project: str
+    cpu_hours: float | None = Field(description="The monthly budget; null: no cap")
+    used_cpu_hours: float = Field(description="CPU-hours of the project's jobs finished this month (UTC)")
+    resets: datetime = Field(description="When the month's count starts again")
 
 
 # --- schedules and templates -------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The archive index (`archive_index` in SwarmSync's database): one row per archived job, naming
-the store its files are in (`archive_block`) and the manifest's SHA-256."""
+the store its files are in (`archive_block`) and the manifest's SHA-256; with it, the job's
+`job_usage` row (what its containers used, from the manifest)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +14,9 @@ from sqlalchemy import select
 from swarmsync.archive.errors import ArchiveNotFound, ArchiveStoreError
 from swarmsync.archive.factory import store_for
 from swarmsync.archive.store import Store
-from swarmsync.db import ArchiveRecord, session_scope
+from swarmsync.db import ArchiveRecord, JobUsage, session_scope
 from swarmsync.owners import DEFAULT_PROJECT
+from swarmsync.usage import Usage
 
 
 def indexed(job_id: str) -> ArchiveRecord | None:
@@ -93,6 +96,20 @@ def index_archive(manifest: dict[str, Any], location: str, block: str | None = N
     )
     with session_scope() as session:
         session.merge(row)
+        usage = usage_row(manifest, row)
+        if usage is not None:
+            session.merge(usage)
+
+
+def usage_row(manifest: dict[str, Any], row: ArchiveRecord) -> JobUsage | None:
+    """The job's `job_usage` row from its manifest's `usage` (none: its container never ran). It
+    outlives the archive (retention removes files, not what a project used)."""
+    used = Usage.from_dict(manifest.get("usage"))
+    if used is None:
+        return None
+    return JobUsage(job_id=row.job_id, owner=row.owner, project=row.project or DEFAULT_PROJECT,
+                    pool=manifest.get("pool"), image=row.image, state=row.state, finished_at=row.finished_at,
+                    **{k: v for k, v in asdict(used).items()})
 
 
 def _ts(value: str | None) -> datetime | None:

@@ -21,6 +21,7 @@ from swarmsync.cli import (
     templates,
     tls,
     tokens,
+    usage,
     users,
     worker,
 )
@@ -74,6 +75,7 @@ app.add_typer(schedules.app, name="schedule")
 app.add_typer(templates.app, name="template")
 app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(tls.app, name="tls")
+app.add_typer(usage.app)  # usage
 
 
 def main() -> None:

@@ -111,3 +111,24 @@ def use(
         fail(f"no project named {name!r} that you are a member of; see 'swarmsync project list'")
     path = use_project(name)
     err.print(f"working in project {name} (stored in {path}); 'swarmsync project use --clear' forgets it")
+
+
+@app.command("budget")
+def budget(
+    name: str,
+    cpu_hours: Annotated[float | None, typer.Option("--cpu-hours", min=0,
+                                                    help="CPU-hours a month for the project's jobs (admins)")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="No cap any more (admins)")] = False,
+) -> None:
+    """Show a project's monthly CPU-hours budget and its use this month; set it with --cpu-hours (admins).
+    Past it, the project's new jobs are refused until the month ends (UTC)."""
+    if cpu_hours is not None and remove:
+        fail("give --cpu-hours N or --remove, not both")
+    with _refusals():
+        if cpu_hours is not None or remove:
+            row = project_admin().set_budget(name, None if remove else cpu_hours)
+        else:
+            row = project_admin().budget(name)
+    cap = "none" if row["cpu_hours"] is None else f"{row['cpu_hours']:g} CPU-hours"
+    console.print(f"project {name}: budget {cap} a month; used {row['used_cpu_hours']:.2f} CPU-hours this month "
+                  f"(resets {str(row['resets'])[:10]})")

@@ -10,9 +10,10 @@ default project and listings show every project of the caller's)."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
-from swarmsync import templates
+from swarmsync import templates, usage_report
 from swarmsync.auth import projects
 from swarmsync.auth.roles import Principal
 from swarmsync.backend import JobBackend
@@ -23,6 +24,7 @@ from swarmsync.deployments.schedules import RecurringJob
 from swarmsync.jobs import Job, LocalJobs, build_spec
 from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.settings import get_settings
+from swarmsync.timing import parse_duration
 
 WHEN = ("cron", "every", "rrule", "timezone", "start")
 
@@ -186,6 +188,22 @@ class LocalProjects:
     def remove_member(self, name: str, username: str) -> None:
         projects.remove_member(self.principal, name, username)
 
+    def usage(self, by: str = "project", project: str | None = None, user: str | None = None,
+              since: str | None = None) -> list[dict[str, Any]]:
+        start = datetime.now(UTC) - parse_duration(since) if since else None
+        return [asdict(s) for s in usage_report.summarize(self.principal, by, project, user, start)]
+
+    def budget(self, name: str) -> dict[str, Any]:
+        if not projects.exists(name):
+            raise projects.ProjectNotFound(f"no project named {name!r}; see 'swarmsync project list'")
+        _, resets = usage_report.month_bounds()
+        return {"project": name, "cpu_hours": usage_report.budget(name),
+                "used_cpu_hours": usage_report.month_cpu_seconds(name) / 3600, "resets": resets.isoformat()}
+
+    def set_budget(self, name: str, cpu_hours: float | None) -> dict[str, Any]:
+        usage_report.set_budget(self.principal, name, cpu_hours)
+        return self.budget(name)
+
 
 class RemoteProjects:
     """The same methods as `LocalProjects`, through the API's `/projects`."""
@@ -214,3 +232,13 @@ class RemoteProjects:
 
     def remove_member(self, name: str, username: str) -> None:
         self.client.remove_member(name, username)
+
+    def usage(self, by: str = "project", project: str | None = None, user: str | None = None,
+              since: str | None = None) -> list[dict[str, Any]]:
+        return self.client.usage(by, project, user, since)
+
+    def budget(self, name: str) -> dict[str, Any]:
+        return self.client.budget(name)
+
+    def set_budget(self, name: str, cpu_hours: float | None) -> dict[str, Any]:
+        return self.client.set_budget(name, cpu_hours)

@@ -1,5 +1,5 @@
 """SwarmSync's own database: archive index, worker telemetry, users, tokens, sessions, audit,
-SSH login keys and their challenges, projects and their members, worker tokens and their claims.
+SSH login keys and their challenges, projects and their members, worker tokens and their claims, jobs' measured usage.
 
 SQLAlchemy models in `models.py`, Alembic migrations in `migrations/`, engine and
 sessions in `session.py`. SQLite under SWARMSYNC_HOME by default; PostgreSQL via
@@ -11,6 +11,7 @@ from swarmsync.db.models import (
     ArchiveRecord,
     AuditEvent,
     Base,
+    JobUsage,
     LoginChallenge,
     LoginFailure,
     Project,
@@ -26,7 +27,8 @@ from swarmsync.db.models import (
 from swarmsync.db.session import get_engine, migrate, session_scope
 
 __all__ = [
-    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "LoginChallenge", "LoginFailure", "Project", "ProjectMember",
+    "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "JobUsage", "LoginChallenge", "LoginFailure", "Project",
+    "ProjectMember",
     "SecretOwner", "SessionRecord",
     "SshKey", "User",
     "WorkerClaim", "WorkerTelemetry", "WorkerToken", "get_engine", "migrate", "session_scope",

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -37,6 +48,29 @@ class ArchiveRecord(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
+
+
+class JobUsage(Base):
+    """What one finished job's containers used (migration 0010_job_usage), written with its index row:
+    the rows `GET /usage` sums and project budgets count (swarmsync/usage_report.py)."""
+
+    __tablename__ = "job_usage"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the flow-run id
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    pool: Mapped[str | None] = mapped_column(String(200))
+    image: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(32))
+    cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    memory_peak_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    block_read_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    block_write_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    net_rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    net_tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    wall_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    source: Mapped[str] = mapped_column(String(32))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 class WorkerTelemetry(Base):
     """The latest heartbeat of a SwarmSync worker and its Docker host."""
@@ -155,6 +189,7 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cpu_hours_budget: Mapped[float | None] = mapped_column(Float)  # a month's CPU-hours (0010_job_usage); None: no cap
 
 
 class ProjectMember(Base):

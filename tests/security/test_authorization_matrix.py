@@ -280,6 +280,10 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("GET", "/projects/{project}/members", fixed("/projects/{p}/members"), READ_P),
     ("PUT", "/projects/{project}/members/{username}", new_member, MEMBERS_P),
     ("DELETE", "/projects/{project}/members/{username}", a_member, MEMBERS_P),
+    # usage and budgets (budget null: the matrix's own jobs in P stay admitted)
+    ("GET", "/usage", fixed("/usage?project={p}&by=user"), READ_P),
+    ("GET", "/usage/budgets/{project}", fixed("/usage/budgets/{p}"), READ_P),
+    ("PUT", "/usage/budgets/{project}", lambda w: (f"/usage/budgets/{w.p}", {"cpu_hours": None}), ADMIN_ONLY),
     # worker hosts' tokens (admins) and the routes worker hosts call (worker tokens only)
     ("GET", "/worker-tokens", fixed("/worker-tokens"), ADMIN_ONLY),
     ("POST", "/worker-tokens", lambda w: ("/worker-tokens", {"name": f"m-{uuid.uuid4().hex[:8]}"}), ADMIN_ONLY),
