@@ -203,3 +203,38 @@ def test_a_route_raising_a_family_error_is_answered_by_the_one_handler():
                                         "errors": [{"loc": ["body", "cpus"], "msg": "must be > 0"}]}
     assert answers["anonymous"].headers["WWW-Authenticate"] == "Bearer"
     assert answers["locked"].headers["Retry-After"] == "30"
+
+
+def test_a_command_raising_a_family_error_prints_one_line_and_exits_with_its_code():
+    """`OneLineErrors` (the root of `swarmsync`) over a command of each kind, and a real one: `submit --at` with
+    a time that is not one raises `TimingError` from the core, which no command catches any more."""
+    import typer
+    from typer.testing import CliRunner
+
+    from swarmsync.cli.main import OneLineErrors, app
+    from swarmsync.client import APIInputError
+
+    raised: dict[str, BaseException] = {
+        "missing": NotFoundError("no job abc"), "invalid": InvalidError("bad cron"), "taken": ConflictError("taken"),
+        "down": UnavailableError("the store does not answer"), "refused": RefusedError("not yours"),
+        "failed": Error("the stack did not come up"), "api": APIInputError(422, "422: cpus: must be > 0"),
+    }
+    tree = typer.Typer(cls=OneLineErrors)
+
+    @tree.command()
+    def fail_with(what: str) -> None:
+        raise raised[what]
+
+    @tree.command()
+    def other() -> None:  # two commands: `fail_with` stays a subcommand, as in `swarmsync`
+        pass
+
+    codes = {}
+    for what, exc in raised.items():
+        result = CliRunner().invoke(tree, ["fail-with", what])
+        assert result.output.strip() == f"error: {exc}", result.output
+        codes[what] = result.exit_code
+    assert codes == {"missing": 2, "invalid": 2, "taken": 2, "down": 3, "refused": 4, "failed": 1, "api": 4}
+
+    late = CliRunner().invoke(app, ["submit", "--at", "tomorrowish", "busybox", "true"])
+    assert late.exit_code == 2 and "error: time 'tomorrowish' is not ISO 8601" in " ".join(late.output.split())
