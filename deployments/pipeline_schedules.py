@@ -33,6 +33,7 @@ from swarmsync.connection import uses_prefect_api
 from swarmsync.deployments.pipeline_deployment import SCHEDULE_TAG, schedule_pipeline
 from swarmsync.deployments.schedule_rules import ScheduleError, build_schedule, describe, next_run_times
 from swarmsync.deployments.schedules import change_deployment
+from swarmsync.errors import ConflictError, NotFoundError
 from swarmsync.owners import DEFAULT_PROJECT, owner_of_tags, project_of, stored_name
 from swarmsync.pipeline_secrets import store_step_secrets
 from swarmsync.pipeline_spec import PipelineSpec
@@ -41,11 +42,11 @@ from swarmsync.templates import check_name
 from swarmsync.timing import parse_duration
 
 
-class PipelineScheduleNotFound(LookupError):
+class PipelineScheduleNotFound(NotFoundError):
     """No pipeline schedule with that name in the project (404)."""
 
 
-class PipelineScheduleConflict(ScheduleError):
+class PipelineScheduleConflict(ConflictError, ScheduleError):
     """The name is taken by another pipeline schedule of the project (409)."""
 
 

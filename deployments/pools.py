@@ -9,6 +9,7 @@ import anyio
 from pydantic import ValidationError
 
 from swarmsync.connection import uses_prefect_api
+from swarmsync.errors import InvalidError
 from swarmsync.policy import HostPolicy
 from swarmsync.policy import PoolNotFound as PoolNotFound  # no such pool (raised here and by the core)
 from swarmsync.settings import get_settings
@@ -20,7 +21,7 @@ LIST_FIELDS = ("allowed_networks", "allowed_roles", "allowed_users", "cap_drop",
 POLICY_FIELDS = (*HostPolicy.model_fields, "pull_policy", "archive_block", *BLOCK_FIELDS)
 
 
-class PolicyError(ValueError):
+class PolicyError(InvalidError):
     """Pool settings that cannot be used; `errors` says what is wrong with each one."""
 
     def __init__(self, errors: dict[str, str]):

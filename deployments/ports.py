@@ -12,8 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from swarmsync.errors import ConflictError
 
-class PortTaken(RuntimeError):
+
+class PortTaken(ConflictError, RuntimeError):
     """A port the stack needs is in use; the message says by what and what to do."""
 
 

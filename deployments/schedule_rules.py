@@ -22,13 +22,14 @@ from prefect.client.schemas.objects import ConcurrencyLimitStrategy, Concurrency
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, CronSchedule, IntervalSchedule, RRuleSchedule
 from prefect.schedules import Schedule
 
+from swarmsync.errors import Error, InvalidError
 from swarmsync.prefect_internals import cron_checkers
 
 OVERLAP_POLICIES = ("allow", "skip", "queue")
 _STRATEGY = {"skip": ConcurrencyLimitStrategy.CANCEL_NEW, "queue": ConcurrencyLimitStrategy.ENQUEUE}
 
 
-class ScheduleError(ValueError):
+class ScheduleError(InvalidError):
     """A schedule that cannot be used; the message says why and how to fix it."""
 
 
@@ -65,7 +66,7 @@ RRULE_ANCHOR = datetime(2020, 1, 1)  # Prefect's DEFAULT_ANCHOR_DATE: the start 
 RRULE_CHECK_SECONDS = 0.4  # how long finding an RRule's next occurrence may take before it is refused
 
 
-class _TooSlow(Exception):
+class _TooSlow(Error):
     pass
 
 

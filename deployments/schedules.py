@@ -53,6 +53,7 @@ from swarmsync.deployments.schedule_rules import (
     overlap_policy,
     to_deployment_schedule,
 )
+from swarmsync.errors import ConflictError, NotFoundError
 from swarmsync.jobs import JOB_FLOW_NAME, Job, prepare_spec
 from swarmsync.owners import DEFAULT_PROJECT, owner_of_tags, owner_tags, project_of, stored_name, without_user_tags
 from swarmsync.settings import get_settings
@@ -67,11 +68,11 @@ __all__ = [
 
 
 
-class ScheduleNotFound(LookupError):
+class ScheduleNotFound(NotFoundError):
     """No schedule with that name."""
 
 
-class ScheduleConflict(ScheduleError):
+class ScheduleConflict(ConflictError, ScheduleError):
     """The name is taken (409): by another schedule of the project, or by a pool's job deployment."""
 
 

@@ -22,10 +22,11 @@ import httpx
 from swarmsync.connection import api_healthy, api_url, prefect_api
 from swarmsync.db import migrate
 from swarmsync.deployments.ports import PortTaken, check_ports
+from swarmsync.errors import Error
 from swarmsync.settings import SwarmSyncSettings, get_settings
 
 
-class StackError(RuntimeError):
+class StackError(Error, RuntimeError):
     """A part of the stack did not come up; the message says which and why."""
 
 

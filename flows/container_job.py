@@ -45,6 +45,7 @@ from swarmsync.docker_runner import (
     start_or_adopt,
     thread_with_context,
 )
+from swarmsync.errors import Error
 from swarmsync.output import Interleaved, OutputCapture
 from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.runtime import JobRuntime
@@ -54,7 +55,7 @@ from swarmsync.spec import JobSpec, JobSpecError
 from swarmsync.usage import total
 
 
-class JobFailed(RuntimeError):
+class JobFailed(Error, RuntimeError):
     """A container ended with an exit code the job does not allow (retryable)."""
 
     def __init__(self, result: ContainerOutcome):

@@ -25,6 +25,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed, State
 
+from swarmsync.errors import Error
 from swarmsync.jobs import deployment_for_pool, run_request
 from swarmsync.owners import (
     DEFAULT_PROJECT,
@@ -42,7 +43,7 @@ from swarmsync.pipelines import PIPELINE_LABEL, latest_by_step, pipeline_tag, st
 POLL_SECONDS = 1.0
 
 
-class StepFailed(RuntimeError):
+class StepFailed(Error, RuntimeError):
     """The step's job ended in a state other than Completed."""
 
 

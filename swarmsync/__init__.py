@@ -9,6 +9,7 @@ from swarmsync import pipelines, templates
 from swarmsync.client import APIError, Client
 from swarmsync.compose import ComposeError, load_compose
 from swarmsync.deployments import schedules
+from swarmsync.errors import ConflictError, Error, InvalidError, NotFoundError, RefusedError, UnavailableError
 from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
 from swarmsync.pipeline_spec import PipelineError
 from swarmsync.pipelines import Pipeline, get_pipeline, pipeline
@@ -18,13 +19,19 @@ __all__ = [
     "APIError",
     "Client",
     "ComposeError",
+    "ConflictError",
+    "Error",
     "HealthCheck",
     "InputFile",
+    "InvalidError",
     "Job",
     "JobNotFound",
     "JobResult",
     "JobSpec",
     "JobSpecError",
+    "NotFoundError",
+    "RefusedError",
+    "UnavailableError",
     "get_job",
     "schedules",
     "templates",

@@ -34,6 +34,7 @@ from prefect.client.schemas.objects import FlowRun
 
 from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError, checked_chunks
 from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
+from swarmsync.errors import Error, InvalidError, NotFoundError, RefusedError
 from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
 from swarmsync.owners import DEFAULT_PROJECT, stored_name
@@ -45,7 +46,7 @@ CREDENTIALS_FILE = "credentials.json"
 ALL_PROJECTS = "*"  # `project=ALL_PROJECTS` on a listing: every project of the caller's, whatever the default
 
 
-class APIError(RuntimeError):
+class APIError(Error, RuntimeError):
     """The API refused a request; `status` is the HTTP status, the message its reason.
 
     `detail` is the error body's `detail` as the API returned it (a string, or FastAPI's list of
@@ -60,15 +61,15 @@ class APIError(RuntimeError):
         self.errors = list(errors or [])
 
 
-class APIInputError(APIError, ValueError):
+class APIInputError(APIError, InvalidError):
     """The API refused the request's content (400/422): a bad name, schedule or job."""
 
 
-class APINotFound(APIError, LookupError):
+class APINotFound(APIError, NotFoundError):
     """No such schedule or template on the server (404)."""
 
 
-class CertificateRefused(APIError):
+class CertificateRefused(APIError, RefusedError):
     """The API's certificate did not verify with the CA this client trusts (status 0: no answer was read)."""
 
 

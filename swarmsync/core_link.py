@@ -16,11 +16,13 @@ from typing import Any
 
 import httpx
 
+from swarmsync.errors import RefusedError
+
 GATEWAY_PATH = "/worker/prefect/api"
 WORKER_AUTH_USER = "worker"  # the token travels as Prefect's auth string `worker:ssw_...`
 
 
-class CoreRefused(RuntimeError):
+class CoreRefused(RefusedError, RuntimeError):
     """Core refused the worker's token (revoked, expired, unknown): the worker stops (`status` 401)."""
 
     def __init__(self, status: int, message: str) -> None:

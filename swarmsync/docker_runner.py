@@ -26,6 +26,7 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
 
+from swarmsync.errors import RefusedError
 from swarmsync.output import OutputCapture
 from swarmsync.policy import BRIDGE, HostPolicy
 from swarmsync.settings import get_settings
@@ -43,7 +44,7 @@ ICC_OPTION = "com.docker.network.bridge.enable_icc"
 STOP_GRACE_SECONDS = 5
 
 
-class JobRefused(RuntimeError):
+class JobRefused(RefusedError, RuntimeError):
     """The job cannot run as asked (bad payload checksum, image missing, policy); nothing ran."""
 
 

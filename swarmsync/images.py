@@ -12,12 +12,14 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from swarmsync.errors import UnavailableError
+
 LOCAL_BUSYBOX = "swarmsync/busybox:local"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 
-class ImageUnavailable(RuntimeError):
-    pass
+class ImageUnavailable(UnavailableError, RuntimeError):
+    """No busybox image here and none to pull (offline, no registry): the message says what to do."""
 
 
 def find_busybox() -> Path | None:

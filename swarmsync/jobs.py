@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from swarmsync import archive
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
+from swarmsync.errors import NotFoundError
 from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import (
     DEFAULT_PROJECT,
@@ -54,7 +55,7 @@ from swarmsync.timing import start_time
 JOB_FLOW_NAME = "container-job"
 
 
-class JobNotFound(LookupError):
+class JobNotFound(NotFoundError):
     """No job with that id."""
 
 

@@ -16,12 +16,13 @@ import tarfile
 from pathlib import PurePosixPath
 
 from swarmsync import archive
+from swarmsync.errors import Error
 from swarmsync.spec import InputFile
 
 HANDOFF_MAX_BYTES = 8 * 2**20  # the files of one handed-over folder, uncompressed
 
 
-class HandoffError(RuntimeError):
+class HandoffError(Error, RuntimeError):
     """A step's output folder cannot be handed over (none archived, too large, not valid)."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from swarmsync.errors import InvalidError
 from swarmsync.spec import JobSpec, JobSpecError
 
 When = Literal["success", "failure", "always"]
@@ -37,7 +38,7 @@ MAX_PARALLEL = 64
 STEP_KEYS = ("needs", "when", "matrix", "inputs_from", "template", "pool", "queue")
 
 
-class PipelineError(ValueError):
+class PipelineError(InvalidError):
     """A pipeline that cannot run; `errors` maps each wrong field (e.g. `steps.report.needs`) to why."""
 
     def __init__(self, errors: dict[str, str]):

@@ -37,6 +37,7 @@ from swarmsync.auth import secret_owners
 from swarmsync.auth.principals import principal_of
 from swarmsync.auth.roles import AuthError, Forbidden, Principal
 from swarmsync.connection import uses_prefect_api
+from swarmsync.errors import ConflictError, NotFoundError
 from swarmsync.jobs import Job, JobNotFound, prepare_spec
 from swarmsync.owners import (
     DEFAULT_PROJECT,
@@ -62,7 +63,7 @@ STEP_TAG_PREFIX = "swarmsync.step:"
 PIPELINE_LABEL = "swarmsync.pipeline"
 
 
-class PipelineNotFound(LookupError):
+class PipelineNotFound(NotFoundError):
     """No pipeline with that id (or none the caller may read)."""
 
 
@@ -70,7 +71,7 @@ class ResumeRefused(Forbidden):
     """The submitter may no longer run a step that resume would run again (403): nothing starts."""
 
 
-class PipelineConflict(RuntimeError):
+class PipelineConflict(ConflictError, RuntimeError):
     """The pipeline is not in a state that allows this (resume a running one, cancel an ended one)."""
 
 

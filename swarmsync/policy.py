@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from swarmsync.auth.roles import Forbidden
+from swarmsync.errors import NotFoundError
 from swarmsync.spec import (
     MAX_PIDS,
     MAX_TIMEOUT_SECONDS,
@@ -43,7 +44,7 @@ class PolicyViolation(Forbidden, JobSpecError):
     job (nothing ran) under a worker. The message names the setting."""
 
 
-class PoolNotFound(LookupError):
+class PoolNotFound(NotFoundError):
     """No work pool with that name."""
 
 

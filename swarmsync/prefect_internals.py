@@ -26,8 +26,10 @@ from typing import Any
 import prefect
 from cachetools import LRUCache, TTLCache, cached
 
+from swarmsync.errors import Error
 
-class PrefectInternalsChanged(RuntimeError):
+
+class PrefectInternalsChanged(Error, RuntimeError):
     """A Prefect internal SwarmSync relies on is gone or changed shape (an upgrade)."""
 
 

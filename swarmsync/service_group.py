@@ -33,6 +33,7 @@ from swarmsync.docker_runner import (
     list_containers,
     thread_with_context,
 )
+from swarmsync.errors import Error
 from swarmsync.output import Interleaved, OutputCapture
 from swarmsync.policy import HostPolicy
 from swarmsync.spec import JobSpec
@@ -45,7 +46,7 @@ _WORDS = {"service_started": "started", "service_healthy": "healthy",
           "service_completed_successfully": "completed successfully"}
 
 
-class _Abort(Exception):
+class _Abort(Error):
     """The group stops before its main container ran: reason ('timeout', 'cancelled', 'service')."""
 
     def __init__(self, reason: str, message: str | None = None):

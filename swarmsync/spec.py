@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from swarmsync.errors import InvalidError
+
 # Docker's reference grammar, simplified: [registry[:port]/]path[:tag][@sha256:hex]
 _NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?/)"
@@ -39,7 +41,7 @@ DependsCondition = Literal["service_started", "service_healthy", "service_comple
 _SERVICE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
 
 
-class JobSpecError(ValueError):
+class JobSpecError(InvalidError):
     """A job spec that cannot run; the message says what to fix."""
 
 

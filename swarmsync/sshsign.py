@@ -12,10 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from swarmsync.errors import Error
+
 NAMESPACE = "swarmsync-login"  # the same as swarmsync.auth.sshsig.NAMESPACE (the server's)
 
 
-class SigningError(RuntimeError):
+class SigningError(Error, RuntimeError):
     """ssh-keygen could not sign (no such key, wrong passphrase, agent without the key, ...)."""
 
 

@@ -20,6 +20,7 @@ from prefect.exceptions import ObjectNotFound
 from swarmsync.auth import secret_owners
 from swarmsync.blocks.job_template import JobTemplate
 from swarmsync.connection import uses_prefect_api
+from swarmsync.errors import ConflictError, NotFoundError
 from swarmsync.owners import DEFAULT_PROJECT, stored_name
 from swarmsync.prefect_internals import block_from_document
 from swarmsync.spec import JobSpec, JobSpecError
@@ -32,11 +33,11 @@ _TEMPLATE_FIELDS = {"image", "command", "env", "secrets", "cpu", "memory", "pids
 _RECORD_FIELDS = {"name", "project", "owner"}  # what the API adds to a template's job fields (TemplateOut)
 
 
-class TemplateNotFound(LookupError):
+class TemplateNotFound(NotFoundError):
     """No saved job template with that name."""
 
 
-class TemplateConflict(Exception):
+class TemplateConflict(ConflictError):
     """The name is another owner's template (409): replacing it is never silent."""
 
 

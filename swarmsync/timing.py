@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from swarmsync.errors import InvalidError
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class TimingError(ValueError):
+class TimingError(InvalidError):
     """A duration or start time that cannot be used; the message says why."""
 
 

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from swarmsync.errors import InvalidError
 from swarmsync.settings import SwarmSyncSettings
 
 CA_CERT, CA_KEY = "ca.pem", "ca-key.pem"
@@ -45,7 +46,7 @@ RENEW_BEFORE = dt.timedelta(days=30)
 ANY_ADDRESS = {"0.0.0.0", "::", ""}  # bind addresses, never a name a client connects to
 
 
-class TLSError(ValueError):
+class TLSError(InvalidError):
     """A certificate could not be made, read or trusted; the message says which file or server and why."""
 
 

@@ -107,9 +107,6 @@ def resume(pipeline_id: str, request: Request,
     pipeline ended failed or cancelled). The steps it will run are admitted again under their submitter first
     (403 naming why, nothing started: they lost their role, or the pool its grant)."""
     pipeline = changeable_pipeline(principal, pipeline_id)
-    try:
-        pipeline.resume(address(request))
-    except pipelines.PipelineConflict as exc:
-        raise Conflict(str(exc)) from None
+    pipeline.resume(address(request))  # PipelineConflict: 409 (api/errors.py)
     audit.record(principal.username, "pipeline.resume", pipeline.id, address=address(request))
     return pipeline_out(pipelines.get_pipeline(pipeline.id), with_steps=True)

@@ -31,7 +31,6 @@ from swarmsync.archive.errors import ArchiveNotFound
 from swarmsync.archive.layout import MANIFEST, check_name
 from swarmsync.auth import worker_tokens
 from swarmsync.auth.worker_tokens import WorkerPrincipal
-from swarmsync.gateway.scope import NotYours
 
 router = APIRouter(prefix="/worker/archives", tags=["worker hosts"], responses=responses(401, 404))
 
@@ -55,10 +54,7 @@ class Unstored(BaseModel):
 
 async def _claimed(request: Request, principal: WorkerPrincipal, run_id: str) -> Response | None:
     """None when the token claimed this run of its pool; else the 404 to answer."""
-    try:
-        await gateway(request).scope.check_run(principal, run_id)
-    except NotYours as exc:
-        return error_response(404, str(exc))
+    await gateway(request).scope.check_run(principal, run_id)  # NotYours: 404 (api/errors.py)
     if not await anyio.to_thread.run_sync(worker_tokens.claimed_by, principal, run_id):
         return error_response(404, f"flow run {run_id} was not claimed by worker token {principal.name!r}")
     return None
@@ -117,9 +113,7 @@ async def put_chunk(run_id: str, name: str, request: Request, offset: int = Quer
                                    f"{principal.pool!r} may have ({cap}: its max_output_bytes / max_files_bytes)")
     try:
         size = await anyio.to_thread.run_sync(staging.append, checked, name, offset, data, x_chunk_sha256)
-    except staging.ChunkCorrupt as exc:
-        return error_response(422, str(exc))
-    except staging.OffsetMismatch as exc:
+    except staging.OffsetMismatch as exc:  # ChunkCorrupt: 422 (api/errors.py)
         return _held_answer(409, name, exc.size, str(exc))
     return _held_answer(200, name, size)
 
@@ -168,9 +162,7 @@ async def commit(run_id: str, request: Request,
     block, facts = await _run_facts(request, principal, checked)
     try:
         done = await anyio.to_thread.run_sync(staging.commit, checked, body, x_manifest_sha256, block, facts)
-    except (staging.ChunkCorrupt, staging.ManifestInvalid) as exc:
-        return error_response(422, str(exc))
-    except staging.UploadIncomplete as exc:
+    except staging.UploadIncomplete as exc:  # ChunkCorrupt, ManifestInvalid: 422 (api/errors.py)
         return JSONResponse({"detail": str(exc), "held": exc.held}, status_code=409)
     await anyio.to_thread.run_sync(staging.sweep_stale)  # uploads given up long ago (at most hourly)
     return _committed(done)
@@ -185,9 +177,6 @@ async def unstored(run_id: str, body: Unstored, request: Request,
     if isinstance(checked, Response):
         return checked
     block, facts = await _run_facts(request, principal, checked)
-    try:
-        done = await anyio.to_thread.run_sync(staging.record_unstored, checked, body.manifest,
-                                              body.manifest_sha256.lower(), block, facts)
-    except staging.ManifestInvalid as exc:
-        return error_response(422, str(exc))
+    done = await anyio.to_thread.run_sync(staging.record_unstored, checked, body.manifest,
+                                          body.manifest_sha256.lower(), block, facts)  # ManifestInvalid: 422
     return _committed(done)

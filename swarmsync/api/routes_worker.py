@@ -23,8 +23,7 @@ from swarmsync.api.worker_auth import worker_caller
 from swarmsync.auth import audit
 from swarmsync.auth.worker_tokens import WorkerPrincipal
 from swarmsync.gateway import events
-from swarmsync.gateway.proxy import Gateway, NotHeld, Refused
-from swarmsync.gateway.scope import NotYours
+from swarmsync.gateway.proxy import Gateway, Refused
 
 router = APIRouter(prefix="/worker", tags=["worker hosts"], responses=responses(401, 403, 404))
 
@@ -50,11 +49,7 @@ async def prefect_api(path: str, request: Request, principal: WorkerPrincipal = 
         await anyio.to_thread.run_sync(lambda: audit.record(
             principal.actor, f"{request.method} /api/{path}"[:64], principal.pool, "denied", address(request),
             why=why, status=403))
-        return error_response(403, why)
-    except NotYours as exc:
-        return error_response(404, str(exc))
-    except NotHeld as exc:
-        return error_response(409, str(exc))
+        return error_response(403, why)  # NotYours: 404, NotHeld: 409 (api/errors.py)
     return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
 
 
@@ -125,10 +120,7 @@ async def run_owner(run_id: str, request: Request,
     from swarmsync.owners import project_of
     from swarmsync.worker import run_submitter, user_membership
 
-    try:
-        run = FlowRun.model_validate(await _run(request, principal, run_id))
-    except NotYours as exc:
-        return error_response(404, str(exc))
+    run = FlowRun.model_validate(await _run(request, principal, run_id))  # NotYours: 404 (api/errors.py)
     submitter, project = run_submitter(run), project_of(run)
     role, project_role = (await anyio.to_thread.run_sync(user_membership, submitter, project)
                           if submitter else (None, None))
@@ -146,10 +138,7 @@ async def run_outcome(run_id: str, request: Request,
     """The run's archived outcome (its final state's name and message); 404 when it has none."""
     from swarmsync import archive
 
-    try:
-        await gateway(request).scope.check_run(principal, run_id)
-    except NotYours as exc:
-        return error_response(404, str(exc))
+    await gateway(request).scope.check_run(principal, run_id)  # NotYours: 404 (api/errors.py)
     done = await anyio.to_thread.run_sync(archive.indexed_outcome, run_id)
     if not done:
         return error_response(404, f"flow run {run_id} has no archived outcome")

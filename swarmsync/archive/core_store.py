@@ -28,6 +28,7 @@ from swarmsync.archive.layout import MANIFEST, check_name
 from swarmsync.archive.staging import CHUNK_HEADER, MANIFEST_HEADER, OFFSET_HEADER
 from swarmsync.archive.store import CHUNK, Source, Store, StoredJob
 from swarmsync.core_link import CoreLink, CoreRefused
+from swarmsync.errors import UnavailableError
 
 log = logging.getLogger("swarmsync.archive")
 
@@ -37,7 +38,7 @@ COMMIT_TIMEOUT = httpx.Timeout(900.0, connect=10.0)  # Core copies a large archi
 COMMIT_ROUNDS = 3  # a commit answered "incomplete" (409) is followed by this many resumed uploads at most
 
 
-class _Transient(Exception):
+class _Transient(UnavailableError):
     """Core unreachable or answering 5xx/408/429: tried again."""
 
 

@@ -29,6 +29,7 @@ from swarmsync.archive.factory import store_for
 from swarmsync.archive.index import index_archive, indexed
 from swarmsync.archive.layout import MANIFEST, check_name
 from swarmsync.archive.store import job_id_of
+from swarmsync.errors import ConflictError, InvalidError
 from swarmsync.output import sha256_file
 from swarmsync.settings import get_settings
 
@@ -42,11 +43,11 @@ SWEEP_EVERY_SECONDS = 3600.0
 TEXT_LIMITS = {"state": 32, "reason": 64, "worker": 200, "image_digest": 200}
 
 
-class ChunkCorrupt(ValueError):
+class ChunkCorrupt(InvalidError):
     """A chunk or manifest whose bytes do not match the SHA-256 sent with it (422): nothing kept."""
 
 
-class OffsetMismatch(Exception):
+class OffsetMismatch(ConflictError):
     """A chunk sent for another offset than the size Core holds (409): the client resumes at `size`."""
 
     def __init__(self, name: str, offset: int, size: int) -> None:
@@ -54,11 +55,11 @@ class OffsetMismatch(Exception):
         self.size = size
 
 
-class ManifestInvalid(ValueError):
+class ManifestInvalid(InvalidError):
     """A manifest Core cannot take (422): not JSON, another job's, a name outside the layout, ..."""
 
 
-class UploadIncomplete(Exception):
+class UploadIncomplete(ConflictError):
     """A commit before every file is staged whole (409): `held` says what Core holds of each."""
 
     def __init__(self, problems: list[str], held: dict[str, int]) -> None:

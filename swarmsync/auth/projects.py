@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Forbidden, Permission, Principal, Role, authorize
 from swarmsync.db import Project, ProjectMember, User, session_scope
+from swarmsync.errors import InvalidError, NotFoundError
 
 DEFAULT_PROJECT = "default"
 # no '--': a project's templates and schedules are stored as `<project>--<name>` (swarmsync.owners)
@@ -43,15 +44,15 @@ class ProjectRole(StrEnum):
 RANK = {ProjectRole.VIEWER: 0, ProjectRole.OPERATOR: 1, ProjectRole.MAINTAINER: 2}
 
 
-class ProjectError(ValueError):
+class ProjectError(InvalidError):
     """A project request that cannot be done as asked (message says why)."""
 
 
-class ProjectNotFound(LookupError):
+class ProjectNotFound(NotFoundError):
     """No such project, or none the caller may read (the same answer: existence is not leaked)."""
 
 
-class MemberNotFound(LookupError):
+class MemberNotFound(NotFoundError):
     """No such user to add to a project."""
 
 

@@ -26,13 +26,14 @@ from functools import cache
 from sqlalchemy import delete, func, select
 
 from swarmsync.db import LoginFailure, session_scope
+from swarmsync.errors import RefusedError
 from swarmsync.settings import get_settings
 
 IN_FLIGHT_SECONDS = 30  # an attempt in flight lapses after this (a crashed API process)
 WAIT_SECONDS = 20  # how long a new attempt waits for the attempts in flight before it is refused
 
 
-class LockedOut(Exception):
+class LockedOut(RefusedError):
     """Too many failed logins; the message says for whom and how long."""
 
     def __init__(self, message: str, retry_after: int):

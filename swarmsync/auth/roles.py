@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from swarmsync.errors import RefusedError
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -46,7 +48,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
-class AuthError(Exception):
+class AuthError(RefusedError):
     """Base of the two ways a request is refused."""
 
     status_code = 401

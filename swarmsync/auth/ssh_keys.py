@@ -21,6 +21,7 @@ from swarmsync.auth.roles import ROLE_PERMISSIONS, Forbidden, Permission, Princi
 from swarmsync.auth.sessions import session_store
 from swarmsync.auth.users import AccountError, LoginSession, UserInfo, UserNotFound
 from swarmsync.db import SshKey, User, session_scope
+from swarmsync.errors import NotFoundError
 from swarmsync.settings import get_settings
 
 REFUSED = "key login refused: wrong user, nonce, key or signature (or the account is disabled)"
@@ -28,7 +29,7 @@ MAX_NONCE = 200
 MAX_SIGNATURE = 16_000
 
 
-class KeyNotFound(LookupError):
+class KeyNotFound(NotFoundError):
     pass
 
 

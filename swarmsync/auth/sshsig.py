@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from swarmsync.errors import InvalidError
 from swarmsync.sshsign import NAMESPACE  # the one SSHSIG namespace of a SwarmSync login
 
 __all__ = ["NAMESPACE", "KeyFormatError", "PublicKey", "Signature", "SignatureError", "fingerprint",
@@ -35,11 +36,11 @@ ARMOR_END = "-----END SSH SIGNATURE-----"
 MAX_COMMENT = 200
 
 
-class KeyFormatError(ValueError):
+class KeyFormatError(InvalidError):
     """Not an OpenSSH public key of a supported type (the message says what is wrong)."""
 
 
-class SignatureError(ValueError):
+class SignatureError(InvalidError):
     """A signature that is malformed, in another namespace, or does not verify (message says which)."""
 
 

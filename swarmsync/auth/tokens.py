@@ -16,9 +16,10 @@ from swarmsync.auth.roles import ROLE_PERMISSIONS, Forbidden, Permission, Princi
 from swarmsync.auth.secrets import API_TOKEN_PREFIX, digest, new_secret
 from swarmsync.auth.users import AccountError, UserNotFound
 from swarmsync.db import ApiToken, User, session_scope
+from swarmsync.errors import NotFoundError
 
 
-class TokenNotFound(LookupError):
+class TokenNotFound(NotFoundError):
     pass
 
 

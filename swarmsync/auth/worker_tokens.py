@@ -23,6 +23,7 @@ from swarmsync.auth import audit
 from swarmsync.auth.roles import Unauthenticated
 from swarmsync.auth.secrets import digest, new_secret
 from swarmsync.db import WorkerClaim, WorkerToken, session_scope
+from swarmsync.errors import ConflictError, InvalidError, NotFoundError
 from swarmsync.timing import db_utc
 
 WORKER_TOKEN_PREFIX = "ssw_"
@@ -31,15 +32,15 @@ LAST_SEEN_RESOLUTION = 2.0  # seconds: last seen is written at most this often p
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class WorkerTokenError(ValueError):
+class WorkerTokenError(InvalidError):
     """A worker token request that cannot be done as asked (400)."""
 
 
-class WorkerTokenNotFound(LookupError):
+class WorkerTokenNotFound(NotFoundError):
     pass
 
 
-class WorkerTokenConflict(Exception):
+class WorkerTokenConflict(ConflictError):
     """A token of that name exists (409)."""
 
 

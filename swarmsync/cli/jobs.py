@@ -38,8 +38,6 @@ from swarmsync.cli.options import (
 )
 from swarmsync.cli.target import job_backend, project
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
-from swarmsync.templates import TemplateNotFound
-from swarmsync.timing import TimingError
 
 app = typer.Typer()
 
@@ -76,10 +74,7 @@ def follow(job: jobs.Job) -> int:
 
 
 def _job(job_id: str) -> jobs.Job:
-    try:
-        return job_backend().get_job(job_id)
-    except jobs.JobNotFound as exc:
-        fail(str(exc))
+    return job_backend().get_job(job_id)  # JobNotFound: exit 2 (console.EXIT_CODES)
 
 
 def _input_files(items: list[str]) -> list[InputFile]:
@@ -245,12 +240,8 @@ def submit(
             image, cmd, secret_env=secret_env, pool=pool, queue=queue, template=template, at=at, delay=delay,
             project=in_project, **options,
         )
-    except TimingError as exc:
-        fail(str(exc))
-    except (ValidationError, JobSpecError) as exc:
+    except (ValidationError, JobSpecError) as exc:  # TimingError, JobNotFound, TemplateNotFound: exit 2
         fail(f"invalid job: {exc}")
-    except (jobs.JobNotFound, TemplateNotFound) as exc:
-        fail(str(exc))
     if at or delay:
         scheduled = job.flow_run().expected_start_time
         err.print(f"scheduled for {scheduled.astimezone():%Y-%m-%d %H:%M:%S %Z}; cancel with: "

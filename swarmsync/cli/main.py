@@ -7,8 +7,6 @@ import httpx
 import typer
 from typer.core import TyperGroup
 
-from swarmsync.auth.roles import AuthError
-from swarmsync.auth.users import AccountError, UserNotFound
 from swarmsync.cli import (
     accounts,
     jobs,
@@ -25,24 +23,20 @@ from swarmsync.cli import (
     users,
     worker,
 )
-from swarmsync.cli.console import fail
-from swarmsync.client import APIError
+from swarmsync.cli.console import exit_code, fail
 from swarmsync.connection import api_url
-from swarmsync.tls import TLSError
+from swarmsync.errors import Error
 
 
 class OneLineErrors(TyperGroup):
-    """Refusals, missing accounts and connection problems become one `error:` line, not a traceback."""
+    """The one place a command's error becomes one `error:` line and an exit code, not a traceback:
+    `swarmsync.Error` (and `LookupError`) by `console.EXIT_CODES`, Prefect's HTTP errors here."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (APIError, AuthError) as exc:
-            fail(str(exc), 4)
-        except TLSError as exc:
-            fail(str(exc), 2)
-        except (AccountError, UserNotFound, LookupError) as exc:
-            fail(str(exc), 2)
+        except (Error, LookupError) as exc:
+            fail(str(exc), exit_code(exc))
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != 401:
                 raise

@@ -52,10 +52,7 @@ class LocalPipelines:
                 fail(f"pipeline {pipeline.id} already ended {pipeline.status()}")
             pipeline.cancel()
         else:
-            try:
-                pipeline.resume()
-            except pipelines.PipelineConflict as exc:
-                fail(str(exc))
+            pipeline.resume()  # PipelineConflict: exit 2 (console.EXIT_CODES)
         return pipeline.describe()
 
     def job(self, job_id: str) -> Job:

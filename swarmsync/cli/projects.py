@@ -9,14 +9,11 @@ later command that gives no `--project` (kept beside the stored login).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from swarmsync.auth.projects import ProjectError
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.target import project, project_admin
 from swarmsync.client import use_project
@@ -25,15 +22,6 @@ app = typer.Typer(no_args_is_help=True, help="Projects: who may read and run whi
 
 Role = Annotated[str, typer.Option("--role", "-r", help="viewer (reads), operator (and runs jobs, changes its "
                                    "own), maintainer (and changes everyone's, manages members)")]
-
-
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """A project request that cannot be done as asked: its message, exit code 2."""
-    try:
-        yield
-    except ProjectError as exc:
-        fail(str(exc))
 
 
 def _member(row: dict[str, Any]) -> None:
@@ -57,16 +45,14 @@ def create(
     description: Annotated[str, typer.Option(help="What the project is for")] = "",
 ) -> None:
     """Create a project (admins); add its members with 'swarmsync project add-member'."""
-    with _refusals():
-        project_admin().create(name, description)
+    project_admin().create(name, description)
     err.print(f"created project {name}; add members with: swarmsync project add-member {name} USER --role operator")
 
 
 @app.command("delete")
 def delete(name: str) -> None:
     """Delete a project and its memberships (admins); its jobs, schedules and templates stay (for admins)."""
-    with _refusals():
-        project_admin().delete(name)
+    project_admin().delete(name)
     err.print(f"deleted project {name}")
 
 
@@ -82,15 +68,13 @@ def members(name: str) -> None:
 @app.command("add-member")
 def add_member(name: str, username: str, role: Role = "operator") -> None:
     """Add a user to a project with a role, or change their role there (its maintainers, admins)."""
-    with _refusals():
-        _member(project_admin().set_member(name, username, role))
+    _member(project_admin().set_member(name, username, role))
 
 
 @app.command("remove-member")
 def remove_member(name: str, username: str) -> None:
     """Remove a user from a project (its maintainers, admins); what they made there stays."""
-    with _refusals():
-        project_admin().remove_member(name, username)
+    project_admin().remove_member(name, username)
     err.print(f"removed {username} from project {name}")
 
 
@@ -124,11 +108,10 @@ def budget(
     Past it, the project's new jobs are refused until the month ends (UTC)."""
     if cpu_hours is not None and remove:
         fail("give --cpu-hours N or --remove, not both")
-    with _refusals():
-        if cpu_hours is not None or remove:
-            row = project_admin().set_budget(name, None if remove else cpu_hours)
-        else:
-            row = project_admin().budget(name)
+    if cpu_hours is not None or remove:  # refusals: the CLI's one error table (cli/main.py OneLineErrors)
+        row = project_admin().set_budget(name, None if remove else cpu_hours)
+    else:
+        row = project_admin().budget(name)
     cap = "none" if row["cpu_hours"] is None else f"{row['cpu_hours']:g} CPU-hours"
     console.print(f"project {name}: budget {cap} a month; used {row['used_cpu_hours']:.2f} CPU-hours this month "
                   f"(resets {str(row['resets'])[:10]})")

@@ -173,10 +173,7 @@ def login_link_command() -> None:
         fail("login links are for embedded mode; in team mode log in with your account "
              "(an admin adds users with 'swarmsync user add NAME --role ROLE')")
     migrate()
-    try:
-        typer.echo(login_link(dashboard_url()))
-    except LookupError as exc:
-        fail(str(exc))
+    typer.echo(login_link(dashboard_url()))  # LookupError: exit 2 (console.EXIT_CODES)
     minutes = max(settings.login_link_ttl_seconds // 60, 1)
     err.print(f"one-time link for the dashboard, valid {minutes} min")
 
@@ -240,13 +237,10 @@ def doctor() -> None:
 @app.command()
 def dashboard() -> None:
     """Start the Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (talks to the SwarmSync API) until Ctrl-C."""
-    from swarmsync.deployments.stack import StackError, dashboard_command
+    from swarmsync.deployments.stack import dashboard_command
 
     settings = get_settings()
-    try:
-        command = dashboard_command(settings)
-    except StackError as exc:
-        fail(str(exc), 1)
+    command = dashboard_command(settings)  # StackError: exit 1 (console.EXIT_CODES)
     console.print(f"dashboard: http://{settings.dashboard_bind_host}:{settings.dashboard_port}")
     _sigterm_as_interrupt()
     proc = subprocess.Popen(command, env=os.environ.copy())

@@ -17,16 +17,13 @@ app = typer.Typer(no_args_is_help=True, help="TLS of the SwarmSync API: its CA a
 def show() -> None:
     """On the server: the CA the API's certificate is signed by (made now when missing, as `up` and `api` do in
     team mode), its fingerprint, and the server certificate's names."""
-    from swarmsync.tls import TLSError, cert_names, fingerprint, server_files, tls_dir
+    from swarmsync.tls import cert_names, fingerprint, server_files, tls_dir
 
     settings = get_settings()
     if settings.tls_cert:
         fail(f"the API serves the admin's certificate SWARMSYNC_TLS_CERT={settings.tls_cert}: clients trust its "
              "issuer (system trust, or SWARMSYNC_CA_FILE); SwarmSync has no CA of its own", 2)
-    try:
-        cert, _key = server_files(settings)
-    except TLSError as exc:
-        fail(str(exc), 2)
+    cert, _key = server_files(settings)  # TLSError: exit 2 (console.EXIT_CODES)
     from cryptography import x509
 
     ca = tls_dir(settings) / "ca.pem"

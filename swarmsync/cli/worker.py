@@ -138,15 +138,11 @@ def token_create(
             server, body["token"], body.get("ca_fingerprint"))
     else:
         from swarmsync.auth import worker_tokens
-        from swarmsync.policy import PoolNotFound
         from swarmsync.timing import parse_duration
 
         pool = pool or get_settings().work_pool
         with prefect_api():
-            try:
-                worker_hosts.check_pool(pool)
-            except PoolNotFound as exc:
-                fail(str(exc))
+            worker_hosts.check_pool(pool)  # PoolNotFound: exit 2 (console.EXIT_CODES)
         new = worker_tokens.create("local:" + _local_user(), name, pool, queue,
                                    parse_duration(expires) if expires else None)
         body = {**new.info.model_dump(mode="json"), "token": new.token}

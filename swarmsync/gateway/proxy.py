@@ -13,6 +13,7 @@ import httpx
 from swarmsync.auth import worker_tokens
 from swarmsync.auth.worker_tokens import WorkerPrincipal
 from swarmsync.connection import api_url
+from swarmsync.errors import ConflictError, RefusedError
 from swarmsync.gateway.rules import Kind, classify
 from swarmsync.gateway.scope import NotYours, Scope
 from swarmsync.settings import get_settings
@@ -24,11 +25,11 @@ PASSED_HEADERS = ("content-type", "accept", "x-prefect-api-version", "user-agent
 KEPT_RESPONSE_HEADERS = ("content-type",)
 
 
-class Refused(Exception):
+class Refused(RefusedError):
     """A call the token may not make at all (403), whatever it names."""
 
 
-class NotHeld(Exception):
+class NotHeld(ConflictError):
     """A report about a run this token does not hold (any more): 409."""
 
 

@@ -15,6 +15,7 @@ from cachetools import TTLCache
 
 from swarmsync.auth import worker_tokens
 from swarmsync.auth.worker_tokens import WorkerPrincipal
+from swarmsync.errors import NotFoundError
 from swarmsync.gateway.rules import blocks_of_template, secret_blocks_of
 
 logger = logging.getLogger("swarmsync.gateway")
@@ -22,7 +23,7 @@ logger = logging.getLogger("swarmsync.gateway")
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
-class NotYours(LookupError):
+class NotYours(NotFoundError):
     """The object is not the token's to see: answered 404, as if it did not exist."""
 
 
