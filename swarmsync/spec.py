@@ -313,9 +313,10 @@ class JobSpec(_ContainerChecks):
         description="Secret environment variables: NAME -> name of a Prefect Secret block. "
         "Values are resolved at run time, masked in logs and never archived.",
     )
-    working_dir: Annotated[str | None, Reach(flags=("--workdir",), compose="working_dir")] = Field(
+    working_dir: Annotated[str | None, Reach(flags=("--workdir",), label="Working directory",
+                                             compose="working_dir")] = Field(
         default=None, description="Working directory in the container")
-    user: Annotated[str | None, Reach(compose="user")] = Field(
+    user: Annotated[str | None, Reach(label="User (NAME or UID[:GID])", compose="user")] = Field(
         default=None, description="User to run as: NAME or UID[:GROUP or GID] "
         "(default: the pool's default_user, else the image's)")
     cpu: Annotated[float | None, Reach(label="CPU cores", compose="cpus", free=True)] = Field(
@@ -329,9 +330,10 @@ class JobSpec(_ContainerChecks):
     timeout: Annotated[float | None, Reach(help="Seconds before the job is stopped", label="Timeout (s)",
                                            free=True)] = Field(
         default=None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Seconds before the job is stopped (at most 30 days)")
-    allowed_exit_codes: Annotated[list[int], Reach(flags=("--allow-exit",), free=True)] = Field(
+    allowed_exit_codes: Annotated[list[int], Reach(flags=("--allow-exit",), label="Exit codes of success",
+                                                   free=True)] = Field(
         default_factory=lambda: [0], description="Exit codes that count as success")
-    retries: Annotated[int, Reach(help="Retries when the job fails", free=True)] = Field(
+    retries: Annotated[int, Reach(help="Retries when the job fails", label="Retries", free=True)] = Field(
         default=0, ge=0, le=100, description="Retries of a failed job")
     retry_delay: Annotated[float, Reach(free=True)] = Field(
         default=10, ge=0, le=MAX_RETRY_DELAY_SECONDS, description="Seconds between retries")
@@ -344,15 +346,17 @@ class JobSpec(_ContainerChecks):
     inputs: Annotated[list[InputFile], Reach(flags=("--input",), help="LOCAL:/container/path[:SHA256]")] = Field(
         default_factory=list, description="Files placed in the container before it starts, checked by SHA-256")
     pull_policy: Annotated[PullPolicy | None, Reach(flags=("--pull",), help="Pull policy: always, if-not-present, "
-                                                    "never", free=True)] = Field(
+                                                    "never", label="Pull policy", free=True)] = Field(
         default=None, description="When the worker pulls the image: always, if-not-present, never (default: "
         "the worker's)")
-    privileged: Annotated[bool, Reach(help="Run privileged (needs a pool that allows it)", compose="privileged")] = (
+    privileged: Annotated[bool, Reach(help="Run privileged (needs a pool that allows it)",
+                                       label="Privileged (the pool must allow it)", compose="privileged")] = (
         Field(default=False, description="Needs a pool that allows it"))
     gpus: int | Literal["all"] | None = Field(
         default=None, description="GPUs to pass through (a count or 'all'); needs a pool that allows GPUs"
     )
-    network: str | None = Field(default=None, description="Docker network (default: bridge)")
+    network: Annotated[str | None, Reach(label="Docker network")] = Field(
+        default=None, description="Docker network (default: bridge)")
     services: dict[str, ServiceSpec] = Field(
         default_factory=dict, max_length=MAX_SERVICES,
         description="Containers run beside this (main) one on a private network, reachable by name "
@@ -361,7 +365,7 @@ class JobSpec(_ContainerChecks):
     depends_on: Annotated[dict[str, DependsCondition] | None, Reach(compose="depends_on")] = Field(
         default=None, description="Services the main container waits for, with the condition (default: every "
         "service; healthy when it has a healthcheck, else started)")
-    service_start_timeout: float = Field(
+    service_start_timeout: Annotated[float, Reach(label="Services start within (s)")] = Field(
         default=120, gt=0, le=86400, description="Seconds the services may take to meet the conditions waited for")
 
     @model_validator(mode="after")
