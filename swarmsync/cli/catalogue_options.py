@@ -49,7 +49,8 @@ def _parameter(name: str, info: FieldInfo) -> inspect.Parameter:
     annotation = list[catalogue.item_type(info)] | None if kind == "numbers" else _TYPES.get(kind)
     if annotation is None:
         raise TypeError(f"{name}: a {kind} field has no CLI option; name it in catalogue.EXCLUDED with the reason")
-    option = typer.Option(*catalogue.flags(name, info), help=catalogue.help_text(info), show_default=False)
+    # with no flags of its own, Typer names the option after the field (a flag: --name/--no-name)
+    option = typer.Option(*catalogue.reach(info).flags, help=catalogue.help_text(info), show_default=False)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[annotation, option])
 
