@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from swarmsync import catalogue
 from swarmsync.client import dashboard_settings, load_compose, queue_for
+from swarmsync.policy import HostPolicy
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 
@@ -224,13 +225,18 @@ def _field_errors(exc: ValidationError | JobSpecError) -> dict[str, str]:
 
 
 # --- the pool policy form ----------------------------------------------------------------
-POLICY_FLAGS = ("allow_privileged", "allow_host_network", "allow_gpu", "shared_network", "read_only_rootfs",
-                "require_digest", "check_image_user")
-POLICY_NUMBERS: dict[str, type] = {"max_cpu": float, "max_pids": int, "max_timeout": float, "default_cpu": float,
-                                   "default_pids_limit": int}
-POLICY_TEXTS = ("max_memory", "default_memory", "default_network", "pull_policy", "docker_host",
-                "registry_credentials", "archive_block", "default_user", "scratch_size", "storage_size")
-POLICY_LISTS = ("cap_drop", "allowed_images")
+# Every HostPolicy setting (from the catalogue: its label and kind), and the pool's own settings
+POOL_SETTING_LABELS = {"pull_policy": "Pull policy", "docker_host": "Docker Host block",
+                       "registry_credentials": "Registry Credentials block",
+                       "archive_block": "Archive filesystem block (slug)"}
+POLICY_LABELS = {**{name: catalogue.label(name, info) for name, info in HostPolicy.model_fields.items()},
+                 **POOL_SETTING_LABELS}
+_POLICY_KINDS = {name: catalogue.kind(info) for name, info in HostPolicy.model_fields.items()}
+POLICY_FLAGS = tuple(name for name, kind in _POLICY_KINDS.items() if kind == "flag")
+POLICY_NUMBERS: dict[str, type] = {name: float if kind == "number" else int for name, kind in _POLICY_KINDS.items()
+                                   if kind in ("number", "whole")}
+POLICY_TEXTS = (*(name for name, kind in _POLICY_KINDS.items() if kind == "text"), *POOL_SETTING_LABELS)
+POLICY_LISTS = tuple(name for name, kind in _POLICY_KINDS.items() if kind == "texts")
 
 
 def policy_text(value: Any) -> str:
