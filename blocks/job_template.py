@@ -13,8 +13,6 @@ from typing import Any
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from swarmsync.spec import JobSpec
-
 
 class JobTemplate(Block):
     """A reusable container job: image, command, environment and limits.
@@ -65,9 +63,10 @@ class JobTemplate(Block):
 
     @classmethod
     def spec_columns(cls) -> set[str]:
-        """The JobSpec fields this block shows as fields of their own (in the Prefect UI); every other
-        JobSpec field, present or added later, is kept in `options`."""
-        return set(cls.model_fields) & set(JobSpec.model_fields)
+        """The JobSpec fields this block shows as fields of their own (in the Prefect UI): all of its
+        fields but `options` and its record; every other JobSpec field, present or added later, is kept
+        in `options`."""
+        return set(cls.model_fields) - {"options", "project", "owner"}
 
     def job_fields(self) -> dict[str, Any]:
         """The template as JobSpec keyword arguments (unset limits left out)."""

@@ -16,9 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from swarmsync import catalogue
-from swarmsync.client import dashboard_settings, load_compose, queue_for
-from swarmsync.policy import HostPolicy
+from swarmsync.client import HostPolicy, catalogue, dashboard_settings, load_compose, queue_for
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 

@@ -77,8 +77,10 @@ EXCLUDED: dict[tuple[str, str], dict[str, str]] = {
 
 
 def excluded(model: type[BaseModel], field: str, way: str) -> str | None:
-    """Why `way` (CLI, DASHBOARD, COMPOSE) leaves `model`'s `field` out; None when it reaches it."""
-    return EXCLUDED.get((model.__name__, field), {}).get(way)
+    """Why `way` (CLI, DASHBOARD, COMPOSE) leaves `model`'s `field` out; None when it reaches it. A subclass
+    of a model has its exclusions."""
+    reasons = (EXCLUDED.get((cls.__name__, field), {}).get(way) for cls in model.__mro__)
+    return next((reason for reason in reasons if reason), None)
 
 
 def reach(info: FieldInfo) -> Reach:

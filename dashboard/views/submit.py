@@ -9,8 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from swarmsync import catalogue
-from swarmsync.client import APIError
+from swarmsync.client import APIError, catalogue
 from swarmsync.dashboard import data, forms, session
 
 client = session.require("jobs:submit")
