@@ -227,9 +227,9 @@ def _field_errors(exc: ValidationError | JobSpecError) -> dict[str, str]:
 POOL_SETTING_LABELS = {"pull_policy": "Pull policy", "docker_host": "Docker Host block",
                        "registry_credentials": "Registry Credentials block",
                        "archive_block": "Archive filesystem block (slug)"}
-POLICY_LABELS = {**{name: catalogue.label(name, info) for name, info in HostPolicy.model_fields.items()},
-                 **POOL_SETTING_LABELS}
 _POLICY_KINDS = {name: catalogue.kind(info) for name, info in HostPolicy.model_fields.items()}
+POLICY_LABELS = {**{name: catalogue.label(name, info) + (" (comma separated)" if _POLICY_KINDS[name] == "texts" else "")
+                    for name, info in HostPolicy.model_fields.items()}, **POOL_SETTING_LABELS}
 POLICY_FLAGS = tuple(name for name, kind in _POLICY_KINDS.items() if kind == "flag")
 POLICY_NUMBERS: dict[str, type] = {name: float if kind == "number" else int for name, kind in _POLICY_KINDS.items()
                                    if kind in ("number", "whole")}

@@ -34,8 +34,8 @@ CLI, DASHBOARD, COMPOSE = "cli", "dashboard", "compose"  # the ways in a field m
 class Reach:
     """What the ways in need beyond a field's pydantic declaration (all optional).
 
-    flags: the CLI flags (default: `--field-name`); help: the CLI help and `label` the form's
-    (default: the description); compose: the Compose service key that sets it; free: a
+    flags: the CLI flags (default: `--field-name`); help: the CLI help (default: the description);
+    label: the form's (default: the help); compose: the Compose service key that sets it; free: a
     JobSpec field that may differ from a saved template's or schedule's when their secrets
     are used (it bounds or labels the run, it does not change what runs or what it sees);
     size: an int of bytes also given as text with a unit ('64m'); argument: the CLI takes it as the
@@ -104,8 +104,8 @@ def help_text(info: FieldInfo) -> str:
 
 
 def label(name: str, info: FieldInfo) -> str:
-    """The form label of a field: its Reach's, else its description, else its name."""
-    return reach(info).label or info.description or name.replace("_", " ")
+    """The form label of a field: its Reach's label, else its CLI help, else its description, else its name."""
+    return reach(info).label or reach(info).help or info.description or name.replace("_", " ")
 
 
 def compose_keys(model: type[BaseModel]) -> dict[str, str]:

@@ -228,17 +228,13 @@ class HostPolicy(BaseModel):
     PolicyOut and the dashboard's pool form are derived from it and its `Reach`
     (swarmsync/catalogue.py)."""
 
-    allow_privileged: Annotated[bool, Reach(
-        help="Allow privileged containers", label="Allow privileged containers")] = Field(
+    allow_privileged: Annotated[bool, Reach(help="Allow privileged containers")] = Field(
         default=False, description="May jobs run privileged?")
-    allow_host_network: Annotated[bool, Reach(
-        help="Allow network 'host'", label="Allow network 'host'")] = Field(
+    allow_host_network: Annotated[bool, Reach(help="Allow network 'host'")] = Field(
         default=False, description="May jobs use network 'host'?")
-    allow_gpu: Annotated[bool, Reach(
-        help="Allow GPU requests", label="Allow GPU requests")] = Field(
+    allow_gpu: Annotated[bool, Reach(help="Allow GPU requests")] = Field(
         default=False, description="May jobs request GPUs (Docker device requests)?")
-    allow_host_files: Annotated[bool, Reach(
-        help="Allow worker-host files (inputs[].source)", label="Allow worker-host files (inputs[].source)")] = Field(
+    allow_host_files: Annotated[bool, Reach(help="Allow worker-host files (inputs[].source)")] = Field(
         default=False, description="May jobs read files from the worker host (inputs[].source)?")
     allow_root_user: Annotated[bool, Reach(
         help="Allow jobs to run as root (user root / uid 0)", label="Allow jobs to run as root")] = Field(
@@ -281,7 +277,7 @@ class HostPolicy(BaseModel):
     allowed_images: Annotated[list[str], Reach(
         flags=("--allowed-image",),
         help="An image pattern jobs may use, e.g. 'docker.io/library/*' (repeat; none: any image)",
-        label="Allowed images (comma separated)")] = Field(
+        label="Allowed images")] = Field(
         default_factory=list,
         description="Image patterns jobs may use ('busybox', 'docker.io/library/*', "
         "'ghcr.io/myorg/*', 'registry.example:5000/*'); empty: any image")
@@ -290,23 +286,23 @@ class HostPolicy(BaseModel):
         default=False, description="Only images pinned by digest (@sha256:...)")
     allowed_networks: Annotated[list[str], Reach(
         flags=("--allowed-network",), help="A network jobs may join besides the default one (repeat)",
-        label="Allowed networks (comma separated)")] = Field(
+        label="Allowed networks")] = Field(
         default_factory=list,
         description="Docker networks jobs may join besides the default network and 'none' "
         "('host' needs allow_host_network; 'container:...' is never allowed)")
     allowed_roles: Annotated[list[str], Reach(
         flags=("--allowed-role",), help="A role that may use the pool (repeat)",
-        label="Allowed roles (comma separated)")] = Field(
+        label="Allowed roles")] = Field(
         default_factory=list,
         description="Roles that may use this pool (empty with allowed_users empty: every role that may submit; "
         "admins only on a pool allowing privileged, host network, GPUs or host files)")
     allowed_users: Annotated[list[str], Reach(
         flags=("--allowed-user",), help="A user who may use the pool (repeat)",
-        label="Allowed users (comma separated)")] = Field(
+        label="Allowed users")] = Field(
         default_factory=list, description="Users that may use this pool")
     allowed_projects: Annotated[list[str], Reach(
         flags=("--allowed-project",), help="A project whose jobs may run on the pool (repeat; none: every project)",
-        label="Allowed projects (comma separated)")] = Field(
+        label="Allowed projects")] = Field(
         default_factory=list,
         description="Projects whose jobs may run on this pool (empty: every project); "
         "granted as well as, not instead of, allowed_roles/allowed_users")
@@ -343,7 +339,7 @@ class HostPolicy(BaseModel):
         default=None, description="Network when a job names none")
     cap_drop: Annotated[list[str], Reach(
         flags=("--cap-drop",), help="A Linux capability dropped from every container (repeat)",
-        label="Capabilities dropped (comma separated)")] = Field(
+        label="Capabilities dropped")] = Field(
         default_factory=lambda: ["NET_RAW", "MKNOD", "AUDIT_WRITE"],
         description="Linux capabilities dropped from every container")
     # size caps: a job that reaches one is stopped, and fails with the cap as its reason

@@ -324,7 +324,7 @@ class JobSpec(_ContainerChecks):
     memory: Annotated[str | None, Reach(help="Memory limit, e.g. 256m", label="Memory", compose="mem_limit",
                                         free=True)] = Field(
         default=None, description="Memory limit, e.g. '256m', '2g'")
-    pids_limit: Annotated[int | None, Reach(help="Process limit", label="Process limit", compose="pids_limit",
+    pids_limit: Annotated[int | None, Reach(help="Process limit", compose="pids_limit",
                                             free=True)] = Field(
         default=None, gt=0, le=MAX_PIDS, description="Max processes in the container")
     timeout: Annotated[float | None, Reach(help="Seconds before the job is stopped", label="Timeout (s)",

@@ -144,7 +144,8 @@ def job_fields_section() -> None:
         for column, name in zip(st.columns(4), texts[start:start + 4], strict=False):
             with column:
                 info = forms.FORM_FIELDS[name]
-                st.text_input(catalogue.label(name, info), key=f"submit_{name}", help=info.description)
+                listed = " (comma separated)" if catalogue.kind(info) in ("texts", "numbers") else ""
+                st.text_input(catalogue.label(name, info) + listed, key=f"submit_{name}", help=info.description)
                 error_for(name)
     for name in (n for n in forms.FORM_FIELDS if n not in texts):
         st.checkbox(catalogue.label(name, forms.FORM_FIELDS[name]), key=f"submit_{name}")
