@@ -27,7 +27,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-CLI, DASHBOARD, COMPOSE = "cli", "dashboard", "compose"  # the ways in a field may be left out of
+CLI, DASHBOARD, COMPOSE, PYTHON = "cli", "dashboard", "compose", "python"  # the ways in a field may be left out of
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,11 @@ EXCLUDED: dict[tuple[str, str], dict[str, str]] = {
         DASHBOARD: "the form's secret name and value are stored as a Secret block (secret_env), as with --secret",
         COMPOSE: "Compose's own secrets are files; SwarmSync secrets are given beside the file (--secret)",
     },
+    ("JobSpec", "user"): {
+        PYTHON: "swarmsync.submit(user=...) names the submitter (kept for compatibility): give the container's user "
+                "as swarmsync.submit(JobSpec(image=..., user=...)) (the CLI's --user and Client.submit(user=) are "
+                "the container's)",
+    },
     ("JobSpec", "entrypoint"): {
         DASHBOARD: "a list of words, rarely changed: set it in a compose file's main service, or by the CLI's "
                    "--spec / the API",
@@ -77,8 +82,8 @@ EXCLUDED: dict[tuple[str, str], dict[str, str]] = {
 
 
 def excluded(model: type[BaseModel], field: str, way: str) -> str | None:
-    """Why `way` (CLI, DASHBOARD, COMPOSE) leaves `model`'s `field` out; None when it reaches it. A subclass
-    of a model has its exclusions."""
+    """Why `way` (CLI, DASHBOARD, COMPOSE, PYTHON: a keyword of `swarmsync.submit`) leaves `model`'s `field`
+    out; None when it reaches it. A subclass of a model has its exclusions."""
     reasons = (EXCLUDED.get((cls.__name__, field), {}).get(way) for cls in model.__mro__)
     return next((reason for reason in reasons if reason), None)
 

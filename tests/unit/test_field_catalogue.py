@@ -14,19 +14,22 @@ import typer
 from typer.main import get_command
 from typer.testing import CliRunner
 
+import swarmsync
 from swarmsync import catalogue
 from swarmsync.api import schemas
 from swarmsync.auth.secret_owners import FREE_FIELDS
 from swarmsync.blocks.job_template import JobTemplate
 from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
 from swarmsync.cli.main import app
+from swarmsync.client import Client
 from swarmsync.compose import COMPOSE_FIELDS, load_compose
 from swarmsync.dashboard import forms
+from swarmsync.deployments import schedules
 from swarmsync.deployments.pools import POLICY_FIELDS
 from swarmsync.jobs import build_spec
 from swarmsync.policy import HostPolicy
 from swarmsync.spec import JobSpec
-from swarmsync.templates import _TEMPLATE_FIELDS
+from swarmsync.templates import _TEMPLATE_FIELDS, save_template
 
 JOB_FIELDS = list(JobSpec.model_fields)
 POLICY = list(HostPolicy.model_fields)
@@ -73,8 +76,15 @@ def test_the_api_takes_a_whole_jobspec_and_every_policy_setting():
 
 @pytest.mark.parametrize("field", [f for f in JOB_FIELDS if f not in ("image", "command")])
 def test_every_job_field_is_a_keyword_of_the_python_api(field):
+    """`swarmsync.submit(image, command, **options)` builds the JobSpec from its options; a keyword of submit's
+    own of the same name would take the field's place (`user`: excluded, with the way round)."""
     value = JobSpec.model_fields[field].get_default(call_default_factory=True)
     assert field in build_spec("busybox", None, **{field: value}).model_fields_set
+    own = {name for name, p in inspect.signature(swarmsync.submit).parameters.items() if p.kind == p.KEYWORD_ONLY}
+    assert (field in own) == bool(catalogue.excluded(JobSpec, field, catalogue.PYTHON)), \
+        f"swarmsync.submit's own `{field}=` hides JobSpec.{field}"
+    for method in (Client.submit, schedules.create, save_template):  # the other ways take every field
+        assert field not in inspect.signature(method).parameters, f"{method.__qualname__} hides JobSpec.{field}"
 
 
 @pytest.mark.parametrize("field", JOB_FIELDS)
@@ -132,7 +142,8 @@ def test_every_exclusion_names_a_field_a_way_in_and_its_reason():
     for (model, field), ways in catalogue.EXCLUDED.items():
         assert field in models[model].model_fields, f"{model}.{field} is excluded but does not exist"
         for way, reason in ways.items():
-            assert way in (catalogue.CLI, catalogue.DASHBOARD, catalogue.COMPOSE) and len(reason) > 20
+            assert way in (catalogue.CLI, catalogue.DASHBOARD, catalogue.COMPOSE, catalogue.PYTHON)
+            assert len(reason) > 20
 
 
 def test_the_generated_options_hand_the_command_the_fields_as_jobspec_takes_them(tmp_path):
