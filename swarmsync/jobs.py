@@ -6,6 +6,7 @@ and API. The CLI (and later the dashboard and HTTP API) call these same function
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
 import uuid
@@ -604,7 +605,7 @@ def _ordered_page(client: Any, flows: FlowFilter, conditions: dict[str, Any], se
 
 
 # `submit`'s own keywords besides `user` (the submitter): what LocalJobs.submit passes on beside a built JobSpec
-_SUBMIT_OWN = {"template", "secret_env", "at", "delay", "pool", "queue", "idempotency_key", "project"}
+_SUBMIT_OWN = {name for name, p in inspect.signature(submit).parameters.items() if p.kind == p.KEYWORD_ONLY} - {"user"}
 
 
 class LocalJobs:
