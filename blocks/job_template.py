@@ -24,7 +24,7 @@ class JobTemplate(Block):
         secrets: Secret environment variables: NAME -> name of a Prefect Secret block.
         cpu, memory, pids_limit, timeout: Limits (memory like '256m').
         tags: Prefect tags put on each run.
-        options: Any other JobSpec field (entrypoint, working_dir, retries, output_dir, ...).
+        options: Any other JobSpec field (entrypoint, working_dir, retries, output_dir, gpus, ...).
         project: The project it belongs to (None: saved before projects, the default one).
         owner: Who saved it through the SwarmSync API (None: the server host itself).
 
@@ -61,10 +61,14 @@ class JobTemplate(Block):
     project: str | None = Field(default=None, description="The project it belongs to (none: the default one)")
     owner: str | None = Field(default=None, description="Who saved it through the SwarmSync API")
 
+    @classmethod
+    def spec_columns(cls) -> set[str]:
+        """The JobSpec fields this block shows as fields of their own (in the Prefect UI): all of its
+        fields but `options` and its record; every other JobSpec field, present or added later, is kept
+        in `options`."""
+        return set(cls.model_fields) - {"options", "project", "owner"}
+
     def job_fields(self) -> dict[str, Any]:
         """The template as JobSpec keyword arguments (unset limits left out)."""
-        fields = self.model_dump(
-            include={"image", "command", "env", "secrets", "cpu", "memory", "pids_limit", "timeout", "tags"},
-            exclude_none=True,
-        )
+        fields = self.model_dump(include=self.spec_columns(), exclude_none=True)
         return {**fields, **self.options}

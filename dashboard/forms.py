@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from swarmsync.client import dashboard_settings, load_compose, queue_for
+from swarmsync.client import HostPolicy, catalogue, dashboard_settings, load_compose, queue_for
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
 
 
@@ -37,6 +37,13 @@ class Upload:
         return hashlib.sha256(self.data).hexdigest()
 
 
+# The JobSpec fields the page draws with widgets of their own; every other one it reaches
+# (catalogue.EXCLUDED names those it does not) is a generated field: `FORM_FIELDS`.
+OWN_WIDGETS = ("image", "command", "env", "tags", "inputs", "main_service")
+FORM_FIELDS = {name: info for name, info in catalogue.fields(JobSpec, catalogue.DASHBOARD).items()
+               if name not in OWN_WIDGETS}
+
+
 @dataclass
 class SubmitForm:
     """What the submit form collects, as text, before it becomes a JobSpec."""
@@ -46,11 +53,7 @@ class SubmitForm:
     shell: bool = True
     env: str = ""  # NAME=value per line
     secret_env: str = ""  # NAME=value per line, stored as Prefect Secret blocks
-    cpu: str = ""
-    memory: str = ""
-    timeout: str = ""
-    pids_limit: str = ""
-    output_dir: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)  # FORM_FIELDS: text (a checkbox's bool for a flag)
     tags: str = ""  # comma separated
     pool: str = ""
     queue: str = ""
@@ -118,16 +121,27 @@ def input_files(uploads: list[Upload], errors: dict[str, str]) -> list[InputFile
     return files
 
 
+def form_value(name: str, raw: Any, errors: dict[str, str]) -> Any:
+    """A generated field's form value as JobSpec takes it (None: left empty), by the field's kind."""
+    kind = catalogue.kind(FORM_FIELDS[name])
+    if kind == "flag":
+        return True if raw else None
+    text = str(raw or "").strip()
+    if kind in ("number", "whole"):
+        return _number(text, name, errors, int if kind == "whole" else float)
+    if kind in ("texts", "numbers"):
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        numbers = [_number(part, name, errors, int) for part in parts] if kind == "numbers" else parts
+        return None if name in errors else numbers
+    return text or None
+
+
 def build_submission(form: SubmitForm) -> tuple[JobSpec | None, dict[str, str], dict[str, str]]:
     """(spec, secret values, errors by form field). Errors come from JobSpec's own validation."""
     errors: dict[str, str] = {}
     options: dict[str, Any] = {
         "env": _pairs(form.env, "env", errors),
-        "cpu": _number(form.cpu, "cpu", errors),
-        "timeout": _number(form.timeout, "timeout", errors),
-        "pids_limit": _number(form.pids_limit, "pids_limit", errors, int),
-        "memory": form.memory.strip() or None,
-        "output_dir": form.output_dir.strip() or None,
+        **{name: form_value(name, raw, errors) for name, raw in form.fields.items()},
         "tags": [t.strip() for t in form.tags.split(",") if t.strip()],
         "inputs": input_files(form.inputs, errors),
     }
@@ -169,13 +183,16 @@ def target_queue(form: SubmitForm, errors: dict[str, str]) -> str:
         return ""
 
 
-COMPOSE_OPTIONS = ("timeout", "tags", "output_dir", "inputs")  # what the form adds to a compose file's job
+# what the form adds to a compose file's job: the fields no Compose key sets
+COMPOSE_OPTIONS = tuple(name for name in (*FORM_FIELDS, "tags", "inputs")
+                        if not catalogue.reach(JobSpec.model_fields[name]).compose)
 
 
 def _compose_submission(form: SubmitForm, options: dict[str, Any], secrets: dict[str, str],
                         errors: dict[str, str]) -> tuple[JobSpec | None, dict[str, str], dict[str, str]]:
-    """A compose file's job: the main service's image, command and environment; the form adds
-    the timeout, tags, output folder, input files and secret."""
+    """A compose file's job: the main service's image, command, environment and limits; the form adds
+    what no Compose key sets (COMPOSE_OPTIONS: the timeout, tags, output folder, input files, ...) and
+    the secret."""
     errors.pop("image", None)
     if not form.main_service.strip():
         errors["main_service"] = "name the main service: the one whose exit ends the job"
@@ -206,13 +223,18 @@ def _field_errors(exc: ValidationError | JobSpecError) -> dict[str, str]:
 
 
 # --- the pool policy form ----------------------------------------------------------------
-POLICY_FLAGS = ("allow_privileged", "allow_host_network", "allow_gpu", "shared_network", "read_only_rootfs",
-                "require_digest", "check_image_user")
-POLICY_NUMBERS: dict[str, type] = {"max_cpu": float, "max_pids": int, "max_timeout": float, "default_cpu": float,
-                                   "default_pids_limit": int}
-POLICY_TEXTS = ("max_memory", "default_memory", "default_network", "pull_policy", "docker_host",
-                "registry_credentials", "archive_block", "default_user", "scratch_size", "storage_size")
-POLICY_LISTS = ("cap_drop", "allowed_images")
+# Every HostPolicy setting (from the catalogue: its label and kind), and the pool's own settings
+POOL_SETTING_LABELS = {"pull_policy": "Pull policy", "docker_host": "Docker Host block",
+                       "registry_credentials": "Registry Credentials block",
+                       "archive_block": "Archive filesystem block (slug)"}
+_POLICY_KINDS = {name: catalogue.kind(info) for name, info in HostPolicy.model_fields.items()}
+POLICY_LABELS = {**{name: catalogue.label(name, info) + (" (comma separated)" if _POLICY_KINDS[name] == "texts" else "")
+                    for name, info in HostPolicy.model_fields.items()}, **POOL_SETTING_LABELS}
+POLICY_FLAGS = tuple(name for name, kind in _POLICY_KINDS.items() if kind == "flag")
+POLICY_NUMBERS: dict[str, type] = {name: float if kind == "number" else int for name, kind in _POLICY_KINDS.items()
+                                   if kind in ("number", "whole")}
+POLICY_TEXTS = (*(name for name, kind in _POLICY_KINDS.items() if kind == "text"), *POOL_SETTING_LABELS)
+POLICY_LISTS = tuple(name for name, kind in _POLICY_KINDS.items() if kind == "texts")
 
 
 def policy_text(value: Any) -> str:

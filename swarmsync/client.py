@@ -32,12 +32,14 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from prefect.client.schemas.objects import FlowRun
 
+from swarmsync import catalogue  # noqa: F401 - the field catalogue the dashboard's forms are derived from
 from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError, checked_chunks
 from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.errors import Error, InvalidError, NotFoundError, RefusedError
 from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
 from swarmsync.owners import DEFAULT_PROJECT, stored_name
+from swarmsync.policy import HostPolicy  # noqa: F401 - the pool form's settings, for the dashboard
 from swarmsync.routing import queue_for  # noqa: F401 - the queue of required host labels, for the dashboard
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec

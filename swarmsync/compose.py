@@ -30,15 +30,15 @@ from typing import Any
 
 import yaml
 
+from swarmsync import catalogue
 from swarmsync.spec import HealthCheck, JobSpec, JobSpecError, ServiceSpec
 
-ALLOW_EXIT_KEY = "x-swarmsync-allow-exit"
+# Compose key -> the JobSpec (or ServiceSpec) field it sets: declared on the field (`Reach.compose`)
+COMPOSE_FIELDS = {**catalogue.compose_keys(JobSpec), **catalogue.compose_keys(ServiceSpec)}
+ALLOW_EXIT_KEY = next(key for key, field in COMPOSE_FIELDS.items() if field == "allow_exit")
 TOP_LEVEL = {"services", "name", "version"}
-SERVICE_KEYS = {
-    "image", "command", "entrypoint", "environment", "working_dir", "user", "healthcheck", "depends_on",
-    "cpus", "mem_limit", "pids_limit", "deploy", "privileged", ALLOW_EXIT_KEY,
-}
-MAIN_ONLY_REFUSED = {"healthcheck", ALLOW_EXIT_KEY}
+SERVICE_KEYS = {*COMPOSE_FIELDS, "deploy"}
+MAIN_ONLY_REFUSED = {key for key, field in COMPOSE_FIELDS.items() if field not in JobSpec.model_fields}
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period"}
 DEPENDS_KEYS = {"condition"}
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
@@ -168,29 +168,33 @@ def _depends_on(value: Any, where: str) -> dict[str, str]:
     return deps
 
 
-def _limits(data: dict, where: str) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if "cpus" in data:
-        fields["cpu"] = _cpus(data["cpus"], f"{where}cpus")
-    if "mem_limit" in data:
-        fields["memory"] = _memory(data["mem_limit"], f"{where}mem_limit")
-    if "pids_limit" in data:
-        fields["pids_limit"] = _int(data["pids_limit"], f"{where}pids_limit")
-    if "deploy" in data:
-        deploy = _mapping(data["deploy"], f"{where}deploy")
-        _refuse_unknown(deploy, {"resources"}, f"{where}deploy.")
-        resources = _mapping(deploy["resources"], f"{where}deploy.resources")
-        _refuse_unknown(resources, {"limits"}, f"{where}deploy.resources.")
-        limits = _mapping(resources["limits"], f"{where}deploy.resources.limits")
-        _refuse_unknown(limits, set(LIMIT_KEYS), f"{where}deploy.resources.limits.")
-        for key, field in LIMIT_KEYS.items():
-            if key in limits:
-                if field in fields:
-                    raise ComposeError(f"{where}deploy.resources.limits.{key} repeats a limit set at the service's "
-                                       "top level: give it once")
-                parse = {"cpu": _cpus, "memory": _memory, "pids_limit": _int}[field]
-                fields[field] = parse(limits[key], f"{where}deploy.resources.limits.{key}")
-    return fields
+def _deploy_limits(value: Any, where: str) -> dict[str, Any]:
+    """deploy.resources.limits (cpus, memory, pids) as the fields they set."""
+    deploy = _mapping(value, f"{where}deploy")
+    _refuse_unknown(deploy, {"resources"}, f"{where}deploy.")
+    resources = _mapping(deploy["resources"], f"{where}deploy.resources")
+    _refuse_unknown(resources, {"limits"}, f"{where}deploy.resources.")
+    limits = _mapping(resources["limits"], f"{where}deploy.resources.limits")
+    _refuse_unknown(limits, set(LIMIT_KEYS), f"{where}deploy.resources.limits.")
+    parse = {"cpu": _cpus, "memory": _memory, "pids_limit": _int}
+    return {field: parse[field](limits[key], f"{where}deploy.resources.limits.{key}")
+            for key, field in LIMIT_KEYS.items() if key in limits}
+
+
+def _text(value: Any, where: str) -> str:
+    return str(value)
+
+
+# How a Compose key's value is read: by the key where Compose has its own form, else by the field's kind
+_PARSERS: dict[str, Any] = {"command": _words, "entrypoint": _words, "environment": _environment, "cpus": _cpus,
+                            "mem_limit": _memory, "depends_on": _depends_on, "healthcheck": _healthcheck}
+_BY_KIND: dict[str, Any] = {"flag": _bool, "whole": _int, "number": _cpus, "text": _text}
+
+
+def _parser(key: str) -> Any:
+    field = COMPOSE_FIELDS[key]
+    info = JobSpec.model_fields.get(field) or ServiceSpec.model_fields[field]
+    return _PARSERS.get(key) or _BY_KIND[catalogue.kind(info)]
 
 
 def _service_fields(name: str, data: Any) -> dict[str, Any]:
@@ -200,28 +204,18 @@ def _service_fields(name: str, data: Any) -> dict[str, Any]:
     if "image" not in data:
         raise ComposeError(f"services.{name}.image is missing (building images is not supported)")
     try:
-        fields: dict[str, Any] = {"image": str(data["image"]), **_limits(data, where)}
+        fields = {COMPOSE_FIELDS[key]: _parser(key)(value, f"{where}{key}")
+                  for key, value in data.items() if key != "deploy"}
+        for field, value in (_deploy_limits(data["deploy"], where) if "deploy" in data else {}).items():
+            if field in fields:
+                key = next(k for k, f in LIMIT_KEYS.items() if f == field)
+                raise ComposeError(f"{where}deploy.resources.limits.{key} repeats a limit set at the service's "
+                                   "top level: give it once")
+            fields[field] = value
     except (TypeError, ValueError) as exc:
         if isinstance(exc, JobSpecError):
             raise
         raise ComposeError(f"services.{name}: a limit is not understood ({exc})") from exc
-    if "command" in data:
-        fields["command"] = _words(data["command"], f"{where}command")
-    if "entrypoint" in data:
-        fields["entrypoint"] = _words(data["entrypoint"], f"{where}entrypoint")
-    if "environment" in data:
-        fields["env"] = _environment(data["environment"], f"{where}environment")
-    for key in ("working_dir", "user"):
-        if key in data:
-            fields[key] = str(data[key])
-    if "privileged" in data:
-        fields["privileged"] = _bool(data["privileged"], f"{where}privileged")
-    if "depends_on" in data:
-        fields["depends_on"] = _depends_on(data["depends_on"], f"{where}depends_on")
-    if "healthcheck" in data:
-        fields["healthcheck"] = _healthcheck(data["healthcheck"], f"{where}healthcheck")
-    if ALLOW_EXIT_KEY in data:
-        fields["allow_exit"] = _bool(data[ALLOW_EXIT_KEY], f"{where}{ALLOW_EXIT_KEY}")
     return fields
 
 

@@ -6,6 +6,7 @@ and API. The CLI (and later the dashboard and HTTP API) call these same function
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 from collections.abc import Iterator
@@ -572,12 +573,22 @@ def _ordered_page(client: Any, flows: FlowFilter, conditions: dict[str, Any], se
     return picked
 
 
+# `submit`'s own keywords besides `user` (the submitter): what LocalJobs.submit passes on beside a built JobSpec
+_SUBMIT_OWN = {name for name, p in inspect.signature(submit).parameters.items() if p.kind == p.KEYWORD_ONLY} - {"user"}
+
+
 class LocalJobs:
     """The `JobBackend` (swarmsync.backend) that asks Prefect directly: the server host's view."""
 
     def submit(self, image: str | JobSpec | None = None, command: list[str] | str | None = None,
                **options: Any) -> Job:
-        return submit(image, command, **options)
+        """As `Client.submit`: the options are `submit`'s own or JobSpec fields, `user` among them (the
+        container's user; `submit(user=)` names the submitter, which only the API records)."""
+        if "user" not in options:
+            return submit(image, command, **options)
+        own = {k: options.pop(k) for k in _SUBMIT_OWN & set(options)}
+        spec = prepare_spec(image, command, None, options, own.pop("template", None), project=own.get("project"))
+        return submit(spec, **own)
 
     def submit_many(
         self, specs: list[JobSpec], *, pool: str | None = None, queue: str | None = None,

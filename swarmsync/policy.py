@@ -18,11 +18,12 @@ import threading
 import time
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
 from swarmsync.auth.roles import Forbidden
+from swarmsync.catalogue import Reach
 from swarmsync.errors import NotFoundError
 from swarmsync.spec import (
     MAX_PIDS,
@@ -222,80 +223,138 @@ def check_image_source(ref: str) -> None:
 
 
 class HostPolicy(BaseModel):
-    """Ceilings and defaults applied to every job on a host, and who may use it."""
+    """Ceilings and defaults applied to every job on a host, and who may use it.
 
-    allow_privileged: bool = Field(default=False, description="May jobs run privileged?")
-    allow_host_network: bool = Field(default=False, description="May jobs use network 'host'?")
-    allow_gpu: bool = Field(default=False, description="May jobs request GPUs (Docker device requests)?")
-    allow_host_files: bool = Field(
-        default=False, description="May jobs read files from the worker host (inputs[].source)?"
-    )
-    allow_root_user: bool = Field(
+    Each setting is declared once, here: `pool create`'s options, the API's PolicyUpdate and
+    PolicyOut and the dashboard's pool form are derived from it and its `Reach`
+    (swarmsync/catalogue.py)."""
+
+    allow_privileged: Annotated[bool, Reach(help="Allow privileged containers")] = Field(
+        default=False, description="May jobs run privileged?")
+    allow_host_network: Annotated[bool, Reach(help="Allow network 'host'")] = Field(
+        default=False, description="May jobs use network 'host'?")
+    allow_gpu: Annotated[bool, Reach(help="Allow GPU requests")] = Field(
+        default=False, description="May jobs request GPUs (Docker device requests)?")
+    allow_host_files: Annotated[bool, Reach(help="Allow worker-host files (inputs[].source)")] = Field(
+        default=False, description="May jobs read files from the worker host (inputs[].source)?")
+    allow_root_user: Annotated[bool, Reach(
+        help="Allow jobs to run as root (user root / uid 0)", label="Allow jobs to run as root")] = Field(
         default=False, description="May jobs ask to run as root (user 'root', uid 0 or gid 0, in any spelling)?")
-    default_user: str | None = Field(
-        default=None, description="User (NAME or UID[:GID], e.g. '65534:65534') for jobs and services that name "
+    default_user: Annotated[str | None, Reach(
+        help="User for jobs that name none, e.g. 65534:65534 (then no job runs as its image's USER)",
+        label="Default user (e.g. 65534:65534)")] = Field(
+        default=None,
+        description="User (NAME or UID[:GID], e.g. '65534:65534') for jobs and services that name "
         "none; with it, no job runs as its image's own USER")
-    check_image_user: bool = Field(
-        default=False, description="Without default_user and allow_root_user: refuse a job (or service) that names "
+    check_image_user: Annotated[bool, Reach(
+        help="Refuse jobs naming no user whose image runs as root (no default_user)",
+        label="Refuse images running as root")] = Field(
+        default=False,
+        description="Without default_user and allow_root_user: refuse a job (or service) that names "
         "no user when its image's own USER is root (empty, root, uid or gid 0); images such as busybox then need "
         "a user")
-    shared_network: bool = Field(
-        default=False, description="Jobs on Docker's default network may reach each other (else they run on "
+    shared_network: Annotated[bool, Reach(
+        help="Let jobs on the default network reach each other (default: isolated)",
+        label="Jobs may reach each other (shared network)")] = Field(
+        default=False,
+        description="Jobs on Docker's default network may reach each other (else they run on "
         "SwarmSync's network with inter-container traffic off)")
-    read_only_rootfs: bool = Field(
-        default=False, description="Containers get a read-only root filesystem; /tmp is a tmpfs of scratch_size, "
+    read_only_rootfs: Annotated[bool, Reach(
+        help="Read-only root filesystem; /tmp is a tmpfs of --scratch-size",
+        label="Read-only root filesystem")] = Field(
+        default=False,
+        description="Containers get a read-only root filesystem; /tmp is a tmpfs of scratch_size, "
         "output_dir and the folders of input files are volumes removed with the container")
-    scratch_size: int = Field(
+    scratch_size: Annotated[int, Reach(
+        help="Size of /tmp with a read-only root, e.g. 64m", label="/tmp size with a read-only root",
+        size=True)] = Field(
         default=64 * MIB, gt=0, description="Size of the /tmp tmpfs with read_only_rootfs (bytes, or e.g. '64m')")
-    storage_size: int | None = Field(
-        default=None, gt=0, description="Cap of each container's writable layer (Docker's storage-opt size; only "
+    storage_size: Annotated[int | None, Reach(
+        help="Cap of each container's writable layer, e.g. 1g (engines with storage-opt size only: overlay2 on xfs "
+        "with pquota)", label="Writable layer cap (storage-opt)", size=True)] = Field(
+        default=None, gt=0,
+        description="Cap of each container's writable layer (Docker's storage-opt size; only "
         "overlay2 on xfs with pquota, devicemapper, btrfs, zfs: other engines refuse such jobs)")
-    allowed_images: list[str] = Field(
-        default_factory=list, description="Image patterns jobs may use ('busybox', 'docker.io/library/*', "
+    allowed_images: Annotated[list[str], Reach(
+        flags=("--allowed-image",),
+        help="An image pattern jobs may use, e.g. 'docker.io/library/*' (repeat; none: any image)",
+        label="Allowed images")] = Field(
+        default_factory=list,
+        description="Image patterns jobs may use ('busybox', 'docker.io/library/*', "
         "'ghcr.io/myorg/*', 'registry.example:5000/*'); empty: any image")
-    require_digest: bool = Field(default=False, description="Only images pinned by digest (@sha256:...)")
-    allowed_networks: list[str] = Field(
+    require_digest: Annotated[bool, Reach(
+        help="Only images pinned by @sha256 digest", label="Only images pinned by digest")] = Field(
+        default=False, description="Only images pinned by digest (@sha256:...)")
+    allowed_networks: Annotated[list[str], Reach(
+        flags=("--allowed-network",), help="A network jobs may join besides the default one (repeat)",
+        label="Allowed networks")] = Field(
         default_factory=list,
         description="Docker networks jobs may join besides the default network and 'none' "
-        "('host' needs allow_host_network; 'container:...' is never allowed)",
-    )
-    allowed_roles: list[str] = Field(
+        "('host' needs allow_host_network; 'container:...' is never allowed)")
+    allowed_roles: Annotated[list[str], Reach(
+        flags=("--allowed-role",), help="A role that may use the pool (repeat)",
+        label="Allowed roles")] = Field(
         default_factory=list,
         description="Roles that may use this pool (empty with allowed_users empty: every role that may submit; "
-        "admins only on a pool allowing privileged, host network, GPUs or host files)",
-    )
-    allowed_users: list[str] = Field(default_factory=list, description="Users that may use this pool")
-    allowed_projects: list[str] = Field(
-        default_factory=list, description="Projects whose jobs may run on this pool (empty: every project); "
+        "admins only on a pool allowing privileged, host network, GPUs or host files)")
+    allowed_users: Annotated[list[str], Reach(
+        flags=("--allowed-user",), help="A user who may use the pool (repeat)",
+        label="Allowed users")] = Field(
+        default_factory=list, description="Users that may use this pool")
+    allowed_projects: Annotated[list[str], Reach(
+        flags=("--allowed-project",), help="A project whose jobs may run on the pool (repeat; none: every project)",
+        label="Allowed projects")] = Field(
+        default_factory=list,
+        description="Projects whose jobs may run on this pool (empty: every project); "
         "granted as well as, not instead of, allowed_roles/allowed_users")
-    max_cpu: float | None = Field(default=None, gt=0, le=512, description="Most CPU cores one job may ask for")
-    max_memory: str | None = Field(default=None, description="Most memory one job may ask for")
-    max_pids: int | None = Field(default=None, gt=0, le=MAX_PIDS, description="Most processes one job may ask for")
-    max_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS,
-                                      description="Longest timeout, seconds")
-    max_gpus: int | None = Field(default=None, ge=0, le=1024,
-                                 description="Most GPUs one job may ask for ('all' counts as more)")
-    default_cpu: float | None = Field(default=None, gt=0, le=512, description="CPU cores when a job names none")
-    default_memory: str | None = Field(default="1g", description="Memory when a job names none")
-    default_pids_limit: int = Field(default=1024, gt=0, le=MAX_PIDS, description="Process limit when a job names none")
-    default_timeout: float | None = Field(
+    max_cpu: Annotated[float | None, Reach(
+        label="Max CPU cores per job")] = Field(
+        default=None, gt=0, le=512, description="Most CPU cores one job may ask for")
+    max_memory: Annotated[str | None, Reach(
+        help="Most memory one job may ask for, e.g. 4g", label="Max memory per job")] = Field(
+        default=None, description="Most memory one job may ask for")
+    max_pids: Annotated[int | None, Reach(
+        label="Max processes per job")] = Field(
+        default=None, gt=0, le=MAX_PIDS, description="Most processes one job may ask for")
+    max_timeout: Annotated[float | None, Reach(
+        help="Longest timeout in seconds", label="Max timeout (s)")] = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Longest timeout, seconds")
+    max_gpus: Annotated[int | None, Reach(
+        help="Most GPUs one job may ask for", label="Max GPUs per job")] = Field(
+        default=None, ge=0, le=1024, description="Most GPUs one job may ask for ('all' counts as more)")
+    default_cpu: Annotated[float | None, Reach(
+        help="CPU cores for jobs that name none", label="Default CPU cores")] = Field(
+        default=None, gt=0, le=512, description="CPU cores when a job names none")
+    default_memory: Annotated[str | None, Reach(
+        help="Memory for jobs that name none", label="Default memory")] = Field(
+        default="1g", description="Memory when a job names none")
+    default_pids_limit: Annotated[int, Reach(
+        help="Process limit for jobs that name none", label="Default process limit")] = Field(
+        default=1024, gt=0, le=MAX_PIDS, description="Process limit when a job names none")
+    default_timeout: Annotated[float | None, Reach(
+        help="Timeout (s) for jobs that name none", label="Default timeout (s)")] = Field(
         default=None, gt=0, le=MAX_TIMEOUT_SECONDS,
         description="Timeout (s) when a job names none (none: max_timeout, if set)")
-    default_network: str | None = Field(default=None, description="Network when a job names none")
-    cap_drop: list[str] = Field(
+    default_network: Annotated[str | None, Reach(
+        help="Network for jobs that name none", label="Default network")] = Field(
+        default=None, description="Network when a job names none")
+    cap_drop: Annotated[list[str], Reach(
+        flags=("--cap-drop",), help="A Linux capability dropped from every container (repeat)",
+        label="Capabilities dropped")] = Field(
         default_factory=lambda: ["NET_RAW", "MKNOD", "AUDIT_WRITE"],
-        description="Linux capabilities dropped from every container",
-    )
+        description="Linux capabilities dropped from every container")
     # size caps: a job that reaches one is stopped, and fails with the cap as its reason
-    max_output_bytes: int = Field(
+    max_output_bytes: Annotated[int, Reach(
+        help="Most stdout+stderr of one job, e.g. 500m (default 1g); the job is stopped",
+        label="Max output per job (stdout+stderr)", size=True)] = Field(
         default=GIB, gt=0,
-        description="Most bytes of stdout and stderr (together) one job may write; the job is stopped at the cap",
-    )
-    max_files_bytes: int = Field(
+        description="Most bytes of stdout and stderr (together) one job may write; the job is stopped at the cap")
+    max_files_bytes: Annotated[int, Reach(
+        help="Most output_dir bytes archived per job, e.g. 2g (default 1g)", label="Max archived output_dir per job",
+        size=True)] = Field(
         default=GIB, gt=0,
         description="Most bytes of a job's output_dir (as Docker's tar stream, before gzip) that are archived; "
-        "past it the folder is not archived and the job fails",
-    )
+        "past it the folder is not archived and the job fails")
 
     @field_validator("max_output_bytes", "max_files_bytes", "scratch_size", "storage_size", mode="before")
     @classmethod

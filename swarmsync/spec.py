@@ -9,10 +9,11 @@ import re
 import shlex
 from collections.abc import Iterable
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from swarmsync.catalogue import Reach
 from swarmsync.errors import InvalidError
 
 # Docker's reference grammar, simplified: [registry[:port]/]path[:tag][@sha256:hex]
@@ -282,60 +283,90 @@ class ServiceSpec(_ContainerChecks):
     memory: str | None = Field(default=None, description="Memory limit, e.g. '256m'")
     pids_limit: int | None = Field(default=None, gt=0, le=MAX_PIDS, description="Max processes in the container")
     privileged: bool = Field(default=False, description="Needs a pool that allows it")
-    healthcheck: HealthCheck | None = Field(default=None, description="Docker health check")
+    healthcheck: Annotated[HealthCheck | None, Reach(compose="healthcheck")] = Field(
+        default=None, description="Docker health check")
     depends_on: dict[str, DependsCondition] = Field(
         default_factory=dict, description="Services to wait for before this one starts, with the condition")
-    allow_exit: bool = Field(
+    allow_exit: Annotated[bool, Reach(compose="x-swarmsync-allow-exit")] = Field(
         default=False, description="May exit on its own while the job runs (else that fails the job)")
 
 
 class JobSpec(_ContainerChecks):
-    """What to run. `command` is a list (exec form) or a string run by the image's shell."""
+    """What to run. `command` is a list (exec form) or a string run by the image's shell.
+
+    Each field is declared once, here: the CLI options, the dashboard's form, templates and
+    Compose keys are derived from it and its `Reach` (swarmsync/catalogue.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    image: str = Field(description="Image reference: NAME[:TAG] or NAME@sha256:DIGEST")
-    command: list[str] | str | None = Field(
+    image: Annotated[str, Reach(argument=True, compose="image")] = Field(
+        description="Image reference: NAME[:TAG] or NAME@sha256:DIGEST")
+    command: Annotated[list[str] | str | None, Reach(argument=True, compose="command")] = Field(
         default=None, description="Command as a list, or a shell string run with /bin/sh -c"
     )
-    entrypoint: list[str] | None = Field(default=None, description="Override the image entrypoint")
-    env: dict[str, str] = Field(default_factory=dict, description="Plain environment variables")
+    entrypoint: Annotated[list[str] | None, Reach(compose="entrypoint")] = Field(
+        default=None, description="Override the image entrypoint")
+    env: Annotated[dict[str, str], Reach(flags=("--env", "-e"), help="NAME=VALUE (repeatable)",
+                                         compose="environment")] = Field(
+        default_factory=dict, description="Plain environment variables")
     secrets: dict[str, str] = Field(
         default_factory=dict,
         description="Secret environment variables: NAME -> name of a Prefect Secret block. "
         "Values are resolved at run time, masked in logs and never archived.",
     )
-    working_dir: str | None = Field(default=None, description="Working directory in the container")
-    user: str | None = Field(default=None, description="User to run as: NAME or UID[:GROUP or GID] "
-                             "(default: the pool's default_user, else the image's)")
-    cpu: float | None = Field(default=None, gt=0, le=512, description="CPU cores, e.g. 0.5")
-    memory: str | None = Field(default=None, description="Memory limit, e.g. '256m', '2g'")
-    pids_limit: int | None = Field(default=None, gt=0, le=MAX_PIDS, description="Max processes in the container")
-    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS,
-                                  description="Seconds before the job is stopped (at most 30 days)")
-    allowed_exit_codes: list[int] = Field(default_factory=lambda: [0])
-    retries: int = Field(default=0, ge=0, le=100, description="Retries of a failed job")
-    retry_delay: float = Field(default=10, ge=0, le=MAX_RETRY_DELAY_SECONDS, description="Seconds between retries")
-    tags: list[str] = Field(default_factory=list)
-    output_dir: str | None = Field(
+    working_dir: Annotated[str | None, Reach(flags=("--workdir",), label="Working directory",
+                                             compose="working_dir")] = Field(
+        default=None, description="Working directory in the container")
+    user: Annotated[str | None, Reach(label="User (NAME or UID[:GID])", compose="user")] = Field(
+        default=None, description="User to run as: NAME or UID[:GROUP or GID] "
+        "(default: the pool's default_user, else the image's)")
+    cpu: Annotated[float | None, Reach(label="CPU cores", compose="cpus", free=True)] = Field(
+        default=None, gt=0, le=512, description="CPU cores, e.g. 0.5")
+    memory: Annotated[str | None, Reach(help="Memory limit, e.g. 256m", label="Memory", compose="mem_limit",
+                                        free=True)] = Field(
+        default=None, description="Memory limit, e.g. '256m', '2g'")
+    pids_limit: Annotated[int | None, Reach(help="Process limit", compose="pids_limit",
+                                            free=True)] = Field(
+        default=None, gt=0, le=MAX_PIDS, description="Max processes in the container")
+    timeout: Annotated[float | None, Reach(help="Seconds before the job is stopped", label="Timeout (s)",
+                                           free=True)] = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Seconds before the job is stopped (at most 30 days)")
+    allowed_exit_codes: Annotated[list[int], Reach(flags=("--allow-exit",), label="Exit codes of success",
+                                                   free=True)] = Field(
+        default_factory=lambda: [0], description="Exit codes that count as success")
+    retries: Annotated[int, Reach(help="Retries when the job fails", label="Retries", free=True)] = Field(
+        default=0, ge=0, le=100, description="Retries of a failed job")
+    retry_delay: Annotated[float, Reach(free=True)] = Field(
+        default=10, ge=0, le=MAX_RETRY_DELAY_SECONDS, description="Seconds between retries")
+    tags: Annotated[list[str], Reach(flags=("--tag", "-t"), help="Tag (repeatable)", free=True)] = Field(
+        default_factory=list, description="Prefect tags put on the job's run")
+    output_dir: Annotated[str | None, Reach(help="Folder in the container to archive",
+                                            label="Output folder to archive (absolute path in the container)")] = Field(
         default=None, description="Folder in the container whose files are archived as .tar.gz"
     )
-    inputs: list[InputFile] = Field(default_factory=list)
-    pull_policy: PullPolicy | None = Field(default=None, description="Default: the worker's")
-    privileged: bool = Field(default=False, description="Needs a pool that allows it")
+    inputs: Annotated[list[InputFile], Reach(flags=("--input",), help="LOCAL:/container/path[:SHA256]")] = Field(
+        default_factory=list, description="Files placed in the container before it starts, checked by SHA-256")
+    pull_policy: Annotated[PullPolicy | None, Reach(flags=("--pull",), help="Pull policy: always, if-not-present, "
+                                                    "never", label="Pull policy", free=True)] = Field(
+        default=None, description="When the worker pulls the image: always, if-not-present, never (default: "
+        "the worker's)")
+    privileged: Annotated[bool, Reach(help="Run privileged (needs a pool that allows it)",
+                                       label="Privileged (the pool must allow it)", compose="privileged")] = (
+        Field(default=False, description="Needs a pool that allows it"))
     gpus: int | Literal["all"] | None = Field(
         default=None, description="GPUs to pass through (a count or 'all'); needs a pool that allows GPUs"
     )
-    network: str | None = Field(default=None, description="Docker network (default: bridge)")
+    network: Annotated[str | None, Reach(label="Docker network")] = Field(
+        default=None, description="Docker network (default: bridge)")
     services: dict[str, ServiceSpec] = Field(
         default_factory=dict, max_length=MAX_SERVICES,
         description="Containers run beside this (main) one on a private network, reachable by name "
         "(see docs/compose-jobs.md)")
     main_service: str = Field(default="main", description="The main container's name among the services")
-    depends_on: dict[str, DependsCondition] | None = Field(
+    depends_on: Annotated[dict[str, DependsCondition] | None, Reach(compose="depends_on")] = Field(
         default=None, description="Services the main container waits for, with the condition (default: every "
         "service; healthy when it has a healthcheck, else started)")
-    service_start_timeout: float = Field(
+    service_start_timeout: Annotated[float, Reach(label="Services start within (s)")] = Field(
         default=120, gt=0, le=86400, description="Seconds the services may take to meet the conditions waited for")
 
     @model_validator(mode="after")

@@ -27,7 +27,7 @@ from swarmsync.spec import JobSpec, JobSpecError
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _MAX_NAME = 100
-_TEMPLATE_FIELDS = {"image", "command", "env", "secrets", "cpu", "memory", "pids_limit", "timeout", "tags"}
+_TEMPLATE_FIELDS = JobTemplate.spec_columns()  # the block's own fields; the other JobSpec fields go in `options`
 
 
 _RECORD_FIELDS = {"name", "project", "owner"}  # what the API adds to a template's job fields (TemplateOut)

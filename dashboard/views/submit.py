@@ -9,14 +9,14 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from swarmsync.client import APIError
+from swarmsync.client import APIError, catalogue
 from swarmsync.dashboard import data, forms, session
 
 client = session.require("jobs:submit")
 st.title("Submit a job")
 
-FIELDS = ("image", "command", "shell", "env", "secret_name", "secret_value", "cpu", "memory", "timeout",
-          "pids_limit", "output_dir", "tags", "pool", "queue", "requires", "compose", "main_service")
+FIELDS = ("image", "command", "shell", "env", "secret_name", "secret_value", "tags", "pool", "queue", "requires",
+          "compose", "main_service")  # the page's own widgets; the JobSpec's other fields: forms.FORM_FIELDS
 NOW, AT, SCHEDULE = "Now", "At a time (UTC)", "On a schedule"
 TEMPLATE_FIELDS = {"name": "template_name"}
 
@@ -39,8 +39,8 @@ def _form() -> forms.SubmitForm:
         at = datetime.combine(day, clock, tzinfo=UTC) if day and clock else None
     return forms.SubmitForm(
         image=value["image"] or "", command=value["command"] or "", shell=bool(value["shell"]),
-        env=value["env"] or "", secret_env=secret, cpu=value["cpu"] or "", memory=value["memory"] or "",
-        timeout=value["timeout"] or "", pids_limit=value["pids_limit"] or "", output_dir=value["output_dir"] or "",
+        env=value["env"] or "", secret_env=secret,
+        fields={name: st.session_state.get(f"submit_{name}") for name in forms.FORM_FIELDS},
         tags=value["tags"] or "", pool=value["pool"] or "", queue=value["queue"] or "",
         requires=value["requires"] or "", at=at, inputs=_uploads(),
         compose=value["compose"] or "", main_service=value["main_service"] or "",
@@ -136,6 +136,22 @@ def input_files_section() -> None:
                 error_for(f"input_sha256_{upload.key}")
 
 
+def job_fields_section() -> None:
+    """A field per JobSpec field the page has no widget of its own for (forms.FORM_FIELDS, from the
+    catalogue): text in rows of four, flags as checkboxes; each with its error beside it."""
+    texts = [n for n, info in forms.FORM_FIELDS.items() if catalogue.kind(info) != "flag"]
+    for start in range(0, len(texts), 4):
+        for column, name in zip(st.columns(4), texts[start:start + 4], strict=False):
+            with column:
+                info = forms.FORM_FIELDS[name]
+                listed = " (comma separated)" if catalogue.kind(info) in ("texts", "numbers") else ""
+                st.text_input(catalogue.label(name, info) + listed, key=f"submit_{name}", help=info.description)
+                error_for(name)
+    for name in (n for n in forms.FORM_FIELDS if n not in texts):
+        st.checkbox(catalogue.label(name, forms.FORM_FIELDS[name]), key=f"submit_{name}")
+        error_for(name)
+
+
 def schedule_section() -> None:
     n1, n2 = st.columns(2)
     with n1:
@@ -182,15 +198,7 @@ s1, s2 = st.columns(2)
 s1.text_input("Secret name (optional)", key="submit_secret_name")
 s2.text_input("Secret value (stored as a Prefect Secret, masked in logs)", type="password", key="submit_secret_value")
 error_for("secret_env", "secrets")
-c1, c2, c3, c4 = st.columns(4)
-for column, name, label, hint in ((c1, "cpu", "CPU cores", "0.5"), (c2, "memory", "Memory", "256m"),
-                                  (c3, "timeout", "Timeout (s)", "60"), (c4, "pids_limit", "Process limit", "1024")):
-    with column:
-        st.text_input(label, key=f"submit_{name}", placeholder=hint)
-        error_for(name)
-st.text_input("Output folder to archive (absolute path in the container)", key="submit_output_dir",
-              placeholder="/out")
-error_for("output_dir")
+job_fields_section()
 t1, t2, t3, t4 = st.columns(4)
 t1.text_input("Tags (comma separated)", key="submit_tags")
 t2.text_input("Pool (default: the default pool)", key="submit_pool")

@@ -14,19 +14,7 @@ from swarmsync.dashboard import data, forms, session
 client = session.require("health:read")
 st.title("Workers")
 
-LABELS = {
-    "allow_privileged": "Allow privileged containers", "allow_host_network": "Allow network 'host'",
-    "allow_gpu": "Allow GPU requests", "max_cpu": "Max CPU cores per job", "max_memory": "Max memory per job",
-    "max_pids": "Max processes per job", "max_timeout": "Max timeout (s)", "default_cpu": "Default CPU cores",
-    "default_memory": "Default memory", "default_pids_limit": "Default process limit",
-    "default_network": "Default network", "cap_drop": "Capabilities dropped (comma separated)",
-    "pull_policy": "Pull policy", "docker_host": "Docker Host block", "registry_credentials":
-    "Registry Credentials block", "archive_block": "Archive filesystem block (slug)",
-    "shared_network": "Jobs may reach each other (shared network)", "read_only_rootfs": "Read-only root filesystem",
-    "require_digest": "Only images pinned by digest", "check_image_user": "Refuse images running as root",
-    "default_user": "Default user (e.g. 65534:65534)", "scratch_size": "/tmp size with a read-only root",
-    "storage_size": "Writable layer cap (storage-opt)", "allowed_images": "Allowed images (comma separated)",
-}
+LABELS = forms.POLICY_LABELS  # every HostPolicy setting (its label from the catalogue) and the pool's own
 PULL_POLICIES = ("if-not-present", "always", "never")
 
 

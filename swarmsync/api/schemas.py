@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
+from swarmsync import catalogue
 from swarmsync.auth.tokens import TokenInfo
 from swarmsync.deployments.schedule_rules import check_rrule, check_timezone
 from swarmsync.jobs import JobRow
+from swarmsync.policy import HostPolicy, parse_size
 from swarmsync.spec import ENV_NAME_PATTERN, JobSpec
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -386,96 +389,55 @@ class MemberOut(BaseModel):
 PolicyText = Annotated[str, Field(max_length=200)]
 
 
-class PolicyUpdate(Strict):
-    """The settings to change (README: Workers, pools and routing); those left out stay as they are,
-    null clears a ceiling or a block."""
+class PoolSettingsUpdate(Strict):
+    """The settings of a pool besides its HostPolicy: how its worker pulls, and the blocks it uses."""
 
-    allow_privileged: bool | None = None
-    allow_host_network: bool | None = None
-    allow_gpu: bool | None = None
-    allow_host_files: bool | None = None
-    allow_root_user: bool | None = None
-    allowed_networks: list[PolicyText] | None = Field(default=None, max_length=100)
-    allowed_roles: list[Annotated[str, Field(max_length=32)]] | None = Field(default=None, max_length=10)
-    allowed_users: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=1000)
-    allowed_projects: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=1000)
-    max_cpu: float | None = None
-    max_memory: PolicyText | None = None
-    max_pids: int | None = None
-    max_timeout: float | None = None
-    max_gpus: int | None = None
-    default_cpu: float | None = None
-    default_memory: PolicyText | None = None
-    default_pids_limit: int | None = None
-    default_timeout: float | None = None
-    default_network: PolicyText | None = None
-    cap_drop: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
     pull_policy: PolicyText | None = None
     docker_host: PolicyText | None = Field(default=None, description="A Docker Host block name")
     registry_credentials: PolicyText | None = Field(default=None,
                                                    description="A Docker Registry Credentials block name")
     archive_block: PolicyText | None = Field(default=None, description="A filesystem block slug")
-    max_output_bytes: int | None = Field(default=None, gt=0, description="Most stdout+stderr bytes of one job "
-                                         "(bytes, or a size such as '500m')")
-    max_files_bytes: int | None = Field(default=None, gt=0, description="Most output_dir bytes archived per job "
-                                        "(bytes, or a size such as '2g')")
-    default_user: PolicyText | None = None
-    check_image_user: bool | None = None
-    shared_network: bool | None = None
-    read_only_rootfs: bool | None = None
-    scratch_size: int | None = Field(default=None, gt=0, description="Size of /tmp with read_only_rootfs "
-                                     "(bytes, or a size such as '64m')")
-    storage_size: int | None = Field(default=None, gt=0, description="Cap of each container's writable layer "
-                                     "(bytes, or a size such as '1g')")
-    allowed_images: list[PolicyText] | None = Field(default=None, max_length=100)
-    require_digest: bool | None = None
-
-    @field_validator("max_output_bytes", "max_files_bytes", "scratch_size", "storage_size", mode="before")
-    @classmethod
-    def _size(cls, v: Any) -> Any:
-        from swarmsync.policy import parse_size
-
-        return parse_size(v) if isinstance(v, str) else v
 
 
-class PolicyOut(Open):
-    """A pool's policy: the settings its base job template has (a pool of another type may have
-    fewer, or others)."""
-
-    allow_privileged: bool | None = None
-    allow_host_network: bool | None = None
-    allow_gpu: bool | None = None
-    allow_host_files: bool | None = None
-    allow_root_user: bool | None = None
-    allowed_networks: list[str] | None = None
-    allowed_roles: list[str] | None = None
-    allowed_users: list[str] | None = None
-    allowed_projects: list[str] | None = None
-    max_cpu: float | None = None
-    max_memory: str | None = None
-    max_pids: int | None = None
-    max_timeout: float | None = None
-    max_gpus: int | None = None
-    default_cpu: float | None = None
-    default_memory: str | None = None
-    default_pids_limit: int | None = None
-    default_timeout: float | None = None
-    default_network: str | None = None
-    cap_drop: list[str] | None = None
+class PoolSettingsOut(Open):
     pull_policy: str | None = None
     docker_host: str | None = None
     registry_credentials: str | None = None
     archive_block: str | None = None
-    max_output_bytes: int | None = None
-    max_files_bytes: int | None = None
-    default_user: str | None = None
-    check_image_user: bool | None = None
-    shared_network: bool | None = None
-    read_only_rootfs: bool | None = None
-    scratch_size: int | None = None
-    storage_size: int | None = None
-    allowed_images: list[str] | None = None
-    require_digest: bool | None = None
+
+
+def _policy_field(info: FieldInfo, request: bool) -> tuple[Any, Any]:
+    """A HostPolicy setting as an optional field of PolicyUpdate (`request`: text bounded, a size also as
+    text) or PolicyOut (as stored)."""
+    kind = catalogue.kind(info)
+    if catalogue.reach(info).size:
+        return int | None, Field(default=None, gt=0 if request else None, description=info.description)
+    if request and kind == "texts":
+        return list[PolicyText] | None, Field(default=None, max_length=1000, description=info.description)
+    if request and kind == "text":
+        return PolicyText | None, Field(default=None, description=info.description)
+    annotation = info.annotation
+    return annotation | None, Field(default=None, description=info.description)  # type: ignore[operator]
+
+
+def _size(cls: type, v: Any) -> Any:
+    """Sizes may be given as bytes or with a unit ('500m')."""
+    return parse_size(v) if isinstance(v, str) else v
+
+
+_SIZES = [name for name, info in HostPolicy.model_fields.items() if catalogue.reach(info).size]
+# Every HostPolicy setting, derived from it (swarmsync/catalogue.py): a new setting is in both at once.
+PolicyUpdate = create_model(  # type: ignore[call-overload]
+    "PolicyUpdate", __base__=PoolSettingsUpdate, __module__=__name__,
+    __validators__={"_size": field_validator(*_SIZES, mode="before")(classmethod(_size))},
+    **{name: _policy_field(info, True) for name, info in HostPolicy.model_fields.items()})
+PolicyUpdate.__doc__ = """The settings to change (docs: Workers, pools and routing); those left out stay as they are,
+    null clears a ceiling or a block. Every HostPolicy setting, and the pool's own (PoolSettingsUpdate)."""
+PolicyOut = create_model(  # type: ignore[call-overload]
+    "PolicyOut", __base__=PoolSettingsOut, __module__=__name__,
+    **{name: _policy_field(info, False) for name, info in HostPolicy.model_fields.items()})
+PolicyOut.__doc__ = """A pool's policy: the settings its base job template has (a pool of another type may have
+    fewer, or others)."""
 
 
 class QueueOut(BaseModel):

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from swarmsync import catalogue
 from swarmsync.auth.roles import Forbidden, Principal, Role
 from swarmsync.connection import uses_prefect_api
 from swarmsync.db import SecretOwner, session_scope
@@ -44,9 +45,9 @@ NEW_SECRET = "(new secret)"  # a `secret_env` value the caller sends now: a bloc
 JOB, TEMPLATE, SCHEDULE = "job", "template", "schedule"
 
 # Fields a caller may change when running someone else's template or schedule with its secrets:
-# they bound or label the run, they do not change what runs or what it sees.
-FREE_FIELDS = {"tags", "cpu", "memory", "pids_limit", "timeout", "allowed_exit_codes", "retries", "retry_delay",
-               "pull_policy"}
+# they bound or label the run, they do not change what runs or what it sees. Marked `free` where
+# JobSpec declares them (swarmsync/catalogue.py); a new field is not free unless marked.
+FREE_FIELDS = catalogue.free_fields(JobSpec)
 
 
 def record(blocks: Iterable[str], owner: str | None, kind: str, ref: str | None = None,

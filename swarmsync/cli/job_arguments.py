@@ -3,8 +3,6 @@ and the errors that mean they are wrong."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import ValidationError
 
 from swarmsync.cli.console import fail
@@ -33,15 +31,3 @@ def command_from(words: list[str] | None, shell: str | None) -> list[str] | str 
     if words and shell:
         fail("give a command or --shell, not both")
     return shell or (words or None)
-
-
-def job_options(env: list[str] | None, memory: str | None, cpu: float | None, timeout: float | None,
-                tag: list[str] | None, retries: int | None) -> dict[str, Any]:
-    """JobSpec fields from the options schedules and templates share (those given only)."""
-    options: dict[str, Any] = {k: v for k, v in {
-        "memory": memory, "cpu": cpu, "timeout": timeout, "retries": retries}.items() if v is not None}
-    if env:
-        options["env"] = parse_env(env, "--env")
-    if tag:
-        options["tags"] = list(tag)
-    return options

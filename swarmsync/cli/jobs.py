@@ -17,27 +17,22 @@ from rich.table import Table
 
 from swarmsync import jobs
 from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import parse_env
 from swarmsync.cli.options import (
     AllProjects,
     Command,
-    Cpu,
-    Env,
-    Memory,
     Pool,
     Project,
     Queue,
     Require,
-    Retries,
     Secret,
     Shell,
-    Tag,
     Template,
-    Timeout,
 )
 from swarmsync.cli.target import job_backend, project
-from swarmsync.spec import InputFile, JobSpec, JobSpecError
+from swarmsync.spec import JobSpec, JobSpecError
 
 app = typer.Typer()
 
@@ -75,19 +70,6 @@ def follow(job: jobs.Job) -> int:
 
 def _job(job_id: str) -> jobs.Job:
     return job_backend().get_job(job_id)  # JobNotFound: exit 2 (console.EXIT_CODES)
-
-
-def _input_files(items: list[str]) -> list[InputFile]:
-    """--input LOCAL:/container/path[:SHA256], read now."""
-    inputs = []
-    for item in items:
-        local, _, rest = item.partition(":")
-        target, _, digest = rest.partition(":")
-        try:
-            inputs.append(InputFile.from_bytes(target, Path(local).read_bytes(), digest or None))
-        except (OSError, ValidationError, JobSpecError) as exc:
-            fail(f"--input {item}: {exc}")
-    return inputs
 
 
 def _queue_with_requirements(queue: str | None, require: list[str] | None) -> str | None:
@@ -163,25 +145,13 @@ def _compose_options(path: Path, main: str | None, image: str | None, spec_file:
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
+@catalogue_options(JobSpec)
 def submit(
     image: Annotated[str | None, typer.Argument(help="Image, e.g. busybox:1.36 (with --template: the command)")] = None,
     command: Command = None,
     shell: Shell = None,
-    env: Env = None,
     secret: Secret = None,
-    memory: Memory = None,
-    cpu: Cpu = None,
-    pids_limit: Annotated[int | None, typer.Option(help="Process limit")] = None,
-    timeout: Timeout = None,
-    workdir: Annotated[str | None, typer.Option(help="Working directory in the container")] = None,
-    output_dir: Annotated[str | None, typer.Option(help="Folder in the container to archive")] = None,
-    input_file: Annotated[list[str] | None, typer.Option("--input", help="LOCAL:/container/path[:SHA256]")] = None,
-    tag: Tag = None,
-    retries: Retries = None,
-    allow_exit: Annotated[
-        list[int] | None, typer.Option("--allow-exit", help="Exit codes that count as success")
-    ] = None,
-    pull: Annotated[str | None, typer.Option(help="Pull policy: always, if-not-present, never")] = None,
+    fields: CatalogueFields = None,
     spec_file: Annotated[
         Path | None, typer.Option("--spec", help="A JobSpec as JSON, or a JSON list of them (other options override)")
     ] = None,
@@ -221,17 +191,10 @@ def submit(
     if count > 1 and (at or delay):
         fail("--count cannot be combined with --at/--in: submit delayed jobs one by one")
     cmd = shell or (list(command) if command else options.pop("command", None))
-    options.update({k: v for k, v in {
-        "memory": memory, "cpu": cpu, "pids_limit": pids_limit, "timeout": timeout,
-        "working_dir": workdir, "output_dir": output_dir, "retries": retries or None,
-        "pull_policy": pull, "allowed_exit_codes": allow_exit or None,
-    }.items() if v is not None})
-    if env:
-        options["env"] = {**options.get("env", {}), **parse_env(env, "--env")}
-    if tag:
-        options["tags"] = list(tag)
-    if input_file:
-        options["inputs"] = _input_files(input_file)
+    fields = dict(fields or {})  # the JobSpec options given; they override the --spec file's
+    if "env" in fields:
+        fields["env"] = {**options.get("env", {}), **fields["env"]}
+    options.update(fields)
     secret_env = parse_env(secret, "--secret") or None
     if count > 1:
         raise typer.Exit(_submit_copies(count, image, cmd, template, secret_env, pool, queue, options, in_project))

@@ -17,22 +17,16 @@ Require = Annotated[list[str] | None, typer.Option(
     help="A host label the job needs (repeatable, e.g. gpu, region=eu): only workers having all of them "
     "run it (its queue is host:gpu+region=eu; see docs/deployment.md)")]
 
-# what a job runs
+# what a job runs (its JobSpec fields are options of their own: cli/catalogue_options.py)
 Command = Annotated[list[str] | None, typer.Argument(help="Command and args (exec form)")]
 Shell = Annotated[str | None, typer.Option("--shell", "-c", help="A shell string run with /bin/sh -c")]
 Template = Annotated[
     str | None, typer.Option("--template", "-T", help="A saved job template (options override it)")
 ]
-Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE (repeatable)")]
 Secret = Annotated[
     list[str] | None,
     typer.Option("--secret", "-s", help="NAME=VALUE, kept in a Secret block: masked, never archived"),
 ]
-Memory = Annotated[str | None, typer.Option(help="Memory limit, e.g. 256m")]
-Cpu = Annotated[float | None, typer.Option(help="CPU cores, e.g. 0.5")]
-Timeout = Annotated[float | None, typer.Option(help="Seconds before the job is stopped")]
-Tag = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (repeatable)")]
-Retries = Annotated[int | None, typer.Option(help="Retries when the job fails")]
 
 # when a schedule runs it
 Cron = Annotated[str | None, typer.Option(help="Cron expression, e.g. '30 2 * * *'")]

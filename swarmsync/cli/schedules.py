@@ -10,37 +10,34 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
 from swarmsync.cli.console import console, err, fail
-from swarmsync.cli.job_arguments import USER_ERRORS, command_from, job_options, parse_env
+from swarmsync.cli.job_arguments import USER_ERRORS, command_from, parse_env
 from swarmsync.cli.options import (
     AllProjects,
     Command,
-    Cpu,
     Cron,
-    Env,
     Every,
-    Memory,
     Pool,
     Project,
     Queue,
-    Retries,
     RRule,
     Secret,
     Shell,
     Start,
-    Tag,
     Template,
-    Timeout,
     TimeZone,
 )
 from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import hibernator, project
 from swarmsync.deployments.schedules import RecurringJob
+from swarmsync.spec import JobSpec
 
 app = typer.Typer(no_args_is_help=True, help="Recurring jobs: cron, interval or RRule schedules.")
 
 
 @app.command("create")
+@catalogue_options(JobSpec)
 def create(
     name: Annotated[str, typer.Argument(help="Schedule name: lowercase letters, digits, dashes")],
     image: Annotated[str | None, typer.Argument(help="Image (not with --template)")] = None,
@@ -53,13 +50,8 @@ def create(
     overlap: Annotated[str, typer.Option(help="allow, skip (cancel a run that would overlap) or queue")] = "allow",
     template: Template = None,
     shell: Shell = None,
-    env: Env = None,
     secret: Secret = None,
-    memory: Memory = None,
-    cpu: Cpu = None,
-    timeout: Timeout = None,
-    tag: Tag = None,
-    retries: Retries = None,
+    fields: CatalogueFields = None,
     pool: Pool = None,
     queue: Queue = None,
     paused: Annotated[bool, typer.Option("--paused", help="Create it paused")] = False,
@@ -77,7 +69,7 @@ def create(
             name, image, command_from(command, shell), cron=cron, every=every, rrule=rrule, timezone=timezone,
             start=start, template=template, overlap=overlap, pool=pool, queue=queue,
             secret_env=parse_env(secret, "--secret") or None, paused=paused, project=project(project_),
-            **job_options(env, memory, cpu, timeout, tag, retries),
+            **(fields or {}),
         )
     except USER_ERRORS as exc:
         fail(str(exc))

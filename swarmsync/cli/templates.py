@@ -10,45 +10,37 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
 from swarmsync.cli.console import console, err, fail
-from swarmsync.cli.job_arguments import USER_ERRORS, command_from, job_options, parse_env
+from swarmsync.cli.job_arguments import USER_ERRORS, command_from, parse_env
 from swarmsync.cli.options import (
     AllProjects,
     Command,
-    Cpu,
-    Env,
-    Memory,
     Project,
-    Retries,
     Secret,
     Shell,
-    Tag,
-    Timeout,
 )
 from swarmsync.cli.target import hibernator, project
+from swarmsync.spec import JobSpec
 
 app = typer.Typer(no_args_is_help=True, help="Saved job templates (Prefect blocks).")
 
 
 @app.command("save")
+@catalogue_options(JobSpec)
 def save(
     name: Annotated[str, typer.Argument(help="Template name: lowercase letters, digits, dashes")],
     image: Annotated[str | None, typer.Argument(help="Image (not with --compose)")] = None,
     command: Command = None,
     shell: Shell = None,
-    env: Env = None,
     secret: Secret = None,
-    memory: Memory = None,
-    cpu: Cpu = None,
-    timeout: Timeout = None,
-    tag: Tag = None,
-    retries: Retries = None,
+    fields: CatalogueFields = None,
     compose: Annotated[Path | None, typer.Option("--compose", help="A compose file (docs/compose-jobs.md)")] = None,
     main: Annotated[str | None, typer.Option("--main", help="With --compose: the main service")] = None,
     project_: Project = None,
 ) -> None:
     """Save (or replace) a job template, shown in the Prefect UI as a block."""
-    options = job_options(env, memory, cpu, timeout, tag, retries)
+    options = dict(fields or {})
     try:
         if compose:
             if image or not main:

@@ -155,13 +155,13 @@ def test_invalid_inputs_show_an_error_beside_each_field(app_as, api_client):
     at.switch_page("views/submit.py").run()
     before = len(api_client.list_jobs(limit=200))
     fill(at, image="Not An Image!!", memory="12 parsecs", cpu="-1", timeout="soon", env="NOVALUE",
-         output_dir="relative/dir", pids_limit="1.5", requires="gpu, two words")
+         output_dir="relative/dir", pids_limit="1.5", requires="gpu, two words", gpus="a few")  # gpus: from JobSpec
     at.button(key=SUBMIT).click().run()
     assert not at.exception
     errors = at.session_state["submit_errors"]
-    assert set(errors) >= {"image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit", "requires"}
+    assert set(errors) >= {"image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit", "requires", "gpus"}
     shown = [e.value for e in at.error]
-    for field in ("image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit", "requires"):
+    for field in ("image", "memory", "cpu", "timeout", "env", "output_dir", "pids_limit", "requires", "gpus"):
         assert errors[field] in shown
     assert "'soon' is not a number" in shown
     assert "submitted_job" not in at.session_state

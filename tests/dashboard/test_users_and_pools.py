@@ -63,6 +63,10 @@ def test_an_admin_lowers_a_pools_ceiling_and_a_job_over_it_is_refused_naming_the
     at, admin = app_as("admin")
     at.switch_page("views/workers.py").run()
     assert not at.exception
+    for name in ("max_gpus", "max_output_bytes", "max_files_bytes", "default_timeout", "allowed_projects"):
+        assert at.text_input(key=f"policy_{pool}_{name}")  # every HostPolicy setting (swarmsync/catalogue.py)
+    for name in ("allow_host_files", "allow_root_user"):
+        assert at.checkbox(key=f"policy_{pool}_{name}")
     at.text_input(key=f"policy_{pool}_max_memory").input("96m")
     at.text_input(key=f"policy_{pool}_default_memory").input("64m")  # a default above the ceiling is refused
     at.button(key=f"FormSubmitter:policy_{pool}-Save policy").click().run()

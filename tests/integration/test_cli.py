@@ -31,10 +31,12 @@ def test_submit_wait_streams_output_and_exits_with_the_jobs_code(stack, busybox,
 
 
 def test_submit_prints_the_id_and_result_downloads_the_txt(stack, busybox, tmp_path, no_leftover_containers):
-    done = cli("submit", "-e", "WHO=world", "--shell", "echo hello $WHO", busybox)
+    # --gpus and --user are options because JobSpec declares the fields (swarmsync/catalogue.py); 0 GPUs asks for none
+    done = cli("submit", "-e", "WHO=world", "--gpus", "0", "--user", "65534", "--shell", "echo hello $WHO", busybox)
     assert done.returncode == 0, done.stderr
     job_id = done.stdout.strip()
     swarmsync.get_job(job_id).wait(60)
+    assert {"gpus": 0, "user": "65534"}.items() <= swarmsync.get_job(job_id).flow_run().parameters["job"].items()
     out = tmp_path / "result.txt"
     assert cli("result", job_id, "-o", str(out)).returncode == 0
     assert out.read_bytes() == b"hello world\n"

@@ -144,3 +144,20 @@ def test_another_operators_job_schedule_and_template_are_refused_through_the_cli
         cancel(api, alice, job)
         api.delete(f"/schedules/{name}", headers=auth(alice))
         api.delete(f"/templates/{name}", headers=auth(alice))
+
+
+def test_gpus_over_the_pools_max_gpus_are_refused_through_the_cli(api, cli_operators, as_cli, busybox):
+    """`--gpus` is an option because JobSpec declares the field (swarmsync/catalogue.py), and the pool's ceiling
+    holds through it: more than max_gpus is refused, naming the setting ('all' too: test_policy); within it is
+    accepted."""
+    alice, _, alice_token, _ = cli_operators
+    pool = f"cli-gpu-{uuid.uuid4().hex[:8]}"
+    create_pool(pool, allow_gpu=True, max_gpus=1, allowed_users=[me(api, alice)])
+    refused(as_cli(alice_token, "submit", "--pool", pool, "--gpus", "2", "--at", LATER, busybox, "true"), "max_gpus")
+    assert jobs_of(api, alice, me(api, alice)) == []
+    within = as_cli(alice_token, "submit", "--pool", pool, "--gpus", "1", "--at", LATER, "--pull", "never",
+                    busybox, "true")
+    assert within.returncode == 0, within.stderr
+    job_id = within.stdout.strip().split()[-1]
+    assert api.get(f"/jobs/{job_id}", headers=auth(alice)).json()["flow_run"]["parameters"]["job"]["gpus"] == 1
+    cancel(api, alice, job_id)

@@ -167,7 +167,8 @@ def test_the_dashboards_submit_form_takes_a_compose_file() -> None:
     from swarmsync.dashboard.forms import SubmitForm, build_submission
 
     text = "services: {web: {image: busybox, command: httpd -f}, app: {image: busybox, command: echo hi}}"
-    spec, _, errors = build_submission(SubmitForm(compose=text, main_service="app", timeout="30", tags="a, b"))
+    spec, _, errors = build_submission(SubmitForm(compose=text, main_service="app", fields={"timeout": "30"},
+                                                  tags="a, b"))
     assert errors == {} and spec.services["web"].command == ["httpd", "-f"]
     assert (spec.main_service, spec.timeout, spec.tags) == ("app", 30, ["a", "b"])
     assert build_submission(SubmitForm(compose=text))[2] == {"main_service": "name the main service: the one whose "

@@ -21,11 +21,13 @@ from swarmsync.jobs import JobRow
 
 def test_a_valid_form_becomes_a_jobspec_with_its_secret_apart():
     spec, secrets, errors = forms.build_submission(forms.SubmitForm(
-        image="busybox", command="echo $A", env="A=1\nB=x=y", secret_env="TOKEN=s3cret", cpu="0.5",
-        memory="64m", timeout="30", pids_limit="50", tags="a, b", output_dir="/out"))
+        image="busybox", command="echo $A", env="A=1\nB=x=y", secret_env="TOKEN=s3cret", tags="a, b",
+        fields={"cpu": "0.5", "memory": "64m", "timeout": "30", "pids_limit": "50", "output_dir": "/out",
+                "gpus": "1", "allowed_exit_codes": "0, 3", "privileged": False}))
     assert errors == {}
     assert spec.env == {"A": "1", "B": "x=y"} and spec.cpu == 0.5 and spec.pids_limit == 50
     assert spec.tags == ["a", "b"] and spec.command == "echo $A"
+    assert spec.gpus == 1 and spec.allowed_exit_codes == [0, 3] and not spec.privileged
     assert secrets == {"TOKEN": "s3cret"} and "s3cret" not in spec.model_dump_json()
 
 
@@ -36,10 +38,11 @@ def test_exec_form_splits_the_command_into_words():
 
 def test_every_invalid_field_gets_its_own_error():
     spec, _, errors = forms.build_submission(forms.SubmitForm(
-        image="", memory="lots", cpu="-2", timeout="x", pids_limit="2.5", env="JUSTANAME", output_dir="rel",
-        at=datetime.now(UTC) - timedelta(hours=2)))
+        image="", env="JUSTANAME", at=datetime.now(UTC) - timedelta(hours=2),
+        fields={"memory": "lots", "cpu": "-2", "timeout": "x", "pids_limit": "2.5", "output_dir": "rel",
+                "gpus": "some"}))
     assert spec is None
-    assert set(errors) == {"image", "memory", "cpu", "timeout", "pids_limit", "env", "output_dir", "at"}
+    assert set(errors) == {"image", "memory", "cpu", "timeout", "pids_limit", "env", "output_dir", "at", "gpus"}
     assert errors["timeout"] == "'x' is not a number"
     assert errors["env"] == "line 1: write NAME=value"
 

@@ -1,0 +1,113 @@
+"""CLI options derived from the field catalogue (swarmsync/catalogue.py): one option per field of a
+model, so a field added to `JobSpec` or `HostPolicy` is an option of `submit`, `schedule create`,
+`template save` (or `pool create`) with no code here or in the command.
+
+    @app.command()
+    @catalogue_options(JobSpec)
+    def submit(image: ..., fields: CatalogueFields = None, pool: Pool = None) -> None:
+        ...  # `fields`: the JobSpec fields given, as keyword arguments
+
+The decorator puts the options where the command has its `fields` parameter (so `--help`
+lists them in that place) and hands the command the values given, converted to what the
+model takes (NAME=VALUE pairs as a dict, --input files read and checksummed, sizes in bytes).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from swarmsync import catalogue
+from swarmsync.cli.console import fail
+from swarmsync.cli.job_arguments import parse_env
+from swarmsync.policy import parse_size
+from swarmsync.spec import InputFile, JobSpecError
+
+CatalogueFields = dict[str, Any] | None  # the annotation of the parameter the options replace
+SLOT = "fields"
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TYPES: dict[str, Any] = {"flag": bool | None, "number": float | None, "whole": int | None, "text": str | None,
+                          "texts": list[str] | None, "pairs": list[str] | None, "files": list[str] | None}
+
+
+def option_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The fields of `model` that are CLI options: reached by the CLI and not positional words."""
+    return {name: info for name, info in catalogue.fields(model, catalogue.CLI).items()
+            if not catalogue.reach(info).argument}
+
+
+def _parameter(name: str, info: FieldInfo) -> inspect.Parameter:
+    kind = catalogue.kind(info)
+    annotation = list[catalogue.item_type(info)] | None if kind == "numbers" else _TYPES.get(kind)
+    if annotation is None:
+        raise TypeError(f"{name}: a {kind} field has no CLI option; name it in catalogue.EXCLUDED with the reason")
+    # with no flags of its own, Typer names the option after the field (a flag: --name/--no-name)
+    option = typer.Option(*catalogue.reach(info).flags, help=catalogue.help_text(info), show_default=False)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[annotation, option])
+
+
+def _value(flag: str, info: FieldInfo, value: Any) -> Any:
+    """A given option as the model takes it."""
+    kind = catalogue.kind(info)
+    if kind == "pairs":
+        return parse_env(value, flag)
+    if kind == "files":
+        return input_files(value)
+    if catalogue.reach(info).size:
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            fail(f"{flag}: {exc}")
+    return list(value) if isinstance(value, tuple) else value
+
+
+def input_files(items: list[str]) -> list[InputFile]:
+    """--input LOCAL:/container/path[:SHA256], read now."""
+    inputs = []
+    for item in items:
+        local, _, rest = item.partition(":")
+        target, _, digest = rest.partition(":")
+        try:
+            inputs.append(InputFile.from_bytes(target, Path(local).read_bytes(), digest or None))
+        except (OSError, ValidationError, JobSpecError) as exc:
+            fail(f"--input {item}: {exc}")
+    return inputs
+
+
+def catalogue_options(model: type[BaseModel]) -> Callable[[F], F]:
+    """Replace the command's `fields` parameter by an option per field of `model` (see the module);
+    the command gets `fields`: {field: value} of the options given (None and empty lists left out)."""
+    options = option_fields(model)
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != SLOT]
+        if clash := {p.name for p in own} & set(options):
+            raise TypeError(f"{command.__name__}: parameters {sorted(clash)} are also catalogue options")
+        slot = list(signature.parameters).index(SLOT)
+        added = [_parameter(name, info) for name, info in options.items()]
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        parameters[slot:slot] = added
+
+        @functools.wraps(command)
+        def run(**given: Any) -> Any:
+            values = {name: given.pop(name) for name in options}
+            fields = {name: _value(catalogue.flags(name, options[name])[0], options[name], value)
+                      for name, value in values.items() if value not in (None, [], ())}
+            return command(**given, **{SLOT: fields})
+
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        del run.__wrapped__  # Typer reads the signature above, not the command's own
+        return run  # type: ignore[return-value]
+
+    return decorate
