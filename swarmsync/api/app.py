@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from swarmsync import __version__
 from swarmsync.api import (
     errors,
+    routes_alerts,
     routes_audit,
     routes_auth,
     routes_health,
@@ -58,6 +59,7 @@ ROUTERS = [
     routes_worker.router,
     routes_uploads.router,
     routes_tls.router,
+    routes_alerts.router,
 ]
 
 

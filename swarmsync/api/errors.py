@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from swarmsync import archive, jobs, pipelines, templates
+from swarmsync import alerts, archive, jobs, pipelines, templates
 from swarmsync.api.deps import denied
 from swarmsync.api.schemas import ErrorOut
 from swarmsync.auth import projects, ratelimit, ssh_keys, tokens, users, worker_tokens
@@ -28,11 +28,11 @@ from swarmsync.timing import TimingError
 NOT_FOUND = (jobs.JobNotFound, archive.ArchiveNotFound, users.UserNotFound, tokens.TokenNotFound,
              schedules.ScheduleNotFound, templates.TemplateNotFound, pools.PoolNotFound, ssh_keys.KeyNotFound,
              projects.ProjectNotFound, projects.MemberNotFound, pipelines.PipelineNotFound,
-             worker_tokens.WorkerTokenNotFound, pipeline_schedules.PipelineScheduleNotFound)
+             worker_tokens.WorkerTokenNotFound, pipeline_schedules.PipelineScheduleNotFound, alerts.AlertNotFound)
 BAD_REQUEST = (users.AccountError, JobSpecError, ValidationError, ScheduleError, TimingError, projects.ProjectError,
-               worker_tokens.WorkerTokenError)
+               worker_tokens.WorkerTokenError, alerts.AlertError)
 CONFLICT = (templates.TemplateConflict, schedules.ScheduleConflict, worker_tokens.WorkerTokenConflict,
-            pipelines.PipelineConflict, pipeline_schedules.PipelineScheduleConflict)
+            pipelines.PipelineConflict, pipeline_schedules.PipelineScheduleConflict, alerts.AlertExists)
 
 DESCRIPTIONS = {400: "Bad request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found",
                 409: "Conflict", 422: "Invalid fields", 429: "Too many attempts",
