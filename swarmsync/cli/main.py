@@ -11,6 +11,7 @@ from swarmsync.auth.roles import AuthError
 from swarmsync.auth.users import AccountError, UserNotFound
 from swarmsync.cli import (
     accounts,
+    alerts,
     jobs,
     keys,
     pipelines,
@@ -74,6 +75,7 @@ app.add_typer(schedules.app, name="schedule")
 app.add_typer(templates.app, name="template")
 app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(tls.app, name="tls")
+app.add_typer(alerts.app, name="alert")
 
 
 def main() -> None:
