@@ -208,23 +208,20 @@ def _alert_of(client: Any, automation: Any, project: str) -> Alert:
 
 
 def last_deliveries(client: Any, automation_ids: list[str]) -> dict[str, Delivery]:
-    """The newest executed or failed action of each automation, from Prefect's events."""
-    if not automation_ids:
-        return {}
+    """The newest executed or failed action of each automation, from Prefect's events (one small read each:
+    a busy alert's deliveries never hide a quiet one's)."""
     found: dict[str, Delivery] = {}
-    page = client.read_events(EventFilter(
-        occurred=EventOccurredFilter(since=datetime.now(UTC) - DELIVERY_WINDOW),
-        event=EventNameFilter(name=[DELIVERED, FAILED]),
-        resource=EventResourceFilter(id=[f"prefect.automation.{i}" for i in automation_ids])), limit=200)
-    for event in page.events:  # newest first
-        automation_id = event.resource.id.removeprefix("prefect.automation.")
-        if automation_id in found:
-            continue
-        if event.event == FAILED:
-            reason = event.payload.get("notification_log") or event.payload.get("reason")
-            found[automation_id] = Delivery("failed", event.occurred, str(reason)[:500] if reason else None)
-        else:
-            found[automation_id] = Delivery("ok", event.occurred)
+    since = datetime.now(UTC) - DELIVERY_WINDOW
+    for automation_id in automation_ids:
+        page = client.read_events(EventFilter(
+            occurred=EventOccurredFilter(since=since), event=EventNameFilter(name=[DELIVERED, FAILED]),
+            resource=EventResourceFilter(id=[f"prefect.automation.{automation_id}"])), limit=1)
+        for event in page.events:  # newest first
+            if event.event == FAILED:
+                reason = event.payload.get("notification_log") or event.payload.get("reason")
+                found[automation_id] = Delivery("failed", event.occurred, str(reason)[:500] if reason else None)
+            else:
+                found[automation_id] = Delivery("ok", event.occurred)
     return found
 
 

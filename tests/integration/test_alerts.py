@@ -132,8 +132,9 @@ def test_a_failed_job_emits_its_events_and_fires_its_projects_alert(
     assert {"user", "project", "pool", "image"} <= submitted_roles
 
     def deliveries() -> dict[str, Any]:
-        listed = api.get("/alerts", params={"project": project}, headers=headers).json()
-        return {a["name"]: a for a in listed if a.get("last_delivery")}
+        listed = api.get("/alerts", params={"project": project}, headers=headers)
+        assert listed.status_code == 200, listed.text
+        return {a["name"]: a for a in listed.json() if a.get("last_delivery")}
 
     shown = wait_until(lambda: (d := deliveries()).keys() >= {"fails", "dead"} and d,
                        "both alerts' last delivery in GET /alerts", timeout=30)
