@@ -20,6 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from prefect.blocks.abstract import NotificationError
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
@@ -34,6 +37,23 @@ class AlertWebhook(CustomWebhookNotificationBlock):
         try:
             await super().anotify(body, subject)
         except Exception as exc:  # noqa: BLE001 - any failure to deliver is a failed delivery
-            if self._raise_on_failure:
-                raise NotificationError(log=f"{type(exc).__name__}: {str(exc)[:500]}") from exc
-            raise
+            raise self._failed(exc) from exc
+
+    def notify(self, body: str, subject: str | None = None) -> Any:
+        """As Prefect's (awaitable in a running event loop, as its action service calls it), through this
+        class's `anotify`: the parent's dispatch is bound to the parent's own `anotify`."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            try:
+                return super().notify(body, subject, _sync=True)
+            except Exception as exc:  # noqa: BLE001
+                raise self._failed(exc) from exc
+        return self.anotify(body, subject)
+
+    def _failed(self, exc: Exception) -> Exception:
+        """NotificationError (what Prefect's action service records as a failed delivery) while Prefect asks
+        for failures to be raised; the error itself otherwise."""
+        if self._raise_on_failure:
+            return NotificationError(log=f"{type(exc).__name__}: {str(exc)[:500]}")
+        return exc
