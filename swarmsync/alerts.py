@@ -27,7 +27,9 @@ Who may do what is the API's (`swarmsync/api/routes_alerts.py`); this module tru
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -119,6 +121,22 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{path}" + ("?***" if parts.query else "")
 
 
+def private_address(url: str) -> str | None:
+    """The private, loopback, link-local or reserved address `url`'s host resolves to, if any (a name that
+    does not resolve now is not refused: Prefect checks again when it delivers, see `create_alert`)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved \
+                or address.is_multicast or address.is_unspecified:
+            return str(address)
+    return None
+
+
 def automation_name(project: str, name: str) -> str:
     return f"swarmsync-alert/{project}/{name}"
 
@@ -151,19 +169,23 @@ def trigger(on: str, project: str, pool: str | None) -> EventTrigger:
 
 @uses_prefect_api
 def create_alert(name: str, on: str, webhook: str, *, project: str | None = None, pool: str | None = None,
-                 owner: str | None = None) -> Alert:
+                 owner: str | None = None, allow_private: bool = True) -> Alert:
     """Make the alert: its webhook block (the owner's secret), then the automation. AlertExists if the project
-    has one of that name."""
+    has one of that name. `allow_private` False: a webhook on a private address is refused now, and Prefect
+    refuses to deliver to one later (the block's `allow_private_urls`, checked at connection time)."""
     project = project or DEFAULT_PROJECT
     check_name(name)
     the_trigger = trigger(on, project, pool)
     if urlsplit(webhook).scheme not in ("http", "https") or not urlsplit(webhook).hostname:
         raise AlertError(f"webhook {mask_url(webhook)!r}: an http:// or https:// URL")
+    if not allow_private and (address := private_address(webhook)):
+        raise AlertError(f"webhook {mask_url(webhook)!r} resolves to the private address {address}: only admins "
+                         "may alert there (SWARMSYNC_ALERT_PRIVATE_URLS=true allows everyone)")
     with get_client(sync_client=True) as client:
         if client.read_automations_by_name(automation_name(project, name)):
             raise AlertExists(f"project {project} already has an alert named {name!r} (remove it first)")
         block = block_name(project, name)
-        hook = AlertWebhook(name=name, url=webhook, json_data={
+        hook = AlertWebhook(name=name, url=webhook, allow_private_urls=allow_private, json_data={
             "alert": name, "project": project, "subject": "{{subject}}", "text": "{{body}}"})
         block_id = hook.save(block, overwrite=True)
         secret_owners.record([block], owner, SECRET_KIND, ref=name, project=project)

@@ -20,8 +20,9 @@ from swarmsync.api.deps import address, require
 from swarmsync.api.errors import responses
 from swarmsync.api.schemas import Done, ProjectName, Strict
 from swarmsync.auth import audit, projects
-from swarmsync.auth.roles import Permission, Principal
+from swarmsync.auth.roles import Permission, Principal, Role
 from swarmsync.owners import DEFAULT_PROJECT
+from swarmsync.settings import get_settings
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses=responses(401, 403))
 reader = require(Permission.JOBS_READ)
@@ -82,13 +83,15 @@ def list_alerts(project: str | None = Query(None, max_length=64, description="On
 @router.post("", response_model=AlertOut, status_code=201, responses=responses(400, 404, 409, 422))
 def add_alert(body: AlertCreate, request: Request, principal: Principal = Depends(writer)) -> AlertOut:
     """Add an alert on the jobs of `project` (and `pool`): an operator or maintainer of the project; on a pool
-    only one the caller may use. Its webhook block is the caller's secret."""
+    only one the caller may use; to a private address only an admin (or anyone with
+    SWARMSYNC_ALERT_PRIVATE_URLS). Its webhook block is the caller's secret."""
     project = body.project or DEFAULT_PROJECT
     projects.check_submit(principal, project)
     if body.pool is not None:
         pool_host_policy(body.pool).check_caller(principal.username, principal.role.value, project)
+    allow_private = get_settings().alert_private_urls or principal.role == Role.ADMIN
     alert = alerts.create_alert(body.name, body.on, body.webhook, project=project, pool=body.pool,
-                                owner=principal.username)
+                                owner=principal.username, allow_private=allow_private)
     audit.record(principal.username, "alert.add", f"{project}/{body.name}", address=address(request),
                  on=body.on, pool=body.pool, webhook=alert.webhook)
     return alert_out(alert)

@@ -20,6 +20,7 @@ import swarmsync
 from swarmsync.auth import projects
 from swarmsync.auth.roles import Principal
 from swarmsync.connection import uses_prefect_api
+from swarmsync.settings import get_settings
 from tests.accounts import conftest as accounts_fixtures
 from tests.accounts.conftest import auth
 from tests.waiting import wait_until
@@ -65,6 +66,12 @@ def closed_port() -> int:
 
 
 @pytest.fixture
+def private_webhooks(monkeypatch):
+    """Non-admins may alert to this host's receivers (SWARMSYNC_ALERT_PRIVATE_URLS; off by default)."""
+    monkeypatch.setattr(get_settings(), "alert_private_urls", True)
+
+
+@pytest.fixture
 def receiver():
     hook = Receiver()
     yield hook
@@ -93,7 +100,7 @@ def job_events(job_id: str) -> dict[str, Any]:
 
 
 def test_a_failed_job_emits_its_events_and_fires_its_projects_alert(
-        api, project_member, receiver, stack, busybox, no_leftover_containers):
+        api, project_member, receiver, private_webhooks, stack, busybox, no_leftover_containers):
     project, operator, headers, _ = project_member
     hook = {"name": "fails", "on": "failed", "webhook": receiver.url, "project": project}
     made = api.post("/alerts", json=hook, headers=headers)
@@ -148,16 +155,19 @@ def test_a_failed_job_emits_its_events_and_fires_its_projects_alert(
     assert api.get("/alerts", params={"project": project}, headers=headers).json() == []
 
 
-def test_a_user_cannot_set_an_alert_on_a_project_they_are_not_in(api, project_member, make_user):
+def test_a_user_cannot_set_an_alert_on_a_project_they_are_not_in_nor_to_the_servers_network(
+        api, project_member, make_user):
     project, _, headers, viewer = project_member
     outsider = make_user("operator")
     other = f"al-{uuid.uuid4().hex[:8]}"
     projects.create_project(Principal.local(), other)
     projects.set_member(Principal.local(), other, outsider.username, "operator")
     outside = auth(outsider.login(api))
-    hook = {"name": "peek", "on": "any-final", "webhook": "http://127.0.0.1:9/hook", "project": project}
+    hook = {"name": "peek", "on": "any-final", "webhook": "https://hooks.example.com/peek", "project": project}
     assert api.post("/alerts", json=hook, headers=outside).status_code == 404
     assert api.post("/alerts", json=hook, headers=viewer).status_code == 403
+    probe = api.post("/alerts", json={**hook, "webhook": "http://169.254.169.254/latest"}, headers=headers)
+    assert probe.status_code == 400 and "private address" in probe.json()["detail"]  # the server's own network
     assert api.post("/alerts", json=hook, headers=headers).status_code == 201
     assert api.get("/alerts", params={"project": project}, headers=outside).json() == []
     assert api.delete("/alerts/peek", params={"project": project}, headers=outside).status_code == 404
