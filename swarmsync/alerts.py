@@ -187,7 +187,7 @@ def create_alert(name: str, on: str, webhook: str, *, project: str | None = None
         block = block_name(project, name)
         hook = AlertWebhook(name=name, url=webhook, allow_private_urls=allow_private, json_data={
             "alert": name, "project": project, "subject": "{{subject}}", "text": "{{body}}"})
-        block_id = hook.save(block, overwrite=True)
+        block_id = hook.save(block, overwrite=True, _sync=True)  # also under a running loop
         secret_owners.record([block], owner, SECRET_KIND, ref=name, project=project)
         tags = [ALERT_TAG, *owner_tags(owner, project), f"{ON_TAG}{on}", *([f"{POOL_TAG}{pool}"] if pool else [])]
         automation_id = client.create_automation(AutomationCore(
@@ -222,7 +222,7 @@ def list_alerts(projects: list[str] | None = None) -> list[Alert]:
 def _alert_of(client: Any, automation: Any, project: str) -> Alert:
     name = automation.name.rsplit("/", 1)[-1]
     try:
-        webhook = mask_url(AlertWebhook.load(block_name(project, name)).url)
+        webhook = mask_url(AlertWebhook.load(block_name(project, name), _sync=True).url)
     except (ValueError, ObjectNotFound):
         webhook = "(block missing)"
     return Alert(name, project, owner_of_tags(automation.tags), _tagged(automation.tags, ON_TAG) or "?",
