@@ -23,6 +23,7 @@ from swarmsync.connection import uses_prefect_api
 from swarmsync.settings import get_settings
 from tests.accounts import conftest as accounts_fixtures
 from tests.accounts.conftest import auth
+from tests.integration.test_cli import cli
 from tests.waiting import wait_until
 
 redis_client = accounts_fixtures.redis_client
@@ -149,6 +150,9 @@ def test_a_failed_job_emits_its_events_and_fires_its_projects_alert(
     assert shown["dead"]["last_delivery"]["status"] == "failed"
     assert "Connect" in shown["dead"]["last_delivery"]["reason"], shown["dead"]
     assert "s3cret" not in json.dumps(shown) and shown["fails"]["webhook"] == receiver.url
+    listed = cli("alert", "list", "-P", project, env={"COLUMNS": "300"})  # the CLI on the server host
+    assert listed.returncode == 0, listed.stderr
+    assert "failed" in listed.stdout and "ConnectError" in listed.stdout and "s3cret" not in listed.stdout
 
     assert api.delete("/alerts/dead", params={"project": project}, headers=headers).status_code == 200
     assert api.delete("/alerts/fails", params={"project": project}, headers=headers).status_code == 200
