@@ -442,6 +442,24 @@ def pipeline_schedules(client: Client) -> list[dict[str, Any]]:
     } for item in client.pipeline_schedules()]
 
 
+def alerts(client: Client) -> list[dict[str, Any]]:
+    """One row per alert (of the session's project): what it fires on, its masked webhook, its last delivery
+    (ok, or failed and Prefect's reason)."""
+    rows = []
+    for item in client.alerts():
+        delivery = item.get("last_delivery") or {}
+        rows.append({
+            "name": item["name"], "project": item["project"], "owner": item.get("owner") or "", "on": item["on"],
+            "pool": item.get("pool") or "", "webhook": item["webhook"],
+            "last delivery": f"{delivery['status']} {str(delivery['at'])[:19]}" if delivery else "-",
+            "reason": delivery.get("reason") or "",
+        })
+    return rows
+
+
+ALERT_ON = ("failed", "timed-out", "oom", "host-lost", "any-final")  # swarmsync.alerts.ON
+
+
 def templates(client: Client) -> list[dict[str, Any]]:
     """One row per saved job template (of the session's project): name, project, owner, image, command."""
     rows = []

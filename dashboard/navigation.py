@@ -32,6 +32,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pipelines.py", "Pipelines", ":material/account_tree:", "jobs:read"),
     PageSpec("submit.py", "Submit", ":material/add_circle:", "jobs:submit"),
     PageSpec("schedules.py", "Schedules", ":material/schedule:", "schedules:read"),
+    PageSpec("alerts.py", "Alerts", ":material/notifications:", "jobs:read"),
     PageSpec("workers.py", "Workers", ":material/dns:", "health:read"),
     PageSpec("usage.py", "Usage", ":material/data_usage:", "jobs:read"),
     PageSpec("admin.py", "Admin", ":material/admin_panel_settings:", "users:manage"),

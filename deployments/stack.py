@@ -44,6 +44,9 @@ def prefect_env(settings: SwarmSyncSettings) -> dict[str, str]:
             "PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5"
         ),
         "SWARMSYNC_HOME": str(home),
+        # events stored (Prefect's event feed, /api/events/filter) and Automations run (alerts: swarmsync.alerts)
+        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "true",
+        "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "true",
     }
     if settings.prefect_auth_string is not None:  # team mode: Prefect's basic auth on server and clients
         auth = settings.prefect_auth_string.get_secret_value()

@@ -31,7 +31,7 @@ from prefect.context import FlowRunContext, get_run_context
 from prefect.logging.loggers import PrefectLogAdapter
 from prefect.states import State
 
-from swarmsync import archive, core_link, outcome
+from swarmsync import archive, core_link, job_events, outcome
 from swarmsync.archive.core_store import CoreStore
 from swarmsync.core_link import CoreLink
 from swarmsync.docker_runner import (
@@ -183,6 +183,8 @@ async def run_container(
             get_run_logger().warning(
                 "resuming: following container %s left by a previous worker", run.container.short_id
             )
+        else:
+            _emit(job_events.STARTED, flow_run_id, spec, runtime)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_cancellation, flow_run_id, run, runtime, settings.cancel_poll_seconds)
             exit_code, reason = await anyio.to_thread.run_sync(run.wait, remaining)
@@ -379,9 +381,20 @@ async def _run_job(spec: JobSpec, runtime: JobRuntime, logger: Any) -> State:
         logger.exception("job error")
         result = ContainerOutcome(None, "error", f"error: {type(exc).__name__}: {exc}", started, time.time())
     final = outcome.final_state_type(spec, result.exit_code, result.reason)
+    flow_run_id = str(FlowRunContext.get().flow_run.id)
+    reason = result.reason or ("exit-code" if final == "FAILED" else None)  # a plain failure: its exit code
+    facts = {"outcome": final, "exit_code": result.exit_code, "reason": reason, "message": result.message}
+    _emit(job_events.final_event(result.reason), flow_run_id, spec, runtime, **facts)
     manifest = await archive_result(spec, image, result, final)
+    _emit(job_events.ARCHIVED, flow_run_id, spec, runtime, **facts)
     message = f"{result.message}; {manifest['archive_error']}" if manifest.get("archive_error") else result.message
     return outcome.final_state(final, message, outcome.summary(manifest))
+
+
+def _emit(event: str, flow_run_id: str, spec: JobSpec, runtime: JobRuntime, **facts: Any) -> None:
+    """A lifecycle event of this job (swarmsync.job_events: fire and forget, never raises)."""
+    job_events.emit(event, flow_run_id, user=runtime.submitter, project=runtime.project or DEFAULT_PROJECT,
+                    pool=runtime.pool or get_settings().work_pool, host=_worker_name(), image=spec.image, **facts)
 
 
 def _refused(state: State) -> bool:

@@ -25,6 +25,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed, State
 
+from swarmsync import job_events
 from swarmsync.errors import Error
 from swarmsync.jobs import deployment_for_pool, run_request
 from swarmsync.owners import (
@@ -110,6 +111,7 @@ async def pipeline_step(step: ResolvedStep, pipeline_id: str, pipeline_name: str
                 deployment.id, parent_task_run_id=task_run_id, work_queue_name=step.queue,
                 idempotency_key=f"swarmsync-pipeline-{pipeline_id}-{step.name}-{attempts + 1}", **request)
             logger.info("step %s: job %s (attempt %d)", step.name, child.id, attempts + 1)
+            job_events.emit_for_run(job_events.SUBMITTED, child)
         child = await _wait_final(client, child.id)
     if not child.state.is_completed():
         raise StepFailed(f"step {step.name}: job {child.id} ended {child.state.name}: {child.state.message}")

@@ -327,6 +327,22 @@ class Client:
     def delete_template(self, name: str, project: str | None = None) -> None:
         self.request("DELETE", f"/templates/{name}", params=self._scope(project))
 
+    # --- alerts ---------------------------------------------------------------------------
+    def alerts(self, project: str | None = None) -> list[dict[str, Any]]:
+        """Alerts (of `project`; without one, of every project of yours), each with its masked `webhook` and
+        `last_delivery` (`status` ok or failed, `reason`, `at`) (docs/alerts-and-monitoring.md)."""
+        return self.request("GET", "/alerts", params=self._scope(project)).json()
+
+    def add_alert(self, name: str, on: str, webhook: str, *, project: str | None = None,
+                  pool: str | None = None) -> dict[str, Any]:
+        """Alert on `on` (failed, timed-out, oom, host-lost, any-final) of the jobs of `project` (and `pool`)."""
+        body = {"name": name, "on": on, "webhook": webhook, **_jsonable({"project": self._project(project),
+                                                                          "pool": pool})}
+        return self.request("POST", "/alerts", json=body).json()
+
+    def remove_alert(self, name: str, project: str | None = None) -> None:
+        self.request("DELETE", f"/alerts/{name}", params=self._scope(project))
+
     # --- projects -------------------------------------------------------------------------
     def projects(self) -> list[dict[str, Any]]:
         """The projects you are a member of (admins: all), each with `name`, `description`, `role` (yours

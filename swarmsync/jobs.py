@@ -32,7 +32,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Scheduled
 from pydantic import BaseModel, Field
 
-from swarmsync import archive
+from swarmsync import archive, job_events
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.errors import NotFoundError
@@ -186,6 +186,8 @@ class Job(RunHandle):
                 return
             if state is None or state.is_scheduled() or (state.is_pending() and not run.infrastructure_pid):
                 client.set_flow_run_state(run.id, Cancelled(message="cancelled by user before it started"), force=True)
+                job_events.emit_for_run(job_events.CANCELLED, run, outcome="cancelled", reason="cancelled",
+                                        message="cancelled by user before it started")
             else:
                 client.set_flow_run_state(run.id, Cancelling(message="cancelled by user"), force=True)
 
@@ -349,6 +351,7 @@ def submit(
         )
     if stored:
         secret_owners.attach(stored.values(), str(flow_run.id))  # retention deletes them with the job
+    job_events.emit_for_run(job_events.SUBMITTED, flow_run)
     return Job(flow_run.id, flow_run)
 
 
@@ -399,6 +402,7 @@ def submit_many(
                         **_run_request(spec, None, project=project),
                     )
                     results[index] = Submission(index, Job(run.id, run))
+                    job_events.emit_for_run(job_events.SUBMITTED, run)
                     return
                 except Exception as exc:  # noqa: BLE001 - classified below
                     if not is_transient(exc) or attempt == attempts - 1:

@@ -40,6 +40,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import AwaitingRetry, Crashed, Scheduled
 
+from swarmsync import job_events
 from swarmsync.auth import worker_tokens
 from swarmsync.settings import get_settings
 
@@ -156,7 +157,11 @@ async def _crash(client: PrefectClient, run: FlowRun, host: str) -> bool:
         return False
     # the lost host's claim goes first: the retry may be claimed by another host a moment after it is made
     await anyio.to_thread.run_sync(worker_tokens.forget_claims, [str(run.id)])
-    return await crash_run(client, run, f"host {host} lost")
+    crashed = await crash_run(client, run, f"host {host} lost")
+    if crashed:
+        job_events.emit_for_run(job_events.HOST_LOST, run, host=host, outcome="crashed", reason="host-lost",
+                                message=f"host {host} lost")
+    return crashed
 
 
 async def crash_run(client: PrefectClient, run: FlowRun, why: str) -> bool:

@@ -5,7 +5,7 @@ Importing it registers, as `prefect_docker/__init__.py` does for its package, th
 types (Blocks > SwarmSync Job Template in the Prefect UI) with Prefect's registries.
 """
 
-from swarmsync.blocks import JobTemplate
+from swarmsync.blocks import AlertWebhook, JobTemplate
 from swarmsync.worker import SwarmSyncWorker
 
-__all__ = ["JobTemplate", "SwarmSyncWorker"]
+__all__ = ["AlertWebhook", "JobTemplate", "SwarmSyncWorker"]

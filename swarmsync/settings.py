@@ -54,6 +54,11 @@ class SwarmSyncSettings(BaseSettings):
         "(loopback) behind HAProxy on HOST:PORT, health-checking /api/health; needs SWARMSYNC_PREFECT_REDIS_URL "
         "and Prefect on PostgreSQL.",
     )
+    alert_private_urls: bool = Field(
+        default=False,
+        description="Whether non-admins may point an alert's webhook at a private, loopback or link-local address "
+        "(Prefect's server posts to it: off, an alert cannot probe the server's own network). Admins always may.",
+    )
     lost_worker_seconds: float = Field(
         default=90, ge=10,
         description="The lost-host bound: Core (the SwarmSync API) crashes the Running and Pending runs of a "

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from swarmsync import __version__
 from swarmsync.api import (
     errors,
+    routes_alerts,
     routes_audit,
     routes_auth,
     routes_health,
@@ -60,6 +61,7 @@ ROUTERS = [
     routes_uploads.router,
     routes_tls.router,
     routes_usage.router,
+    routes_alerts.router,
 ]
 
 

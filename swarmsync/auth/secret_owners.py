@@ -120,12 +120,18 @@ def delete_blocks(blocks: Iterable[str]) -> list[str]:
                 deleted.append(block)
             except ObjectNotFound:
                 pass
+    forget(blocks)
+    return deleted
+
+
+def forget(blocks: Iterable[str]) -> None:
+    """Forget the owners of these (deleted) blocks."""
+    blocks = sorted(set(blocks))
     try:
         with session_scope() as session:
             session.execute(delete(SecretOwner).where(SecretOwner.block_name.in_(blocks)))
     except SQLAlchemyError as exc:
         log.warning("could not forget the owners of Secret blocks %s: %s", blocks, exc)
-    return deleted
 
 
 def delete_secrets_of(kind: str, ref: str) -> list[str]:

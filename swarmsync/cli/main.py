@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from swarmsync.cli import (
     accounts,
+    alerts,
     jobs,
     keys,
     pipelines,
@@ -70,6 +71,7 @@ app.add_typer(templates.app, name="template")
 app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(tls.app, name="tls")
 app.add_typer(usage.app)  # usage
+app.add_typer(alerts.app, name="alert")
 
 
 def main() -> None:

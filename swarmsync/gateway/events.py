@@ -18,6 +18,7 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.client import connect
 
+from swarmsync import job_events
 from swarmsync.auth import worker_tokens
 from swarmsync.auth.roles import Unauthenticated
 from swarmsync.auth.worker_tokens import WorkerPrincipal
@@ -52,8 +53,23 @@ async def event_allowed(gateway: Gateway, principal: WorkerPrincipal, event: dic
     try:
         for run_id in runs:
             await gateway.scope.check_run(principal, run_id)
+        if str(event.get("event", "")).startswith(job_events.PREFIX):
+            return resource.startswith("prefect.flow-run.") and await _job_event_true(gateway, principal, event,
+                                                                                      runs[0])
     except NotYours:
         return False
+    return True
+
+
+async def _job_event_true(gateway: Gateway, principal: WorkerPrincipal, event: dict[str, Any], run_id: str) -> bool:
+    """A `swarmsync.job.*` event names its run's own user, project and pool (alerts select by them): a host
+    cannot make another project's alert fire."""
+    user, project = await gateway.scope.owners(run_id)
+    want = {"user": user, "project": project, "pool": principal.pool}
+    for related in event.get("related") or []:
+        role = related.get("prefect.resource.role") if isinstance(related, dict) else None
+        if role in want and related.get("prefect.resource.id") != job_events.resource_id(role, str(want[role])):
+            return False
     return True
 
 

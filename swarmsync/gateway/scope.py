@@ -7,6 +7,7 @@ and read from Prefect otherwise, once: a run's pool and queue never change, so t
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -17,6 +18,7 @@ from swarmsync.auth import worker_tokens
 from swarmsync.auth.worker_tokens import WorkerPrincipal
 from swarmsync.errors import NotFoundError
 from swarmsync.gateway.rules import blocks_of_template, secret_blocks_of
+from swarmsync.owners import DEFAULT_PROJECT, project_of, submitted_by
 
 logger = logging.getLogger("swarmsync.gateway")
 
@@ -28,10 +30,12 @@ class NotYours(NotFoundError):
 
 
 class RunFacts:
-    __slots__ = ("pool", "queue", "parameters")
+    __slots__ = ("pool", "queue", "parameters", "owners")
 
-    def __init__(self, pool: str | None, queue: str | None, parameters: dict[str, Any] | None) -> None:
+    def __init__(self, pool: str | None, queue: str | None, parameters: dict[str, Any] | None,
+                 owners: tuple[str | None, str] | None = None) -> None:
         self.pool, self.queue, self.parameters = pool, queue, parameters
+        self.owners = owners  # (user, project) of the run; None: not in the answer it was learned from
 
 
 class Scope:
@@ -49,8 +53,12 @@ class Scope:
         """Remember a run as Prefect answered it (`pool`: the pool it was listed from, when the answer has
         no `work_pool_name`, as a poll's has not)."""
         if run.get("id"):
+            owners = None
+            if "labels" in run or "tags" in run:
+                as_run = SimpleNamespace(labels=run.get("labels"), tags=run.get("tags"))
+                owners = (submitted_by(as_run), project_of(as_run))
             self.runs[str(run["id"])] = RunFacts(run.get("work_pool_name") or pool, run.get("work_queue_name"),
-                                                 run.get("parameters"))
+                                                 run.get("parameters"), owners)
 
     async def _read(self, path: str, what: str) -> dict[str, Any]:
         """Prefect's object at `path`; NotYours when there is none."""
@@ -66,6 +74,14 @@ class Scope:
             self.learn_run(await self._read(f"flow_runs/{run_id}", f"flow run {run_id}"))
             facts = self.runs[run_id]
         return facts
+
+    async def owners(self, run_id: str) -> tuple[str | None, str]:
+        """(user, project) of a flow run (read from Prefect when it was learned without them)."""
+        facts = await self.facts(run_id)
+        if facts.owners is None:
+            self.learn_run(await self._read(f"flow_runs/{run_id}", f"flow run {run_id}"))
+            facts = self.runs[run_id]
+        return facts.owners or (None, DEFAULT_PROJECT)
 
     def owns(self, principal: WorkerPrincipal, facts: RunFacts) -> bool:
         return facts.pool == principal.pool and (principal.queue is None or facts.queue == principal.queue)

@@ -91,8 +91,8 @@ def test_login_keeps_the_token_server_side_and_logout_ends_the_session(app_as):
 
 # --- role gating ---------------------------------------------------------------------------
 @pytest.mark.parametrize("role, expected", [
-    ("viewer", ["Overview", "Jobs", "Pipelines", "Schedules", "Workers", "Usage", "My keys", "Settings"]),
-    ("operator", ["Overview", "Jobs", "Pipelines", "Submit", "Schedules", "Workers", "Usage", "My keys",
+    ("viewer", ["Overview", "Jobs", "Pipelines", "Schedules", "Alerts", "Workers", "Usage", "My keys", "Settings"]),
+    ("operator", ["Overview", "Jobs", "Pipelines", "Submit", "Schedules", "Alerts", "Workers", "Usage", "My keys",
                   "Settings"]),
     ("admin", [p.title for p in PAGES]),
 ])

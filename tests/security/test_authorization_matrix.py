@@ -135,9 +135,20 @@ def new_in_p(kind: str) -> Maker:
                   "/schedules": {"name": name, "every": "1h", "paused": True, "project": w.p, "spec": spec},
                   "/pipelines/schedules": {"name": name, "every": "1h", "paused": True, "project": w.p,
                                            "pipeline": {"name": name, "steps": {"one": spec}}},
-                  "/templates": {"name": name, "project": w.p, "spec": spec}}
+                  "/templates": {"name": name, "project": w.p, "spec": spec},
+                  "/alerts": {"name": name, "on": "failed", "webhook": HOOK, "project": w.p}}
         return kind, bodies[kind]
     return make
+
+
+HOOK = "https://hooks.example.com/matrix"  # an alert's webhook: a public name (private addresses: admins only)
+
+
+def an_alert(w: World) -> tuple[str, Any]:
+    """The owner's alert on P's failed jobs."""
+    name = f"m-{uuid.uuid4().hex[:8]}"
+    w.as_owner("POST", "/alerts", {"name": name, "on": "failed", "webhook": HOOK, "project": w.p})
+    return f"/alerts/{name}?project={w.p}", None
 
 
 def a_pipeline(suffix: str = "", cancelled: bool = False) -> Maker:
@@ -273,6 +284,10 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("GET", "/templates", fixed("/templates"), EVERYONE),
     ("POST", "/templates", new_in_p("/templates"), CREATE_IN_P),
     ("DELETE", "/templates/{name}", a_template, CHANGE_P),
+    # alerts of P (Prefect Automations on its jobs' events)
+    ("GET", "/alerts", fixed("/alerts"), EVERYONE),
+    ("POST", "/alerts", new_in_p("/alerts"), CREATE_IN_P),
+    ("DELETE", "/alerts/{name}", an_alert, CHANGE_P),
     # projects
     ("GET", "/projects", fixed("/projects"), EVERYONE),
     ("POST", "/projects", lambda w: ("/projects", {"name": f"new-{uuid.uuid4().hex[:8]}"}), ADMIN_ONLY),

@@ -191,11 +191,11 @@ def test_the_client_keeps_the_api_refusal_as_sent():
 
 def test_each_role_sees_only_its_pages():
     titles = {role: [p.title for p in visible_pages([str(x) for x in ROLE_PERMISSIONS[role]])] for role in Role}
-    assert titles[Role.VIEWER] == ["Overview", "Jobs", "Pipelines", "Schedules", "Workers", "Usage", "My keys",
-                                  "Settings"]
-    assert titles[Role.OPERATOR] == ["Overview", "Jobs", "Pipelines", "Submit", "Schedules", "Workers", "Usage",
-                                    "My keys", "Settings"]
-    assert titles[Role.ADMIN] == ["Overview", "Jobs", "Pipelines", "Submit", "Schedules", "Workers", "Usage",
+    assert titles[Role.VIEWER] == ["Overview", "Jobs", "Pipelines", "Schedules", "Alerts", "Workers", "Usage",
+                                  "My keys", "Settings"]
+    assert titles[Role.OPERATOR] == ["Overview", "Jobs", "Pipelines", "Submit", "Schedules", "Alerts", "Workers",
+                                    "Usage", "My keys", "Settings"]
+    assert titles[Role.ADMIN] == ["Overview", "Jobs", "Pipelines", "Submit", "Schedules", "Alerts", "Workers", "Usage",
                                  "Admin", "My keys", "Settings"]
     assert data.may({"permissions": ["jobs:read"]}, "jobs:submit") is False
     assert data.may(None, "jobs:read") is False
