@@ -19,6 +19,7 @@ from swarmsync.api import (
     routes_jobs,
     routes_keys,
     routes_me,
+    routes_metrics,
     routes_pipeline_schedules,
     routes_pipelines,
     routes_pools,
@@ -58,6 +59,7 @@ ROUTERS = [
     routes_worker.router,
     routes_uploads.router,
     routes_tls.router,
+    routes_metrics.router,
 ]
 
 
@@ -72,4 +74,5 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.add_middleware(RefuseSecretsInUrls)
     app.add_middleware(RequestLimits, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(routes_metrics.RequestLatency)  # outermost: times refusals too
     return app

@@ -90,6 +90,9 @@ def index_archive(manifest: dict[str, Any], location: str, block: str | None = N
         owner=manifest.get("owner"),
         started_at=_ts(manifest.get("started_at")),
         finished_at=_ts(manifest.get("finished_at")) or datetime.now(UTC),
+        pool=manifest.get("pool"),
+        due_at=_ts(manifest.get("due_at")),
+        archive_bytes=sum(int(meta.get("size", 0)) for meta in files.values()),
     )
     with session_scope() as session:
         session.merge(row)

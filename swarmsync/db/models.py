@@ -36,6 +36,11 @@ class ArchiveRecord(Base):
     owner: Mapped[str | None] = mapped_column(String(64))  # who submitted it through the API
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # migration 0010_archive_metrics (GET /metrics): the work pool, when the run was due (its expected
+    # start: queue wait = started_at - due_at) and every archived file's bytes; None in older rows
+    pool: Mapped[str | None] = mapped_column(String(100))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    archive_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class WorkerTelemetry(Base):
