@@ -5,7 +5,8 @@ memory: several API replicas behind one load balancer answer the same, and a res
 Each part is one cheap question, whatever the length of the history:
 
 - finished jobs and archive bytes: one GROUP BY over the archive index (state, pool, project are indexed
-  together, migration 0010_archive_metrics), and one pass for each histogram (a SUM per bucket);
+  together, migration 0010_archive_metrics), and one pass for each histogram over the run time and queue
+  wait stored with each row (a count per bucket);
 - running and queued jobs: a Prefect count per pool and queue (what `GET /jobs` asks Prefect, counted);
 - workers: Prefect's workers of each pool (status and last heartbeat); worker tokens' last call (SQL).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from prefect.client.orchestration import get_client
@@ -41,8 +43,8 @@ from prefect.client.schemas.objects import StateType
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import ColumnElement, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from swarmsync.db import ArchiveRecord, WorkerToken, session_scope
 from swarmsync.jobs import JOB_FLOW_NAME
@@ -57,28 +59,30 @@ RUNNING = [StateType.RUNNING, StateType.CANCELLING]
 QUEUED = [StateType.SCHEDULED, StateType.PENDING]  # ... and due: a delayed job is not queued before its time
 
 
-def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement:
-    """`later - earlier` in seconds, in the database's own dialect (PostgreSQL, SQLite)."""
-    if session.get_bind().dialect.name == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-    return func.extract("epoch", later - earlier)
+def _histogram_rows(session: Session, seconds: InstrumentedAttribute[float | None]) -> list[tuple[Any, ...]]:
+    """(pool, project, count, sum, cumulative bucket counts...) per pool and project, from one pass that
+    puts each row in its bucket (one CASE on a stored number) and counts per bucket."""
+    bucket = case(*[(seconds <= bound, index) for index, bound in enumerate(JOB_BUCKETS)], else_=len(JOB_BUCKETS))
+    query = (select(ArchiveRecord.pool, ArchiveRecord.project, bucket, func.count(), func.sum(seconds))
+             .where(seconds.is_not(None)).group_by(ArchiveRecord.pool, ArchiveRecord.project, bucket))
+    counts: dict[tuple[Any, Any], list[int]] = {}
+    sums: dict[tuple[Any, Any], float] = {}
+    for pool, project, index, count, total in session.execute(query):
+        place = (pool or UNKNOWN_POOL, project or DEFAULT_PROJECT)  # rows with no pool: with "unknown"
+        counts.setdefault(place, [0] * (len(JOB_BUCKETS) + 1))[int(index)] += int(count)
+        sums[place] = sums.get(place, 0.0) + float(total or 0.0)
+    rows = []
+    for place, per_bucket in sorted(counts.items()):
+        cumulative = list(accumulate(per_bucket))
+        rows.append((*place, cumulative[-1], sums[place], *cumulative[:-1]))
+    return rows
 
 
-def _histogram_rows(session: Session, seconds: ColumnElement, *where: Any) -> list[Any]:
-    """(pool, project, count, sum, bucket counts...) per pool and project: one pass over the rows."""
-    columns = [func.count(), func.coalesce(func.sum(seconds), 0.0)]
-    columns += [func.sum(case((seconds <= bound, 1), else_=0)) for bound in JOB_BUCKETS]
-    query = select(ArchiveRecord.pool, ArchiveRecord.project, *columns).where(*where).group_by(
-        ArchiveRecord.pool, ArchiveRecord.project)
-    return list(session.execute(query))
-
-
-def _histogram(name: str, doc: str, rows: Iterable[Any]) -> HistogramMetricFamily:
+def _histogram(name: str, doc: str, rows: Iterable[tuple[Any, ...]]) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, doc, labels=["pool", "project"])
     for pool, project, count, total, *cumulative in rows:
-        buckets = [(str(bound), int(n or 0)) for bound, n in zip(JOB_BUCKETS, cumulative, strict=True)]
-        family.add_metric([pool or UNKNOWN_POOL, project or DEFAULT_PROJECT], buckets + [("+Inf", int(count))],
-                          float(total or 0.0))
+        buckets = [(str(bound), n) for bound, n in zip(JOB_BUCKETS, cumulative, strict=True)]
+        family.add_metric([pool, project], buckets + [("+Inf", count)], total)
     return family
 
 
@@ -100,11 +104,8 @@ def archive_metrics() -> list[Metric]:
             by_place[place] = by_place.get(place, 0) + int(nbytes or 0)
         for place, nbytes in sorted(by_place.items()):
             stored.add_metric(list(place), nbytes)
-        started, finished, due = ArchiveRecord.started_at, ArchiveRecord.finished_at, ArchiveRecord.due_at
-        duration = _histogram_rows(session, _seconds(session, finished, started), started.is_not(None))
-        raw_wait = _seconds(session, started, due)
-        wait = case((raw_wait < 0, 0.0), else_=raw_wait)  # a container started a hair before its due time
-        waits = _histogram_rows(session, wait, started.is_not(None), due.is_not(None))
+        duration = _histogram_rows(session, ArchiveRecord.duration_seconds)
+        waits = _histogram_rows(session, ArchiveRecord.queue_wait_seconds)
     return [
         jobs, stored,
         _histogram("swarmsync_job_duration_seconds", "Finished jobs' container run time (start to end)", duration),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -36,11 +36,12 @@ class ArchiveRecord(Base):
     owner: Mapped[str | None] = mapped_column(String(64))  # who submitted it through the API
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    # migration 0010_archive_metrics (GET /metrics): the work pool, when the run was due (its expected
-    # start: queue wait = started_at - due_at) and every archived file's bytes; None in older rows
+    # migration 0010_archive_metrics (GET /metrics): the work pool, every archived file's bytes, the
+    # container's run time and its wait from the run's due time (expected start) to the container's start
     pool: Mapped[str | None] = mapped_column(String(100))
-    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     archive_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    queue_wait_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class WorkerTelemetry(Base):

@@ -1,0 +1,136 @@
+"""GET /metrics read by a real Prometheus (Debian's `prometheus`, started here with its own config and
+storage): jobs of the session stack counted by state, pool and project, and the API's latency histogram,
+read back through Prometheus' query API as a dashboard or an alert rule would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import swarmsync
+from swarmsync.auth import projects, users
+from swarmsync.auth.roles import Principal
+from swarmsync.cli.main import app
+from swarmsync.settings import get_settings
+from tests.accounts.conftest import PASSWORD
+from tests.conftest import ARTIFACTS, free_port
+from tests.waiting import wait_until
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+
+def scrape_config(api_port: int, credentials: Path) -> str:
+    """The scrape job of infra/monitoring/prometheus.yml, pointed at the session stack, every second."""
+    return f"""
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: swarmsync
+    metrics_path: /metrics
+    authorization:
+      type: Bearer
+      credentials_file: {credentials}
+    static_configs:
+      - targets: ["127.0.0.1:{api_port}"]
+"""
+
+
+@pytest.fixture
+def prometheus(stack, tmp_path) -> Iterator[tuple[str, str]]:
+    """A Prometheus of this test scraping the stack's API with a metrics:read token; yields its URL and the
+    token. The token is made as the docs say: `swarmsync token create NAME --user ADMIN --scope metrics:read`."""
+    if not Path(PROMETHEUS).exists():
+        pytest.fail("prometheus is not installed: run 'sudo bash infra/host-setup.sh test'")
+    admin = f"prom-admin-{uuid.uuid4().hex[:6]}"
+    users.add_user(Principal.local(), admin, PASSWORD, "admin")
+    made = CliRunner().invoke(app, ["token", "create", "prometheus", "--user", admin, "--scope", "metrics:read"])
+    assert made.exit_code == 0, made.output
+    token = next(line for line in made.stdout.splitlines() if line.startswith("ssk_"))
+    credentials = tmp_path / "swarmsync-metrics.token"
+    credentials.write_text(token + "\n")
+    credentials.chmod(0o600)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(scrape_config(int(stack["SWARMSYNC_API_PORT"]), credentials))
+    port = free_port()
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: proc.poll() is None and _get(f"{url}/-/ready") is not None, "Prometheus is ready",
+                   timeout=60)
+        yield url, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "prometheus.log", ARTIFACTS / "metrics-prometheus.log")
+
+
+def _get(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - a local test URL
+            return response.read()
+    except OSError:
+        return None
+
+
+def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
+    """The instant vector of `promql` from Prometheus' HTTP API (/api/v1/query)."""
+    body = _get(f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
+    if body is None:
+        return []
+    answer = json.loads(body)
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def test_prometheus_scrapes_job_counts_by_state_pool_and_project_and_the_api_latency(
+        stack, busybox, no_leftover_containers, prometheus):
+    prometheus_url, _token = prometheus
+    project = f"metrics-{uuid.uuid4().hex[:6]}"
+    projects.create_project(Principal.local(), project)
+    jobs = [swarmsync.submit(busybox, command, project=project, pull_policy="never")
+            for command in ("echo fine", "sh -c 'echo broken; exit 3'")]
+    assert sorted(job.wait(180).status() for job in jobs) == ["Completed", "Failed"]
+    pool = get_settings().work_pool
+
+    def counted() -> dict[str, float]:
+        rows = query(prometheus_url, f'swarmsync_jobs_total{{project="{project}"}}')
+        found = {row["metric"]["state"]: float(row["value"][1]) for row in rows
+                 if row["metric"].get("pool") == pool}
+        return found if sum(found.values()) == 2 else {}
+
+    by_state = wait_until(counted, "Prometheus has scraped both jobs of the project", timeout=120)
+    assert by_state == {"COMPLETED": 1.0, "FAILED": 1.0}
+    scraped = query(prometheus_url, 'up{job="swarmsync"}')
+    assert [row["value"][1] for row in scraped] == ["1"]  # the scrape with the token itself succeeded
+    latency = wait_until(lambda: query(prometheus_url, 'swarmsync_api_request_duration_seconds_count'
+                                       '{route="/metrics",method="GET",status="200"}'),
+                         "the API's latency histogram of its /metrics route", timeout=60)
+    assert float(latency[0]["value"][1]) >= 1
+    buckets = query(prometheus_url, f'swarmsync_job_duration_seconds_bucket{{project="{project}",le="+Inf"}}')
+    assert [float(row["value"][1]) for row in buckets] == [2.0]  # both jobs' run times, in one pool
+    waits = query(prometheus_url, f'swarmsync_job_queue_wait_seconds_count{{project="{project}"}}')
+    assert [float(row["value"][1]) for row in waits] == [2.0]
+    archived = query(prometheus_url, f'swarmsync_archive_bytes{{project="{project}"}}')
+    assert float(archived[0]["value"][1]) >= len("fine\n") + len("broken\n")  # at least both output.txt
+    assert query(prometheus_url, f'swarmsync_workers_online{{pool="{pool}"}} >= 1')
+    assert query(prometheus_url, f'swarmsync_jobs_running{{pool="{pool}"}}')  # a series per queue, even at 0
+    assert {row["metric"]["source"]: row["value"][1] for row in query(prometheus_url, "swarmsync_metrics_source_up")
+            } == {"archive_index": "1", "prefect": "1", "worker_tokens": "1"}
