@@ -5,8 +5,10 @@ read back through Prometheus' query API as a dashboard or an alert rule would.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -27,6 +29,7 @@ from tests.conftest import ARTIFACTS, free_port
 from tests.waiting import wait_until
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+DASHBOARD = Path(__file__).resolve().parents[2] / "infra" / "monitoring" / "grafana-dashboard.json"
 
 
 def scrape_config(api_port: int, credentials: Path) -> str:
@@ -91,11 +94,14 @@ def _get(url: str) -> bytes | None:
 
 
 def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
-    """The instant vector of `promql` from Prometheus' HTTP API (/api/v1/query)."""
-    body = _get(f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
-    if body is None:
-        return []
-    answer = json.loads(body)
+    """The instant vector of `promql` from Prometheus' HTTP API (/api/v1/query); a query Prometheus refuses
+    (bad PromQL: HTTP 400) fails the test with Prometheus' reason."""
+    url = f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - a local test URL
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"Prometheus refused {promql!r}: {exc.read().decode(errors='replace')}") from None
     assert answer["status"] == "success", answer
     return answer["data"]["result"]
 
@@ -134,3 +140,24 @@ def test_prometheus_scrapes_job_counts_by_state_pool_and_project_and_the_api_lat
     assert query(prometheus_url, f'swarmsync_jobs_running{{pool="{pool}"}}')  # a series per queue, even at 0
     assert {row["metric"]["source"]: row["value"][1] for row in query(prometheus_url, "swarmsync_metrics_source_up")
             } == {"archive_index": "1", "prefect": "1", "worker_tokens": "1"}
+    # every query of the shipped Grafana dashboard is valid PromQL over these series (Grafana itself does
+    # not run here); the panel of job counts shows both jobs' states
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    for panel in panels:
+        for target in panel["targets"]:
+            query(prometheus_url, target["expr"])  # asserts Prometheus answered "success"
+    states = {row["metric"]["state"] for row in query(prometheus_url, panels[0]["targets"][0]["expr"])}
+    assert {"COMPLETED", "FAILED"} <= states
+    if shots := os.environ.get("SWARMSYNC_TEST_METRICS_SCREENSHOT_DIR"):  # docs/img (alerts-and-monitoring.md)
+        graph_screenshot(prometheus_url, "sum by (state) (swarmsync_jobs_total)",
+                         Path(shots) / "prometheus-jobs-by-state.png")
+
+
+def graph_screenshot(prometheus: str, promql: str, path: Path) -> None:
+    """Prometheus' own graph page of `promql` in headless Chromium (Grafana does not run here)."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    page = f"{prometheus}/graph?" + urllib.parse.urlencode(
+        {"g0.expr": promql, "g0.tab": "0", "g0.range_input": "5m", "g0.stacked": "0"})
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1400,900", "--virtual-time-budget=10000", f"--screenshot={path}", page],
+                   check=True, capture_output=True, timeout=120)
