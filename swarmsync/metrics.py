@@ -97,11 +97,16 @@ def archive_metrics() -> list[Metric]:
         totals = session.execute(
             select(ArchiveRecord.state, ArchiveRecord.pool, ArchiveRecord.project, func.count(), func.sum(size))
             .group_by(ArchiveRecord.state, ArchiveRecord.pool, ArchiveRecord.project))
+        # rows from before projects (project NULL) belong to the default project, as rows naming it do: one
+        # sample per label set (Prometheus refuses a scrape with two)
+        by_state: dict[tuple[str, str, str], int] = {}
         by_place: dict[tuple[str, str], int] = {}
         for state, pool, project, count, nbytes in totals:
             place = (pool or UNKNOWN_POOL, project or DEFAULT_PROJECT)
-            jobs.add_metric([state, *place], count)
+            by_state[(state, *place)] = by_state.get((state, *place), 0) + int(count)
             by_place[place] = by_place.get(place, 0) + int(nbytes or 0)
+        for labels, count in sorted(by_state.items()):
+            jobs.add_metric(list(labels), count)
         for place, nbytes in sorted(by_place.items()):
             stored.add_metric(list(place), nbytes)
         duration = _histogram_rows(session, ArchiveRecord.duration_seconds)

@@ -13,18 +13,24 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 import swarmsync
 from swarmsync.auth import projects, users
 from swarmsync.auth.roles import Principal
 from swarmsync.cli.main import app
+from swarmsync.db import ArchiveRecord, migrate, session_scope
+from swarmsync.metrics import archive_metrics
 from swarmsync.settings import get_settings
-from tests.accounts.conftest import PASSWORD
+from tests.accounts.conftest import PASSWORD, clear_caches
 from tests.conftest import ARTIFACTS, free_port
 from tests.waiting import wait_until
 
@@ -161,3 +167,62 @@ def graph_screenshot(prometheus: str, promql: str, path: Path) -> None:
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     "--window-size=1400,900", "--virtual-time-budget=10000", f"--screenshot={path}", page],
                    check=True, capture_output=True, timeout=120)
+
+
+
+def test_history_rows_of_every_age_give_one_sample_per_label_set_and_cumulative_buckets(tmp_path, monkeypatch):
+    """Rows indexed before projects (project NULL: the default project) and before migration
+    0010_archive_metrics (no pool, run time worked out by the migration, no queue wait) count with today's
+    rows, each label set once: Prometheus refuses a whole scrape that repeats one."""
+    monkeypatch.setenv("SWARMSYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'swarmsync.db'}")
+    clear_caches()
+    try:
+        migrate(revision="0009_worker_tokens")
+        now = datetime.now(UTC)
+        with session_scope() as session:  # as an older SwarmSync indexed them
+            for job_id, project, seconds in (("before-projects", None, 3), ("after-projects", "default", 40)):
+                session.execute(text(
+                    "INSERT INTO archive_index (job_id, image, state, archive_path, manifest_sha256, output_bytes, "
+                    "tags, project, started_at, finished_at) VALUES (:id, 'busybox', 'COMPLETED', 'x', '0', 7, "
+                    "'[]', :project, :started, :finished)"),
+                    {"id": job_id, "project": project, "started": now - timedelta(seconds=seconds), "finished": now})
+        migrate()
+        with session_scope() as session:  # as this SwarmSync indexes them
+            session.add(ArchiveRecord(
+                job_id="new", image="busybox", state="FAILED", archive_path="x", manifest_sha256="0", output_bytes=7,
+                tags=[], project="default", pool="p1", started_at=now, finished_at=now, archive_bytes=100,
+                duration_seconds=0.2, queue_wait_seconds=4.0))
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(Fixed(archive_metrics()))
+        exposed = generate_latest(registry).decode()
+    finally:
+        monkeypatch.undo()
+        clear_caches()
+    samples = [(s.name, tuple(sorted(s.labels.items())), s.value)
+               for family in text_string_to_metric_families(exposed) for s in family.samples]
+    keys = [(name, labels) for name, labels, _ in samples]
+    assert len(keys) == len(set(keys)), f"a label set repeated:\n{exposed}"
+    value = {(name, labels): v for name, labels, v in samples}
+    old, new = (("pool", "unknown"), ("project", "default")), (("pool", "p1"), ("project", "default"))
+    assert value[("swarmsync_jobs_total", (*old, ("state", "COMPLETED")))] == 2
+    assert value[("swarmsync_jobs_total", (*new, ("state", "FAILED")))] == 1
+    assert value[("swarmsync_archive_bytes", old)] == 14  # output.txt only, from before the archive size
+    assert value[("swarmsync_archive_bytes", new)] == 100
+    buckets = {dict(labels)["le"]: v for (name, labels), v in value.items()
+               if name == "swarmsync_job_duration_seconds_bucket" and old[0] in labels}
+    assert (buckets["2.5"], buckets["5.0"], buckets["30.0"], buckets["60.0"], buckets["+Inf"]) == (0, 1, 1, 2, 2)
+    assert value[("swarmsync_job_duration_seconds_sum", old)] == pytest.approx(43, abs=0.01)
+    assert not any(name.startswith("swarmsync_job_queue_wait") and old[0] in labels
+                   for name, labels in keys)  # when the old rows were due was not kept
+    assert value[("swarmsync_job_queue_wait_seconds_bucket", (("le", "2.5"), *new))] == 0
+    assert value[("swarmsync_job_queue_wait_seconds_bucket", (("le", "5.0"), *new))] == 1
+
+
+class Fixed:
+    """A collector of metric families already read."""
+
+    def __init__(self, families: list[Any]):
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
