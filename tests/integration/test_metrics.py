@@ -39,11 +39,12 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "infra" / "monitoring" / "graf
 
 
 def scrape_config(api_port: int, credentials: Path) -> str:
-    """The scrape job of infra/monitoring/prometheus.yml, pointed at the session stack, every second."""
+    """The scrape job of infra/monitoring/prometheus.yml, pointed at the session stack, every 2 s."""
     return f"""
 global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
+  scrape_interval: 2s
+  scrape_timeout: 2s  # a scrape asks Prefect a few questions: on a loaded test machine 1 s is too short
+  evaluation_interval: 2s
 scrape_configs:
   - job_name: swarmsync
     metrics_path: /metrics
@@ -128,7 +129,11 @@ def test_prometheus_scrapes_job_counts_by_state_pool_and_project_and_the_api_lat
                  if row["metric"].get("pool") == pool}
         return found if sum(found.values()) == 2 else {}
 
-    by_state = wait_until(counted, "Prometheus has scraped both jobs of the project", timeout=120)
+    try:
+        by_state = wait_until(counted, "Prometheus has scraped both jobs of the project", timeout=120)
+    except AssertionError as exc:  # say why: the target's last scrape error, as Prometheus saw it
+        targets = json.loads(_get(f"{prometheus_url}/api/v1/targets") or b"{}")
+        raise AssertionError(f"{exc}; targets: {targets}") from None
     assert by_state == {"COMPLETED": 1.0, "FAILED": 1.0}
     scraped = query(prometheus_url, 'up{job="swarmsync"}')
     assert [row["value"][1] for row in scraped] == ["1"]  # the scrape with the token itself succeeded
