@@ -248,7 +248,8 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     for name in archive.TEXT_FILES:  # a job refused before it ran still gets (empty) .txt files
         (spool / name).touch()
     manifest = {**outcome.build_manifest(spec, image, result, state, _worker_name()),
-                "project": runtime.project or DEFAULT_PROJECT, "owner": runtime.submitter, "pool": runtime.pool}
+                "project": runtime.project or DEFAULT_PROJECT, "owner": runtime.submitter,
+                "pool": runtime.pool, "due_at": _due_at()}
     link = core_link.current()  # a worker host with a token: the archive goes to Core, which indexes it
     try:
         location, manifest = await _store_archive(flow_run_id, spool, manifest, runtime.archive_block, link)
@@ -274,6 +275,13 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     if deferred is not None:
         deferred.append(partial(create_artifacts, artifacts))
     return manifest
+
+
+def _due_at() -> str | None:
+    """When the run was due to start (its expected start time), for the queue-wait metric."""
+    ctx = FlowRunContext.get()
+    due = ctx.flow_run.expected_start_time if ctx else None
+    return due.isoformat() if due else None
 
 
 async def _store_archive(job_id: str, spool: Path, manifest: dict[str, Any],

@@ -5,6 +5,8 @@
 #   bash infra/host-setup.sh test   # the same, plus PostgreSQL, Redis (with a password), chromium,
 #                                   # openssh-server (the SFTP tests start their own sshd) and haproxy
 #                                   # (installed only; swarmsync up --ha and tests/multihost start it)
+#                                   # and prometheus (installed only; tests/integration/test_metrics.py
+#                                   # starts its own)
 #
 # As root on Debian/Ubuntu it installs (apt-get, only what is missing) and starts (only what is
 # not running) each part. Otherwise it says exactly what is missing and the one command that
@@ -75,6 +77,7 @@ if [ "$MODE" = test ]; then
   command -v ssh-keygen >/dev/null 2>&1 && command -v ssh-agent >/dev/null 2>&1 \
     || want openssh-client "ssh-keygen and ssh-agent for the key-login tests"
   [ -x /usr/sbin/sshd ] || want openssh-server "the SFTP archive-store tests (they start their own sshd)"
+  [ -x /usr/bin/prometheus ] || want prometheus "the metrics test (it starts its own Prometheus)"
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$root" = 1 ] && [ "$apt" = 1 ]; then
@@ -234,4 +237,4 @@ else
   say "redis: started with the password in $REDIS_PASS_FILE"
 fi
 
-finish "docker, busybox-static, postgresql, redis, chromium, haproxy"
+finish "docker, busybox-static, postgresql, redis, chromium, haproxy, prometheus"

@@ -41,6 +41,11 @@ for name in $names; do
   (umask 077 && printf '%s\n' "$value" > "$file")
   echo "setup: made $file"
 done
+# Prometheus' scrape token (profile `monitoring`): empty until an admin writes a metrics:read token into it
+if [ "$worker" = 0 ] && [ ! -e "$dir/metrics_token" ]; then
+  (umask 077 && : > "$dir/metrics_token")
+  echo "setup: made $dir/metrics_token (empty: for the monitoring profile, docs/alerts-and-monitoring.md#metrics)"
+fi
 for file in "$dir"/*; do
   [ -f "$file" ] || continue
   chown 10001:10001 "$file" 2>/dev/null || echo "setup: could not chown $file to 10001 (run as root)" >&2

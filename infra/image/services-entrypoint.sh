@@ -1,10 +1,13 @@
 #!/bin/bash
-# services-entrypoint postgres|redis|haproxy|redis-cli|healthcheck: Debian's servers for a SwarmSync compose stack.
+# services-entrypoint postgres|redis|haproxy|prometheus|redis-cli|healthcheck: Debian's servers for a SwarmSync
+# compose stack.
 #   postgres: PGDATA=/var/lib/postgresql/data (a volume). On first start: initdb with the superuser
 #             `postgres` and POSTGRES_PASSWORD, scram-sha-256 for every network client, then the role
 #             POSTGRES_USER (same password, LOGIN CREATEDB) owning each database of POSTGRES_DATABASES.
 #   redis:    append-only persistence in /data (a volume), password REDIS_PASSWORD (required).
 #   haproxy:  /usr/local/etc/haproxy/haproxy.cfg (mounted).
+#   prometheus: /etc/prometheus/prometheus.yml (mounted), its data in /prometheus (a volume); runs as uid
+#             10001, the owner of the stack's secret files (its scrape token is one: metrics_token).
 # Each secret may come from a file instead: POSTGRES_PASSWORD_FILE, REDIS_PASSWORD_FILE.
 # The servers run as their Debian users (postgres, redis, haproxy), never as root.
 set -euo pipefail
@@ -68,6 +71,13 @@ haproxy)
   echo haproxy > "$ROLE_FILE"
   exec haproxy -W -db -f "${HAPROXY_CONFIG:-/usr/local/etc/haproxy/haproxy.cfg}" "$@"
   ;;
+prometheus)
+  echo prometheus > "$ROLE_FILE"
+  install -d -o 10001 -g 10001 -m 0750 /prometheus
+  exec setpriv --reuid=10001 --regid=10001 --clear-groups prometheus \
+    --config.file="${PROMETHEUS_CONFIG:-/etc/prometheus/prometheus.yml}" --storage.tsdb.path=/prometheus \
+    --web.listen-address=0.0.0.0:9090 "$@"
+  ;;
 redis-cli)
   # redis-cli with the password from REDIS_PASSWORD(_FILE), e.g. `docker-compose exec -T redis
   # services-entrypoint redis-cli save` (the password never appears on a command line)
@@ -79,6 +89,7 @@ healthcheck)
     postgres) exec runuser -u postgres -- "$PGBIN/pg_isready" -q -h /run/postgresql ;;
     redis) REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG ;;
     haproxy) exec bash -c 'exec 3<>/dev/tcp/127.0.0.1/${HAPROXY_HEALTH_PORT:-4200}' ;;
+    prometheus) exec bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090' ;;
     *) exit 0 ;;
   esac
   ;;

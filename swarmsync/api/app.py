@@ -20,6 +20,7 @@ from swarmsync.api import (
     routes_jobs,
     routes_keys,
     routes_me,
+    routes_metrics,
     routes_pipeline_schedules,
     routes_pipelines,
     routes_pools,
@@ -62,6 +63,7 @@ ROUTERS = [
     routes_tls.router,
     routes_usage.router,
     routes_alerts.router,
+    routes_metrics.router,
 ]
 
 
@@ -76,4 +78,5 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.add_middleware(RefuseSecretsInUrls)
     app.add_middleware(RequestLimits, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(routes_metrics.RequestLatency)  # outermost: times refusals too
     return app

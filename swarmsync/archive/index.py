@@ -93,6 +93,10 @@ def index_archive(manifest: dict[str, Any], location: str, block: str | None = N
         owner=manifest.get("owner"),
         started_at=_ts(manifest.get("started_at")),
         finished_at=_ts(manifest.get("finished_at")) or datetime.now(UTC),
+        pool=manifest.get("pool"),
+        archive_bytes=sum(int(meta.get("size", 0)) for meta in files.values()),
+        duration_seconds=_seconds(manifest.get("started_at"), manifest.get("finished_at")),
+        queue_wait_seconds=_seconds(manifest.get("due_at"), manifest.get("started_at")),
     )
     with session_scope() as session:
         session.merge(row)
@@ -114,6 +118,14 @@ def usage_row(manifest: dict[str, Any], row: ArchiveRecord) -> JobUsage | None:
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _seconds(earlier: str | None, later: str | None) -> float | None:
+    """Seconds from one manifest time to another (never below 0: a container may start a hair before the
+    run's due time); None when either is missing (a job refused before its container started)."""
+    if not earlier or not later:
+        return None
+    return max((datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds(), 0.0)
 
 
 def delete_job_archive(job_id: str) -> None:

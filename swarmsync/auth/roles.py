@@ -35,6 +35,7 @@ class Permission(StrEnum):
     SETTINGS_MANAGE = "settings:manage"  # the dashboard's options file
     PROJECTS_READ = "projects:read"  # one's projects and their members
     PROJECTS_MANAGE = "projects:manage"  # create and delete projects (members: a project's maintainers too)
+    METRICS_READ = "metrics:read"  # GET /metrics (admins; a scraper's token: --scope metrics:read, nothing else)
 
 
 _VIEWER = {Permission.JOBS_READ, Permission.SCHEDULES_READ, Permission.HEALTH_READ, Permission.TOKENS_OWN,

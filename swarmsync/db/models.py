@@ -47,6 +47,12 @@ class ArchiveRecord(Base):
     owner: Mapped[str | None] = mapped_column(String(64))  # who submitted it through the API
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # migration 0011_archive_metrics (GET /metrics): the work pool, every archived file's bytes, the
+    # container's run time and its wait from the run's due time (expected start) to the container's start
+    pool: Mapped[str | None] = mapped_column(String(100))
+    archive_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    queue_wait_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 

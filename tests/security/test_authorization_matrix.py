@@ -242,6 +242,7 @@ MATRIX: list[tuple[str, str, Any, dict[str, str]]] = [
     ("POST", "/tokens", fixed("/tokens", {"name": "matrix"}), EVERYONE),
     ("DELETE", "/tokens/{token_id}", own_token, EVERYONE),
     ("GET", "/audit", fixed("/audit"), ADMIN_ONLY),
+    ("GET", "/metrics", fixed("/metrics"), ADMIN_ONLY),  # and metrics:read tokens: tests/integration/test_metrics.py
     ("GET", "/health/checks", fixed("/health/checks"), EVERYONE),
     ("GET", "/workers", fixed("/workers"), EVERYONE),
     ("GET", "/pools", fixed("/pools"), EVERYONE),

@@ -47,3 +47,15 @@ def test_unknown_roles_and_scopes_are_refused_with_the_known_ones():
     assert parse_scopes(["jobs:read", "jobs:read"]) == ["jobs:read"]
     with pytest.raises(ValueError, match="jobs:submit"):
         parse_scopes(["jobs:everything"])
+
+
+def test_a_metrics_scoped_token_may_read_metrics_and_nothing_else():
+    scraper = Principal(username="admin", role=Role.ADMIN, user_id=1, via="token",
+                        scopes=frozenset({Permission.METRICS_READ}))
+    assert authorize(scraper, Permission.METRICS_READ) is scraper
+    for permission in set(Permission) - {Permission.METRICS_READ}:
+        with pytest.raises(Forbidden, match="token scopes"):
+            authorize(scraper, permission)
+    for role in (Role.OPERATOR, Role.VIEWER):  # only admins (and their scraper tokens) read metrics
+        with pytest.raises(Forbidden, match="not allowed by role"):
+            authorize(Principal(username="someone", role=role, user_id=2), Permission.METRICS_READ)
