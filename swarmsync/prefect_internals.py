@@ -12,7 +12,8 @@ What is patched and why (each measured; see docs/internals.md):
   per run creation) and the pool template's checked defaults (~12 ms), and begins SQLite
   transactions IMMEDIATE (writers queue, no 503s);
 - in the worker's process, the engine's per-run suspension watch is skipped (job flows
-  never suspend) and the server's default result storage is asked at most every 10 s.
+  never suspend), the server's default result storage is asked at most every 10 s, and a
+  run's first heartbeat event is sent one interval after its start, not at once.
 """
 
 from __future__ import annotations
@@ -134,6 +135,29 @@ def skip_suspension_watch() -> None:
     engine = importlib.import_module("prefect.flow_engine")
     internal("prefect.flow_engine", "observe_flow_run_suspension")  # raises if Prefect renamed it
     engine.observe_flow_run_suspension = _no_suspension_watch
+
+
+def defer_first_heartbeat() -> None:
+    """Prefect's flow engine sends a heartbeat event the moment each flow run starts, then one
+    every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (180). In the worker's process the first is
+    left out: a job shorter than the interval sends none (one event and its 7 resource rows fewer
+    for the server per job); a longer job beats as before, from one interval after its start
+    (what Prefect's heartbeat automations watch for). SwarmSync finds crashed runs by their
+    infrastructure id (swarmsync.recovery), not by heartbeats."""
+    engine = internal("prefect.flow_engine", "BaseFlowRunEngine")
+    emit = engine._emit_flow_run_heartbeat
+    if getattr(emit, "defers_first", False):
+        return
+
+    def emit_after_the_first(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not getattr(self, "_swarmsync_first_beat_left_out", False):
+            self._swarmsync_first_beat_left_out = True
+            return
+        emit(self, *args, **kwargs)
+
+    emit_after_the_first.defers_first = True  # type: ignore[attr-defined]
+    emit_after_the_first.original = emit  # type: ignore[attr-defined]
+    engine._emit_flow_run_heartbeat = emit_after_the_first
 
 
 @contextmanager

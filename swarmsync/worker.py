@@ -197,6 +197,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         # a new client, connection and CSRF handshake per run)
         self._client_context = await self._for_runs.enter_async_context(AsyncClientContext())
         prefect_internals.skip_suspension_watch()
+        prefect_internals.defer_first_heartbeat()
         prefect_internals.cache_default_result_storage(ttl=DEFINITION_CACHE_SECONDS)
         # one watcher for all running jobs (websocket events, polling fallback) instead of one poll per job
         self._job_cancellation = await self._for_runs.enter_async_context(

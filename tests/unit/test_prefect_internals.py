@@ -36,6 +36,21 @@ def test_skipping_the_suspension_watch_replaces_it():
         prefect.flow_engine.observe_flow_run_suspension = original
 
 
+def test_a_runs_first_heartbeat_is_left_out_and_the_next_ones_sent(monkeypatch):
+    from prefect.flow_engine import BaseFlowRunEngine
+
+    source = inspect.getsource(internal("prefect.flow_engine", "_send_heartbeats"))
+    assert "_emit_flow_run_heartbeat(" in source  # the heartbeat thread still sends through it
+    sent: list[object] = []
+    monkeypatch.setattr(BaseFlowRunEngine, "_emit_flow_run_heartbeat", lambda self, *a, **k: sent.append(self))
+    prefect_internals.defer_first_heartbeat()
+    prefect_internals.defer_first_heartbeat()  # applied once
+    one, other = object.__new__(BaseFlowRunEngine), object.__new__(BaseFlowRunEngine)
+    for engine in (one, one, one, other):
+        engine._emit_flow_run_heartbeat(None, None)
+    assert sent == [one, one]  # each run's first one is left out
+
+
 def test_the_default_result_storage_lookup_exists_and_is_cached_once_wrapped():
     import prefect.results
 
