@@ -12,12 +12,14 @@ What is patched and why (each measured; see docs/internals.md):
   per run creation) and the pool template's checked defaults (~12 ms), and begins SQLite
   transactions IMMEDIATE (writers queue, no 503s);
 - in the worker's process, the engine's per-run suspension watch is skipped (job flows
-  never suspend), the server's default result storage is asked at most every 10 s, and a
-  run's first heartbeat event is sent one interval after its start, not at once.
+  never suspend), the server's default result storage is asked at most hourly, and a
+  run's heartbeats are timer callbacks on the worker's event loop (the first one interval
+  after its start) instead of a thread per run that beats at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib
 import inspect
@@ -137,27 +139,55 @@ def skip_suspension_watch() -> None:
     engine.observe_flow_run_suspension = _no_suspension_watch
 
 
-def defer_first_heartbeat() -> None:
-    """Prefect's flow engine sends a heartbeat event the moment each flow run starts, then one
-    every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (180). In the worker's process the first is
-    left out: a job shorter than the interval sends none (one event and its 7 resource rows fewer
-    for the server per job); a longer job beats as before, from one interval after its start
-    (what Prefect's heartbeat automations watch for). SwarmSync finds crashed runs by their
-    infrastructure id (swarmsync.recovery), not by heartbeats."""
-    engine = internal("prefect.flow_engine", "BaseFlowRunEngine")
-    emit = engine._emit_flow_run_heartbeat
-    if getattr(emit, "defers_first", False):
+def heartbeats_on_the_event_loop() -> None:
+    """Prefect's flow engine gives each flow run a heartbeat thread that sends an event at once,
+    then one every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (180), waking every second to check
+    whether the run ended: with 30 jobs running, 30 threads contend for the worker's GIL each
+    second (~10% of the worker's samples per job) and the server stores one event per job.
+    In the worker's process, an async run's heartbeats are timer callbacks on its event loop
+    instead, the first one interval after the run started: a job shorter than the interval sends
+    none (one event and its 7 resource rows fewer per job); a longer job beats as before (what
+    Prefect's heartbeat automations watch for). Job flows never block their loop (Docker calls
+    run in threads), which is what the thread was for. Runs outside an event loop keep Prefect's
+    thread. SwarmSync finds crashed runs by their infrastructure id (swarmsync.recovery)."""
+    engine = importlib.import_module("prefect.flow_engine")
+    threaded = internal("prefect.flow_engine", "_send_heartbeats")
+    if getattr(threaded, "on_the_loop", False):
         return
 
-    def emit_after_the_first(self: Any, *args: Any, **kwargs: Any) -> None:
-        if not getattr(self, "_swarmsync_first_beat_left_out", False):
-            self._swarmsync_first_beat_left_out = True
+    @contextmanager
+    def send_heartbeats(run_engine: Any, join_on_exit: bool = True) -> Iterator[None]:
+        seconds = run_engine.heartbeat_seconds
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if seconds is None or loop is None:
+            with threaded(run_engine, join_on_exit=join_on_exit):
+                yield
             return
-        emit(self, *args, **kwargs)
+        resource, related = run_engine._build_heartbeat_event_template()
+        handle: list[asyncio.TimerHandle] = []
 
-    emit_after_the_first.defers_first = True  # type: ignore[attr-defined]
-    emit_after_the_first.original = emit  # type: ignore[attr-defined]
-    engine._emit_flow_run_heartbeat = emit_after_the_first
+        def beat() -> None:
+            run = run_engine.flow_run
+            if run is not None and run.state is not None and run.state.is_final():
+                return
+            try:
+                run_engine._emit_flow_run_heartbeat(resource, related)
+            except Exception:  # noqa: BLE001 - as Prefect's own loop: a lost heartbeat is not a failed run
+                run_engine.logger.debug("Failed to emit heartbeat", exc_info=True)
+            handle[:] = [loop.call_later(seconds, beat)]
+
+        handle.append(loop.call_later(seconds, beat))
+        try:
+            yield
+        finally:
+            handle[0].cancel()
+
+    send_heartbeats.on_the_loop = True  # type: ignore[attr-defined]
+    send_heartbeats.threaded = threaded  # type: ignore[attr-defined]
+    engine._send_heartbeats = send_heartbeats
 
 
 @contextmanager
