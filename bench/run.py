@@ -318,7 +318,8 @@ def _bench_swarmsync(up: subprocess.Popen, image: str, singles: int, burst: int,
                 print(f"submission {entry.index} failed: {entry.error}", file=sys.stderr)
         return [str(e.job.id) for e in entries if e.job]
 
-    worker_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "worker start"],  # this stack's worker
+    # this stack's job worker (`swarmsync worker start`), not the pipeline pool's Prefect process worker
+    worker_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "cli.main worker start"],
                                     capture_output=True, text=True).stdout.split()[0])
     server_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "prefect[_ ]server"],  # + services
                                                   capture_output=True, text=True).stdout.split()]

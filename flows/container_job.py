@@ -1,11 +1,11 @@
 """The `container-job` flow: one JobSpec run as a Docker container, streamed, archived.
 
 The flow reads as the job's steps: check the job against the pool's policy, resolve its
-secrets, image and input checksums (a job refused there never runs), then the tasks
-`run-container` (retried per the job's `retries`) and `archive-result`. What an outcome
-means (messages, final state, manifest, summary) lives in `swarmsync.outcome`; how a
-container runs in `swarmsync.docker_runner`; what the worker hands over in
-`swarmsync.runtime.JobRuntime`.
+secrets, image and input checksums (a job refused there never runs), then the task
+`run-container` (retried per the job's `retries`), then archiving the result (a step of the
+flow, like preparing: no task run). What an outcome means (messages, final state, manifest,
+summary) lives in `swarmsync.outcome`; how a container runs in `swarmsync.docker_runner`;
+what the worker hands over in `swarmsync.runtime.JobRuntime`.
 """
 
 from __future__ import annotations
@@ -235,14 +235,14 @@ async def _finish_removals(runtime: JobRuntime) -> None:
         await anyio.to_thread.run_sync(runtime.pending_removals.pop().join)
 
 
-@task(name="archive-result", persist_result=False)
 async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: ContainerOutcome,
                          state: str) -> dict[str, Any]:
     """Write the archive and its manifest, index it, and link it from the run (the artifacts:
-    under the SwarmSync worker, right after the run's final state is set)."""
+    under the SwarmSync worker, right after the run's final state is set). A step of the flow,
+    not a task: a task run costs the Prefect server three state events and four rows per job
+    (~15% of its CPU per job, docs/benchmarks.md), and archiving is neither retried nor cached."""
     runtime = JobRuntime.current()
-    ctx = get_run_context()
-    flow_run_id = str(ctx.task_run.flow_run_id)
+    flow_run_id = str(FlowRunContext.get().flow_run.id)
     spool = get_settings().home_dir / "spool" / flow_run_id
     spool.mkdir(parents=True, exist_ok=True)
     for name in archive.TEXT_FILES:  # a job refused before it ran still gets (empty) .txt files
@@ -256,7 +256,7 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
     except archive.ArchiveStoreError as exc:  # the outcome is kept (indexed); the files stay on this host
         return await _keep_unstored(flow_run_id, spool, manifest, runtime, exc, link)
     shutil.rmtree(spool, ignore_errors=True)  # only now: the store (or Core) confirmed the archive
-    ids = {"flow_run_id": ctx.task_run.flow_run_id, "task_run_id": ctx.task_run.id}
+    ids = {"flow_run_id": FlowRunContext.get().flow_run.id}
     artifacts = [  # Prefect's own artifact kinds, formatted by Prefect, sent with explicit run ids
         ArtifactCreate(type=kind.type, description=kind.description, data=await kind.aformat(), **ids)
         for kind in (

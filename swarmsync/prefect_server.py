@@ -10,6 +10,11 @@ unchanged schema is a valid schema. A schema that passed the check once is remem
 (by its canonical JSON) and not checked again; a schema that fails is checked, and
 refused, every time. The job variables themselves are still validated on every run.
 
+Remembered defaults: at each run's creation Prefect also checks every default of the pool's
+base job template on its own against the whole schema (a new validator per default: ~12 ms
+of CPU per run for SwarmSync's 30 defaults). The result depends on the template alone, so it
+is remembered per template (not when a default refers to a block, which may change).
+
 SQLite writers queue instead of failing: on the embedded SQLite database Prefect begins most
 transactions DEFERRED (IMMEDIATE only where it orchestrates a state). A deferred transaction
 reads first and asks for the write lock later; if another connection wrote in between, SQLite
@@ -28,9 +33,14 @@ from __future__ import annotations
 
 import sys
 
-from swarmsync.prefect_internals import immediate_sqlite_transactions, remember_valid_schemas
+from swarmsync.prefect_internals import (
+    immediate_sqlite_transactions,
+    remember_template_defaults,
+    remember_valid_schemas,
+)
 
 remember_valid_schemas()
+remember_template_defaults()
 immediate_sqlite_transactions()
 
 

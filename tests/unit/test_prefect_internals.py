@@ -36,6 +36,45 @@ def test_skipping_the_suspension_watch_replaces_it():
         prefect.flow_engine.observe_flow_run_suspension = original
 
 
+class _Beating:
+    """What the heartbeat context uses of a flow run engine (a pure-logic stand-in, fast interval)."""
+
+    def __init__(self, seconds: float):
+        import logging
+
+        self.heartbeat_seconds, self.flow_run, self.sent = seconds, None, []
+        self.logger = logging.getLogger("test")
+
+    def _build_heartbeat_event_template(self):
+        return {"prefect.resource.id": "run"}, []
+
+    def _emit_flow_run_heartbeat(self, resource, related):
+        self.sent.append(resource)
+
+
+def test_heartbeats_are_timers_on_the_loop_starting_one_interval_after_the_start(monkeypatch):
+    import anyio
+    import prefect.flow_engine
+
+    source = inspect.getsource(internal("prefect.flow_engine", "AsyncFlowRunEngine"))
+    assert "_send_heartbeats(self" in source  # the async engine still enters it per run
+    monkeypatch.setattr(prefect.flow_engine, "_send_heartbeats", prefect.flow_engine._send_heartbeats)
+    prefect_internals.heartbeats_on_the_event_loop()
+    prefect_internals.heartbeats_on_the_event_loop()  # applied once
+    send = prefect.flow_engine._send_heartbeats
+    assert send.on_the_loop and not getattr(send.threaded, "on_the_loop", False)
+
+    async def run(seconds: float, lasting: float) -> list:
+        engine = _Beating(seconds)
+        with send(engine, join_on_exit=False):
+            await anyio.sleep(lasting)
+        await anyio.sleep(seconds * 2)  # none after the run's end
+        return engine.sent
+
+    assert anyio.run(run, 0.5, 0.1) == []  # a run shorter than the interval sends none
+    assert len(anyio.run(run, 0.1, 1.0)) >= 2  # then one per interval, from one interval on
+
+
 def test_the_default_result_storage_lookup_exists_and_is_cached_once_wrapped():
     import prefect.results
 

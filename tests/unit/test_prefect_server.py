@@ -54,6 +54,63 @@ def test_values_are_still_validated_against_a_remembered_schema(counted_checks):
     assert len(counted_checks) == 1
 
 
+@pytest.fixture
+def counted_defaults(monkeypatch):
+    """Prefect's template-defaults check with the speedup, counting the checks it really runs."""
+    from prefect.server.api import validation as server_validation
+
+    calls: list[dict] = []
+    patched = server_validation._get_base_config_defaults  # importing swarmsync.prefect_server applied it
+    original = patched.unremembered
+
+    async def counting(session, base_config, ignore_invalid_defaults=True):
+        calls.append(base_config)
+        return await original(session, base_config, ignore_invalid_defaults)
+
+    monkeypatch.setattr(server_validation, "_get_base_config_defaults", counting)
+    monkeypatch.setattr(prefect_internals, "_DEFAULTS", type(prefect_internals._DEFAULTS)(maxsize=8))
+    prefect_internals.remember_template_defaults()
+    yield server_validation, calls
+    monkeypatch.undo()
+
+
+def test_a_templates_defaults_are_checked_once_and_invalid_ones_still_dropped(counted_defaults):
+    import anyio
+    from prefect.server.api.validation import ValidationError
+
+    from swarmsync.worker import SwarmSyncWorker
+
+    server_validation, calls = counted_defaults
+    template = SwarmSyncWorker.get_default_base_job_template()
+    first = anyio.run(server_validation._get_base_config_defaults, None, template)
+    first[0]["max_cpu"] = "changed by a caller"  # a copy: the remembered defaults stay as they were
+    again = anyio.run(server_validation._get_base_config_defaults, None, dict(template))
+    assert len(calls) == 1 and again[0]["max_cpu"] != "changed by a caller" and again[1] is False
+    bad = {"variables": {"type": "object", "properties": {"max_cpu": {"type": "number", "default": "many"}}}}
+    for _ in range(2):
+        assert anyio.run(server_validation._get_base_config_defaults, None, bad) == ({}, True)
+    # the run's job variables themselves are still validated at every call
+    with pytest.raises(ValidationError, match="max_cpu"):
+        anyio.run(server_validation._validate_work_pool_job_variables, None, "pool", template, {"max_cpu": "x"})
+    assert len(calls) == 2
+
+
+def test_a_default_that_refers_to_a_block_is_read_every_time(counted_defaults, monkeypatch):
+    import anyio
+
+    server_validation, calls = counted_defaults
+    ref = {"variables": {"type": "object", "properties": {"docker_host": {
+        "type": "object", "default": {"$ref": {"block_document_id": "00000000-0000-0000-0000-000000000000"}}}}}}
+
+    async def resolve_nothing(default, session):
+        return None  # as for a deleted block: the default is left out
+
+    monkeypatch.setattr(server_validation, "_resolve_default_reference", resolve_nothing)
+    for _ in range(2):
+        assert anyio.run(server_validation._get_base_config_defaults, None, ref) == ({}, False)
+    assert len(calls) == 2
+
+
 async def _two_writers_that_read_first(tmp_path, begin_transaction) -> list[str]:
     """Two transactions on Prefect's own SQLite configuration that each read, then write, while
     the other also writes (what concurrent API requests do). Returns each one's outcome."""
