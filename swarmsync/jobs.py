@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 from swarmsync import archive
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
+from swarmsync.job_errors import JobNotFound
 from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import (
     DEFAULT_PROJECT,
@@ -52,10 +53,6 @@ from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
 
 JOB_FLOW_NAME = "container-job"
-
-
-class JobNotFound(LookupError):
-    """No job with that id."""
 
 
 class JobRow(BaseModel):

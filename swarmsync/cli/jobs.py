@@ -9,14 +9,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from swarmsync import jobs
-from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import parse_env
 from swarmsync.cli.options import (
@@ -37,15 +35,23 @@ from swarmsync.cli.options import (
     Timeout,
 )
 from swarmsync.cli.target import job_backend, project
+from swarmsync.job_errors import JobNotFound
 from swarmsync.spec import InputFile, JobSpec, JobSpecError
-from swarmsync.templates import TemplateNotFound
 from swarmsync.timing import TimingError
+
+if TYPE_CHECKING:
+    from swarmsync import jobs
+
+# Prefect, the archive and templates are imported by the commands that use them: `--help` and commands that only
+# talk to a SwarmSync API start without Prefect (docs/benchmarks.md, CLI start).
 
 app = typer.Typer()
 
 
 def follow(job: jobs.Job) -> int:
     """Print the job's container output as it streams; return its exit code."""
+    from swarmsync.archive import ArchiveNotFound
+
     with console.status(f"job {job.id}: {job.status()}") as status:
         shown, last = time.monotonic(), sys.stdout
         for _ts, name, message in job.follow_logs():  # a batch of lines per request, never one per line
@@ -78,7 +84,7 @@ def follow(job: jobs.Job) -> int:
 def _job(job_id: str) -> jobs.Job:
     try:
         return job_backend().get_job(job_id)
-    except jobs.JobNotFound as exc:
+    except JobNotFound as exc:
         fail(str(exc))
 
 
@@ -136,6 +142,8 @@ def _submit_copies(count: int, image: str | None, command: list[str] | str | Non
                    secret_env: dict[str, str] | None, pool: str | None, queue: str | None,
                    options: dict[str, Any], in_project: str | None) -> int:
     """COUNT copies of one job, submitted at once."""
+    from swarmsync import jobs
+
     backend = job_backend()
     try:
         spec = backend.job_spec(image, command, template, project=in_project, **options)
@@ -206,6 +214,8 @@ def submit(
     project_: Project = None,
 ) -> None:
     """Submit a container job; prints its id (with --wait: streams output, exits with its code)."""
+    from swarmsync.templates import TemplateNotFound
+
     in_project = project(project_)
     queue = _queue_with_requirements(queue, require)
     loaded = json.loads(spec_file.read_text()) if spec_file else {}
@@ -249,7 +259,7 @@ def submit(
         fail(str(exc))
     except (ValidationError, JobSpecError) as exc:
         fail(f"invalid job: {exc}")
-    except (jobs.JobNotFound, TemplateNotFound) as exc:
+    except (JobNotFound, TemplateNotFound) as exc:
         fail(str(exc))
     if at or delay:
         scheduled = job.flow_run().expected_start_time
@@ -287,6 +297,8 @@ def list_jobs(
 @app.command()
 def status(job_id: str) -> None:
     """Show a job's state (and its result once finished)."""
+    from swarmsync.archive import ArchiveNotFound
+
     job = _job(job_id)
     run = job.flow_run()
     console.print(f"{job.id}: [bold]{run.state.name}[/bold] {run.state.message or ''}")
@@ -319,6 +331,8 @@ def result(
                                                      "stderr)")] = None,
 ) -> None:
     """The job's archived output as .txt (to stdout, or -o FILE)."""
+    from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+
     if stream not in ("output", "stdout", "stderr"):
         fail("--stream must be output, stdout or stderr")
     if service and stream == "output":
@@ -362,6 +376,8 @@ def files(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to extract into")],
 ) -> None:
     """Extract the job's archived output folder into a local folder."""
+    from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+
     job = _job(job_id)
     try:
         chunks = job_backend().iter_archive_file(job.id, "files.tar.gz")

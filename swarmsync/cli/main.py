@@ -7,8 +7,8 @@ import httpx
 import typer
 from typer.core import TyperGroup
 
+from swarmsync.auth.account_errors import AccountError, UserNotFound
 from swarmsync.auth.roles import AuthError
-from swarmsync.auth.users import AccountError, UserNotFound
 from swarmsync.cli import (
     accounts,
     jobs,
@@ -27,7 +27,7 @@ from swarmsync.cli import (
 from swarmsync.cli.console import fail
 from swarmsync.client import APIError
 from swarmsync.connection import api_url
-from swarmsync.tls import TLSError
+from swarmsync.tls_errors import TLSError
 
 
 class OneLineErrors(TyperGroup):

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from swarmsync.auth.projects import ProjectError
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.target import project, project_admin
 from swarmsync.client import use_project
@@ -30,6 +29,8 @@ Role = Annotated[str, typer.Option("--role", "-r", help="viewer (reads), operato
 @contextmanager
 def _refusals() -> Iterator[None]:
     """A project request that cannot be done as asked: its message, exit code 2."""
+    from swarmsync.auth.projects import ProjectError
+
     try:
         yield
     except ProjectError as exc:
