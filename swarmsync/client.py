@@ -41,7 +41,8 @@ from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
 
 if TYPE_CHECKING:
-    from swarmsync.jobs import JobRow, Submission
+    from swarmsync.job_pages import JobPage
+    from swarmsync.jobs import Submission
     from swarmsync.remote_jobs import RemoteJob
 
 # Commands that only talk to the API must start without importing Prefect (docs/benchmarks.md, CLI start):
@@ -475,14 +476,19 @@ class Client:
             self.request("POST", f"/pipelines/schedules/{name}/{action}", params=self._scope(project))
 
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
-                  offset: int = 0, project: str | None = None) -> list[JobRow]:
-        """The newest created jobs first; `offset` skips that many (the next page: offset + limit); `project`:
-        only that project's (default: the client's; `ALL_PROJECTS` or neither: every project of yours)."""
+                  offset: int = 0, project: str | None = None, after: str | None = None) -> JobPage:
+        """The newest created jobs first: a `JobPage`, the list of rows with the next page's cursor in
+        `next_cursor` (None: the last page); `after`: that cursor (the next page, as fast deep in a long history
+        as on the first); `offset` skips that many (kept for compatibility: slower the deeper it goes);
+        `project`: only that project's (default: the client's; `ALL_PROJECTS` or neither: every project of
+        yours)."""
+        from swarmsync.job_pages import JobPage
         from swarmsync.jobs import JobRow
 
-        params = {"limit": limit, **({"offset": offset} if offset else {}), **({"state": state} if state else {}),
-                  **({"user": user} if user else {}), **self._scope(project)}
-        return [JobRow.model_validate(j) for j in self.request("GET", "/jobs", params=params).json()]
+        params = {"limit": limit, **({"offset": offset} if offset else {}), **({"after": after} if after else {}),
+                  **({"state": state} if state else {}), **({"user": user} if user else {}), **self._scope(project)}
+        response = self.request("GET", "/jobs", params=params)
+        return JobPage([JobRow.model_validate(j) for j in response.json()], response.headers.get("X-Next-Cursor"))
 
     def get_job(self, job_id: str) -> RemoteJob:
         return _remote_job(self, self.request("GET", f"/jobs/{job_id}").json())

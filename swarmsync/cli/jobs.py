@@ -277,21 +277,25 @@ def list_jobs(
     limit: Annotated[int, typer.Option(help="How many")] = 20,
     state: Annotated[str | None, typer.Option(help="Only jobs in this state, e.g. failed")] = None,
     user: Annotated[str | None, typer.Option(help="Only jobs this user submitted through the API")] = None,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many (the next page: --offset LIMIT)")] = 0,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many (slower the deeper: prefer --after)")] = 0,
+    after: Annotated[str | None, typer.Option(help="The next page: the cursor a full page ends with")] = None,
     project_: Project = None,
     all_projects: AllProjects = False,
 ) -> None:
-    """List jobs, newest created first (of one project with --project)."""
+    """List jobs, newest created first (of one project with --project); a full page ends with the command for
+    the next one (on stderr)."""
     table = Table("state", "image", "command", "user", "project", "created")
     table.add_column("id", no_wrap=True, min_width=36)
     rows = job_backend().list_jobs(limit=limit, state=state, user=user, offset=offset,
-                                   project=project(project_, all_projects))
+                                   project=project(project_, all_projects), after=after)
     for row in rows:
         table.add_row(
             row.state or "?", row.image or "?", row.command, row.user or "-", row.project,
             row.created.strftime("%Y-%m-%d %H:%M") if row.created else "", row.id,
         )
     console.print(table)
+    if rows.next_cursor:
+        err.print(f"next page: swarmsync jobs --limit {limit} --after {rows.next_cursor}", soft_wrap=True)
 
 
 @app.command()
