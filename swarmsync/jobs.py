@@ -532,11 +532,13 @@ def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None
     flows = FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME]))
     with get_client(sync_client=True) as client:
         if cursor is not None:
-            due = page_after(client, flows, conditions, DUE, cursor.at, cursor.id, limit) \
-                if cursor.section == DUE else []
-            later = [] if len(due) == limit else page_after(
-                client, flows, conditions, LATER, *((cursor.at, cursor.id) if cursor.section == LATER else (now, None)),
-                limit - len(due))
+            if cursor.section == DUE:  # on from the cursor; past the due ones, the later ones from the walk's start
+                due = page_after(client, flows, conditions, DUE, cursor.at, cursor.id, limit)
+                start, after_id = now, None
+            else:
+                due, start, after_id = [], cursor.at, cursor.id
+            later = [] if len(due) == limit else page_after(client, flows, conditions, LATER, start, after_id,
+                                                            limit - len(due))
         else:
             due = page_at_offset(client, flows, conditions, {"before_": now}, True, offset, limit)
             later = []
