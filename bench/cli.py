@@ -41,6 +41,9 @@ sys.path[:0] = [str(ROOT)]
 from tests.conftest import running_stack  # noqa: E402 - the suite's own stack helper (fresh PG databases)
 
 TARGET_S = 0.3
+# the commands run here: `python -m` puts its working directory first on sys.path, and a checkout's own
+# `swarmsync/` folder would win over --compare's PYTHONPATH
+NEUTRAL = tempfile.gettempdir()
 
 
 def commands(job_id: str) -> dict[str, list[str]]:
@@ -57,7 +60,7 @@ def commands(job_id: str) -> dict[str, list[str]]:
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True)
+    done = subprocess.run(argv, env=env, capture_output=True, cwd=NEUTRAL)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
@@ -66,7 +69,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 def imports_prefect(argv: list[str], env: dict[str, str]) -> bool:
     """Whether the command imports Prefect (`-X importtime` lists every module it imports)."""
-    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env, capture_output=True)
+    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env, capture_output=True, cwd=NEUTRAL)
     return any(line.rstrip().endswith(("| prefect", "| prefect.client")) for line in done.stderr.decode().splitlines())
 
 

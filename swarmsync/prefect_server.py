@@ -22,6 +22,10 @@ not touched.
 
 Both are applied at import, so they also hold in the API processes uvicorn spawns for
 `--workers N` (a spawned process imports the parent's main module again).
+
+On PostgreSQL, `server start` also has Prefect's small tables (flow, deployment, pools, queues)
+analyzed once they exist, and after every change (swarmsync/planner_stats.py): never analyzed, they
+make the planner scan all flow runs for each page of a job listing.
 """
 
 from __future__ import annotations
@@ -36,5 +40,10 @@ immediate_sqlite_transactions()
 
 if __name__ == "__main__":
     from prefect.cli import app
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
+    from swarmsync.planner_stats import keep_small_tables_analyzed
+
+    if sys.argv[1:3] == ["server", "start"]:  # PostgreSQL: listings read by index (swarmsync/planner_stats.py)
+        keep_small_tables_analyzed(PREFECT_API_DATABASE_CONNECTION_URL.value() or "")
     sys.exit(app())

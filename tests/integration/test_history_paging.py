@@ -200,3 +200,31 @@ def test_a_cursor_from_another_users_listing_shows_nothing_of_their_projects(sta
     both = httpx.get(f"{url}/jobs", params={"after": cursor, "offset": 5}, headers=second_headers, timeout=120)
     assert both.status_code == 422 and "not both" in both.text
 
+
+
+def test_prefects_small_tables_are_analyzed_so_listings_read_by_index(stack):
+    """Never analyzed, Prefect's `flow` table makes PostgreSQL scan every flow run for each page of a listing
+    (swarmsync/planner_stats.py): the server analyzes it and has autovacuum analyze it after any change."""
+    import os
+    import time
+
+    import sqlalchemy as sa
+
+    from swarmsync.planner_stats import SMALL_TABLES, sync_url
+
+    engine = sa.create_engine(sync_url(os.environ["PREFECT_API_DATABASE_CONNECTION_URL"]))
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            with engine.connect() as connection:
+                rows = connection.execute(sa.text(
+                    "SELECT relname, reltuples, reloptions FROM pg_class WHERE relname = ANY(:names) "
+                    "AND relkind = 'r'"), {"names": list(SMALL_TABLES)}).all()
+            if len(rows) == len(SMALL_TABLES) and all(reltuples >= 0 for _name, reltuples, _opts in rows):
+                break
+            assert time.monotonic() < deadline, f"not analyzed: {rows}"
+            time.sleep(1)
+        for name, _reltuples, options in rows:
+            assert "autovacuum_analyze_threshold=0" in (options or []), f"{name}: {options}"
+    finally:
+        engine.dispose()
