@@ -9,7 +9,8 @@ them: with 100,000 jobs the first page of a viewer's listing took 340 ms and gre
 0.3 ms once `flow` was analyzed (EXPLAIN ANALYZE in docs/benchmarks.md).
 
 So, when the Prefect server starts on PostgreSQL (`swarmsync.prefect_server`), these tables are
-analyzed once (as soon as Prefect's migrations have made them), and autovacuum is told to analyze
+analyzed once (once the server answers its health check: its migrations are done, so this never
+contends with them; with a 2 s lock timeout besides), and autovacuum is told to analyze
 them again after any change (`autovacuum_analyze_threshold = 0`, `..._scale_factor = 0`: a table of a
 few rows costs nothing to analyze), so a flow or pool added later is known within a minute.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -42,6 +44,7 @@ def analyze_small_tables(url: str) -> list[str]:
     engine = sa.create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
+            connection.execute(sa.text("SET LOCAL lock_timeout = '2s'"))  # never hold up the server's own work
             present = set(connection.execute(
                 sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
                         "AND tablename = ANY(:names)"), {"names": list(SMALL_TABLES)}).scalars())
@@ -57,10 +60,11 @@ def analyze_small_tables(url: str) -> list[str]:
         engine.dispose()
 
 
-def keep_small_tables_analyzed(database_url: str, tries: int = 120, pause: float = 5.0) -> threading.Thread | None:
-    """In the background (the server starts meanwhile and migrates the database): analyze the small tables
-    as soon as they exist (`analyze_small_tables`), retrying every `pause` s for `tries` times. None when the
-    database is not PostgreSQL."""
+def keep_small_tables_analyzed(database_url: str, ready: Callable[[], bool], tries: int = 120,
+                               pause: float = 5.0) -> threading.Thread | None:
+    """In the background (the server starts meanwhile and migrates the database): once `ready()` (the
+    server answers), analyze the small tables (`analyze_small_tables`), retrying every `pause` s for `tries`
+    times. None when the database is not PostgreSQL."""
     url = sync_url(database_url)
     if url is None:
         return None
@@ -68,7 +72,7 @@ def keep_small_tables_analyzed(database_url: str, tries: int = 120, pause: float
     def run() -> None:
         for _ in range(tries):
             try:
-                if done := analyze_small_tables(url):
+                if ready() and (done := analyze_small_tables(url)):
                     logger.info("analyzed %s for the query planner", ", ".join(done))
                     return
             except DBAPIError as exc:  # not reachable or not migrated yet; a lock held by the migration

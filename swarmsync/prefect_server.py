@@ -42,8 +42,15 @@ if __name__ == "__main__":
     from prefect.cli import app
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
+    from swarmsync.connection import api_healthy
     from swarmsync.planner_stats import keep_small_tables_analyzed
 
     if sys.argv[1:3] == ["server", "start"]:  # PostgreSQL: listings read by index (swarmsync/planner_stats.py)
-        keep_small_tables_analyzed(PREFECT_API_DATABASE_CONNECTION_URL.value() or "")
+        args = sys.argv
+
+        def option(name: str, default: str) -> str:
+            return args[args.index(name) + 1] if name in args[:-1] else default
+
+        here = f"http://{option('--host', '127.0.0.1')}:{option('--port', '4200')}/api"
+        keep_small_tables_analyzed(PREFECT_API_DATABASE_CONNECTION_URL.value() or "", lambda: api_healthy(here))
     sys.exit(app())
