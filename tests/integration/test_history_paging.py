@@ -228,3 +228,31 @@ def test_prefects_small_tables_are_analyzed_so_listings_read_by_index(stack):
             assert "autovacuum_analyze_threshold=0" in (options or []), f"{name}: {options}"
     finally:
         engine.dispose()
+
+
+def test_analyzing_the_small_tables_gives_them_statistics_and_an_analyze_after_any_change():
+    """`analyze_small_tables` on a fresh PostgreSQL database: nothing to do before Prefect made `flow`; then
+    each small table analyzed (reltuples known: not -1) and set to be analyzed again after any change."""
+    import sqlalchemy as sa
+
+    from swarmsync.planner_stats import SMALL_TABLES, analyze_small_tables
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    url = create_pg_database()
+    engine = sa.create_engine(url)
+    try:
+        assert analyze_small_tables(url) == []
+        with engine.begin() as connection:
+            for table in SMALL_TABLES:
+                connection.execute(sa.text(f'CREATE TABLE "{table}" (id int primary key)'))
+                connection.execute(sa.text(f'INSERT INTO "{table}" VALUES (1), (2)'))
+        assert analyze_small_tables(url) == list(SMALL_TABLES)
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT relname, reltuples, reloptions FROM pg_class "
+                                              "WHERE relname = ANY(:names) AND relkind = 'r'"),
+                                      {"names": list(SMALL_TABLES)}).all()
+        assert {name: (reltuples, "autovacuum_analyze_threshold=0" in options) for name, reltuples, options in rows} \
+            == dict.fromkeys(SMALL_TABLES, (2, True))
+    finally:
+        engine.dispose()
+        drop_pg_database(url)
