@@ -92,43 +92,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--compare", type=Path, help="another tree, as PYTHONPATH (see above)")
+    parser.add_argument("--api", nargs=3, metavar=("URL", "TOKEN", "JOB_ID"),
+                        help="time against this running API (a token that may read JOB_ID) instead of a new stack")
     args = parser.parse_args()
+    if args.api:
+        with tempfile.TemporaryDirectory(prefix="swarmsync-cli-bench-") as home:
+            run(args, home, *args.api)
+        return
     with tempfile.TemporaryDirectory(prefix="swarmsync-cli-bench-") as home, \
             running_stack(Path(home), name="cli-bench") as env:
         from swarmsync.settings import get_settings
 
         get_settings.cache_clear()
-        url, token, job_id = prepare(env)
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}
-        trees = {"this tree": {**base, "SWARMSYNC_URL": url, "SWARMSYNC_TOKEN": token,
-                               "SWARMSYNC_HOME": str(Path(home) / "cli"), "COLUMNS": "200"}}
-        if args.compare:
-            trees[f"{args.compare}"] = {**trees["this tree"], "PYTHONPATH": str(args.compare)}
-        runs = commands(job_id)
-        for env_ in trees.values():  # warm the page cache once, untimed
-            for argv in runs.values():
-                timed(argv, env_)
-        times: dict[tuple[str, str], list[float]] = {(t, c): [] for t in trees for c in runs}
-        for _ in range(args.repeat):
-            for command, argv in runs.items():
-                for tree, env_ in trees.items():
-                    times[(tree, command)].append(timed(argv, env_))
-        load = os.getloadavg()
-        print(f"\nload average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-              f"({os.cpu_count()} cores); median of {args.repeat}")
-        print(f"\n| command | {' | '.join(f'{t} (s)' for t in trees)} | ratio to python -c pass | imports Prefect |")
-        print(f"|---|{'---|' * len(trees)}---|---|")
-        floor = {t: statistics.median(times[(t, "python -c pass")]) for t in trees}
-        worst = (0.0, "")
+        run(args, home, *prepare(env))
+
+
+def run(args: argparse.Namespace, home: str, url: str, token: str, job_id: str) -> None:
+    """Time the commands (see the module's docstring) and print the table."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}
+    trees = {"this tree": {**base, "SWARMSYNC_URL": url, "SWARMSYNC_TOKEN": token,
+                           "SWARMSYNC_HOME": str(Path(home) / "cli"), "COLUMNS": "200"}}
+    if args.compare:
+        trees[f"{args.compare}"] = {**trees["this tree"], "PYTHONPATH": str(args.compare)}
+    runs = commands(job_id)
+    for env_ in trees.values():  # warm the page cache once, untimed
+        for argv in runs.values():
+            timed(argv, env_)
+    times: dict[tuple[str, str], list[float]] = {(t, c): [] for t in trees for c in runs}
+    for _ in range(args.repeat):
         for command, argv in runs.items():
-            medians = [statistics.median(times[(t, command)]) for t in trees]
-            ratios = " / ".join(f"{m / floor[t]:.1f}x" for m, t in zip(medians, trees, strict=True))
-            prefect = " / ".join("yes" if imports_prefect(argv, e) else "no" for e in trees.values())
-            print(f"| `{command}` | {' | '.join(f'{m:.3f}' for m in medians)} | {ratios} | {prefect} |")
-            if command != "python -c pass" and medians[0] > worst[0]:
-                worst = (medians[0], command)
-        print(f"\nslowest command: {worst[0]:.3f} s ({worst[1]}); target {TARGET_S} s: "
-              f"{'met' if worst[0] <= TARGET_S else 'not met'}")
+            for tree, env_ in trees.items():
+                times[(tree, command)].append(timed(argv, env_))
+    load = os.getloadavg()
+    print(f"\nload average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          f"({os.cpu_count()} cores); median of {args.repeat}")
+    print(f"\n| command | {' | '.join(f'{t} (s)' for t in trees)} | ratio to python -c pass | imports Prefect |")
+    print(f"|---|{'---|' * len(trees)}---|---|")
+    floor = {t: statistics.median(times[(t, "python -c pass")]) for t in trees}
+    worst = (0.0, "")
+    for command, argv in runs.items():
+        medians = [statistics.median(times[(t, command)]) for t in trees]
+        ratios = " / ".join(f"{m / floor[t]:.1f}x" for m, t in zip(medians, trees, strict=True))
+        prefect = " / ".join("yes" if imports_prefect(argv, e) else "no" for e in trees.values())
+        print(f"| `{command}` | {' | '.join(f'{m:.3f}' for m in medians)} | {ratios} | {prefect} |")
+        if command != "python -c pass" and medians[0] > worst[0]:
+            worst = (medians[0], command)
+    print(f"\nslowest command: {worst[0]:.3f} s ({worst[1]}); target {TARGET_S} s: "
+          f"{'met' if worst[0] <= TARGET_S else 'not met'}")
 
 
 if __name__ == "__main__":
