@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 def imports_prefect(argv: list[str], env: dict[str, str]) -> bool:
     """Whether the command imports Prefect (`-X importtime` lists every module it imports)."""
     done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env, capture_output=True, cwd=NEUTRAL)
-    return any(line.rstrip().endswith(("| prefect", "| prefect.client")) for line in done.stderr.decode().splitlines())
+    return any(re.search(r"\|\s+prefect$", line.rstrip()) for line in done.stderr.decode().splitlines())
 
 
 def prepare(env: dict[str, str]) -> tuple[str, str, str]:
