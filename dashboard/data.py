@@ -109,10 +109,11 @@ def may_change(rows: list[dict[str, Any]], project: str | None, owner: str | Non
 
 # --- jobs ----------------------------------------------------------------------------------
 def list_jobs(client: Client, limit: int = 200, state: str | None = None, user: str | None = None,
-              project: str | None = None) -> list[JobRow]:
+              project: str | None = None, after: str | None = None) -> list[JobRow]:
     """The newest jobs (of `project`, default: the session's; see `use_project`); `user`: only those this
-    user submitted (filtered by the API, so older ones count too)."""
-    return client.list_jobs(limit=limit, state=state, user=user or None, project=project)
+    user submitted (filtered by the API, so older ones count too); `after`: the page after the one whose
+    `next_cursor` this is (the rows are a `JobPage`: a list with the next page's cursor)."""
+    return client.list_jobs(limit=limit, state=state, user=user or None, project=project, after=after)
 
 
 def table(rows: list[JobRow]) -> list[dict[str, Any]]:

@@ -3,17 +3,56 @@
     import swarmsync
     job = swarmsync.submit("busybox", ["echo", "hello"])
     print(job.wait(60).result().output)
+
+The public names load on first use (module `__getattr__`, PEP 562): most of them import
+Prefect, and the command line (`swarmsync --help`, commands that only talk to a SwarmSync
+API) must start without paying for it.
 """
 
-from swarmsync import pipelines, templates
-from swarmsync.client import APIError, Client
-from swarmsync.compose import ComposeError, load_compose
-from swarmsync.deployments import schedules
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from swarmsync.errors import ConflictError, Error, InvalidError, NotFoundError, RefusedError, UnavailableError
-from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
-from swarmsync.pipeline_spec import PipelineError
-from swarmsync.pipelines import Pipeline, get_pipeline, pipeline
-from swarmsync.spec import HealthCheck, InputFile, JobSpec, JobSpecError, ServiceSpec
+
+if TYPE_CHECKING:
+    from swarmsync import pipelines, templates
+    from swarmsync.client import APIError, Client
+    from swarmsync.compose import ComposeError, load_compose
+    from swarmsync.deployments import schedules
+    from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
+    from swarmsync.pipeline_spec import PipelineError
+    from swarmsync.pipelines import Pipeline, get_pipeline, pipeline
+    from swarmsync.spec import HealthCheck, InputFile, JobSpec, JobSpecError, ServiceSpec
+
+# public name -> the module that holds it (a name equal to its module's last part is the module)
+_PUBLIC = {
+    "APIError": "swarmsync.client",
+    "Client": "swarmsync.client",
+    "ComposeError": "swarmsync.compose",
+    "load_compose": "swarmsync.compose",
+    "schedules": "swarmsync.deployments.schedules",
+    "templates": "swarmsync.templates",
+    "pipelines": "swarmsync.pipelines",
+    "Job": "swarmsync.jobs",
+    "JobNotFound": "swarmsync.jobs",
+    "JobResult": "swarmsync.jobs",
+    "Submission": "swarmsync.jobs",
+    "get_job": "swarmsync.jobs",
+    "list_jobs": "swarmsync.jobs",
+    "submit": "swarmsync.jobs",
+    "submit_many": "swarmsync.jobs",
+    "PipelineError": "swarmsync.pipeline_spec",
+    "Pipeline": "swarmsync.pipelines",
+    "get_pipeline": "swarmsync.pipelines",
+    "pipeline": "swarmsync.pipelines",
+    "HealthCheck": "swarmsync.spec",
+    "InputFile": "swarmsync.spec",
+    "JobSpec": "swarmsync.spec",
+    "JobSpecError": "swarmsync.spec",
+    "ServiceSpec": "swarmsync.spec",
+}
 
 __all__ = [
     "APIError",
@@ -48,3 +87,18 @@ __all__ = [
     "Submission",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use, and keep the name (later reads are plain)."""
+    where = _PUBLIC.get(name)
+    if where is None:
+        raise AttributeError(f"module 'swarmsync' has no attribute {name!r}")
+    module = importlib.import_module(where)
+    value = module if where.rsplit(".", 1)[1] == name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from swarmsync.spec import JobSpec
 
 if TYPE_CHECKING:  # typing only: the rows and handles are defined beside their implementations
-    from swarmsync.jobs import Job, JobRow, Submission
+    from swarmsync.job_pages import JobPage
+    from swarmsync.jobs import Job, Submission
 
 
 @runtime_checkable
@@ -41,9 +42,10 @@ class JobBackend(Protocol):
         """The JobSpec a submission with these arguments would run (validated, nothing submitted)."""
 
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
-                  offset: int = 0, project: str | None = None) -> list[JobRow]:
-        """Jobs, newest created first, as typed rows; `offset` skips that many (paging); `project`: only
-        that project's (None: every project the caller may read)."""
+                  offset: int = 0, project: str | None = None, after: str | None = None) -> JobPage:
+        """Jobs, newest created first, as typed rows in a `JobPage` (a list with the next page's cursor in
+        `next_cursor`); `after`: that cursor (keyset paging), or `offset`: skip that many (slower the deeper);
+        `project`: only that project's (None: every project the caller may read)."""
 
     def get_job(self, job_id: str) -> Job:
         """A handle on one job (`JobNotFound` if there is none)."""

@@ -19,6 +19,7 @@ server's default: new objects go to the default project, listings show all the c
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import stat
@@ -26,23 +27,48 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from prefect.client.schemas.objects import FlowRun
 
 from swarmsync import catalogue  # noqa: F401 - the field catalogue the dashboard's forms are derived from
-from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError, checked_chunks
 from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.errors import Error, InvalidError, NotFoundError, RefusedError
-from swarmsync.jobs import Job, JobNotFound, JobResult, JobRow, Submission, build_spec
+from swarmsync.job_errors import JobNotFound
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
 from swarmsync.owners import DEFAULT_PROJECT, stored_name
 from swarmsync.policy import HostPolicy  # noqa: F401 - the pool form's settings, for the dashboard
 from swarmsync.routing import queue_for  # noqa: F401 - the queue of required host labels, for the dashboard
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
+
+if TYPE_CHECKING:
+    from swarmsync.job_pages import JobPage
+    from swarmsync.jobs import Submission
+    from swarmsync.remote_jobs import RemoteJob
+
+# Commands that only talk to the API must start without importing Prefect (docs/benchmarks.md, CLI start):
+# the job handles and rows, which carry a Prefect FlowRun, load on first use.
+_LAZY = {"RemoteJob": "swarmsync.remote_jobs", "RemoteJobResult": "swarmsync.remote_jobs",
+         **dict.fromkeys(("Job", "JobResult", "JobRow", "Submission", "build_spec"), "swarmsync.jobs"),
+         **dict.fromkeys(("ArchiveCorrupt", "ArchiveNotFound", "ArchiveStoreError", "checked_chunks"),
+                         "swarmsync.archive"),
+         "FlowRun": "prefect.client.schemas.objects"}
+
+
+def __getattr__(name: str) -> Any:
+    """`from swarmsync.client import RemoteJob` (and the other names it has always offered), imported on first
+    use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'swarmsync.client' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+def _remote_job(client: Client, body: dict[str, Any]) -> RemoteJob:
+    from swarmsync.remote_jobs import RemoteJob
+
+    return RemoteJob(client, body)
 
 CREDENTIALS_FILE = "credentials.json"
 ALL_PROJECTS = "*"  # `project=ALL_PROJECTS` on a listing: every project of the caller's, whatever the default
@@ -187,6 +213,8 @@ class Client:
         """The error a refused request (status >= 400) stands for."""
         if response.status_code >= 400:
             detail, errors = _error_body(response)
+            from swarmsync.archive.errors import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+
             if response.status_code == 404 and path.startswith("/jobs/"):
                 downloads = ("/result", "/result.txt", "/files")
                 raise (ArchiveNotFound if path.endswith(downloads) else JobNotFound)(str(detail))
@@ -309,7 +337,7 @@ class Client:
             self.request("POST", f"/schedules/{name}/{action}", params=self._scope(project))
 
     def run_schedule(self, name: str, project: str | None = None) -> RemoteJob:
-        return RemoteJob(self, self.request("POST", f"/schedules/{name}/run", params=self._scope(project)).json())
+        return _remote_job(self, self.request("POST", f"/schedules/{name}/run", params=self._scope(project)).json())
 
     def templates(self, project: str | None = None) -> dict[str, dict[str, Any]]:
         """Saved templates (of `project`; without one, of every project of yours) by stored name
@@ -404,7 +432,7 @@ class Client:
                 "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {}),
                 **_jsonable({"project": self._project(project)}),
                 **({"template": template} if template else {})}  # the server fills in its hidden secrets
-        return RemoteJob(self, self.request("POST", "/jobs", json=body).json())
+        return _remote_job(self, self.request("POST", "/jobs", json=body).json())
 
     def job_spec(self, image: str | JobSpec | None, command: list[str] | str | None = None,
                  template: str | None = None, *, project: str | None = None, **options: Any) -> JobSpec:
@@ -412,7 +440,7 @@ class Client:
         through the API) with `command` and options overriding it, its env and secrets
         extended (`swarmsync.templates.apply_overrides`, as locally)."""
         if not template:
-            return image if isinstance(image, JobSpec) else build_spec(image, command, **options)
+            return image if isinstance(image, JobSpec) else self.build_spec(image, command, **options)
         from swarmsync.templates import apply_overrides
 
         project = self._project(project) or DEFAULT_PROJECT
@@ -427,6 +455,8 @@ class Client:
                     project: str | None = None, **_ignored: Any) -> list[Submission]:
         """`template`: the saved template the specs were made from (the server fills in its hidden secrets);
         `project`: the jobs' project (default: the client's)."""
+        from swarmsync.jobs import Submission
+
         results = []
         for index, spec in enumerate(specs):
             try:
@@ -482,17 +512,28 @@ class Client:
             self.request("POST", f"/pipelines/schedules/{name}/{action}", params=self._scope(project))
 
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
-                  offset: int = 0, project: str | None = None) -> list[JobRow]:
-        """The newest created jobs first; `offset` skips that many (the next page: offset + limit); `project`:
-        only that project's (default: the client's; `ALL_PROJECTS` or neither: every project of yours)."""
-        params = {"limit": limit, **({"offset": offset} if offset else {}), **({"state": state} if state else {}),
-                  **({"user": user} if user else {}), **self._scope(project)}
-        return [JobRow.model_validate(j) for j in self.request("GET", "/jobs", params=params).json()]
+                  offset: int = 0, project: str | None = None, after: str | None = None) -> JobPage:
+        """The newest created jobs first: a `JobPage`, the list of rows with the next page's cursor in
+        `next_cursor` (None: the last page); `after`: that cursor (the next page, as fast deep in a long history
+        as on the first); `offset` skips that many (kept for compatibility: slower the deeper it goes);
+        `project`: only that project's (default: the client's; `ALL_PROJECTS` or neither: every project of
+        yours)."""
+        from swarmsync.job_pages import JobPage
+        from swarmsync.jobs import JobRow
+
+        params = {"limit": limit, **({"offset": offset} if offset else {}), **({"after": after} if after else {}),
+                  **({"state": state} if state else {}), **({"user": user} if user else {}), **self._scope(project)}
+        response = self.request("GET", "/jobs", params=params)
+        return JobPage([JobRow.model_validate(j) for j in response.json()], response.headers.get("X-Next-Cursor"))
 
     def get_job(self, job_id: str) -> RemoteJob:
-        return RemoteJob(self, self.request("GET", f"/jobs/{job_id}").json())
+        return _remote_job(self, self.request("GET", f"/jobs/{job_id}").json())
 
-    build_spec = staticmethod(build_spec)
+    @staticmethod
+    def build_spec(image: str, command: list[str] | str | None = None, **options: Any) -> JobSpec:
+        """A validated JobSpec from keyword options (`swarmsync.jobs.build_spec`)."""
+        return JobSpec(image=image, command=command, **options)
+
     JobNotFound = JobNotFound
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
@@ -524,6 +565,8 @@ class Client:
         size = response.headers.get("Content-Length")
 
         def chunks() -> Iterator[bytes]:
+            from swarmsync.archive import ArchiveCorrupt, checked_chunks
+
             try:
                 if expected is None or size is None:  # an older server: nothing to check against
                     yield from response.iter_bytes(chunk_size)
@@ -570,71 +613,6 @@ def _reason(detail: Any) -> str:
         return "; ".join(f"{'.'.join(str(x) for x in e.get('loc', [])[1:])}: {e.get('msg')}"
                          if isinstance(e, dict) else str(e) for e in detail)
     return str(detail)
-
-
-class RemoteJob(Job):
-    """A `Job` whose every question goes to the SwarmSync API."""
-
-    def __init__(self, client: Client, body: dict[str, Any]):
-        super().__init__(body["id"], FlowRun.model_validate(body["flow_run"]))
-        self.client = client
-
-    def row(self) -> JobRow:
-        """The job now, as `GET /jobs/{id}` gives it: state, final, user, image, command, times."""
-        row = JobRow.model_validate(self.client.request("GET", f"/jobs/{self.id}").json())
-        self._flow_run = row.flow_run
-        return row
-
-    def flow_run(self) -> FlowRun:
-        return self.row().flow_run
-
-    def cancel(self) -> None:
-        self.client.request("POST", f"/jobs/{self.id}/cancel")
-
-    def rerun(self) -> RemoteJob:
-        """Submit the job again, unchanged, in its project and pool, as the caller; returns the new job."""
-        return RemoteJob(self.client, self.client.request("POST", f"/jobs/{self.id}/rerun").json())
-
-    def delete(self) -> None:
-        """Delete the finished job: its run, its archive and its Secret blocks."""
-        self.client.request("DELETE", f"/jobs/{self.id}")
-
-    def states(self) -> list[tuple[datetime, str, str, str | None]]:
-        rows = self.client.request("GET", f"/jobs/{self.id}/states").json()
-        return [(datetime.fromisoformat(x["timestamp"]), x["type"], x["name"], x.get("message")) for x in rows]
-
-    def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
-        params = {"after": after.isoformat()} if after else {}
-        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
-        return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
-
-    def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if since:
-            params["after"] = since.isoformat()
-        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
-        return [LogEntry(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"], x.get("id") or "")
-                for x in lines]
-
-    def is_finished(self) -> bool:
-        return self.row().final
-
-    def result(self) -> JobResult:
-        manifest = self.client.request("GET", f"/jobs/{self.id}/result").json()
-        return RemoteJobResult(
-            job_id=self.id, state=manifest["state"], exit_code=manifest.get("exit_code"),
-            reason=manifest.get("reason"), message=manifest.get("message"), manifest=manifest,
-            archive_location=f"{self.client.url}/jobs/{self.id}/result", client=self.client,
-        )
-
-
-class RemoteJobResult(JobResult):
-    def __init__(self, client: Client, **fields: Any):
-        super().__init__(**fields)
-        self.client = client
-
-    def output_bytes(self, name: str = "output.txt") -> bytes:
-        return self.client.read_archive_file(self.job_id, name)
 
 
 # --- what the dashboard needs of the settings ---------------------------------------------

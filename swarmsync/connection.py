@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import httpx
-import prefect.context
-from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, Settings
 
 from swarmsync.settings import get_settings
+
+if TYPE_CHECKING:
+    from prefect.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,6 +26,9 @@ def api_url() -> str:
     settings = get_settings()
     if settings.api_url:
         return settings.api_url
+    # imported here: the CLI names this URL in errors of commands that otherwise never load Prefect
+    from prefect.settings import PREFECT_API_URL
+
     return PREFECT_API_URL.value() or settings.prefect_api_url
 
 
@@ -36,6 +40,9 @@ def prefect_api() -> Iterator[str]:
     Building a Prefect `Settings` object re-reads the environment (~0.2 s), so the derived
     settings are built once per (current settings, URL, auth) and reused for later calls.
     """
+    import prefect.context
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL
+
     url = api_url()
     updates = {}
     if PREFECT_API_URL.value() != url:

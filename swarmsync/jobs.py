@@ -21,13 +21,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterExpectedStartTime,
     LogFilter,
     LogFilterTimestamp,
 )
 from prefect.client.schemas.objects import FlowRun
-from prefect.client.schemas.sorting import FlowRunSort, LogSort
+from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Scheduled
 from pydantic import BaseModel, Field
@@ -35,7 +33,8 @@ from pydantic import BaseModel, Field
 from swarmsync import archive, job_events
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
-from swarmsync.errors import NotFoundError
+from swarmsync.job_errors import JobNotFound
+from swarmsync.job_pages import DUE, LATER, TICK, JobCursor, JobPage, page_after, page_at_offset, section_filter
 from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import (
     DEFAULT_PROJECT,
@@ -54,10 +53,6 @@ from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
 
 JOB_FLOW_NAME = "container-job"
-
-
-class JobNotFound(NotFoundError):
-    """No job with that id."""
 
 
 class JobRow(BaseModel):
@@ -478,16 +473,22 @@ def _without_input_bytes(run: FlowRun) -> FlowRun:
 
 @uses_prefect_api
 def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None, offset: int = 0,
-              projects: list[str] | None = None) -> list[JobRow]:
+              projects: list[str] | None = None, after: str | None = None) -> JobPage:
     """Jobs in two parts: those already due, newest first (a job submitted now is first), then those
     not yet due, soonest first, so jobs scheduled years ahead cannot push today's out of view;
-    `offset` skips that many of the whole list (paging); `user`: only those this user submitted
-    through the API; `projects`: only those of these projects (None: every job; the API passes the
-    caller's, see swarmsync.auth.projects). Input file bytes are left out of the rows.
+    `user`: only those this user submitted through the API; `projects`: only those of these projects
+    (None: every job; the API passes the caller's, see swarmsync.auth.projects). Input file bytes are
+    left out of the rows.
+
+    Paging: `after`, the `next_cursor` of the previous page (a `JobPage`; keyset paging, as fast deep in
+    a long history as on the first page, see swarmsync/job_pages.py), or `offset`, skipping that many of
+    the whole list (kept for compatibility; each page costs as much as all before it). CursorError if
+    `after` is not a cursor.
 
     (Prefect sorts runs by due time but not by creation, and its run ids are random UUIDs.) Jobs
     that share a due time (a batch sent with one `at`) are ordered by id, so pages never repeat
-    or skip one (see `_ordered_page`)."""
+    or skip one."""
+    cursor = JobCursor.decode(after) if after else None
     conditions: dict[str, Any] = {}
     if state:
         conditions["state"] = {"name": {"any_": [state.capitalize()]}}
@@ -496,85 +497,37 @@ def list_jobs(limit: int = 50, state: str | None = None, user: str | None = None
         tags["all_"] = [user_tag(user)]
     if projects is not None:
         if not projects:
-            return []
+            return JobPage()
         tags["any_"] = [project_tag(p) for p in projects]
     if tags:
         conditions["tags"] = tags
-    now = datetime.now(UTC)
-    due = {"before_": now}
-    later = {"after_": now + timedelta(microseconds=1)}
+    now = cursor.now if cursor else datetime.now(UTC)
     flows = FlowFilter(name=FlowFilterName(any_=[JOB_FLOW_NAME]))
-    runs: list[FlowRun] = []
     with get_client(sync_client=True) as client:
-        runs = _ordered_page(client, flows, conditions, due, True, offset, limit)
-        if len(runs) < limit:  # the due section ends on this page (or before it): then the later one
-            # a page is exact (see _ordered_page), so a short one tells where the due section ends;
-            # only a page past its end needs the count
-            due_count = offset + len(runs) if runs or offset == 0 else client.count_flow_runs(
-                flow_filter=flows, flow_run_filter=_window(conditions, due))
-            runs += _ordered_page(client, flows, conditions, later, False, max(offset - due_count, 0),
-                                  limit - len(runs))
-    return [JobRow.from_flow_run(_without_input_bytes(run)) for run in runs]
-
-
-PREFECT_PAGE = 200  # the most runs Prefect's API returns per read
-
-
-def _window(conditions: dict[str, Any], times: dict[str, datetime]) -> FlowRunFilter:
-    return FlowRunFilter(**conditions, expected_start_time=FlowRunFilterExpectedStartTime(**times))
-
-
-def _ordered_page(client: Any, flows: FlowFilter, conditions: dict[str, Any], section: dict[str, datetime],
-                  newest_first: bool, offset: int, limit: int) -> list[FlowRun]:
-    """Runs `offset`..`offset + limit` of `section` in a total order: by expected start time
-    (newest or soonest first), then by id. Prefect sorts by time alone, so runs sharing a time
-    come in any order, and one that straddles a page edge could show on both pages or on neither
-    (PostgreSQL's top-N sort orders ties differently for different LIMIT/OFFSET). The page is read
-    as Prefect sorts it, with the run just before and just after it: when neither shares the time
-    at its edge of the page, the page holds every run of its edge times and is exact (one request,
-    the usual case: 10,000 jobs page as fast as 100). Otherwise, at each of its two edge times, the
-    runs at exactly that time are read and placed by their rank (how many come strictly before
-    that time, plus their order by id)."""
-    if limit <= 0:
-        return []
-    sort = FlowRunSort.EXPECTED_START_TIME_DESC if newest_first else FlowRunSort.EXPECTED_START_TIME_ASC
-    # the page and its two neighbours in one read: when neither neighbour shares its edge's time,
-    # every run at the edge times is on the page and the page is exact as read (the usual case,
-    # one request); otherwise the runs at a shared edge time are placed by rank below
-    before = 1 if offset > 0 else 0
-    window: list[FlowRun] = []
-    wanted = limit + before + 1
-    while len(window) < wanted:  # Prefect answers at most PREFECT_PAGE runs per read
-        chunk = client.read_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, section), sort=sort,
-                                      limit=min(wanted - len(window), PREFECT_PAGE),
-                                      offset=offset - before + len(window))
-        window += chunk
-        if len(chunk) < PREFECT_PAGE:
-            break
-    page = window[before:before + limit]
-    if not page:
-        return page
-    after = window[before + limit] if len(window) > before + limit else None
-    if (not before or window[0].expected_start_time != page[0].expected_start_time) and (
-            after is None or after.expected_start_time != page[-1].expected_start_time):
-        return sorted(page, key=lambda run: (run.expected_start_time, run.id), reverse=newest_first)
-    edges = {page[0].expected_start_time, page[-1].expected_start_time}
-    picked = [run for run in page if run.expected_start_time not in edges]
-    tick = timedelta(microseconds=1)
-    for at in edges:
-        earlier = {"after_": at + tick} if newest_first else {"before_": at - tick}  # strictly before `at` here
-        ahead = client.count_flow_runs(flow_filter=flows, flow_run_filter=_window(conditions, {**section, **earlier}))
-        tied: list[FlowRun] = []
-        while batch := client.read_flow_runs(
-                flow_filter=flows, flow_run_filter=_window(conditions, {"before_": at, "after_": at}),
-                sort=FlowRunSort.ID_DESC, limit=200, offset=len(tied)):
-            tied += batch
-            if len(batch) < 200:
-                break
-        tied.sort(key=lambda run: run.id, reverse=newest_first)
-        picked += [run for rank, run in enumerate(tied, start=ahead) if offset <= rank < offset + limit]
-    picked.sort(key=lambda run: (run.expected_start_time, run.id), reverse=newest_first)
-    return picked
+        if cursor is not None:
+            if cursor.section == DUE:  # on from the cursor; past the due ones, the later ones from the walk's start
+                due = page_after(client, flows, conditions, DUE, cursor.at, cursor.id, limit)
+                start, after_id = now, None
+            else:
+                due, start, after_id = [], cursor.at, cursor.id
+            later = [] if len(due) == limit else page_after(client, flows, conditions, LATER, start, after_id,
+                                                            limit - len(due))
+        else:
+            due = page_at_offset(client, flows, conditions, {"before_": now}, True, offset, limit)
+            later = []
+            if len(due) < limit:  # the due section ends on this page (or before it): then the later one
+                # a page is exact (see page_at_offset), so a short one tells where the due section ends;
+                # only a page past its end needs the count
+                due_count = offset + len(due) if due or offset == 0 else client.count_flow_runs(
+                    flow_filter=flows, flow_run_filter=section_filter(conditions, {"before_": now}))
+                later = page_at_offset(client, flows, conditions, {"after_": now + TICK}, False,
+                                       max(offset - due_count, 0), limit - len(due))
+    runs = due + later
+    following = None
+    if runs and len(runs) == limit:
+        last = runs[-1]
+        following = JobCursor(LATER if later else DUE, last.expected_start_time, last.id, now).encode()
+    return JobPage([JobRow.from_flow_run(_without_input_bytes(run)) for run in runs], following)
 
 
 # `submit`'s own keywords besides `user` (the submitter): what LocalJobs.submit passes on beside a built JobSpec
@@ -605,11 +558,13 @@ class LocalJobs:
         return prepare_spec(image, command, None, options, template, project=project)
 
     def list_jobs(self, limit: int = 50, state: str | None = None, user: str | None = None,
-                  offset: int = 0, projects: list[str] | None = None, project: str | None = None) -> list[JobRow]:
-        """`project`: only that project's (as `Client.list_jobs`); `projects`: only those of these."""
+                  offset: int = 0, projects: list[str] | None = None, project: str | None = None,
+                  after: str | None = None) -> JobPage:
+        """`project`: only that project's (as `Client.list_jobs`); `projects`: only those of these; `after`: the
+        `next_cursor` of the previous page."""
         if project is not None:
             projects = [project]
-        return list_jobs(limit=limit, state=state, user=user, offset=offset, projects=projects)
+        return list_jobs(limit=limit, state=state, user=user, offset=offset, projects=projects, after=after)
 
     def get_job(self, job_id: str) -> Job:
         return get_job(job_id)

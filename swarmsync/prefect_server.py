@@ -27,6 +27,10 @@ not touched.
 
 Both are applied at import, so they also hold in the API processes uvicorn spawns for
 `--workers N` (a spawned process imports the parent's main module again).
+
+On PostgreSQL, `server start` also has Prefect's small tables (flow, deployment, pools, queues)
+analyzed once they exist, and after every change (swarmsync/planner_stats.py): never analyzed, they
+make the planner scan all flow runs for each page of a job listing.
 """
 
 from __future__ import annotations
@@ -46,5 +50,17 @@ immediate_sqlite_transactions()
 
 if __name__ == "__main__":
     from prefect.cli import app
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
+    from swarmsync.connection import api_healthy
+    from swarmsync.planner_stats import keep_small_tables_analyzed
+
+    if sys.argv[1:3] == ["server", "start"]:  # PostgreSQL: listings read by index (swarmsync/planner_stats.py)
+        args = sys.argv
+
+        def option(name: str, default: str) -> str:
+            return args[args.index(name) + 1] if name in args[:-1] else default
+
+        here = f"http://{option('--host', '127.0.0.1')}:{option('--port', '4200')}/api"
+        keep_small_tables_analyzed(PREFECT_API_DATABASE_CONNECTION_URL.value() or "", lambda: api_healthy(here))
     sys.exit(app())

@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from swarmsync.errors import InvalidError
 from swarmsync.settings import SwarmSyncSettings
+from swarmsync.tls_errors import TLSError
 
 CA_CERT, CA_KEY = "ca.pem", "ca-key.pem"
 SERVER_CERT, SERVER_KEY = "server.pem", "server-key.pem"
@@ -44,10 +44,6 @@ CA_DAYS = 3650
 SERVER_DAYS = 397  # a little over a year
 RENEW_BEFORE = dt.timedelta(days=30)
 ANY_ADDRESS = {"0.0.0.0", "::", ""}  # bind addresses, never a name a client connects to
-
-
-class TLSError(InvalidError):
-    """A certificate could not be made, read or trusted; the message says which file or server and why."""
 
 
 # --- the server side: CA and server certificate -----------------------------------------------------

@@ -22,7 +22,13 @@ SINCE = {"any time": None, "last hour": timedelta(hours=1), "last 24 hours": tim
 
 f1, f2, f3, f4, f5 = st.columns(5)
 user = f4.text_input("Submitted by", key="filter_user", placeholder="user name").strip()
-rows = data.list_jobs(client, limit=options.jobs_limit, user=user)
+# older pages by cursor (each as fast as the first); the stack of cursors goes back; another project or user
+# starts over
+listing = (client.project, user)
+pages = st.session_state.get("jobs_pages")
+if not pages or pages[0] != listing:
+    pages = st.session_state["jobs_pages"] = [listing, None]
+rows = data.list_jobs(client, limit=options.jobs_limit, user=user, after=pages[-1])
 states = f1.multiselect("State", sorted({r.state for r in rows if r.state}), key="filter_state")
 image = f2.text_input("Image contains", key="filter_image")
 tag = f3.text_input("Tag contains", key="filter_tag")
@@ -33,7 +39,14 @@ picked = st.dataframe(
     column_config={"exit_code": st.column_config.NumberColumn("exit code", format="%d"),
                    "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")},
 )
-st.caption("Click a row to open its job.")
+newer, older, _ = st.columns([1, 1, 4])
+if newer.button("Newer jobs", key="jobs_newer", disabled=len(pages) <= 2):
+    pages.pop()
+    st.rerun()
+if older.button("Older jobs", key="jobs_older", disabled=not rows.next_cursor):
+    pages.append(rows.next_cursor)
+    st.rerun()
+st.caption(f"Page {len(pages) - 1}. Click a row to open its job.")
 clicked = [shown[i].id for i in (picked.selection.rows if picked else []) if i < len(shown)]
 if clicked and clicked[0] != st.session_state.get("clicked_job"):
     st.session_state["clicked_job"] = clicked[0]

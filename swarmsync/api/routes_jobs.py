@@ -16,11 +16,12 @@ from fastapi.responses import StreamingResponse
 
 from swarmsync import archive, jobs
 from swarmsync.api.deps import address, require
-from swarmsync.api.errors import Conflict, responses
+from swarmsync.api.errors import Conflict, FieldErrors, responses
 from swarmsync.api.schemas import Done, JobOut, JobSubmission, LogLine, ManifestOut, StateOut
 from swarmsync.api.secret_checks import admitted, hidden_rows
 from swarmsync.auth import audit, projects
 from swarmsync.auth.roles import Permission, Principal, Role
+from swarmsync.job_pages import CursorError
 from swarmsync.log_follow import LOG_BATCH
 from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.spec import JobSpec
@@ -61,12 +62,15 @@ def archived_job(principal: Principal, job_id: str) -> str:
     return job_id
 
 
-@router.get("", response_model=list[JobOut])
+@router.get("", response_model=list[JobOut], responses=responses(422))
 def list_jobs(
     request: Request,
     response: Response,
     limit: int = Query(50, ge=1, le=200, description="At most 200 (Prefect's page size)"),
-    offset: int = Query(0, ge=0, le=10**9, description="Skip this many (the next page: X-Next-Offset)"),
+    after: str | None = Query(None, max_length=400, description="The next page after a full one: its "
+                              "X-Next-Cursor (an opaque cursor; as fast deep in a long history as on the first page)"),
+    offset: int = Query(0, ge=0, le=10**9, description="Skip this many (kept for compatibility: each page costs as "
+                        "much as all before it; `after` does not; the next page: X-Next-Offset)"),
     state: str | None = Query(None, max_length=32, description="e.g. failed, running"),
     user: str | None = Query(None, max_length=64, description="Only jobs this user submitted"),
     project: str | None = Query(None, max_length=64, description="Only jobs of this project"),
@@ -74,16 +78,23 @@ def list_jobs(
 ) -> list[JobOut]:
     """Jobs already due, newest first, then jobs not yet due, soonest first (so jobs scheduled years ahead
     cannot push today's out of view); without input file bytes; other users' Secret block names shown as
-    "(hidden)"; only jobs of the caller's projects (admins: all). A full page carries the next one in
-    `X-Next-Offset` and a `Link: <...>; rel="next"` header."""
+    "(hidden)"; only jobs of the caller's projects (admins: all). A full page carries the next one's cursor in
+    `X-Next-Cursor` and a `Link: <...?after=...>; rel="next"` header (and, paged by `offset`, `X-Next-Offset`).
+    A cursor only says where the next page starts: it is read with the caller's own projects and filters."""
+    if after is not None and offset:
+        raise FieldErrors({"after": "give a cursor (after) or an offset, not both"})
     scope = projects.readable(principal)
     if project is not None:
         scope = [project] if projects.may_read(principal, project) else []
-    rows = jobs.list_jobs(limit=limit, state=state, user=user, offset=offset, projects=scope)
-    if len(rows) == limit:
-        following = offset + limit
-        response.headers["X-Next-Offset"] = str(following)
-        following_url = request.url.include_query_params(offset=following, limit=limit)
+    try:
+        rows = jobs.list_jobs(limit=limit, state=state, user=user, offset=offset, projects=scope, after=after)
+    except CursorError as exc:
+        raise FieldErrors({"after": str(exc)}) from None
+    if rows.next_cursor is not None:
+        response.headers["X-Next-Cursor"] = rows.next_cursor
+        if after is None:
+            response.headers["X-Next-Offset"] = str(offset + limit)
+        following_url = request.url.remove_query_params("offset").include_query_params(after=rows.next_cursor)
         response.headers["Link"] = f'<{following_url.path}?{following_url.query}>; rel="next"'
     return hidden_rows(principal, rows)
 

@@ -13,22 +13,14 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from swarmsync.auth import audit, projects, ratelimit, refusals
+from swarmsync.auth.account_errors import AccountError, UserNotFound
 from swarmsync.auth.passwords import dummy_hash, hash_password, verify_password
 from swarmsync.auth.roles import Permission, Principal, Role, Unauthenticated, authorize, parse_role
 from swarmsync.auth.sessions import session_store
 from swarmsync.db import User, session_scope
-from swarmsync.errors import InvalidError, NotFoundError
 from swarmsync.settings import get_settings
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-
-
-class AccountError(InvalidError):
-    """A request about accounts that cannot be done as asked (message says why)."""
-
-
-class UserNotFound(NotFoundError):
-    pass
 
 
 @dataclass(frozen=True)

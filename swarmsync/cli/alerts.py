@@ -5,18 +5,23 @@ server host, or the SwarmSync API's /alerts when SWARMSYNC_URL is set or `swarms
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from swarmsync import alerts
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import USER_ERRORS
 from swarmsync.cli.options import AllProjects, Project
 from swarmsync.cli.target import client, project
 from swarmsync.client import APIError, remote_configured
+from swarmsync.errors import InvalidError, NotFoundError
+
+if TYPE_CHECKING:
+    from swarmsync import alerts
+
+# swarmsync.alerts (Prefect) is imported where it is used: through the API, `alert list|remove` need no Prefect.
 
 app = typer.Typer(no_args_is_help=True, help="Alerts: a webhook told when a project's jobs fail (Prefect Automations).")
 
@@ -27,13 +32,19 @@ class LocalAlerts:
     """`swarmsync.alerts` on the server host (its administrator: no owner recorded)."""
 
     def alerts(self, project: str | None = None) -> list[dict[str, Any]]:
+        from swarmsync import alerts
+
         return [_row(a) for a in alerts.list_alerts([project] if project else None)]
 
     def add_alert(self, name: str, on: str, webhook: str, *, project: str | None = None,
                   pool: str | None = None) -> dict[str, Any]:
+        from swarmsync import alerts
+
         return _row(alerts.create_alert(name, on, webhook, project=project, pool=pool))
 
     def remove_alert(self, name: str, project: str | None = None) -> None:
+        from swarmsync import alerts
+
         alerts.delete_alert(name, project)
 
 
@@ -56,11 +67,13 @@ def add(
     project_: Project = None,
 ) -> None:
     """Add an alert: POST to WEBHOOK when a job of the project (and pool) matches --on."""
-    if on not in alerts.ON:
-        fail(f"--on {on!r}: one of {', '.join(alerts.ON)}")
+    from swarmsync.alerts import ON
+
+    if on not in ON:
+        fail(f"--on {on!r}: one of {', '.join(ON)}")
     try:
         made = target().add_alert(name, on, webhook, project=project(project_), pool=pool)
-    except (*USER_ERRORS, alerts.AlertError, APIError) as exc:
+    except (*USER_ERRORS, InvalidError, APIError) as exc:
         fail(str(exc))
     err.print(f"added alert {name} of project {made['project']}: on {on}, to {escape(made['webhook'])}")
 
@@ -90,6 +103,6 @@ def remove(name: Annotated[str, typer.Argument(help="The alert's name")], projec
     """Remove an alert (yours; a maintainer of the project or an admin: any of it)."""
     try:
         target().remove_alert(name, project(project_))
-    except (*USER_ERRORS, alerts.AlertNotFound, APIError) as exc:
+    except (*USER_ERRORS, NotFoundError, APIError) as exc:
         fail(str(exc))
     err.print(f"removed alert {name}")

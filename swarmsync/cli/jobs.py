@@ -9,14 +9,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from swarmsync import jobs
-from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import parse_env
@@ -34,11 +32,19 @@ from swarmsync.cli.options import (
 from swarmsync.cli.target import job_backend, project
 from swarmsync.spec import JobSpec, JobSpecError
 
+if TYPE_CHECKING:
+    from swarmsync import jobs
+
+# Prefect, the archive and templates are imported by the commands that use them: `--help` and commands that only
+# talk to a SwarmSync API start without Prefect (docs/benchmarks.md, CLI start).
+
 app = typer.Typer()
 
 
 def follow(job: jobs.Job) -> int:
     """Print the job's container output as it streams; return its exit code."""
+    from swarmsync.archive import ArchiveNotFound
+
     with console.status(f"job {job.id}: {job.status()}") as status:
         shown, last = time.monotonic(), sys.stdout
         for _ts, name, message in job.follow_logs():  # a batch of lines per request, never one per line
@@ -113,6 +119,8 @@ def _submit_copies(count: int, image: str | None, command: list[str] | str | Non
                    secret_env: dict[str, str] | None, pool: str | None, queue: str | None,
                    options: dict[str, Any], in_project: str | None) -> int:
     """COUNT copies of one job, submitted at once."""
+    from swarmsync import jobs
+
     backend = job_backend()
     try:
         spec = backend.job_spec(image, command, template, project=in_project, **options)
@@ -221,26 +229,32 @@ def list_jobs(
     limit: Annotated[int, typer.Option(help="How many")] = 20,
     state: Annotated[str | None, typer.Option(help="Only jobs in this state, e.g. failed")] = None,
     user: Annotated[str | None, typer.Option(help="Only jobs this user submitted through the API")] = None,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many (the next page: --offset LIMIT)")] = 0,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many (slower the deeper: prefer --after)")] = 0,
+    after: Annotated[str | None, typer.Option(help="The next page: the cursor a full page ends with")] = None,
     project_: Project = None,
     all_projects: AllProjects = False,
 ) -> None:
-    """List jobs, newest created first (of one project with --project)."""
+    """List jobs, newest created first (of one project with --project); a full page ends with the command for
+    the next one (on stderr)."""
     table = Table("state", "image", "command", "user", "project", "created")
     table.add_column("id", no_wrap=True, min_width=36)
     rows = job_backend().list_jobs(limit=limit, state=state, user=user, offset=offset,
-                                   project=project(project_, all_projects))
+                                   project=project(project_, all_projects), after=after)
     for row in rows:
         table.add_row(
             row.state or "?", row.image or "?", row.command, row.user or "-", row.project,
             row.created.strftime("%Y-%m-%d %H:%M") if row.created else "", row.id,
         )
     console.print(table)
+    if rows.next_cursor:
+        err.print(f"next page: swarmsync jobs --limit {limit} --after {rows.next_cursor}", soft_wrap=True)
 
 
 @app.command()
 def status(job_id: str) -> None:
     """Show a job's state (and its result once finished)."""
+    from swarmsync.archive import ArchiveNotFound
+
     job = _job(job_id)
     run = job.flow_run()
     console.print(f"{job.id}: [bold]{run.state.name}[/bold] {run.state.message or ''}")
@@ -273,6 +287,8 @@ def result(
                                                      "stderr)")] = None,
 ) -> None:
     """The job's archived output as .txt (to stdout, or -o FILE)."""
+    from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+
     if stream not in ("output", "stdout", "stderr"):
         fail("--stream must be output, stdout or stderr")
     if service and stream == "output":
@@ -316,6 +332,8 @@ def files(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to extract into")],
 ) -> None:
     """Extract the job's archived output folder into a local folder."""
+    from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+
     job = _job(job_id)
     try:
         chunks = job_backend().iter_archive_file(job.id, "files.tar.gz")

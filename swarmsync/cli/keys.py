@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from swarmsync.auth import ssh_keys
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.target import local_principal
 from swarmsync.client import Client, remote_configured
@@ -32,6 +31,8 @@ def add(
     user: User = None,
 ) -> None:
     """Register a public key (ssh-ed25519 or sk-ssh-ed25519@openssh.com) to log in with."""
+    from swarmsync.auth import ssh_keys
+
     if str(public_key) == "-":
         line = typer.get_text_stream("stdin").read()
     else:
@@ -55,6 +56,8 @@ def add(
 @app.command("list")
 def list_keys(user: User = None) -> None:
     """Your SSH login keys (admins: anyone's with --user)."""
+    from swarmsync.auth import ssh_keys
+
     if remote_configured():
         rows = Client.from_settings().keys(user)
     else:
@@ -72,6 +75,8 @@ def remove(
     user: User = None,
 ) -> None:
     """Remove (revoke) a key: logins with it are refused from now on."""
+    from swarmsync.auth import ssh_keys
+
     if remote_configured():
         row = Client.from_settings().remove_key(fingerprint, user)
     else:

@@ -11,22 +11,25 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from swarmsync import pipelines
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import USER_ERRORS
 from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import client, project
-from swarmsync.client import RemoteJob, remote_configured
-from swarmsync.jobs import Job
+from swarmsync.client import remote_configured
 from swarmsync.pipeline_spec import PipelineError
 from swarmsync.timing import start_time
+
+if TYPE_CHECKING:
+    from swarmsync.jobs import Job
+
+# swarmsync.pipelines and the job handles (Prefect) are imported by the commands that use them (CLI start).
 
 app = typer.Typer(no_args_is_help=True, help="Pipelines: container jobs that depend on each other (docs/pipelines.md).")
 ProjectOption = Annotated[str | None, typer.Option("--project", "-P", help="The project (default: your current one)")]
@@ -36,16 +39,24 @@ class LocalPipelines:
     """`swarmsync.pipelines` on the server host."""
 
     def submit(self, data: dict[str, Any], in_project: str | None, at: datetime | None) -> dict[str, Any]:
+        from swarmsync import pipelines
+
         return pipelines.submit_pipeline(data, project=in_project, at=at).describe()
 
     def view(self, pipeline_id: str) -> dict[str, Any]:
+        from swarmsync import pipelines
+
         return pipelines.get_pipeline(pipeline_id).describe()
 
     def list(self, in_project: str | None) -> list[dict[str, Any]]:
+        from swarmsync import pipelines
+
         return [p.describe(with_steps=False)
                 for p in pipelines.list_pipelines(projects=[in_project] if in_project else None)]
 
     def change(self, pipeline_id: str, action: str) -> dict[str, Any]:
+        from swarmsync import pipelines
+
         pipeline = pipelines.get_pipeline(pipeline_id)
         if action == "cancel":
             if pipeline.is_finished():
@@ -56,6 +67,8 @@ class LocalPipelines:
         return pipeline.describe()
 
     def job(self, job_id: str) -> Job:
+        from swarmsync.jobs import Job
+
         return Job(job_id)
 
 
@@ -78,6 +91,8 @@ class RemotePipelines:
         return self.api.change_pipeline(pipeline_id, action)
 
     def job(self, job_id: str) -> Job:
+        from swarmsync.remote_jobs import RemoteJob
+
         return RemoteJob(self.api, self.api.request("GET", f"/jobs/{job_id}").json())
 
 

@@ -5,7 +5,7 @@ stored one (see `target.hibernator`)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -30,8 +30,10 @@ from swarmsync.cli.options import (
 )
 from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import hibernator, project
-from swarmsync.deployments.schedules import RecurringJob
 from swarmsync.spec import JobSpec
+
+if TYPE_CHECKING:
+    from swarmsync.deployments.schedules import RecurringJob
 
 app = typer.Typer(no_args_is_help=True, help="Recurring jobs: cron, interval or RRule schedules.")
 

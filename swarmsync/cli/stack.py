@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from swarmsync import jobs
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.jobs import follow
 from swarmsync.client import remote_configured
@@ -184,6 +183,7 @@ def demo(
     prefect_url: PrefectUrl = None,
 ) -> None:
     """Start the stack, run a sample container job, print its output and where things are."""
+    from swarmsync import jobs
     from swarmsync.deployments.stack import Stack, StackError
 
     _use_prefect(prefect_url)

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from swarmsync.auth import tokens
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.target import local_principal
 from swarmsync.client import Client, remote_configured
@@ -29,6 +28,8 @@ def create(
     ] = None,
 ) -> None:
     """Create an API token; prints its secret once (to stdout, nothing else)."""
+    from swarmsync.auth import tokens
+
     scopes = list(scope or [])
     if remote_configured():
         body = Client.from_settings().create_token(name, user, scopes, expires_in_days)
@@ -47,6 +48,8 @@ def list_tokens(
     all_users: Annotated[bool, typer.Option("--all", help="Everyone's tokens (admins)")] = False,
 ) -> None:
     """Your tokens (never their secrets)."""
+    from swarmsync.auth import tokens
+
     if remote_configured():
         rows = Client.from_settings().tokens(everyone=all_users)
     else:
@@ -62,6 +65,8 @@ def list_tokens(
 @app.command("revoke")
 def revoke(token_id: int) -> None:
     """Revoke a token: it stops working at once."""
+    from swarmsync.auth import tokens
+
     if remote_configured():
         Client.from_settings().revoke_token(token_id)
     else:

@@ -11,8 +11,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from swarmsync.auth import users
-from swarmsync.auth.projects import DEFAULT_PROJECT, ProjectError
 from swarmsync.cli.console import console, err, fail, read_password
 from swarmsync.cli.options import PasswordStdin
 from swarmsync.cli.target import local_principal, project_admin
@@ -42,6 +40,9 @@ def add(
 ) -> None:
     """Add a user (the first admin: `swarmsync user add NAME --role admin` on the server host). They join the
     default project as an operator (capped by their role) unless --no-default-project; --project adds another."""
+    from swarmsync.auth import users
+    from swarmsync.auth.projects import DEFAULT_PROJECT, ProjectError
+
     password = read_password(password_stdin, confirm=True)
     if remote_configured():
         _show(Client.from_settings().add_user(username, password, role))
@@ -60,6 +61,8 @@ def add(
 @app.command("list")
 def list_users() -> None:
     """All users with their roles."""
+    from swarmsync.auth import users
+
     if remote_configured():
         rows = Client.from_settings().users()
     else:
@@ -72,6 +75,8 @@ def list_users() -> None:
 
 
 def _set_disabled(username: str, disabled: bool) -> None:
+    from swarmsync.auth import users
+
     if remote_configured():
         _show(Client.from_settings().update_user(username, disabled=disabled))
     else:
@@ -93,6 +98,8 @@ def enable(username: str) -> None:
 @app.command("set-role")
 def set_role(username: str, role: Annotated[str, typer.Argument(help="admin, operator or viewer")]) -> None:
     """Change a user's role (their sessions end; the last admin keeps theirs)."""
+    from swarmsync.auth import users
+
     if remote_configured():
         _show(Client.from_settings().update_user(username, role=role))
     else:
@@ -102,6 +109,8 @@ def set_role(username: str, role: Annotated[str, typer.Argument(help="admin, ope
 @app.command("set-password")
 def set_password(username: str, password_stdin: PasswordStdin = False) -> None:
     """Set a user's password (admins); every session of the user ends."""
+    from swarmsync.auth import users
+
     password = read_password(password_stdin, confirm=True, prompt="New password")
     if remote_configured():
         _show(Client.from_settings().update_user(username, password=password))

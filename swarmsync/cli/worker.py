@@ -9,7 +9,6 @@ from typing import Annotated
 import anyio
 import httpx
 import typer
-from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 from rich.table import Table
 
 from swarmsync import core_link
@@ -54,6 +53,8 @@ def start(
              "checked against it and kept in SWARMSYNC_HOME/tls/core-ca.pem")] = None,
 ) -> None:
     """Start a SwarmSync worker (same as `prefect worker start --type swarmsync`)."""
+    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
     from swarmsync.routing import clean_labels, host_queues, parse_labels
     from swarmsync.worker import SwarmSyncWorker
 

@@ -72,8 +72,8 @@ STDLIB_BASES: dict[str, type[BaseException]] = {
     "swarmsync.auth.sshsig.KeyFormatError": ValueError,
     "swarmsync.auth.sshsig.SignatureError": ValueError,
     "swarmsync.auth.tokens.TokenNotFound": LookupError,
-    "swarmsync.auth.users.AccountError": ValueError,
-    "swarmsync.auth.users.UserNotFound": LookupError,
+    "swarmsync.auth.account_errors.AccountError": ValueError,
+    "swarmsync.auth.account_errors.UserNotFound": LookupError,
     "swarmsync.auth.worker_tokens.WorkerTokenError": ValueError,
     "swarmsync.auth.worker_tokens.WorkerTokenNotFound": LookupError,
     "swarmsync.client.APIError": RuntimeError,
@@ -84,7 +84,7 @@ STDLIB_BASES: dict[str, type[BaseException]] = {
     "swarmsync.docker_runner.JobRefused": RuntimeError,
     "swarmsync.gateway.scope.NotYours": LookupError,
     "swarmsync.images.ImageUnavailable": RuntimeError,
-    "swarmsync.jobs.JobNotFound": LookupError,
+    "swarmsync.job_errors.JobNotFound": LookupError,
     "swarmsync.pipeline_inputs.HandoffError": RuntimeError,
     "swarmsync.pipeline_spec.PipelineError": ValueError,
     "swarmsync.pipelines.PipelineNotFound": LookupError,
@@ -96,7 +96,7 @@ STDLIB_BASES: dict[str, type[BaseException]] = {
     "swarmsync.sshsign.SigningError": RuntimeError,
     "swarmsync.templates.TemplateNotFound": LookupError,
     "swarmsync.timing.TimingError": ValueError,
-    "swarmsync.tls.TLSError": ValueError,
+    "swarmsync.tls_errors.TLSError": ValueError,
 }
 
 
@@ -140,7 +140,7 @@ def test_each_kind_has_its_exit_code():
 
 
 @pytest.mark.parametrize(("name", "status", "code"), [
-    ("swarmsync.jobs.JobNotFound", 404, 2),
+    ("swarmsync.job_errors.JobNotFound", 404, 2),
     ("swarmsync.gateway.scope.NotYours", 404, 2),
     ("swarmsync.auth.roles.Unauthenticated", 401, 4),
     ("swarmsync.auth.roles.Forbidden", 403, 4),

@@ -1,0 +1,80 @@
+"""`RemoteJob`: a job handle whose every question goes to the SwarmSync API (`swarmsync.Client`'s jobs).
+
+Apart from `swarmsync.client` so that the client imports without Prefect (a `RemoteJob` carries a Prefect
+`FlowRun`); `swarmsync.client.RemoteJob` still names it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect.client.schemas.objects import FlowRun
+
+from swarmsync.jobs import Job, JobResult, JobRow
+from swarmsync.log_follow import LOG_BATCH, LogEntry
+
+
+class RemoteJob(Job):
+    """A `Job` whose every question goes to the SwarmSync API."""
+
+    def __init__(self, client: Any, body: dict[str, Any]):
+        super().__init__(body["id"], FlowRun.model_validate(body["flow_run"]))
+        self.client = client
+
+    def row(self) -> JobRow:
+        """The job now, as `GET /jobs/{id}` gives it: state, final, user, image, command, times."""
+        row = JobRow.model_validate(self.client.request("GET", f"/jobs/{self.id}").json())
+        self._flow_run = row.flow_run
+        return row
+
+    def flow_run(self) -> FlowRun:
+        return self.row().flow_run
+
+    def cancel(self) -> None:
+        self.client.request("POST", f"/jobs/{self.id}/cancel")
+
+    def rerun(self) -> RemoteJob:
+        """Submit the job again, unchanged, in its project and pool, as the caller; returns the new job."""
+        return RemoteJob(self.client, self.client.request("POST", f"/jobs/{self.id}/rerun").json())
+
+    def delete(self) -> None:
+        """Delete the finished job: its run, its archive and its Secret blocks."""
+        self.client.request("DELETE", f"/jobs/{self.id}")
+
+    def states(self) -> list[tuple[datetime, str, str, str | None]]:
+        rows = self.client.request("GET", f"/jobs/{self.id}/states").json()
+        return [(datetime.fromisoformat(x["timestamp"]), x["type"], x["name"], x.get("message")) for x in rows]
+
+    def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        params = {"after": after.isoformat()} if after else {}
+        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
+        return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
+
+    def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if since:
+            params["after"] = since.isoformat()
+        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
+        return [LogEntry(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"], x.get("id") or "")
+                for x in lines]
+
+    def is_finished(self) -> bool:
+        return self.row().final
+
+    def result(self) -> JobResult:
+        manifest = self.client.request("GET", f"/jobs/{self.id}/result").json()
+        return RemoteJobResult(
+            job_id=self.id, state=manifest["state"], exit_code=manifest.get("exit_code"),
+            reason=manifest.get("reason"), message=manifest.get("message"), manifest=manifest,
+            archive_location=f"{self.client.url}/jobs/{self.id}/result", client=self.client,
+        )
+
+
+class RemoteJobResult(JobResult):
+    def __init__(self, client: Any, **fields: Any):
+        super().__init__(**fields)
+        self.client = client
+
+    def output_bytes(self, name: str = "output.txt") -> bytes:
+        return self.client.read_archive_file(self.job_id, name)
