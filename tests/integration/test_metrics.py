@@ -159,7 +159,7 @@ def test_prometheus_scrapes_job_counts_by_state_pool_and_project_and_the_api_lat
             query(prometheus_url, target["expr"])  # asserts Prometheus answered "success"
     states = {row["metric"]["state"] for row in query(prometheus_url, panels[0]["targets"][0]["expr"])}
     assert {"COMPLETED", "FAILED"} <= states
-    if shots := os.environ.get("SWARMSYNC_TEST_METRICS_SCREENSHOT_DIR"):  # docs/img (alerts-and-monitoring.md)
+    if shots := os.environ.get("SWARMSYNC_TEST_METRICS_SCREENSHOT_DIR"):  # docs/images (alerts-and-monitoring.md)
         graph_screenshot(prometheus_url, "sum by (state) (swarmsync_jobs_total)",
                          Path(shots) / "prometheus-jobs-by-state.png")
 
