@@ -248,14 +248,19 @@ def last_deliveries(client: Any, automation_ids: list[str]) -> dict[str, Deliver
     return found
 
 
+def _automations(client: Any, name: str, project: str) -> list[Any]:
+    """The alert's automation(s); AlertNotFound when the project has no alert of that name."""
+    found = client.read_automations_by_name(automation_name(project, name))
+    if not found:
+        raise AlertNotFound(f"no alert named {name!r} in project {project}")
+    return found
+
+
 @uses_prefect_api
 def get_alert(name: str, project: str | None = None) -> Alert:
     project = project or DEFAULT_PROJECT
     with get_client(sync_client=True) as client:
-        found = client.read_automations_by_name(automation_name(project, name))
-        if not found:
-            raise AlertNotFound(f"no alert named {name!r} in project {project}")
-        alert = _alert_of(client, found[0], project)
+        alert = _alert_of(client, _automations(client, name, project)[0], project)
         alert.delivery = last_deliveries(client, [alert.automation_id]).get(alert.automation_id)
     return alert
 
@@ -265,10 +270,7 @@ def delete_alert(name: str, project: str | None = None) -> None:
     """Remove the automation and its webhook block (and the block's owner record)."""
     project = project or DEFAULT_PROJECT
     with get_client(sync_client=True) as client:
-        found = client.read_automations_by_name(automation_name(project, name))
-        if not found:
-            raise AlertNotFound(f"no alert named {name!r} in project {project}")
-        for automation in found:
+        for automation in _automations(client, name, project):
             client.delete_automation(UUID(str(automation.id)))
         try:
             client.delete_block_document(

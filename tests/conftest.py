@@ -51,6 +51,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: 0 if item.get_closest_marker("host_setup") else 1)
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,11 +169,7 @@ def running_stack(home: Path, extra_env: dict[str, str] | None = None, name: str
             time.sleep(0.5)
         yield env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         ARTIFACTS.mkdir(exist_ok=True)
         for path in [home / "up.log", *sorted((home / "logs").glob("*.log"))]:
             (ARTIFACTS / f"{name}-{path.name}").write_bytes(path.read_bytes())

@@ -28,7 +28,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.waiting import wait_until
 
 CHUNK = 256 * 1024
@@ -67,11 +67,7 @@ class CoreApi:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            stop_process(self.proc)
 
 
 @dataclass

@@ -9,8 +9,14 @@ import uuid
 
 import swarmsync
 from swarmsync import alerts
-from swarmsync.settings import get_settings
-from tests.dashboard.test_browser import SHOTS, browser_page, evidence_on_failure, fill, go, settle  # noqa: F401
+from tests.dashboard.test_browser import (  # noqa: F401 - browser_page: a fixture
+    SHOTS,
+    browser_log_in,
+    browser_page,
+    evidence_on_failure,
+    go,
+    settle,
+)
 from tests.waiting import wait_until
 
 
@@ -29,11 +35,7 @@ def test_the_alerts_page_shows_an_undeliverable_alert_as_failed(browser_page, ma
                    == "failed", "the alert's failed delivery", timeout=30)
         page = browser_page
         with evidence_on_failure(page):
-            page.goto(f"http://127.0.0.1:{get_settings().dashboard_port}")
-            fill(page, "User name", admin.username)
-            fill(page, "Password", admin.password)
-            page.get_by_role("button", name="Log in").click()
-            page.get_by_text(f"{admin.username} · admin").wait_for()
+            browser_log_in(page, admin)
             go(page, "Alerts", "Alerts", f"Alert {name} (default): last delivery failed")
             assert "xoxb-secret-token" not in page.content()
             settle(page)

@@ -88,6 +88,15 @@ def fill(page, label: str, value: str) -> None:
     settle(page)
 
 
+def browser_log_in(page, account) -> None:
+    """Open the dashboard and log in as `account` through its form, until the sidebar names them."""
+    page.goto(f"http://127.0.0.1:{get_settings().dashboard_port}")
+    fill(page, "User name", account.username)
+    fill(page, "Password", account.password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text(f"{account.username} · {account.role}").wait_for()
+
+
 def shot(page, name: str) -> None:
     """A full-page screenshot once the script run has finished (Streamlit renders progressively)."""
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")

@@ -7,8 +7,14 @@ import re
 import uuid
 
 from swarmsync.pipelines import list_pipelines, submit_pipeline
-from swarmsync.settings import get_settings
-from tests.dashboard.test_browser import SHOTS, browser_page, evidence_on_failure, fill, go, settle  # noqa: F401
+from tests.dashboard.test_browser import (  # noqa: F401 - browser_page: a fixture
+    SHOTS,
+    browser_log_in,
+    browser_page,
+    evidence_on_failure,
+    go,
+    settle,
+)
 
 
 def test_the_pipeline_view_draws_the_dag_with_each_steps_state(browser_page, make_user, busybox,  # noqa: F811
@@ -25,11 +31,7 @@ def test_the_pipeline_view_draws_the_dag_with_each_steps_state(browser_page, mak
     page = browser_page
     admin = make_user("admin")
     with evidence_on_failure(page):
-        page.goto(f"http://127.0.0.1:{get_settings().dashboard_port}")
-        fill(page, "User name", admin.username)
-        fill(page, "Password", admin.password)
-        page.get_by_role("button", name="Log in").click()
-        page.get_by_text(f"{admin.username} · admin").wait_for()
+        browser_log_in(page, admin)
         go(page, "Pipelines", "Pipelines", "Open a pipeline")
         settle(page)
         picker = page.get_by_role("combobox", name=re.compile("Open a pipeline"))

@@ -12,10 +12,16 @@ from datetime import UTC, datetime
 from swarmsync.auth import projects
 from swarmsync.auth.roles import Principal
 from swarmsync.db import JobUsage, session_scope
-from swarmsync.settings import get_settings
 from swarmsync.usage_report import budget, set_budget
 from tests.dashboard.conftest import log_in, new_app
-from tests.dashboard.test_browser import SHOTS, browser_page, evidence_on_failure, fill, go, settle  # noqa: F401
+from tests.dashboard.test_browser import (  # noqa: F401 - browser_page: a fixture
+    SHOTS,
+    browser_log_in,
+    browser_page,
+    evidence_on_failure,
+    go,
+    settle,
+)
 
 MIB = 1024 * 1024
 
@@ -70,11 +76,7 @@ def test_the_usage_view_in_a_browser_shows_the_chart_table_and_budget(browser_pa
     admin = make_user("admin")
     page = browser_page
     with evidence_on_failure(page):
-        page.goto(f"http://127.0.0.1:{get_settings().dashboard_port}")
-        fill(page, "User name", admin.username)
-        fill(page, "Password", admin.password)
-        page.get_by_role("button", name="Log in").click()
-        page.get_by_text(f"{admin.username} · admin").wait_for()
+        browser_log_in(page, admin)
         go(page, "Usage", "Usage", "Sum per")  # first: the Overview page it leaves refreshes on its own
         settle(page)
         pick(page, "Project", name)

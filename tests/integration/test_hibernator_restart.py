@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId,
 import swarmsync
 from swarmsync.connection import api_url, prefect_api
 from swarmsync.deployments import schedules
-from tests.conftest import _configure, create_pg_database, drop_pg_database, free_port
+from tests.conftest import _configure, create_pg_database, drop_pg_database, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,11 +44,7 @@ class OwnStack:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from swarmsync.db import ArchiveRecord, migrate, session_scope
 from swarmsync.metrics import archive_metrics
 from swarmsync.settings import get_settings
 from tests.accounts.conftest import PASSWORD, clear_caches
-from tests.conftest import ARTIFACTS, free_port
+from tests.conftest import ARTIFACTS, free_port, stop_process
 from tests.waiting import wait_until
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -82,11 +82,7 @@ def prometheus(stack, tmp_path) -> Iterator[tuple[str, str]]:
                    timeout=60)
         yield url, token
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copyfile(tmp_path / "prometheus.log", ARTIFACTS / "metrics-prometheus.log")

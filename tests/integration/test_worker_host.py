@@ -18,7 +18,7 @@ import swarmsync
 from swarmsync.docker_runner import LABEL_FLOW_RUN
 from swarmsync.jobs import LocalJobs
 from swarmsync.routing import queue_for
-from tests.conftest import ARTIFACTS, clean_env
+from tests.conftest import ARTIFACTS, clean_env, stop_process
 from tests.waiting import wait_until
 
 
@@ -51,11 +51,7 @@ def worker_host(stack, tmp_path, busybox) -> Iterator[Host]:
     wait_until(lambda: b"started!" in log.read_bytes() or proc.poll() is not None, "the worker host started", 60)
     assert proc.poll() is None, log.read_text()
     yield Host(name, home, token, proc, log)
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"{name}-worker.log").write_bytes(log.read_bytes())
 
