@@ -9,14 +9,7 @@ import uuid
 
 import swarmsync
 from swarmsync import alerts
-from tests.dashboard.test_browser import (  # noqa: F401 - browser_page: a fixture
-    SHOTS,
-    browser_log_in,
-    browser_page,
-    evidence_on_failure,
-    go,
-    settle,
-)
+from tests.dashboard.test_browser import SHOTS, browser_log_in, browser_page, evidence_on_failure, go, settle  # noqa: F401
 from tests.waiting import wait_until
 
 

@@ -7,14 +7,7 @@ import re
 import uuid
 
 from swarmsync.pipelines import list_pipelines, submit_pipeline
-from tests.dashboard.test_browser import (  # noqa: F401 - browser_page: a fixture
-    SHOTS,
-    browser_log_in,
-    browser_page,
-    evidence_on_failure,
-    go,
-    settle,
-)
+from tests.dashboard.test_browser import SHOTS, browser_log_in, browser_page, evidence_on_failure, go, settle  # noqa: F401
 
 
 def test_the_pipeline_view_draws_the_dag_with_each_steps_state(browser_page, make_user, busybox,  # noqa: F811

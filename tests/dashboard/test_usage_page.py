@@ -14,14 +14,7 @@ from swarmsync.auth.roles import Principal
 from swarmsync.db import JobUsage, session_scope
 from swarmsync.usage_report import budget, set_budget
 from tests.dashboard.conftest import log_in, new_app
-from tests.dashboard.test_browser import (  # noqa: F401 - browser_page: a fixture
-    SHOTS,
-    browser_log_in,
-    browser_page,
-    evidence_on_failure,
-    go,
-    settle,
-)
+from tests.dashboard.test_browser import SHOTS, browser_log_in, browser_page, evidence_on_failure, go, settle  # noqa: F401
 
 MIB = 1024 * 1024
 
