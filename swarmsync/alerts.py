@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.events.actions import SendNotification
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
@@ -138,6 +139,20 @@ def private_address(url: str) -> str | None:
     return None
 
 
+def check_webhook(url: str) -> str:
+    """`url` when it is an http:// or https:// URL with a host that Prefect's client can send to; AlertError
+    (not naming the URL, which may hold a token) otherwise."""
+    try:
+        parsed = httpx.URL(url)
+        parts = urlsplit(url)
+        usable = parsed.scheme in ("http", "https") and bool(parsed.host) and bool(parts.hostname)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise AlertError(f"webhook: not a usable URL ({str(exc).split(',')[0]})") from None
+    if not usable:
+        raise AlertError("webhook: an http:// or https:// URL with a host name")
+    return url
+
+
 def automation_name(project: str, name: str) -> str:
     return f"swarmsync-alert/{project}/{name}"
 
@@ -177,8 +192,7 @@ def create_alert(name: str, on: str, webhook: str, *, project: str | None = None
     project = project or DEFAULT_PROJECT
     check_name(name)
     the_trigger = trigger(on, project, pool)
-    if urlsplit(webhook).scheme not in ("http", "https") or not urlsplit(webhook).hostname:
-        raise AlertError(f"webhook {mask_url(webhook)!r}: an http:// or https:// URL")
+    check_webhook(webhook)
     if not allow_private and (address := private_address(webhook)):
         raise AlertError(f"webhook {mask_url(webhook)!r} resolves to the private address {address}: only admins "
                          "may alert there (SWARMSYNC_ALERT_PRIVATE_URLS=true allows everyone)")

@@ -54,3 +54,16 @@ def test_each_alert_kind_selects_its_events_of_its_project_and_pool():
     assert alerts.trigger("oom", "data", None).expect == {job_events.OOM_KILLED}
     with pytest.raises(alerts.AlertError, match="one of failed"):
         alerts.trigger("sometimes", "data", None)
+
+
+@pytest.mark.parametrize("url", ["https://\u00cc0\u00aaPz\u001bh", "ftp://hooks.example.com/x", "https://",
+                                 "http://[::1", "hooks.example.com/x"])
+def test_a_webhook_that_is_no_usable_url_is_refused_without_echoing_it(url):
+    """The API's fuzz test found a non-printable host reaching Prefect's client (a 500)."""
+    with pytest.raises(alerts.AlertError) as refused:
+        alerts.check_webhook(url)
+    assert "hooks.example.com" not in str(refused.value)
+
+
+def test_a_usable_webhook_is_kept_as_given():
+    assert alerts.check_webhook("https://hooks.example.com/services/T0/B1/xyz?token=abc").endswith("token=abc")
