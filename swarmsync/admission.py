@@ -41,6 +41,7 @@ from swarmsync.usage_report import check_budget
 @uses_prefect_api
 def pool_host_policy(pool: str | None = None) -> HostPolicy:
     """The host policy of `pool` (default: the installation's pool), from its base job template."""
+    import httpx
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
@@ -48,7 +49,7 @@ def pool_host_policy(pool: str | None = None) -> HostPolicy:
     with get_client(sync_client=True) as client:
         try:
             work_pool = client.read_work_pool(name)
-        except ObjectNotFound:
+        except (ObjectNotFound, httpx.InvalidURL):  # a name no URL can carry (control characters) names no pool
             raise PoolNotFound(f"no work pool named {name!r}; see 'swarmsync pool create'") from None
     return HostPolicy.from_template(work_pool.base_job_template)
 
