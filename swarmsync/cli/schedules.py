@@ -165,7 +165,7 @@ def _change(action: str, name: str, project_: str | None, done: str) -> None:
         try:
             pipeline_schedules().change(name, action, scope)
         except LookupError:
-            raise missing from None
+            fail(str(missing))
         except USER_ERRORS as exc:
             fail(str(exc))
         done = f"{done} pipeline schedule"

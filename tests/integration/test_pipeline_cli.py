@@ -57,7 +57,7 @@ def test_pipeline_schedule_through_the_api_shows_in_schedule_list_and_unschedule
     assert cli("schedule", "resume", name, env=remote).returncode == 0
     assert not pipeline_schedules.get(name).paused
     missing = cli("schedule", "pause", f"no-{name}", env=remote)
-    assert missing.returncode != 0 and f"no schedule named 'no-{name}'" in missing.stderr, missing.stderr
+    assert missing.returncode == 2 and f"no schedule named 'no-{name}'" in missing.stderr, missing.stderr
     gone = cli("pipeline", "unschedule", name, env=remote)
     assert gone.returncode == 0, gone.stderr
     assert name not in cli("schedule", "list", env={**remote, "COLUMNS": "250"}).stdout
