@@ -208,32 +208,13 @@ def queue_depth(client: Any, pool: str, queue: str) -> dict[str, int]:
     `scheduled` (Scheduled for later), `running` (Pending or Running)."""
     from datetime import UTC, datetime
 
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterExpectedStartTime,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        WorkPoolFilter,
-        WorkPoolFilterName,
-        WorkQueueFilter,
-        WorkQueueFilterName,
-    )
     from prefect.client.schemas.objects import StateType
 
-    def count(types: list[StateType], **expected: datetime) -> int:
-        return client.count_flow_runs(
-            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
-            work_queue_filter=WorkQueueFilter(name=WorkQueueFilterName(any_=[queue])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=types)),
-                expected_start_time=FlowRunFilterExpectedStartTime(**expected) if expected else None,
-            ),
-        )
+    from swarmsync.queue_counts import count_runs
 
-    now = datetime.now(UTC)
-    waiting = count([StateType.SCHEDULED], before_=now)
-    return {"waiting": waiting, "scheduled": count([StateType.SCHEDULED]) - waiting,
-            "running": count([StateType.PENDING, StateType.RUNNING])}
+    waiting = count_runs(client, pool, queue, [StateType.SCHEDULED], due_before=datetime.now(UTC))
+    return {"waiting": waiting, "scheduled": count_runs(client, pool, queue, [StateType.SCHEDULED]) - waiting,
+            "running": count_runs(client, pool, queue, [StateType.PENDING, StateType.RUNNING])}
 
 
 def _policy_of(properties: dict[str, Any]) -> dict[str, Any]:

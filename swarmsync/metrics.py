@@ -30,14 +30,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterExpectedStartTime,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-    WorkPoolFilter,
-    WorkPoolFilterName,
-    WorkQueueFilter,
-    WorkQueueFilterName,
 )
 from prefect.client.schemas.objects import StateType
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
@@ -49,6 +41,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from swarmsync.db import ArchiveRecord, WorkerToken, session_scope
 from swarmsync.jobs import JOB_FLOW_NAME
 from swarmsync.owners import DEFAULT_PROJECT
+from swarmsync.queue_counts import count_runs
 
 log = logging.getLogger(__name__)
 
@@ -142,16 +135,10 @@ def prefect_metrics() -> list[Metric]:
                 if worker.last_heartbeat_time:
                     heartbeat.add_metric([pool.name, worker.name], _epoch(worker.last_heartbeat_time))
             for queue in client.read_work_queues(work_pool_name=pool.name):
-                where = {"work_pool_filter": WorkPoolFilter(name=WorkPoolFilterName(any_=[pool.name])),
-                         "work_queue_filter": WorkQueueFilter(name=WorkQueueFilterName(any_=[queue.name])),
-                         "flow_filter": jobs}
-                running.add_metric([pool.name, queue.name], client.count_flow_runs(
-                    flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-                        any_=RUNNING))), **where))
-                queued.add_metric([pool.name, queue.name], client.count_flow_runs(
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=QUEUED)),
-                        expected_start_time=FlowRunFilterExpectedStartTime(before_=now)), **where))
+                labels = [pool.name, queue.name]
+                running.add_metric(labels, count_runs(client, pool.name, queue.name, RUNNING, flows=jobs))
+                queued.add_metric(labels, count_runs(client, pool.name, queue.name, QUEUED, due_before=now,
+                                                     flows=jobs))
     return [running, queued, online, heartbeat]
 
 
