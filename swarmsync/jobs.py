@@ -134,15 +134,12 @@ class Job(RunHandle):
     """A handle on one submitted job."""
 
     noun = "job"
+    not_found = JobNotFound
     poll = 0.2
 
     @uses_prefect_api
     def flow_run(self) -> FlowRun:
-        with get_client(sync_client=True) as client:
-            try:
-                self._flow_run = client.read_flow_run(UUID(self.id))
-            except ObjectNotFound:
-                raise JobNotFound(f"no job with id {self.id}") from None
+        self._flow_run = self._read_flow_run()
         return self._flow_run
 
     def result(self) -> JobResult:
@@ -440,12 +437,7 @@ store_secrets = _store_secrets  # public: a pipeline stores its steps' secret_en
 
 def get_job(job_id: str | UUID) -> Job:
     """The job with this id (its Prefect flow-run id); JobNotFound if none."""
-    try:
-        job = Job(str(UUID(str(job_id))))
-    except ValueError:
-        raise JobNotFound(f"{job_id!r} is not a job id (a UUID)") from None
-    job.flow_run()
-    return job
+    return Job.get(job_id)
 
 
 @uses_prefect_api

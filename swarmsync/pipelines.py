@@ -210,14 +210,11 @@ class Pipeline(RunHandle):
     """A handle on one pipeline (its parent flow run's id)."""
 
     noun = "pipeline"
+    not_found = PipelineNotFound
 
     @uses_prefect_api
     def flow_run(self) -> FlowRun:
-        with get_client(sync_client=True) as client:
-            try:
-                run = client.read_flow_run(UUID(self.id))
-            except ObjectNotFound:
-                raise PipelineNotFound(f"no pipeline with id {self.id}") from None
+        run = self._read_flow_run()
         if PIPELINE_TAG not in (run.tags or []):
             raise PipelineNotFound(f"no pipeline with id {self.id}")
         self._flow_run = run
@@ -336,12 +333,8 @@ class Pipeline(RunHandle):
 
 
 def get_pipeline(pipeline_id: str | UUID) -> Pipeline:
-    try:
-        pipeline = Pipeline(str(UUID(str(pipeline_id))))
-    except ValueError:
-        raise PipelineNotFound(f"{pipeline_id!r} is not a pipeline id (a UUID)") from None
-    pipeline.flow_run()
-    return pipeline
+    """The pipeline with this id (its parent flow run's id); PipelineNotFound if none."""
+    return Pipeline.get(pipeline_id)
 
 
 @uses_prefect_api

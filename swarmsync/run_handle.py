@@ -7,8 +7,11 @@ import time
 from typing import ClassVar, Self
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound
 
+from swarmsync.errors import NotFoundError
 from swarmsync.owners import project_of, submitted_by
 
 
@@ -17,6 +20,7 @@ class RunHandle:
     their own not-found error) and name themselves in `noun` ("job", "pipeline") for messages."""
 
     noun: ClassVar[str] = "run"
+    not_found: ClassVar[type[NotFoundError]] = NotFoundError  # raised for an id naming no such run
     poll: ClassVar[float] = 0.5  # seconds between reads while waiting
 
     def __init__(self, run_id: str | UUID, flow_run: FlowRun | None = None):
@@ -26,8 +30,27 @@ class RunHandle:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.id!r})"
 
+    @classmethod
+    def get(cls, run_id: str | UUID) -> Self:
+        """The handle on the run with this id, read once: `not_found` if the id is not a UUID or
+        names no such run."""
+        try:
+            handle = cls(str(UUID(str(run_id))))
+        except ValueError:
+            raise cls.not_found(f"{run_id!r} is not a {cls.noun} id (a UUID)") from None
+        handle.flow_run()
+        return handle
+
     def flow_run(self) -> FlowRun:
         raise NotImplementedError
+
+    def _read_flow_run(self) -> FlowRun:
+        """The flow run as the server has it now: `not_found` if there is none."""
+        with get_client(sync_client=True) as client:
+            try:
+                return client.read_flow_run(UUID(self.id))
+            except ObjectNotFound:
+                raise self.not_found(f"no {self.noun} with id {self.id}") from None
 
     @property
     def project(self) -> str:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sqlalchemy import delete, select, update
 
+from swarmsync.auth.redis_keys import RedisKeyed
 from swarmsync.auth.secrets import digest, new_secret
 from swarmsync.db import LoginChallenge, session_scope
 from swarmsync.settings import get_settings
@@ -38,14 +39,8 @@ class ChallengeStore(Protocol):
     def take(self, nonce: str) -> Taken: ...
 
 
-class RedisChallenges:
+class RedisChallenges(RedisKeyed):
     """`PREFIX login-challenge:<sha256>` -> {"user", "expires"} (or {"used"} once taken)."""
-
-    def __init__(self, url: str, prefix: str):
-        import redis
-
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
-        self.prefix = prefix
 
     def _key(self, nonce: str) -> str:
         return f"{self.prefix}login-challenge:{digest(nonce)}"

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from swarmsync.auth import projects
 from swarmsync.auth.roles import Permission, Principal, Role, Unauthenticated
-from swarmsync.auth.secrets import API_TOKEN_PREFIX, SESSION_PREFIX, digest
+from swarmsync.auth.secrets import API_TOKEN_PREFIX, SESSION_PREFIX
 from swarmsync.auth.sessions import session_store
+from swarmsync.auth.token_rows import live_token_row
 from swarmsync.db import ApiToken, User, session_scope
 from swarmsync.timing import db_utc
 
@@ -49,13 +48,7 @@ def _from_session(secret: str) -> Principal:
 def _from_api_token(secret: str) -> Principal:
     now = datetime.now(UTC)
     with session_scope() as session:
-        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret)))
-        if row is None:
-            raise Unauthenticated("invalid token")
-        if row.revoked_at is not None:
-            raise Unauthenticated("token revoked")
-        if row.expires_at is not None and db_utc(row.expires_at) <= now:
-            raise Unauthenticated("token expired")
+        row = live_token_row(session, ApiToken, secret, "token", now)
         user = _active_user(session, row.user_id)
         last = db_utc(row.last_used_at)
         if last is None or now - last > LAST_USED_RESOLUTION:

@@ -26,7 +26,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 
 from swarmsync.auth import audit
-from swarmsync.auth.roles import Forbidden, Permission, Principal, Role, authorize
+from swarmsync.auth.roles import Forbidden, Permission, Principal, Role, authorize, parse_choice
 from swarmsync.db import Project, ProjectMember, User, session_scope
 from swarmsync.errors import InvalidError, NotFoundError
 
@@ -80,10 +80,7 @@ def check_project_name(name: str) -> str:
 
 
 def parse_project_role(value: str) -> ProjectRole:
-    try:
-        return ProjectRole(value.lower())
-    except ValueError:
-        raise ProjectError(f"unknown project role {value!r}: expected viewer, operator or maintainer") from None
+    return parse_choice(ProjectRole, value, "project role", ProjectError)
 
 
 # -- the rules --------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 from sqlalchemy import delete, func, select
 
+from swarmsync.auth.redis_keys import redis_client
 from swarmsync.db import LoginFailure, session_scope
 from swarmsync.errors import RefusedError
 from swarmsync.settings import get_settings
@@ -47,13 +47,6 @@ def _keys(username: str, address: str | None) -> list[tuple[str, int, str]]:
     if address:
         keys.append((f"addr:{address}", settings.login_max_failures_per_address, f"address {address}"))
     return keys
-
-
-@cache
-def _redis(url: str):
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
 
 
 def _full(key: str) -> str:
@@ -141,7 +134,7 @@ def attempt(username: str, address: str | None) -> Iterator[Attempt]:
             yield current
             _sql_done(current, keys)
         return
-    client = _redis(settings.redis_url)
+    client = redis_client(settings.redis_url)
     counters = [_full(k) for k, _l, _w in keys]
     flights = [_flight(k) for k, _l, _w in keys]
     paired = [name for pair in zip(counters, flights, strict=True) for name in pair]
@@ -192,7 +185,7 @@ def _count(key: str, window: int) -> tuple[int, int]:
     """(failures within the window, seconds until the lock lifts)."""
     settings = get_settings()
     if settings.redis_url:
-        client = _redis(settings.redis_url)
+        client = redis_client(settings.redis_url)
         count = int(client.get(_full(key)) or 0)
         return count, max(int(client.ttl(_full(key))), 1)
     since = datetime.now(UTC) - timedelta(seconds=window)

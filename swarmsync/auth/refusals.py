@@ -30,6 +30,7 @@ from functools import cache
 from typing import Protocol
 
 from swarmsync.auth import audit_log
+from swarmsync.auth.redis_keys import RedisKeyed
 from swarmsync.settings import get_settings
 
 OTHERS = "*"
@@ -111,16 +112,13 @@ class MemoryStore:
         yield from taken
 
 
-class RedisStore:
+class RedisStore(RedisKeyed):
     """Counters in Redis under SWARMSYNC_REDIS_PREFIX, shared by every API process."""
 
     KEEP_SECONDS = 7 * 24 * 3600  # unflushed counters outlive any plausible outage of the API
 
     def __init__(self, url: str, prefix: str):
-        import redis
-
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
-        self.prefix = f"{prefix}refusals:"
+        super().__init__(url, f"{prefix}refusals:")
 
     def _name(self, key: Key) -> str:
         return self.prefix + ":".join(str(part) for part in key)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from swarmsync.errors import RefusedError
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class Role(StrEnum):
@@ -108,11 +111,17 @@ def authorize(principal: Principal | None, permission: Permission) -> Principal:
     return principal
 
 
-def parse_role(value: str) -> Role:
+def parse_choice(kind: type[E], value: str, what: str, error: type[Exception] = ValueError) -> E:
+    """`value` (any case) as a member of `kind`, else `error` naming the choices."""
     try:
-        return Role(value.lower())
+        return kind(value.lower())
     except ValueError:
-        raise ValueError(f"unknown role {value!r}: expected admin, operator or viewer") from None
+        *first, last = [member.value for member in kind]
+        raise error(f"unknown {what} {value!r}: expected {', '.join(first)} or {last}") from None
+
+
+def parse_role(value: str) -> Role:
+    return parse_choice(Role, value, "role")
 
 
 def parse_scopes(values: list[str] | None) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from sqlalchemy import delete, select
 
+from swarmsync.auth.redis_keys import RedisKeyed
 from swarmsync.auth.secrets import SESSION_PREFIX, digest, new_secret
 from swarmsync.db import SessionRecord, session_scope
 from swarmsync.settings import get_settings
@@ -28,14 +29,8 @@ class SessionStore(Protocol):
     def revoke_user(self, user_id: int) -> int: ...
 
 
-class RedisSessions:
+class RedisSessions(RedisKeyed):
     """`PREFIX session:<sha256>` -> user id with a TTL; `PREFIX user-sessions:<id>` lists a user's sessions."""
-
-    def __init__(self, url: str, prefix: str):
-        import redis
-
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
-        self.prefix = prefix
 
     def _key(self, token_hash: str) -> str:
         return f"{self.prefix}session:{token_hash}"

@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 from swarmsync.auth import audit
 from swarmsync.auth.roles import Unauthenticated
 from swarmsync.auth.secrets import digest, new_secret
+from swarmsync.auth.token_rows import live_token_row
 from swarmsync.db import WorkerClaim, WorkerToken, session_scope
 from swarmsync.errors import ConflictError, InvalidError, NotFoundError
 from swarmsync.timing import db_utc
@@ -186,13 +187,7 @@ def _record_seen(token_id: int, address: str | None, worker: str | None) -> None
 def _identify(secret: str, address: str | None, worker: str | None) -> WorkerPrincipal:
     now = datetime.now(UTC)
     with session_scope() as session:
-        row = session.scalar(select(WorkerToken).where(WorkerToken.token_hash == digest(secret)))
-        if row is None:
-            raise Unauthenticated("invalid worker token")
-        if row.revoked_at is not None:
-            raise Unauthenticated(f"worker token {row.name!r} was revoked")
-        if row.expires_at is not None and db_utc(row.expires_at) <= now:
-            raise Unauthenticated(f"worker token {row.name!r} expired")
+        row = live_token_row(session, WorkerToken, secret, "worker token", now, named=True)
         row.last_seen_at = now
         row.last_address = (address or "")[:64] or row.last_address
         row.last_worker = (worker or "")[:200] or row.last_worker
