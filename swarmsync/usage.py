@@ -191,6 +191,7 @@ class UsageMeter:
         self.last = Usage()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._engine = False  # following Docker's stats stream (which answers about once a second)
 
     def start(self) -> None:
         """Begin following (the container is running: its first process is known)."""
@@ -202,7 +203,9 @@ class UsageMeter:
         """The last reading (the container has exited, or its use no longer counts)."""
         self._done.set()
         if self._thread is not None:
-            self._thread.join(timeout=2 * self.every + 1)
+            # The cgroup reader wakes at once. The stats stream is blocked until its next reading (up to
+            # ~1 s away): its last one stands rather than delaying the job's end by that much.
+            self._thread.join(timeout=0.05 if self._engine else 2 * self.every + 1)
         return self.last
 
     def _follow(self) -> None:
@@ -214,7 +217,8 @@ class UsageMeter:
         paths = cgroup_paths(pid, self.container.id) if pid else None
         if paths is not None:
             self._follow_cgroup(paths, pid)
-        else:
+        elif not self._done.is_set():
+            self._engine = True
             self._follow_engine()
 
     def _follow_cgroup(self, paths: dict[str, Path], pid: int) -> None:
