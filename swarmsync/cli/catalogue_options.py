@@ -7,9 +7,10 @@ model, so a field added to `JobSpec` or `HostPolicy` is an option of `submit`, `
     def submit(image: ..., fields: CatalogueFields = None, pool: Pool = None) -> None:
         ...  # `fields`: the JobSpec fields given, as keyword arguments
 
-The decorator puts the options where the command has its `fields` parameter (so `--help`
-lists them in that place) and hands the command the values given, converted to what the
-model takes (NAME=VALUE pairs as a dict, --input files read and checksummed, sizes in bytes).
+The decorator (an `option_groups.option_group`) puts the options where the command has its
+`fields` parameter (so `--help` lists them in that place) and hands the command the values given,
+converted to what the model takes (NAME=VALUE pairs as a dict, --input files read and checksummed,
+sizes in bytes).
 """
 
 from __future__ import annotations
