@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from swarmsync.cli import schedules
 from swarmsync.cli.job_arguments import input_errors
 from swarmsync.cli.options import Pool, ScheduleTimes, schedule_times
+from swarmsync.cli.target import WHEN
 
-TIMES = ["cron", "every", "rrule", "timezone", "start"]
+TIMES = ["cron", "every", "rrule", "timezone", "start"]  # what the Hibernator takes as `when`
 
 
 def test_the_schedule_times_stand_where_the_slot_was_and_reach_the_command_by_name():
@@ -37,6 +38,7 @@ def test_schedule_create_and_add_list_the_times_in_their_place():
     create = list(inspect.signature(schedules.create).parameters)
     assert create[:9] == ["name", "image", "command", *TIMES, "overlap"] and "when" not in create
     assert list(inspect.signature(schedules.add).parameters)[:6] == ["name", *TIMES]
+    assert TIMES == list(WHEN)
 
 
 def test_a_group_refuses_a_command_that_has_a_parameter_of_its_own_of_the_same_name():
