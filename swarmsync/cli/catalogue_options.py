@@ -7,14 +7,14 @@ model, so a field added to `JobSpec` or `HostPolicy` is an option of `submit`, `
     def submit(image: ..., fields: CatalogueFields = None, pool: Pool = None) -> None:
         ...  # `fields`: the JobSpec fields given, as keyword arguments
 
-The decorator puts the options where the command has its `fields` parameter (so `--help`
-lists them in that place) and hands the command the values given, converted to what the
-model takes (NAME=VALUE pairs as a dict, --input files read and checksummed, sizes in bytes).
+The decorator (an `option_groups.option_group`) puts the options where the command has its
+`fields` parameter (so `--help` lists them in that place) and hands the command the values given,
+converted to what the model takes (NAME=VALUE pairs as a dict, --input files read and checksummed,
+sizes in bytes).
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 from swarmsync import catalogue
 from swarmsync.cli.console import fail
 from swarmsync.cli.job_arguments import parse_env
+from swarmsync.cli.option_groups import keyword, option_group
 from swarmsync.policy import parse_size
 from swarmsync.spec import InputFile, JobSpecError
 
@@ -51,8 +52,7 @@ def _parameter(name: str, info: FieldInfo) -> inspect.Parameter:
         raise TypeError(f"{name}: a {kind} field has no CLI option; name it in catalogue.EXCLUDED with the reason")
     # with no flags of its own, Typer names the option after the field (a flag: --name/--no-name)
     option = typer.Option(*catalogue.reach(info).flags, help=catalogue.help_text(info), show_default=False)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=Annotated[annotation, option])
+    return keyword(name, Annotated[annotation, option])
 
 
 def _value(flag: str, info: FieldInfo, value: Any) -> Any:
@@ -88,26 +88,8 @@ def catalogue_options(model: type[BaseModel]) -> Callable[[F], F]:
     the command gets `fields`: {field: value} of the options given (None and empty lists left out)."""
     options = option_fields(model)
 
-    def decorate(command: F) -> F:
-        signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name != SLOT]
-        if clash := {p.name for p in own} & set(options):
-            raise TypeError(f"{command.__name__}: parameters {sorted(clash)} are also catalogue options")
-        slot = list(signature.parameters).index(SLOT)
-        added = [_parameter(name, info) for name, info in options.items()]
-        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
-        parameters[slot:slot] = added
+    def given(values: dict[str, Any]) -> dict[str, Any]:
+        return {name: _value(catalogue.flags(name, options[name])[0], options[name], value)
+                for name, value in values.items() if value not in (None, [], ())}
 
-        @functools.wraps(command)
-        def run(**given: Any) -> Any:
-            values = {name: given.pop(name) for name in options}
-            fields = {name: _value(catalogue.flags(name, options[name])[0], options[name], value)
-                      for name, value in values.items() if value not in (None, [], ())}
-            return command(**given, **{SLOT: fields})
-
-        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-        run.__annotations__ = {p.name: p.annotation for p in parameters}
-        del run.__wrapped__  # Typer reads the signature above, not the command's own
-        return run  # type: ignore[return-value]
-
-    return decorate
+    return option_group(SLOT, [_parameter(name, info) for name, info in options.items()], given)

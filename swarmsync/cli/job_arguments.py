@@ -1,7 +1,10 @@
 """From command-line words to job arguments: NAME=VALUE pairs, the command, JobSpec options;
-and the errors that mean they are wrong."""
+and the errors that mean they are wrong (`input_errors` reports them)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pydantic import ValidationError
 
@@ -12,6 +15,15 @@ from swarmsync.timing import TimingError
 # What a job, schedule or template call raises when its input is wrong: an invalid job or
 # time, an unknown name. Commands report them with `fail` (exit code 2).
 USER_ERRORS = (ValueError, ValidationError, JobSpecError, TimingError, LookupError)
+
+
+@contextmanager
+def input_errors() -> Iterator[None]:
+    """Within it, a USER_ERRORS ends the command with its message (`fail`, exit code 2)."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        fail(str(exc))
 
 
 def parse_env(pairs: list[str] | None, what: str) -> dict[str, str]:

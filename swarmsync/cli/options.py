@@ -1,13 +1,17 @@
 """Options shared by several commands, declared once (Typer's `Annotated` style).
 
 A parameter's name gives the flag unless one is named here: `pool: Pool = None` is `--pool`.
+Options that always come together are a group (`option_groups`): `when: ScheduleTimes = None`
+under `@schedule_times` is --cron, --every, --rrule, --timezone and --start.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from swarmsync.cli.option_groups import keyword, option_group
 
 # where a job runs
 Pool = Annotated[str | None, typer.Option(help="Work pool (default: SWARMSYNC_WORK_POOL)")]
@@ -28,6 +32,9 @@ Secret = Annotated[
     typer.Option("--secret", "-s", help="NAME=VALUE, kept in a Secret block: masked, never archived"),
 ]
 
+# schedules (of jobs and of pipelines)
+ScheduleName = Annotated[str, typer.Argument(help="Schedule name: lowercase letters, digits, dashes")]
+
 # when a schedule runs it
 Cron = Annotated[str | None, typer.Option(help="Cron expression, e.g. '30 2 * * *'")]
 Every = Annotated[str | None, typer.Option(help="Interval, e.g. 15m, 1h, 1d")]
@@ -36,6 +43,11 @@ TimeZone = Annotated[
     str | None, typer.Option("--timezone", "--tz", help="IANA time zone, e.g. Europe/Berlin")
 ]
 Start = Annotated[str | None, typer.Option(help="Anchor of an interval (ISO time)")]
+ScheduleTimes = dict[str, Any] | None  # the parameter `schedule_times` fills: cron, every, rrule, timezone, start
+schedule_times = option_group("when", [keyword("cron", Cron), keyword("every", Every), keyword("rrule", RRule),
+                                       keyword("timezone", TimeZone), keyword("start", Start)], dict)
+"""Puts the five options where the command has `when: ScheduleTimes = None`, and hands it `when`: all five
+by name, None where not given (the keyword arguments of the Hibernator's `create` and `add`)."""
 
 # accounts
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")]

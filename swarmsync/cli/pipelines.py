@@ -19,7 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from swarmsync.cli.console import console, err, fail
-from swarmsync.cli.job_arguments import USER_ERRORS
+from swarmsync.cli.job_arguments import input_errors
+from swarmsync.cli.options import ScheduleName
 from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import client, project
 from swarmsync.client import remote_configured
@@ -227,7 +228,7 @@ def resume(pipeline_id: str, wait: Annotated[bool, typer.Option("--wait")] = Fal
 
 @app.command("schedule")
 def schedule(
-    name: Annotated[str, typer.Argument(help="Schedule name: lowercase letters, digits, dashes")],
+    name: ScheduleName,
     file: Annotated[Path, typer.Argument(help="The pipeline file (YAML or JSON)")],
     every: Annotated[str | None, typer.Option(help="Interval: 90s, 10m, 1h")] = None,
     cron: Annotated[str | None, typer.Option(help="Cron expression")] = None,
@@ -237,21 +238,18 @@ def schedule(
     """Run the pipeline on a schedule (--every or --cron): the deployment `pipeline/NAME` on Core's pipeline
     pool. Through the API (a login or SWARMSYNC_URL) every step is admitted for you; each run's steps are
     checked again by the worker under the schedule's owner."""
-    try:
-        made = pipeline_schedules().create(name, _read_file(file), every=every, cron=cron, timezone=timezone,
-                                           project=project(in_project))
-    except PipelineError as exc:
-        fail(f"pipeline refused: {exc}")
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    with input_errors():
+        try:
+            made = pipeline_schedules().create(name, _read_file(file), every=every, cron=cron, timezone=timezone,
+                                               project=project(in_project))
+        except PipelineError as exc:
+            fail(f"pipeline refused: {exc}")
     console.print(f"{made['deployment']}: {', '.join(made['schedules'])}", markup=False, soft_wrap=True)
 
 
 @app.command("unschedule")
 def unschedule(name: str, in_project: ProjectOption = None) -> None:
     """Delete a pipeline schedule (its past runs stay)."""
-    try:
+    with input_errors():
         pipeline_schedules().delete(name, project(in_project))
-    except USER_ERRORS as exc:
-        fail(str(exc))
     console.print(f"pipeline schedule {name} deleted")

@@ -11,22 +11,20 @@ import typer
 from rich.table import Table
 
 from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
-from swarmsync.cli.console import console, err, fail
-from swarmsync.cli.job_arguments import USER_ERRORS, command_from, parse_env
+from swarmsync.cli.console import console, err
+from swarmsync.cli.job_arguments import command_from, input_errors, parse_env
 from swarmsync.cli.options import (
     AllProjects,
     Command,
-    Cron,
-    Every,
     Pool,
     Project,
     Queue,
-    RRule,
+    ScheduleName,
+    ScheduleTimes,
     Secret,
     Shell,
-    Start,
     Template,
-    TimeZone,
+    schedule_times,
 )
 from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import hibernator, project
@@ -40,15 +38,12 @@ app = typer.Typer(no_args_is_help=True, help="Recurring jobs: cron, interval or 
 
 @app.command("create")
 @catalogue_options(JobSpec)
+@schedule_times
 def create(
-    name: Annotated[str, typer.Argument(help="Schedule name: lowercase letters, digits, dashes")],
+    name: ScheduleName,
     image: Annotated[str | None, typer.Argument(help="Image (not with --template)")] = None,
     command: Command = None,
-    cron: Cron = None,
-    every: Every = None,
-    rrule: RRule = None,
-    timezone: TimeZone = None,
-    start: Start = None,
+    when: ScheduleTimes = None,
     overlap: Annotated[str, typer.Option(help="allow, skip (cancel a run that would overlap) or queue")] = "allow",
     template: Template = None,
     shell: Shell = None,
@@ -66,26 +61,20 @@ def create(
     """
     if template and image:
         command, image = [image, *(command or [])], None
-    try:
+    with input_errors():
         job = hibernator().create(
-            name, image, command_from(command, shell), cron=cron, every=every, rrule=rrule, timezone=timezone,
-            start=start, template=template, overlap=overlap, pool=pool, queue=queue,
-            secret_env=parse_env(secret, "--secret") or None, paused=paused, project=project(project_),
+            name, image, command_from(command, shell), **(when or {}), template=template, overlap=overlap, pool=pool,
+            queue=queue, secret_env=parse_env(secret, "--secret") or None, paused=paused, project=project(project_),
             **(fields or {}),
         )
-    except USER_ERRORS as exc:
-        fail(str(exc))
     _print_schedule(job)
 
 
 @app.command("add")
+@schedule_times
 def add(
     name: Annotated[str, typer.Argument(help="An existing schedule")],
-    cron: Cron = None,
-    every: Every = None,
-    rrule: RRule = None,
-    timezone: TimeZone = None,
-    start: Start = None,
+    when: ScheduleTimes = None,
     shell: Annotated[
         str | None, typer.Option("--shell", "-c", help="This schedule's own command (shell string)")
     ] = None,
@@ -98,11 +87,8 @@ def add(
     overrides: dict[str, Any] = {"command": shell} if shell else {}
     if env:
         overrides["env"] = parse_env(env, "--env")
-    try:
-        job = hibernator().add(name, project(project_), cron=cron, every=every, rrule=rrule, timezone=timezone,
-                               start=start, **overrides)
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    with input_errors():
+        job = hibernator().add(name, project(project_), **(when or {}), **overrides)
     _print_schedule(job)
 
 
@@ -159,18 +145,15 @@ def _change(action: str, name: str, project_: str | None, done: str) -> None:
     schedule of that name: the pipeline schedule of that name, if there is one (the Hibernator treats both
     alike); neither: the job schedule's refusal."""
     scope = project(project_)
-    try:
-        getattr(hibernator(), action)(name, scope)
-    except LookupError as missing:
+    with input_errors():
         try:
-            pipeline_schedules().change(name, action, scope)
-        except LookupError:
-            fail(str(missing))
-        except USER_ERRORS as exc:
-            fail(str(exc))
-        done = f"{done} pipeline schedule"
-    except USER_ERRORS as exc:
-        fail(str(exc))
+            getattr(hibernator(), action)(name, scope)
+        except LookupError as missing:
+            try:
+                pipeline_schedules().change(name, action, scope)
+            except LookupError:
+                raise missing from None
+            done = f"{done} pipeline schedule"
     err.print(f"{done} {name}")
 
 
@@ -195,8 +178,6 @@ def delete(name: str, project_: Project = None) -> None:
 @app.command("run")
 def run(name: str, project_: Project = None) -> None:
     """Run the schedule's job now; prints the job id."""
-    try:
+    with input_errors():
         job = hibernator().run(name, project(project_))
-    except USER_ERRORS as exc:
-        fail(str(exc))
     typer.echo(job.id)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
 from swarmsync.cli.console import console, err, fail
-from swarmsync.cli.job_arguments import USER_ERRORS, command_from, parse_env
+from swarmsync.cli.job_arguments import command_from, input_errors, parse_env
 from swarmsync.cli.options import (
     AllProjects,
     Command,
@@ -41,7 +41,7 @@ def save(
 ) -> None:
     """Save (or replace) a job template, shown in the Prefect UI as a block."""
     options = dict(fields or {})
-    try:
+    with input_errors():
         if compose:
             if image or not main:
                 fail("--compose takes --main SERVICE and no IMAGE")
@@ -58,8 +58,6 @@ def save(
             name, image, command_from(command, shell), secret_env=parse_env(secret, "--secret") or None,
             project=in_project, **options,
         )
-    except USER_ERRORS as exc:
-        fail(str(exc))
     where = f" --project {in_project}" if in_project else ""
     err.print(f"saved template {name}; use it with: swarmsync submit{where} --template {name}")
 
@@ -85,8 +83,6 @@ def list_templates(project_: Project = None, all_projects: AllProjects = False) 
 @app.command("delete")
 def delete(name: str, project_: Project = None) -> None:
     """Delete a template and the Secret blocks it made."""
-    try:
+    with input_errors():
         hibernator().delete_template(name, project(project_))
-    except USER_ERRORS as exc:
-        fail(str(exc))
     err.print(f"deleted template {name}")

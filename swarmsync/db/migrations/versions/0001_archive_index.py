@@ -1,17 +1,9 @@
-"""archive index
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-26
-"""
+"""The archive index: one row per archived job (where its archive is, how the job ended)."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0001"
-down_revision = None
-branch_labels = None
-depends_on = None
+revision, down_revision = "0001", None
 
 
 def upgrade() -> None:
@@ -21,7 +13,7 @@ def upgrade() -> None:
         sa.Column("image", sa.String(512), nullable=False),
         sa.Column("image_digest", sa.String(200)),
         sa.Column("command", sa.Text()),
-        sa.Column("state", sa.String(32), nullable=False),
+        sa.Column("state", sa.String(32), nullable=False, index=True),
         sa.Column("exit_code", sa.Integer()),
         sa.Column("reason", sa.String(64)),
         sa.Column("message", sa.Text()),
@@ -31,13 +23,9 @@ def upgrade() -> None:
         sa.Column("output_bytes", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("tags", sa.JSON()),
         sa.Column("started_at", sa.DateTime(timezone=True)),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False, index=True),
     )
-    op.create_index("ix_archive_index_state", "archive_index", ["state"])
-    op.create_index("ix_archive_index_finished_at", "archive_index", ["finished_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_archive_index_finished_at", "archive_index")
-    op.drop_index("ix_archive_index_state", "archive_index")
-    op.drop_table("archive_index")
+    op.drop_table("archive_index")  # its indexes go with it

@@ -1,24 +1,16 @@
-"""worker telemetry
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-26
-"""
+"""Worker telemetry: each worker's host, Docker engine and load, as of its last heartbeat."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0002", "0001"
 
 
 def upgrade() -> None:
     op.create_table(
         "worker_telemetry",
         sa.Column("worker_name", sa.String(200), primary_key=True),
-        sa.Column("pool", sa.String(200), nullable=False),
+        sa.Column("pool", sa.String(200), nullable=False, index=True),
         sa.Column("hostname", sa.String(200), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
         sa.Column("docker_version", sa.String(64)),
@@ -27,13 +19,9 @@ def upgrade() -> None:
         sa.Column("running_jobs", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("containers_running", sa.Integer()),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False, index=True),
     )
-    op.create_index("ix_worker_telemetry_pool", "worker_telemetry", ["pool"])
-    op.create_index("ix_worker_telemetry_heartbeat_at", "worker_telemetry", ["heartbeat_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_worker_telemetry_heartbeat_at", "worker_telemetry")
-    op.drop_index("ix_worker_telemetry_pool", "worker_telemetry")
-    op.drop_table("worker_telemetry")
+    op.drop_table("worker_telemetry")  # its indexes go with it

@@ -1,19 +1,12 @@
-"""accounts: users, API tokens, sessions, login failures, append-only audit log
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-27
-"""
+"""Accounts: users, API tokens, sessions, login failures, and the append-only audit log."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
+from swarmsync.db.migrations.columns import TS
 
-TS = sa.DateTime(timezone=True)
+revision, down_revision = "0003", "0002"
+
 
 PG_APPEND_ONLY = """
 CREATE FUNCTION swarmsync_audit_append_only() RETURNS trigger AS $$
@@ -41,7 +34,7 @@ def upgrade() -> None:
         "api_tokens",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("name", sa.String(100), nullable=False),
-        sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("scopes", sa.JSON(), nullable=False),
         sa.Column("created_at", TS, nullable=False),
@@ -49,37 +42,30 @@ def upgrade() -> None:
         sa.Column("last_used_at", TS),
         sa.Column("revoked_at", TS),
     )
-    op.create_index("ix_api_tokens_user_id", "api_tokens", ["user_id"])
     op.create_table(
         "sessions",
         sa.Column("token_hash", sa.String(64), primary_key=True),
-        sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("created_at", TS, nullable=False),
-        sa.Column("expires_at", TS, nullable=False),
+        sa.Column("expires_at", TS, nullable=False, index=True),
     )
-    op.create_index("ix_sessions_user_id", "sessions", ["user_id"])
-    op.create_index("ix_sessions_expires_at", "sessions", ["expires_at"])
     op.create_table(
         "login_failures",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("key", sa.String(200), nullable=False),
-        sa.Column("at", TS, nullable=False),
+        sa.Column("key", sa.String(200), nullable=False, index=True),
+        sa.Column("at", TS, nullable=False, index=True),
     )
-    op.create_index("ix_login_failures_key", "login_failures", ["key"])
-    op.create_index("ix_login_failures_at", "login_failures", ["at"])
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("at", TS, nullable=False),
-        sa.Column("actor", sa.String(100), nullable=False),
-        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("at", TS, nullable=False, index=True),
+        sa.Column("actor", sa.String(100), nullable=False, index=True),
+        sa.Column("action", sa.String(64), nullable=False, index=True),
         sa.Column("target", sa.String(300)),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("address", sa.String(64)),
         sa.Column("detail", sa.JSON(), nullable=False),
     )
-    for column in ("at", "actor", "action"):
-        op.create_index(f"ix_audit_log_{column}", "audit_log", [column])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_APPEND_ONLY)
     else:
@@ -97,15 +83,5 @@ def downgrade() -> None:
     else:
         for event in ("update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS audit_log_no_{event}")
-    for column in ("action", "actor", "at"):
-        op.drop_index(f"ix_audit_log_{column}", "audit_log")
-    op.drop_table("audit_log")
-    op.drop_index("ix_login_failures_at", "login_failures")
-    op.drop_index("ix_login_failures_key", "login_failures")
-    op.drop_table("login_failures")
-    op.drop_index("ix_sessions_expires_at", "sessions")
-    op.drop_index("ix_sessions_user_id", "sessions")
-    op.drop_table("sessions")
-    op.drop_index("ix_api_tokens_user_id", "api_tokens")
-    op.drop_table("api_tokens")
-    op.drop_table("users")
+    for table in ("audit_log", "login_failures", "sessions", "api_tokens", "users"):
+        op.drop_table(table)  # and its indexes

@@ -1,18 +1,11 @@
-"""A pool may archive to its own store: the index row names the block.
-
-Revision ID: 0004
-Revises: 0003
-"""
+"""A pool may archive to its own store: the index row names the block."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0004", "0003"
 
 
 def upgrade() -> None:

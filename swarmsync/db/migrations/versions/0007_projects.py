@@ -3,9 +3,6 @@
 Every existing user joins the default project as an operator there (their global role caps it:
 a viewer only reads; admins are admins everywhere); rows from before projects have
 project NULL, which reads as the default project.
-
-Revision ID: 0007_projects
-Revises: 0006_ssh_keys
 """
 
 from __future__ import annotations
@@ -15,12 +12,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_projects"
-down_revision = "0006_ssh_keys"
-branch_labels = None
-depends_on = None
+from swarmsync.db.migrations.columns import TS
 
-TS = sa.DateTime(timezone=True)
+revision, down_revision = "0007_projects", "0006_ssh_keys"
+
 DEFAULT_PROJECT = "default"  # swarmsync.auth.projects.DEFAULT_PROJECT at the time of writing
 
 
@@ -35,14 +30,13 @@ def upgrade() -> None:
     op.create_table(
         "project_members",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("project_id", sa.Integer(), sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("project_id", sa.Integer(), sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False,
+                  index=True),
+        sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("added_at", TS, nullable=False),
         sa.UniqueConstraint("project_id", "user_id", name="uq_project_members_project_user"),
     )
-    op.create_index("ix_project_members_project_id", "project_members", ["project_id"])
-    op.create_index("ix_project_members_user_id", "project_members", ["user_id"])
     with op.batch_alter_table("archive_index") as batch:
         batch.add_column(sa.Column("project", sa.String(64)))
         batch.add_column(sa.Column("owner", sa.String(64)))
@@ -66,7 +60,5 @@ def downgrade() -> None:
         batch.drop_index("ix_archive_index_project")
         batch.drop_column("owner")
         batch.drop_column("project")
-    op.drop_index("ix_project_members_user_id", table_name="project_members")
-    op.drop_index("ix_project_members_project_id", table_name="project_members")
-    op.drop_table("project_members")
+    op.drop_table("project_members")  # and its indexes
     op.drop_table("projects")

@@ -2,20 +2,15 @@
 
 A worker host holds a `ssw_...` token (only its SHA-256 is stored here) instead of the database,
 the archive store's key and Prefect's auth string; Core's gateway serves it its pool only.
-
-Revision ID: 0009_worker_tokens
-Revises: 0008_worker_docker_error
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_worker_tokens"
-down_revision = "0008_worker_docker_error"
-branch_labels = None
-depends_on = None
+from swarmsync.db.migrations.columns import TS
 
-TS = sa.DateTime(timezone=True)
+revision, down_revision = "0009_worker_tokens", "0008_worker_docker_error"
+
 
 
 def upgrade() -> None:

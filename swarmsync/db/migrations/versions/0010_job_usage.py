@@ -2,18 +2,12 @@
 
 `job_usage` gets one row per job, written with its archive index row (swarmsync/usage.py measures,
 swarmsync/usage_report.py sums); `projects.cpu_hours_budget` caps a project's month (NULL: no cap).
-
-Revision ID: 0010_job_usage
-Revises: 0009_worker_tokens
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_job_usage"
-down_revision = "0009_worker_tokens"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0010_job_usage", "0009_worker_tokens"
 
 
 def upgrade() -> None:

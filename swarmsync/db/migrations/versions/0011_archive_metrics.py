@@ -6,18 +6,12 @@ a long history and every API replica answers the same. The seconds are stored as
 indexed: a scrape compares plain columns instead of working out timestamp differences for every row.
 Rows from before this revision get their run time here; they have no pool (the label `unknown`), no queue
 wait (when they were due was not kept) and count only their output.txt's bytes.
-
-Revision ID: 0011_archive_metrics
-Revises: 0010_job_usage
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_archive_metrics"
-down_revision = "0010_job_usage"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0011_archive_metrics", "0010_job_usage"
 
 
 def upgrade() -> None:
