@@ -91,12 +91,15 @@ def step_of(run: FlowRun) -> str | None:
 class StepRow:
     """One step of a pipeline as status, the API and the dashboard show it."""
 
+    # also the API's model (schemas.StepOut): a field's `metadata` description is its text in the API docs
     name: str
-    group: str
+    group: str = field(metadata={"description": "Its name in the file (a matrix step's instances share it)"})
     needs: list[str]
     when: str
-    state: str = "Waiting"
-    job_id: str | None = None
+    state: str = field(default="Waiting", metadata={
+        "description": "Waiting, Skipped, or its job's state (Running, Completed, Failed, ...)"})
+    job_id: str | None = field(default=None, metadata={
+        "description": "Its newest job (GET /jobs/{id} for output and files)"})
     attempts: int = 0
     started: datetime | None = None
     ended: datetime | None = None

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from functools import partial
 
-import pandas as pd
 import streamlit as st
 
-from swarmsync.dashboard import data, feedback, session
+from swarmsync.dashboard import data, feedback, owned, session
 
 client = session.require("jobs:read")
 st.title("Alerts")
@@ -19,20 +18,13 @@ st.caption("A webhook called by Prefect's Automations when a job of the project 
            "Prefect's reason.")
 
 rows = data.alerts(client)
-if not rows:
-    st.info("No alerts yet.")
-else:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="alerts_table")
-    failed = [row for row in rows if row["last delivery"].startswith("failed")]
-    for row in failed:
+owned.table(rows, "No alerts yet.", key="alerts_table")
+for row in rows:
+    if row["last delivery"].startswith("failed"):
         st.warning(f"Alert {row['name']} ({row['project']}): last delivery failed: {row['reason']}")
-    removable = {f"{row['project']}/{row['name']}": row for row in rows
-                 if session.may_change(row["project"], row["owner"] or None)}
-    if session.may("schedules:write") and removable:
-        picked = removable[st.selectbox("Alert", list(removable), key="alert_pick")]
-        if st.button("Remove alert", key="alert_remove"):
-            feedback.act(partial(client.remove_alert, picked["name"], picked["project"]),
-                         f"removed alert {picked['name']}")
+picked = owned.pick(rows, "Alert", key="alert_pick", permission="schedules:write", shown=owned.qualified)
+if picked and st.button("Remove alert", key="alert_remove"):
+    feedback.act(partial(client.remove_alert, picked["name"], picked["project"]), f"removed alert {picked['name']}")
 
 if session.may("schedules:write"):
     st.header("Add an alert")

@@ -18,6 +18,7 @@ from swarmsync import alerts
 from swarmsync.admission import pool_host_policy
 from swarmsync.api.deps import address, require
 from swarmsync.api.errors import responses
+from swarmsync.api.project_access import listed_projects
 from swarmsync.api.schemas import Done, ProjectName, Strict
 from swarmsync.auth import audit, projects
 from swarmsync.auth.roles import Permission, Principal, Role
@@ -74,9 +75,7 @@ def alert_out(alert: alerts.Alert) -> AlertOut:
 def list_alerts(project: str | None = Query(None, max_length=64, description="Only this project's"),
                 principal: Principal = Depends(reader)) -> list[AlertOut]:
     """The alerts of the caller's projects (admins: all), each with its last delivery (ok, or failed and why)."""
-    scope = projects.readable(principal)
-    if project is not None:
-        scope = [project] if projects.may_read(principal, project) else []
+    scope = listed_projects(principal, project)
     return [alert_out(a) for a in alerts.list_alerts(scope)]
 
 

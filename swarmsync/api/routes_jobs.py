@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from swarmsync import archive, jobs
 from swarmsync.api.deps import address, require
 from swarmsync.api.errors import Conflict, FieldErrors, responses
+from swarmsync.api.project_access import RunKind, listed_projects
 from swarmsync.api.schemas import Done, JobOut, JobSubmission, LogLine, ManifestOut, StateOut
 from swarmsync.api.secret_checks import admitted, hidden_rows
 from swarmsync.auth import audit, projects
@@ -34,18 +35,8 @@ def job_out(run) -> JobOut:
     return JobOut.from_flow_run(run)
 
 
-def readable_job(principal: Principal, job_id: str) -> jobs.Job:
-    """The job, when `principal` may read its project; JobNotFound (404) otherwise, as for no job at all."""
-    job = jobs.get_job(job_id)
-    projects.check_read(principal, job.project, jobs.JobNotFound(f"no job with id {job.id}"))
-    return job
-
-
-def changeable_job(principal: Principal, job_id: str) -> jobs.Job:
-    """The job, when `principal` may change it (its submitter, a maintainer of its project, an admin)."""
-    job = readable_job(principal, job_id)
-    projects.check_change(principal, job.project, job.submitter, f"job {job.id}")
-    return job
+JOBS = RunKind(jobs.get_job, jobs.JobNotFound)
+readable_job, changeable_job = JOBS.readable, JOBS.changeable
 
 
 def archived_job(principal: Principal, job_id: str) -> str:
@@ -83,9 +74,7 @@ def list_jobs(
     A cursor only says where the next page starts: it is read with the caller's own projects and filters."""
     if after is not None and offset:
         raise FieldErrors({"after": "give a cursor (after) or an offset, not both"})
-    scope = projects.readable(principal)
-    if project is not None:
-        scope = [project] if projects.may_read(principal, project) else []
+    scope = listed_projects(principal, project)
     try:
         rows = jobs.list_jobs(limit=limit, state=state, user=user, offset=offset, projects=scope, after=after)
     except CursorError as exc:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from swarmsync.api.deps import address
 from swarmsync.api.errors import FieldErrors, responses
+from swarmsync.api.project_access import listed_projects
 from swarmsync.api.schedule_access import PathName, ProjectQuery, ScheduleKind, reader, writer
 from swarmsync.api.schemas import PipelineScheduleCreate, PipelineScheduleOut
 from swarmsync.api.secret_checks import hide_jobs
@@ -44,9 +45,7 @@ def schedule_out(schedule: pipeline_schedules.PipelineSchedule, principal: Princ
 def list_schedules(project: str | None = Query(None, max_length=64, description="Only this project's"),
                    principal: Principal = Depends(reader)) -> list[PipelineScheduleOut]:
     """The pipeline schedules of the caller's projects (admins: all), with their steps and next runs."""
-    scope = projects.readable(principal)
-    if project is not None:
-        scope = [project] if projects.may_read(principal, project) else []
+    scope = listed_projects(principal, project)
     return [schedule_out(s, principal) for s in pipeline_schedules.list_schedules(scope)]
 
 

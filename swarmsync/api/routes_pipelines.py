@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from swarmsync import pipelines
 from swarmsync.api.deps import address, require
 from swarmsync.api.errors import Conflict, FieldErrors, responses
+from swarmsync.api.project_access import RunKind, listed_projects
 from swarmsync.api.schemas import LogLine, PipelineOut, PipelineSubmission
 from swarmsync.auth import audit, projects
 from swarmsync.auth.roles import Permission, Principal
@@ -29,16 +30,8 @@ def pipeline_out(pipeline: pipelines.Pipeline, with_steps: bool = False) -> Pipe
     return PipelineOut(**pipeline.describe(with_steps))
 
 
-def readable_pipeline(principal: Principal, pipeline_id: str) -> pipelines.Pipeline:
-    pipeline = pipelines.get_pipeline(pipeline_id)
-    projects.check_read(principal, pipeline.project, pipelines.PipelineNotFound(f"no pipeline with id {pipeline.id}"))
-    return pipeline
-
-
-def changeable_pipeline(principal: Principal, pipeline_id: str) -> pipelines.Pipeline:
-    pipeline = readable_pipeline(principal, pipeline_id)
-    projects.check_change(principal, pipeline.project, pipeline.submitter, f"pipeline {pipeline.id}")
-    return pipeline
+PIPELINES = RunKind(pipelines.get_pipeline, pipelines.PipelineNotFound)
+readable_pipeline, changeable_pipeline = PIPELINES.readable, PIPELINES.changeable
 
 
 @router.get("", response_model=list[PipelineOut])
@@ -47,9 +40,7 @@ def list_pipelines(
     principal: Principal = Depends(reader),
 ) -> list[PipelineOut]:
     """Pipelines of the caller's projects (admins: all), newest first, without their steps."""
-    scope = projects.readable(principal)
-    if project is not None:
-        scope = [project] if projects.may_read(principal, project) else []
+    scope = listed_projects(principal, project)
     return [pipeline_out(p) for p in pipelines.list_pipelines(limit=limit, projects=scope)]
 
 

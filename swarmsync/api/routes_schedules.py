@@ -17,10 +17,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from swarmsync import templates
 from swarmsync.api.deps import address
 from swarmsync.api.errors import responses
+from swarmsync.api.project_access import listed_projects
 from swarmsync.api.schedule_access import PathName, ProjectQuery, ScheduleKind, reader, writer
 from swarmsync.api.schemas import JobOut, RunAt, ScheduleAdd, ScheduleCreate, ScheduleOut
 from swarmsync.api.secret_checks import admitted, hidden_rows, hide_jobs
-from swarmsync.auth import audit, projects
+from swarmsync.auth import audit
 from swarmsync.auth.roles import Principal
 from swarmsync.deployments import schedules
 from swarmsync.owners import DEFAULT_PROJECT
@@ -43,9 +44,7 @@ def list_schedules(project: str | None = Query(None, max_length=64, description=
                    principal: Principal = Depends(reader)) -> list[ScheduleOut]:
     """The named schedules of the caller's projects (admins: all) with their job, overlap policy and next
     run times."""
-    scope = projects.readable(principal)
-    if project is not None:
-        scope = [project] if projects.may_read(principal, project) else []
+    scope = listed_projects(principal, project)
     return [schedule_out(job, principal) for job in schedules.list_schedules(scope)]
 
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from swarmsync import admission, owners, templates
 from swarmsync.api.deps import address, require
 from swarmsync.api.errors import responses
+from swarmsync.api.project_access import listed_projects
 from swarmsync.api.schemas import Done, TemplateCreate, TemplateOut
 from swarmsync.api.secret_checks import hide_jobs
 from swarmsync.auth import audit, projects
@@ -44,9 +45,7 @@ def list_templates(project: str | None = Query(None, max_length=64, description=
     """Saved job templates of the caller's projects (admins: all), by stored name (`<project>--<name>`; the
     default project's by name). Secret values are never shown: only their Secret block names, and those only
     to their owners ("(hidden)" for everyone else)."""
-    scope = projects.readable(principal)
-    if project is not None:
-        scope = [project] if projects.may_read(principal, project) else []
+    scope = listed_projects(principal, project)
     return {stored: template_out(stored, t, principal) for stored, t in templates.list_templates(scope).items()}
 
 

@@ -17,6 +17,7 @@ from swarmsync import catalogue
 from swarmsync.auth.tokens import TokenInfo
 from swarmsync.deployments.schedule_rules import check_rrule, check_timezone
 from swarmsync.jobs import JobRow
+from swarmsync.pipelines import StepRow
 from swarmsync.policy import HostPolicy, parse_size
 from swarmsync.spec import ENV_NAME_PATTERN, JobSpec
 
@@ -499,19 +500,7 @@ class PipelineSubmission(Strict):
         return JobSubmission._sensible_time(v)
 
 
-class StepOut(BaseModel):
-    name: str
-    group: str = Field(description="Its name in the file (a matrix step's instances share it)")
-    needs: list[str]
-    when: str
-    state: str = Field(description="Waiting, Skipped, or its job's state (Running, Completed, Failed, ...)")
-    job_id: str | None = Field(default=None, description="Its newest job (GET /jobs/{id} for output and files)")
-    attempts: int = 0
-    started: datetime | None = None
-    ended: datetime | None = None
-    message: str | None = None
-    image: str = ""
-    inputs_from: dict[str, str] = Field(default_factory=dict)
+StepOut = StepRow  # one step shape for the API, the CLI and the dashboard
 
 
 class PipelineOut(BaseModel):

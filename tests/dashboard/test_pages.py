@@ -321,6 +321,24 @@ def test_pipeline_schedules_are_listed_beside_job_schedules_and_their_owner_paus
     assert name not in [s.name for s in pipeline_schedules.list_schedules()]
 
 
+
+def test_a_job_templates_owner_deletes_it_from_the_schedules_page(app_as, busybox):
+    import uuid
+
+    from swarmsync import templates
+
+    name = f"dash-t-{uuid.uuid4().hex[:6]}"
+    operator, account = app_as("operator")
+    templates.save_template(name, busybox, "true", owner=account.username)
+    operator.switch_page("views/schedules.py").run()
+    assert name in list(operator.dataframe[-1].value["name"])  # the job templates, last on the page
+    operator.selectbox(key="template_pick").select(name).run()
+    operator.button(key="template_delete").click().run()
+    assert not operator.exception, operator.exception
+    assert f"deleted template {name}" in texts(operator)
+    assert name not in templates.list_templates()
+
+
 def test_admins_see_users_tokens_and_the_audit_log_and_add_a_user(app_as, make_user):
     someone = make_user("viewer")
     at, admin = app_as("admin")
