@@ -58,6 +58,10 @@ class JobBackend(Protocol):
     def get_job_summary(self, job_id: str) -> JobSummary:
         """One job now, as a listing shows it (`JobNotFound` if there is none); no Prefect flow run."""
 
+    def get_job_logs(self, job_id: str, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        """(timestamp, logger name, message) of the job's log lines, oldest first (`JobNotFound` if there is
+        no such job)."""
+
     def get_job_result(self, job_id: str) -> JobResult:
         """A finished job's result (`ArchiveNotFound` before it ends)."""
 

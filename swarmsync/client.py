@@ -542,6 +542,13 @@ class Client:
         """The job now, as `GET /jobs/{id}` gives it, without its Prefect flow run (`JobNotFound` if none)."""
         return JobSummary.model_validate(self.request("GET", f"/jobs/{job_id}").json())
 
+    def get_job_logs(self, job_id: str, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        """(timestamp, logger name, message) of the job's log lines, oldest first; `after`: only those at or after
+        that time (`JobNotFound` if there is no such job)."""
+        params = {"after": after.isoformat()} if after else {}
+        lines = self.request("GET", f"/jobs/{job_id}/logs", params=params).json()
+        return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
+
     def get_job_result(self, job_id: str) -> RemoteJobResult:
         """A finished job's result (its manifest); `ArchiveNotFound` before it ends."""
         manifest = self.request("GET", f"/jobs/{job_id}/result").json()

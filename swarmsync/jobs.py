@@ -537,5 +537,8 @@ class LocalJobs:
     def get_job_summary(self, job_id: str) -> JobRow:
         return JobRow.from_flow_run(get_job(job_id).flow_run())
 
+    def get_job_logs(self, job_id: str, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        return get_job(job_id).logs(after)
+
     def get_job_result(self, job_id: str) -> JobResult:
         return get_job(job_id).result()

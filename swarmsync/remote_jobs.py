@@ -49,9 +49,7 @@ class RemoteJob(Job):
         return [(datetime.fromisoformat(x["timestamp"]), x["type"], x["name"], x.get("message")) for x in rows]
 
     def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
-        params = {"after": after.isoformat()} if after else {}
-        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
-        return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
+        return self.client.get_job_logs(self.id, after)
 
     def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}

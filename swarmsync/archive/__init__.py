@@ -94,8 +94,13 @@ def __getattr__(name: str) -> Any:
         value = __getattr__("Store") | WritableFileSystem | str | None
     elif name in _PUBLIC:
         value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    else:  # a module of the package (`archive.index`, as when this file imported them all)
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     globals()[name] = value
     return value
 

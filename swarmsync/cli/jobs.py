@@ -275,8 +275,7 @@ def status(job_id: str) -> None:
 @app.command()
 def logs(job_id: str, follow_: Annotated[bool, typer.Option("--follow", "-f")] = False) -> None:
     """Print the job's run log (with --follow: until it ends)."""
-    job = _job(job_id)
-    entries = job.follow_logs() if follow_ else job.logs()
+    entries = _job(job_id).follow_logs() if follow_ else job_backend().get_job_logs(job_id)
     for ts, name, message in entries:
         prefix = f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: "
         for line in message.split("\n"):  # lines logged together are one record: one printed line each

@@ -126,9 +126,9 @@ def test_job_commands_through_the_api_follow_the_roles(stack, remote, busybox, n
 
 def test_reading_job_commands_through_the_api_import_no_prefect(stack, remote, busybox, no_leftover_containers,
                                                                 tmp_path):
-    """`swarmsync jobs`, `status ID` and `result ID` of a finished job, as a user on another machine (the API's URL
-    and a token; no Prefect or database settings), print what they always printed and start without Prefect
-    (docs/benchmarks.md, CLI start)."""
+    """`swarmsync jobs`, `status ID`, `result ID` and `logs ID` of a finished job, as a user on another machine
+    (the API's URL and a token; no Prefect or database settings), print what they always printed and start
+    without Prefect (docs/benchmarks.md, CLI start)."""
     _, token = _user("operator")
     job = swarmsync.Client(remote["SWARMSYNC_URL"], token).submit(busybox, ["echo", "started"]).wait(120)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}, **remote,
@@ -136,7 +136,7 @@ def test_reading_job_commands_through_the_api_import_no_prefect(stack, remote, b
     expected = {("jobs",): [job.id],
                 ("status", job.id): [f"{job.id}: Completed",
                                      f"exit code 0; archive {remote['SWARMSYNC_URL']}/jobs/{job.id}/result"],
-                ("result", job.id): ["started"]}
+                ("result", job.id): ["started"], ("logs", job.id): ["started"]}
     for words, shown in expected.items():
         printed, loaded = run_probe(COMMAND.format(words=list(words)), env)
         assert all(line in printed for line in shown), (words, printed)
