@@ -12,7 +12,8 @@ for later (it stays Scheduled: no container runs). The commands then run through
 - `swarmsync whoami` (GET /me);
 - `swarmsync template list` (GET /templates);
 - `swarmsync jobs` (GET /jobs, default 20 rows);
-- `swarmsync status ID` (GET /jobs/ID).
+- `swarmsync status ID` (GET /jobs/ID);
+- `swarmsync logs ID` (GET /jobs/ID/logs: none yet).
 
 Each runs `--repeat` times, alternating between commands (and trees, with `--compare`), and the
 median wall time is printed with its ratio to `python -c pass`, and whether the process imported
@@ -56,6 +57,7 @@ def commands(job_id: str) -> dict[str, list[str]]:
         "swarmsync template list": [*cli, "template", "list"],
         "swarmsync jobs": [*cli, "jobs"],
         "swarmsync status ID": [*cli, "status", job_id],
+        "swarmsync logs ID": [*cli, "logs", job_id],
     }
 
 

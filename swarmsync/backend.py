@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from swarmsync.spec import JobSpec
 
 if TYPE_CHECKING:  # typing only: the rows and handles are defined beside their implementations
-    from swarmsync.job_pages import JobPage
+    from swarmsync.job_rows import JobPage, JobResult, JobSummary
     from swarmsync.jobs import Job, Submission
 
 
@@ -47,8 +47,23 @@ class JobBackend(Protocol):
         `next_cursor`); `after`: that cursor (keyset paging), or `offset`: skip that many (slower the deeper);
         `project`: only that project's (None: every project the caller may read)."""
 
+    def list_job_summaries(self, limit: int = 50, state: str | None = None, user: str | None = None,
+                           offset: int = 0, project: str | None = None, after: str | None = None) -> JobPage:
+        """`list_jobs` as `JobSummary` rows (no Prefect flow run: `swarmsync jobs` through an API starts without
+        Prefect)."""
+
     def get_job(self, job_id: str) -> Job:
         """A handle on one job (`JobNotFound` if there is none)."""
+
+    def get_job_summary(self, job_id: str) -> JobSummary:
+        """One job now, as a listing shows it (`JobNotFound` if there is none); no Prefect flow run."""
+
+    def get_job_logs(self, job_id: str, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        """(timestamp, logger name, message) of the job's log lines, oldest first (`JobNotFound` if there is
+        no such job)."""
+
+    def get_job_result(self, job_id: str) -> JobResult:
+        """A finished job's result (`ArchiveNotFound` before it ends)."""
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
         """One file of a finished job's archive (`ArchiveNotFound` before it ends)."""

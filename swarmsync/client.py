@@ -36,6 +36,7 @@ from swarmsync import catalogue  # noqa: F401 - the field catalogue the dashboar
 from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.errors import Error, InvalidError, NotFoundError, RefusedError
 from swarmsync.job_errors import JobNotFound
+from swarmsync.job_rows import JobPage, JobSummary, RemoteJobResult
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
 from swarmsync.owners import DEFAULT_PROJECT, stored_name
 from swarmsync.policy import HostPolicy  # noqa: F401 - the pool form's settings, for the dashboard
@@ -44,14 +45,13 @@ from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec
 
 if TYPE_CHECKING:
-    from swarmsync.job_pages import JobPage
     from swarmsync.jobs import Submission
     from swarmsync.remote_jobs import RemoteJob
 
 # Commands that only talk to the API must start without importing Prefect (docs/benchmarks.md, CLI start):
-# the job handles and rows, which carry a Prefect FlowRun, load on first use.
-_LAZY = {"RemoteJob": "swarmsync.remote_jobs", "RemoteJobResult": "swarmsync.remote_jobs",
-         **dict.fromkeys(("Job", "JobResult", "JobRow", "Submission", "build_spec"), "swarmsync.jobs"),
+# the job handles and rows, which carry a Prefect FlowRun, load on first use (the CLI reads `JobSummary`s).
+_LAZY = {"RemoteJob": "swarmsync.remote_jobs", "JobResult": "swarmsync.job_rows",
+         **dict.fromkeys(("Job", "JobRow", "Submission", "build_spec"), "swarmsync.jobs"),
          **dict.fromkeys(("ArchiveCorrupt", "ArchiveNotFound", "ArchiveStoreError", "checked_chunks"),
                          "swarmsync.archive"),
          "FlowRun": "prefect.client.schemas.objects"}
@@ -518,16 +518,45 @@ class Client:
         as on the first); `offset` skips that many (kept for compatibility: slower the deeper it goes);
         `project`: only that project's (default: the client's; `ALL_PROJECTS` or neither: every project of
         yours)."""
-        from swarmsync.job_pages import JobPage
         from swarmsync.jobs import JobRow
 
+        return self._job_page(JobRow, limit, state, user, offset, project, after)
+
+    def list_job_summaries(self, limit: int = 50, state: str | None = None, user: str | None = None,
+                           offset: int = 0, project: str | None = None, after: str | None = None) -> JobPage:
+        """`list_jobs` with `JobSummary` rows: the same fields but the Prefect flow run (read without Prefect)."""
+        return self._job_page(JobSummary, limit, state, user, offset, project, after)
+
+    def _job_page(self, row: type[JobSummary], limit: int, state: str | None, user: str | None, offset: int,
+                  project: str | None, after: str | None) -> JobPage:
+        """`GET /jobs` as a page of `row`s."""
         params = {"limit": limit, **({"offset": offset} if offset else {}), **({"after": after} if after else {}),
                   **({"state": state} if state else {}), **({"user": user} if user else {}), **self._scope(project)}
         response = self.request("GET", "/jobs", params=params)
-        return JobPage([JobRow.model_validate(j) for j in response.json()], response.headers.get("X-Next-Cursor"))
+        return JobPage([row.model_validate(j) for j in response.json()], response.headers.get("X-Next-Cursor"))
 
     def get_job(self, job_id: str) -> RemoteJob:
         return _remote_job(self, self.request("GET", f"/jobs/{job_id}").json())
+
+    def get_job_summary(self, job_id: str) -> JobSummary:
+        """The job now, as `GET /jobs/{id}` gives it, without its Prefect flow run (`JobNotFound` if none)."""
+        return JobSummary.model_validate(self.request("GET", f"/jobs/{job_id}").json())
+
+    def get_job_logs(self, job_id: str, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        """(timestamp, logger name, message) of the job's log lines, oldest first; `after`: only those at or after
+        that time (`JobNotFound` if there is no such job)."""
+        params = {"after": after.isoformat()} if after else {}
+        lines = self.request("GET", f"/jobs/{job_id}/logs", params=params).json()
+        return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
+
+    def get_job_result(self, job_id: str) -> RemoteJobResult:
+        """A finished job's result (its manifest); `ArchiveNotFound` before it ends."""
+        manifest = self.request("GET", f"/jobs/{job_id}/result").json()
+        return RemoteJobResult(
+            job_id=job_id, state=manifest["state"], exit_code=manifest.get("exit_code"),
+            reason=manifest.get("reason"), message=manifest.get("message"), manifest=manifest,
+            archive_location=f"{self.url}/jobs/{job_id}/result", client=self,
+        )
 
     @staticmethod
     def build_spec(image: str, command: list[str] | str | None = None, **options: Any) -> JobSpec:

@@ -28,6 +28,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 
 from swarmsync.errors import InvalidError
+from swarmsync.job_rows import JobPage  # noqa: F401 - a page of rows, still `swarmsync.job_pages.JobPage`
 
 DUE, LATER = "due", "later"
 TICK = timedelta(microseconds=1)  # Prefect keeps times to the microsecond: `before_`/`after_` are inclusive
@@ -62,17 +63,6 @@ class JobCursor:
         if cursor.section not in (DUE, LATER) or cursor.at.tzinfo is None or cursor.now.tzinfo is None:
             raise CursorError("not a job listing cursor (use X-Next-Cursor of the previous page)")
         return cursor
-
-
-class JobPage(list):
-    """One page of a job listing: the rows (it is a list of them), and `next_cursor`, the cursor of the next
-    page (None when this page is not full: nothing follows)."""
-
-    next_cursor: str | None = None
-
-    def __init__(self, rows: Any = (), next_cursor: str | None = None):
-        super().__init__(rows)
-        self.next_cursor = next_cursor
 
 
 PREFECT_PAGE = 200  # the most runs Prefect's API returns per read

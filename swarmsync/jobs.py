@@ -28,16 +28,16 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Scheduled
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from swarmsync import archive, job_events
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.job_errors import JobNotFound
 from swarmsync.job_pages import DUE, LATER, TICK, JobCursor, JobPage, page_after, page_at_offset, section_filter
+from swarmsync.job_rows import JobResult, JobSummary
 from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
 from swarmsync.owners import (
-    DEFAULT_PROJECT,
     owner_labels,
     owner_tags,
     project_of,
@@ -55,27 +55,9 @@ from swarmsync.timing import start_time
 JOB_FLOW_NAME = "container-job"
 
 
-class JobRow(BaseModel):
+class JobRow(JobSummary):
     """One job as listings show it (CLI, dashboard, `GET /jobs`): the same fields everywhere."""
 
-    id: str
-    state: str | None = Field(description="Prefect state name: Scheduled, Running, Completed, Failed, ...")
-    state_type: str | None = Field(default=None, description="Prefect state type, e.g. COMPLETED")
-    final: bool = Field(default=False, description="The job has ended (its state is final)")
-    message: str | None = None
-    user: str | None = Field(default=None, description="Who submitted it through the API (None: not via the API)")
-    project: str = Field(default=DEFAULT_PROJECT, description="The project it belongs to")
-    image: str = ""
-    command: str = Field(default="", description="The command as one line")
-    tags: list[str] = Field(default_factory=list)
-    queue: str | None = None
-    created: datetime | None = None
-    scheduled: datetime | None = Field(default=None, description="When it is (or was) due to start")
-    started: datetime | None = None
-    ended: datetime | None = None
-    duration_s: float | None = None
-    exit_code: int | None = Field(default=None, description="The container's exit code, once it ended "
-                                  "(read from the final state's message)")
     flow_run: FlowRun = Field(description="The Prefect flow run behind the job")
 
     @classmethod
@@ -99,35 +81,6 @@ def _exit_code(message: str | None) -> int | None:
     """The exit code a final state's message names ('exit code 3', '... (exit code 137)'; swarmsync.outcome)."""
     found = re.search(r"exit code (-?\d+)", message or "")
     return int(found.group(1)) if found else None
-
-
-@dataclass
-class JobResult:
-    """What a finished job left behind."""
-
-    job_id: str
-    state: str
-    exit_code: int | None
-    reason: str | None
-    message: str | None
-    manifest: dict[str, Any]
-    archive_location: str
-
-    @property
-    def output(self) -> str:
-        """Interleaved stdout and stderr as text (bytes that are not UTF-8 replaced)."""
-        return self.output_bytes().decode("utf-8", errors="replace")
-
-    def output_bytes(self, name: str = "output.txt") -> bytes:
-        return archive.read_archive_file(self.job_id, name)
-
-    @property
-    def stdout(self) -> str:
-        return self.output_bytes("stdout.txt").decode("utf-8", errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.output_bytes("stderr.txt").decode("utf-8", errors="replace")
 
 
 class Job(RunHandle):
@@ -567,3 +520,17 @@ class LocalJobs:
     def iter_archive_file(self, job_id: str, name: str) -> Iterator[bytes]:
         """Checked against the manifest as the API checks it (`archive.iter_verified_file`)."""
         return archive.iter_verified_file(job_id, name)[1]
+
+    def list_job_summaries(self, limit: int = 50, state: str | None = None, user: str | None = None,
+                           offset: int = 0, project: str | None = None, after: str | None = None) -> JobPage:
+        """`list_jobs` (its rows are `JobSummary`s too)."""
+        return self.list_jobs(limit=limit, state=state, user=user, offset=offset, project=project, after=after)
+
+    def get_job_summary(self, job_id: str) -> JobRow:
+        return JobRow.from_flow_run(get_job(job_id).flow_run())
+
+    def get_job_logs(self, job_id: str, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
+        return get_job(job_id).logs(after)
+
+    def get_job_result(self, job_id: str) -> JobResult:
+        return get_job(job_id).result()

@@ -1,7 +1,8 @@
 """`RemoteJob`: a job handle whose every question goes to the SwarmSync API (`swarmsync.Client`'s jobs).
 
 Apart from `swarmsync.client` so that the client imports without Prefect (a `RemoteJob` carries a Prefect
-`FlowRun`); `swarmsync.client.RemoteJob` still names it.
+`FlowRun`); `swarmsync.client.RemoteJob` still names it. Its result is a `RemoteJobResult` (in
+`swarmsync.job_rows`, without Prefect; still importable from here).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 from prefect.client.schemas.objects import FlowRun
 
-from swarmsync.jobs import Job, JobResult, JobRow
+from swarmsync.job_rows import RemoteJobResult
+from swarmsync.jobs import Job, JobRow
 from swarmsync.log_follow import LOG_BATCH, LogEntry
 
 
@@ -47,9 +49,7 @@ class RemoteJob(Job):
         return [(datetime.fromisoformat(x["timestamp"]), x["type"], x["name"], x.get("message")) for x in rows]
 
     def logs(self, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
-        params = {"after": after.isoformat()} if after else {}
-        lines = self.client.request("GET", f"/jobs/{self.id}/logs", params=params).json()
-        return [(datetime.fromisoformat(x["timestamp"]), x["name"], x["message"]) for x in lines]
+        return self.client.get_job_logs(self.id, after)
 
     def log_batch(self, since: datetime | None = None, limit: int = LOG_BATCH, offset: int = 0) -> list[LogEntry]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
@@ -62,19 +62,5 @@ class RemoteJob(Job):
     def is_finished(self) -> bool:
         return self.row().final
 
-    def result(self) -> JobResult:
-        manifest = self.client.request("GET", f"/jobs/{self.id}/result").json()
-        return RemoteJobResult(
-            job_id=self.id, state=manifest["state"], exit_code=manifest.get("exit_code"),
-            reason=manifest.get("reason"), message=manifest.get("message"), manifest=manifest,
-            archive_location=f"{self.client.url}/jobs/{self.id}/result", client=self.client,
-        )
-
-
-class RemoteJobResult(JobResult):
-    def __init__(self, client: Any, **fields: Any):
-        super().__init__(**fields)
-        self.client = client
-
-    def output_bytes(self, name: str = "output.txt") -> bytes:
-        return self.client.read_archive_file(self.job_id, name)
+    def result(self) -> RemoteJobResult:
+        return self.client.get_job_result(self.id)

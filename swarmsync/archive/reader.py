@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 
 from prefect.filesystems import WritableFileSystem
 
+from swarmsync.archive.checksums import checked_chunks
 from swarmsync.archive.errors import ArchiveCorrupt, ArchiveNotFound
 from swarmsync.archive.factory import store_for
 from swarmsync.archive.index import indexed, missing, store_for_job
@@ -99,22 +100,6 @@ def iter_verified_file(job_id: str, name: str, store: StoreArg = None, chunk_siz
     if meta["size"] <= in_memory:
         return meta, iter(list(chunks))
     return meta, chunks
-
-
-def checked_chunks(chunks: Iterator[bytes], meta: dict[str, Any], what: str) -> Iterator[bytes]:
-    """`chunks` passed on, hashed; the last one only once size and SHA-256 match `meta`, else ArchiveCorrupt."""
-    digest, size, held = hashlib.sha256(), 0, None
-    for block in chunks:
-        digest.update(block)
-        size += len(block)
-        if held is not None:
-            yield held
-        held = block
-    if digest.hexdigest() != meta["sha256"] or size != meta["size"]:
-        raise ArchiveCorrupt(f"{what} does not match its manifest: sha256 {digest.hexdigest()} "
-                             f"({size} bytes), expected {meta['sha256']} ({meta['size']} bytes)")
-    if held is not None:
-        yield held
 
 
 def verify_archive(job_id: str, store: StoreArg = None) -> list[str]:

@@ -34,6 +34,7 @@ from swarmsync.spec import JobSpec, JobSpecError
 
 if TYPE_CHECKING:
     from swarmsync import jobs
+    from swarmsync.backend import JobBackend
 
 # Prefect, the archive and templates are imported by the commands that use them: `--help` and commands that only
 # talk to a SwarmSync API start without Prefect (docs/benchmarks.md, CLI start).
@@ -76,6 +77,11 @@ def follow(job: jobs.Job) -> int:
 
 def _job(job_id: str) -> jobs.Job:
     return job_backend().get_job(job_id)  # JobNotFound: exit 2 (console.EXIT_CODES)
+
+
+def _state(backend: JobBackend, job_id: str) -> str:
+    """The job's state now, as `Job.status()` says it (read again: it may have changed since)."""
+    return backend.get_job_summary(job_id).state or "Unknown"
 
 
 def _queue_with_requirements(queue: str | None, require: list[str] | None) -> str | None:
@@ -238,8 +244,8 @@ def list_jobs(
     the next one (on stderr)."""
     table = Table("state", "image", "command", "user", "project", "created")
     table.add_column("id", no_wrap=True, min_width=36)
-    rows = job_backend().list_jobs(limit=limit, state=state, user=user, offset=offset,
-                                   project=project(project_, all_projects), after=after)
+    rows = job_backend().list_job_summaries(limit=limit, state=state, user=user, offset=offset,
+                                            project=project(project_, all_projects), after=after)
     for row in rows:
         table.add_row(
             row.state or "?", row.image or "?", row.command, row.user or "-", row.project,
@@ -253,14 +259,14 @@ def list_jobs(
 @app.command()
 def status(job_id: str) -> None:
     """Show a job's state (and its result once finished)."""
-    from swarmsync.archive import ArchiveNotFound
+    from swarmsync.archive.errors import ArchiveNotFound
 
-    job = _job(job_id)
-    run = job.flow_run()
-    console.print(f"{job.id}: [bold]{run.state.name}[/bold] {run.state.message or ''}")
-    if job.is_finished():
+    backend = job_backend()
+    row = backend.get_job_summary(job_id)  # JobNotFound: exit 2
+    console.print(f"{row.id}: [bold]{row.state}[/bold] {row.message or ''}")
+    if row.final:
         try:
-            result = job.result()
+            result = backend.get_job_result(row.id)
             console.print(f"exit code {result.exit_code}; archive {result.archive_location}")
         except ArchiveNotFound:
             pass
@@ -269,8 +275,7 @@ def status(job_id: str) -> None:
 @app.command()
 def logs(job_id: str, follow_: Annotated[bool, typer.Option("--follow", "-f")] = False) -> None:
     """Print the job's run log (with --follow: until it ends)."""
-    job = _job(job_id)
-    entries = job.follow_logs() if follow_ else job.logs()
+    entries = _job(job_id).follow_logs() if follow_ else job_backend().get_job_logs(job_id)
     for ts, name, message in entries:
         prefix = f"{ts:%H:%M:%S.%f}"[:-3] + f" {name.removeprefix('prefect.')}: "
         for line in message.split("\n"):  # lines logged together are one record: one printed line each
@@ -287,18 +292,19 @@ def result(
                                                      "stderr)")] = None,
 ) -> None:
     """The job's archived output as .txt (to stdout, or -o FILE)."""
-    from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+    from swarmsync.archive.errors import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 
     if stream not in ("output", "stdout", "stderr"):
         fail("--stream must be output, stdout or stderr")
     if service and stream == "output":
         stream = "stdout"  # a service's output is archived as stdout and stderr
-    job = _job(job_id)
+    backend = job_backend()
+    job_id = backend.get_job_summary(job_id).id  # JobNotFound: exit 2
     try:
         name = f"services/{service}/{stream}.txt" if service else f"{stream}.txt"
-        chunks = job_backend().iter_archive_file(job.id, name)
+        chunks = backend.iter_archive_file(job_id, name)
     except ArchiveNotFound as exc:
-        fail(f"{exc} (job is {job.status()})")
+        fail(f"{exc} (job is {_state(backend, job_id)})")
     except (ArchiveCorrupt, ArchiveStoreError) as exc:
         fail(str(exc))
     if output:
@@ -332,11 +338,12 @@ def files(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to extract into")],
 ) -> None:
     """Extract the job's archived output folder into a local folder."""
-    from swarmsync.archive import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
+    from swarmsync.archive.errors import ArchiveCorrupt, ArchiveNotFound, ArchiveStoreError
 
-    job = _job(job_id)
+    backend = job_backend()
+    job_id = backend.get_job_summary(job_id).id  # JobNotFound: exit 2
     try:
-        chunks = job_backend().iter_archive_file(job.id, "files.tar.gz")
+        chunks = backend.iter_archive_file(job_id, "files.tar.gz")
     except ArchiveNotFound as exc:
         fail(f"{exc}: did the job set --output-dir?")
     except (ArchiveCorrupt, ArchiveStoreError) as exc:

@@ -27,6 +27,7 @@ from swarmsync.auth.roles import Principal
 from swarmsync.cli.main import app
 from swarmsync.connection import prefect_api
 from tests.accounts.conftest import PASSWORD
+from tests.probes import COMMAND, run_probe
 
 
 def process(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -121,6 +122,25 @@ def test_job_commands_through_the_api_follow_the_roles(stack, remote, busybox, n
     assert anonymous.returncode == 4 and "401" in anonymous.stderr
     traversal = cli("result", "../../etc/passwd", env=as_viewer)
     assert traversal.returncode == 2 and "root:" not in traversal.stdout
+
+
+def test_reading_job_commands_through_the_api_import_no_prefect(stack, remote, busybox, no_leftover_containers,
+                                                                tmp_path):
+    """`swarmsync jobs`, `status ID`, `result ID` and `logs ID` of a finished job, as a user on another machine
+    (the API's URL and a token; no Prefect or database settings), print what they always printed and start
+    without Prefect (docs/benchmarks.md, CLI start)."""
+    _, token = _user("operator")
+    job = swarmsync.Client(remote["SWARMSYNC_URL"], token).submit(busybox, ["echo", "started"]).wait(120)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}, **remote,
+           "SWARMSYNC_TOKEN": token, "SWARMSYNC_HOME": str(tmp_path), "COLUMNS": "200"}
+    expected = {("jobs",): [job.id],
+                ("status", job.id): [f"{job.id}: Completed",
+                                     f"exit code 0; archive {remote['SWARMSYNC_URL']}/jobs/{job.id}/result"],
+                ("result", job.id): ["started"], ("logs", job.id): ["started"]}
+    for words, shown in expected.items():
+        printed, loaded = run_probe(COMMAND.format(words=list(words)), env)
+        assert all(line in printed for line in shown), (words, printed)
+        assert not any(loaded.values()), f"{' '.join(words)} imported {[m for m, yes in loaded.items() if yes]}"
 
 
 def test_user_and_token_commands_follow_the_roles(stack, remote):

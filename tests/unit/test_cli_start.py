@@ -1,25 +1,13 @@
 """The command line starts without Prefect: `swarmsync --help` (and each command group's help) imports neither
-Prefect nor the database layer, and `import swarmsync` keeps its public names while loading them on first use.
+Prefect nor the database layer, and `import swarmsync` keeps its public names while loading them on first use
+(the job commands that read a SwarmSync API: tests/accounts/test_cli_accounts.py; the probe: tests/probes.py).
 Timings are in bench/cli.py; this checks what is imported, which is what makes the time."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-HEAVY = ("prefect", "sqlalchemy", "docker", "fastapi", "streamlit")
-
-
-def loaded_after(code: str) -> dict[str, bool]:
-    """Which of HEAVY a fresh interpreter has imported after running `code`."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
+from tests.probes import loaded_after
 
 HELP = """
 from typer.main import get_command

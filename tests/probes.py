@@ -1,0 +1,34 @@
+"""What a fresh interpreter imports: the command line must start without Prefect (tests/unit/test_cli_start.py,
+and the job commands through the API in tests/accounts/test_cli_accounts.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("prefect", "sqlalchemy", "docker", "fastapi", "streamlit")
+
+# `swarmsync WORDS` as the console script runs it, in the probe's own interpreter
+COMMAND = """
+import runpy, sys
+sys.argv = ["swarmsync", *{words!r}]
+try:
+    runpy.run_module("swarmsync.cli.main", run_name="__main__")
+except SystemExit as exc:
+    assert not exc.code, f"exit {{exc.code}}"
+"""
+
+
+def run_probe(code: str, env: dict[str, str] | None = None) -> tuple[str, dict[str, bool]]:
+    """What a fresh interpreter printed running `code` (with `env`), and which of HEAVY it had imported by then."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    *printed, loaded = done.stdout.strip().splitlines()
+    return "\n".join(printed), json.loads(loaded)
+
+
+def loaded_after(code: str) -> dict[str, bool]:
+    """Which of HEAVY a fresh interpreter has imported after running `code`."""
+    return run_probe(code)[1]
