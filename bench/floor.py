@@ -1,0 +1,170 @@
+"""Prefect's own floor per job: what a Prefect server spends on one flow run when a client does
+nothing but what every SwarmSync job must (issue 29: "each job stays one real Prefect flow run").
+
+    python bench/floor.py [--runs 100] [--threads 4] [--postgres URL] [--swarmsync]
+
+A stock `prefect server start` (SQLite under a temp PREFECT_HOME; `--postgres`: a fresh database on
+that PostgreSQL server) and, from this process, `--runs` flow runs made `--threads` at a time, in
+two shapes, each measured as the server's user+system CPU over the runs / runs:
+
+- **bare run**: created from a deployment on a `process` pool, then Pending, Running and Completed
+  proposed through Prefect's orchestration rules: the least a job that Prefect's UI, CLI and API
+  see whole can be;
+- **as a SwarmSync job**: the same plus what a SwarmSync job also writes (one task run with its
+  Pending/Running/Completed states, one batch of 8 log lines, 2 artifacts: `docs/benchmarks.md`,
+  "Rows per job").
+
+The server's idle CPU (its background services) over 10 s is printed too: a burst that takes
+longer pays more of it per job. `--swarmsync`: also `bench/run.py`'s SwarmSync row (a burst of
+`--runs` real jobs in containers on its own stack), so the three stand side by side in one run
+with the ratio of SwarmSync's server CPU per job to each floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
+
+import run as bench  # noqa: E402 - bench/run.py: spawn, stop, start_server, cpu_seconds, fresh_pg_database
+
+IDLE_SECONDS = 10
+
+
+def _client(port: int):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(f"http://127.0.0.1:{port}/api")
+
+
+def _deployment(port: int) -> UUID:
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker
+
+    with _client(port) as client:
+        client.create_work_pool(WorkPoolCreate(name="floor", type="process",
+                                               base_job_template=ProcessWorker.get_default_base_job_template()))
+        flow_id = client.create_flow_from_name("floor-job")
+        return client.create_deployment(flow_id=flow_id, name="floor", work_pool_name="floor",
+                                        entrypoint="floor.py:job", path=str(ROOT))
+
+
+def _one_run(client, deployment_id: UUID, as_job: bool) -> None:
+    from prefect.client.schemas.actions import ArtifactCreate, LogCreate
+    from prefect.client.schemas.objects import TaskRun
+    from prefect.states import Completed, Pending, Running
+
+    run = client.create_flow_run_from_deployment(deployment_id, parameters={})
+    for state in (Pending(), Running()):
+        client.set_flow_run_state(run.id, state)
+    if as_job:
+        task: TaskRun = client.create_task_run(task=_task(), flow_run_id=run.id, dynamic_key="0",
+                                               state=Pending())
+        client.set_task_run_state(task.id, Running())
+        now = datetime.now(UTC)
+        client.create_logs([LogCreate(name="swarmsync.job", level=20, message=f"line {i}", timestamp=now,
+                                      flow_run_id=run.id) for i in range(8)])
+        client.set_task_run_state(task.id, Completed())
+        for key in ("summary", "output"):
+            client.create_artifact(ArtifactCreate(key=f"{key}-{run.id.hex[:12]}", type="markdown",
+                                                  data=f"# {key}", flow_run_id=run.id))
+    client.set_flow_run_state(run.id, Completed())
+
+
+def _task():
+    from prefect import task
+
+    @task(name="run-container")
+    def run_container() -> None:
+        return None
+
+    return run_container
+
+
+def _burst(port: int, deployment_id: UUID, runs: int, threads: int, as_job: bool) -> None:
+    clients = [_client(port) for _ in range(threads)]
+    for c in clients:
+        c.__enter__()
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda i: _one_run(clients[i % threads], deployment_id, as_job), range(runs)))
+    finally:
+        for c in clients:
+            c.__exit__(None, None, None)
+
+
+def measure_floor(home: Path, port: int, runs: int, threads: int) -> dict[str, float]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = bench.start_server(home, port)
+    # this process's Prefect talks to that server (else a client here would start a server of its own)
+    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}):
+        try:
+            return _measure(server, port, runs, threads)
+        finally:
+            bench.stop(server)
+
+
+def _measure(server, port: int, runs: int, threads: int) -> dict[str, float]:
+    deployment_id = _deployment(port)
+    _burst(port, deployment_id, 5, threads, as_job=True)  # warm-up: imports, caches, first rows
+    out: dict[str, float] = {}
+    before = bench.cpu_seconds([server.pid])
+    time.sleep(IDLE_SECONDS)
+    out["idle CPU per second"] = (bench.cpu_seconds([server.pid]) - before) / IDLE_SECONDS
+    for name, as_job in (("bare run", False), ("as a SwarmSync job", True)):
+        samples = []
+        for _ in range(3):
+            cpu0, t0 = bench.cpu_seconds([server.pid]), time.monotonic()
+            _burst(port, deployment_id, runs, threads, as_job)
+            samples.append(((bench.cpu_seconds([server.pid]) - cpu0) / runs, (time.monotonic() - t0) / runs))
+        out[name] = statistics.median(s[0] for s in samples)
+        out[f"{name} wall"] = statistics.median(s[1] for s in samples)
+    return out
+
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--postgres", default=None, help="PostgreSQL admin URL: Prefect on a fresh database there")
+    parser.add_argument("--swarmsync", action="store_true", help="also bench/run.py's SwarmSync burst, same run")
+    args = parser.parse_args()
+    import atexit
+
+    atexit.register(bench.stop_all)
+    with tempfile.TemporaryDirectory(prefix="swarmsync-floor-") as tmp_name:
+        tmp = Path(tmp_name)
+        if args.postgres:
+            os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = bench.fresh_pg_database(args.postgres).replace(
+                "+psycopg", "+asyncpg")
+        floor = measure_floor(tmp / "prefect", bench.free_port(), args.runs, args.threads)
+        print(f"Prefect server {'on PostgreSQL' if args.postgres else 'on SQLite'}, {args.runs} runs "
+              f"{args.threads} at a time (median of 3 bursts):")
+        print(f"  idle (background services): {floor['idle CPU per second']:.3f} CPU-s per second")
+        for name in ("bare run", "as a SwarmSync job"):
+            print(f"  {name:<20} server CPU per run {floor[name]:.3f} s   wall per run {floor[name + ' wall']:.3f} s")
+        if args.swarmsync:
+            os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+            image = os.environ.get("SWARMSYNC_BENCH_IMAGE", "swarmsync/busybox:local")
+            result = bench.bench_swarmsync(image, 3, args.runs, tmp / "swarmsync", bench.free_port())
+            server = result["server_cpu"]
+            print(f"  {'SwarmSync (real jobs)':<20} server CPU per job {server:.3f} s (on SQLite)")
+            for name in ("bare run", "as a SwarmSync job"):
+                print(f"SwarmSync server CPU per job / {name}: {server / floor[name]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
