@@ -5,7 +5,6 @@ nothing. Named schedules have their own rules in `schedule_access`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -26,16 +25,15 @@ def listed_projects(principal: Principal, project: str | None) -> list[str] | No
 
 @dataclass(frozen=True)
 class RunKind(Generic[H]):
-    """One kind of run the API reads by id: `get(id)` reads it (raising its not-found error when there is
-    none), `not_found(message)` is that error; messages name the run by its handle's `noun`."""
+    """One kind of run the API reads by id, named by its handle class (`jobs.Job`, `pipelines.Pipeline`):
+    `get(id)` reads the run (its `not_found` error when there is none), messages name it by its `noun`."""
 
-    get: Callable[[str], H]
-    not_found: Callable[[str], Exception]
+    handle: type[H]
 
     def readable(self, principal: Principal, run_id: str) -> H:
         """The run, when `principal` may read its project; its not-found (404) otherwise, as for no run."""
-        run = self.get(run_id)
-        projects.check_read(principal, run.project, self.not_found(f"no {run.noun} with id {run.id}"))
+        run = self.handle.get(run_id)
+        projects.check_read(principal, run.project, self.handle.not_found(f"no {run.noun} with id {run.id}"))
         return run
 
     def changeable(self, principal: Principal, run_id: str) -> H:

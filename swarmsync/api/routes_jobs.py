@@ -35,7 +35,7 @@ def job_out(run) -> JobOut:
     return JobOut.from_flow_run(run)
 
 
-JOBS = RunKind(jobs.get_job, jobs.JobNotFound)
+JOBS = RunKind(jobs.Job)
 readable_job, changeable_job = JOBS.readable, JOBS.changeable
 
 

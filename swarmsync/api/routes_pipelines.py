@@ -30,7 +30,7 @@ def pipeline_out(pipeline: pipelines.Pipeline, with_steps: bool = False) -> Pipe
     return PipelineOut(**pipeline.describe(with_steps))
 
 
-PIPELINES = RunKind(pipelines.get_pipeline, pipelines.PipelineNotFound)
+PIPELINES = RunKind(pipelines.Pipeline)
 readable_pipeline, changeable_pipeline = PIPELINES.readable, PIPELINES.changeable
 
 
