@@ -11,10 +11,10 @@ API) must start without paying for it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from swarmsync.errors import ConflictError, Error, InvalidError, NotFoundError, RefusedError, UnavailableError
+from swarmsync.lazy_names import loader
 
 if TYPE_CHECKING:
     from swarmsync import pipelines, templates
@@ -89,15 +89,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use, and keep the name (later reads are plain)."""
-    where = _PUBLIC.get(name)
-    if where is None:
-        raise AttributeError(f"module 'swarmsync' has no attribute {name!r}")
-    module = importlib.import_module(where)
-    value = module if where.rsplit(".", 1)[1] == name else getattr(module, name)
-    globals()[name] = value
-    return value
+__getattr__ = loader(__name__, _PUBLIC, globals())
 
 
 def __dir__() -> list[str]:

@@ -19,7 +19,6 @@ server's default: new objects go to the default project, listings show all the c
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import stat
@@ -37,6 +36,7 @@ from swarmsync.compose import load_compose  # noqa: F401 - compose files, for th
 from swarmsync.errors import Error, InvalidError, NotFoundError, RefusedError
 from swarmsync.job_errors import JobNotFound
 from swarmsync.job_rows import JobPage, JobSummary, RemoteJobResult
+from swarmsync.lazy_names import loader
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
 from swarmsync.owners import DEFAULT_PROJECT, stored_name
 from swarmsync.policy import HostPolicy  # noqa: F401 - the pool form's settings, for the dashboard
@@ -57,12 +57,7 @@ _LAZY = {"RemoteJob": "swarmsync.remote_jobs", "JobResult": "swarmsync.job_rows"
          "FlowRun": "prefect.client.schemas.objects"}
 
 
-def __getattr__(name: str) -> Any:
-    """`from swarmsync.client import RemoteJob` (and the other names it has always offered), imported on first
-    use."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'swarmsync.client' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__ = loader(__name__, _LAZY, globals())  # `from swarmsync.client import RemoteJob`, as it always was
 
 
 def _remote_job(client: Client, body: dict[str, Any]) -> RemoteJob:

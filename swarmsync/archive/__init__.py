@@ -22,6 +22,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from swarmsync.lazy_names import loader
+
 if TYPE_CHECKING:
     from prefect.filesystems import WritableFileSystem
 
@@ -84,17 +86,21 @@ _PUBLIC = {
 }
 
 
+_load = loader(__name__, {name: f"{__name__}.{module}" for name, module in _PUBLIC.items()}, globals())
+
+
 def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use (then kept here)."""
+    """A public name, imported from its module on first use (then kept here); also the package's modules
+    (`archive.index`, as when this file imported them all) and two aliases."""
+    if name in _PUBLIC:
+        return _load(name)
     if name == "get_archive_store":  # alias: the name before `Store` (returned the block; now its Store)
-        value = __getattr__("store_for")
+        value = _load("store_for")
     elif name == "StoreLike":
         from prefect.filesystems import WritableFileSystem
 
-        value = __getattr__("Store") | WritableFileSystem | str | None
-    elif name in _PUBLIC:
-        value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
-    else:  # a module of the package (`archive.index`, as when this file imported them all)
+        value = _load("Store") | WritableFileSystem | str | None
+    else:
         try:
             value = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
