@@ -37,12 +37,16 @@ def prefect_api() -> Iterator[str]:
     """Point Prefect's client at SwarmSync's server (with its basic-auth string, when
     SWARMSYNC_PREFECT_AUTH_STRING is set) for the duration of the block.
 
+    Prefect's clients made inside share one TLS context per CA bundle (prefect_internals.share_tls_contexts).
     Building a Prefect `Settings` object re-reads the environment (~0.2 s), so the derived
     settings are built once per (current settings, URL, auth) and reused for later calls.
     """
     import prefect.context
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL
 
+    from swarmsync.prefect_internals import share_tls_contexts
+
+    share_tls_contexts()  # one TLS context per CA bundle for Prefect's clients, not one per client
     url = api_url()
     updates = {}
     if PREFECT_API_URL.value() != url:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import sys
 
 from swarmsync.prefect_internals import (
+    cleanup_only_open_cancelled_runs,
     immediate_sqlite_transactions,
     remember_template_defaults,
     remember_valid_schemas,
@@ -46,6 +47,7 @@ from swarmsync.prefect_internals import (
 remember_valid_schemas()
 remember_template_defaults()
 immediate_sqlite_transactions()
+cleanup_only_open_cancelled_runs()
 
 
 if __name__ == "__main__":

@@ -137,3 +137,32 @@ def test_the_private_worker_attributes_and_client_context_swarmsync_reads_are_th
     for read in ("read_deployment", "read_flow"):  # the worker caches these (swarmsync.worker._cache_reads)
         assert "deployment_id" in inspect.signature(getattr(PrefectClient, read)).parameters or \
             "flow_id" in inspect.signature(getattr(PrefectClient, read)).parameters
+
+
+def _tls_context(client):
+    """The TLS context a Prefect client's HTTP connection pool would use."""
+    return client._client._transport._pool._ssl_context
+
+
+def test_prefect_clients_share_one_verified_tls_context_and_never_an_insecure_one(monkeypatch):
+    import ssl
+
+    import prefect.client.orchestration as orchestration
+    from prefect.client.orchestration import PrefectClient, SyncPrefectClient
+    from prefect.settings import PREFECT_API_TLS_INSECURE_SKIP_VERIFY, temporary_settings
+
+    monkeypatch.setattr(orchestration, "ssl", ssl)  # Prefect's own: the real module
+    assert _tls_context(SyncPrefectClient("http://127.0.0.1:9/api")) is not _tls_context(
+        SyncPrefectClient("http://127.0.0.1:9/api"))  # without the patch: a new context per client
+    prefect_internals.share_tls_contexts()
+    prefect_internals.share_tls_contexts()  # idempotent
+    first = SyncPrefectClient("http://127.0.0.1:9/api")
+    second = SyncPrefectClient("http://127.0.0.1:9/api")
+    async_one = PrefectClient("http://127.0.0.1:9/api")
+    assert _tls_context(first) is _tls_context(second) is _tls_context(async_one)
+    assert _tls_context(first).verify_mode == ssl.CERT_REQUIRED
+    with temporary_settings({PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True}):
+        insecure = SyncPrefectClient("http://127.0.0.1:9/api")
+    assert _tls_context(insecure) is not _tls_context(first)
+    assert _tls_context(insecure).verify_mode == ssl.CERT_NONE
+    assert _tls_context(first).verify_mode == ssl.CERT_REQUIRED and _tls_context(first).check_hostname
