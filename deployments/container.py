@@ -181,7 +181,9 @@ def run(command: str, args: list[str]) -> None:
         _exec([*server, "--no-services", "--workers", str(settings.prefect_api_workers), *args],
               prefect_server_env(NO_MIGRATIONS))
     elif command == "server-services":
-        _exec([python, "-m", "prefect", "server", "services", "start", *args], prefect_server_env(NO_MIGRATIONS))
+        # Prefect's CLI with SwarmSync's server patches (swarmsync/prefect_server.py), as `server` runs it
+        _exec([python, "-m", "swarmsync.prefect_server", "server", "services", "start", *args],
+              prefect_server_env(NO_MIGRATIONS))
     elif command == "prefect-migrate":
         # in a new process: Prefect read its settings when this one imported it, before the entrypoint
         # put the password (from its file) into the database URL

@@ -274,8 +274,7 @@ class Stack:
             proc = self._spawn("prefect-server", args, extra_env=no_migrations)
             wait_for(api_healthy, f"Prefect server (log: {self.log_dir}/prefect-server.log)", 90, proc)
         if split:
-            self._spawn("prefect-services", [sys.executable, "-m", "prefect", "server", "services", "start"],
-                        extra_env=no_migrations)
+            self._spawn("prefect-services", PREFECT_SERVICES, extra_env=no_migrations)
 
     @staticmethod
     def _prefect_server_args(host: str, port: int) -> list[str]:
@@ -439,7 +438,7 @@ class Stack:
                 # resumes from PostgreSQL and Redis (schedules, delayed runs, leases are stored there)
                 print(f"{name} exited with code {proc.returncode}; restarting it", flush=True)
                 if name == "prefect-services":
-                    self._spawn(name, [sys.executable, "-m", "prefect", "server", "services", "start"],
+                    self._spawn(name, PREFECT_SERVICES,
                                 extra_env={"PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
                                            "PREFECT_API_BLOCKS_REGISTER_ON_START": "false"})
                 else:
@@ -450,6 +449,9 @@ class Stack:
         return None
 
 
+# Prefect's background services process (split and HA shapes): Prefect's CLI with SwarmSync's server patches
+# (swarmsync/prefect_server.py), as the API processes run it
+PREFECT_SERVICES = [sys.executable, "-m", "swarmsync.prefect_server", "server", "services", "start"]
 RESTARTED = ("api", "dashboard", "haproxy")  # besides the worker and the HA Prefect processes
 
 
