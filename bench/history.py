@@ -12,7 +12,9 @@ Completed, 15% Failed, 5% Cancelled), written in bulk into Prefect's tables with
 
 - `swarmsync jobs` (a new CLI process, through the API, default 20 rows);
 - `GET /jobs?limit=50` (the first page); walking every page at limit=200 by cursor (`X-Next-Cursor`; also
-  checked: no gap, no duplicate), as the time per page; the deepest page at limit=50 by cursor (the
+  checked: no gap, no duplicate), as the time per page, and per 100 rows listed (a 100-job history is one
+  page of 100 rows, a long one pages of 200: the same for the dashboard's Jobs page, which shows the newest
+  200, and Overview, whose charts read them); the deepest page at limit=50 by cursor (the
   cursor of the page before the last), and by `offset` N-50 (compatibility: offset paging costs what the
   pages before it cost);
 - the dashboard's Overview and Jobs pages rendered by Streamlit's AppTest against the API.
@@ -43,6 +45,7 @@ from tests.conftest import running_stack  # noqa: E402 - the suite's own stack h
 
 STATES = ["COMPLETED"] * 16 + ["FAILED"] * 3 + ["CANCELLED"]
 OFFSET_ROW = "GET /jobs?limit=50, deepest page by offset"  # compatibility: not in the worst ratio
+PER_ROWS_ROW = "every page, limit=200, per 100 rows"  # the walk's pages hold 100 rows at 100 jobs, 200 at more
 
 
 def fill(jobs: int) -> float:
@@ -154,6 +157,8 @@ def measure(jobs: int, repeat: int, env: dict[str, str]) -> dict[str, float]:
         [sys.executable, "-m", "swarmsync.cli.main", "jobs"], env=cli_env, check=True, capture_output=True)))
     show("GET /jobs?limit=50", median_of(repeat, lambda: http.get("/jobs", params={"limit": 50}).raise_for_status()))
 
+    walked = {"rows": 0}
+
     def walk(limit: int) -> list[str]:
         """Every page by cursor; the cursors in order (the last: of the last full page)."""
         seen, cursors, after = [], [], None
@@ -168,6 +173,7 @@ def measure(jobs: int, repeat: int, env: dict[str, str]) -> dict[str, float]:
                 break
             cursors.append(after)
         assert len(seen) == len(set(seen)) >= jobs, f"{len(seen)} rows, {len(set(seen))} distinct, {jobs} made"
+        walked["rows"] = len(seen)
         return cursors
 
     def walk_by_offset(limit: int, seen: list[str]) -> list[None]:
@@ -182,11 +188,15 @@ def measure(jobs: int, repeat: int, env: dict[str, str]) -> dict[str, float]:
             pages.append(None)
             offset = int(response.headers["X-Next-Offset"])
         assert len(seen) == len(set(seen)) >= jobs, f"{len(seen)} rows, {len(set(seen))} distinct, {jobs} made"
+        walked["rows"] = len(seen)
         return pages
 
     started = time.perf_counter()
     pages = len(walk(200)) + 1
-    show(f"every page, limit=200, per page ({pages})", (time.perf_counter() - started) / pages)
+    took = time.perf_counter() - started
+    show(f"every page, limit=200, per page ({pages})", took / pages)
+    # a 100-job history is one page of 100 rows, a long one pages of 200: the same walk per 100 rows listed
+    show(f"{PER_ROWS_ROW} ({walked['rows']} rows)", took / walked["rows"] * 100)
     # a cursor is a position, whatever the limit: the deepest full page's (cursors[-1] leads past it), from a
     # walk at 50 for a short history, at 200 for a long one (2,000 pages at 50 would take minutes)
     cursors = walk(50) if jobs <= 1000 else walk(200)
