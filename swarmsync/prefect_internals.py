@@ -19,7 +19,9 @@ What is patched and why (each measured; see docs/internals.md):
 - in the worker's process, the engine's per-run suspension watch is skipped (job flows
   never suspend), the server's default result storage is asked at most hourly, and a
   run's heartbeats are timer callbacks on the worker's event loop (the first one interval
-  after its start) instead of a thread per run that beats at once.
+  after its start) instead of a thread per run that beats at once, and the pydantic model
+  Prefect builds from a flow's signature to validate a run's parameters is built once per
+  flow function, not once per run (~6 ms of CPU per job).
 """
 
 from __future__ import annotations
@@ -114,6 +116,35 @@ def enter_client_context(context: Any) -> None:
     """Make `context` (an entered AsyncClientContext) current in this task and the tasks it starts,
     as Prefect's own `__enter__` does, without a `with` block around the worker's whole life."""
     internal("prefect.context", "AsyncClientContext").__var__.set(context)
+
+
+_PARAMETER_MODELS: LRUCache[tuple[Any, str], Any] = LRUCache(maxsize=32)
+_PARAMETER_MODELS_LOCK = threading.Lock()
+
+
+def remember_parameter_models() -> None:
+    """Make Prefect's flows build the parameter model of a flow function once, not at every run.
+
+    `Flow.validate_parameters` makes a new `ValidatedFunction(flow.fn, config)` for every run: a pydantic
+    model class created from the function's signature (~6 ms of the worker's CPU per job, 7-8% of it,
+    py-spy), then validates the run's parameters with it. The model depends on the function and config
+    alone and validating with it keeps no state (but a one-time rebuild of forward references), so one
+    is kept per (function, config); every run's parameters are still validated with it."""
+    flows_module = importlib.import_module("prefect.flows")
+    made = internal("prefect.flows", "ValidatedFunction")
+    if getattr(made, "remembered", False):
+        return
+
+    def validated_function(function: Any, config: Any = None) -> Any:
+        key = (function, json.dumps(config, sort_keys=True, default=repr))
+        with _PARAMETER_MODELS_LOCK:
+            if key not in _PARAMETER_MODELS:
+                _PARAMETER_MODELS[key] = made(function, config=config)
+            return _PARAMETER_MODELS[key]
+
+    validated_function.remembered = True  # type: ignore[attr-defined]
+    validated_function.unremembered = made  # type: ignore[attr-defined]
+    flows_module.ValidatedFunction = validated_function
 
 
 def check_base_worker_hooks() -> None:

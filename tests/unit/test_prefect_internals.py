@@ -9,6 +9,7 @@ import pytest
 
 from swarmsync import prefect_internals
 from swarmsync.prefect_internals import PrefectInternalsChanged, internal
+from swarmsync.spec import JobSpec  # a flow's parameter type below, resolved from this module's names
 
 
 def test_a_missing_internal_is_named_not_skipped():
@@ -166,3 +167,39 @@ def test_prefect_clients_share_one_verified_tls_context_and_never_an_insecure_on
     assert _tls_context(insecure) is not _tls_context(first)
     assert _tls_context(insecure).verify_mode == ssl.CERT_NONE
     assert _tls_context(first).verify_mode == ssl.CERT_REQUIRED and _tls_context(first).check_hostname
+
+
+def test_a_flows_parameter_model_is_built_once_and_every_runs_parameters_still_validated(monkeypatch):
+    import prefect.flows
+    from cachetools import LRUCache
+    from prefect import flow
+    from prefect.exceptions import ParameterTypeError
+
+    prefects = getattr(prefect.flows.ValidatedFunction, "unremembered", prefect.flows.ValidatedFunction)
+    built: list[object] = []
+
+    class Counted(prefects):  # Prefect's own class, counting the models it builds
+        def __init__(self, *args, **kwargs):
+            built.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(prefect.flows, "ValidatedFunction", Counted)
+    monkeypatch.setattr(prefect_internals, "_PARAMETER_MODELS", LRUCache(maxsize=8))
+
+    @flow
+    def job_flow(job: JobSpec, attempt: int = 1) -> None:
+        """A flow with a job's parameters."""
+
+    given = {"job": {"image": "busybox", "command": ["echo", "hi"]}, "attempt": "2"}
+    before = len(built)
+    job_flow.validate_parameters(given)
+    job_flow.validate_parameters(given)
+    assert len(built) == before + 2  # Prefect alone: a new model at every run
+    prefect_internals.remember_parameter_models()
+    prefect_internals.remember_parameter_models()  # idempotent
+    for _ in range(3):
+        checked = job_flow.validate_parameters(given)
+        assert isinstance(checked["job"], JobSpec) and checked["job"].image == "busybox" and checked["attempt"] == 2
+    assert len(built) == before + 3  # built once more, then remembered
+    with pytest.raises(ParameterTypeError):
+        job_flow.validate_parameters({"job": {"image": "busybox"}, "attempt": "not a number"})
