@@ -31,7 +31,7 @@ from swarmsync.cli.target import hibernator, project
 from swarmsync.spec import JobSpec
 
 if TYPE_CHECKING:
-    from swarmsync.deployments.schedules import RecurringJob
+    from swarmsync.schedule_rows import RecurringJob
 
 app = typer.Typer(no_args_is_help=True, help="Recurring jobs: cron, interval or RRule schedules.")
 

@@ -22,7 +22,7 @@ from swarmsync.timing import parse_duration
 
 if TYPE_CHECKING:
     from swarmsync import templates
-    from swarmsync.deployments.schedules import RecurringJob
+    from swarmsync.schedule_rows import RecurringJob
     from swarmsync.jobs import Job
     from swarmsync.remote_jobs import RemoteJob
 
@@ -153,7 +153,7 @@ class RemoteHibernator:
                overlap: str = "allow", pool: str | None = None, queue: str | None = None,
                secret_env: dict[str, str] | None = None, paused: bool = False, project: str | None = None,
                **options: Any) -> RecurringJob:
-        from swarmsync.deployments.schedules import RecurringJob
+        from swarmsync.schedule_rows import RecurringJob
 
         when = {k: options.pop(k) for k in WHEN if k in options}
         body: dict[str, Any] = {"overlap": overlap, "pool": pool, "queue": queue, "paused": paused,
@@ -165,12 +165,12 @@ class RemoteHibernator:
         return RecurringJob.from_dict(self.client.create_schedule(name, spec, project=project, **body))
 
     def add(self, name: str, project: str | None = None, **when_and_overrides: Any) -> RecurringJob:
-        from swarmsync.deployments.schedules import RecurringJob
+        from swarmsync.schedule_rows import RecurringJob
 
         return RecurringJob.from_dict(self.client.add_schedule(name, project=project, **when_and_overrides))
 
     def list_schedules(self, project: str | None = None) -> list[RecurringJob]:
-        from swarmsync.deployments.schedules import RecurringJob
+        from swarmsync.schedule_rows import RecurringJob
 
         return [RecurringJob.from_dict(row) for row in self.client.schedules(project)]
 
