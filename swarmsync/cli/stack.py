@@ -15,11 +15,23 @@ from rich.table import Table
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.jobs import follow
 from swarmsync.client import remote_configured
-from swarmsync.connection import api_url
-from swarmsync.deployments.ports import swarmsync_command
 from swarmsync.settings import get_settings
 
 app = typer.Typer()
+
+
+def _api_url() -> str:
+    """`swarmsync.connection.api_url()`, imported here: it loads httpx, which `--help` does without."""
+    from swarmsync.connection import api_url
+
+    return api_url()
+
+
+def _swarmsync_command() -> str:
+    """`swarmsync.deployments.ports.swarmsync_command()`, imported when a command prints it (CLI start)."""
+    from swarmsync.deployments.ports import swarmsync_command
+
+    return swarmsync_command()
 
 
 def _sigterm_as_interrupt() -> None:
@@ -107,7 +119,7 @@ def _serve_until_stopped(stack: Any) -> None:
 
 def _print_ready(processes: dict | None = None) -> None:
     processes = processes or {}
-    url = api_url()
+    url = _api_url()
     settings = get_settings()
     console.print(f"[green]SwarmSync is up.[/green] Prefect UI: {url.removesuffix('/api')}")
     if "api" in processes:
@@ -118,7 +130,7 @@ def _print_ready(processes: dict | None = None) -> None:
         if settings.single_user:
             _print_login_link()
     console.print(f"  archive: {settings.archive_dir}   logs: {settings.home_dir / 'logs'}")
-    console.print(f"  try: {swarmsync_command()} submit --wait {hint_image()} echo hello", soft_wrap=True)
+    console.print(f"  try: {_swarmsync_command()} submit --wait {hint_image()} echo hello", soft_wrap=True)
     console.print("  Ctrl-C stops the stack")
 
 
@@ -135,7 +147,7 @@ def _print_tls(settings: Any) -> None:
     digest = fingerprint(ca.read_bytes())
     console.print(f"  TLS CA: {ca} ({digest})", soft_wrap=True)
     url = settings.public_url or settings.local_api_url
-    console.print(f"  log in from elsewhere: {swarmsync_command()} login {url} --fingerprint {digest}", soft_wrap=True)
+    console.print(f"  log in from elsewhere: {_swarmsync_command()} login {url} --fingerprint {digest}", soft_wrap=True)
 
 
 def dashboard_url() -> str:
@@ -156,8 +168,8 @@ def _print_login_link() -> None:
         return
     minutes = max(get_settings().login_link_ttl_seconds // 60, 1)
     console.print(f"  log in to the dashboard (one-time link, valid {minutes} min):\n    {link}", soft_wrap=True)
-    console.print(f"  a new link: {swarmsync_command()} login-link", soft_wrap=True)
-    console.print(f"  more users: {swarmsync_command()} user add NAME --role operator", soft_wrap=True)
+    console.print(f"  a new link: {_swarmsync_command()} login-link", soft_wrap=True)
+    console.print(f"  more users: {_swarmsync_command()} user add NAME --role operator", soft_wrap=True)
 
 
 @app.command("login-link")
@@ -210,8 +222,8 @@ def demo(
         result = job.result()
         console.print(f"[bold]job {result.state.lower()}[/bold]: {result.message}")
         console.print(f"  archived at: {result.archive_location}")
-        console.print(f"  .txt output: {swarmsync_command()} result {job.id}", soft_wrap=True)
-        console.print(f"  in Prefect:  {api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
+        console.print(f"  .txt output: {_swarmsync_command()} result {job.id}", soft_wrap=True)
+        console.print(f"  in Prefect:  {_api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
         if keep_running:
             _serve_until_stopped(stack)
         raise typer.Exit(code)
@@ -254,4 +266,4 @@ def dashboard() -> None:
 @app.command()
 def env() -> None:
     """Print the PREFECT_API_URL line so Prefect's CLI talks to SwarmSync's server."""
-    typer.echo(f"export PREFECT_API_URL={api_url()}")
+    typer.echo(f"export PREFECT_API_URL={_api_url()}")
