@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from swarmsync.spec import JobSpec
-
 if TYPE_CHECKING:  # typing only: the rows and handles are defined beside their implementations
     from swarmsync.job_rows import JobPage, JobResult, JobSummary
     from swarmsync.jobs import Job, Submission
+    from swarmsync.spec import JobSpec
 
 
 @runtime_checkable

@@ -15,7 +15,6 @@ from rich.table import Table
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.jobs import follow
 from swarmsync.client import remote_configured
-from swarmsync.settings import get_settings
 
 app = typer.Typer()
 
@@ -49,6 +48,8 @@ PrefectUrl = Annotated[str | None, typer.Option(
 
 
 def _use_prefect(url: str | None) -> None:
+    from swarmsync.settings import get_settings
+
     if url:
         os.environ["SWARMSYNC_API_URL"] = url.rstrip("/")
         get_settings.cache_clear()
@@ -82,6 +83,7 @@ def up(
 ) -> None:
     """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""
     from swarmsync.deployments.stack import Stack, StackError
+    from swarmsync.settings import get_settings
 
     if ha is not None:
         os.environ["SWARMSYNC_PREFECT_API_PROCESSES"] = str(ha)
@@ -118,6 +120,8 @@ def _serve_until_stopped(stack: Any) -> None:
 
 
 def _print_ready(processes: dict | None = None) -> None:
+    from swarmsync.settings import get_settings
+
     processes = processes or {}
     url = _api_url()
     settings = get_settings()
@@ -160,6 +164,7 @@ def dashboard_url() -> str:
 
 def _print_login_link() -> None:
     from swarmsync.auth.login_links import login_link
+    from swarmsync.settings import get_settings
 
     try:
         link = login_link(dashboard_url())
@@ -178,6 +183,7 @@ def login_link_command() -> None:
     that runs SwarmSync); the admin is created, with no usable password, if there is no user yet."""
     from swarmsync.auth.login_links import login_link
     from swarmsync.db import migrate
+    from swarmsync.settings import get_settings
 
     settings = get_settings()
     if not settings.single_user:
@@ -250,6 +256,7 @@ def doctor() -> None:
 def dashboard() -> None:
     """Start the Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (talks to the SwarmSync API) until Ctrl-C."""
     from swarmsync.deployments.stack import dashboard_command
+    from swarmsync.settings import get_settings
 
     settings = get_settings()
     command = dashboard_command(settings)  # StackError: exit 1 (console.EXIT_CODES)

@@ -34,6 +34,20 @@ def test_the_help_of_the_cli_imports_no_prefect(words):
     assert not any(loaded.values()), f"imported: {[m for m, yes in loaded.items() if yes]}"
 
 
+def test_help_builds_the_catalogue_options_only_for_the_commands_that_have_them():
+    """The JobSpec catalogue's options (`submit`, `schedule create`, `template save`, `pool create`) are made when
+    that command's help or words are read (`OptionsOnFirstUse`): `swarmsync --help` and the commands that read the
+    API load neither the models nor the settings for their help (nor pydantic for the top level's: Typer itself
+    imports it to convert a command's parameters); `submit --help` does load them."""
+    models = ("pydantic_settings", "swarmsync.spec", "swarmsync.catalogue", "swarmsync.policy", "swarmsync.settings")
+    assert not any(loaded_after(HELP.format(words=[["--help"]]), ("pydantic", *models)).values())
+    light = [["jobs", "--help"], ["status", "--help"], ["logs", "--help"], ["whoami", "--help"],
+             ["template", "list", "--help"], ["schedule", "list", "--help"], ["schedule", "--help"]]
+    loaded = loaded_after(HELP.format(words=light), models)
+    assert not any(loaded.values()), f"imported: {[m for m, yes in loaded.items() if yes]}"
+    assert loaded_after(HELP.format(words=[["submit", "--help"]]), ("swarmsync.catalogue",))["swarmsync.catalogue"]
+
+
 def test_the_api_client_imports_no_prefect():
     """`swarmsync.Client` (what API-only commands use) imports without Prefect, and without httpx, pydantic or
     the JobSpec models until a client is made or a call needs them; the names it always had still resolve."""
