@@ -115,12 +115,14 @@ class Client:
                  transport=None, ca: str | Path | bytes | None = None):
         import httpx
 
-        from swarmsync.tls import client_context
-
         self.url = url.rstrip("/")
         self.project = project
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        verify = client_context(_settings(), ca) if self.url.lower().startswith("https:") else True
+        verify = True
+        if self.url.lower().startswith("https:"):  # swarmsync.tls loads `cryptography`: only for https
+            from swarmsync.tls import client_context
+
+            verify = client_context(_settings(), ca)
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
                                  verify=verify)
 
@@ -201,11 +203,11 @@ class Client:
         """Send; a certificate that does not verify becomes `CertificateRefused` saying how to trust the CA."""
         import httpx
 
-        from swarmsync.tls import is_verify_error
-
         try:
             return self.http.send(request, stream=stream)
         except httpx.ConnectError as exc:
+            from swarmsync.tls import is_verify_error
+
             if is_verify_error(exc):
                 raise CertificateRefused(0, f"{self.url}: the server's certificate did not verify "
                                             f"(certificate verify failed): {CA_HINT}") from exc
