@@ -572,6 +572,14 @@ class Client:
             archive_location=f"{self.url}/jobs/{job_id}/result", client=self,
         )
 
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel the job: its container is stopped, partial output archived (`JobNotFound` if none)."""
+        self.request("POST", f"/jobs/{job_id}/cancel")
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished job: its run, its archive and its Secret blocks (`JobNotFound` if none)."""
+        self.request("DELETE", f"/jobs/{job_id}")
+
     @staticmethod
     def build_spec(image: str, command: list[str] | str | None = None, **options: Any) -> JobSpec:
         """A validated JobSpec from keyword options (`swarmsync.jobs.build_spec`)."""

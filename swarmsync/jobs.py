@@ -533,3 +533,9 @@ class LocalJobs:
 
     def get_job_result(self, job_id: str) -> JobResult:
         return get_job(job_id).result()
+
+    def cancel_job(self, job_id: str) -> None:
+        get_job(job_id).cancel()
+
+    def delete_job(self, job_id: str) -> None:
+        get_job(job_id).delete()

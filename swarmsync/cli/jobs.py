@@ -364,10 +364,11 @@ def files(
 @app.command()
 def cancel(job_id: str) -> None:
     """Cancel a job: its container is stopped, partial output archived."""
-    job = _job(job_id)
-    if job.is_finished():
-        fail(f"job {job.id} already ended {job.status()}", 1)
-    job.cancel()
+    backend = job_backend()  # by id, with no handle: through the API, no Prefect (docs/benchmarks.md, CLI start)
+    job = backend.get_job_summary(job_id)
+    if job.final:
+        fail(f"job {job.id} already ended {job.state or 'Unknown'}", 1)
+    backend.cancel_job(job.id)
     err.print(f"cancelling {job.id}")
 
 
@@ -388,8 +389,9 @@ def rerun(
 @app.command()
 def delete(job_id: str) -> None:
     """Delete a finished job: its run, its archive and its Secret blocks (cancel a running one first)."""
-    job = _job(job_id)
-    if not job.is_finished():
-        fail(f"job {job.id} is {job.status()}: cancel it first ('swarmsync cancel {job.id}')", 1)
-    job.delete()
+    backend = job_backend()
+    job = backend.get_job_summary(job_id)
+    if not job.final:
+        fail(f"job {job.id} is {job.state or 'Unknown'}: cancel it first ('swarmsync cancel {job.id}')", 1)
+    backend.delete_job(job.id)
     err.print(f"deleted {job.id}")

@@ -266,3 +266,21 @@ def test_schedule_list_through_the_api_imports_no_prefect(stack, remote, busybox
         api.change_schedule(name, "delete")
     assert name in printed and "paused" in printed, printed
     assert not any(loaded.values()), f"schedule list imported {[m for m, yes in loaded.items() if yes]}"
+
+
+def test_cancel_and_delete_through_the_api_import_no_prefect(stack, remote, busybox, no_leftover_containers,
+                                                             tmp_path):
+    """`swarmsync cancel ID` (a job due tomorrow) and `delete ID` (a finished one) through the API act by job id,
+    with no `Job` handle, and start without Prefect (docs/benchmarks.md, CLI start)."""
+    _, token = _user("operator")
+    api = swarmsync.Client(remote["SWARMSYNC_URL"], token)
+    finished = api.submit(busybox, ["echo", "done"]).wait(120)
+    later = api.submit(busybox, ["echo", "later"], at=datetime.now(UTC) + timedelta(days=1))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}, **remote,
+           "SWARMSYNC_TOKEN": token, "SWARMSYNC_HOME": str(tmp_path)}
+    for words in (["cancel", later.id], ["delete", finished.id]):
+        _, loaded = run_probe(COMMAND.format(words=words), env)
+        assert not any(loaded.values()), f"{' '.join(words)} imported {[m for m, yes in loaded.items() if yes]}"
+    with pytest.raises(swarmsync.JobNotFound):
+        api.get_job_summary(finished.id)
+    assert api.get_job_summary(later.id).state in ("Cancelling", "Cancelled")
