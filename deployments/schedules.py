@@ -29,7 +29,6 @@ parameters={"env": {"DAY": "monday"}})])`, where `parameters` are JobSpec overri
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -56,6 +55,7 @@ from swarmsync.deployments.schedule_rules import (
 from swarmsync.errors import ConflictError, NotFoundError
 from swarmsync.jobs import JOB_FLOW_NAME, Job, prepare_spec
 from swarmsync.owners import DEFAULT_PROJECT, owner_of_tags, owner_tags, project_of, stored_name, without_user_tags
+from swarmsync.schedule_rows import RecurringJob, ScheduleEntry  # here since the start; Prefect-free for the CLI
 from swarmsync.settings import get_settings
 from swarmsync.spec import SCHEDULE_TAG, JobSpec
 from swarmsync.templates import check_name
@@ -74,57 +74,6 @@ class ScheduleNotFound(NotFoundError):
 
 class ScheduleConflict(ConflictError, ScheduleError):
     """The name is taken (409): by another schedule of the project, or by a pool's job deployment."""
-
-
-@dataclass
-class ScheduleEntry:
-    """One Prefect schedule of a recurring job."""
-
-    id: UUID
-    description: str
-    active: bool
-    job: dict[str, Any] | None  # its own job parameter, if it overrides the deployment's
-    next_runs: list[datetime] = field(default_factory=list)
-
-
-@dataclass
-class RecurringJob:
-    """A named schedule: the job, where it runs, how overlaps are handled, when it runs next, its project
-    and owner (None: made without the API)."""
-
-    name: str
-    deployment_id: UUID
-    pool: str | None
-    overlap: str
-    paused: bool
-    job: dict[str, Any]
-    schedules: list[ScheduleEntry]
-    project: str = DEFAULT_PROJECT
-    owner: str | None = None
-
-    @property
-    def deployment(self) -> str:
-        return f"{JOB_FLOW_NAME}/{stored_name(self.project, self.name)}"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RecurringJob:
-        """From the API's JSON (`GET /schedules/{name}`), so remote and local callers see the same object."""
-        entries = [ScheduleEntry(id=UUID(str(e["id"])), description=e["description"], active=e["active"],
-                                 job=e.get("job"), next_runs=[_when(t) for t in e.get("next_runs") or []])
-                   for e in data.get("schedules") or []]
-        return cls(name=data["name"], deployment_id=UUID(str(data["deployment_id"])), pool=data.get("pool"),
-                   overlap=data["overlap"], paused=bool(data["paused"]), job=data.get("job") or {},
-                   schedules=entries, project=data.get("project") or DEFAULT_PROJECT, owner=data.get("owner"))
-
-    @property
-    def next_runs(self) -> list[datetime]:
-        if self.paused:
-            return []
-        return sorted(t for s in self.schedules if s.active for t in s.next_runs)[:3]
-
-
-def _when(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _merged(base: JobSpec, overrides: dict[str, Any]) -> JobSpec:

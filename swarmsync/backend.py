@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from swarmsync.spec import JobSpec
-
 if TYPE_CHECKING:  # typing only: the rows and handles are defined beside their implementations
     from swarmsync.job_rows import JobPage, JobResult, JobSummary
     from swarmsync.jobs import Job, Submission
+    from swarmsync.spec import JobSpec
 
 
 @runtime_checkable
@@ -64,6 +63,12 @@ class JobBackend(Protocol):
 
     def get_job_result(self, job_id: str) -> JobResult:
         """A finished job's result (`ArchiveNotFound` before it ends)."""
+
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel the job: its container is stopped, partial output archived (`JobNotFound` if none)."""
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished job: its run, its archive and its Secret blocks (`JobNotFound` if none)."""
 
     def read_archive_file(self, job_id: str, name: str) -> bytes:
         """One file of a finished job's archive (`ArchiveNotFound` before it ends)."""

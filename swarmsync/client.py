@@ -29,24 +29,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
-from swarmsync import catalogue  # noqa: F401 - the field catalogue the dashboard's forms are derived from
-from swarmsync.compose import load_compose  # noqa: F401 - compose files, for the dashboard (client/spec only)
 from swarmsync.errors import Error, InvalidError, NotFoundError, RefusedError
 from swarmsync.job_errors import JobNotFound
-from swarmsync.job_rows import JobPage, JobSummary, RemoteJobResult
 from swarmsync.lazy_names import loader
 from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 - LogFollower: the dashboard's live tail
 from swarmsync.owners import DEFAULT_PROJECT, stored_name
-from swarmsync.policy import HostPolicy  # noqa: F401 - the pool form's settings, for the dashboard
-from swarmsync.routing import queue_for  # noqa: F401 - the queue of required host labels, for the dashboard
-from swarmsync.settings import get_settings
-from swarmsync.spec import JobSpec
 
 if TYPE_CHECKING:
+    import httpx
+
+    from swarmsync.job_rows import JobPage, JobSummary, RemoteJobResult
     from swarmsync.jobs import Submission
     from swarmsync.remote_jobs import RemoteJob
+    from swarmsync.settings import SwarmSyncSettings
+    from swarmsync.spec import JobSpec
 
 # Commands that only talk to the API must start without importing Prefect (docs/benchmarks.md, CLI start):
 # the job handles and rows, which carry a Prefect FlowRun, load on first use (the CLI reads `JobSummary`s).
@@ -54,7 +50,14 @@ _LAZY = {"RemoteJob": "swarmsync.remote_jobs", "JobResult": "swarmsync.job_rows"
          **dict.fromkeys(("Job", "JobRow", "Submission", "build_spec"), "swarmsync.jobs"),
          **dict.fromkeys(("ArchiveCorrupt", "ArchiveNotFound", "ArchiveStoreError", "checked_chunks"),
                          "swarmsync.archive"),
-         "FlowRun": "prefect.client.schemas.objects"}
+         "FlowRun": "prefect.client.schemas.objects",
+         # `--help` and the commands that only read the API start without these (docs/benchmarks.md, CLI
+         # start): httpx loads when a Client is made, the models when a call reads or builds one, and the
+         # dashboard's names (the field catalogue, compose files, the pool form) when it asks
+         **dict.fromkeys(("JobPage", "JobSummary", "RemoteJobResult"), "swarmsync.job_rows"),
+         "JobSpec": "swarmsync.spec", "get_settings": "swarmsync.settings", "httpx": "httpx",
+         "catalogue": "swarmsync.catalogue", "load_compose": "swarmsync.compose", "HostPolicy": "swarmsync.policy",
+         "queue_for": "swarmsync.routing"}
 
 
 __getattr__ = loader(__name__, _LAZY, globals())  # `from swarmsync.client import RemoteJob`, as it always was
@@ -110,12 +113,16 @@ class Client:
 
     def __init__(self, url: str, token: str | None = None, project: str | None = None, *, timeout: float = 60,
                  transport=None, ca: str | Path | bytes | None = None):
-        from swarmsync.tls import client_context
+        import httpx
 
         self.url = url.rstrip("/")
         self.project = project
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        verify = client_context(get_settings(), ca) if self.url.lower().startswith("https:") else True
+        verify = True
+        if self.url.lower().startswith("https:"):  # swarmsync.tls loads `cryptography`: only for https
+            from swarmsync.tls import client_context
+
+            verify = client_context(_settings(), ca)
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
                                  verify=verify)
 
@@ -126,7 +133,7 @@ class Client:
     def from_settings(cls) -> Client:
         """SWARMSYNC_URL/SWARMSYNC_TOKEN, else the login stored by `swarmsync login`; the project
         SWARMSYNC_PROJECT, else the one `swarmsync project use` stored."""
-        settings = get_settings()
+        settings = _settings()
         stored = load_credentials()
         url = settings.url or stored.get("url")
         if not url:
@@ -194,11 +201,13 @@ class Client:
 
     def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
         """Send; a certificate that does not verify becomes `CertificateRefused` saying how to trust the CA."""
-        from swarmsync.tls import is_verify_error
+        import httpx
 
         try:
             return self.http.send(request, stream=stream)
         except httpx.ConnectError as exc:
+            from swarmsync.tls import is_verify_error
+
             if is_verify_error(exc):
                 raise CertificateRefused(0, f"{self.url}: the server's certificate did not verify "
                                             f"(certificate verify failed): {CA_HINT}") from exc
@@ -434,6 +443,8 @@ class Client:
         """The JobSpec of a submission: given, built from options, or a saved template of `project` (read
         through the API) with `command` and options overriding it, its env and secrets
         extended (`swarmsync.templates.apply_overrides`, as locally)."""
+        from swarmsync.spec import JobSpec
+
         if not template:
             return image if isinstance(image, JobSpec) else self.build_spec(image, command, **options)
         from swarmsync.templates import apply_overrides
@@ -520,11 +531,15 @@ class Client:
     def list_job_summaries(self, limit: int = 50, state: str | None = None, user: str | None = None,
                            offset: int = 0, project: str | None = None, after: str | None = None) -> JobPage:
         """`list_jobs` with `JobSummary` rows: the same fields but the Prefect flow run (read without Prefect)."""
+        from swarmsync.job_rows import JobSummary
+
         return self._job_page(JobSummary, limit, state, user, offset, project, after)
 
     def _job_page(self, row: type[JobSummary], limit: int, state: str | None, user: str | None, offset: int,
                   project: str | None, after: str | None) -> JobPage:
         """`GET /jobs` as a page of `row`s."""
+        from swarmsync.job_rows import JobPage
+
         params = {"limit": limit, **({"offset": offset} if offset else {}), **({"after": after} if after else {}),
                   **({"state": state} if state else {}), **({"user": user} if user else {}), **self._scope(project)}
         response = self.request("GET", "/jobs", params=params)
@@ -535,6 +550,8 @@ class Client:
 
     def get_job_summary(self, job_id: str) -> JobSummary:
         """The job now, as `GET /jobs/{id}` gives it, without its Prefect flow run (`JobNotFound` if none)."""
+        from swarmsync.job_rows import JobSummary
+
         return JobSummary.model_validate(self.request("GET", f"/jobs/{job_id}").json())
 
     def get_job_logs(self, job_id: str, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
@@ -546,6 +563,8 @@ class Client:
 
     def get_job_result(self, job_id: str) -> RemoteJobResult:
         """A finished job's result (its manifest); `ArchiveNotFound` before it ends."""
+        from swarmsync.job_rows import RemoteJobResult
+
         manifest = self.request("GET", f"/jobs/{job_id}/result").json()
         return RemoteJobResult(
             job_id=job_id, state=manifest["state"], exit_code=manifest.get("exit_code"),
@@ -553,9 +572,19 @@ class Client:
             archive_location=f"{self.url}/jobs/{job_id}/result", client=self,
         )
 
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel the job: its container is stopped, partial output archived (`JobNotFound` if none)."""
+        self.request("POST", f"/jobs/{job_id}/cancel")
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished job: its run, its archive and its Secret blocks (`JobNotFound` if none)."""
+        self.request("DELETE", f"/jobs/{job_id}")
+
     @staticmethod
     def build_spec(image: str, command: list[str] | str | None = None, **options: Any) -> JobSpec:
         """A validated JobSpec from keyword options (`swarmsync.jobs.build_spec`)."""
+        from swarmsync.spec import JobSpec
+
         return JobSpec(image=image, command=command, **options)
 
     JobNotFound = JobNotFound
@@ -589,6 +618,8 @@ class Client:
         size = response.headers.get("Content-Length")
 
         def chunks() -> Iterator[bytes]:
+            import httpx
+
             from swarmsync.archive import ArchiveCorrupt, checked_chunks
 
             try:
@@ -654,7 +685,7 @@ class DashboardSettings:
 
 
 def dashboard_settings() -> DashboardSettings:
-    settings = get_settings()
+    settings = _settings()
     # default: the API on this host (0.0.0.0 reached as 127.0.0.1), https in team mode
     api_url = settings.dashboard_api_url or settings.url or settings.local_api_url
     prefect_ui = settings.prefect_ui_url or settings.prefect_api_url.removesuffix("/").removesuffix("/api")
@@ -679,9 +710,16 @@ def reachable(url: str) -> str:
     return url
 
 
+def _settings() -> SwarmSyncSettings:
+    """`swarmsync.settings.get_settings()`, imported on first use (pydantic-settings: not for `--help`)."""
+    from swarmsync.settings import get_settings
+
+    return get_settings()
+
+
 # --- the stored login (swarmsync login) ------------------------------------------------
 def credentials_path() -> Path:
-    return get_settings().config_dir.expanduser() / CREDENTIALS_FILE
+    return _settings().config_dir.expanduser() / CREDENTIALS_FILE
 
 
 def save_credentials(url: str, token: str, username: str, project: str | None = None,
@@ -733,4 +771,4 @@ def forget_credentials() -> bool:
 
 def remote_configured() -> bool:
     """True when the CLI should go through a SwarmSync API (SWARMSYNC_URL or a stored login)."""
-    return bool(get_settings().url or load_credentials().get("url"))
+    return bool(_settings().url or load_credentials().get("url"))

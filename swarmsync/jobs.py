@@ -48,11 +48,10 @@ from swarmsync.owners import (
 )
 from swarmsync.routing import labels_of_queue
 from swarmsync.run_handle import RunHandle
+from swarmsync.schedule_rows import JOB_FLOW_NAME
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
-
-JOB_FLOW_NAME = "container-job"
 
 
 class JobRow(JobSummary):
@@ -534,3 +533,9 @@ class LocalJobs:
 
     def get_job_result(self, job_id: str) -> JobResult:
         return get_job(job_id).result()
+
+    def cancel_job(self, job_id: str) -> None:
+        get_job(job_id).cancel()
+
+    def delete_job(self, job_id: str) -> None:
+        get_job(job_id).delete()

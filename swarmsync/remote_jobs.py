@@ -34,7 +34,7 @@ class RemoteJob(Job):
         return self.row().flow_run
 
     def cancel(self) -> None:
-        self.client.request("POST", f"/jobs/{self.id}/cancel")
+        self.client.cancel_job(self.id)
 
     def rerun(self) -> RemoteJob:
         """Submit the job again, unchanged, in its project and pool, as the caller; returns the new job."""
@@ -42,7 +42,7 @@ class RemoteJob(Job):
 
     def delete(self) -> None:
         """Delete the finished job: its run, its archive and its Secret blocks."""
-        self.client.request("DELETE", f"/jobs/{self.id}")
+        self.client.delete_job(self.id)
 
     def states(self) -> list[tuple[datetime, str, str, str | None]]:
         rows = self.client.request("GET", f"/jobs/{self.id}/states").json()

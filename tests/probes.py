@@ -8,6 +8,9 @@ import subprocess
 import sys
 
 HEAVY = ("prefect", "sqlalchemy", "docker", "fastapi", "streamlit")
+# what `swarmsync --help` does without too: the HTTP client (loaded once a command sends a request), the JobSpec
+# models' helpers the dashboard reads through swarmsync.client, pipeline files (docs/benchmarks.md, CLI start)
+NOT_FOR_HELP = ("httpx", "anyio", "yaml", "swarmsync.compose", "swarmsync.pipeline_spec", "swarmsync.connection")
 
 # `swarmsync WORDS` as the console script runs it, in the probe's own interpreter
 COMMAND = """
@@ -20,15 +23,17 @@ except SystemExit as exc:
 """
 
 
-def run_probe(code: str, env: dict[str, str] | None = None) -> tuple[str, dict[str, bool]]:
-    """What a fresh interpreter printed running `code` (with `env`), and which of HEAVY it had imported by then."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
+def run_probe(code: str, env: dict[str, str] | None = None,
+              modules: tuple[str, ...] = HEAVY) -> tuple[str, dict[str, bool]]:
+    """What a fresh interpreter printed running `code` (with `env`), and which of `modules` it had imported by
+    then."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {modules!r}}}))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     *printed, loaded = done.stdout.strip().splitlines()
     return "\n".join(printed), json.loads(loaded)
 
 
-def loaded_after(code: str) -> dict[str, bool]:
-    """Which of HEAVY a fresh interpreter has imported after running `code`."""
-    return run_probe(code)[1]
+def loaded_after(code: str, modules: tuple[str, ...] = HEAVY) -> dict[str, bool]:
+    """Which of `modules` a fresh interpreter has imported after running `code`."""
+    return run_probe(code, modules=modules)[1]

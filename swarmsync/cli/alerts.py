@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from swarmsync.cli.console import console, err, fail
-from swarmsync.cli.job_arguments import USER_ERRORS
+from swarmsync.cli.job_arguments import user_errors
 from swarmsync.cli.options import AllProjects, Project
 from swarmsync.cli.target import client, project
 from swarmsync.client import APIError, remote_configured
@@ -73,7 +73,7 @@ def add(
         fail(f"--on {on!r}: one of {', '.join(ON)}")
     try:
         made = target().add_alert(name, on, webhook, project=project(project_), pool=pool)
-    except (*USER_ERRORS, InvalidError, APIError) as exc:
+    except (*user_errors(), InvalidError, APIError) as exc:
         fail(str(exc))
     err.print(f"added alert {name} of project {made['project']}: on {on}, to {escape(made['webhook'])}")
 
@@ -103,6 +103,6 @@ def remove(name: Annotated[str, typer.Argument(help="The alert's name")], projec
     """Remove an alert (yours; a maintainer of the project or an admin: any of it)."""
     try:
         target().remove_alert(name, project(project_))
-    except (*USER_ERRORS, NotFoundError, APIError) as exc:
+    except (*user_errors(), NotFoundError, APIError) as exc:
         fail(str(exc))
     err.print(f"removed alert {name}")

@@ -2,8 +2,8 @@
 model, so a field added to `JobSpec` or `HostPolicy` is an option of `submit`, `schedule create`,
 `template save` (or `pool create`) with no code here or in the command.
 
-    @app.command()
-    @catalogue_options(JobSpec)
+    @app.command(cls=OptionsOnFirstUse)
+    @catalogue_options("swarmsync.spec:JobSpec")
     def submit(image: ..., fields: CatalogueFields = None, pool: Pool = None) -> None:
         ...  # `fields`: the JobSpec fields given, as keyword arguments
 
@@ -11,25 +11,33 @@ The decorator (an `option_groups.option_group`) puts the options where the comma
 `fields` parameter (so `--help` lists them in that place) and hands the command the values given,
 converted to what the model takes (NAME=VALUE pairs as a dict, --input files read and checksummed,
 sizes in bytes).
+
+The model named as "module:Class" is imported, and its options made, only when the command's own parameters
+are read (`cls=OptionsOnFirstUse`): `swarmsync --help` and the other commands start without the JobSpec models
+and pydantic (docs/benchmarks.md, CLI start). A model class given itself makes them at once.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
 
-from swarmsync import catalogue
 from swarmsync.cli.console import fail
 from swarmsync.cli.job_arguments import parse_env
-from swarmsync.cli.option_groups import keyword, option_group
-from swarmsync.policy import parse_size
-from swarmsync.spec import InputFile, JobSpecError
+from swarmsync.cli.option_groups import OptionsOnFirstUse, keyword, option_group
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic.fields import FieldInfo
+
+    from swarmsync.spec import InputFile
+
+__all__ = ["SLOT", "CatalogueFields", "OptionsOnFirstUse", "catalogue_options", "input_files", "option_fields"]
 
 CatalogueFields = dict[str, Any] | None  # the annotation of the parameter the options replace
 SLOT = "fields"
@@ -41,11 +49,15 @@ _TYPES: dict[str, Any] = {"flag": bool | None, "number": float | None, "whole": 
 
 def option_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
     """The fields of `model` that are CLI options: reached by the CLI and not positional words."""
+    from swarmsync import catalogue
+
     return {name: info for name, info in catalogue.fields(model, catalogue.CLI).items()
             if not catalogue.reach(info).argument}
 
 
 def _parameter(name: str, info: FieldInfo) -> inspect.Parameter:
+    from swarmsync import catalogue
+
     kind = catalogue.kind(info)
     annotation = list[catalogue.item_type(info)] | None if kind == "numbers" else _TYPES.get(kind)
     if annotation is None:
@@ -57,6 +69,9 @@ def _parameter(name: str, info: FieldInfo) -> inspect.Parameter:
 
 def _value(flag: str, info: FieldInfo, value: Any) -> Any:
     """A given option as the model takes it."""
+    from swarmsync import catalogue
+    from swarmsync.policy import parse_size
+
     kind = catalogue.kind(info)
     if kind == "pairs":
         return parse_env(value, flag)
@@ -72,6 +87,10 @@ def _value(flag: str, info: FieldInfo, value: Any) -> Any:
 
 def input_files(items: list[str]) -> list[InputFile]:
     """--input LOCAL:/container/path[:SHA256], read now."""
+    from pydantic import ValidationError
+
+    from swarmsync.spec import InputFile, JobSpecError
+
     inputs = []
     for item in items:
         local, _, rest = item.partition(":")
@@ -83,13 +102,27 @@ def input_files(items: list[str]) -> list[InputFile]:
     return inputs
 
 
-def catalogue_options(model: type[BaseModel]) -> Callable[[F], F]:
+def _model(model: type[BaseModel] | str) -> type[BaseModel]:
+    if not isinstance(model, str):
+        return model
+    module, _, name = model.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def catalogue_options(model: type[BaseModel] | str) -> Callable[[F], F]:
     """Replace the command's `fields` parameter by an option per field of `model` (see the module);
-    the command gets `fields`: {field: value} of the options given (None and empty lists left out)."""
-    options = option_fields(model)
+    the command gets `fields`: {field: value} of the options given (None and empty lists left out).
+    `model` as "module:Class": made on first use (register the command with `cls=OptionsOnFirstUse`)."""
+    options: dict[str, FieldInfo] = {}
+
+    def parameters() -> list[inspect.Parameter]:
+        options.update(option_fields(_model(model)))
+        return [_parameter(name, info) for name, info in options.items()]
 
     def given(values: dict[str, Any]) -> dict[str, Any]:
+        from swarmsync import catalogue
+
         return {name: _value(catalogue.flags(name, options[name])[0], options[name], value)
                 for name, value in values.items() if value not in (None, [], ())}
 
-    return option_group(SLOT, [_parameter(name, info) for name, info in options.items()], given)
+    return option_group(SLOT, parameters if isinstance(model, str) else parameters(), given)

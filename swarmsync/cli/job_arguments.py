@@ -5,24 +5,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from pydantic import ValidationError
+from typing import Any
 
 from swarmsync.cli.console import fail
-from swarmsync.spec import JobSpecError
-from swarmsync.timing import TimingError
 
-# What a job, schedule or template call raises when its input is wrong: an invalid job or
-# time, an unknown name. Commands report them with `fail` (exit code 2).
-USER_ERRORS = (ValueError, ValidationError, JobSpecError, TimingError, LookupError)
+
+def spec_errors() -> tuple[type[Exception], ...]:
+    """What an invalid JobSpec raises (pydantic's `ValidationError`, `JobSpecError`), imported when asked."""
+    from pydantic import ValidationError
+
+    from swarmsync.spec import JobSpecError
+
+    return (ValidationError, JobSpecError)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """What a job, schedule or template call raises when its input is wrong: an invalid job or
+    time, an unknown name. Commands report them with `fail` (exit code 2). Imported when asked (pydantic and the
+    JobSpec models: not for `--help`); `USER_ERRORS` names the same tuple."""
+    from swarmsync.timing import TimingError
+
+    return (ValueError, *spec_errors(), TimingError, LookupError)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "USER_ERRORS":  # as it always was, made on first use
+        return user_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextmanager
 def input_errors() -> Iterator[None]:
-    """Within it, a USER_ERRORS ends the command with its message (`fail`, exit code 2)."""
+    """Within it, a `user_errors()` ends the command with its message (`fail`, exit code 2)."""
     try:
         yield
-    except USER_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, user_errors()):
+            raise
         fail(str(exc))
 
 

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
-from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
+from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
 from swarmsync.cli.console import console, err, fail
-from swarmsync.cli.job_arguments import parse_env
+from swarmsync.cli.job_arguments import parse_env, spec_errors
 from swarmsync.cli.options import (
     AllProjects,
     Command,
@@ -30,11 +29,11 @@ from swarmsync.cli.options import (
     Template,
 )
 from swarmsync.cli.target import job_backend, project
-from swarmsync.spec import JobSpec, JobSpecError
 
 if TYPE_CHECKING:
     from swarmsync import jobs
     from swarmsync.backend import JobBackend
+    from swarmsync.spec import JobSpec
 
 # Prefect, the archive and templates are imported by the commands that use them: `--help` and commands that only
 # talk to a SwarmSync API start without Prefect (docs/benchmarks.md, CLI start).
@@ -112,11 +111,13 @@ def _submit_specs(specs: list[JobSpec], pool: str | None, queue: str | None, **e
 
 
 def _submit_list(items: list, pool: str | None, queue: str | None, in_project: str | None) -> int:
+    from swarmsync.spec import JobSpec
+
     specs = []
     for index, item in enumerate(items):
         try:
             specs.append(JobSpec(**item))
-        except (ValidationError, JobSpecError, TypeError) as exc:
+        except (*spec_errors(), TypeError) as exc:
             fail(f"spec {index}: {exc}")
     return _submit_specs(specs, pool, queue, project=in_project)
 
@@ -134,7 +135,7 @@ def _submit_copies(count: int, image: str | None, command: list[str] | str | Non
             spec, extra = jobs.prepare_spec(spec, None, secret_env, {}, project=in_project), {}
         else:  # the server stores the secrets (and fills in the template's, hidden from this user)
             extra = {"secret_env": secret_env, "template": template}
-    except (ValidationError, JobSpecError, LookupError) as exc:
+    except (*spec_errors(), LookupError) as exc:
         fail(f"invalid job: {exc}")
     return _submit_specs([spec] * count, pool, queue, project=in_project, **extra)
 
@@ -152,14 +153,14 @@ def _compose_options(path: Path, main: str | None, image: str | None, spec_file:
         spec = load_compose(path.read_text(), main)
     except OSError as exc:
         fail(f"--compose {path}: {exc}")
-    except (ValidationError, JobSpecError) as exc:
+    except spec_errors() as exc:
         fail(f"--compose {path}: {exc}")
     options = spec.model_dump(mode="json", exclude_defaults=True)
     return options, options.pop("image")
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
-@catalogue_options(JobSpec)
+@app.command(context_settings={"allow_interspersed_args": False}, cls=OptionsOnFirstUse)
+@catalogue_options("swarmsync.spec:JobSpec")
 def submit(
     image: Annotated[str | None, typer.Argument(help="Image, e.g. busybox:1.36 (with --template: the command)")] = None,
     command: Command = None,
@@ -217,7 +218,7 @@ def submit(
             image, cmd, secret_env=secret_env, pool=pool, queue=queue, template=template, at=at, delay=delay,
             project=in_project, **options,
         )
-    except (ValidationError, JobSpecError) as exc:  # TimingError, JobNotFound, TemplateNotFound: exit 2
+    except spec_errors() as exc:  # TimingError, JobNotFound, TemplateNotFound: exit 2
         fail(f"invalid job: {exc}")
     if at or delay:
         scheduled = job.flow_run().expected_start_time
@@ -363,10 +364,11 @@ def files(
 @app.command()
 def cancel(job_id: str) -> None:
     """Cancel a job: its container is stopped, partial output archived."""
-    job = _job(job_id)
-    if job.is_finished():
-        fail(f"job {job.id} already ended {job.status()}", 1)
-    job.cancel()
+    backend = job_backend()  # by id, with no handle: through the API, no Prefect (docs/benchmarks.md, CLI start)
+    job = backend.get_job_summary(job_id)
+    if job.final:
+        fail(f"job {job.id} already ended {job.state or 'Unknown'}", 1)
+    backend.cancel_job(job.id)
     err.print(f"cancelling {job.id}")
 
 
@@ -387,8 +389,9 @@ def rerun(
 @app.command()
 def delete(job_id: str) -> None:
     """Delete a finished job: its run, its archive and its Secret blocks (cancel a running one first)."""
-    job = _job(job_id)
-    if not job.is_finished():
-        fail(f"job {job.id} is {job.status()}: cancel it first ('swarmsync cancel {job.id}')", 1)
-    job.delete()
+    backend = job_backend()
+    job = backend.get_job_summary(job_id)
+    if not job.final:
+        fail(f"job {job.id} is {job.state or 'Unknown'}: cancel it first ('swarmsync cancel {job.id}')", 1)
+    backend.delete_job(job.id)
     err.print(f"deleted {job.id}")

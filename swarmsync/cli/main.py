@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
-import httpx
 import typer
 from typer.core import TyperGroup
 
@@ -25,7 +26,6 @@ from swarmsync.cli import (
     worker,
 )
 from swarmsync.cli.console import exit_code, fail
-from swarmsync.connection import api_url
 from swarmsync.errors import Error
 
 
@@ -38,19 +38,27 @@ class OneLineErrors(TyperGroup):
             return super().invoke(ctx)
         except (Error, LookupError) as exc:
             fail(str(exc), exit_code(exc))
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != 401:
+        except Exception as exc:
+            # an httpx error can only come from a command that imported httpx: `--help` does not load it
+            httpx = sys.modules.get("httpx")
+            if httpx is None:
                 raise
-            from swarmsync.doctor import prefect_auth_hint
+            from swarmsync.connection import api_url
 
-            fail(f"the Prefect API at {api_url()} refused the request (401): {prefect_auth_hint()}", 4)
-        except httpx.ConnectError as exc:
-            from swarmsync.tls import is_verify_error
+            if isinstance(exc, httpx.HTTPStatusError):
+                if exc.response.status_code != 401:
+                    raise
+                from swarmsync.doctor import prefect_auth_hint
 
-            if is_verify_error(exc):
-                fail(f"the server's certificate did not verify: {exc}", 4)
-            fail(f"cannot reach the Prefect API at {api_url()}: "
-                 "is the stack up? ('swarmsync up', or set SWARMSYNC_API_URL)", 3)
+                fail(f"the Prefect API at {api_url()} refused the request (401): {prefect_auth_hint()}", 4)
+            if isinstance(exc, httpx.ConnectError):
+                from swarmsync.tls import is_verify_error
+
+                if is_verify_error(exc):
+                    fail(f"the server's certificate did not verify: {exc}", 4)
+                fail(f"cannot reach the Prefect API at {api_url()}: "
+                     "is the stack up? ('swarmsync up', or set SWARMSYNC_API_URL)", 3)
+            raise
 
 
 app = typer.Typer(

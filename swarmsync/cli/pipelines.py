@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.table import Table
 
@@ -24,7 +23,6 @@ from swarmsync.cli.options import ScheduleName
 from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import client, project
 from swarmsync.client import remote_configured
-from swarmsync.pipeline_spec import PipelineError
 from swarmsync.timing import start_time
 
 if TYPE_CHECKING:
@@ -102,6 +100,8 @@ def backend() -> LocalPipelines | RemotePipelines:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -169,6 +169,8 @@ def run(
 ) -> None:
     """Submit a pipeline: checked whole (cycles, unknown steps, bad inputs_from) and every step admitted
     before anything runs; prints its id."""
+    from swarmsync.pipeline_spec import PipelineError
+
     target = backend()
     try:
         view = target.submit(_read_file(file), project(in_project), start_time(None, in_) if in_ else None)
@@ -238,6 +240,8 @@ def schedule(
     """Run the pipeline on a schedule (--every or --cron): the deployment `pipeline/NAME` on Core's pipeline
     pool. Through the API (a login or SWARMSYNC_URL) every step is admitted for you; each run's steps are
     checked again by the worker under the schedule's owner."""
+    from swarmsync.pipeline_spec import PipelineError
+
     with input_errors():
         try:
             made = pipeline_schedules().create(name, _read_file(file), every=every, cron=cron, timezone=timezone,

@@ -7,15 +7,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
+from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
 from swarmsync.cli.console import console, fail
-from swarmsync.policy import HostPolicy
 
 app = typer.Typer(no_args_is_help=True, help="Work pools: Docker hosts and their policy.")
 
 
-@app.command("create")
-@catalogue_options(HostPolicy)
+@app.command("create", cls=OptionsOnFirstUse)
+@catalogue_options("swarmsync.policy:HostPolicy")
 def create(
     name: str,
     fields: CatalogueFields = None,

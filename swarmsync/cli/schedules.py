@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
+from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
 from swarmsync.cli.console import console, err
 from swarmsync.cli.job_arguments import command_from, input_errors, parse_env
 from swarmsync.cli.options import (
@@ -28,16 +28,15 @@ from swarmsync.cli.options import (
 )
 from swarmsync.cli.pipeline_schedules import pipeline_schedules
 from swarmsync.cli.target import hibernator, project
-from swarmsync.spec import JobSpec
 
 if TYPE_CHECKING:
-    from swarmsync.deployments.schedules import RecurringJob
+    from swarmsync.schedule_rows import RecurringJob
 
 app = typer.Typer(no_args_is_help=True, help="Recurring jobs: cron, interval or RRule schedules.")
 
 
-@app.command("create")
-@catalogue_options(JobSpec)
+@app.command("create", cls=OptionsOnFirstUse)
+@catalogue_options("swarmsync.spec:JobSpec")
 @schedule_times
 def create(
     name: ScheduleName,

@@ -15,11 +15,22 @@ from rich.table import Table
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.jobs import follow
 from swarmsync.client import remote_configured
-from swarmsync.connection import api_url
-from swarmsync.deployments.ports import swarmsync_command
-from swarmsync.settings import get_settings
 
 app = typer.Typer()
+
+
+def _api_url() -> str:
+    """`swarmsync.connection.api_url()`, imported here: it loads httpx, which `--help` does without."""
+    from swarmsync.connection import api_url
+
+    return api_url()
+
+
+def _swarmsync_command() -> str:
+    """`swarmsync.deployments.ports.swarmsync_command()`, imported when a command prints it (CLI start)."""
+    from swarmsync.deployments.ports import swarmsync_command
+
+    return swarmsync_command()
 
 
 def _sigterm_as_interrupt() -> None:
@@ -37,6 +48,8 @@ PrefectUrl = Annotated[str | None, typer.Option(
 
 
 def _use_prefect(url: str | None) -> None:
+    from swarmsync.settings import get_settings
+
     if url:
         os.environ["SWARMSYNC_API_URL"] = url.rstrip("/")
         get_settings.cache_clear()
@@ -70,6 +83,7 @@ def up(
 ) -> None:
     """Start the embedded stack (Prefect server, database, pool, deployment, API, dashboard, worker) until Ctrl-C."""
     from swarmsync.deployments.stack import Stack, StackError
+    from swarmsync.settings import get_settings
 
     if ha is not None:
         os.environ["SWARMSYNC_PREFECT_API_PROCESSES"] = str(ha)
@@ -106,8 +120,10 @@ def _serve_until_stopped(stack: Any) -> None:
 
 
 def _print_ready(processes: dict | None = None) -> None:
+    from swarmsync.settings import get_settings
+
     processes = processes or {}
-    url = api_url()
+    url = _api_url()
     settings = get_settings()
     console.print(f"[green]SwarmSync is up.[/green] Prefect UI: {url.removesuffix('/api')}")
     if "api" in processes:
@@ -118,7 +134,7 @@ def _print_ready(processes: dict | None = None) -> None:
         if settings.single_user:
             _print_login_link()
     console.print(f"  archive: {settings.archive_dir}   logs: {settings.home_dir / 'logs'}")
-    console.print(f"  try: {swarmsync_command()} submit --wait {hint_image()} echo hello", soft_wrap=True)
+    console.print(f"  try: {_swarmsync_command()} submit --wait {hint_image()} echo hello", soft_wrap=True)
     console.print("  Ctrl-C stops the stack")
 
 
@@ -135,7 +151,7 @@ def _print_tls(settings: Any) -> None:
     digest = fingerprint(ca.read_bytes())
     console.print(f"  TLS CA: {ca} ({digest})", soft_wrap=True)
     url = settings.public_url or settings.local_api_url
-    console.print(f"  log in from elsewhere: {swarmsync_command()} login {url} --fingerprint {digest}", soft_wrap=True)
+    console.print(f"  log in from elsewhere: {_swarmsync_command()} login {url} --fingerprint {digest}", soft_wrap=True)
 
 
 def dashboard_url() -> str:
@@ -148,6 +164,7 @@ def dashboard_url() -> str:
 
 def _print_login_link() -> None:
     from swarmsync.auth.login_links import login_link
+    from swarmsync.settings import get_settings
 
     try:
         link = login_link(dashboard_url())
@@ -156,8 +173,8 @@ def _print_login_link() -> None:
         return
     minutes = max(get_settings().login_link_ttl_seconds // 60, 1)
     console.print(f"  log in to the dashboard (one-time link, valid {minutes} min):\n    {link}", soft_wrap=True)
-    console.print(f"  a new link: {swarmsync_command()} login-link", soft_wrap=True)
-    console.print(f"  more users: {swarmsync_command()} user add NAME --role operator", soft_wrap=True)
+    console.print(f"  a new link: {_swarmsync_command()} login-link", soft_wrap=True)
+    console.print(f"  more users: {_swarmsync_command()} user add NAME --role operator", soft_wrap=True)
 
 
 @app.command("login-link")
@@ -166,6 +183,7 @@ def login_link_command() -> None:
     that runs SwarmSync); the admin is created, with no usable password, if there is no user yet."""
     from swarmsync.auth.login_links import login_link
     from swarmsync.db import migrate
+    from swarmsync.settings import get_settings
 
     settings = get_settings()
     if not settings.single_user:
@@ -210,8 +228,8 @@ def demo(
         result = job.result()
         console.print(f"[bold]job {result.state.lower()}[/bold]: {result.message}")
         console.print(f"  archived at: {result.archive_location}")
-        console.print(f"  .txt output: {swarmsync_command()} result {job.id}", soft_wrap=True)
-        console.print(f"  in Prefect:  {api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
+        console.print(f"  .txt output: {_swarmsync_command()} result {job.id}", soft_wrap=True)
+        console.print(f"  in Prefect:  {_api_url().removesuffix('/api')}/runs/flow-run/{job.id}")
         if keep_running:
             _serve_until_stopped(stack)
         raise typer.Exit(code)
@@ -238,6 +256,7 @@ def doctor() -> None:
 def dashboard() -> None:
     """Start the Streamlit dashboard on SWARMSYNC_DASHBOARD_PORT (talks to the SwarmSync API) until Ctrl-C."""
     from swarmsync.deployments.stack import dashboard_command
+    from swarmsync.settings import get_settings
 
     settings = get_settings()
     command = dashboard_command(settings)  # StackError: exit 1 (console.EXIT_CODES)
@@ -254,4 +273,4 @@ def dashboard() -> None:
 @app.command()
 def env() -> None:
     """Print the PREFECT_API_URL line so Prefect's CLI talks to SwarmSync's server."""
-    typer.echo(f"export PREFECT_API_URL={api_url()}")
+    typer.echo(f"export PREFECT_API_URL={_api_url()}")

@@ -17,14 +17,13 @@ from swarmsync.auth.roles import Principal
 from swarmsync.backend import JobBackend
 from swarmsync.client import Client, remote_configured, stored_project
 from swarmsync.owners import DEFAULT_PROJECT
-from swarmsync.settings import get_settings
 from swarmsync.timing import parse_duration
 
 if TYPE_CHECKING:
     from swarmsync import templates
-    from swarmsync.deployments.schedules import RecurringJob
     from swarmsync.jobs import Job
     from swarmsync.remote_jobs import RemoteJob
+    from swarmsync.schedule_rows import RecurringJob
 
 # The local (server host) side imports Prefect and the database inside each method: a command that only
 # talks to a SwarmSync API must start without them (docs/benchmarks.md, CLI start).
@@ -35,6 +34,8 @@ WHEN = ("cron", "every", "rrule", "timezone", "start")
 def project(option: str | None = None, every: bool = False) -> str | None:
     """The project a command works in: `--project`, else SWARMSYNC_PROJECT, else the stored one (None:
     the default project for new objects, all of the caller's for listings; `every`: a listing of all)."""
+    from swarmsync.settings import get_settings
+
     if every:
         return None
     return option or get_settings().project or stored_project()
@@ -153,7 +154,7 @@ class RemoteHibernator:
                overlap: str = "allow", pool: str | None = None, queue: str | None = None,
                secret_env: dict[str, str] | None = None, paused: bool = False, project: str | None = None,
                **options: Any) -> RecurringJob:
-        from swarmsync.deployments.schedules import RecurringJob
+        from swarmsync.schedule_rows import RecurringJob
 
         when = {k: options.pop(k) for k in WHEN if k in options}
         body: dict[str, Any] = {"overlap": overlap, "pool": pool, "queue": queue, "paused": paused,
@@ -165,12 +166,12 @@ class RemoteHibernator:
         return RecurringJob.from_dict(self.client.create_schedule(name, spec, project=project, **body))
 
     def add(self, name: str, project: str | None = None, **when_and_overrides: Any) -> RecurringJob:
-        from swarmsync.deployments.schedules import RecurringJob
+        from swarmsync.schedule_rows import RecurringJob
 
         return RecurringJob.from_dict(self.client.add_schedule(name, project=project, **when_and_overrides))
 
     def list_schedules(self, project: str | None = None) -> list[RecurringJob]:
-        from swarmsync.deployments.schedules import RecurringJob
+        from swarmsync.schedule_rows import RecurringJob
 
         return [RecurringJob.from_dict(row) for row in self.client.schedules(project)]
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from swarmsync.cli.catalogue_options import CatalogueFields, catalogue_options
+from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
 from swarmsync.cli.console import console, err, fail
 from swarmsync.cli.job_arguments import command_from, input_errors, parse_env
 from swarmsync.cli.options import (
@@ -21,13 +21,12 @@ from swarmsync.cli.options import (
     Shell,
 )
 from swarmsync.cli.target import hibernator, project
-from swarmsync.spec import JobSpec
 
 app = typer.Typer(no_args_is_help=True, help="Saved job templates (Prefect blocks).")
 
 
-@app.command("save")
-@catalogue_options(JobSpec)
+@app.command("save", cls=OptionsOnFirstUse)
+@catalogue_options("swarmsync.spec:JobSpec")
 def save(
     name: Annotated[str, typer.Argument(help="Template name: lowercase letters, digits, dashes")],
     image: Annotated[str | None, typer.Argument(help="Image (not with --compose)")] = None,

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from swarmsync.cli.console import console, err, fail
-from swarmsync.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="TLS of the SwarmSync API: its CA and fingerprint.")
 
@@ -17,6 +16,7 @@ app = typer.Typer(no_args_is_help=True, help="TLS of the SwarmSync API: its CA a
 def show() -> None:
     """On the server: the CA the API's certificate is signed by (made now when missing, as `up` and `api` do in
     team mode), its fingerprint, and the server certificate's names."""
+    from swarmsync.settings import get_settings
     from swarmsync.tls import cert_names, fingerprint, server_files, tls_dir
 
     settings = get_settings()

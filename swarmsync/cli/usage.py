@@ -12,7 +12,6 @@ from rich.table import Table
 
 from swarmsync.cli.console import console, fail
 from swarmsync.cli.target import project_admin
-from swarmsync.policy import human_size
 
 app = typer.Typer()
 
@@ -37,6 +36,8 @@ def usage(
     table.add_column(by, no_wrap=True)  # a name or an image reference, whole
     for column in ("jobs", "CPU s", "peak memory", "disk read", "disk written", "net in", "net out", "wall s"):
         table.add_column(column, justify="right")
+    from swarmsync.policy import human_size
+
     for row in rows:
         table.add_row(row["key"] or "-", str(row["jobs"]), f"{row['cpu_seconds']:.1f}",
                       human_size(row["memory_peak_bytes"]), human_size(row["block_read_bytes"]),

@@ -6,15 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
-import httpx
 import typer
 from rich.table import Table
 
-from swarmsync import core_link
 from swarmsync.cli.console import console, err, fail
-from swarmsync.connection import prefect_api
-from swarmsync.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Run a SwarmSync worker; manage worker hosts' tokens.")
 token_app = typer.Typer(no_args_is_help=True, help="Worker hosts' tokens (admins): create, list, revoke.")
@@ -53,9 +48,13 @@ def start(
              "checked against it and kept in SWARMSYNC_HOME/tls/core-ca.pem")] = None,
 ) -> None:
     """Start a SwarmSync worker (same as `prefect worker start --type swarmsync`)."""
+    import anyio
     from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 
+    from swarmsync import core_link
+    from swarmsync.connection import prefect_api
     from swarmsync.routing import clean_labels, host_queues, parse_labels
+    from swarmsync.settings import get_settings
     from swarmsync.worker import SwarmSyncWorker
 
     if server or token or get_settings().server:
@@ -88,6 +87,11 @@ def start(
 def _join_core(server: str | None, token: str | None, ca: str | None, fingerprint: str | None,
                pool: str | None, queue: list[str] | None) -> tuple[str, list[str] | None]:
     """Point this process at Core (`core_link.use`); the token's pool and queue."""
+    import httpx
+
+    from swarmsync import core_link
+    from swarmsync.settings import get_settings
+
     settings = get_settings()
     server = server or settings.server
     token = token or (settings.worker_token.get_secret_value() if settings.worker_token else None)
@@ -139,6 +143,8 @@ def token_create(
             server, body["token"], body.get("ca_fingerprint"))
     else:
         from swarmsync.auth import worker_tokens
+        from swarmsync.connection import prefect_api
+        from swarmsync.settings import get_settings
         from swarmsync.timing import parse_duration
 
         pool = pool or get_settings().work_pool
@@ -186,6 +192,7 @@ def token_revoke(name: str) -> None:
     else:
         from swarmsync import worker_hosts
         from swarmsync.auth import worker_tokens
+        from swarmsync.connection import prefect_api
 
         info, claimed = worker_tokens.revoke("local:" + _local_user(), name)
         with prefect_api():

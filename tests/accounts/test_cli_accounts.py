@@ -246,3 +246,41 @@ def test_schedule_and_template_commands_through_the_api_follow_the_roles(stack, 
     audited = {e.action for e in audit.events(limit=200, actor=operator)}
     assert {"template.save", "schedule.create", "schedule.add", "schedule.resume", "schedule.run",
             "schedule.pause", "schedule.delete", "template.delete"} <= audited
+
+
+def test_schedule_list_through_the_api_imports_no_prefect(stack, remote, busybox, tmp_path):
+    """`swarmsync schedule list` through the API shows the schedule (its rows are `schedule_rows.RecurringJob`s,
+    which need no Prefect) and starts without Prefect or the database (docs/benchmarks.md, CLI start). Kept after
+    the test reading api.log: once the API has made a schedule, its access log shows no further requests (so
+    test_user_and_token_commands_follow_the_roles fails after any test making one; seen on the tree before
+    this change too, 3455884; not yet understood)."""
+    _, token = _user("operator")
+    api = swarmsync.Client(remote["SWARMSYNC_URL"], token)
+    name = f"start-{uuid.uuid4().hex[:8]}"
+    api.create_schedule(name, swarmsync.JobSpec(image=busybox, command="echo tick"), every="1h", paused=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}, **remote,
+           "SWARMSYNC_TOKEN": token, "SWARMSYNC_HOME": str(tmp_path), "COLUMNS": "200"}
+    try:
+        printed, loaded = run_probe(COMMAND.format(words=["schedule", "list"]), env)
+    finally:
+        api.change_schedule(name, "delete")
+    assert name in printed and "paused" in printed, printed
+    assert not any(loaded.values()), f"schedule list imported {[m for m, yes in loaded.items() if yes]}"
+
+
+def test_cancel_and_delete_through_the_api_import_no_prefect(stack, remote, busybox, no_leftover_containers,
+                                                             tmp_path):
+    """`swarmsync cancel ID` (a job due tomorrow) and `delete ID` (a finished one) through the API act by job id,
+    with no `Job` handle, and start without Prefect (docs/benchmarks.md, CLI start)."""
+    _, token = _user("operator")
+    api = swarmsync.Client(remote["SWARMSYNC_URL"], token)
+    finished = api.submit(busybox, ["echo", "done"]).wait(120)
+    later = api.submit(busybox, ["echo", "later"], at=datetime.now(UTC) + timedelta(days=1))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}, **remote,
+           "SWARMSYNC_TOKEN": token, "SWARMSYNC_HOME": str(tmp_path)}
+    for words in (["cancel", later.id], ["delete", finished.id]):
+        _, loaded = run_probe(COMMAND.format(words=words), env)
+        assert not any(loaded.values()), f"{' '.join(words)} imported {[m for m, yes in loaded.items() if yes]}"
+    with pytest.raises(swarmsync.JobNotFound):
+        api.get_job_summary(finished.id)
+    assert api.get_job_summary(later.id).state in ("Cancelling", "Cancelled")

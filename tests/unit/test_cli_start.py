@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.probes import loaded_after
+from tests.probes import HEAVY, NOT_FOR_HELP, loaded_after
 
 HELP = """
 from typer.main import get_command
@@ -29,14 +29,50 @@ for words in {words!r}:
      ["worker", "start", "--help"], ["pool", "--help"], ["key", "--help"], ["tls", "--help"], ["up", "--help"]],
 ], ids=["top", "job-commands", "groups"])
 def test_the_help_of_the_cli_imports_no_prefect(words):
-    loaded = loaded_after(HELP.format(words=words))
+    """Nor httpx (a request loads it), anyio, YAML, compose files or pipeline files: `--help` sends nothing."""
+    loaded = loaded_after(HELP.format(words=words), HEAVY + NOT_FOR_HELP)
     assert not any(loaded.values()), f"imported: {[m for m, yes in loaded.items() if yes]}"
 
 
+def test_help_builds_the_catalogue_options_only_for_the_commands_that_have_them():
+    """The JobSpec catalogue's options (`submit`, `schedule create`, `template save`, `pool create`) are made when
+    that command's help or words are read (`OptionsOnFirstUse`): `swarmsync --help` and the commands that read the
+    API load neither the models nor the settings for their help (nor pydantic for the top level's: Typer itself
+    imports it to convert a command's parameters); `submit --help` does load them."""
+    models = ("pydantic_settings", "swarmsync.spec", "swarmsync.catalogue", "swarmsync.policy", "swarmsync.settings")
+    assert not any(loaded_after(HELP.format(words=[["--help"]]), ("pydantic", *models)).values())
+    light = [["jobs", "--help"], ["status", "--help"], ["logs", "--help"], ["whoami", "--help"],
+             ["template", "list", "--help"], ["schedule", "list", "--help"], ["schedule", "--help"]]
+    loaded = loaded_after(HELP.format(words=light), models)
+    assert not any(loaded.values()), f"imported: {[m for m, yes in loaded.items() if yes]}"
+    assert loaded_after(HELP.format(words=[["submit", "--help"]]), ("swarmsync.catalogue",))["swarmsync.catalogue"]
+
+
 def test_the_api_client_imports_no_prefect():
-    """`swarmsync.Client` (what API-only commands use) imports without Prefect."""
-    loaded = loaded_after("import swarmsync\nfrom swarmsync.client import Client, APIError, remote_configured")
-    assert not loaded["prefect"] and not loaded["sqlalchemy"], loaded
+    """`swarmsync.Client` (what API-only commands use) imports without Prefect, and without httpx, pydantic or
+    the JobSpec models until a client is made or a call needs them; the names it always had still resolve."""
+    modules = ("prefect", "sqlalchemy", "httpx", "pydantic", "pydantic_settings", "swarmsync.spec",
+               "swarmsync.catalogue", "swarmsync.compose")
+    loaded = loaded_after("import swarmsync\nfrom swarmsync.client import Client, APIError, remote_configured",
+                          modules)
+    assert not any(loaded.values()), loaded
+    code = """
+from swarmsync import catalogue, compose, job_rows, policy, routing, settings, spec
+import httpx
+from swarmsync.client import (HostPolicy, JobPage, JobSpec, JobSummary, RemoteJobResult, get_settings,
+                              load_compose, queue_for)
+from swarmsync.client import catalogue as same_catalogue, httpx as same_httpx
+assert same_catalogue is catalogue and same_httpx is httpx and JobSpec is spec.JobSpec
+assert load_compose is compose.load_compose and HostPolicy is policy.HostPolicy and queue_for is routing.queue_for
+assert JobPage is job_rows.JobPage and JobSummary is job_rows.JobSummary and get_settings is settings.get_settings
+assert RemoteJobResult is job_rows.RemoteJobResult
+from swarmsync.client import Client
+assert Client("http://127.0.0.1:9").http.base_url == "http://127.0.0.1:9"
+from swarmsync.deployments.schedules import RecurringJob, ScheduleEntry
+from swarmsync import schedule_rows
+assert RecurringJob is schedule_rows.RecurringJob and ScheduleEntry is schedule_rows.ScheduleEntry
+"""
+    assert loaded_after(code, ("httpx", "prefect")) == {"httpx": True, "prefect": True}  # every assertion held
 
 
 def test_the_public_names_load_on_first_use():

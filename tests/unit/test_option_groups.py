@@ -5,6 +5,7 @@ reports wrong input (exit code 2)."""
 from __future__ import annotations
 
 import inspect
+from typing import Annotated
 
 import pytest
 import typer
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from swarmsync.cli import schedules
 from swarmsync.cli.job_arguments import input_errors
+from swarmsync.cli.option_groups import OptionsOnFirstUse, keyword, option_group
 from swarmsync.cli.options import Pool, ScheduleTimes, schedule_times
 from swarmsync.cli.target import WHEN
 
@@ -62,3 +64,43 @@ def test_input_errors_end_the_command_with_exit_code_2_and_let_its_own_exits_and
     assert (missing.exit_code, missing.output.strip()) == (2, "error: no schedule named 'x'")
     assert CliRunner().invoke(cli, ["exit"]).exit_code == 5
     assert isinstance(CliRunner().invoke(cli, ["bug"]).exception, RuntimeError)
+
+
+def test_a_group_made_on_first_use_is_made_when_its_command_is_read_not_when_the_tree_is_built():
+    """`swarmsync --help` builds every command; a command's costly options (the JobSpec catalogue) are made only
+    when that command's own parameters are read (its help, running it): `cls=OptionsOnFirstUse`."""
+    made, got = [], {}
+
+    def options() -> list[inspect.Parameter]:
+        made.append(1)
+        return [keyword("memory", Annotated[str | None, typer.Option(help="Its memory")])]
+
+    cli = typer.Typer(add_completion=False)
+
+    @cli.command(cls=OptionsOnFirstUse)
+    @option_group("fields", options, dict)
+    def run(image: str, fields: dict | None = None, pool: Pool = None) -> None:
+        got.update(image=image, fields=fields, pool=pool)
+
+    @cli.command()
+    def other() -> None:
+        """Another command."""
+
+    assert CliRunner().invoke(cli, ["other"]).exit_code == 0 and not made  # the whole tree was built
+    shown = CliRunner().invoke(cli, ["run", "--help"], env={"COLUMNS": "200"})
+    assert "--memory" in shown.output and "Its memory" in shown.output and made == [1]
+    result = CliRunner().invoke(cli, ["run", "busybox", "--memory", "64m", "--pool", "p"])
+    assert result.exit_code == 0, result.output
+    assert got == {"image": "busybox", "fields": {"memory": "64m"}, "pool": "p"} and made == [1]
+
+
+def test_a_group_made_on_first_use_refuses_to_run_without_its_command_class():
+    cli = typer.Typer(add_completion=False)
+
+    @cli.command()
+    @option_group("fields", lambda: [keyword("memory", Annotated[str | None, typer.Option()])], dict)
+    def run(image: str, fields: dict | None = None) -> None:
+        pass
+
+    result = CliRunner().invoke(cli, ["busybox"])
+    assert isinstance(result.exception, TypeError) and "cls=OptionsOnFirstUse" in str(result.exception)
