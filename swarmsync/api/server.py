@@ -26,6 +26,10 @@ def prepare() -> None:
 
 
 def serve(host: str | None = None, port: int | None = None) -> None:
+    # Prefect sets up its logging once per process, when `prefect.main` is first imported (`from prefect import
+    # flow`, ...), and that clears uvicorn's access log handlers: loaded first, before uvicorn sets up its own,
+    # not at the first request that needs it (after which the API's access log showed no more requests)
+    import prefect.main  # noqa: F401
     import uvicorn
 
     from swarmsync.api.app import create_app

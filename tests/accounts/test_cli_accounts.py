@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -250,10 +251,7 @@ def test_schedule_and_template_commands_through_the_api_follow_the_roles(stack, 
 
 def test_schedule_list_through_the_api_imports_no_prefect(stack, remote, busybox, tmp_path):
     """`swarmsync schedule list` through the API shows the schedule (its rows are `schedule_rows.RecurringJob`s,
-    which need no Prefect) and starts without Prefect or the database (docs/benchmarks.md, CLI start). Kept after
-    the test reading api.log: once the API has made a schedule, its access log shows no further requests (so
-    test_user_and_token_commands_follow_the_roles fails after any test making one; seen on the tree before
-    this change too, 3455884; not yet understood)."""
+    which need no Prefect) and starts without Prefect or the database (docs/benchmarks.md, CLI start)."""
     _, token = _user("operator")
     api = swarmsync.Client(remote["SWARMSYNC_URL"], token)
     name = f"start-{uuid.uuid4().hex[:8]}"
@@ -284,3 +282,24 @@ def test_cancel_and_delete_through_the_api_import_no_prefect(stack, remote, busy
     with pytest.raises(swarmsync.JobNotFound):
         api.get_job_summary(finished.id)
     assert api.get_job_summary(later.id).state in ("Cancelling", "Cancelled")
+
+
+def test_the_api_access_log_keeps_every_request_after_the_api_loads_prefects_flows(stack, remote, busybox):
+    """Prefect sets up its logging once per process, when `prefect.main` is first imported (`from prefect import
+    flow`): in the API that happened at the first request needing it (making a schedule), and it cleared
+    uvicorn's access log handlers, so the API's access log showed no request after it. The API loads it before
+    uvicorn sets up its logging (swarmsync/api/server.py)."""
+    _, token = _user("operator")
+    api = swarmsync.Client(remote["SWARMSYNC_URL"], token)
+    name = f"log-{uuid.uuid4().hex[:8]}"
+    api.create_schedule(name, swarmsync.JobSpec(image=busybox, command="echo tick"), every="1h", paused=True)
+    try:
+        marker = uuid.uuid4().hex
+        api.list_job_summaries(limit=1, user=marker)  # a request after it, named in the access log by its query
+        log = Path(stack["SWARMSYNC_HOME"]) / "logs" / "api.log"
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while marker not in log.read_text() and datetime.now(UTC) < deadline:
+            time.sleep(0.5)
+        assert marker in log.read_text(), "the API's access log stopped after it made a schedule"
+    finally:
+        api.change_schedule(name, "delete")
