@@ -38,13 +38,20 @@ TRACE_DIR = Path(__file__).resolve().parent / "trace"
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
-def raw_docker(image: str, n: int) -> dict[str, list[float]]:
-    """Each Docker call of a `docker run --rm` of `echo hi`, timed through the SDK; and the CLI's whole run."""
+def raw_docker(image: str, n: int, options: dict | None = None) -> dict[str, list[float]]:
+    """Each Docker call of a `docker run --rm` of `echo hi`, timed through the SDK, with `options` (a
+    host config: SwarmSync's, see `swarmsync_options`); and, with none, the CLI's whole run."""
     client = docker.from_env()
+    options = dict(options or {})
+    network = options.pop("network", None)
+    host_config = client.api.create_host_config(**options) if options else None
     steps: dict[str, list[float]] = defaultdict(list)
     for _ in range(n + 2):
         marks = [time.perf_counter()]
-        container = client.api.create_container(image, ["echo", "hi"])
+        container = client.api.create_container(image, ["echo", "hi"], host_config=host_config,
+                                                networking_config=client.api.create_networking_config(
+                                                    {network: client.api.create_endpoint_config()})
+                                                if network else None)
         marks.append(time.perf_counter())
         sock = client.api.attach(container["Id"], stdout=True, stderr=True, stream=True, logs=False)
         marks.append(time.perf_counter())
@@ -60,10 +67,26 @@ def raw_docker(image: str, n: int) -> dict[str, list[float]]:
                               marks[:-1], marks[1:], strict=True):
             steps[name].append(b - a)
         steps["total (SDK)"].append(marks[-1] - marks[0])
+        if host_config is not None or network:
+            continue
         t = time.perf_counter()
         subprocess.run(["docker", "run", "--rm", image, "echo", "hi"], check=True, capture_output=True)
         steps["docker run --rm (CLI)"].append(time.perf_counter() - t)
     return {name: values[2:] for name, values in steps.items()}  # the first two: warm-up
+
+
+def swarmsync_options() -> dict:
+    """The host config every SwarmSync job container gets under the default policy (`hardened`: init,
+    dropped capabilities, no-new-privileges) and its network (`swarmsync-isolated`, a bridge with
+    inter-container traffic off), as `create_host_config` keywords plus `network`."""
+    from swarmsync.docker_runner import hardened, isolated_network
+    from swarmsync.policy import HostPolicy
+
+    options = {k: v for k, v in hardened(HostPolicy()).items() if k not in ("detach", "stdin_open", "tty")}
+    return {**options, "network_mode": ISOLATED, "network": isolated_network(docker.from_env())}
+
+
+ISOLATED = "swarmsync-isolated"
 
 
 def swarmsync_jobs(image: str, n: int, home: Path) -> list[dict]:
@@ -135,10 +158,12 @@ def main() -> None:
 
     image = ensure_busybox_image(docker.from_env())
     print(f"load average at the start: {load_average()}", flush=True)
-    raw = raw_docker(image, args.jobs)
-    print(f"\nraw Docker ({args.jobs} runs, medians):")
-    for name, values in raw.items():
-        print(f"  {name:<28}{statistics.median(values) * 1000:8.0f} ms")
+    for title, options in (("", None), (" with SwarmSync's container options (isolated network, init, caps)",
+                                         swarmsync_options())):
+        raw = raw_docker(image, args.jobs, options)
+        print(f"\nraw Docker{title} ({args.jobs} runs, medians):")
+        for name, values in raw.items():
+            print(f"  {name:<28}{statistics.median(values) * 1000:8.0f} ms")
     tmp = Path(tempfile.mkdtemp(prefix="swarmsync-timeline-"))
     try:
         jobs = swarmsync_jobs(image, args.jobs, tmp / "swarmsync")
