@@ -106,6 +106,37 @@ def bench_raw_docker(image: str, n: int) -> dict:
     return {"p50": pct(times, 50), "p95": pct(times, 95), "per_min": 60 / statistics.mean(times)}
 
 
+RAW_PARALLEL = 8  # `xargs -P8`: how many `docker run --rm` at once in the parallel raw row
+
+
+def bench_raw_docker_parallel(image: str, n: int, at_once: int = RAW_PARALLEL) -> dict:
+    """`n` of the same `docker run --rm`, `at_once` at a time (as `xargs -P8` would run them): the
+    throughput Docker itself reaches on this machine, the fair floor for a burst's jobs/min.
+    p50/p95 are each run's own time while the others run beside it."""
+    times: list[float] = []
+    lock = threading.Lock()
+    left = iter(range(n))
+
+    def one_runner() -> None:
+        while True:
+            with lock:
+                if next(left, None) is None:
+                    return
+            t = time.perf_counter()
+            subprocess.run(["docker", "run", "--rm", image, "echo", "hi"], check=True, capture_output=True)
+            with lock:
+                times.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    runners = [threading.Thread(target=one_runner) for _ in range(min(at_once, n))]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    elapsed = time.perf_counter() - t0
+    return {"p50": pct(times, 50), "p95": pct(times, 95), "per_min": n / elapsed * 60}
+
+
 def process_tree(root_pids: list[int], pid_ppid: list[tuple[int, int]]) -> set[int]:
     """The given processes and all their descendants, from (pid, ppid) pairs."""
     children: dict[int, list[int]] = {}
@@ -375,6 +406,8 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--stock-burst", type=int, default=20,
                         help="burst size for stock Prefect (it manages ~13 jobs/min here; 100 takes ~8 min)")
+    parser.add_argument("--raw-burst", type=int, default=None,
+                        help=f"jobs in the raw `docker run` row run {RAW_PARALLEL} at once (default: --burst)")
     parser.add_argument("--skip-stock", action="store_true")
     parser.add_argument("--follow", action="store_true",
                         help="also time following output: 10,000 lines and 100 MB (follow.py), vs docker logs")
@@ -412,9 +445,11 @@ def main() -> None:
             return
         print_row(name, results[name])
 
+    print(f"load average at the start: {load_average()}", flush=True)
     print(HEADER, flush=True)
     try:
         measured("raw docker run", lambda: bench_raw_docker(image, max(args.singles, 10)))
+        measured(f"raw docker -P{RAW_PARALLEL}", lambda: bench_raw_docker_parallel(image, args.raw_burst or args.burst))
         measured("SwarmSync", lambda: bench_swarmsync(image, args.singles, args.burst, tmp / "swarmsync", 4411))
         if args.postgres:
             pg_url = fresh_pg_database(args.postgres)
@@ -447,6 +482,12 @@ def main() -> None:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     print_ratios(results, args.burst)
+    print(f"load average at the end: {load_average()}")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages and the cores: every figure is printed with the machine's load."""
+    return f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)"
 
 
 def print_ratios(results: dict[str, dict], burst: int) -> None:
@@ -462,6 +503,10 @@ def print_ratios(results: dict[str, dict], burst: int) -> None:
                   f"{split['per_min'] / pg['per_min']:.2f}x, p50 {split['p50'] / pg['p50']:.2f}x")
     print(f"\nSwarmSync vs raw docker: p50 {ss['p50'] / raw['p50']:.1f}x, throughput "
           f"{ss['per_min'] / raw['per_min']:.2f}x")
+    print(f"SwarmSync p50 / raw serial docker run p50: {ss['p50'] / raw['p50']:.2f}x (target: at most 1.5x)")
+    if parallel := results.get(f"raw docker -P{RAW_PARALLEL}"):
+        print(f"SwarmSync burst / raw docker run, {RAW_PARALLEL} at once: {ss['per_min'] / parallel['per_min']:.2f}x "
+              "(target: at least 0.6x)")
     if "stock Prefect" in results:
         st = results["stock Prefect"]
         print(f"SwarmSync vs stock Prefect: p50 {st['p50'] / ss['p50']:.1f}x faster, throughput "

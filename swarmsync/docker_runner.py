@@ -25,6 +25,7 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
+from docker.types import CancellableStream
 
 from swarmsync.errors import RefusedError
 from swarmsync.output import OutputCapture
@@ -365,6 +366,16 @@ def thread_with_context(target, *args) -> threading.Thread:
     return threading.Thread(target=contextvars.copy_context().run, args=(target, *args), daemon=True)
 
 
+def attach_stream(api: docker.APIClient, container_id: str) -> Any:
+    """The container's stdout and stderr as (out, err) frames from now on (docker-py's
+    `attach(stream=True, demux=True, logs=False)`), without its inspect per call: docker-py
+    asks the engine whether the container has a TTY, and a job's never has one (`hardened`)."""
+    response = api._post(api._url("/containers/{0}/attach", container_id),
+                         headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                         params={"logs": 0, "stdout": 1, "stderr": 1, "stream": 1}, stream=True)
+    return CancellableStream(api._read_from_socket(response, True, False, demux=True), response)
+
+
 class ContainerRun:
     """One container's life after creation: inputs, attach, start, stream, wait, harvest."""
 
@@ -396,9 +407,7 @@ class ContainerRun:
                 self.container.put_archive("/", inputs)
         # attached before start, so the live stream has every byte; logs=True would also
         # replay the log so far, and output written during the attach handshake came twice
-        sock = self.client.api.attach(
-            self.container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
-        )
+        sock = attach_stream(self.client.api, self.container.id)
         self._readers = [thread_with_context(self._pump, sock)]
         self._readers[0].start()
         self.container.start()
@@ -527,14 +536,27 @@ def start_or_adopt(
     left of the job's timeout, when the container started (epoch s) and whether it was adopted.
     The timeout is the resolved one (the pool's default or ceiling when the job names none)."""
     spec = policy.resolve(spec)
-    existing = find_job_containers(client, flow_run_id)
-    if existing:
-        run = ContainerRun(client, existing[0], capture)
-        run.adopt()
-        elapsed = run.elapsed()
-        remaining = max(spec.timeout - elapsed, 0.001) if spec.timeout else None
-        return run, remaining, time.time() - elapsed, True
-    container = create_container(client, spec, image, policy, flow_run_id, secret_values, worker, pool)
+    container, taken = None, None
+    for _ in range(3):
+        # created first: the run's container has the run's name (`swarmsync-<flow run id>`), so the engine
+        # refuses a second one (409) atomically, and only then is the one left behind looked for. Listing
+        # first cost every job a request (~13 ms) that finds nothing but after a worker died
+        try:
+            container = create_container(client, spec, image, policy, flow_run_id, secret_values, worker, pool)
+            break
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            taken = exc
+        if existing := find_job_containers(client, flow_run_id):
+            run = ContainerRun(client, existing[0], capture)
+            run.adopt()
+            elapsed = run.elapsed()
+            remaining = max(spec.timeout - elapsed, 0.001) if spec.timeout else None
+            return run, remaining, time.time() - elapsed, True
+        # the name was taken by a container being removed meanwhile: create again
+    if container is None:  # taken each time, and each time by no container of this run: the engine's word
+        raise taken
     run = ContainerRun(client, container, capture)
     try:
         run.start(inputs)

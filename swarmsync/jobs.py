@@ -181,15 +181,18 @@ class Job(RunHandle):
 
 
 @cache
-def _deployment_id(name: str, api: str) -> UUID:
-    with get_client(sync_client=True) as client:
-        try:
-            return client.read_deployment_by_name(name).id
-        except ObjectNotFound:
-            raise JobNotFound(
-                f"deployment {name!r} not found on {api}: start the stack with 'swarmsync up' "
-                "(or create the pool with 'swarmsync pool create')"
-            ) from None
+def _deployment_id(name: str, api: str, client: Any | None = None) -> UUID:
+    """The id of deployment `name`; through `client` (a sync Prefect client) when given, else a new one."""
+    if client is None:
+        with get_client(sync_client=True) as client:
+            return _deployment_id(name, api, client)
+    try:
+        return client.read_deployment_by_name(name).id
+    except ObjectNotFound:
+        raise JobNotFound(
+            f"deployment {name!r} not found on {api}: start the stack with 'swarmsync up' "
+            "(or create the pool with 'swarmsync pool create')"
+        ) from None
 
 
 def deployment_for_pool(pool: str | None) -> str:
@@ -282,13 +285,15 @@ def submit(
     at = start_time(at, delay)
     spec = prepare_spec(image, command, None, options, template, project=project)
     check_queue(queue)
-    deployment_id = _deployment_id(deployment_for_pool(pool), api_url())
-    stored = _store_secrets(secret_env, user, project=project) if secret_env else {}
-    spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}}) if stored else spec
     # always a key: a create that is sent again (Prefect's client retrying a 502/503, a load balancer
     # replaying a request whose API process died before answering) returns the run made the first time
     idempotency_key = idempotency_key or f"swarmsync-submit-{uuid.uuid4()}"
+    # one client for the deployment's lookup and the creation: a new Prefect client costs ~21 ms of CPU
+    # (its SSL context), a quarter of a submit's time (docs/benchmarks.md, one job's timeline)
     with get_client(sync_client=True) as client:
+        deployment_id = _deployment_id(deployment_for_pool(pool), api_url(), client)
+        stored = _store_secrets(secret_env, user, project=project) if secret_env else {}
+        spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}}) if stored else spec
         flow_run = client.create_flow_run_from_deployment(
             deployment_id, work_queue_name=queue, idempotency_key=idempotency_key,
             **_run_request(spec, at, user, project),

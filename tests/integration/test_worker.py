@@ -523,3 +523,29 @@ def test_job_runs_use_the_workers_one_api_client(pool, busybox, monkeypatch, no_
     assert [job.status() for job in jobs] == ["Completed"] * 3
     assert for_runs == [], f"{len(for_runs)} Prefect clients made for 3 runs:\n" + "\n".join(for_runs)
 
+
+
+def test_a_second_start_of_a_run_adopts_its_container_instead_of_making_another(docker_client, busybox, tmp_path):
+    """The run's container is created first, under the run's name; starting the same run again (a worker that
+    died and came back) is refused that name by the engine and adopts the container: one container per run,
+    without listing containers before every creation."""
+    from swarmsync.docker_runner import find_job_containers, resolve_image, start_or_adopt
+    from swarmsync.output import OutputCapture
+    from swarmsync.policy import HostPolicy
+
+    spec = JobSpec(image=busybox, command=["sh", "-c", "echo started; sleep 30"], pull_policy="never")
+    image = resolve_image(docker_client, spec, "never")
+    run_id = f"adopt-{uuid.uuid4()}"
+    lines: list[str] = []
+
+    def capture(name: str) -> OutputCapture:
+        return OutputCapture(tmp_path / name, lambda _stream, line: lines.append(line), 1 << 20)
+
+    first, _, _, adopted = start_or_adopt(docker_client, spec, image, HostPolicy(), run_id, {}, capture("a"), None)
+    try:
+        assert not adopted
+        again, _, _, adopted = start_or_adopt(docker_client, spec, image, HostPolicy(), run_id, {}, capture("b"), None)
+        assert adopted and again.container.id == first.container.id
+        assert [c.id for c in find_job_containers(docker_client, run_id)] == [first.container.id]
+    finally:
+        first.remove()
