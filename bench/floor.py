@@ -15,9 +15,17 @@ two shapes, each measured as the server's user+system CPU over the runs / runs:
   "Rows per job").
 
 The server's idle CPU (its background services) over 10 s is printed too: a burst that takes
-longer pays more of it per job. `--swarmsync`: also `bench/run.py`'s SwarmSync row (a burst of
-`--runs` real jobs in containers on its own stack), so the three stand side by side in one run
-with the ratio of SwarmSync's server CPU per job to each floor.
+longer pays more of it per job.
+
+The worker's side of the same floor, in this process: the client CPU of everything but the run's creation
+(what a worker must send for a job: the states, and as a SwarmSync job the task run, logs and artifacts;
+each thread's own CPU clock around it), and the Docker SDK's CPU for one container as `docker run --rm`
+makes it (create, attach, start, wait, remove: docker-py, up to 30 containers one after another): together
+the least CPU a worker spends on a job.
+
+`--swarmsync`: also `bench/run.py`'s SwarmSync row (a burst of `--runs` real jobs in containers on its own
+stack), so the floors and SwarmSync stand side by side in one run, with the ratio of SwarmSync's server CPU
+per job to each server floor and of its worker CPU per job to the worker floor.
 """
 
 from __future__ import annotations
@@ -59,12 +67,16 @@ def _deployment(port: int) -> UUID:
                                         entrypoint="floor.py:job", path=str(ROOT))
 
 
+_WORKER_SIDE: list[float] = []  # client CPU (thread clock) of each run's part after its creation
+
+
 def _one_run(client, deployment_id: UUID, as_job: bool) -> None:
     from prefect.client.schemas.actions import ArtifactCreate, LogCreate
     from prefect.client.schemas.objects import TaskRun
     from prefect.states import Completed, Pending, Running
 
     run = client.create_flow_run_from_deployment(deployment_id, parameters={})
+    started = time.thread_time()
     for state in (Pending(), Running()):
         client.set_flow_run_state(run.id, state)
     if as_job:
@@ -79,6 +91,27 @@ def _one_run(client, deployment_id: UUID, as_job: bool) -> None:
             client.create_artifact(ArtifactCreate(key=f"{key}-{run.id.hex[:12]}", type="markdown",
                                                   data=f"# {key}", flow_run_id=run.id))
     client.set_flow_run_state(run.id, Completed())
+    _WORKER_SIDE.append(time.thread_time() - started)
+
+
+def docker_sdk_cpu(runs: int) -> float:
+    """docker-py's CPU (this process) for one `echo hi` container, as `docker run --rm` makes it: create,
+    attach, start, wait, remove; median of `runs` one after another."""
+    import docker
+
+    image = os.environ.get("SWARMSYNC_BENCH_IMAGE", "swarmsync/busybox:local")
+    client = docker.from_env()
+    samples = []
+    for _ in range(runs + 2):
+        started = time.process_time()
+        container = client.containers.create(image, ["echo", "hi"])
+        socket = container.attach_socket(params={"stdout": 1, "stderr": 1, "stream": 1})
+        container.start()
+        container.wait()
+        socket.close()
+        container.remove()
+        samples.append(time.process_time() - started)
+    return statistics.median(samples[2:])  # the first two: imports, connection
 
 
 def _task():
@@ -124,12 +157,14 @@ def _measure(server, port: int, runs: int, threads: int) -> dict[str, float]:
     out["idle CPU per second"] = (bench.cpu_seconds([server.pid]) - before) / IDLE_SECONDS
     for name, as_job in (("bare run", False), ("as a SwarmSync job", True)):
         samples = []
+        _WORKER_SIDE.clear()
         for _ in range(3):
             cpu0, t0 = bench.cpu_seconds([server.pid]), time.monotonic()
             _burst(port, deployment_id, runs, threads, as_job)
             samples.append(((bench.cpu_seconds([server.pid]) - cpu0) / runs, (time.monotonic() - t0) / runs))
         out[name] = statistics.median(s[0] for s in samples)
         out[f"{name} wall"] = statistics.median(s[1] for s in samples)
+        out[f"{name} client"] = statistics.median(_WORKER_SIDE)
     return out
 
 
@@ -155,13 +190,19 @@ def main() -> None:
               f"{args.threads} at a time (median of 3 bursts):")
         print(f"  idle (background services): {floor['idle CPU per second']:.3f} CPU-s per second")
         for name in ("bare run", "as a SwarmSync job"):
-            print(f"  {name:<20} server CPU per run {floor[name]:.3f} s   wall per run {floor[name + ' wall']:.3f} s")
+            print(f"  {name:<20} server CPU per run {floor[name]:.3f} s   wall per run {floor[name + ' wall']:.3f} s"
+                  f"   worker-side client CPU per run {floor[name + ' client']:.3f} s")
+        docker_cpu = docker_sdk_cpu(min(args.runs, 30))
+        worker_floor = floor["as a SwarmSync job client"] + docker_cpu
+        print(f"  Docker SDK CPU per container (create, attach, start, wait, remove): {docker_cpu:.3f} s")
+        print(f"  worker floor per job (a SwarmSync job's client side + one container): {worker_floor:.3f} s")
         if args.swarmsync:
             os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
             image = os.environ.get("SWARMSYNC_BENCH_IMAGE", "swarmsync/busybox:local")
             result = bench.bench_swarmsync(image, 3, args.runs, tmp / "swarmsync", bench.free_port())
             server = result["server_cpu"]
-            print(f"  {'SwarmSync (real jobs)':<20} server CPU per job {server:.3f} s (on SQLite)")
+            print(f"  {'SwarmSync (real jobs)':<20} server CPU per job {server:.3f} s (on SQLite), worker CPU per job "
+                  f"{result['worker_cpu']:.3f} s ({result['worker_cpu'] / worker_floor:.2f}x the worker floor)")
             for name in ("bare run", "as a SwarmSync job"):
                 print(f"SwarmSync server CPU per job / {name}: {server / floor[name]:.2f}x")
 
