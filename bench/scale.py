@@ -135,6 +135,15 @@ def measure(n: int, hosts: int, tag: str, follow: str = "count", idle_s: float =
         cpu, pg1, t1 = delta(server_cpu(), cpu0), pg.mark(), time.time()
         stop_profilers(spies)
         found = anyio.run(runs)  # once, after the CPU was taken
+        # what one follow call costs the server host, the row's runs all final: 10 of each, less the idle rate
+        per_call = {}
+        for name, call in (("every-run", runs), ("count", count_done)):
+            c0, c_t0 = server_cpu(), time.time()
+            for _ in range(10):
+                anyio.run(call)
+            per_call[name] = max(0.0, (sum(delta(server_cpu(), c0).values())
+                                       - sum(idle.values()) * (time.time() - c_t0)) / 10)
+        calls = (t1 - t0) / (2 if follow == "every-run" else 1)  # about that many follow calls in the row
     pg.stop()
     pg_row = PgBackendCpu.between(pg0, pg1)
     cpu["PostgreSQL"] = cpu.get("PostgreSQL", 0.0) - pg_row["own"]  # the sampler's own backend is the bench's
@@ -160,6 +169,8 @@ def measure(n: int, hosts: int, tag: str, follow: str = "count", idle_s: float =
         "idle_ms_per_s": {k: round(v * 1000, 1) for k, v in sorted(idle.items(), key=lambda kv: -kv[1])},
         "idle_ms_per_job": round(sum(idle.values()) * window / n * 1000),
         "pg_idle_db_ms_per_s": {db: round(v / idle_s * 1000, 1) for db, v in pg_idle["cpu"].items()},
+        "follow_ms_per_call": {k: round(v * 1000, 1) for k, v in per_call.items()},
+        "follow_ms_per_job": round(per_call[follow] * calls / n * 1000),
         "load": Path("/proc/loadavg").read_text().split()[0],
     }
 
@@ -269,7 +280,9 @@ def print_row(shape: str, via: str, hosts: int, row: dict) -> None:
     idle = ", ".join(f"{k} {v}" for k, v in row["idle_ms_per_s"].items() if v)
     print(f"    ms/job by process: {split}\n    PostgreSQL by database (sampled: {row['pg_backends_new']} new "
           f"backends, {row['pg_sessions']} sessions): {dbs}\n    idle before the row, ms/s: {idle}; over the "
-          f"{row['window_s']} s row that is {row['idle_ms_per_job']} ms/job", flush=True)
+          f"{row['window_s']} s row that is {row['idle_ms_per_job']} ms/job\n    the bench's own follow calls: "
+          f"{row['follow_ms_per_job']} ms/job (server CPU per call, measured after the row: "
+          + ", ".join(f"{k} {v} ms" for k, v in row["follow_ms_per_call"].items()) + ")", flush=True)
 
 
 def print_ratios(rows: Path) -> None:
