@@ -1,8 +1,9 @@
 """Scale across hosts: 1, 2 and 3 worker hosts against one server host (infra/hosts.py), with
-Prefect as one process and in its high-availability shape (2 API processes behind HAProxy).
+one Prefect API process (`single`; with a services process, on PostgreSQL and Redis) and in its
+high-availability shape (`ha`: 2 API processes behind HAProxy, and the services process).
 
     sudo .venv/bin/python bench/scale.py [--jobs 300] [--hosts 1,2,3] [--shapes single,ha] [--limit 20]
-                                         [--via core,direct]
+                                         [--via core,direct] [--follow count] [--idle 10] [--py-spy DIR]
 
 Worker hosts join `via` Core's one endpoint (a worker token each, behind a firewall: Prefect's calls go
 through Core's gateway, output is uploaded to Core) or `direct` (the old shape: each host reaches
@@ -19,7 +20,11 @@ the server's address and auth string), and followed to the end. Per row:
 - lost: jobs that did not complete; doubled: jobs whose flow run entered Running more than once
   (both must be 0)
 - server CPU per job: user+system CPU of every process of the server host (PostgreSQL, Redis,
-  Prefect, HAProxy, the SwarmSync API, sshd) from /proc, during the row, divided by N
+  Prefect, HAProxy, the SwarmSync API, sshd) from /proc, during the row, divided by N; then under the
+  row the same split by process (bench/cpu_split.py), PostgreSQL's by database (sampled backends), the
+  host's idle CPU per second just before the row and its share of the row, and what the bench's own
+  follow calls cost (issue 29: why this figure was twice bench/run.py's; docs/benchmarks.md)
+- "Prefect ms/job": the Prefect processes alone, what bench/run.py's server column counts
 
 Each row is printed as soon as it is measured; the hosts are always torn down (also on Ctrl-C).
 """
