@@ -29,7 +29,8 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_PASSWORD_FILE = Path("/etc/swarmsync/redis.pass")  # written by infra/host-setup.sh
 sys.path.insert(0, str(ROOT))
-
+sys.path.insert(0, str(ROOT / "bench"))
+from cpu_split import HZ, PgBackendCpu  # noqa: E402
 
 STARTED: list[subprocess.Popen] = []  # every process group this run started; stopped whatever happens
 GRACE_S = 20  # how long a stopped process group gets before it is killed
@@ -77,10 +78,17 @@ HEADER = (f"{'system':<18}{'p50 s':>8}{'p95 s':>8}{'jobs/min':>10}{'submit s':>1
 
 
 def print_row(name: str, r: dict) -> None:
-    """One system's row, printed (and flushed) as soon as it is measured."""
+    """One system's row, printed (and flushed) as soon as it is measured; for SwarmSync a second line with
+    the server side's other CPU per job (the SwarmSync API; PostgreSQL's backends for Prefect's database),
+    which bench/scale.py counts too, and the load average."""
     print(f"{name:<18}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}{r.get('submit_s', 0):>10.1f}"
           f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>12}"
           f"{r.get('worker_cpu', 0):>15.2f}s{r.get('server_cpu', 0):>15.2f}s", flush=True)
+    if "cpu_api" in r:
+        pg = (f", PostgreSQL (Prefect's database, sampled: {r['cpu_pg_backends'] * r['burst']:.0f} new backends, "
+              f"{r['cpu_pg_sessions'] * r['burst']:.0f} sessions) {r['cpu_pg']:.3f} s" if "cpu_pg" in r else "")
+        print(f"{'':<18}server side per job: Prefect {r['server_cpu']:.3f} s{pg}, SwarmSync API {r['cpu_api']:.3f} s"
+              f"; load {open('/proc/loadavg').read().split()[0]}", flush=True)
 
 
 def free_port() -> int:
@@ -225,9 +233,12 @@ WARMUP = 3  # untimed single runs before the timed ones, for every system alike
 
 
 def measure_runs(create_run, read_state, read_states, singles: int, burst: int, rss_pids, create_many=None,
-                 server_pids=lambda: []) -> dict:
+                 server_pids=lambda: [], more_cpu: dict | None = None) -> dict:
     """Latency of serial single runs (after WARMUP untimed ones: a just-started server is slower for
-    its first minute), then throughput, RSS and CPU per job for a burst submitted at once."""
+    its first minute), then throughput, RSS and CPU per job for a burst submitted at once. `more_cpu`:
+    name -> a reader of cumulative CPU seconds of more server-side processes (the SwarmSync API, the
+    PostgreSQL backends of Prefect's database), each reported per burst job as `cpu_<name>`."""
+    more_cpu = more_cpu or {}
     lat = []
     for n in range(WARMUP + singles):
         t = time.perf_counter()
@@ -238,6 +249,7 @@ def measure_runs(create_run, read_state, read_states, singles: int, burst: int, 
             lat.append(time.perf_counter() - t)
     idle_mb, _ = RssSampler.tree_rss(rss_pids())
     cpu_before = cpu_seconds(rss_pids()), cpu_seconds(server_pids())
+    more_before = {name: read() for name, read in more_cpu.items()}
     sampler = RssSampler(rss_pids)
     sampler.start()
     t0 = time.perf_counter()
@@ -276,9 +288,10 @@ def measure_runs(create_run, read_state, read_states, singles: int, burst: int, 
     sampler.join()
     worker_cpu = (cpu_seconds(rss_pids()) - cpu_before[0]) / burst
     server_cpu = (cpu_seconds(server_pids()) - cpu_before[1]) / burst
-    return {"p50": pct(lat, 50), "p95": pct(lat, 95), "per_min": burst / elapsed * 60,
+    more = {f"cpu_{name}": (read() - more_before[name]) / burst for name, read in more_cpu.items()}
+    return {**more,"p50": pct(lat, 50), "p95": pct(lat, 95), "per_min": burst / elapsed * 60,
             "idle_mb": idle_mb, "peak_mb": sampler.peak, "failed": failed,
-            "worker_cpu": worker_cpu, "server_cpu": server_cpu, "submit_s": submitted_in}
+            "worker_cpu": worker_cpu, "server_cpu": server_cpu, "submit_s": submitted_in, "burst": burst}
 
 
 def states_reader(client):
@@ -354,8 +367,28 @@ def _bench_swarmsync(up: subprocess.Popen, image: str, singles: int, burst: int,
                                     capture_output=True, text=True).stdout.split()[0])
     server_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "prefect[_ ]server"],  # + services
                                                   capture_output=True, text=True).stdout.split()]
-    return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker_pid],
-                        create_many, server_pids=lambda: server_pids)
+    # counted as bench/scale.py counts the server host (issue 29): the SwarmSync API, and on PostgreSQL the
+    # backends serving Prefect's database (sampled: bench/cpu_split.py)
+    api_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "cli.main api"],
+                                               capture_output=True, text=True).stdout.split()]
+    more_cpu = {"api": lambda: cpu_seconds(api_pids)}
+    pg = None
+    if (db_url := os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "")).startswith("postgresql"):
+        from sqlalchemy.engine import make_url
+
+        u = make_url(db_url)
+        pg = PgBackendCpu(f"host={u.host} port={u.port or 5432} user={u.username} password={u.password} "
+                          f"dbname={u.database}", [u.database])
+        pg.start()
+        more_cpu["pg"] = lambda: sum(t for _, t in pg.mark()["seen"].values()) / HZ
+        more_cpu["pg_sessions"] = lambda: sum(pg.mark()["sessions"].values())
+        more_cpu["pg_backends"] = lambda: len(pg.mark()["seen"])
+    try:
+        return measure_runs(create_run, read_state, states_reader(client), singles, burst, lambda: [worker_pid],
+                            create_many, server_pids=lambda: server_pids, more_cpu=more_cpu)
+    finally:
+        if pg is not None:
+            pg.stop()
 
 
 def start_stock_worker(client, home: Path, port: int):

@@ -1,8 +1,15 @@
 """`store_for`: the `Store` of a Prefect filesystem block, chosen by the block's kind (its URL's
-protocol), or the local default. Adding a store: one module, and its class in STORES."""
+protocol), or the local default. Adding a store: one module, and its class in STORES.
+
+A block named by its slug is loaded from Prefect at most once per `LOADED_SECONDS` per Prefect server:
+Core's commit of each worker host's upload, and each job's archive on a worker, asked Prefect for the
+same block every time (a client and a block-document read: ~10-20 ms of CPU per job between Core and
+Prefect, issue 29). A block changed in place is seen at the latest that long after."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from prefect.blocks.core import Block
@@ -17,6 +24,9 @@ from swarmsync.connection import prefect_api
 from swarmsync.settings import get_settings
 
 STORES: tuple[type[FsspecStore], ...] = (SftpStore,)  # fsspec-backed stores by protocol; others: FsspecStore
+LOADED_SECONDS = 30.0
+_loaded: dict[tuple[str, str], tuple[float, Store]] = {}  # (Prefect API URL, slug) -> (when loaded, its store)
+_loaded_lock = threading.Lock()
 
 
 def store_for(block: str | WritableFileSystem | Store | None = None) -> Store:
@@ -31,11 +41,26 @@ def store_for(block: str | WritableFileSystem | Store | None = None) -> Store:
         if not slug:
             settings.archive_dir.mkdir(parents=True, exist_ok=True)
             return LocalStore(settings.archive_dir)
-        with prefect_api():
+        with prefect_api() as url:
+            key = (url, slug)
+            with _loaded_lock:
+                hit = _loaded.get(key)
+            if hit is not None and time.monotonic() - hit[0] < LOADED_SECONDS:
+                return hit[1]
             block = Block.load(slug, _sync=True)  # sync even in a worker thread of an event loop
         if not isinstance(block, WritableFileSystem):
             raise TypeError(f"block {slug!r} is not a writable filesystem block")
+        store = from_block(block)
+        with _loaded_lock:
+            _loaded[key] = (time.monotonic(), store)
+        return store
     return from_block(block)
+
+
+def forget_loaded() -> None:
+    """Load every block again at its next use (after changing a block in place, when it must count at once)."""
+    with _loaded_lock:
+        _loaded.clear()
 
 
 def from_block(block: Any) -> Store:

@@ -242,3 +242,29 @@ def remote_fs_of_store(store):
 
     fs, root = url_to_fs(store.url, **{**store.fsspec_options(), "skip_instance_cache": True})
     return fs, root.rstrip("/")
+
+
+def test_a_block_named_by_its_slug_is_loaded_once_per_interval(stack, tmp_path, monkeypatch):
+    """Core's commit of every upload (and every job's archive on a worker) names the pool's block by its
+    slug: it is read from Prefect once per LOADED_SECONDS, not once per job (issue 29); a block changed in
+    place counts after that interval, or at once after `forget_loaded`."""
+    from prefect.filesystems import LocalFileSystem
+
+    from swarmsync.archive import factory
+    from swarmsync.connection import prefect_api
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    with prefect_api():
+        LocalFileSystem(basepath=str(tmp_path / "a")).save(name, overwrite=True)
+    slug = f"local-file-system/{name}"
+    first = archive.store_for(slug)
+    with prefect_api():
+        LocalFileSystem(basepath=str(tmp_path / "b")).save(name, overwrite=True)  # changed in place
+    assert archive.store_for(slug) is first  # remembered: Prefect not asked again
+    monkeypatch.setattr(factory, "LOADED_SECONDS", 0.0)  # the interval has passed
+    assert archive.store_for(slug).folder == tmp_path / "b"
+    monkeypatch.setattr(factory, "LOADED_SECONDS", 3600.0)
+    factory.forget_loaded()
+    with prefect_api():
+        LocalFileSystem(basepath=str(tmp_path / "c")).save(name, overwrite=True)
+    assert archive.store_for(slug).folder == tmp_path / "c"
