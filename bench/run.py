@@ -27,6 +27,11 @@ import docker
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+# This process talks to the stacks it starts, one after another, and never to a server of Prefect's own making:
+# without these, a Prefect call made between two stacks (its events worker outlives a stack) started a
+# temporary Prefect server in this process, which tried to send Prefect's telemetry out (only loopback here).
+os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 REDIS_PASSWORD_FILE = Path("/etc/swarmsync/redis.pass")  # written by infra/host-setup.sh
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
