@@ -23,6 +23,11 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+# No Prefect telemetry from the test process or any server it starts: Prefect starts a temporary server of its own
+# for a call made outside every stack's context (seen once per suite: "Stopping temporary server"), and that
+# server would try to reach Prefect's telemetry endpoint; the tests' traffic stays on this machine.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
 PG_ADMIN_URL = os.environ.get(
     "SWARMSYNC_TEST_PG", "postgresql+psycopg://swarmsync:swarmsync@127.0.0.1:5432/postgres"
 )
