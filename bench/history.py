@@ -7,7 +7,8 @@ For each size, a fresh stack (`swarmsync up` on free ports, Prefect's and SwarmS
 on fresh PostgreSQL databases, as the test suite makes them: SWARMSYNC_TEST_PG) is filled with
 that many finished jobs: flow runs of the `container-job` deployment with their final state (80%
 Completed, 15% Failed, 5% Cancelled), written in bulk into Prefect's tables with its ORM models
-(see `fill_here`), plus their archive index rows (one bulk insert). No container runs. Then each measurement runs
+(see `fill_here`), plus their archive index rows (one bulk insert), then both databases vacuumed and analyzed (as
+autovacuum would within a minute; see `fill`). No container runs. Then each measurement runs
 `--repeat` times and the median is printed as soon as it is known:
 
 - `swarmsync jobs` (a new CLI process, through the API, default 20 rows);
@@ -53,9 +54,22 @@ PER_PAGE_ROW = "every page, limit=200, per page"  # not in the worst ratio: 100-
 
 def fill(jobs: int) -> float:
     """`fill_here` in a new process (Prefect keeps its first database engine for the process's life,
-    and each size has a stack and databases of its own); returns seconds taken."""
+    and each size has a stack and databases of its own), then both databases vacuumed and analyzed; returns
+    seconds taken.
+
+    The VACUUM ANALYZE is what PostgreSQL's autovacuum does on its own within a minute or so of a bulk load (it did,
+    seen in `pg_stat_user_tables`); measured before it, a page was read with the statistics of an empty table,
+    and whether a row was measured before or after autovacuum got to it (and while it ran) changed the first
+    page's time by 3x from one run to the next. A history that grew job by job has been analyzed all along."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
     started = time.perf_counter()
     subprocess.run([sys.executable, __file__, "--fill-only", str(jobs)], check=True)
+    for variable in ("PREFECT_API_DATABASE_CONNECTION_URL", "SWARMSYNC_DATABASE_URL"):
+        url = make_url(os.environ[variable]).set(drivername="postgresql")
+        with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as connection:
+            connection.execute("VACUUM ANALYZE")
     return time.perf_counter() - started
 
 
