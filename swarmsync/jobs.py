@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -180,19 +179,28 @@ class Job(RunHandle):
             yield entry[:3]
 
 
-@cache
+_DEPLOYMENT_IDS: dict[tuple[str, str], UUID] = {}  # (deployment name, Prefect API URL) -> its id, per process
+
+
 def _deployment_id(name: str, api: str, client: Any | None = None) -> UUID:
-    """The id of deployment `name`; through `client` (a sync Prefect client) when given, else a new one."""
-    if client is None:
-        with get_client(sync_client=True) as client:
-            return _deployment_id(name, api, client)
-    try:
-        return client.read_deployment_by_name(name).id
-    except ObjectNotFound:
-        raise JobNotFound(
-            f"deployment {name!r} not found on {api}: start the stack with 'swarmsync up' "
-            "(or create the pool with 'swarmsync pool create')"
-        ) from None
+    """The id of deployment `name` on `api`, read once per process: through `client` (a sync Prefect client)
+    when given, else a new one. (Remembered by name and API only: the client is not part of the key.)"""
+    key = (name, api)
+    if key not in _DEPLOYMENT_IDS:
+        if client is None:
+            with get_client(sync_client=True) as own:
+                return _deployment_id(name, api, own)
+        try:
+            _DEPLOYMENT_IDS[key] = client.read_deployment_by_name(name).id
+        except ObjectNotFound:
+            raise JobNotFound(
+                f"deployment {name!r} not found on {api}: start the stack with 'swarmsync up' "
+                "(or create the pool with 'swarmsync pool create')"
+            ) from None
+    return _DEPLOYMENT_IDS[key]
+
+
+_deployment_id.cache_clear = _DEPLOYMENT_IDS.clear  # type: ignore[attr-defined] # as functools.cache had it
 
 
 def deployment_for_pool(pool: str | None) -> str:
@@ -288,8 +296,8 @@ def submit(
     # always a key: a create that is sent again (Prefect's client retrying a 502/503, a load balancer
     # replaying a request whose API process died before answering) returns the run made the first time
     idempotency_key = idempotency_key or f"swarmsync-submit-{uuid.uuid4()}"
-    # one client for the deployment's lookup and the creation: a new Prefect client costs ~21 ms of CPU
-    # (its SSL context), a quarter of a submit's time (docs/benchmarks.md, one job's timeline)
+    # one client for the deployment's lookup (the first time) and the creation: each Prefect client made costs
+    # CPU (docs/benchmarks.md, one job's timeline)
     with get_client(sync_client=True) as client:
         deployment_id = _deployment_id(deployment_for_pool(pool), api_url(), client)
         stored = _store_secrets(secret_env, user, project=project) if secret_env else {}

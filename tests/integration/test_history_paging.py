@@ -256,3 +256,19 @@ def test_analyzing_the_small_tables_gives_them_statistics_and_an_analyze_after_a
     finally:
         engine.dispose()
         drop_pg_database(url)
+
+
+class _AskNothing:
+    """A Prefect client stand-in that fails if anything is asked of it."""
+
+    def __getattr__(self, attr: str):
+        raise AssertionError(f"the deployment was read again ({attr})")
+
+
+def test_a_known_job_deployment_is_not_read_again_through_a_given_client(stack):
+    """`submit` passes its own Prefect client to `_deployment_id`; a deployment this process already knows is not
+    read again (keyed by that client too, every submit's lookup missed and the remembered ids grew by one each)."""
+    with prefect_api():
+        name = jobs.deployment_for_pool(None)
+        known = jobs._deployment_id(name, api_url())
+        assert jobs._deployment_id(name, api_url(), _AskNothing()) == known
