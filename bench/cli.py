@@ -4,9 +4,9 @@ against `python -c pass` (the interpreter's own start), each a new process.
     python bench/cli.py [--repeat 7] [--compare /tmp/old-tree]
 
 A fresh stack (`swarmsync up` on free ports and fresh PostgreSQL databases, as the test suite makes
-them: SWARMSYNC_TEST_PG) is started; an operator and a token of theirs are made, and one job is submitted
-for later (it stays Scheduled: no container runs). The commands then run through the API
-(SWARMSYNC_URL and SWARMSYNC_TOKEN set, so the CLI never asks Prefect itself):
+them: SWARMSYNC_TEST_PG) is started; an operator and a token of theirs are made, and 20 jobs are submitted
+for later (they stay Scheduled: no container runs), so that `swarmsync jobs` shows a full page. The commands
+then run through the API (SWARMSYNC_URL and SWARMSYNC_TOKEN set, so the CLI never asks Prefect itself):
 
 - `swarmsync --help`;
 - `swarmsync whoami` (GET /me);
@@ -15,6 +15,8 @@ for later (it stays Scheduled: no container runs). The commands then run through
 - `swarmsync status ID` (GET /jobs/ID);
 - `swarmsync logs ID` (GET /jobs/ID/logs: none yet);
 - `swarmsync schedule list` (GET /schedules and /pipelines/schedules: none);
+- `swarmsync submit --in 1d busybox true` (POST /jobs: a job due tomorrow, so no container runs; each run adds
+  one);
 
 and, as the floor no Typer command line goes under, `typer --help (floor)`: the `--help` of a Typer app of two
 commands and nothing else (Python, Typer, Click, Rich and Typer's help formatting).
@@ -47,6 +49,7 @@ sys.path[:0] = [str(ROOT)]
 from tests.conftest import running_stack  # noqa: E402 - the suite's own stack helper (fresh PG databases)
 
 TARGET_S = 0.3
+PAGE = 20  # `swarmsync jobs` shows 20 rows by default: the stack has that many jobs before the first run
 # the commands run here: `python -m` puts its working directory first on sys.path, and a checkout's own
 # `swarmsync/` folder would win over --compare's PYTHONPATH
 NEUTRAL = tempfile.gettempdir()
@@ -63,6 +66,7 @@ def commands(job_id: str) -> dict[str, list[str]]:
         "swarmsync status ID": [*cli, "status", job_id],
         "swarmsync logs ID": [*cli, "logs", job_id],
         "swarmsync schedule list": [*cli, "schedule", "list"],
+        "swarmsync submit --in 1d": [*cli, "submit", "--in", "1d", "busybox", "true"],
         "typer --help (floor)": [sys.executable, "-c", FLOOR_APP, "--help"],
     }
 
@@ -99,8 +103,8 @@ def imports_prefect(argv: list[str], env: dict[str, str]) -> bool:
 
 
 def prepare(env: dict[str, str]) -> tuple[str, str, str]:
-    """An operator with a token, and one job of theirs due tomorrow (stays Scheduled); returns (API URL,
-    token, job id)."""
+    """An operator with a token, and a page of jobs of theirs due tomorrow (they stay Scheduled); returns (API URL,
+    token, the first job's id)."""
     from swarmsync.auth import tokens, users
     from swarmsync.auth.roles import Principal
     from swarmsync.client import Client
@@ -109,8 +113,10 @@ def prepare(env: dict[str, str]) -> tuple[str, str, str]:
     users.add_user(Principal.local(), name, "correct horse battery staple", "operator")
     token = tokens.create_token(Principal.local(), "bench", name).token
     url = f"http://127.0.0.1:{env['SWARMSYNC_API_PORT']}"
-    job = Client(url, token).submit("busybox", ["echo", "hi"], at=datetime.now(UTC) + timedelta(days=1))
-    return url, token, job.id
+    api = Client(url, token)
+    later = datetime.now(UTC) + timedelta(days=1)
+    jobs = [api.submit("busybox", ["echo", "hi"], at=later) for _ in range(PAGE)]  # `jobs` shows a full page
+    return url, token, jobs[0].id
 
 
 def main() -> None:

@@ -118,8 +118,8 @@ def list_jobs(client: Client, limit: int = 200, state: str | None = None, user: 
 
 def table(rows: list[JobRow]) -> list[dict[str, Any]]:
     """Rows as a table shows them (TABLE_COLUMNS): tags as one text, no user as ''."""
-    return [{**row.model_dump(include=set(TABLE_COLUMNS)), "state": row.state or "Unknown", "user": row.user or "",
-             "tags": ", ".join(row.tags), "queue": row.queue or ""} for row in rows]
+    return [{**{column: getattr(row, column) for column in TABLE_COLUMNS}, "state": row.state or "Unknown",
+             "user": row.user or "", "tags": ", ".join(row.tags), "queue": row.queue or ""} for row in rows]
 
 
 def styled_table(rows: list[JobRow]) -> Any:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from swarmsync.client import APIError, Client
     from swarmsync.compose import ComposeError, load_compose
     from swarmsync.deployments import schedules
-    from swarmsync.jobs import Job, JobNotFound, JobResult, Submission, get_job, list_jobs, submit, submit_many
+    from swarmsync.job_handle import Submission
+    from swarmsync.jobs import Job, JobNotFound, JobResult, get_job, list_jobs, submit, submit_many
     from swarmsync.pipeline_spec import PipelineError
     from swarmsync.pipelines import Pipeline, get_pipeline, pipeline
     from swarmsync.spec import HealthCheck, InputFile, JobSpec, JobSpecError, ServiceSpec
@@ -38,7 +39,7 @@ _PUBLIC = {
     "Job": "swarmsync.jobs",
     "JobNotFound": "swarmsync.jobs",
     "JobResult": "swarmsync.jobs",
-    "Submission": "swarmsync.jobs",
+    "Submission": "swarmsync.job_handle",
     "get_job": "swarmsync.jobs",
     "list_jobs": "swarmsync.jobs",
     "submit": "swarmsync.jobs",

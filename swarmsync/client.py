@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from swarmsync.client_settings import client_settings
 from swarmsync.errors import Error, InvalidError, NotFoundError, RefusedError
 from swarmsync.job_errors import JobNotFound
 from swarmsync.lazy_names import loader
@@ -36,10 +37,12 @@ from swarmsync.log_follow import LOG_BATCH, LogEntry, LogFollower  # noqa: F401 
 from swarmsync.owners import DEFAULT_PROJECT, stored_name
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
+    from swarmsync.job_handle import Submission
     from swarmsync.job_rows import JobPage, JobSummary, RemoteJobResult
-    from swarmsync.jobs import Submission
     from swarmsync.remote_jobs import RemoteJob
     from swarmsync.settings import SwarmSyncSettings
     from swarmsync.spec import JobSpec
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 # Commands that only talk to the API must start without importing Prefect (docs/benchmarks.md, CLI start):
 # the job handles and rows, which carry a Prefect FlowRun, load on first use (the CLI reads `JobSummary`s).
 _LAZY = {"RemoteJob": "swarmsync.remote_jobs", "JobResult": "swarmsync.job_rows",
-         **dict.fromkeys(("Job", "JobRow", "Submission", "build_spec"), "swarmsync.jobs"),
+         **dict.fromkeys(("Job", "JobRow", "build_spec"), "swarmsync.jobs"), "Submission": "swarmsync.job_handle",
          **dict.fromkeys(("ArchiveCorrupt", "ArchiveNotFound", "ArchiveStoreError", "checked_chunks"),
                          "swarmsync.archive"),
          "FlowRun": "prefect.client.schemas.objects",
@@ -118,11 +121,12 @@ class Client:
         self.url = url.rstrip("/")
         self.project = project
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        verify = True
         if self.url.lower().startswith("https:"):  # swarmsync.tls loads `cryptography`: only for https
             from swarmsync.tls import client_context
 
             verify = client_context(_settings(), ca)
+        else:
+            verify = _unused_tls_context()
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
                                  verify=verify)
 
@@ -133,12 +137,12 @@ class Client:
     def from_settings(cls) -> Client:
         """SWARMSYNC_URL/SWARMSYNC_TOKEN, else the login stored by `swarmsync login`; the project
         SWARMSYNC_PROJECT, else the one `swarmsync project use` stored."""
-        settings = _settings()
+        settings = client_settings()
         stored = load_credentials()
         url = settings.url or stored.get("url")
         if not url:
             raise APIError(0, "no SwarmSync URL: run 'swarmsync login URL' or set SWARMSYNC_URL")
-        token = settings.token.get_secret_value() if settings.token else None
+        token = settings.token
         same = stored.get("url", "").rstrip("/") == url.rstrip("/")
         if token is None and same:
             token = stored.get("token")
@@ -461,7 +465,7 @@ class Client:
                     project: str | None = None, **_ignored: Any) -> list[Submission]:
         """`template`: the saved template the specs were made from (the server fills in its hidden secrets);
         `project`: the jobs' project (default: the client's)."""
-        from swarmsync.jobs import Submission
+        from swarmsync.job_handle import Submission
 
         results = []
         for index, spec in enumerate(specs):
@@ -543,7 +547,7 @@ class Client:
         params = {"limit": limit, **({"offset": offset} if offset else {}), **({"after": after} if after else {}),
                   **({"state": state} if state else {}), **({"user": user} if user else {}), **self._scope(project)}
         response = self.request("GET", "/jobs", params=params)
-        return JobPage([row.model_validate(j) for j in response.json()], response.headers.get("X-Next-Cursor"))
+        return JobPage([row.from_api(j) for j in response.json()], response.headers.get("X-Next-Cursor"))
 
     def get_job(self, job_id: str) -> RemoteJob:
         return _remote_job(self, self.request("GET", f"/jobs/{job_id}").json())
@@ -552,7 +556,7 @@ class Client:
         """The job now, as `GET /jobs/{id}` gives it, without its Prefect flow run (`JobNotFound` if none)."""
         from swarmsync.job_rows import JobSummary
 
-        return JobSummary.model_validate(self.request("GET", f"/jobs/{job_id}").json())
+        return JobSummary.from_api(self.request("GET", f"/jobs/{job_id}").json())
 
     def get_job_logs(self, job_id: str, after: datetime | None = None) -> list[tuple[datetime, str, str]]:
         """(timestamp, logger name, message) of the job's log lines, oldest first; `after`: only those at or after
@@ -710,6 +714,15 @@ def reachable(url: str) -> str:
     return url
 
 
+def _unused_tls_context() -> ssl.SSLContext:
+    """The TLS context of a client of an http:// URL: never used, since the client does not follow redirects, and
+    it trusts no CA, so it could only refuse. httpx's default would load certifi's bundle: 40 ms of a CLI
+    command's start (docs/benchmarks.md, CLI start)."""
+    import ssl
+
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def _settings() -> SwarmSyncSettings:
     """`swarmsync.settings.get_settings()`, imported on first use (pydantic-settings: not for `--help`)."""
     from swarmsync.settings import get_settings
@@ -719,7 +732,7 @@ def _settings() -> SwarmSyncSettings:
 
 # --- the stored login (swarmsync login) ------------------------------------------------
 def credentials_path() -> Path:
-    return _settings().config_dir.expanduser() / CREDENTIALS_FILE
+    return client_settings().config_dir.expanduser() / CREDENTIALS_FILE
 
 
 def save_credentials(url: str, token: str, username: str, project: str | None = None,
@@ -771,4 +784,4 @@ def forget_credentials() -> bool:
 
 def remote_configured() -> bool:
     """True when the CLI should go through a SwarmSync API (SWARMSYNC_URL or a stored login)."""
-    return bool(_settings().url or load_credentials().get("url"))
+    return bool(client_settings().url or load_credentials().get("url"))

@@ -10,36 +10,66 @@ CLI start). `swarmsync.jobs.JobRow` is a `JobSummary` with its `flow_run`; `swar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
-
-from pydantic import BaseModel, Field
 
 from swarmsync.owners import DEFAULT_PROJECT
 
 
-class JobSummary(BaseModel):
-    """One job as listings show it, without the Prefect flow run behind it (`swarmsync.jobs.JobRow` adds it)."""
+def _about(text: str) -> dict[str, str]:
+    """A dataclass field's description, as `described` puts it in a JSON schema."""
+    return {"description": text}
+
+
+def described(schema: dict[str, Any], cls: type) -> None:
+    """Pydantic's `json_schema_extra` for a dataclass: each field's `metadata` description into its schema
+    (pydantic reads descriptions from `Field()`, which a dataclass without pydantic cannot use)."""
+    for item in fields(cls):
+        if "description" in item.metadata and item.name in schema.get("properties", {}):
+            schema["properties"][item.name]["description"] = item.metadata["description"]
+
+
+@dataclass
+class JobSummary:
+    """One job as listings show it, without the Prefect flow run behind it (`swarmsync.jobs.JobRow` adds it).
+
+    A plain dataclass, not a pydantic model: `swarmsync jobs` and `status` through an API read rows with
+    `from_api` and start without importing pydantic (~70 ms; docs/benchmarks.md, CLI start). Pydantic still
+    validates and documents it where it is used: the API's response model (`JobRow`), whose OpenAPI schema
+    takes each field's description from its `metadata` (`described`)."""
 
     id: str
-    state: str | None = Field(description="Prefect state name: Scheduled, Running, Completed, Failed, ...")
-    state_type: str | None = Field(default=None, description="Prefect state type, e.g. COMPLETED")
-    final: bool = Field(default=False, description="The job has ended (its state is final)")
+    state: str | None = field(metadata=_about("Prefect state name: Scheduled, Running, Completed, Failed, ..."))
+    state_type: str | None = field(default=None, metadata=_about("Prefect state type, e.g. COMPLETED"))
+    final: bool = field(default=False, metadata=_about("The job has ended (its state is final)"))
     message: str | None = None
-    user: str | None = Field(default=None, description="Who submitted it through the API (None: not via the API)")
-    project: str = Field(default=DEFAULT_PROJECT, description="The project it belongs to")
+    user: str | None = field(default=None, metadata=_about("Who submitted it through the API (None: not via the API)"))
+    project: str = field(default=DEFAULT_PROJECT, metadata=_about("The project it belongs to"))
     image: str = ""
-    command: str = Field(default="", description="The command as one line")
-    tags: list[str] = Field(default_factory=list)
+    command: str = field(default="", metadata=_about("The command as one line"))
+    tags: list[str] = field(default_factory=list)
     queue: str | None = None
     created: datetime | None = None
-    scheduled: datetime | None = Field(default=None, description="When it is (or was) due to start")
+    scheduled: datetime | None = field(default=None, metadata=_about("When it is (or was) due to start"))
     started: datetime | None = None
     ended: datetime | None = None
     duration_s: float | None = None
-    exit_code: int | None = Field(default=None, description="The container's exit code, once it ended "
-                                  "(read from the final state's message)")
+    exit_code: int | None = field(default=None, metadata=_about(
+        "The container's exit code, once it ended (read from the final state's message)"))
+
+    @classmethod
+    def from_api(cls, body: dict[str, Any]) -> JobSummary:
+        """A row from the API's JSON (`GET /jobs`, `GET /jobs/{id}`), its other keys (`flow_run`) left out."""
+        known = {f.name for f in fields(JobSummary)}
+        row = {k: v for k, v in body.items() if k in known}
+        for name in _TIMES:
+            if row.get(name) is not None:
+                row[name] = datetime.fromisoformat(row[name])
+        return cls(**row)
+
+
+_TIMES = ("created", "scheduled", "started", "ended")
 
 
 class JobPage(list):

@@ -6,11 +6,12 @@ and API. The CLI (and later the dashboard and HTTP API) call these same function
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -27,15 +28,16 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Scheduled
-from pydantic import Field
+from pydantic import ConfigDict, TypeAdapter
 
 from swarmsync import archive, job_events
 from swarmsync.auth import secret_owners
 from swarmsync.connection import api_url, uses_prefect_api
 from swarmsync.job_errors import JobNotFound
+from swarmsync.job_handle import JobHandle, Submission
 from swarmsync.job_pages import DUE, LATER, TICK, JobCursor, JobPage, page_after, page_at_offset, section_filter
-from swarmsync.job_rows import JobResult, JobSummary
-from swarmsync.log_follow import LOG_BATCH, LogEntry, follow
+from swarmsync.job_rows import JobResult, JobSummary, described
+from swarmsync.log_follow import LOG_BATCH, LogEntry
 from swarmsync.owners import (
     owner_labels,
     owner_tags,
@@ -46,17 +48,24 @@ from swarmsync.owners import (
     without_user_tags,
 )
 from swarmsync.routing import labels_of_queue
-from swarmsync.run_handle import RunHandle
 from swarmsync.schedule_rows import JOB_FLOW_NAME
 from swarmsync.settings import get_settings
 from swarmsync.spec import JobSpec, JobSpecError, job_run_name
 from swarmsync.timing import start_time
 
 
+@dataclass(kw_only=True)
 class JobRow(JobSummary):
     """One job as listings show it (CLI, dashboard, `GET /jobs`): the same fields everywhere."""
 
-    flow_run: FlowRun = Field(description="The Prefect flow run behind the job")
+    __pydantic_config__ = ConfigDict(json_schema_extra=described)  # the fields' descriptions in the API's schema
+
+    flow_run: FlowRun = field(metadata={"description": "The Prefect flow run behind the job"})
+
+    @classmethod
+    def from_api(cls, body: dict[str, Any]) -> JobRow:
+        """A row from the API's JSON, its flow run with it (validated by pydantic, as the API wrote it)."""
+        return _row_adapter().validate_python(body)
 
     @classmethod
     def from_flow_run(cls, run: FlowRun) -> JobRow:
@@ -75,18 +84,19 @@ class JobRow(JobSummary):
         )
 
 
+@functools.cache
+def _row_adapter() -> TypeAdapter[JobRow]:
+    return TypeAdapter(JobRow)
+
+
 def _exit_code(message: str | None) -> int | None:
     """The exit code a final state's message names ('exit code 3', '... (exit code 137)'; swarmsync.outcome)."""
     found = re.search(r"exit code (-?\d+)", message or "")
     return int(found.group(1)) if found else None
 
 
-class Job(RunHandle):
-    """A handle on one submitted job."""
-
-    noun = "job"
-    not_found = JobNotFound
-    poll = 0.2
+class Job(JobHandle):
+    """A handle on one submitted job, asking Prefect (on the server host)."""
 
     @uses_prefect_api
     def flow_run(self) -> FlowRun:
@@ -172,11 +182,6 @@ class Job(RunHandle):
         delete_job(self.id)
         secret_owners.delete_secrets_of(secret_owners.JOB, self.id)
 
-    def follow_logs(self, poll: float = 0.5) -> Iterator[tuple[datetime, str, str]]:
-        """Yield log lines as they arrive until the job ends and its last lines are read, in
-        order, without gaps or duplicates: a batch per poll (swarmsync/log_follow.py)."""
-        for entry in follow(self.log_batch, self.is_finished, poll):
-            yield entry[:3]
 
 
 _DEPLOYMENT_IDS: dict[tuple[str, str], UUID] = {}  # (deployment name, Prefect API URL) -> its id, per process
@@ -318,15 +323,6 @@ def check_queue(queue: str | None) -> None:
         labels_of_queue(queue)
     except ValueError as exc:
         raise JobSpecError(f"queue {queue!r}: {exc}") from None
-
-
-@dataclass
-class Submission:
-    """One entry of `submit_many`: the job, or why it could not be created."""
-
-    index: int
-    job: Job | None
-    error: str | None = None
 
 
 @uses_prefect_api

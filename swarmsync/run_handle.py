@@ -4,15 +4,18 @@ and waiting for it to end (`jobs.Job` and `pipelines.Pipeline` add what differs)
 from __future__ import annotations
 
 import time
-from typing import ClassVar, Self
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar, Self
 from uuid import UUID
-
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun
-from prefect.exceptions import ObjectNotFound
 
 from swarmsync.errors import NotFoundError
 from swarmsync.owners import project_of, submitted_by
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+
+# Prefect is imported where a handle reads its run: `swarmsync.RemoteJob` (a handle through the API) imports
+# none, so `swarmsync submit` through an API starts without it (docs/benchmarks.md, CLI start).
 
 
 class RunHandle:
@@ -46,6 +49,9 @@ class RunHandle:
 
     def _read_flow_run(self) -> FlowRun:
         """The flow run as the server has it now: `not_found` if there is none."""
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
         with get_client(sync_client=True) as client:
             try:
                 return client.read_flow_run(UUID(self.id))
@@ -61,6 +67,11 @@ class RunHandle:
     def submitter(self) -> str | None:
         """Who submitted it through the API (read once; None: not through the API)."""
         return submitted_by(self._flow_run or self.flow_run())
+
+    @property
+    def scheduled(self) -> datetime | None:
+        """When the run is (or was) due to start (read once)."""
+        return (self._flow_run or self.flow_run()).expected_start_time
 
     def status(self) -> str:
         """The Prefect state name: Scheduled, Pending, Running, Completed, Failed, ..."""

@@ -11,6 +11,9 @@ HEAVY = ("prefect", "sqlalchemy", "docker", "fastapi", "streamlit")
 # what `swarmsync --help` does without too: the HTTP client (loaded once a command sends a request), the JobSpec
 # models' helpers the dashboard reads through swarmsync.client, pipeline files (docs/benchmarks.md, CLI start)
 NOT_FOR_HELP = ("httpx", "anyio", "yaml", "swarmsync.compose", "swarmsync.pipeline_spec", "swarmsync.connection")
+# what the commands that only read the API do without: the settings model (swarmsync.client_settings reads the
+# client's five) and pydantic (their rows are dataclasses; Typer before 0.29 parses options without it)
+NOT_FOR_READING = ("pydantic", "pydantic_settings", "swarmsync.settings")
 
 # `swarmsync WORDS` as the console script runs it, in the probe's own interpreter
 COMMAND = """

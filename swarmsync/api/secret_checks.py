@@ -6,6 +6,7 @@ not own in what the API returns."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from fastapi import Request
@@ -62,5 +63,5 @@ def hidden_rows(principal: Principal, rows: list[JobRow]) -> list[JobRow]:
         params = copy.deepcopy(row.flow_run.parameters or {})
         out.append((row, params))
     secret_owners.hide_in_jobs(principal, [params.get("job") for _row, params in out])
-    return [row.model_copy(update={"flow_run": row.flow_run.model_copy(update={"parameters": params})})
+    return [dataclasses.replace(row, flow_run=row.flow_run.model_copy(update={"parameters": params}))
             for row, params in out]

@@ -31,8 +31,8 @@ from swarmsync.cli.options import (
 from swarmsync.cli.target import job_backend, project
 
 if TYPE_CHECKING:
-    from swarmsync import jobs
     from swarmsync.backend import JobBackend
+    from swarmsync.job_handle import JobHandle
     from swarmsync.spec import JobSpec
 
 # Prefect, the archive and templates are imported by the commands that use them: `--help` and commands that only
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 
-def follow(job: jobs.Job) -> int:
+def follow(job: JobHandle) -> int:
     """Print the job's container output as it streams; return its exit code."""
     from swarmsync.archive import ArchiveNotFound
 
@@ -74,7 +74,7 @@ def follow(job: jobs.Job) -> int:
     return result.exit_code if result.state != "COMPLETED" or result.exit_code else 0
 
 
-def _job(job_id: str) -> jobs.Job:
+def _job(job_id: str) -> JobHandle:
     return job_backend().get_job(job_id)  # JobNotFound: exit 2 (console.EXIT_CODES)
 
 
@@ -126,12 +126,14 @@ def _submit_copies(count: int, image: str | None, command: list[str] | str | Non
                    secret_env: dict[str, str] | None, pool: str | None, queue: str | None,
                    options: dict[str, Any], in_project: str | None) -> int:
     """COUNT copies of one job, submitted at once."""
-    from swarmsync import jobs
+    from swarmsync.client import Client
 
     backend = job_backend()
     try:
         spec = backend.job_spec(image, command, template, project=in_project, **options)
-        if isinstance(backend, jobs.LocalJobs):  # secrets stored once, every copy refers to them
+        if not isinstance(backend, Client):  # LocalJobs: secrets stored once, every copy refers to them
+            from swarmsync import jobs
+
             spec, extra = jobs.prepare_spec(spec, None, secret_env, {}, project=in_project), {}
         else:  # the server stores the secrets (and fills in the template's, hidden from this user)
             extra = {"secret_env": secret_env, "template": template}
@@ -221,7 +223,7 @@ def submit(
     except spec_errors() as exc:  # TimingError, JobNotFound, TemplateNotFound: exit 2
         fail(f"invalid job: {exc}")
     if at or delay:
-        scheduled = job.flow_run().expected_start_time
+        scheduled = job.scheduled
         err.print(f"scheduled for {scheduled.astimezone():%Y-%m-%d %H:%M:%S %Z}; cancel with: "
                   f"swarmsync cancel {job.id}")
     if not wait:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -33,7 +32,7 @@ class OneLineErrors(TyperGroup):
     """The one place a command's error becomes one `error:` line and an exit code, not a traceback:
     `swarmsync.Error` (and `LookupError`) by `console.EXIT_CODES`, Prefect's HTTP errors here."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except (Error, LookupError) as exc:
@@ -41,8 +40,8 @@ class OneLineErrors(TyperGroup):
         except Exception as exc:
             # an httpx error can only come from a command that imported httpx: `--help` does not load it
             httpx = sys.modules.get("httpx")
-            if httpx is None:
-                raise
+            if httpx is None or not isinstance(exc, (httpx.HTTPStatusError, httpx.ConnectError)):
+                raise  # (typer's Exit too: a command's own exit code)
             from swarmsync.connection import api_url
 
             if isinstance(exc, httpx.HTTPStatusError):

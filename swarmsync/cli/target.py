@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from swarmsync.auth.roles import Principal
 from swarmsync.backend import JobBackend
 from swarmsync.client import Client, remote_configured, stored_project
+from swarmsync.client_settings import client_settings
 from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.timing import parse_duration
 
@@ -34,11 +35,9 @@ WHEN = ("cron", "every", "rrule", "timezone", "start")
 def project(option: str | None = None, every: bool = False) -> str | None:
     """The project a command works in: `--project`, else SWARMSYNC_PROJECT, else the stored one (None:
     the default project for new objects, all of the caller's for listings; `every`: a listing of all)."""
-    from swarmsync.settings import get_settings
-
     if every:
         return None
-    return option or get_settings().project or stored_project()
+    return option or client_settings().project or stored_project()
 
 
 def client() -> Client:

@@ -28,7 +28,7 @@ from swarmsync.auth.roles import Principal
 from swarmsync.cli.main import app
 from swarmsync.connection import prefect_api
 from tests.accounts.conftest import PASSWORD
-from tests.probes import COMMAND, run_probe
+from tests.probes import COMMAND, HEAVY, NOT_FOR_READING, run_probe
 
 
 def process(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -139,9 +139,34 @@ def test_reading_job_commands_through_the_api_import_no_prefect(stack, remote, b
                                      f"exit code 0; archive {remote['SWARMSYNC_URL']}/jobs/{job.id}/result"],
                 ("result", job.id): ["started"], ("logs", job.id): ["started"]}
     for words, shown in expected.items():
-        printed, loaded = run_probe(COMMAND.format(words=list(words)), env)
+        printed, loaded = run_probe(COMMAND.format(words=list(words)), env, HEAVY + NOT_FOR_READING)
         assert all(line in printed for line in shown), (words, printed)
         assert not any(loaded.values()), f"{' '.join(words)} imported {[m for m, yes in loaded.items() if yes]}"
+
+
+def test_submit_rerun_and_follow_through_the_api_import_no_prefect(stack, remote, busybox, no_leftover_containers,
+                                                                   tmp_path):
+    """`swarmsync submit` (a job due tomorrow), `logs --follow` of a finished job and `rerun --wait` (which streams
+    the new job's output and exits with its code) through the API: their job handles are `RemoteJob`s, which
+    need no Prefect, so they start without it, nor pydantic-settings (docs/benchmarks.md, CLI start)."""
+    _, token = _user("operator")
+    api = swarmsync.Client(remote["SWARMSYNC_URL"], token)
+    finished = api.submit(busybox, ["echo", "first run"]).wait(120)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}, **remote,
+           "SWARMSYNC_TOKEN": token, "SWARMSYNC_HOME": str(tmp_path), "COLUMNS": "200"}
+    modules = (*HEAVY, "pydantic_settings")
+    printed, loaded = run_probe(COMMAND.format(words=["submit", "--in", "1d", busybox, "true"]), env, modules)
+    later = api.get_job_summary(printed.strip().splitlines()[-1])
+    api.cancel_job(later.id)
+    assert later.state == "Scheduled" and later.scheduled > datetime.now(UTC) + timedelta(hours=23)
+    assert not any(loaded.values()), f"submit imported {[m for m, yes in loaded.items() if yes]}"
+    for words, shown in ((["logs", "--follow", finished.id], "first run"),
+                         (["rerun", "--wait", finished.id], "first run")):
+        printed, loaded = run_probe(COMMAND.format(words=words), env, modules)
+        assert shown in printed, (words, printed)
+        assert not any(loaded.values()), f"{' '.join(words)} imported {[m for m, yes in loaded.items() if yes]}"
+    rerun = [row for row in api.list_job_summaries(limit=5) if row.id not in (finished.id, later.id)]
+    assert rerun and rerun[0].state == "Completed" and rerun[0].exit_code == 0
 
 
 def test_user_and_token_commands_follow_the_roles(stack, remote):

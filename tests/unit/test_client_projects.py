@@ -30,8 +30,8 @@ def body(request: httpx.Request) -> dict:
 
 
 def test_a_clients_project_goes_with_every_call_that_names_none():
-    sent, transport = recording(lambda r: {"id": FLOW_RUN["id"], "flow_run": FLOW_RUN} if r.url.path == "/jobs"
-                                and r.method == "POST" else [])
+    row = {"id": FLOW_RUN["id"], "state": "Scheduled", "flow_run": FLOW_RUN}  # a job row as the API sends it
+    sent, transport = recording(lambda r: row if r.url.path == "/jobs" and r.method == "POST" else [])
     client = Client("http://api.test", "t", project="data", transport=transport)
     client.submit("busybox", "true")
     client.submit("busybox", "true", project="other")
