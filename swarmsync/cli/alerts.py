@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 from swarmsync.cli.job_arguments import user_errors
 from swarmsync.cli.options import AllProjects, Project
 from swarmsync.cli.target import client, project
@@ -82,7 +82,7 @@ def add(
 def list_alerts(project_: Project = None, all_projects: AllProjects = False) -> None:
     """List alerts (of one project with --project), each with its last delivery: ok, or failed and why."""
     rows = target().alerts(project(project_, all_projects))
-    table = Table()
+    table = DataTable()
     for column in ("project", "name", "on", "pool", "owner", "webhook", "last delivery"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -92,9 +92,9 @@ def list_alerts(project_: Project = None, all_projects: AllProjects = False) -> 
         elif delivery["status"] == "ok":
             last = f"ok {str(delivery['at'])[:19]}"
         else:
-            last = f"[red]failed[/red] {str(delivery['at'])[:19]}: {escape(str(delivery.get('reason') or ''))}"
+            last = Text.assemble(("failed", "red"), f" {str(delivery['at'])[:19]}: {delivery.get('reason') or ''}")
         table.add_row(row["project"], row["name"], row["on"], row.get("pool") or "-", row.get("owner") or "-",
-                      escape(row["webhook"]), last)
+                      row["webhook"], last)
     console.print(table)
 
 

@@ -11,17 +11,27 @@ answered an error).
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from swarmsync.client import APIError
 from swarmsync.errors import ConflictError, Error, InvalidError, NotFoundError, RefusedError, UnavailableError
 
 console = Console()
 err = Console(stderr=True)
+
+
+class DataTable(Table):
+    """A table of data: its text cells are shown as they are, never read as Rich markup (a job's command
+    `echo [/x]` would break the listing, `[bold]` restyle it); style a cell by giving a `rich.text.Text`."""
+
+    def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
+        super().add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in renderables), **kwargs)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 from swarmsync.cli.job_arguments import parse_env, spec_errors
 from swarmsync.cli.options import (
     AllProjects,
@@ -245,7 +245,7 @@ def list_jobs(
 ) -> None:
     """List jobs, newest created first (of one project with --project); a full page ends with the command for
     the next one (on stderr)."""
-    table = Table("state", "image", "command", "user", "project", "created")
+    table = DataTable("state", "image", "command", "user", "project", "created")
     table.add_column("id", no_wrap=True, min_width=36)
     rows = job_backend().list_job_summaries(limit=limit, state=state, user=user, offset=offset,
                                             project=project(project_, all_projects), after=after)
@@ -266,7 +266,7 @@ def status(job_id: str) -> None:
 
     backend = job_backend()
     row = backend.get_job_summary(job_id)  # JobNotFound: exit 2
-    console.print(f"{row.id}: [bold]{row.state}[/bold] {row.message or ''}")
+    console.print(f"{row.id}: [bold]{escape(row.state or '')}[/bold] {escape(row.message or '')}")
     if row.final:
         try:
             result = backend.get_job_result(row.id)

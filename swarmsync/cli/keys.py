@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 from swarmsync.cli.target import local_principal
 from swarmsync.client import Client, remote_configured
 
@@ -62,7 +61,7 @@ def list_keys(user: User = None) -> None:
         rows = Client.from_settings().keys(user)
     else:
         rows = [vars(k) for k in ssh_keys.list_keys(local_principal(), _local_user(user))]
-    table = Table("fingerprint", "type", "comment", "owner", "added", "last used")
+    table = DataTable("fingerprint", "type", "comment", "owner", "added", "last used")
     for row in rows:
         table.add_row(row["fingerprint"], row["key_type"], row["comment"], row["owner"], str(row["created_at"]),
                       str(row["last_used_at"] or "-"))

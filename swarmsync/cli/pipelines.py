@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 from swarmsync.cli.job_arguments import input_errors
 from swarmsync.cli.options import ScheduleName
 from swarmsync.cli.pipeline_schedules import pipeline_schedules
@@ -152,9 +150,9 @@ def follow(target: LocalPipelines | RemotePipelines, pipeline_id: str, poll: flo
 def _show(view: dict[str, Any]) -> None:
     console.print(f"pipeline {view['name']} ({view['id']}): {view['state']}"
                   + (f" - {view['message']}" if view.get("message") else ""), markup=False, soft_wrap=True)
-    table = Table("step", "state", "needs", "when", "job", "attempts")
+    table = DataTable("step", "state", "needs", "when", "job", "attempts")
     for step in view["steps"]:
-        table.add_row(escape(step["name"]), step["state"], escape(", ".join(step["needs"])), step["when"],
+        table.add_row(step["name"], step["state"], ", ".join(step["needs"]), step["when"],
                       step.get("job_id") or "", str(step.get("attempts") or 0))
     console.print(table)
 
@@ -190,7 +188,7 @@ def status(pipeline_id: str) -> None:
 @app.command("list")
 def list_pipelines(in_project: ProjectOption = None) -> None:
     """Pipelines, newest first."""
-    table = Table("id", "name", "state", "user", "project", "created")
+    table = DataTable("id", "name", "state", "user", "project", "created")
     for view in backend().list(project(in_project)):
         table.add_row(view["id"], view["name"], view["state"] or "", view.get("user") or "", view["project"],
                       str(view.get("created") or "")[:19])

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
-from swarmsync.cli.console import console, fail
+from swarmsync.cli.console import DataTable, console, fail
 
 app = typer.Typer(no_args_is_help=True, help="Work pools: Docker hosts and their policy.")
 
@@ -47,7 +46,7 @@ def show(name: Annotated[str | None, typer.Argument(help="Pool (default: SWARMSY
     """Show a pool's host policy."""
     from swarmsync.deployments.pools import pool_policy
 
-    table = Table("setting", "value")
+    table = DataTable("setting", "value")
     for key, value in pool_policy(name).items():
         table.add_row(key, str(value))
     console.print(table)

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 from swarmsync.cli.target import project, project_admin
 from swarmsync.client import use_project
 
@@ -32,7 +31,7 @@ def _member(row: dict[str, Any]) -> None:
 def list_projects() -> None:
     """The projects you are a member of (admins: all), with your role there; * marks the one in use."""
     current = project()
-    table = Table("", "project", "your role", "members", "description")
+    table = DataTable("", "project", "your role", "members", "description")
     for row in project_admin().list_projects():
         table.add_row("*" if row["name"] == current else "", row["name"], row.get("role") or "-",
                       str(row.get("members", "")), row.get("description") or "")
@@ -59,7 +58,7 @@ def delete(name: str) -> None:
 @app.command("members")
 def members(name: str) -> None:
     """A project's members and their roles."""
-    table = Table("user", "role")
+    table = DataTable("user", "role")
     for row in project_admin().members(name):
         table.add_row(row["username"], row["role"])
     console.print(table)

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
-from swarmsync.cli.console import console, err
+from swarmsync.cli.console import DataTable, console, err
 from swarmsync.cli.job_arguments import command_from, input_errors, parse_env
 from swarmsync.cli.options import (
     AllProjects,
@@ -92,12 +92,12 @@ def add(
 
 
 def _print_schedule(job: RecurringJob) -> None:
-    console.print(f"schedule [bold]{job.name}[/bold] of project {job.project} ({job.deployment}, pool {job.pool}, "
-                  f"overlap {job.overlap})"
+    console.print(f"schedule [bold]{escape(job.name)}[/bold] of project {escape(job.project)} "
+                  f"({escape(f'{job.deployment}, pool {job.pool}, overlap {job.overlap}')})"
                   + (" [yellow]paused[/yellow]" if job.paused else ""))
     for entry in job.schedules:
         own = " (own job parameters)" if entry.job else ""
-        console.print(f"  {entry.description}{'' if entry.active else ' [inactive]'}{own}")
+        console.print(f"  {entry.description}{'' if entry.active else ' [inactive]'}{own}", markup=False)
     for when in job.next_runs:
         console.print(f"  next: {when.astimezone():%Y-%m-%d %H:%M:%S %Z}")
 
@@ -108,7 +108,7 @@ def list_(all_next: Annotated[bool, typer.Option("--next", help="Show the next t
     """List schedules, of jobs and of pipelines, with their next run time (of one project with --project)."""
     found = hibernator().list_schedules(project(project_, all_projects))
     pipelines = pipeline_schedules().list(project(project_, all_projects))
-    table = Table()
+    table = DataTable()
     widest = max([len(job.name) for job in found] + [len(p["name"]) for p in pipelines], default=4)
     table.add_column("name", no_wrap=True, min_width=widest)  # whole
     for column in ("project", "owner", "when", "job", "overlap", "state", "next run"):

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 from swarmsync.cli.jobs import follow
 from swarmsync.client import remote_configured
 
@@ -243,11 +243,11 @@ def doctor() -> None:
     Pointed at a SwarmSync API (SWARMSYNC_URL or `swarmsync login`), the server's checks through it."""
     from swarmsync.doctor import remote_checks, run_checks
 
-    table = Table("part", "status", "detail")
+    table = DataTable("part", "status", "detail")
     failed = False
     for check in remote_checks() if remote_configured() else run_checks():
         failed |= check.required and not check.ok
-        table.add_row(check.part, "[green]ok[/green]" if check.ok else "[red]down[/red]", check.detail)
+        table.add_row(check.part, Text("ok", style="green") if check.ok else Text("down", style="red"), check.detail)
     console.print(table)
     raise typer.Exit(1 if failed else 0)
 

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 from swarmsync.cli.job_arguments import command_from, input_errors, parse_env
 from swarmsync.cli.options import (
     AllProjects,
@@ -65,7 +64,7 @@ def save(
 def list_templates(project_: Project = None, all_projects: AllProjects = False) -> None:
     """List saved job templates (of one project with --project)."""
     saved = hibernator().list_templates(project(project_, all_projects))
-    table = Table()
+    table = DataTable()
     longest = max((len(fields.get("name") or stored) for stored, fields in saved.items()), default=4)
     table.add_column("name", no_wrap=True, min_width=longest)  # whole, whatever the terminal's width
     for column in ("project", "owner", "image", "command", "env", "secrets"):

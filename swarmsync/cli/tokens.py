@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 from swarmsync.cli.target import local_principal
 from swarmsync.client import Client, remote_configured
 
@@ -54,7 +53,7 @@ def list_tokens(
         rows = Client.from_settings().tokens(everyone=all_users)
     else:
         rows = [t.model_dump() for t in tokens.list_tokens(local_principal(), everyone=True)]
-    table = Table("id", "name", "owner", "scopes", "expires", "last used", "state")
+    table = DataTable("id", "name", "owner", "scopes", "expires", "last used", "state")
     for row in rows:
         table.add_row(str(row["id"]), row["name"], row["owner"], " ".join(row["scopes"]) or "(role)",
                       str(row["expires_at"] or "never"), str(row["last_used_at"] or "-"),

@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from swarmsync.cli.console import console, fail
+from swarmsync.cli.console import DataTable, console, fail
 from swarmsync.cli.target import project_admin
 
 app = typer.Typer()
@@ -32,7 +31,7 @@ def usage(
     if as_json:
         console.print_json(data=rows)
         return
-    table = Table()
+    table = DataTable()
     table.add_column(by, no_wrap=True)  # a name or an image reference, whole
     for column in ("jobs", "CPU s", "peak memory", "disk read", "disk written", "net in", "net out", "wall s"):
         table.add_column(column, justify="right")

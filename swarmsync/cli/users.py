@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from swarmsync.cli.console import console, err, fail, read_password
+from swarmsync.cli.console import DataTable, console, err, fail, read_password
 from swarmsync.cli.options import PasswordStdin
 from swarmsync.cli.target import local_principal, project_admin
 from swarmsync.client import Client, remote_configured
@@ -67,7 +66,7 @@ def list_users() -> None:
         rows = Client.from_settings().users()
     else:
         rows = [vars(u) for u in users.list_users(local_principal())]
-    table = Table("user", "role", "state", "created")
+    table = DataTable("user", "role", "state", "created")
     for row in rows:
         state = "disabled" if row["disabled"] else "enabled"
         table.add_row(row["username"], row["role"], state, str(row["created_at"]))

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from swarmsync.cli.console import console, err, fail
+from swarmsync.cli.console import DataTable, console, err, fail
 
 app = typer.Typer(no_args_is_help=True, help="Run a SwarmSync worker; manage worker hosts' tokens.")
 token_app = typer.Typer(no_args_is_help=True, help="Worker hosts' tokens (admins): create, list, revoke.")
@@ -173,7 +172,7 @@ def token_list() -> None:
         from swarmsync.auth import worker_tokens
 
         rows = [t.model_dump(mode="json") for t in worker_tokens.list_all()]
-    table = Table("name", "pool", "queue", "last seen", "host", "worker", "expires", "state")
+    table = DataTable("name", "pool", "queue", "last seen", "host", "worker", "expires", "state")
     for row in rows:
         table.add_row(row["name"], row["pool"], row.get("queue") or "-", str(row.get("last_seen_at") or "never"),
                       row.get("last_address") or "-", row.get("last_worker") or "-",
