@@ -343,7 +343,17 @@ def bench_swarmsync(image: str, singles: int, burst: int, home: Path, port: int)
     try:
         return _bench_swarmsync(up, image, singles, burst, port)
     finally:
+        drain_events()
         stop(up)
+
+
+def drain_events() -> None:
+    """Send this process's queued Prefect events (the submissions' `swarmsync.job.submitted`) to the stack that is
+    about to stop, and let the next stack get a new events worker: Prefect's keeps the API URL it was started
+    with, and the next stack's events went to this one's closed port (minutes of retries at exit)."""
+    worker = sys.modules.get("prefect.events.worker")
+    if worker is not None:
+        worker.EventsWorker.drain_all(timeout=30, at_exit=False)
 
 
 def _bench_swarmsync(up: subprocess.Popen, image: str, singles: int, burst: int, port: int) -> dict:
