@@ -61,8 +61,7 @@ class JobSummary:
     @classmethod
     def from_api(cls, body: dict[str, Any]) -> JobSummary:
         """A row from the API's JSON (`GET /jobs`, `GET /jobs/{id}`), its other keys (`flow_run`) left out."""
-        known = {f.name for f in fields(JobSummary)}
-        row = {k: v for k, v in body.items() if k in known}
+        row = {k: v for k, v in body.items() if k in _SUMMARY_FIELDS}
         for name in _TIMES:
             if row.get(name) is not None:
                 row[name] = datetime.fromisoformat(row[name])
@@ -70,6 +69,7 @@ class JobSummary:
 
 
 _TIMES = ("created", "scheduled", "started", "ended")
+_SUMMARY_FIELDS = frozenset(f.name for f in fields(JobSummary))  # what `from_api` keeps of a row's JSON
 
 
 class JobPage(list):

@@ -183,7 +183,6 @@ class Job(JobHandle):
         secret_owners.delete_secrets_of(secret_owners.JOB, self.id)
 
 
-
 _DEPLOYMENT_IDS: dict[tuple[str, str], UUID] = {}  # (deployment name, Prefect API URL) -> its id, per process
 
 
