@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,6 +65,32 @@ _LAZY = {"RemoteJob": "swarmsync.remote_jobs", "JobResult": "swarmsync.job_rows"
 
 
 __getattr__ = loader(__name__, _LAZY, globals())  # `from swarmsync.client import RemoteJob`, as it always was
+
+
+def import_httpx() -> Any:
+    """httpx and httpcore (the transport httpx loads when a client is made), imported without the parts a
+    SwarmSync client never uses, when nothing has imported them yet (~60 ms of every CLI command that talks to
+    the API; docs/benchmarks.md, CLI start):
+
+    - `httpx._main`, the `httpx` command (Click, Rich's syntax highlighting, Pygments): `import httpx` runs
+      `from ._main import main` inside `try/except ImportError` and puts a stub in its place;
+    - `h2`, HTTP/2: httpcore's package imports its HTTP/2 connection inside `try/except ImportError`, and its
+      connections import it again, for real, only when HTTP/2 is negotiated (`http2=True`, never here).
+
+    Each is marked missing (None in `sys.modules`) for these imports only, and importable again after them."""
+    if "httpx" in sys.modules and "httpcore" in sys.modules:
+        return sys.modules["httpx"]
+    missing = [name for name in ("httpx._main", "h2") if name not in sys.modules]
+    for name in missing:
+        sys.modules[name] = None  # type: ignore[assignment] - None: "cannot be imported"
+    try:
+        import httpcore  # noqa: F401
+        import httpx  # noqa: F401
+    finally:
+        for name in missing:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+    return sys.modules["httpx"]
 
 
 def _remote_job(client: Client, body: dict[str, Any]) -> RemoteJob:
@@ -116,8 +143,7 @@ class Client:
 
     def __init__(self, url: str, token: str | None = None, project: str | None = None, *, timeout: float = 60,
                  transport=None, ca: str | Path | bytes | None = None):
-        import httpx
-
+        httpx = import_httpx()
         self.url = url.rstrip("/")
         self.project = project
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -427,16 +453,25 @@ class Client:
                at: datetime | str | None = None, delay: str | float | timedelta | None = None,
                template: str | None = None, project: str | None = None, **options: Any) -> RemoteJob:
         """As `swarmsync.submit`: `at`/`delay` for a delayed job, `template` for a saved one (of `project`),
-        `project` the project the job belongs to (default: the client's)."""
+        `project` the project the job belongs to (default: the client's).
+
+        An image and options are sent as given, and the server validates them (the JobSpec of its own version):
+        a wrong one raises `APIInputError` (422), its `errors` naming each field. A `JobSpec`, and a template
+        with its overrides, are validated here first (pydantic's `ValidationError`)."""
         from swarmsync.timing import start_time
 
         at = start_time(at, delay)
-        spec = self.job_spec(image, command, template, project=project, **options)
+        if template or not isinstance(image, str):
+            spec: JobSpec | dict[str, Any] = self.job_spec(image, command, template, project=project, **options)
+        else:  # the submission path of `swarmsync submit IMAGE`: no JobSpec models (docs/benchmarks.md, CLI start)
+            spec = spec_fields(image, command, options)
         return self._submit_spec(spec, pool, queue, secret_env, template, at, project=project)
 
-    def _submit_spec(self, spec: JobSpec, pool: str | None, queue: str | None, secret_env: dict[str, str] | None,
-                     template: str | None, at: datetime | None = None, *, project: str | None = None) -> RemoteJob:
-        body = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "secret_env": secret_env or {},
+    def _submit_spec(self, spec: JobSpec | dict[str, Any], pool: str | None, queue: str | None,
+                     secret_env: dict[str, str] | None, template: str | None, at: datetime | None = None, *,
+                     project: str | None = None) -> RemoteJob:
+        fields = spec if isinstance(spec, dict) else spec.model_dump(mode="json", exclude_defaults=True)
+        body = {"spec": fields, "secret_env": secret_env or {},
                 "pool": pool, "queue": queue, **({"at": at.isoformat()} if at else {}),
                 **_jsonable({"project": self._project(project)}),
                 **({"template": template} if template else {})}  # the server fills in its hidden secrets
@@ -644,6 +679,18 @@ class Client:
     def update_pool(self, name: str, **changes: Any) -> dict[str, Any]:
         """Change some of a pool's policy settings (admins); returns the whole policy."""
         return self.request("PATCH", f"/pools/{name}", json=changes).json()
+
+
+def spec_fields(image: str, command: list[str] | str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """A JobSpec's fields as the API's JSON takes them, unvalidated: None left out, models (input files) as
+    their JSON."""
+    def jsonable(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [jsonable(item) for item in value]
+        return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+    given = {"image": image, "command": command, **options}
+    return {name: jsonable(value) for name, value in given.items() if value is not None}
 
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:

@@ -173,7 +173,7 @@ class Job(JobHandle):
     def rerun(self) -> Job:
         """Submit the job again, unchanged, in its project, pool and queue; returns the new job (the server
         host's Python API records no submitter: the API's `POST /jobs/{id}/rerun` records its caller)."""
-        run = self._flow_run or self.flow_run()
+        run = self.last_read()
         spec = JobSpec(**(run.parameters or {}).get("job", {}))
         return submit(spec, pool=run.work_pool_name, queue=run.work_queue_name, project=self.project)
 

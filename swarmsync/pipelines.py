@@ -224,7 +224,7 @@ class Pipeline(RunHandle):
         return run
 
     def definition(self) -> ResolvedPipeline:
-        return ResolvedPipeline(**(self._flow_run or self.flow_run()).parameters["pipeline"])
+        return ResolvedPipeline(**self.last_read().parameters["pipeline"])
 
     def steps(self) -> list[StepRow]:
         """Each step with the state of its newest run: Waiting (not started yet), a job state, or

@@ -58,20 +58,26 @@ class RunHandle:
             except ObjectNotFound:
                 raise self.not_found(f"no {self.noun} with id {self.id}") from None
 
+    def last_read(self) -> FlowRun:
+        """The flow run as last read (as created, for a handle `submit` returned), read now if it never was: for
+        what a run keeps, or a reply about the moment it was made (`POST /jobs` answers with it, without reading
+        the run back)."""
+        return self._flow_run or self.flow_run()
+
     @property
     def project(self) -> str:
         """The project the run belongs to (read once)."""
-        return project_of(self._flow_run or self.flow_run())
+        return project_of(self.last_read())
 
     @property
     def submitter(self) -> str | None:
         """Who submitted it through the API (read once; None: not through the API)."""
-        return submitted_by(self._flow_run or self.flow_run())
+        return submitted_by(self.last_read())
 
     @property
     def scheduled(self) -> datetime | None:
         """When the run is (or was) due to start (read once)."""
-        return (self._flow_run or self.flow_run()).expected_start_time
+        return self.last_read().expected_start_time
 
     def status(self) -> str:
         """The Prefect state name: Scheduled, Pending, Running, Completed, Failed, ..."""

@@ -11,9 +11,11 @@ HEAVY = ("prefect", "sqlalchemy", "docker", "fastapi", "streamlit")
 # what `swarmsync --help` does without too: the HTTP client (loaded once a command sends a request), the JobSpec
 # models' helpers the dashboard reads through swarmsync.client, pipeline files (docs/benchmarks.md, CLI start)
 NOT_FOR_HELP = ("httpx", "anyio", "yaml", "swarmsync.compose", "swarmsync.pipeline_spec", "swarmsync.connection")
-# what the commands that only read the API do without: the settings model (swarmsync.client_settings reads the
-# client's five) and pydantic (their rows are dataclasses; Typer before 0.29 parses options without it)
-NOT_FOR_READING = ("pydantic", "pydantic_settings", "swarmsync.settings")
+# what the commands that only read the API (and `submit`) do without: the settings model (swarmsync.client_settings
+# reads the client's five), pydantic (their rows are dataclasses; Typer before 0.29 parses options without it;
+# submit's options come from swarmsync/cli/option_table.json and the server validates them), and the parts of
+# httpx a client never uses (the `httpx` command, HTTP/2: swarmsync.client.import_httpx)
+NOT_FOR_READING = ("pydantic", "pydantic_settings", "swarmsync.settings", "httpx._main", "h2")
 
 # `swarmsync WORDS` as the console script runs it, in the probe's own interpreter
 COMMAND = """

@@ -104,7 +104,7 @@ def submit(
                       user=principal.username, project=project)
     audit.record(principal.username, "job.submit", job.id, address=address(request),
                  image=body.spec.image, pool=body.pool, project=project)
-    return hidden_rows(principal, [job_out(job.flow_run())])[0]
+    return hidden_rows(principal, [job_out(job.last_read())])[0]  # the run as created: not read back
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(404))
@@ -161,7 +161,7 @@ def rerun(job_id: str, request: Request, principal: Principal = Depends(require(
     spec = admitted(request, principal, spec, project=job.project, pool=pool, action="job.rerun")
     again = jobs.submit(spec, pool=pool, queue=run.work_queue_name, user=principal.username, project=job.project)
     audit.record(principal.username, "job.rerun", again.id, address=address(request), of=job.id)
-    return hidden_rows(principal, [job_out(again.flow_run())])[0]
+    return hidden_rows(principal, [job_out(again.last_read())])[0]  # as created
 
 
 @router.delete("/{job_id}", response_model=Done, responses=responses(404, 409))

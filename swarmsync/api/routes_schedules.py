@@ -107,4 +107,4 @@ def run_schedule(name: PathName, request: Request, body: RunAt | None = None,
              action="schedule.run")
     job = schedules.run(name, at=body.at if body else None, project=project)
     audit.record(principal.username, "schedule.run", f"{project}/{name}", address=address(request), job=job.id)
-    return hidden_rows(principal, [JobOut.from_flow_run(job.flow_run())])[0]
+    return hidden_rows(principal, [JobOut.from_flow_run(job.last_read())])[0]  # as created

@@ -12,14 +12,14 @@ The decorator (an `option_groups.option_group`) puts the options where the comma
 converted to what the model takes (NAME=VALUE pairs as a dict, --input files read and checksummed,
 sizes in bytes).
 
-The model named as "module:Class" is imported, and its options made, only when the command's own parameters
-are read (`cls=OptionsOnFirstUse`): `swarmsync --help` and the other commands start without the JobSpec models
-and pydantic (docs/benchmarks.md, CLI start). A model class given itself makes them at once.
+A model named as "module:Class" has its options made only when the command's own parameters are read
+(`cls=OptionsOnFirstUse`), and from the option table (swarmsync/cli/option_table.py), not the model: the
+commands start without the JobSpec models and pydantic (docs/benchmarks.md, CLI start). A model class given
+itself makes them at once, from the class.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +30,14 @@ import typer
 from swarmsync.cli.console import fail
 from swarmsync.cli.job_arguments import parse_env
 from swarmsync.cli.option_groups import OptionsOnFirstUse, keyword, option_group
+from swarmsync.cli.option_table import ITEM_TYPES, OptionRow, rows, rows_of
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-    from pydantic.fields import FieldInfo
 
     from swarmsync.spec import InputFile
 
-__all__ = ["SLOT", "CatalogueFields", "OptionsOnFirstUse", "catalogue_options", "input_files", "option_fields"]
+__all__ = ["SLOT", "CatalogueFields", "OptionsOnFirstUse", "catalogue_options", "input_files"]
 
 CatalogueFields = dict[str, Any] | None  # the annotation of the parameter the options replace
 SLOT = "fields"
@@ -47,41 +47,29 @@ _TYPES: dict[str, Any] = {"flag": bool | None, "number": float | None, "whole": 
                           "texts": list[str] | None, "pairs": list[str] | None, "files": list[str] | None}
 
 
-def option_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
-    """The fields of `model` that are CLI options: reached by the CLI and not positional words."""
-    from swarmsync import catalogue
-
-    return {name: info for name, info in catalogue.fields(model, catalogue.CLI).items()
-            if not catalogue.reach(info).argument}
-
-
-def _parameter(name: str, info: FieldInfo) -> inspect.Parameter:
-    from swarmsync import catalogue
-
-    kind = catalogue.kind(info)
-    annotation = list[catalogue.item_type(info)] | None if kind == "numbers" else _TYPES.get(kind)
+def _parameter(row: OptionRow) -> inspect.Parameter:
+    annotation = list[ITEM_TYPES[row.item]] | None if row.kind == "numbers" else _TYPES.get(row.kind)
     if annotation is None:
-        raise TypeError(f"{name}: a {kind} field has no CLI option; name it in catalogue.EXCLUDED with the reason")
+        raise TypeError(f"{row.name}: a {row.kind} field has no CLI option; name it in catalogue.EXCLUDED with the "
+                        "reason")
     # with no flags of its own, Typer names the option after the field (a flag: --name/--no-name)
-    option = typer.Option(*catalogue.reach(info).flags, help=catalogue.help_text(info), show_default=False)
-    return keyword(name, Annotated[annotation, option])
+    option = typer.Option(*row.flags, help=row.help, show_default=False)
+    return keyword(row.name, Annotated[annotation, option])
 
 
-def _value(flag: str, info: FieldInfo, value: Any) -> Any:
+def _value(row: OptionRow, value: Any) -> Any:
     """A given option as the model takes it."""
-    from swarmsync import catalogue
-    from swarmsync.policy import parse_size
-
-    kind = catalogue.kind(info)
-    if kind == "pairs":
-        return parse_env(value, flag)
-    if kind == "files":
+    if row.kind == "pairs":
+        return parse_env(value, row.flag)
+    if row.kind == "files":
         return input_files(value)
-    if catalogue.reach(info).size:
+    if row.size:
+        from swarmsync.policy import parse_size
+
         try:
             return parse_size(value)
         except ValueError as exc:
-            fail(f"{flag}: {exc}")
+            fail(f"{row.flag}: {exc}")
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -102,27 +90,18 @@ def input_files(items: list[str]) -> list[InputFile]:
     return inputs
 
 
-def _model(model: type[BaseModel] | str) -> type[BaseModel]:
-    if not isinstance(model, str):
-        return model
-    module, _, name = model.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def catalogue_options(model: type[BaseModel] | str) -> Callable[[F], F]:
     """Replace the command's `fields` parameter by an option per field of `model` (see the module);
     the command gets `fields`: {field: value} of the options given (None and empty lists left out).
-    `model` as "module:Class": made on first use (register the command with `cls=OptionsOnFirstUse`)."""
-    options: dict[str, FieldInfo] = {}
+    `model` as "module:Class": made on first use (register the command with `cls=OptionsOnFirstUse`), from
+    the option table (swarmsync/cli/option_table.py) when it lists the model."""
+    options: dict[str, OptionRow] = {}
 
     def parameters() -> list[inspect.Parameter]:
-        options.update(option_fields(_model(model)))
-        return [_parameter(name, info) for name, info in options.items()]
+        options.update((row.name, row) for row in (rows(model) if isinstance(model, str) else rows_of(model)))
+        return [_parameter(row) for row in options.values()]
 
     def given(values: dict[str, Any]) -> dict[str, Any]:
-        from swarmsync import catalogue
-
-        return {name: _value(catalogue.flags(name, options[name])[0], options[name], value)
-                for name, value in values.items() if value not in (None, [], ())}
+        return {name: _value(options[name], value) for name, value in values.items() if value not in (None, [], ())}
 
     return option_group(SLOT, parameters if isinstance(model, str) else parameters(), given)

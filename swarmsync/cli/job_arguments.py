@@ -19,6 +19,30 @@ def spec_errors() -> tuple[type[Exception], ...]:
     return (ValidationError, JobSpecError)
 
 
+def submit_errors() -> tuple[type[Exception], ...]:
+    """What an invalid submission raises: `spec_errors()` when the JobSpec is built here, the API's refusal of
+    its fields (`APIInputError`, a 422) when the server validates them (`Client.submit`)."""
+    from swarmsync.client import APIInputError
+
+    return (*spec_errors(), APIInputError)
+
+
+def invalid_reason(exc: Exception) -> str:
+    """An invalid submission's reason, one `field: what is wrong` per field (`cpu: Input should be greater than
+    0`), whether pydantic found it here or the API (its 422); anything else as it says."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic's ValidationError
+        errors = errors(include_url=False, include_input=False)
+    if not isinstance(errors, list) or not errors:
+        return str(exc)
+    named = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", [])]
+        loc = loc[2:] if loc[:2] == ["body", "spec"] else loc[1:] if loc[:1] == ["body"] else loc
+        named.append(f"{'.'.join(loc)}: {error.get('msg')}" if loc else str(error.get("msg")))
+    return "; ".join(named)
+
+
 def user_errors() -> tuple[type[Exception], ...]:
     """What a job, schedule or template call raises when its input is wrong: an invalid job or
     time, an unknown name. Commands report them with `fail` (exit code 2). Imported when asked (pydantic and the

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from swarmsync.cli.catalogue_options import CatalogueFields, OptionsOnFirstUse, catalogue_options
 from swarmsync.cli.console import DataTable, console, err, fail
-from swarmsync.cli.job_arguments import parse_env, spec_errors
+from swarmsync.cli.job_arguments import invalid_reason, parse_env, spec_errors, submit_errors
 from swarmsync.cli.options import (
     AllProjects,
     Command,
@@ -118,7 +118,7 @@ def _submit_list(items: list, pool: str | None, queue: str | None, in_project: s
         try:
             specs.append(JobSpec(**item))
         except (*spec_errors(), TypeError) as exc:
-            fail(f"spec {index}: {exc}")
+            fail(f"spec {index}: {invalid_reason(exc)}")
     return _submit_specs(specs, pool, queue, project=in_project)
 
 
@@ -138,7 +138,7 @@ def _submit_copies(count: int, image: str | None, command: list[str] | str | Non
         else:  # the server stores the secrets (and fills in the template's, hidden from this user)
             extra = {"secret_env": secret_env, "template": template}
     except (*spec_errors(), LookupError) as exc:
-        fail(f"invalid job: {exc}")
+        fail(f"invalid job: {invalid_reason(exc)}")
     return _submit_specs([spec] * count, pool, queue, project=in_project, **extra)
 
 
@@ -156,7 +156,7 @@ def _compose_options(path: Path, main: str | None, image: str | None, spec_file:
     except OSError as exc:
         fail(f"--compose {path}: {exc}")
     except spec_errors() as exc:
-        fail(f"--compose {path}: {exc}")
+        fail(f"--compose {path}: {invalid_reason(exc)}")
     options = spec.model_dump(mode="json", exclude_defaults=True)
     return options, options.pop("image")
 
@@ -220,8 +220,8 @@ def submit(
             image, cmd, secret_env=secret_env, pool=pool, queue=queue, template=template, at=at, delay=delay,
             project=in_project, **options,
         )
-    except spec_errors() as exc:  # TimingError, JobNotFound, TemplateNotFound: exit 2
-        fail(f"invalid job: {exc}")
+    except submit_errors() as exc:  # TimingError, JobNotFound, TemplateNotFound: exit 2
+        fail(f"invalid job: {invalid_reason(exc)}")
     if at or delay:
         scheduled = job.scheduled
         err.print(f"scheduled for {scheduled.astimezone():%Y-%m-%d %H:%M:%S %Z}; cancel with: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -83,7 +84,14 @@ app.add_typer(alerts.app, name="alert")
 
 def main() -> None:
     """Console entry point (`swarmsync`)."""
-    app()
+    try:
+        app()
+    finally:
+        # Python collects every object left at exit in one last pass: ~60 ms of every command, more than the
+        # request of most (docs/benchmarks.md, CLI start). Frozen, they are left to the process's end, as a
+        # collection would leave them; atexit handlers, flushing and finalizers of what is still referenced run
+        # as before.
+        gc.freeze()
 
 
 if __name__ == "__main__":

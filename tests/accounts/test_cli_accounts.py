@@ -171,14 +171,17 @@ def test_submit_rerun_and_follow_through_the_api_import_no_prefect(stack, remote
                                                                    tmp_path):
     """`swarmsync submit` (a job due tomorrow), `logs --follow` of a finished job and `rerun --wait` (which streams
     the new job's output and exits with its code) through the API: their job handles are `RemoteJob`s, which
-    need no Prefect, so they start without it, nor pydantic-settings (docs/benchmarks.md, CLI start)."""
+    need no Prefect, so they start without it, nor pydantic-settings; `submit` without pydantic either: its
+    options come from the option table and the server validates them, and a wrong one is named as a local
+    check names it, exit code 2 (docs/benchmarks.md, CLI start)."""
     _, token = _user("operator")
     api = swarmsync.Client(remote["SWARMSYNC_URL"], token)
     finished = api.submit(busybox, ["echo", "first run"]).wait(120)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SWARMSYNC_", "PREFECT_"))}, **remote,
            "SWARMSYNC_TOKEN": token, "SWARMSYNC_HOME": str(tmp_path), "COLUMNS": "200"}
     modules = (*HEAVY, "pydantic_settings")
-    printed, loaded = run_probe(COMMAND.format(words=["submit", "--in", "1d", busybox, "true"]), env, modules)
+    printed, loaded = run_probe(COMMAND.format(words=["submit", "--in", "1d", busybox, "true"]), env,
+                                HEAVY + NOT_FOR_READING)
     later = api.get_job_summary(printed.strip().splitlines()[-1])
     api.cancel_job(later.id)
     assert later.state == "Scheduled" and later.scheduled > datetime.now(UTC) + timedelta(hours=23)
@@ -188,6 +191,10 @@ def test_submit_rerun_and_follow_through_the_api_import_no_prefect(stack, remote
         printed, loaded = run_probe(COMMAND.format(words=words), env, modules)
         assert shown in printed, (words, printed)
         assert not any(loaded.values()), f"{' '.join(words)} imported {[m for m, yes in loaded.items() if yes]}"
+    wrong = cli("submit", "--cpu", "-1", "--pull", "sometimes", busybox, "true", env=env)
+    assert wrong.returncode == 2, wrong.stderr
+    assert ("invalid job: cpu: Input should be greater than 0; pull_policy: Input should be 'always', "
+            "'if-not-present' or 'never'") in wrong.stderr
     rerun = [row for row in api.list_job_summaries(limit=5) if row.id not in (finished.id, later.id)]
     assert rerun and rerun[0].state == "Completed" and rerun[0].exit_code == 0
 

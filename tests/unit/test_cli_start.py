@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.probes import HEAVY, NOT_FOR_HELP, loaded_after
+from tests.probes import HEAVY, NOT_FOR_HELP, loaded_after, run_probe
 
 HELP = """
 from typer.main import get_command
@@ -38,14 +38,17 @@ def test_help_builds_the_catalogue_options_only_for_the_commands_that_have_them(
     """The JobSpec catalogue's options (`submit`, `schedule create`, `template save`, `pool create`) are made when
     that command's help or words are read (`OptionsOnFirstUse`): `swarmsync --help` and the commands that read the
     API load neither the models nor the settings for their help (nor pydantic for the top level's: Typer itself
-    imports it to convert a command's parameters); `submit --help` does load them."""
+    imports it to convert a command's parameters); `submit --help` reads them from the option table
+    (swarmsync/cli/option_table.py), without the models or pydantic either."""
     models = ("pydantic_settings", "swarmsync.spec", "swarmsync.catalogue", "swarmsync.policy", "swarmsync.settings")
     assert not any(loaded_after(HELP.format(words=[["--help"]]), ("pydantic", *models)).values())
     light = [["jobs", "--help"], ["status", "--help"], ["logs", "--help"], ["whoami", "--help"],
              ["template", "list", "--help"], ["schedule", "list", "--help"], ["schedule", "--help"]]
     loaded = loaded_after(HELP.format(words=light), models)
     assert not any(loaded.values()), f"imported: {[m for m, yes in loaded.items() if yes]}"
-    assert loaded_after(HELP.format(words=[["submit", "--help"]]), ("swarmsync.catalogue",))["swarmsync.catalogue"]
+    printed, loaded = run_probe(HELP.format(words=[["submit", "--help"]]), modules=("pydantic", *models))
+    assert "--cpu" in printed and "--allow-exit" in printed
+    assert not any(loaded.values()), f"imported: {[m for m, yes in loaded.items() if yes]}"
 
 
 def test_the_api_client_imports_no_prefect():
@@ -100,3 +103,21 @@ else:
     raise AssertionError("an unknown name was answered")
 """
     assert loaded_after(code)["prefect"]  # the names did load (and every assertion above held)
+
+
+def test_a_client_loads_httpx_without_its_command_line_and_http2_until_asked():
+    """`Client(...)` imports httpx and httpcore without `httpx._main` (the `httpx` command: Click, Pygments) and
+    without `h2` (docs/benchmarks.md, CLI start); both import as usual afterwards, and an HTTP/2 client is still
+    made and uses httpcore's real HTTP/2 connection."""
+    code = """
+import sys
+from swarmsync.client import Client
+Client("http://127.0.0.1:9", "token")
+print(sorted(m for m in ("httpx._main", "h2", "pygments", "httpcore._sync.http2") if m in sys.modules))
+import h2, httpx, httpx._main  # importable again
+from httpcore._sync.http2 import HTTP2Connection
+assert callable(httpx._main.main) and HTTP2Connection.__module__ == "httpcore._sync.http2"
+httpx.Client(http2=True).close()
+"""
+    printed, loaded = run_probe(code, modules=("httpx", "httpcore", "h2"))
+    assert printed.strip() == "[]" and all(loaded.values()), (printed, loaded)
