@@ -202,6 +202,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         prefect_internals.skip_suspension_watch()
         prefect_internals.share_tls_contexts()
         prefect_internals.remember_parameter_models()
+        prefect_internals.remember_tag_resources()
         prefect_internals.heartbeats_on_the_event_loop()
         prefect_internals.cache_default_result_storage(ttl=RESULT_STORAGE_CACHE_SECONDS)
         # one watcher for all running jobs (websocket events, polling fallback) instead of one poll per job

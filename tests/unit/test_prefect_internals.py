@@ -203,3 +203,39 @@ def test_a_flows_parameter_model_is_built_once_and_every_runs_parameters_still_v
     assert len(built) == before + 3  # built once more, then remembered
     with pytest.raises(ParameterTypeError):
         job_flow.validate_parameters({"job": {"image": "busybox"}, "attempt": "not a number"})
+
+
+def test_the_related_resources_of_a_set_of_tags_are_validated_once_and_never_shared(monkeypatch):
+    """Every event of a run carries a resource per tag; once `remember_tag_resources` runs, each set of tags goes
+    through Prefect's own function once, and every caller still gets resources of its own with the same labels."""
+    import importlib
+
+    import prefect.events.related as related
+    from cachetools import LRUCache
+
+    prefects = getattr(related.tags_as_related_resources, "unremembered", related.tags_as_related_resources)
+    calls: list[frozenset] = []
+
+    def counted(tags):
+        calls.append(frozenset(tags))
+        return prefects(tags)
+
+    for module in prefect_internals.TAG_RESOURCE_USERS:
+        monkeypatch.setattr(importlib.import_module(module), "tags_as_related_resources", counted)
+    monkeypatch.setattr(prefect_internals, "_TAG_RESOURCES", LRUCache(maxsize=8))
+    tags = {"swarmsync.project:data", "swarmsync.user:ada", "nightly"}
+    expected = [dict(r.root) for r in prefects(tags)]
+    prefect_internals.remember_tag_resources()
+    prefect_internals.remember_tag_resources()  # idempotent
+    for module in prefect_internals.TAG_RESOURCE_USERS:
+        assert importlib.import_module(module).tags_as_related_resources is related.tags_as_related_resources
+    first, second = related.tags_as_related_resources(tags), related.tags_as_related_resources(list(tags))
+    assert [dict(r.root) for r in first] == [dict(r.root) for r in second] == expected
+    assert [r.id for r in first] == ["prefect.tag.nightly", "prefect.tag.swarmsync.project:data",
+                                     "prefect.tag.swarmsync.user:ada"] and first[0].role == "tag"
+    assert all(isinstance(r, related.RelatedResource) for r in first)
+    assert calls == [frozenset(tags)]  # validated once for the set
+    first[0]["prefect.resource.role"] = "changed"  # one event's resource changed: not the next event's
+    assert related.tags_as_related_resources(tags)[0].role == "tag"
+    related.tags_as_related_resources({"other"})
+    assert calls == [frozenset(tags), frozenset({"other"})]

@@ -92,3 +92,16 @@ def test_a_worker_that_has_not_read_its_pool_applies_the_secure_defaults_not_job
     asked = SwarmSyncJobConfiguration(allow_privileged=True, allow_host_network=True, allow_root_user=True,
                                       allowed_networks=["server-net"], max_memory="1t")
     assert worker._pool_policy(FlowRun(flow_id=uuid.uuid4()), asked) == HostPolicy()
+
+
+def test_the_container_task_of_a_jobs_retries_is_made_once_per_retries_and_delay():
+    """A Task is a definition: the job flow reuses one per (retries, delay) instead of making one per job; each
+    still retries as the job asked, and never a refused job."""
+    from swarmsync.flows import container_job
+
+    runner = container_job._runner(2, 5.0)
+    assert runner is container_job._runner(2, 5.0) and runner is not container_job._runner(3, 5.0)
+    assert (runner.retries, runner.retry_delay_seconds) == (2, 5.0)
+    assert container_job._runner(0, 0).retries == 0
+    assert runner.fn is container_job.run_container.fn
+    assert runner.retry_condition_fn is container_job._retry_unless_refused
