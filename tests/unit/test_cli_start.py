@@ -121,3 +121,44 @@ httpx.Client(http2=True).close()
 """
     printed, loaded = run_probe(code, modules=("httpx", "httpcore", "h2"))
     assert printed.strip() == "[]" and all(loaded.values()), (printed, loaded)
+
+
+def _command_paths(command, prefix=()):
+    """Every command and group of a Click tree, as the words that reach it."""
+    if prefix:
+        yield prefix
+    if hasattr(command, "commands"):  # a group (of Typer's own Click)
+        for name, sub in command.commands.items():
+            yield from _command_paths(sub, (*prefix, name))
+
+
+def test_each_command_runs_from_an_app_of_its_own_module_as_from_the_whole_tree():
+    """`main()` builds only the module of the first word (`app_for`): every first word of the whole tree maps to
+    the module that holds it, and each command's and group's `--help`, and a wrong option's error, read the same
+    from that app as from the whole one."""
+    import importlib
+
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from swarmsync.cli import main
+
+    derived = {}
+    for module, group in main.MODULES:
+        sub = importlib.import_module(f"swarmsync.cli.{module}").app
+        names = [group] if group else [c.name or c.callback.__name__.replace("_", "-") for c in sub.registered_commands]
+        derived.update(dict.fromkeys(names, module))
+    assert main.FIRST_WORDS == derived
+    whole = get_command(main.app)
+    assert set(whole.commands) == set(main.FIRST_WORDS)
+    runner = CliRunner()
+    paths = list(_command_paths(whole))
+    assert len(paths) > 60
+    for words in paths:
+        for tail in (["--help"], ["--no-such-option"]):
+            own = runner.invoke(main.app_for(list(words)), [*words, *tail], prog_name="swarmsync",
+                                env={"COLUMNS": "200"})
+            full = runner.invoke(main.app, [*words, *tail], prog_name="swarmsync", env={"COLUMNS": "200"})
+            assert (own.exit_code, own.output) == (full.exit_code, full.output), words
+    assert main.app_for([]) is not main.app_for(["nonsense"])  # both the whole tree, made for the call
+    assert set(get_command(main.app_for(["--help"])).commands) == set(main.FIRST_WORDS)
