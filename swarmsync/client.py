@@ -684,13 +684,13 @@ class Client:
 def spec_fields(image: str, command: list[str] | str | None, options: dict[str, Any]) -> dict[str, Any]:
     """A JobSpec's fields as the API's JSON takes them, unvalidated: None left out, models (input files) as
     their JSON."""
-    def jsonable(value: Any) -> Any:
+    def as_json(value: Any) -> Any:
         if isinstance(value, (list, tuple)):
-            return [jsonable(item) for item in value]
+            return [as_json(item) for item in value]
         return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
     given = {"image": image, "command": command, **options}
-    return {name: jsonable(value) for name, value in given.items() if value is not None}
+    return {name: as_json(value) for name, value in given.items() if value is not None}
 
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:

@@ -171,15 +171,12 @@ def remember_tag_resources() -> None:
     for module in TAG_RESOURCE_USERS:
         internal(module, "tags_as_related_resources")  # raises if Prefect renamed it
 
+    @cached(_TAG_RESOURCES, lock=_TAG_RESOURCES_LOCK)
+    def labels_of(tags: frozenset[str]) -> list[dict[str, str]]:
+        return [dict(r.root) for r in made(tags)]
+
     def tags_as_related_resources(tags: Any) -> list[Any]:
-        key = frozenset(tags)
-        with _TAG_RESOURCES_LOCK:
-            labels = _TAG_RESOURCES.get(key)
-        if labels is None:
-            labels = [dict(r.root) for r in made(key)]
-            with _TAG_RESOURCES_LOCK:
-                _TAG_RESOURCES[key] = labels
-        return [resource.model_construct(dict(root)) for root in labels]
+        return [resource.model_construct(dict(root)) for root in labels_of(frozenset(tags))]
 
     tags_as_related_resources.remembered = True  # type: ignore[attr-defined]
     tags_as_related_resources.unremembered = made  # type: ignore[attr-defined]
