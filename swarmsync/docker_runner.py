@@ -27,6 +27,7 @@ import requests.exceptions
 from docker.models.containers import Container
 from docker.types import CancellableStream
 
+from swarmsync.docker_transport import share_one_pool
 from swarmsync.errors import RefusedError
 from swarmsync.output import OutputCapture
 from swarmsync.policy import BRIDGE, HostPolicy
@@ -49,7 +50,7 @@ class JobRefused(RefusedError, RuntimeError):
     """The job cannot run as asked (bad payload checksum, image missing, policy); nothing ran."""
 
 
-CLIENT_POOL_SIZE = 128  # HTTP connections kept per engine: each running job's `wait` holds one
+CLIENT_POOL_SIZE = 256  # HTTP connections kept per engine: each running job holds up to three (attach, wait, stats)
 
 
 def docker_client(engine: Any | None = None) -> docker.DockerClient:
@@ -68,6 +69,7 @@ def docker_client(engine: Any | None = None) -> docker.DockerClient:
             client = docker.DockerClient(base_url=url, max_pool_size=CLIENT_POOL_SIZE)
         else:
             client = docker.from_env(max_pool_size=CLIENT_POOL_SIZE)
+        share_one_pool(client, CLIENT_POOL_SIZE)
         with _clients_lock:
             client = _clients.setdefault(key, client)
     return client

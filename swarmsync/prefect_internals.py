@@ -97,7 +97,8 @@ BASE_WORKER_HOOKS: dict[str, tuple[str, ...]] = {
 }
 
 # private attributes of a BaseWorker instance that SwarmSyncWorker reads (set in BaseWorker.__init__)
-BASE_WORKER_ATTRIBUTES = ("_work_pool", "_work_pool_name", "_limiter", "_logger", "_runs_task_group")
+BASE_WORKER_ATTRIBUTES = ("_work_pool", "_work_pool_name", "_limiter", "_logger", "_runs_task_group",
+                          "_submitting_flow_run_ids")
 
 
 def check_base_worker_attributes(worker: Any) -> None:

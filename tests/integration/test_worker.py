@@ -499,6 +499,67 @@ def test_jobs_share_one_docker_client_per_engine(monkeypatch):
     assert by_block is not first and by_block.ping()
 
 
+def test_a_jobs_docker_calls_share_one_connection_pool(busybox, monkeypatch):
+    """docker-py keeps a connection pool, and opens a socket, per URL: a container's inspect, attach, start,
+    wait and delete each have their own, so every job opened ~7 sockets to the engine. The worker's client
+    has one pool for every URL: three containers' lives open a socket for the attach streams and no more."""
+    from docker.transport.unixconn import UnixHTTPConnection
+
+    from swarmsync.docker_runner import attach_stream, docker_client
+
+    client = docker_client()
+    opened: list[str] = []
+    real_connect = UnixHTTPConnection.connect
+
+    def counted_connect(self) -> None:
+        opened.append(self.unix_socket)
+        real_connect(self)
+
+    monkeypatch.setattr(UnixHTTPConnection, "connect", counted_connect)
+    for i in range(3):
+        container = client.containers.create(busybox, ["echo", f"hello {i}"], labels={"io.swarmsync.test": "pool"})
+        try:
+            stream = attach_stream(client.api, container.id)
+            container.start()
+            output = b"".join(out for out, _err in stream if out)
+            assert container.wait()["StatusCode"] == 0
+            container.reload()
+            assert output == f"hello {i}\n".encode() and container.status == "exited"
+        finally:
+            container.remove(force=True)
+    assert len(client.api.adapters["http+docker://"].pools) == 1
+    # an attach stream takes its socket over; everything else reuses the pool's (docker-py's own: 18-21 here)
+    assert len(opened) <= 6, f"{len(opened)} sockets opened to the engine for 3 containers"
+
+
+def test_a_poll_validates_only_the_runs_the_worker_would_submit(pool, busybox):
+    """A run the worker is already submitting stays Scheduled until its Pending is set, so Prefect's poll
+    answered it again in every poll of a burst (~3 validations of each run, ~5% of the worker's CPU): a poll
+    leaves out the runs being submitted and those of queues needing labels this host lacks."""
+    from prefect.client.schemas.responses import WorkerFlowRunResponse
+
+    from swarmsync.routing import queue_for
+    from swarmsync.worker import SwarmSyncWorker
+
+    jobs = [swarmsync.submit(busybox, ["echo", f"job {i}"], pool=pool) for i in range(3)]
+    labelled = swarmsync.submit(busybox, ["echo", "gpu"], pool=pool, queue=queue_for(["gpu"]))
+
+    async def poll() -> list[WorkerFlowRunResponse]:
+        async with SwarmSyncWorker(work_pool_name=pool) as worker:
+            worker._submitting_flow_run_ids.add(uuid.UUID(jobs[0].id))
+            return await worker._get_scheduled_flow_runs()
+
+    try:
+        with prefect_api():
+            found = anyio.run(poll)
+        assert all(isinstance(entry, WorkerFlowRunResponse) for entry in found)
+        assert sorted(str(entry.flow_run.id) for entry in found) == sorted(job.id for job in jobs[1:])
+        assert {entry.work_pool_id for entry in found} == {found[0].work_pool_id}
+    finally:
+        for job in [*jobs, labelled]:
+            job.cancel()
+
+
 def test_job_runs_use_the_workers_one_api_client(pool, busybox, monkeypatch, no_leftover_containers):
     """A worker's runs (the flow engine, the run's artifacts) share the worker's Prefect client: a
     new client per job costs an SSL context (~35 ms of CPU) and a connection. The worker runs as
