@@ -528,7 +528,7 @@ def test_a_jobs_docker_calls_share_one_connection_pool(busybox, monkeypatch):
         finally:
             container.remove(force=True)
     assert len(client.api.adapters["http+docker://"].pools) == 1
-    # an attach stream takes its socket over; everything else reuses the pool's (docker-py's own: 18-21 here)
+    # an attach stream takes its socket over; everything else reuses the pool's (docker-py's own adapter: 17 pools)
     assert len(opened) <= 6, f"{len(opened)} sockets opened to the engine for 3 containers"
 
 
