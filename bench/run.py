@@ -219,6 +219,12 @@ def start_server(home: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("prefect server did not start")
 
 
+def children(pid: int, pattern: str) -> list[int]:
+    """The pids of `pid`'s children whose command line matches `pattern` (pgrep -f)."""
+    found = subprocess.run(["pgrep", "-P", str(pid), "-f", pattern], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
 def cpu_seconds(root_pids: list[int]) -> float:
     """User+system CPU seconds used so far by these processes and their children (live and reaped)."""
     total = 0.0
@@ -378,14 +384,11 @@ def _bench_swarmsync(up: subprocess.Popen, image: str, singles: int, burst: int,
         return [str(e.job.id) for e in entries if e.job]
 
     # this stack's job worker (`swarmsync worker start`), not the pipeline pool's Prefect process worker
-    worker_pid = int(subprocess.run(["pgrep", "-P", str(up.pid), "-f", "cli.main worker start"],
-                                    capture_output=True, text=True).stdout.split()[0])
-    server_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "prefect[_ ]server"],  # + services
-                                                  capture_output=True, text=True).stdout.split()]
+    worker_pid = children(up.pid, "cli.main worker start")[0]
+    server_pids = children(up.pid, "prefect[_ ]server")  # + services
     # counted as bench/scale.py counts the server host (issue 29): the SwarmSync API, and on PostgreSQL the
     # backends serving Prefect's database (sampled: bench/cpu_split.py)
-    api_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid), "-f", "cli.main api"],
-                                               capture_output=True, text=True).stdout.split()]
+    api_pids = children(up.pid, "cli.main api")
     more_cpu = {"api": lambda: cpu_seconds(api_pids)}
     pg = None
     if (db_url := os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "")).startswith("postgresql"):

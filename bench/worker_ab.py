@@ -25,12 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NEUTRAL = tempfile.gettempdir()  # the stacks' working directory: not a checkout (`python -m` puts it first)
 
 
-def _children(pid: int, pattern: str) -> list[int]:
-    """The pids of `pid`'s children whose command line matches `pattern`."""
-    found = subprocess.run(["pgrep", "-P", str(pid), "-f", pattern], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
-
-
 def side(port: int, jobs: int, ready: Path, go: Path) -> None:
     """One stack: start it, warm it up, say so, wait for `go`, run the burst, print the CPU per job."""
     sys.path[:0] = [str(ROOT / "bench")]
@@ -45,7 +39,7 @@ def side(port: int, jobs: int, ready: Path, go: Path) -> None:
     up = bench.start_swarmsync(Path(tempfile.mkdtemp(prefix="worker-ab-")) / "stack", port)
     try:
         get_settings.cache_clear()
-        worker, server = _children(up.pid, "cli.main worker start"), _children(up.pid, "prefect[_ ]server")
+        worker, server = bench.children(up.pid, "cli.main worker start"), bench.children(up.pid, "prefect[_ ]server")
         for _ in range(3):
             swarmsync.submit(image, ["echo", "hi"]).wait(120)
         ready.touch()

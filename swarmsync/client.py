@@ -682,20 +682,21 @@ class Client:
 
 
 def spec_fields(image: str, command: list[str] | str | None, options: dict[str, Any]) -> dict[str, Any]:
-    """A JobSpec's fields as the API's JSON takes them, unvalidated: None left out, models (input files) as
-    their JSON."""
-    def as_json(value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return [as_json(item) for item in value]
-        return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-
-    given = {"image": image, "command": command, **options}
-    return {name: as_json(value) for name, value in given.items() if value is not None}
+    """A JobSpec's fields as the API's JSON takes them, unvalidated (`_jsonable`)."""
+    return _jsonable({"image": image, "command": command, **options})
 
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments as a JSON body: None left out, times as ISO strings."""
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
+    """Keyword arguments as a JSON body: None left out, times as ISO strings, models (input files) as their JSON."""
+    return {k: _json_value(v) for k, v in fields.items() if v is not None}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
 def _error_body(response: httpx.Response) -> tuple[Any, list[dict[str, Any]]]:
