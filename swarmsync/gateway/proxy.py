@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import uuid
 from typing import Any
 
 import anyio
@@ -96,7 +97,9 @@ class Gateway:
         elif kind is Kind.RUN_CHANGE:
             await scope.check_run(principal, call.object_id)
             claim = isinstance(data, dict) and (data.get("state") or {}).get("type") == "PENDING"
-            if not claim and not await anyio.to_thread.run_sync(worker_tokens.claimed_by, principal, call.object_id):
+            if claim:
+                data["state"] = bind_transition(data["state"], principal)
+            elif not await anyio.to_thread.run_sync(worker_tokens.claimed_by, principal, call.object_id):
                 raise NotHeld(f"flow run {call.object_id} is not held by worker token {principal.name!r} (not claimed "
                               "through it, or crashed and handed on since): its reports are refused")
         elif kind is Kind.TASK_RUN_CREATE:
@@ -149,9 +152,34 @@ class Gateway:
                 scope.task_runs[str(body["id"])] = str(body["flow_run_id"])
         elif kind is Kind.RUN_CHANGE and object_id and isinstance(sent, dict) and "state" in sent:  # set_state
             state = (sent.get("state") or {}).get("type")
-            if not response.content or response.json().get("status") != "ACCEPT":
+            if not response.content or not accepted(sent["state"], response.json()):
                 return
             if state == "PENDING":
                 await anyio.to_thread.run_sync(worker_tokens.record_claim, principal, object_id)
             elif state in RELEASED:  # ended, or back in the queue (a Crashed run may still be retried by its holder)
                 await anyio.to_thread.run_sync(worker_tokens.forget_claims, [object_id], principal)
+
+
+def accepted(sent: dict[str, Any], result: dict[str, Any]) -> bool:
+    """Whether Prefect's answer to a state proposal means the proposed state is the run's: accepted now, or
+    accepted before, when a proposal sent again after its answer was lost (a Prefect replica died between
+    the two; Prefect's client sends a 502'd request again) is rejected by Prefect's PreventDuplicateTransitions
+    with the run's state, which carries the same transition id."""
+    if result.get("status") == "ACCEPT":
+        return True
+    current = result.get("state") or {}
+    transition = (sent.get("state_details") or {}).get("transition_id")
+    return (result.get("status") == "REJECT" and transition is not None and current.get("type") == sent.get("type")
+            and (current.get("state_details") or {}).get("transition_id") == transition)
+
+
+def bind_transition(state: dict[str, Any], principal: WorkerPrincipal) -> dict[str, Any]:
+    """A claim's transition id made the token's own (derived from the host's id and the token; the same
+    claim sent again derives the same id). Another token of the pool, which can read the run's Pending and
+    its transition id, cannot send a claim whose id matches it: its ids derive from its own token."""
+    details = state.get("state_details") or {}
+    if not details.get("transition_id"):
+        return state
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"swarmsync:worker-token:{principal.token_id}")
+    bound = str(uuid.uuid5(namespace, str(details["transition_id"])))
+    return {**state, "state_details": {**details, "transition_id": bound}}

@@ -6,23 +6,28 @@ completes once the proxy heals: only a run the server says does not exist counts
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import select
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import anyio
+import httpx
 import pytest
 
 import swarmsync
-from swarmsync.connection import api_url
+from swarmsync.connection import api_url, prefect_api
 from swarmsync.deployments.pools import create_pool
 from swarmsync.docker_runner import LABEL_FLOW_RUN
-from tests.conftest import free_port
+from tests.conftest import ARTIFACTS, clean_env, free_port, stop_process
 from tests.waiting import wait_until
 from tests.workers import WorkerProcesses
 
@@ -32,9 +37,12 @@ RUN_READ = re.compile(r"^/api/flow_runs/[0-9a-f-]{36}$")  # GET: read_flow_run, 
 
 
 class FaultProxy:
-    """A reverse proxy to the Prefect API. Faults are rules (method, path regex, kind): while
+    """A reverse proxy to the Prefect API. Faults are rules (method, path regex, kind[, body text]): while
     `rules` is not empty, a matching request gets a 503 ("503"), or no answer for longer than
-    the client's timeout, then a dropped connection ("hang"); "both" alternates the two.
+    the client's timeout, then a dropped connection ("hang"); "both" alternates the two; "lost" is sent
+    on to the server, whose answer is replaced by a 502 (what HAProxy answers when the replica dies
+    after doing the work), and the rule is then removed. A rule with body text matches only requests
+    whose body contains it.
     Websocket upgrades (Prefect's events) are tunnelled untouched, except the worker channel
     (`/work_pools/NAME/workers/connect`), refused with a 404: the worker then heartbeats over
     REST, where the faults reach it."""
@@ -56,18 +64,22 @@ class FaultProxy:
                 pass
 
             def _handle(self) -> None:
-                kind = proxy._fault_for(self.command, self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                kind = proxy._fault_for(self.command, self.path, body or b"")
                 if kind == "hang":
                     time.sleep(proxy.hang_seconds)
                     self.close_connection = True
                     return
-                if kind == "503":
-                    body = b'{"detail": "injected fault"}'
-                    self.send_response(503)
+                if kind in ("503", "lost"):
+                    if kind == "lost":
+                        proxy._forward(self, body)  # the server does the work; its answer never arrives
+                    fault = b'{"detail": "injected fault"}'
+                    self.send_response(503 if kind == "503" else 502)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Content-Length", str(len(fault)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    self.wfile.write(fault)
                     return
                 if self.headers.get("Upgrade", "").lower() == "websocket":
                     if self.path.split("?", 1)[0].endswith("/workers/connect"):
@@ -78,16 +90,7 @@ class FaultProxy:
                         return
                     proxy._tunnel(self)
                     return
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                upstream = http.client.HTTPConnection(proxy.host, proxy.port, timeout=120)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    response = upstream.getresponse()
-                    data = response.read()
-                finally:
-                    upstream.close()
+                response, data = proxy._forward(self, body)
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in HOP_BY_HOP:
@@ -104,17 +107,30 @@ class FaultProxy:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
-    def _fault_for(self, method: str, path: str) -> str | None:
+    def _fault_for(self, method: str, path: str, body: bytes) -> str | None:
         path = path.split("?", 1)[0]
         with self._lock:
-            for rule_method, pattern, kind in self.rules:
-                if rule_method in (method, "*") and pattern.search(path):
+            for rule in self.rules:
+                rule_method, pattern, kind = rule[:3]
+                if rule_method in (method, "*") and pattern.search(path) and (len(rule) < 4 or rule[3] in body):
                     if kind == "both":
                         self._count += 1
                         kind = "hang" if self._count % 2 else "503"
+                    elif kind == "lost":
+                        self.rules = [r for r in self.rules if r is not rule]
                     self.faulted.append((method, path, kind))
                     return kind
         return None
+
+    def _forward(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> tuple[http.client.HTTPResponse, bytes]:
+        upstream = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        try:
+            headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
+            upstream.request(handler.command, handler.path, body=body, headers=headers)
+            response = upstream.getresponse()
+            return response, response.read()
+        finally:
+            upstream.close()
 
     def _tunnel(self, handler: BaseHTTPRequestHandler) -> None:
         """Pass a websocket upgrade and everything after it through as raw bytes."""
@@ -204,3 +220,91 @@ def test_a_running_container_survives_503s_and_timeouts_during_heartbeats_and_re
     assert worker.poll() is None, "the worker must outlive the faults"
     wait_until(lambda: not docker_client.containers.list(all=True, filters=label),
                "the finished job's container removed", timeout=60)
+
+
+SET_STATE = re.compile(r"^/api/flow_runs/[0-9a-f-]{36}/set_state$")
+CLAIM = b'"PENDING"'  # the body of a claim (the worker's proposal of Pending)
+
+
+def _states(job_id: str) -> list[str]:
+    from prefect import get_client
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            states = await client.read_flow_run_states(uuid.UUID(job_id))
+        return [s.type.value for s in sorted(states, key=lambda s: s.timestamp)]
+
+    with prefect_api():
+        return anyio.run(read)
+
+
+def test_a_claim_whose_answer_is_lost_is_still_the_workers(stack, proxy, worker_behind, busybox):
+    """Prefect's HA shape: a replica accepts a worker's Pending and dies before answering (HAProxy answers
+    502). Prefect's client sends the claim again; the server aborts it (the run is Pending already). The
+    worker knows the Pending as its own and runs the job then, not after Core's lost-host bound has put the
+    run back in its queue (Crashed, AwaitingRetry, a second Pending)."""
+    pool = f"t-{uuid.uuid4().hex[:8]}"
+    create_pool(pool)
+    proxy.rules = [("POST", SET_STATE, "lost", CLAIM)]
+    worker_behind(pool, proxy.url)
+    job = swarmsync.submit(busybox, "echo claimed once", pool=pool, timeout=120)
+    job.wait(180)
+    assert job.result().stdout == "claimed once\n"
+    assert proxy.faulted == [("POST", f"/api/flow_runs/{job.id}/set_state", "lost")]
+    assert _states(job.id) == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
+
+
+def test_a_claim_whose_answer_core_lost_is_still_the_hosts(stack, proxy, busybox, tmp_path):
+    """The same through Core's gateway (a host with a worker token): Core's call to Prefect loses the
+    answer, so Core never saw the claim accepted; the host's second claim is aborted. Core finds the run
+    Pending with the claim of that token and records it; the host runs the job and its reports pass."""
+    from swarmsync.auth import worker_tokens
+
+    pool = f"t-{uuid.uuid4().hex[:8]}"
+    create_pool(pool)
+    name = f"lost-{uuid.uuid4().hex[:6]}"
+    token = worker_tokens.create("test", name, pool).token
+    port = free_port()
+    api_env = {**os.environ, "SWARMSYNC_API_URL": proxy.url, "PREFECT_API_URL": proxy.url,
+               "SWARMSYNC_LOST_HOST_CHECK": "false"}  # (the stack's own API runs the check)
+    procs = []
+    try:
+        with open(tmp_path / "api.log", "wb") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "api", "--port", str(port)],
+                                          env=api_env, stdout=log, stderr=subprocess.STDOUT))
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health", procs[0], tmp_path / "api.log"),
+                   "the second API process answers", timeout=90)
+        home = tmp_path / name
+        home.mkdir()
+        env = {**clean_env(), "HOME": str(home), "SWARMSYNC_HOME": str(home / "swarmsync"),
+               "PREFECT_HOME": str(home / "prefect"), "PREFECT_CLIENT_MAX_RETRIES": "1"}
+        worker_log = tmp_path / "worker.log"
+        with open(worker_log, "wb") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--server",
+                 f"http://127.0.0.1:{port}", "--token", token, "--name", name],
+                env=env, stdout=log, stderr=subprocess.STDOUT))
+        wait_until(lambda: b"started!" in worker_log.read_bytes() or procs[1].poll() is not None,
+                   "the worker host started", 60)
+        assert procs[1].poll() is None, worker_log.read_text()
+        proxy.rules = [("POST", SET_STATE, "lost", CLAIM)]
+        job = swarmsync.submit(busybox, "echo claimed once", pool=pool, timeout=120)
+        job.wait(180)
+        assert job.result().stdout == "claimed once\n", worker_log.read_text()
+        assert proxy.faulted == [("POST", f"/api/flow_runs/{job.id}/set_state", "lost")]
+        assert _states(job.id) == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)
+        ARTIFACTS.mkdir(exist_ok=True)
+        for log_name in ("api.log", "worker.log"):
+            if (tmp_path / log_name).exists():
+                (ARTIFACTS / f"faults-{name}-{log_name}").write_bytes((tmp_path / log_name).read_bytes())
+
+
+def _answers(url: str, proc: subprocess.Popen, log: Path) -> bool:
+    assert proc.poll() is None, log.read_text()
+    try:
+        return httpx.get(url, timeout=2).status_code < 500
+    except httpx.HTTPError:
+        return False

@@ -159,3 +159,42 @@ def test_revoked_and_expired_tokens_are_refused(api, admin_session, pools, make_
     assert api.post("/worker-tokens", json={"name": "x1", "pool": "no-such-pool"},
                     headers=auth(admin_session)).status_code == 404
     assert api.post("/worker-tokens", json={"name": name}, headers=auth(admin_session)).status_code == 409
+
+
+
+def test_a_claim_is_bound_to_the_token_that_made_it(api, admin_session, pools):
+    """A claim whose answer was lost (a Prefect replica died, tests/security/test_faults.py) is sent again
+    by Prefect's client with the same transition id; Prefect rejects the duplicate with the run's Pending,
+    and Core takes that as the claim accepted: the token holds the run. Core derives the transition id of a
+    claim from the token, so another token of the pool that sends the same claim, or the Pending's id as
+    stored (it can read the run), holds nothing."""
+    from swarmsync.auth import worker_tokens
+
+    b, run = pools["token_b"], pools["waiting"]
+    made = api.post("/worker-tokens", json={"name": f"t-{uuid.uuid4().hex[:8]}", "pool": pools["b"]},
+                    headers=auth(admin_session))
+    assert made.status_code == 201, made.text
+    other = made.json()["token"]
+    sent = str(uuid.uuid4())
+
+    def claim(transition: str) -> dict:
+        return {"state": {"type": "PENDING", "state_details": {"transition_id": transition}}}
+
+    first = gw(api, b, "POST", f"flow_runs/{run}/set_state", claim(sent))
+    assert first.status_code in (200, 201) and first.json()["status"] == "ACCEPT", first.text
+    stored = str(flow_run(run).state.state_details.transition_id)
+    assert stored not in (sent, "None"), stored  # the token's own
+    # the other host sends the same claim, and one with the stored id: aborted (Pending already), holds nothing
+    for transition in (sent, stored):
+        again = gw(api, other, "POST", f"flow_runs/{run}/set_state", claim(transition))
+        assert again.json()["status"] == "ABORT", again.text
+    running = {"state": {"type": "RUNNING"}}
+    assert gw(api, other, "POST", f"flow_runs/{run}/set_state", running).status_code == 409
+    # Core never saw the first claim accepted (its answer lost on the way from Prefect): the host's claim sent
+    # again is rejected as a duplicate with the run's Pending, and Core records the claim
+    worker_tokens.forget_claims([run])
+    assert gw(api, b, "POST", f"flow_runs/{run}/set_state", running).status_code == 409
+    again = gw(api, b, "POST", f"flow_runs/{run}/set_state", claim(sent))
+    assert again.json()["status"] == "REJECT" and again.json()["state"]["type"] == "PENDING", again.text
+    moved = gw(api, b, "POST", f"flow_runs/{run}/set_state", running)
+    assert moved.status_code in (200, 201) and moved.json()["status"] == "ACCEPT", moved.text
