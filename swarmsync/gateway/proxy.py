@@ -152,8 +152,12 @@ class Gateway:
                 scope.task_runs[str(body["id"])] = str(body["flow_run_id"])
         elif kind is Kind.RUN_CHANGE and object_id and isinstance(sent, dict) and "state" in sent:  # set_state
             state = (sent.get("state") or {}).get("type")
-            if not response.content or not accepted(sent["state"], response.json()):
+            result = response.json() if response.content else {}
+            if not accepted(sent["state"], result):
                 return
+            if result.get("status") != "ACCEPT":
+                logger.info("worker token %s: its %s of flow run %s was sent again (the first answer was lost); "
+                            "Prefect had taken the first", principal.name, state, object_id)
             if state == "PENDING":
                 await anyio.to_thread.run_sync(worker_tokens.record_claim, principal, object_id)
             elif state in RELEASED:  # ended, or back in the queue (a Crashed run may still be retried by its holder)
