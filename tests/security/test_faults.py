@@ -1,7 +1,9 @@
 """Faults between a worker and the Prefect API: a small fault-injecting proxy (pure Python,
 on 127.0.0.1) stands between them and answers 503s and timeouts for a while during the
 worker's heartbeats and recovery. A running job's container survives it, and the job
-completes once the proxy heals: only a run the server says does not exist counts as deleted."""
+completes once the proxy heals: only a run the server says does not exist counts as deleted.
+A claim whose answer is lost (passed on to Prefect, answered 502: a replica that died after the
+work) is still the worker's, with or without a worker token (Core's gateway between them)."""
 
 from __future__ import annotations
 
