@@ -8,8 +8,10 @@ string of Core's and no Redis.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -19,6 +21,10 @@ import httpx
 from swarmsync.errors import RefusedError
 
 GATEWAY_PATH = "/worker/prefect/api"
+TRANSIENT = (408, 429, 500, 502, 503, 504)  # Core restarting or busy: a read is sent again
+MAX_DELAY = 10.0
+
+log = logging.getLogger("swarmsync.core_link")
 WORKER_AUTH_USER = "worker"  # the token travels as Prefect's auth string `worker:ssw_...`
 
 
@@ -62,6 +68,30 @@ class CoreLink:
             raise CoreRefused(response.status_code, f"Core refused this worker: {detail}")
         return response
 
+    def read(self, path: str, patience: float | None = None) -> httpx.Response:
+        """A GET of Core's worker routes that waits out a Core restarting (`swarmsync up` or the compose
+        stack starting the API again): a connection that fails or an answer of TRANSIENT is tried again 1,
+        2, 4 ... 10 s apart for up to `patience` s (the host's lease by default: a host that has not reached
+        Core for that long fences its jobs anyway); then the last error is raised, or the last answer returned."""
+        if patience is None:
+            from swarmsync.settings import get_settings
+
+            patience = get_settings().host_lease_seconds
+        deadline, delay = time.monotonic() + patience, 1.0
+        while True:
+            try:
+                response = self.request("GET", path)
+                if response.status_code not in TRANSIENT or time.monotonic() + delay > deadline:
+                    return response
+                problem = f"Core answered {response.status_code}"
+            except httpx.TransportError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                problem = f"{type(exc).__name__}: {exc}"
+            log.warning("GET %s: %s; trying again in %.0f s", path, problem, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY)
+
     def whoami(self) -> dict[str, Any]:
         """The token's name, pool and queue."""
         response = self.request("GET", "/worker/whoami")
@@ -73,12 +103,12 @@ class CoreLink:
             k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in facts.items()}).raise_for_status()
 
     def run_owner(self, run_id: str) -> dict[str, Any]:
-        response = self.request("GET", f"/worker/runs/{run_id}/owner")
+        response = self.read(f"/worker/runs/{run_id}/owner")
         response.raise_for_status()
         return response.json()
 
     def run_outcome(self, run_id: str) -> tuple[str, str | None] | None:
-        response = self.request("GET", f"/worker/runs/{run_id}/outcome")
+        response = self.read(f"/worker/runs/{run_id}/outcome")
         if response.status_code == 404:
             return None
         response.raise_for_status()
