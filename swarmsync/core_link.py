@@ -21,11 +21,11 @@ import httpx
 from swarmsync.errors import RefusedError
 
 GATEWAY_PATH = "/worker/prefect/api"
+WORKER_AUTH_USER = "worker"  # the token travels as Prefect's auth string `worker:ssw_...`
 TRANSIENT = (408, 429, 500, 502, 503, 504)  # Core restarting or busy: a read is sent again
-MAX_DELAY = 10.0
+MAX_DELAY = 10.0  # the longest wait between two tries of a read
 
 log = logging.getLogger("swarmsync.core_link")
-WORKER_AUTH_USER = "worker"  # the token travels as Prefect's auth string `worker:ssw_...`
 
 
 class CoreRefused(RefusedError, RuntimeError):
