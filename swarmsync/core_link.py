@@ -88,7 +88,7 @@ class CoreLink:
                 if time.monotonic() + delay > deadline:
                     raise
                 problem = f"{type(exc).__name__}: {exc}"
-            log.warning("GET %s: %s; trying again in %.0f s", path, problem, delay)
+            log.warning("GET %s: %s (trying again in %.0f s)", path, problem, delay)
             time.sleep(delay)
             delay = min(delay * 2, MAX_DELAY)
 
