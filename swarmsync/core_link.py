@@ -23,7 +23,7 @@ from swarmsync.errors import RefusedError
 GATEWAY_PATH = "/worker/prefect/api"
 WORKER_AUTH_USER = "worker"  # the token travels as Prefect's auth string `worker:ssw_...`
 TRANSIENT = (408, 429, 500, 502, 503, 504)  # Core restarting or busy: a read is sent again
-MAX_DELAY = 10.0  # the longest wait between two tries of a read
+MAX_READ_DELAY = 10.0  # the longest wait between two tries of a read
 
 log = logging.getLogger("swarmsync.core_link")
 
@@ -77,20 +77,15 @@ class CoreLink:
             from swarmsync.settings import get_settings
 
             patience = get_settings().host_lease_seconds
-        deadline, delay = time.monotonic() + patience, 1.0
+        waiting = Patience(patience, f"GET {path}", max_delay=MAX_READ_DELAY)
         while True:
             try:
                 response = self.request("GET", path)
-                if response.status_code not in TRANSIENT or time.monotonic() + delay > deadline:
+                if response.status_code not in TRANSIENT or not waiting.wait(f"Core answered {response.status_code}"):
                     return response
-                problem = f"Core answered {response.status_code}"
             except httpx.TransportError as exc:
-                if time.monotonic() + delay > deadline:
+                if not waiting.wait(f"{type(exc).__name__}: {exc}"):
                     raise
-                problem = f"{type(exc).__name__}: {exc}"
-            log.warning("GET %s: %s (trying again in %.0f s)", path, problem, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY)
 
     def whoami(self) -> dict[str, Any]:
         """The token's name, pool and queue."""
@@ -156,3 +151,32 @@ def use(link: CoreLink) -> None:
     from prefect.context import refresh_global_settings_context
 
     refresh_global_settings_context()
+
+
+class Patience:
+    """Waits between failed calls to Core (1, 2, 4 ... `max_delay` s) while they have lasted less than
+    `seconds` in a row; logs what failed at most once a minute."""
+
+    def __init__(self, seconds: float, what: str, max_delay: float = 30.0) -> None:
+        self.seconds, self.what, self.max_delay = seconds, what, max_delay
+        self.reset()
+
+    def reset(self) -> None:
+        """A call went through: the next failure starts a new wait."""
+        self.since: float | None = None
+        self.delay = 1.0
+        self.logged = 0.0
+
+    def wait(self, problem: object) -> bool:
+        """Sleep before the next try and True; False (no sleep) once the failures have lasted `seconds`."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        if now - self.since >= self.seconds:
+            return False
+        if now - self.logged >= 60:
+            log.warning("%s: %s; trying again (for up to %.0f s)", self.what, problem, self.seconds)
+            self.logged = now
+        time.sleep(min(self.delay, max(0.0, self.since + self.seconds - now)))
+        self.delay = min(self.delay * 2, self.max_delay)
+        return True

@@ -1,5 +1,6 @@
 """Worker processes for tests: `swarmsync worker start` in its own session, waited for until
-Prefect lists it ONLINE, stopped (TERM, then KILL) at the end."""
+Prefect lists it ONLINE, stopped (TERM, then KILL) at the end; a worker host with a token
+(`start_token_host`) and a SwarmSync API process of its own (`start_api`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import uuid
 from pathlib import Path
 
 import anyio
+import httpx
 from prefect.client.orchestration import get_client
 
 from swarmsync.connection import prefect_api
+from tests.conftest import clean_env
 from tests.waiting import wait_until
 
 
@@ -61,3 +64,39 @@ class WorkerProcesses:
                     proc.wait(20)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_token_host(server: str, token: str, name: str, home: Path, *extra: str,
+                     env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`swarmsync worker start --server SERVER --token TOKEN --name NAME` with nothing of the test's stack in
+    its environment (HOME and its settings under `home`), once it says it started; its log is home/worker.log
+    (`proc.log_path`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    full_env = {**clean_env(), "HOME": str(home), "SWARMSYNC_HOME": str(home / "swarmsync"),
+                "PREFECT_HOME": str(home / "prefect"), **(env or {})}
+    log_path = home / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--server", server, "--token", token,
+             "--name", name, *extra], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log_path
+    wait_until(lambda: b"started!" in log_path.read_bytes() or proc.poll() is not None, "the worker host started", 60)
+    assert proc.poll() is None, log_path.read_text()
+    return proc
+
+
+def start_api(port: int, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`swarmsync api --port PORT` with this process's environment (`env` over it), once /health answers."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "api", "--port", str(port)],
+                                env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+
+    def up() -> bool:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, "the API process answers", timeout=90)
+    return proc

@@ -27,13 +27,12 @@ from swarmsync.archive.errors import ArchiveStoreError
 from swarmsync.archive.layout import MANIFEST, check_name
 from swarmsync.archive.staging import CHUNK_HEADER, MANIFEST_HEADER, OFFSET_HEADER
 from swarmsync.archive.store import CHUNK, Source, Store, StoredJob
-from swarmsync.core_link import CoreLink, CoreRefused
+from swarmsync.core_link import CoreLink, CoreRefused, Patience
 from swarmsync.errors import UnavailableError
 
 log = logging.getLogger("swarmsync.archive")
 
 MIN_CHUNK = 64 * 1024  # a 413 halves the chunk down to this
-MAX_DELAY = 30.0
 COMMIT_TIMEOUT = httpx.Timeout(900.0, connect=10.0)  # Core copies a large archive into its store meanwhile
 COMMIT_ROUNDS = 3  # a commit answered "incomplete" (409) is followed by this many resumed uploads at most
 
@@ -101,7 +100,7 @@ class CoreStore(Store):
         size = path.stat().st_size
         if size == 0:
             return  # Core makes an empty file that the manifest lists
-        patience = _Patience(self.patience, f"{name} of job {job_id}")
+        patience = _Patience(self.patience, f"upload of {name} of job {job_id}")
         offset: int | None = 0  # a fresh upload starts at 0; a 409 says where Core is
         with open(path, "rb") as handle:
             while True:
@@ -140,7 +139,7 @@ class CoreStore(Store):
 
     def _commit(self, job_id: str, body: bytes) -> None:
         headers = {MANIFEST_HEADER: hashlib.sha256(body).hexdigest(), "Content-Type": "application/json"}
-        patience = _Patience(self.patience, f"the commit of job {job_id}")
+        patience = _Patience(self.patience, f"upload of the commit of job {job_id}")
         rounds = 0
         while True:
             try:
@@ -208,29 +207,13 @@ class CoreStore(Store):
         return iter(())
 
 
-class _Patience:
-    """Waits between failed calls (1, 2, 4 ... 30 s) and gives up once they have lasted `seconds` in a row."""
+class _Patience(Patience):
+    """An upload's patience: ArchiveStoreError once Core has failed it for `seconds` in a row."""
 
-    def __init__(self, seconds: float, what: str) -> None:
-        self.seconds, self.what = seconds, what
-        self.reset()
-
-    def reset(self) -> None:
-        self.since: float | None = None
-        self.delay = 1.0
-        self.logged = 0.0
-
-    def wait(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if self.since is None:
-            self.since = now
-        if now - self.since >= self.seconds:
-            raise ArchiveStoreError(f"upload of {self.what} to Core gave up after {self.seconds:.0f} s: {exc}")
-        if now - self.logged >= 60:
-            log.warning("upload of %s: %s; trying again (for up to %.0f s)", self.what, exc, self.seconds)
-            self.logged = now
-        time.sleep(min(self.delay, max(0.0, self.since + self.seconds - now)))
-        self.delay = min(self.delay * 2, MAX_DELAY)
+    def wait(self, problem: object) -> bool:
+        if not super().wait(problem):
+            raise ArchiveStoreError(f"{self.what} to Core gave up after {self.seconds:.0f} s: {problem}")
+        return True
 
 
 def _detail(response: httpx.Response | None) -> str:

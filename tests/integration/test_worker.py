@@ -544,16 +544,17 @@ def test_a_poll_validates_only_the_runs_the_worker_would_submit(pool, busybox):
     jobs = [swarmsync.submit(busybox, ["echo", f"job {i}"], pool=pool) for i in range(3)]
     labelled = swarmsync.submit(busybox, ["echo", "gpu"], pool=pool, queue=queue_for(["gpu"]))
 
-    async def poll() -> list[WorkerFlowRunResponse]:
+    async def poll() -> tuple[list[WorkerFlowRunResponse], uuid.UUID]:
         async with SwarmSyncWorker(work_pool_name=pool) as worker:
             worker._submitting_flow_run_ids.add(uuid.UUID(jobs[0].id))
-            return await worker._get_scheduled_flow_runs()
+            return await worker._get_scheduled_flow_runs(), worker._work_pool.id
 
     try:
         with prefect_api():
-            found = anyio.run(poll)
+            found, pool_id = anyio.run(poll)
         assert all(isinstance(entry, WorkerFlowRunResponse) for entry in found)
         assert sorted(str(entry.flow_run.id) for entry in found) == sorted(job.id for job in jobs[1:])
+        assert {entry.work_pool_id for entry in found} == {pool_id}  # the worker's own pool, validated whole
     finally:
         for job in [*jobs, labelled]:
             job.cancel()

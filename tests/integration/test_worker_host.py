@@ -7,7 +7,6 @@ The same on separate, firewalled hosts: tests/multihost/test_worker_hosts.py."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,9 @@ import swarmsync
 from swarmsync.docker_runner import LABEL_FLOW_RUN
 from swarmsync.jobs import LocalJobs
 from swarmsync.routing import queue_for
-from tests.conftest import ARTIFACTS, clean_env, stop_process
+from tests.conftest import ARTIFACTS, stop_process
 from tests.waiting import wait_until
+from tests.workers import start_token_host
 
 
 class Host:
@@ -39,17 +39,10 @@ def worker_host(stack, tmp_path, busybox) -> Iterator[Host]:
     name = f"tokhost-{uuid.uuid4().hex[:6]}"
     token = worker_tokens.create("test", name, get_settings().work_pool).token
     home = tmp_path / name
-    home.mkdir()
-    env = {**clean_env(), "HOME": str(home), "SWARMSYNC_HOME": str(home / "swarmsync"),
-           "PREFECT_HOME": str(home / "prefect"), "PREFECT_WORKER_HEARTBEAT_SECONDS": "3"}
-    log = home / "worker.log"
     server = f"http://127.0.0.1:{stack['SWARMSYNC_API_PORT']}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--server", server, "--token", token,
-         "--name", name, "--label", name, "--limit", "2"],
-        env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
-    wait_until(lambda: b"started!" in log.read_bytes() or proc.poll() is not None, "the worker host started", 60)
-    assert proc.poll() is None, log.read_text()
+    proc = start_token_host(server, token, name, home, "--label", name, "--limit", "2",
+                            env={"PREFECT_WORKER_HEARTBEAT_SECONDS": "3"})
+    log = proc.log_path
     yield Host(name, home, token, proc, log)
     stop_process(proc)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,8 +24,7 @@ from swarmsync.connection import prefect_api
 from swarmsync.db import ArchiveRecord, session_scope
 from swarmsync.deployments.pools import create_pool
 from tests.conftest import free_port
-from tests.waiting import wait_until
-from tests.workers import WorkerProcesses
+from tests.workers import WorkerProcesses, start_api
 
 MIB = 1 << 20
 
@@ -152,21 +149,10 @@ def test_a_200_mb_download_through_the_api_streams_in_bounded_memory(stack, acco
     location, manifest = anyio.run(archive.write_archive, job_id, spool, manifest)
     archive.index_archive(manifest, location)
     port = free_port()
-    log = open(tmp_path / "api.log", "wb")  # noqa: SIM115
-    api_proc = subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "api", "--port", str(port)],
-                                env={**os.environ}, stdout=log, stderr=subprocess.STDOUT)
+    api_proc = start_api(port, tmp_path / "api.log")
     try:
         url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {role_tokens['viewer']}"}
-
-        def up() -> bool:
-            assert api_proc.poll() is None, (tmp_path / "api.log").read_text()
-            try:
-                return httpx.get(f"{url}/health", timeout=2).status_code < 500
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, "the API process answers", timeout=90)
         with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
             assert client.get(f"/jobs/{job_id}/result", timeout=60).status_code == 200  # warm up
             before = _vm(api_proc.pid, "VmHWM")

@@ -8,30 +8,26 @@ work) is still the worker's, with or without a worker token (Core's gateway betw
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import select
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
 import pytest
 
 import swarmsync
 from swarmsync.connection import api_url, prefect_api
 from swarmsync.deployments.pools import create_pool
 from swarmsync.docker_runner import LABEL_FLOW_RUN
-from tests.conftest import ARTIFACTS, clean_env, free_port, stop_process
+from tests.conftest import ARTIFACTS, free_port, stop_process
 from tests.waiting import wait_until
-from tests.workers import WorkerProcesses
+from tests.workers import WorkerProcesses, start_api, start_token_host
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
               "content-length"}
@@ -242,9 +238,10 @@ def _states(job_id: str) -> list[str]:
 
 def test_a_claim_whose_answer_is_lost_is_still_the_workers(stack, proxy, worker_behind, busybox):
     """Prefect's HA shape: a replica accepts a worker's Pending and dies before answering (HAProxy answers
-    502). Prefect's client sends the claim again; the server aborts it (the run is Pending already). The
-    worker knows the Pending as its own and runs the job then, not after Core's lost-host bound has put the
-    run back in its queue (Crashed, AwaitingRetry, a second Pending)."""
+    502). Prefect's client sends the claim again with the same transition id; Prefect rejects the duplicate
+    with the run's Pending, and the worker runs the job then, not after Core's lost-host bound has put the
+    run back in its queue (Scheduled "Resuming", a second Pending). (Prefect's own transition ids: this
+    passed before the gateway's fix too; it guards the shape without a token.)"""
     pool = f"t-{uuid.uuid4().hex[:8]}"
     create_pool(pool)
     proxy.rules = [("POST", SET_STATE, "lost", CLAIM)]
@@ -258,8 +255,9 @@ def test_a_claim_whose_answer_is_lost_is_still_the_workers(stack, proxy, worker_
 
 def test_a_claim_whose_answer_core_lost_is_still_the_hosts(stack, proxy, busybox, tmp_path):
     """The same through Core's gateway (a host with a worker token): Core's call to Prefect loses the
-    answer, so Core never saw the claim accepted; the host's second claim is aborted. Core finds the run
-    Pending with the claim of that token and records it; the host runs the job and its reports pass."""
+    answer, so Core never saw the claim accepted. The host's claim sent again is rejected by Prefect as the
+    duplicate of that token's claim, with the run's Pending: Core records the claim, the host runs the job
+    and its reports pass (before: refused 409, the run put back in its queue by the lost-host bound)."""
     from swarmsync.auth import worker_tokens
 
     pool = f"t-{uuid.uuid4().hex[:8]}"
@@ -267,28 +265,14 @@ def test_a_claim_whose_answer_core_lost_is_still_the_hosts(stack, proxy, busybox
     name = f"lost-{uuid.uuid4().hex[:6]}"
     token = worker_tokens.create("test", name, pool).token
     port = free_port()
-    api_env = {**os.environ, "SWARMSYNC_API_URL": proxy.url, "PREFECT_API_URL": proxy.url,
-               "SWARMSYNC_LOST_HOST_CHECK": "false"}  # (the stack's own API runs the check)
     procs = []
     try:
-        with open(tmp_path / "api.log", "wb") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "swarmsync.cli.main", "api", "--port", str(port)],
-                                          env=api_env, stdout=log, stderr=subprocess.STDOUT))
-        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health", procs[0], tmp_path / "api.log"),
-                   "the second API process answers", timeout=90)
-        home = tmp_path / name
-        home.mkdir()
-        env = {**clean_env(), "HOME": str(home), "SWARMSYNC_HOME": str(home / "swarmsync"),
-               "PREFECT_HOME": str(home / "prefect"), "PREFECT_CLIENT_MAX_RETRIES": "1"}
-        worker_log = tmp_path / "worker.log"
-        with open(worker_log, "wb") as log:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "swarmsync.cli.main", "worker", "start", "--server",
-                 f"http://127.0.0.1:{port}", "--token", token, "--name", name],
-                env=env, stdout=log, stderr=subprocess.STDOUT))
-        wait_until(lambda: b"started!" in worker_log.read_bytes() or procs[1].poll() is not None,
-                   "the worker host started", 60)
-        assert procs[1].poll() is None, worker_log.read_text()
+        # (the stack's own API runs the lost-host check)
+        procs.append(start_api(port, tmp_path / "api.log", env={
+            "SWARMSYNC_API_URL": proxy.url, "PREFECT_API_URL": proxy.url, "SWARMSYNC_LOST_HOST_CHECK": "false"}))
+        procs.append(start_token_host(f"http://127.0.0.1:{port}", token, name, tmp_path / name,
+                                      env={"PREFECT_CLIENT_MAX_RETRIES": "1"}))
+        worker_log = procs[1].log_path
         proxy.rules = [("POST", SET_STATE, "lost", CLAIM)]
         job = swarmsync.submit(busybox, "echo claimed once", pool=pool, timeout=120)
         job.wait(180)
@@ -299,14 +283,6 @@ def test_a_claim_whose_answer_core_lost_is_still_the_hosts(stack, proxy, busybox
         for proc in reversed(procs):
             stop_process(proc)
         ARTIFACTS.mkdir(exist_ok=True)
-        for log_name in ("api.log", "worker.log"):
-            if (tmp_path / log_name).exists():
-                (ARTIFACTS / f"faults-{name}-{log_name}").write_bytes((tmp_path / log_name).read_bytes())
-
-
-def _answers(url: str, proc: subprocess.Popen, log: Path) -> bool:
-    assert proc.poll() is None, log.read_text()
-    try:
-        return httpx.get(url, timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
+        for log_path in (tmp_path / "api.log", tmp_path / name / "worker.log"):
+            if log_path.exists():
+                (ARTIFACTS / f"faults-{name}-{log_path.name}").write_bytes(log_path.read_bytes())

@@ -72,3 +72,17 @@ def test_a_read_gives_up_after_its_patience() -> None:
     finally:
         core.close()
     assert response.status_code == 503 and core.calls >= 2  # tried again, then the last answer is returned
+
+
+def test_an_upload_gives_up_after_its_patience(tmp_path) -> None:
+    """Uploads wait for Core the same way (their own patience), then fail with the store's error."""
+    import uuid
+
+    from swarmsync.archive.core_store import CoreStore
+    from swarmsync.archive.errors import ArchiveStoreError
+
+    output = tmp_path / "output.txt"
+    output.write_bytes(b"hello\n")
+    store = CoreStore(CoreLink(f"http://127.0.0.1:{free_port()}", "ssw_z"), patience=2)
+    with pytest.raises(ArchiveStoreError, match=r"upload of output.txt of job .* to Core gave up after 2 s"):
+        store.put(f"{uuid.uuid4()}/output.txt", output)
