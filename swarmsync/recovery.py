@@ -49,7 +49,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Scheduled
 
 from swarmsync.connection import api_url
-from swarmsync.db import WorkerTelemetry, session_scope
+from swarmsync.db import WorkerTelemetry, session_scope, upsert
 from swarmsync.docker_runner import (
     LABEL_FLOW_RUN,
     LABEL_INSTANCE,
@@ -97,10 +97,9 @@ def record_telemetry(worker_name: str, pool: str, running_jobs: int, started_at:
 
 def store_telemetry(**facts: Any) -> None:
     """One telemetry row (by the worker itself with the database, or by Core for a worker with a token)."""
-    row = WorkerTelemetry(**facts, heartbeat_at=datetime.now(UTC))
     try:
         with session_scope() as session:
-            session.merge(row)
+            upsert(session, WorkerTelemetry, **facts, heartbeat_at=datetime.now(UTC))
     except Exception:  # noqa: BLE001 - telemetry must never stop a worker
         logger.exception("could not record worker telemetry")
 

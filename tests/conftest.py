@@ -122,12 +122,10 @@ def busybox(docker_client) -> str:
 def _configure(env: dict[str, str]) -> None:
     os.environ.update(env)
     os.environ.pop("PREFECT_API_URL", None)
-    from swarmsync.db.session import get_engine
     from swarmsync.jobs import _deployment_id
     from swarmsync.settings import get_settings
 
     get_settings.cache_clear()
-    get_engine.cache_clear()
     _deployment_id.cache_clear()
 
 

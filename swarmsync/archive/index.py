@@ -14,7 +14,7 @@ from sqlalchemy import select
 from swarmsync.archive.errors import ArchiveNotFound, ArchiveStoreError
 from swarmsync.archive.factory import store_for
 from swarmsync.archive.store import Store
-from swarmsync.db import ArchiveRecord, JobUsage, session_scope
+from swarmsync.db import ArchiveRecord, JobUsage, session_scope, upsert
 from swarmsync.owners import DEFAULT_PROJECT
 from swarmsync.usage import Usage
 
@@ -74,7 +74,7 @@ def index_archive(manifest: dict[str, Any], location: str, block: str | None = N
     files = manifest.get("files", {})
     spec = manifest.get("spec", {})
     command = spec.get("command")
-    row = ArchiveRecord(
+    row = dict(
         job_id=manifest["job_id"],
         image=spec.get("image", ""),
         image_digest=manifest.get("image_digest"),
@@ -98,22 +98,22 @@ def index_archive(manifest: dict[str, Any], location: str, block: str | None = N
         duration_seconds=_seconds(manifest.get("started_at"), manifest.get("finished_at")),
         queue_wait_seconds=_seconds(manifest.get("due_at"), manifest.get("started_at")),
     )
-    with session_scope() as session:
-        session.merge(row)
-        usage = usage_row(manifest, row)
+    usage = usage_row(manifest, row)
+    with session_scope() as session:  # one statement per row (not the ORM's read, then write: swarmsync.db.upsert)
+        upsert(session, ArchiveRecord, **row)
         if usage is not None:
-            session.merge(usage)
+            upsert(session, JobUsage, **usage)
 
 
-def usage_row(manifest: dict[str, Any], row: ArchiveRecord) -> JobUsage | None:
-    """The job's `job_usage` row from its manifest's `usage` (none: its container never ran). It
-    outlives the archive (retention removes files, not what a project used)."""
+def usage_row(manifest: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
+    """The job's `job_usage` row (its columns) from its manifest's `usage` (none: its container never ran),
+    given its index row's. It outlives the archive (retention removes files, not what a project used)."""
     used = Usage.from_dict(manifest.get("usage"))
     if used is None:
         return None
-    return JobUsage(job_id=row.job_id, owner=row.owner, project=row.project or DEFAULT_PROJECT,
-                    pool=manifest.get("pool"), image=row.image, state=row.state, finished_at=row.finished_at,
-                    **{k: v for k, v in asdict(used).items()})
+    return dict(job_id=row["job_id"], owner=row["owner"], project=row["project"] or DEFAULT_PROJECT,
+                pool=manifest.get("pool"), image=row["image"], state=row["state"], finished_at=row["finished_at"],
+                **asdict(used))
 
 
 def _ts(value: str | None) -> datetime | None:

@@ -23,7 +23,7 @@ from swarmsync.auth import audit
 from swarmsync.auth.roles import Unauthenticated
 from swarmsync.auth.secrets import digest, new_secret
 from swarmsync.auth.token_rows import live_token_row
-from swarmsync.db import WorkerClaim, WorkerToken, session_scope
+from swarmsync.db import WorkerClaim, WorkerToken, session_scope, upsert
 from swarmsync.errors import ConflictError, InvalidError, NotFoundError
 from swarmsync.timing import db_utc
 
@@ -203,7 +203,7 @@ def record_claim(principal: WorkerPrincipal, flow_run_id: str) -> None:
     """The token claimed this run (its Pending state went through the gateway and was accepted); a claim of
     another token (the run was retried) is replaced."""
     with session_scope() as session:
-        session.merge(WorkerClaim(flow_run_id=flow_run_id, token_id=principal.token_id, claimed_at=datetime.now(UTC)))
+        upsert(session, WorkerClaim, flow_run_id=flow_run_id, token_id=principal.token_id, claimed_at=datetime.now(UTC))
     _claims[flow_run_id] = principal.token_id
 
 

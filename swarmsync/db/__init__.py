@@ -25,11 +25,12 @@ from swarmsync.db.models import (
     WorkerToken,
 )
 from swarmsync.db.session import get_engine, migrate, session_scope
+from swarmsync.db.upsert import upsert
 
 __all__ = [
     "ApiToken", "ArchiveRecord", "AuditEvent", "Base", "JobUsage", "LoginChallenge", "LoginFailure", "Project",
     "ProjectMember",
     "SecretOwner", "SessionRecord",
     "SshKey", "User",
-    "WorkerClaim", "WorkerTelemetry", "WorkerToken", "get_engine", "migrate", "session_scope",
+    "WorkerClaim", "WorkerTelemetry", "WorkerToken", "get_engine", "migrate", "session_scope", "upsert",
 ]

@@ -27,11 +27,9 @@ PASSWORD = "correct horse battery staple"
 
 def clear_caches() -> None:
     from swarmsync.auth import redis_keys, sessions
-    from swarmsync.db.session import get_engine
     from swarmsync.settings import get_settings
 
     get_settings.cache_clear()
-    get_engine.cache_clear()
     sessions._redis_sessions.cache_clear()
     redis_keys.redis_client.cache_clear()
 
