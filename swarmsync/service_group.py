@@ -31,6 +31,7 @@ from swarmsync.docker_runner import (
     job_labels,
     limits,
     list_containers,
+    new_container,
     thread_with_context,
 )
 from swarmsync.errors import Error
@@ -382,8 +383,8 @@ def start_or_adopt_group(
                     "networking_config": {net: client.api.create_endpoint_config(aliases=[alias])}}
 
         for name, service in spec.services.items():
-            container = client.containers.create(
-                images[name].ref, command=service.docker_command(), entrypoint=service.entrypoint,
+            container = new_container(
+                client, images[name].ref, command=service.docker_command(), entrypoint=service.entrypoint,
                 environment=service.env, working_dir=service.working_dir, user=service.user or "",
                 labels={**labels, LABEL_SERVICE: name, LABEL_ROLE: "service"},
                 name=f"swarmsync-{flow_run_id}-{name}",

@@ -214,7 +214,9 @@ class UsageMeter:
             pid = int((self.container.attrs.get("State") or {}).get("Pid") or 0)
         except Exception:  # noqa: BLE001 - removed meanwhile: nothing to measure
             return
-        paths = cgroup_paths(pid, self.container.id) if pid else None
+        if not pid:  # exited already (an `echo`): Docker's stats of a stopped container are zeros, not worth a request
+            return
+        paths = cgroup_paths(pid, self.container.id)
         if paths is not None:
             self._follow_cgroup(paths, pid)
         elif not self._done.is_set():
