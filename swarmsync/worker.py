@@ -56,6 +56,7 @@ from swarmsync.routing import can_take, clean_labels, host_queues, parse_labels
 from swarmsync.runtime import JobRuntime
 from swarmsync.settings import get_settings
 from swarmsync.spec import run_name_of
+from swarmsync.start_update import StartUpdates, engine_policy
 
 
 class PoolPlaces(BaseModel):
@@ -190,6 +191,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         self._pool_queues: tuple[float, list[str]] | None = None  # (read at, the pool's queues it can take)
         self._run_scopes: dict[UUID, anyio.CancelScope] = {}
         self._fenced: dict[UUID, str] = {}  # runs this host stopped because it lost Core: why
+        self._start_updates = StartUpdates()
 
     async def setup(self) -> None:
         self._core = core_link.current()  # a worker host with a token: Core, never the database
@@ -200,6 +202,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         # one API client for every job run in this process (Prefect's engine otherwise opens
         # a new client, connection and CSRF handshake per run)
         self._client_context = await self._for_runs.enter_async_context(AsyncClientContext())
+        # a run's start is one PATCH of it, not the worker's and then the flow engine's (swarmsync.start_update)
+        for client in {id(c): c for c in (self.client, self._client_context.client)}.values():
+            self._start_updates.install(client)
         console_logs.plain_when_not_a_terminal()
         prefect_internals.skip_suspension_watch()
         prefect_internals.share_tls_contexts()
@@ -310,6 +315,9 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         # started where the worker's client context is not current (Prefect's loops, its observers)
         prefect_internals.enter_client_context(self._client_context)
         flow = await self._load_flow(flow_run)
+        # what Prefect's worker (infrastructure_pid, once started) and flow engine (at its start) write of the run
+        self._start_updates.expect(flow_run.id, infrastructure_pid=identifier, flow_version=flow.version,
+                                   empirical_policy=engine_policy(flow_run, flow))
         if task_status:
             task_status.started(identifier)
         cancelled = self._cancel_events[flow_run.id] = anyio.Event()
@@ -346,6 +354,7 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
                 finally:
                     await self._after_final_state(flow_run, runtime.after_final_state or [])
         finally:
+            self._start_updates.forget(flow_run.id)
             self._running.discard(flow_run.id)
             self._run_scopes.pop(flow_run.id, None)
             self._cancel_events.pop(flow_run.id, None)

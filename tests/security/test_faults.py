@@ -3,7 +3,8 @@ on 127.0.0.1) stands between them and answers 503s and timeouts for a while duri
 worker's heartbeats and recovery. A running job's container survives it, and the job
 completes once the proxy heals: only a run the server says does not exist counts as deleted.
 A claim whose answer is lost (passed on to Prefect, answered 502: a replica that died after the
-work) is still the worker's, with or without a worker token (Core's gateway between them)."""
+work) is still the worker's, with or without a worker token (Core's gateway between them). Through the same
+proxy, what a worker sends to start a run is counted."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class FaultProxy:
         self.hang_seconds = hang_seconds
         self.rules: list[tuple[str, re.Pattern, str]] = []
         self.faulted: list[tuple[str, str, str]] = []  # (method, path, kind) of every fault answered
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request, websockets included
         self._count = 0
         self._lock = threading.Lock()
         proxy = self
@@ -64,6 +66,7 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                proxy.seen.append((self.command, self.path.split("?", 1)[0]))
                 kind = proxy._fault_for(self.command, self.path, body or b"")
                 if kind == "hang":
                     time.sleep(proxy.hang_seconds)
@@ -251,6 +254,32 @@ def test_a_claim_whose_answer_is_lost_is_still_the_workers(stack, proxy, worker_
     assert job.result().stdout == "claimed once\n"
     assert proxy.faulted == [("POST", f"/api/flow_runs/{job.id}/set_state", "lost")]
     assert _states(job.id) == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
+
+
+def test_a_run_starts_with_one_patch_of_it_carrying_what_prefect_writes(stack, proxy, worker_behind, busybox):
+    """Prefect's worker writes a run's infrastructure_pid and its flow engine then the run's flow_version and
+    empirical_policy: one PATCH of the run carries the three (before: two PATCHes per job)."""
+    from prefect import get_client
+
+    from swarmsync.flows.container_job import container_job
+
+    pool = f"t-{uuid.uuid4().hex[:8]}"
+    create_pool(pool)
+    worker_behind(pool, proxy.url)
+    job = swarmsync.submit(busybox, "echo one patch", pool=pool, timeout=120)
+    job.wait(180)
+    assert job.result().stdout == "one patch\n"
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_run(uuid.UUID(job.id))
+
+    with prefect_api():
+        run = anyio.run(read)
+    assert proxy.seen.count(("PATCH", f"/api/flow_runs/{job.id}")) == 1
+    assert run.infrastructure_pid and run.infrastructure_pid.endswith(f":{job.id}")
+    assert run.flow_version == container_job.version and run.flow_version
+    assert (run.empirical_policy.retries, run.empirical_policy.retry_delay) == (0, 0)
 
 
 def test_a_claim_whose_answer_core_lost_is_still_the_hosts(stack, proxy, busybox, tmp_path):
