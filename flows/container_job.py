@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 from prefect import Task, flow, get_run_logger, task
-from prefect.artifacts import LinkArtifact, MarkdownArtifact
+from prefect.artifacts import MarkdownArtifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
@@ -257,15 +257,11 @@ async def archive_result(spec: JobSpec, image: ResolvedImage | None, result: Con
         return await _keep_unstored(flow_run_id, spool, manifest, runtime, exc, link)
     shutil.rmtree(spool, ignore_errors=True)  # only now: the store (or Core) confirmed the archive
     ids = {"flow_run_id": FlowRunContext.get().flow_run.id}
-    artifacts = [  # Prefect's own artifact kinds, formatted by Prefect, sent with explicit run ids
-        ArtifactCreate(type=kind.type, description=kind.description, data=await kind.aformat(), **ids)
-        for kind in (
-            MarkdownArtifact(markdown=outcome.summary_markdown(manifest, location),
-                             description="SwarmSync job result"),
-            LinkArtifact(link=outcome.archive_link(location), link_text="archived result",
-                         description="SwarmSync archive"),
-        )
-    ]
+    # Prefect's own artifact kind, formatted by Prefect, sent with an explicit run id
+    summary = MarkdownArtifact(markdown=outcome.summary_markdown(manifest, location),
+                               description="SwarmSync job result")
+    artifacts = [ArtifactCreate(type=summary.type, description=summary.description,
+                                data=await summary.aformat(), **ids)]
     deferred = runtime.after_final_state
     async with anyio.create_task_group() as tg:  # the index row, and the artifacts unless the worker defers them
         if link is None:  # with a link, Core indexed it when it took the archive
@@ -331,9 +327,9 @@ async def _keep_unstored(job_id: str, spool: Path, manifest: dict[str, Any], run
 
 
 async def create_artifacts(artifacts: list[ArtifactCreate]) -> None:
-    """The run's summary and its link to the archive, one after the other: both through one connection of the
-    worker's client (at once, the second opened a new connection for most jobs of a burst: ~3% of the worker's
-    CPU per job; they are sent after the final state, so nobody waits for them)."""
+    """The run's artifacts (its summary), one after the other through one connection of the worker's client
+    (sent at once, a second opened a new connection for most jobs of a burst); they are sent after the final
+    state, so nobody waits for them."""
     async with get_client() as client:
         for artifact in artifacts:
             await client.create_artifact(artifact)
