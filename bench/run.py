@@ -88,7 +88,7 @@ def print_row(name: str, r: dict) -> None:
     which bench/scale.py counts too, and the load average."""
     print(f"{name:<18}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['per_min']:>10.1f}{r.get('submit_s', 0):>10.1f}"
           f"{r.get('idle_mb', 0):>9.0f}{r.get('peak_mb', 0):>9.0f}{r.get('failed', 0):>12}"
-          f"{r.get('worker_cpu', 0):>15.2f}s{r.get('server_cpu', 0):>15.2f}s", flush=True)
+          f"{r.get('worker_cpu', 0):>15.3f}s{r.get('server_cpu', 0):>15.3f}s", flush=True)
     if "cpu_api" in r:
         pg = (f", PostgreSQL (Prefect's database, sampled: {r['cpu_pg_backends'] * r['burst']:.0f} new backends, "
               f"{r['cpu_pg_sessions'] * r['burst']:.0f} sessions) {r['cpu_pg']:.3f} s" if "cpu_pg" in r else "")
