@@ -23,6 +23,12 @@ each thread's own CPU clock around it), and the Docker SDK's CPU for one contain
 makes it (create, attach, start, wait, remove: docker-py, up to 30 containers one after another): together
 the least CPU a worker spends on a job.
 
+Prefect's own flow engine per run, in this process (`engine_cpu`): runs made from the deployment, then each
+claimed and run by `run_flow_async` 4 at a time on one event loop, as SwarmSync's worker runs them: a flow that
+logs two lines and makes one artifact, with one task that prints one line (a SwarmSync job's flow without the
+container, the archive, or SwarmSync's changes to the engine). This process's CPU per run (every thread) plus one
+container's docker-py CPU is the least a worker that runs each job as a real Prefect flow run can spend.
+
 `--swarmsync`: also `bench/run.py`'s SwarmSync row (a burst of `--runs` real jobs in containers on its own
 stack), so the floors and SwarmSync stand side by side in one run, with the ratio of SwarmSync's server CPU
 per job to each server floor and of its worker CPU per job to the worker floor.
@@ -31,6 +37,7 @@ per job to each server floor and of its worker CPU per job to the worker floor.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import os
 import statistics
 import sys
@@ -113,6 +120,55 @@ def docker_sdk_cpu(runs: int) -> float:
     return statistics.median(samples[2:])  # the first two: imports, connection
 
 
+def engine_cpu(server_pid: int, deployment_id: UUID, runs: int, concurrency: int) -> tuple[float, float]:
+    """Prefect's own flow engine for a job-shaped flow, in this process: CPU per run of this process (every
+    thread: the engine, its log and event services) and of the server. Runs are made from the deployment first
+    (not counted: a worker does not create them), then each is claimed (Pending) and run by `run_flow_async`,
+    `concurrency` at a time on one event loop sharing one client, as SwarmSync's worker runs them. The flow logs
+    two lines, prints one from its one task, and makes one artifact: what a SwarmSync job's flow does, with no
+    container, no archive and none of SwarmSync's changes to Prefect's engine."""
+    import anyio
+    from prefect import flow, get_run_logger, task
+    from prefect.artifacts import acreate_markdown_artifact
+    from prefect.context import AsyncClientContext
+    from prefect.flow_engine import run_flow_async
+    from prefect.states import Pending
+
+    @task(name="run-container")
+    async def run_container() -> None:
+        print("hi")
+
+    @flow(name="floor-job", persist_result=False, log_prints=True)
+    async def job() -> None:
+        logger = get_run_logger()
+        logger.info("job: busybox echo hi")
+        logger.info("image busybox resolved to sha256:0")
+        await run_container()
+        await acreate_markdown_artifact("# summary", description="summary")
+
+    async def burst(count: int) -> tuple[float, float]:
+        async with AsyncClientContext() as context:
+            client = context.client
+            made = [await client.create_flow_run_from_deployment(deployment_id, parameters={}) for _ in range(count)]
+            limiter = anyio.CapacityLimiter(concurrency)
+
+            async def one(run) -> None:
+                async with limiter:
+                    await client.set_flow_run_state(run.id, Pending())
+                    await run_flow_async(job, flow_run=run, parameters={}, return_type="state")
+
+            cpu, server = time.process_time(), bench.cpu_seconds([server_pid])
+            async with anyio.create_task_group() as tg:
+                for run in made:
+                    tg.start_soon(one, run)
+            return (time.process_time() - cpu) / count, (bench.cpu_seconds([server_pid]) - server) / count
+
+    anyio.run(burst, 5)  # warm-up: imports, the flow's first run
+    samples = [anyio.run(burst, runs) for _ in range(3)]
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+
 def _task():
     from prefect import task
 
@@ -128,8 +184,13 @@ def _burst(port: int, deployment_id: UUID, runs: int, threads: int, as_job: bool
     for c in clients:
         c.__enter__()
     try:
+        # each run in a copy of this context: Prefect's settings (the server's URL, `measure_floor`) are a context
+        # variable, and without them the events a client emits (artifacts, task run states) went to a temporary
+        # server Prefect started in this process, not to the measured one (before session 20)
+        contexts = [contextvars.copy_context() for _ in range(runs)]  # copied here, where the settings are
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda i: _one_run(clients[i % threads], deployment_id, as_job), range(runs)))
+            list(pool.map(lambda i: contexts[i].run(_one_run, clients[i % threads], deployment_id, as_job),
+                          range(runs)))
     finally:
         for c in clients:
             c.__exit__(None, None, None)
@@ -144,6 +205,7 @@ def measure_floor(home: Path, port: int, runs: int, threads: int) -> dict[str, f
         try:
             return _measure(server, port, runs, threads)
         finally:
+            bench.drain_events()  # the engine's events go to this server; later ones to the next stack's
             bench.stop(server)
 
 
@@ -164,6 +226,7 @@ def _measure(server, port: int, runs: int, threads: int) -> dict[str, float]:
         out[name] = statistics.median(s[0] for s in samples)
         out[f"{name} wall"] = statistics.median(s[1] for s in samples)
         out[f"{name} client"] = statistics.median(_WORKER_SIDE)
+    out["engine client"], out["engine"] = engine_cpu(server.pid, deployment_id, runs, threads)
     return out
 
 
@@ -191,17 +254,22 @@ def main() -> None:
         for name in ("bare run", "as a SwarmSync job"):
             print(f"  {name:<20} server CPU per run {floor[name]:.3f} s   wall per run {floor[name + ' wall']:.3f} s"
                   f"   worker-side client CPU per run {floor[name + ' client']:.3f} s")
+        print(f"  {'Prefect flow engine':<20} server CPU per run {floor['engine']:.3f} s   in-process engine CPU per "
+              f"run {floor['engine client']:.3f} s (a job-shaped flow run by Prefect's engine, no container)")
         docker_cpu = docker_sdk_cpu(min(args.runs, 30))
         worker_floor = floor["as a SwarmSync job client"] + docker_cpu
         print(f"  Docker SDK CPU per container (create, attach, start, wait, remove): {docker_cpu:.3f} s")
         print(f"  worker floor per job (a SwarmSync job's client side + one container): {worker_floor:.3f} s")
+        engine_floor = floor["engine client"] + docker_cpu
+        print(f"  worker floor with Prefect's engine (the engine's CPU per run + one container): {engine_floor:.3f} s")
         if args.swarmsync:
             os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
             image = os.environ.get("SWARMSYNC_BENCH_IMAGE", "swarmsync/busybox:local")
             result = bench.bench_swarmsync(image, 3, args.runs, tmp / "swarmsync", bench.free_port())
             server = result["server_cpu"]
             print(f"  {'SwarmSync (real jobs)':<20} server CPU per job {server:.3f} s (on SQLite), worker CPU per job "
-                  f"{result['worker_cpu']:.3f} s ({result['worker_cpu'] / worker_floor:.2f}x the worker floor)")
+                  f"{result['worker_cpu']:.3f} s ({result['worker_cpu'] / worker_floor:.2f}x the worker floor, "
+                  f"{result['worker_cpu'] / engine_floor:.2f}x the floor with Prefect's engine)")
             for name in ("bare run", "as a SwarmSync job"):
                 print(f"SwarmSync server CPU per job / {name}: {server / floor[name]:.2f}x")
 
