@@ -132,7 +132,7 @@ def summary(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def summary_markdown(manifest: dict[str, Any], location: str) -> str:
     """The run's artifact (markdown): state, image, result, a link to the archive and every file's checksum.
-    One artifact per job: a second (Prefect's link artifact, until issue 29) cost the worker a request and the
+    One artifact per job: a second (Prefect's link artifact, before session 20) cost the worker a request and the
     Prefect server a row and an event per job for a link this one carries."""
     rows = "\n".join(
         f"| `{name}` | {meta['size']} | `{meta['sha256']}` |" for name, meta in manifest["files"].items()

@@ -318,27 +318,27 @@ class SwarmSyncWorker(BaseWorker[SwarmSyncJobConfiguration, SwarmSyncVariables, 
         # what Prefect's worker (infrastructure_pid, once started) and flow engine (at its start) write of the run
         self._start_updates.expect(flow_run.id, infrastructure_pid=identifier, flow_version=flow.version,
                                    empirical_policy=engine_policy(flow_run, flow))
-        if task_status:
-            task_status.started(identifier)
-        cancelled = self._cancel_events[flow_run.id] = anyio.Event()
-        policy = self._pool_policy(flow_run, configuration)
-        # who submitted the run (or owns its schedule) may have left its project or the pool since: their
-        # roles now (a database query; runs made without the API have no submitter and need none)
-        submitter, project = run_submitter(flow_run), project_of(flow_run)
-        role, project_role = await self._owner_roles(flow_run, submitter, project)
-        runtime = JobRuntime(
-            policy=policy, submitter=submitter, submitter_role=role, project=project,
-            submitter_project_role=project_role,
-            pull_policy=configuration.pull_policy,
-            pool=self._work_pool_name, engine=configuration.docker_host,
-            registry_credentials=configuration.registry_credentials, archive_block=configuration.archive_block,
-            claimed_from=flow_run.state.name if flow_run.state else None, cancel_event=cancelled,
-            after_final_state=[],
-        )
-        if self._job_cancellation:
-            self._job_cancellation.add_in_flight_flow_run_id(flow_run.id)
-        self._running.add(flow_run.id)
-        try:
+        try:  # from here on, what the run registered is let go in `finally`, whatever fails
+            if task_status:
+                task_status.started(identifier)
+            cancelled = self._cancel_events[flow_run.id] = anyio.Event()
+            policy = self._pool_policy(flow_run, configuration)
+            # who submitted the run (or owns its schedule) may have left its project or the pool since: their
+            # roles now (a database query; runs made without the API have no submitter and need none)
+            submitter, project = run_submitter(flow_run), project_of(flow_run)
+            role, project_role = await self._owner_roles(flow_run, submitter, project)
+            runtime = JobRuntime(
+                policy=policy, submitter=submitter, submitter_role=role, project=project,
+                submitter_project_role=project_role,
+                pull_policy=configuration.pull_policy,
+                pool=self._work_pool_name, engine=configuration.docker_host,
+                registry_credentials=configuration.registry_credentials, archive_block=configuration.archive_block,
+                claimed_from=flow_run.state.name if flow_run.state else None, cancel_event=cancelled,
+                after_final_state=[],
+            )
+            if self._job_cancellation:
+                self._job_cancellation.add_in_flight_flow_run_id(flow_run.id)
+            self._running.add(flow_run.id)
             if not await self._wait_for_start(flow_run, cancelled):
                 await self._mark_flow_run_as_cancelled(flow_run, {"message": "cancelled before it started"})
                 return SwarmSyncWorkerResult(identifier=identifier, status_code=0)

@@ -1,7 +1,8 @@
 """Insert a row or, when its primary key exists, replace its given columns: one statement
 (`INSERT ... ON CONFLICT DO UPDATE`, which SQLite and PostgreSQL both have), where the ORM's
 `Session.merge` reads the row first and then writes it (a SELECT, an INSERT or UPDATE, and the
-ORM's bookkeeping: about half a job's database CPU in the worker, docs/benchmarks.md)."""
+ORM's bookkeeping: 5.8% of a worker's CPU samples per job went to indexing its archive that way,
+docs/benchmarks.md, the worker's fifth round)."""
 
 from __future__ import annotations
 
