@@ -41,7 +41,10 @@ async def claim_run(client: PrefectClient, flow_run: FlowRun, log: logging.Logge
                  flow_run.id, state.type.value)
         return False
     if state.state_details.scheduled_time is None:
-        await _restore_final_state(client, flow_run.id, log)
+        try:
+            await _restore_final_state(client, flow_run.id, log)
+        except Exception:  # noqa: BLE001 - never the worker's end (it was, for a host whose gateway refused the read)
+            log.exception("flow run '%s' was claimed from a final state, which could not be put back", flow_run.id)
         return False
     return True
 

@@ -102,6 +102,11 @@ class Gateway:
             elif not await anyio.to_thread.run_sync(worker_tokens.claimed_by, principal, call.object_id):
                 raise NotHeld(f"flow run {call.object_id} is not held by worker token {principal.name!r} (not claimed "
                               "through it, or crashed and handed on since): its reports are refused")
+        elif kind is Kind.RUN_STATES_READ:
+            runs = httpx.QueryParams(query).get_list("flow_run_id")
+            if len(runs) != 1:
+                raise Refused("a worker token reads the states of one flow run at a time (?flow_run_id=ID)")
+            await scope.check_run(principal, runs[0])
         elif kind is Kind.TASK_RUN_CREATE:
             await scope.check_run(principal, (data or {}).get("flow_run_id"))
         elif kind is Kind.TASK_RUN_CHANGE:

@@ -22,6 +22,7 @@ class Kind(Enum):
     DEPLOYMENT_READ = "deployment-read"  # checked on the response: of the token's pool
     QUEUE_READ = "queue-read"  # a work queue by id: checked on the response
     RUN_READ = "run-read"  # a flow run: checked on the response
+    RUN_STATES_READ = "run-states-read"  # a flow run's states (`?flow_run_id=`): the run checked before
     RUN_CHANGE = "run-change"  # a flow run's state, name or labels: checked before
     RUNS_FILTER = "runs-filter"  # flow runs: the filter narrowed to the token's pool
     TASK_RUN_CREATE = "task-run-create"  # body's flow_run_id
@@ -66,6 +67,7 @@ _TABLE: list[tuple[str, re.Pattern[str], Kind]] = [
         ("GET", rf"deployments/(?P<id>{UUID})", Kind.DEPLOYMENT_READ),
         ("GET", rf"work_queues/(?P<id>{UUID})", Kind.QUEUE_READ),
         ("GET", rf"flow_runs/(?P<id>{UUID})", Kind.RUN_READ),
+        ("GET", r"flow_run_states/?", Kind.RUN_STATES_READ),  # a stale claim's restore (swarmsync/claim.py)
         ("PATCH", rf"flow_runs/(?P<id>{UUID})", Kind.RUN_CHANGE),
         ("PATCH", rf"flow_runs/(?P<id>{UUID})/labels", Kind.RUN_CHANGE),
         ("POST", rf"flow_runs/(?P<id>{UUID})/set_state", Kind.RUN_CHANGE),

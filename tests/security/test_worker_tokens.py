@@ -96,6 +96,19 @@ def test_a_token_reads_and_changes_only_its_own_pools_runs(api, pools):
     assert owner.status_code == 200, owner.text
 
 
+def test_a_token_reads_the_states_of_its_own_pools_runs_only(api, pools):
+    """A worker whose claim was accepted from a final state (a stale listing: another host ran the run) reads the
+    run's states to put the final one back (swarmsync/claim.py). Through the gateway that read was refused, and the
+    worker host died of it (the multihost burst with a Prefect API process killed)."""
+    a, b, done = pools["token_a"], pools["token_b"], pools["done"]
+    states = gw(api, a, "GET", f"flow_run_states/?flow_run_id={done}")
+    assert states.status_code == 200, states.text
+    assert "COMPLETED" in {state["type"] for state in states.json()}
+    assert gw(api, b, "GET", f"flow_run_states/?flow_run_id={done}").status_code == 404
+    assert gw(api, a, "GET", "flow_run_states/").status_code == 403
+    assert gw(api, a, "GET", f"flow_run_states/?flow_run_id={done}&flow_run_id={pools['waiting']}").status_code == 403
+
+
 def test_a_token_reads_only_the_secrets_of_runs_it_claimed(api, pools):
     a, b = pools["token_a"], pools["token_b"]
     path = f"block_types/slug/secret/block_documents/name/{pools['secret']}?include_secrets=true"

@@ -19,6 +19,7 @@ RUN = str(uuid.uuid4())
     ("POST", "work_pools/swarmsync/workers/heartbeat", Kind.POOL),
     ("POST", "work_pools/swarmsync/queues/", Kind.POOL_QUEUE_CREATE),
     ("GET", f"flow_runs/{RUN}", Kind.RUN_READ),
+    ("GET", "flow_run_states/", Kind.RUN_STATES_READ),
     ("POST", f"flow_runs/{RUN}/set_state", Kind.RUN_CHANGE),
     ("PATCH", f"flow_runs/{RUN}/labels", Kind.RUN_CHANGE),
     ("POST", "flow_runs/filter", Kind.RUNS_FILTER),
