@@ -20,6 +20,17 @@ from tests.conftest import clean_env
 from tests.waiting import wait_until
 
 
+def read_flow_run(run_id: str):
+    """The flow run as Prefect's API has it now."""
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_run(uuid.UUID(str(run_id)))
+
+    with prefect_api():
+        return anyio.run(read)
+
+
 def online_workers(pool: str) -> list[str]:
     """Names of the pool's workers Prefect lists as ONLINE."""
     async def read():

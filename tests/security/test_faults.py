@@ -28,7 +28,7 @@ from swarmsync.deployments.pools import create_pool
 from swarmsync.docker_runner import LABEL_FLOW_RUN
 from tests.conftest import ARTIFACTS, free_port, stop_process
 from tests.waiting import wait_until
-from tests.workers import WorkerProcesses, start_api, start_token_host
+from tests.workers import WorkerProcesses, read_flow_run, start_api, start_token_host
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
               "content-length"}
@@ -259,8 +259,6 @@ def test_a_claim_whose_answer_is_lost_is_still_the_workers(stack, proxy, worker_
 def test_a_run_starts_with_one_patch_of_it_carrying_what_prefect_writes(stack, proxy, worker_behind, busybox):
     """Prefect's worker writes a run's infrastructure_pid and its flow engine then the run's flow_version and
     empirical_policy: one PATCH of the run carries the three (before: two PATCHes per job)."""
-    from prefect import get_client
-
     from swarmsync.flows.container_job import container_job
 
     pool = f"t-{uuid.uuid4().hex[:8]}"
@@ -270,12 +268,7 @@ def test_a_run_starts_with_one_patch_of_it_carrying_what_prefect_writes(stack, p
     job.wait(180)
     assert job.result().stdout == "one patch\n"
 
-    async def read():
-        async with get_client() as client:
-            return await client.read_flow_run(uuid.UUID(job.id))
-
-    with prefect_api():
-        run = anyio.run(read)
+    run = read_flow_run(job.id)
     assert proxy.seen.count(("PATCH", f"/api/flow_runs/{job.id}")) == 1
     assert run.infrastructure_pid and run.infrastructure_pid.endswith(f":{job.id}")
     assert run.flow_version == container_job.version and run.flow_version

@@ -11,29 +11,16 @@ import time
 import uuid
 from typing import Any
 
-import anyio
 import pytest
 
 import swarmsync
 from swarmsync.settings import get_settings
 from tests.accounts.conftest import auth
+from tests.workers import read_flow_run
 
 
 def gw(api, token: str, method: str, path: str, body: Any = None):
     return api.request(method, f"/worker/prefect/api/{path}", json=body, headers=auth(token))
-
-
-def flow_run(run_id: str) -> Any:
-    from prefect.client.orchestration import get_client
-
-    from swarmsync.connection import prefect_api
-
-    async def read():
-        async with get_client() as client:
-            return await client.read_flow_run(run_id)
-
-    with prefect_api():
-        return anyio.run(read)
 
 
 @pytest.fixture
@@ -63,7 +50,7 @@ def pools(api, admin_session, busybox, stack) -> dict[str, Any]:
         assert made.json()["command"].split()[-1].startswith(("ssw_", "sha256:"))
         tokens[pool] = made.json()
     done.wait(120)
-    secret_block = flow_run(waiting.id).parameters["job"]["secrets"]["TOKEN"]
+    secret_block = read_flow_run(waiting.id).parameters["job"]["secrets"]["TOKEN"]
     yield {"a": pool_a, "b": pool_b, "done": done.id, "waiting": waiting.id, "secret": secret_block,
            "token_a": tokens[pool_a]["token"], "token_b": tokens[pool_b]["token"], "names": tokens}
     waiting.cancel()
@@ -75,7 +62,7 @@ def test_a_token_reads_and_changes_only_its_own_pools_runs(api, pools):
     assert gw(api, b, "GET", f"flow_runs/{pools['done']}").status_code == 404
     moved = gw(api, b, "POST", f"flow_runs/{pools['done']}/set_state", {"state": {"type": "CANCELLED"}, "force": True})
     assert moved.status_code == 404, moved.text
-    assert flow_run(pools["done"]).state.type.value == "COMPLETED"
+    assert read_flow_run(pools["done"]).state.type.value == "COMPLETED"
     log = {"name": "x", "level": 20, "message": "forged", "timestamp": "2026-01-01T00:00:00Z",
            "flow_run_id": pools["done"]}
     assert gw(api, b, "POST", "logs/", [log]).status_code == 404
@@ -195,7 +182,7 @@ def test_a_claim_is_bound_to_the_token_that_made_it(api, admin_session, pools):
 
     first = gw(api, b, "POST", f"flow_runs/{run}/set_state", claim(sent))
     assert first.status_code in (200, 201) and first.json()["status"] == "ACCEPT", first.text
-    stored = str(flow_run(run).state.state_details.transition_id)
+    stored = str(read_flow_run(run).state.state_details.transition_id)
     assert stored not in (sent, "None"), stored  # the token's own
     # the other host sends the same claim, and one with the stored id: aborted (Pending already), holds nothing
     for transition in (sent, stored):
